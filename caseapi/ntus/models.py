@@ -1,0 +1,62 @@
+"""Customers, NTUs and the detector's durable per-NTU state.
+
+The inventory loader (``nms.inventory``) writes ``customers`` and ``ntus``; the
+detector writes ``ntu_states``; the API reads all three.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from caseapi.core.base import Base, UTCDateTime
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    contract_status: Mapped[str] = mapped_column(String(16), default="active")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Ntu(Base):
+    __tablename__ = "ntus"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    service_id: Mapped[str | None] = mapped_column(String(64))
+    site: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(64), unique=True)
+    parent: Mapped[str | None] = mapped_column(String(64))
+    # Probe overrides and free-form inventory fields, as given in the inventory file.
+    probe: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class NtuState(Base):
+    """The detector's state for one NTU; written every time it changes.
+
+    Kept even when the NTU leaves the inventory for a while, so that a file that
+    drops an NTU by mistake and gets it back loses nothing.
+    """
+
+    __tablename__ = "ntu_states"
+
+    ntu_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    outage_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_good_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    good_streak: Mapped[int] = mapped_column(Integer, default=0)
+    last_observation_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    case_ref: Mapped[str | None] = mapped_column(String(32))
+    # Last burst, for the API and metrics (seconds / fraction).
+    rtt_avg: Mapped[float | None] = mapped_column()
+    loss: Mapped[float | None] = mapped_column()
+    jitter: Mapped[float | None] = mapped_column()
