@@ -1,0 +1,184 @@
+"""The FastAPI application: routers, health check and RFC 9457 problem responses.
+
+Every error body is ``application/problem+json`` with the RFC 9457 members
+(``type``, ``title``, ``status``, ``detail``, ``instance``) plus a machine-readable
+``code`` (``case_not_found``, ``ntu_not_found``, ``validation_error``,
+``database_unavailable``, ...). Validation errors add ``errors``: one entry per bad
+field, each naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from caseapi.cases.routes import router as cases_router
+from caseapi.cases.service import CaseService
+from caseapi.core.database import session_scope
+from caseapi.core.errors import (
+    DatabaseUnavailableError,
+    InvalidCursorError,
+    NotFoundError,
+)
+from caseapi.ntus.routes import router as ntus_router
+from nms.clock import Clock, SystemClock
+
+PROBLEM_JSON = "application/problem+json"
+
+logger = logging.getLogger(__name__)
+
+# Errors that mean "the database is not reachable right now", not "the request is
+# wrong": asyncpg raises OSError subclasses for refused connections unwrapped.
+_DATABASE_DOWN = (DatabaseUnavailableError, OperationalError, InterfaceError, OSError, TimeoutError)
+
+
+def create_app(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    case_service: CaseService | None = None,
+    clock: Clock | None = None,
+    extra_routers: Iterable[APIRouter] = (),
+    healthz_timeout: float = 5.0,
+    retry_after_seconds: int = 5,
+) -> FastAPI:
+    """Build the API application.
+
+    Args:
+        sessionmaker: Session factory for the database (the app does not own the
+            engine; whoever made it disposes of it).
+        case_service: The service the case routes call; built from ``sessionmaker``
+            and ``clock`` with default monitoring windows when omitted.
+        clock: Clock for the default case service (``SystemClock`` when omitted).
+        extra_routers: More routers to mount (other domains, later issues).
+        healthz_timeout: Seconds ``/healthz`` waits for the database.
+        retry_after_seconds: ``Retry-After`` sent with 503 responses.
+    """
+    if healthz_timeout <= 0 or retry_after_seconds <= 0:
+        raise ValueError("healthz_timeout and retry_after_seconds must be positive")
+    app = FastAPI(title="nms case API", version="0.1.0")
+    app.state.sessionmaker = sessionmaker
+    app.state.case_service = case_service or CaseService(
+        sessionmaker=sessionmaker, clock=clock or SystemClock()
+    )
+    retry_after = {"Retry-After": str(retry_after_seconds)}
+
+    @app.get("/healthz", tags=["health"], response_model=None)
+    async def healthz() -> dict[str, str] | JSONResponse:
+        """Report whether the API can reach its database."""
+        try:
+            async with asyncio.timeout(healthz_timeout), session_scope(sessionmaker) as session:
+                await session.execute(text("SELECT 1"))
+        except (SQLAlchemyError, *_DATABASE_DOWN) as exc:
+            logger.warning("healthz: database unavailable: %s", exc)
+            return _database_unavailable(request_path="/healthz", headers=retry_after)
+        return {"status": "ok"}
+
+    app.include_router(cases_router)
+    app.include_router(ntus_router)
+    for router in extra_routers:
+        app.include_router(router)
+    _install_error_handlers(app, retry_after=retry_after)
+    return app
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """Build an RFC 9457 problem response with our ``code`` extension member."""
+    body: dict[str, Any] = {
+        # "about:blank": the status code says it all, so title is its phrase (RFC 9457
+        # section 4.2.1); ``code`` carries the precise reason.
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _database_unavailable(*, request_path: str, headers: dict[str, str]) -> JSONResponse:
+    return problem(
+        503,
+        DatabaseUnavailableError.code,
+        "the database is unavailable; retry later",
+        instance=request_path,
+        headers=headers,
+    )
+
+
+def _field_name(loc: Iterable[int | str]) -> str:
+    # FastAPI locations start with where the value came from ("query", "path",
+    # "body"); the rest is the field path.
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in ("query", "path", "body", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(parts) or "request"
+
+
+def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> None:
+    async def on_not_found(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, NotFoundError)
+        return problem(404, exc.code, str(exc), instance=request.url.path)
+
+    async def on_invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
+        return problem(
+            422,
+            "validation_error",
+            "invalid cursor: pass next_cursor from the previous page unchanged",
+            instance=request.url.path,
+            errors=[{"field": "cursor", "message": str(exc)}],
+        )
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"field": _field_name(error.get("loc", ())), "message": str(error.get("msg", ""))}
+            for error in exc.errors()
+        ]
+        detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
+        return problem(422, "validation_error", detail, instance=request.url.path, errors=errors)
+
+    async def on_database_down(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+        return _database_unavailable(request_path=request.url.path, headers=retry_after)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        status = HTTPStatus(exc.status_code)
+        code = status.phrase.lower().replace(" ", "_").replace("-", "_")
+        detail = exc.detail if isinstance(exc.detail, str) else status.description
+        return problem(
+            exc.status_code,
+            code,
+            detail,
+            instance=request.url.path,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    app.add_exception_handler(NotFoundError, on_not_found)
+    app.add_exception_handler(InvalidCursorError, on_invalid_cursor)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    for exc_type in _DATABASE_DOWN:
+        app.add_exception_handler(exc_type, on_database_down)

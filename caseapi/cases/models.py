@@ -1,0 +1,128 @@
+"""Cases and their timeline.
+
+``cases.ntu_id`` and ``cases.customer_id`` deliberately carry no foreign key: the
+inventory owns ``ntus`` and ``customers`` and may drop a row that old cases still
+name, and a case must outlive its NTU (like ``ntu_states`` does).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from caseapi.cases.enums import (
+    TERMINAL_STATUSES,
+    CaseEventKind,
+    CasePriority,
+    CaseSource,
+    CaseStatus,
+    CaseType,
+)
+from caseapi.core.base import Base, UTCDateTime
+
+# Stored as VARCHAR without a CHECK constraint, so adding a member to an enum needs no
+# migration (SQLite cannot alter a CHECK constraint in place).
+_ENUM_LENGTH = 32
+
+
+def _str_enum(enum: type[Any]) -> Enum:
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=_ENUM_LENGTH,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+_TERMINAL_SQL = ", ".join(f"'{status.value}'" for status in sorted(TERMINAL_STATUSES))
+#: The predicate of the partial unique index: "the case is still open".
+OPEN_CASE_PREDICATE = f"status NOT IN ({_TERMINAL_SQL})"
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(32), unique=True)
+    type: Mapped[CaseType] = mapped_column(_str_enum(CaseType))
+    priority: Mapped[CasePriority] = mapped_column(_str_enum(CasePriority), index=True)
+    status: Mapped[CaseStatus] = mapped_column(_str_enum(CaseStatus), index=True)
+    source: Mapped[CaseSource] = mapped_column(_str_enum(CaseSource))
+    dedup_key: Mapped[str | None] = mapped_column(String(200))
+    ntu_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    service_id: Mapped[str | None] = mapped_column(String(64))
+    site: Mapped[str | None] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(Text)
+    outage_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    detected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    restored_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    solved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    monitoring_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    recurrence_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    no_support: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+    # The closed case this one recurs; loaded explicitly (selectinload) when needed.
+    previous_case: Mapped[Case | None] = relationship(
+        remote_side=lambda: [Case.id], foreign_keys=lambda: [Case.recurrence_of], lazy="raise"
+    )
+
+    __table_args__ = (
+        # Architecture rule 3: at most one open case per dedup key, enforced here so
+        # that two detectors (or two retries) racing cannot both create one.
+        Index(
+            "ux_cases_open_dedup_key",
+            "dedup_key",
+            unique=True,
+            sqlite_where=text(OPEN_CASE_PREDICATE),
+            postgresql_where=text(OPEN_CASE_PREDICATE),
+        ),
+        # Finding the last case for a key (recurrence_of) regardless of status.
+        Index("ix_cases_dedup_key_id", "dedup_key", "id"),
+    )
+
+
+class CaseEvent(Base):
+    """One timeline entry; written for every change to a case."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[CaseEventKind] = mapped_column(_str_enum(CaseEventKind))
+    actor: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (Index("ix_case_events_case_id_id", "case_id", "id"),)
+
+
+class CaseRefCounter(Base):
+    """The last case-reference sequence number handed out per year.
+
+    Incremented with an upsert inside the transaction that inserts the case, so the
+    row lock makes references unique and gap-free under concurrency on PostgreSQL.
+    """
+
+    __tablename__ = "case_ref_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_value: Mapped[int] = mapped_column(Integer)

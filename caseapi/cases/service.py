@@ -1,0 +1,331 @@
+"""Case service: proactive incidents from the detector, and case queries for the API.
+
+Business rules for this slice (DOMAIN.md, "Resolution and closure"):
+
+- One open case per dedup key (the database enforces it with a partial unique
+  index). Opening again returns the same reference: idempotent.
+- Restoration solves the case and starts a monitoring window (24 h P1, 72 h P2 by
+  default). A new outage that starts inside the window puts the same case back to
+  work (``recurred``). A closed case is never reopened: the next outage for its key
+  opens a new case whose ``recurrence_of`` points at it.
+- Every change writes a timeline entry (``case_events``) in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.cases import repository
+from caseapi.cases.enums import (
+    WORKING_STATUSES,
+    CaseEventKind,
+    CasePriority,
+    CaseSource,
+    CaseStatus,
+    CaseType,
+)
+from caseapi.cases.models import Case, CaseEvent
+from caseapi.cases.repository import CaseFilters
+from caseapi.core.database import decode_cursor, encode_cursor, session_scope
+from caseapi.core.errors import CaseNotFoundError
+from caseapi.ntus import repository as ntu_repository
+from nms.clock import Clock
+from nms.outage import IncidentOpen
+
+DEFAULT_MONITORING_WINDOW_P1: Final = timedelta(hours=24)
+DEFAULT_MONITORING_WINDOW_P2: Final = timedelta(hours=72)
+MAX_PAGE_SIZE: Final = 500
+DETECTOR_ACTOR: Final = "detector"
+ACTIVE_CONTRACT: Final = "active"
+
+# A creator that loses the race for a dedup key (or a reference) gets an
+# IntegrityError; the retry then finds the winner's case. Two is enough: after one
+# loss the winner's row is committed and visible.
+_CREATE_ATTEMPTS: Final = 3
+
+_CURSOR_KEYS: Final = {"id": int}
+
+
+@dataclass(frozen=True, slots=True)
+class CasePage:
+    """One page of a case listing."""
+
+    items: list[Case]
+    count: int
+    next_cursor: str | None
+
+
+class CaseService:
+    """Records proactive incidents and answers case queries.
+
+    Implements ``nms.outage.CaseSink``; both sink calls are idempotent by dedup key.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        monitoring_window_p1: timedelta = DEFAULT_MONITORING_WINDOW_P1,
+        monitoring_window_p2: timedelta = DEFAULT_MONITORING_WINDOW_P2,
+    ) -> None:
+        """Create the service.
+
+        Args:
+            sessionmaker: Session factory (``caseapi.core.database.make_sessionmaker``).
+            clock: Source of "now" for every stored timestamp.
+            monitoring_window_p1: How long a solved P1 case is watched for recurrence.
+            monitoring_window_p2: The same for P2 (and P3, which the detector never
+                opens but support may set).
+        """
+        for name, window in (("p1", monitoring_window_p1), ("p2", monitoring_window_p2)):
+            if window <= timedelta(0):
+                raise ValueError(f"monitoring_window_{name} must be positive, got {window}")
+        self._sessionmaker = sessionmaker
+        self._clock = clock
+        self._windows = {
+            CasePriority.P1: monitoring_window_p1,
+            CasePriority.P2: monitoring_window_p2,
+            CasePriority.P3: monitoring_window_p2,
+        }
+
+    # -- CaseSink ---------------------------------------------------------------
+
+    async def open_incident(self, request: IncidentOpen) -> str:
+        """Return the reference of the open case for ``request.dedup_key``.
+
+        Creates a ``new`` proactive incident when no case is open; reopens a solved
+        case when this outage started inside its monitoring window; otherwise
+        returns the open case unchanged.
+
+        Raises:
+            ValueError: A timestamp in ``request`` is naive.
+            DatabaseUnavailableError: The database cannot be reached.
+        """
+        _require_aware(outage_start=request.outage_start, detected_at=request.detected_at)
+        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+            try:
+                async with session_scope(self._sessionmaker, write=True) as session:
+                    ref = await self._open_incident(session, request)
+                    await session.commit()
+                    return ref
+            except IntegrityError:
+                # Lost the race to another creator (only possible on PostgreSQL, where
+                # writers do not queue up front); its case is committed now.
+                if attempt == _CREATE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def restore_incident(self, *, dedup_key: str, restored_at: datetime) -> str | None:
+        """Mark the open case for ``dedup_key`` solved; return its reference, if any.
+
+        ``restored_at`` earlier than the case's outage start is clamped to it (and
+        the reported value kept in the timeline). A case that is already solved (or
+        further along) is left alone, so calling twice is harmless.
+
+        Raises:
+            ValueError: ``restored_at`` is naive.
+            DatabaseUnavailableError: The database cannot be reached.
+        """
+        _require_aware(restored_at=restored_at)
+        async with session_scope(self._sessionmaker, write=True) as session:
+            case = await repository.get_open_case_by_dedup_key(session, dedup_key=dedup_key)
+            if case is None:
+                return None
+            if case.status in WORKING_STATUSES:
+                await self._solve(session, case, restored_at)
+                await session.commit()
+            return case.ref
+
+    # -- queries ----------------------------------------------------------------
+
+    async def get_case(self, ref: str) -> Case:
+        """Return the case ``ref``.
+
+        Raises:
+            CaseNotFoundError: No such case.
+        """
+        async with session_scope(self._sessionmaker) as session:
+            case = await repository.get_case_by_ref(session, ref=ref)
+        if case is None:
+            raise CaseNotFoundError(ref)
+        return case
+
+    async def list_cases(
+        self, *, filters: CaseFilters, cursor: str | None = None, limit: int = 50
+    ) -> CasePage:
+        """Return one page of cases, newest first.
+
+        Args:
+            filters: What to match.
+            cursor: ``next_cursor`` of the previous page, or ``None`` for the first.
+            limit: Page size, 1 to ``MAX_PAGE_SIZE``.
+
+        Raises:
+            InvalidCursorError: ``cursor`` was not issued by this service.
+        """
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+        before_id = None
+        if cursor is not None:
+            before_id = decode_cursor(cursor, keys=_CURSOR_KEYS)["id"]
+        async with session_scope(self._sessionmaker) as session:
+            # One extra row tells whether another page exists.
+            items = await repository.list_cases(
+                session, filters=filters, before_id=before_id, limit=limit + 1
+            )
+            count = await repository.count_cases(session, filters=filters)
+        next_cursor = None
+        if len(items) > limit:
+            items = items[:limit]
+            next_cursor = encode_cursor({"id": items[-1].id})
+        return CasePage(items=items, count=count, next_cursor=next_cursor)
+
+    async def get_timeline(self, ref: str) -> list[CaseEvent]:
+        """Return the timeline of case ``ref``, oldest entry first.
+
+        Raises:
+            CaseNotFoundError: No such case.
+        """
+        async with session_scope(self._sessionmaker) as session:
+            case = await repository.get_case_by_ref(session, ref=ref)
+            if case is None:
+                raise CaseNotFoundError(ref)
+            return await repository.list_events(session, case_id=case.id)
+
+    # -- rules ------------------------------------------------------------------
+
+    async def _open_incident(self, session: AsyncSession, request: IncidentOpen) -> str:
+        now = self._clock.now()
+        case = await repository.get_open_case_by_dedup_key(session, dedup_key=request.dedup_key)
+        if case is not None:
+            if self._is_recurrence(case, request):
+                await self._reopen(session, case, request, now)
+            return case.ref
+
+        last = await repository.get_last_case_by_dedup_key(session, dedup_key=request.dedup_key)
+        recurrence_of = last if last is not None and last.status is CaseStatus.CLOSED else None
+        customer = await ntu_repository.get_customer(session, customer_id=request.customer_id)
+        # Expired or unpaid contracts get no support, but the outage is still recorded
+        # for the NOC, flagged. A customer missing from the inventory is not flagged:
+        # that is an inventory problem, not a contract decision.
+        no_support = customer is not None and customer.contract_status != ACTIVE_CONTRACT
+        case = Case(
+            ref=await repository.next_case_ref(session, year=now.year),
+            type=CaseType.INCIDENT,
+            priority=CasePriority(request.priority),
+            status=CaseStatus.NEW,
+            source=CaseSource.PROACTIVE,
+            dedup_key=request.dedup_key,
+            ntu_id=request.ntu_id,
+            customer_id=request.customer_id,
+            service_id=request.service_id,
+            site=request.site,
+            summary=request.summary,
+            outage_start=request.outage_start,
+            detected_at=request.detected_at,
+            reopen_count=0,
+            recurrence_of=recurrence_of.id if recurrence_of is not None else None,
+            no_support=no_support,
+            created_at=now,
+            updated_at=now,
+        )
+        await repository.add_case(session, case=case)
+        data: dict[str, Any] = {
+            "status": CaseStatus.NEW.value,
+            "priority": case.priority.value,
+            "dedup_key": request.dedup_key,
+            "outage_start": _iso(request.outage_start),
+            "detected_at": _iso(request.detected_at),
+            "no_support": no_support,
+        }
+        if recurrence_of is not None:
+            data["recurrence_of"] = recurrence_of.ref
+        await repository.add_event(
+            session, case=case, at=now, kind=CaseEventKind.OPENED, actor=DETECTOR_ACTOR, data=data
+        )
+        return case.ref
+
+    @staticmethod
+    def _is_recurrence(case: Case, request: IncidentOpen) -> bool:
+        # Judged by when the new outage started, not when it was detected: the down
+        # timer makes detection lag by minutes, and an outage that began inside the
+        # window is a recurrence even if confirmed just after it. An outage that began
+        # before the restoration is the old one (a duplicate or late message).
+        if case.status is not CaseStatus.SOLVED:
+            return False
+        if case.restored_at is None or case.monitoring_until is None:
+            return False
+        return case.restored_at <= request.outage_start < case.monitoring_until
+
+    async def _reopen(
+        self, session: AsyncSession, case: Case, request: IncidentOpen, now: datetime
+    ) -> None:
+        previous = {
+            "restored_at": _iso(case.restored_at),
+            "solved_at": _iso(case.solved_at),
+            "monitoring_until": _iso(case.monitoring_until),
+        }
+        case.status = CaseStatus.IN_PROGRESS
+        case.reopen_count += 1
+        case.restored_at = None
+        case.solved_at = None
+        case.monitoring_until = None
+        case.updated_at = now
+        await repository.add_event(
+            session,
+            case=case,
+            at=now,
+            kind=CaseEventKind.RECURRED,
+            actor=DETECTOR_ACTOR,
+            data={
+                "from": CaseStatus.SOLVED.value,
+                "to": CaseStatus.IN_PROGRESS.value,
+                "reopen_count": case.reopen_count,
+                "priority": request.priority,
+                "outage_start": _iso(request.outage_start),
+                "detected_at": _iso(request.detected_at),
+                "previous": previous,
+            },
+        )
+
+    async def _solve(self, session: AsyncSession, case: Case, restored_at: datetime) -> None:
+        now = self._clock.now()
+        reported = restored_at
+        if case.outage_start is not None and restored_at < case.outage_start:
+            restored_at = case.outage_start
+        previous_status = case.status
+        case.status = CaseStatus.SOLVED
+        case.restored_at = restored_at
+        case.solved_at = now
+        case.monitoring_until = now + self._windows[case.priority]
+        case.updated_at = now
+        data: dict[str, Any] = {
+            "from": previous_status.value,
+            "to": CaseStatus.SOLVED.value,
+            "restored_at": _iso(restored_at),
+            "monitoring_until": _iso(case.monitoring_until),
+        }
+        if reported != restored_at:
+            # Clock skew between probe hosts, or a late message: never let the
+            # impact end before it started, but keep what was reported.
+            data["reported_restored_at"] = _iso(reported)
+            data["clamped_to_outage_start"] = True
+        await repository.add_event(
+            session, case=case, at=now, kind=CaseEventKind.RESTORED, actor=DETECTOR_ACTOR, data=data
+        )
+
+
+def _require_aware(**timestamps: datetime) -> None:
+    for name, value in timestamps.items():
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name} must be timezone-aware, got naive {value!r}")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

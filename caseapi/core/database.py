@@ -1,0 +1,225 @@
+"""Engine, sessions and schema migration for SQLite (embedded) and PostgreSQL.
+
+- ``make_engine(url)`` accepts ``sqlite+aiosqlite:///path`` and
+  ``postgresql+asyncpg://user:pass@host/db`` and turns a bad URL into
+  ``DatabaseConfigError`` naming the (password-masked) URL.
+- ``migrate(engine)`` applies the Alembic migrations shipped in
+  ``caseapi/migrations`` up to head; no ``alembic.ini`` is needed at runtime.
+
+SQLite transactions: Python's sqlite3 driver (and aiosqlite on top of it) does not
+emit BEGIN before a SELECT, which breaks repeatable reads, and a deferred
+transaction that reads and then writes fails with "database is locked" at once
+(no busy wait) when another connection wrote in between. So we take over BEGIN
+(the recipe in SQLAlchemy's SQLite dialect docs) and let writers ask for
+``BEGIN IMMEDIATE`` through ``WRITE_TRANSACTION``: they then queue on the write lock
+with ``busy_timeout`` instead of failing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from caseapi.core.errors import DatabaseConfigError, DatabaseUnavailableError, InvalidCursorError
+
+MIGRATIONS_DIR: Final = Path(__file__).resolve().parent.parent / "migrations"
+
+SUPPORTED_DRIVERS: Final = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+#: Execution options for a session that will write: ``BEGIN IMMEDIATE`` on SQLite
+#: (see the module docstring), ignored by PostgreSQL. Use with
+#: ``await session.connection(execution_options=WRITE_TRANSACTION)`` first thing.
+WRITE_TRANSACTION: Final[Mapping[str, Any]] = {"sqlite_begin": "IMMEDIATE"}
+
+
+def make_engine(
+    url: str,
+    *,
+    connect_timeout: float = 5.0,
+    busy_timeout: float = 5.0,
+    echo: bool = False,
+) -> AsyncEngine:
+    """Create the async engine for ``url``.
+
+    Args:
+        url: ``sqlite+aiosqlite:///path/to/file.db`` or ``postgresql+asyncpg://...``.
+        connect_timeout: Seconds to wait for a PostgreSQL connection.
+        busy_timeout: Seconds a SQLite writer waits for the write lock.
+        echo: Log every statement (debugging).
+
+    Raises:
+        DatabaseConfigError: The URL is malformed or names an unsupported driver.
+    """
+    if connect_timeout <= 0 or busy_timeout <= 0:
+        raise ValueError("connect_timeout and busy_timeout must be positive")
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise DatabaseConfigError(f"malformed database URL: {exc}", url=url) from exc
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise DatabaseConfigError(
+            f"unsupported database driver {parsed.drivername!r}; "
+            f"use one of {', '.join(SUPPORTED_DRIVERS)}",
+            url=url,
+        )
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _make_sqlite_engine(parsed, busy_timeout=busy_timeout, echo=echo)
+        return create_async_engine(
+            parsed,
+            echo=echo,
+            pool_pre_ping=True,
+            connect_args={"timeout": connect_timeout},
+        )
+    except (ArgumentError, NoSuchModuleError, InvalidRequestError) as exc:
+        raise DatabaseConfigError(f"cannot use database URL: {exc}", url=url) from exc
+
+
+def _make_sqlite_engine(url: URL, *, busy_timeout: float, echo: bool) -> AsyncEngine:
+    if url.database in (None, "", ":memory:"):
+        # Each pooled connection would get its own empty in-memory database.
+        raise DatabaseConfigError(
+            "SQLite needs a file path (sqlite+aiosqlite:///path/to/file.db)",
+            url=url.render_as_string(hide_password=False),
+        )
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": busy_timeout})
+    busy_ms = int(busy_timeout * 1000)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Stop the driver from emitting its own BEGIN; _on_begin does it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            # Durable enough in WAL mode (survives an application crash) and much
+            # cheaper than FULL, which fsyncs on every commit.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        if mode not in ("DEFERRED", "IMMEDIATE"):
+            raise ValueError(f"sqlite_begin must be DEFERRED or IMMEDIATE, not {mode!r}")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return the session factory used by services and the API."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config() -> Config:
+    """Return an Alembic ``Config`` for the packaged migrations (no ini file)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+async def migrate(engine: AsyncEngine, *, revision: str = "head") -> None:
+    """Apply the Alembic migrations to ``revision`` (default: the newest).
+
+    Raises:
+        DatabaseUnavailableError: The database refused or did not answer the
+            connection; the message names the masked URL.
+    """
+    url = engine.url.render_as_string(hide_password=False)
+    try:
+        conn = await engine.connect().start()
+    except Exception as exc:
+        # Connecting is the first thing done; whatever fails here (refused, timeout,
+        # unknown database, bad credentials) means "cannot reach the database".
+        raise DatabaseUnavailableError(f"cannot connect: {_describe(exc)}", url=url) from exc
+    try:
+        async with conn.begin():
+            await conn.run_sync(_upgrade, revision)
+    finally:
+        await conn.close()
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def _describe(exc: BaseException) -> str:
+    # SQLAlchemy appends a "Background on this error" link; keep the first line only.
+    text = str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def encode_cursor(position: Mapping[str, Any]) -> str:
+    """Encode a keyset position as an opaque, URL-safe pagination cursor."""
+    raw = json.dumps(dict(position), separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, keys: Mapping[str, type]) -> dict[str, Any]:
+    """Decode a cursor made by ``encode_cursor`` and check its keys and types.
+
+    Raises:
+        InvalidCursorError: The cursor is not one we issued.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        position = json.loads(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidCursorError(cursor) from exc
+    if not isinstance(position, dict) or set(position) != set(keys):
+        raise InvalidCursorError(cursor)
+    for key, kind in keys.items():
+        value = position[key]
+        # bool is an int subclass; a cursor never holds one.
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise InvalidCursorError(cursor)
+    return position
+
+
+@asynccontextmanager
+async def session_scope(
+    sessionmaker: async_sessionmaker[AsyncSession], *, write: bool = False
+) -> AsyncIterator[AsyncSession]:
+    """Open a session and its connection at once; commit is the caller's job.
+
+    Connecting eagerly turns "the database is down" into one error,
+    ``DatabaseUnavailableError``, before any work starts. ``write=True`` begins
+    with ``WRITE_TRANSACTION`` (see the module docstring). Leaving the block
+    without a commit rolls back.
+
+    Raises:
+        DatabaseUnavailableError: No connection (or, on SQLite, no write lock
+            within the busy timeout).
+    """
+    async with sessionmaker() as session:
+        try:
+            await session.connection(execution_options=WRITE_TRANSACTION if write else None)
+        except Exception as exc:
+            bind = session.get_bind()
+            engine = bind if isinstance(bind, Engine) else bind.engine
+            url = engine.url.render_as_string(hide_password=False)
+            raise DatabaseUnavailableError(f"cannot connect: {_describe(exc)}", url=url) from exc
+        yield session

@@ -1,0 +1,86 @@
+"""Read-side SQL for customers, NTUs and the detector's per-NTU state.
+
+The inventory loader and the detector own the writes to these tables; the API only
+reads them. An NTU without a ``ntu_states`` row has never been judged: ``unknown``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import ColumnElement, String, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caseapi.ntus.models import Customer, Ntu, NtuState
+
+UNKNOWN_STATUS: Final = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class NtuRow:
+    """One NTU with its customer and its detector state (``None``: never judged)."""
+
+    ntu: Ntu
+    customer: Customer | None
+    state: NtuState | None
+
+    @property
+    def status(self) -> str:
+        return self.state.status if self.state is not None else UNKNOWN_STATUS
+
+
+def _status_column() -> ColumnElement[str]:
+    return func.coalesce(NtuState.status, UNKNOWN_STATUS, type_=String)
+
+
+async def get_customer(session: AsyncSession, *, customer_id: str) -> Customer | None:
+    """Return the customer ``customer_id``, if the inventory has it."""
+    return await session.get(Customer, customer_id)
+
+
+async def get_ntu(session: AsyncSession, *, ntu_id: str) -> NtuRow | None:
+    """Return one NTU with its customer and state."""
+    stmt = (
+        select(Ntu, Customer, NtuState)
+        .outerjoin(Customer, Customer.id == Ntu.customer_id)
+        .outerjoin(NtuState, NtuState.ntu_id == Ntu.id)
+        .where(Ntu.id == ntu_id)
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else NtuRow(ntu=row[0], customer=row[1], state=row[2])
+
+
+async def list_ntus(
+    session: AsyncSession,
+    *,
+    customer_id: str | None,
+    status: str | None,
+    after_id: str | None,
+    limit: int,
+) -> list[NtuRow]:
+    """Return up to ``limit`` NTUs ordered by id, starting after ``after_id``."""
+    stmt = (
+        select(Ntu, Customer, NtuState)
+        .outerjoin(Customer, Customer.id == Ntu.customer_id)
+        .outerjoin(NtuState, NtuState.ntu_id == Ntu.id)
+    )
+    if customer_id is not None:
+        stmt = stmt.where(Ntu.customer_id == customer_id)
+    if status is not None:
+        stmt = stmt.where(_status_column() == status)
+    if after_id is not None:
+        stmt = stmt.where(Ntu.id > after_id)
+    stmt = stmt.order_by(Ntu.id).limit(limit)
+    rows = (await session.execute(stmt)).all()
+    return [NtuRow(ntu=row[0], customer=row[1], state=row[2]) for row in rows]
+
+
+async def count_ntus(session: AsyncSession, *, customer_id: str | None, status: str | None) -> int:
+    """Count the NTUs matching the filters."""
+    stmt = select(func.count()).select_from(Ntu).outerjoin(NtuState, NtuState.ntu_id == Ntu.id)
+    if customer_id is not None:
+        stmt = stmt.where(Ntu.customer_id == customer_id)
+    if status is not None:
+        stmt = stmt.where(_status_column() == status)
+    return int((await session.execute(stmt)).scalar_one())

@@ -1,0 +1,53 @@
+"""HTTP routes for NTUs and their current status (read-only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Query
+
+from caseapi.api.deps import SessionDep
+from caseapi.cases import repository as case_repository
+from caseapi.core.database import decode_cursor, encode_cursor
+from caseapi.core.errors import NtuNotFoundError
+from caseapi.ntus import repository
+from caseapi.ntus.schemas import NtuPublic, NtusPublic, NtuStatusPublic
+
+MAX_PAGE_SIZE: Final = 500
+_CURSOR_KEYS: Final = {"id": str}
+
+router = APIRouter(prefix="/v1/ntus", tags=["ntus"])
+
+
+@router.get("")
+async def list_ntus(
+    session: SessionDep,
+    customer: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+) -> NtusPublic:
+    """List NTUs by id with their current status."""
+    after_id = decode_cursor(cursor, keys=_CURSOR_KEYS)["id"] if cursor is not None else None
+    # One extra row tells whether another page exists.
+    rows = await repository.list_ntus(
+        session, customer_id=customer, status=status, after_id=after_id, limit=limit + 1
+    )
+    count = await repository.count_ntus(session, customer_id=customer, status=status)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor({"id": rows[-1].ntu.id})
+    return NtusPublic(
+        data=[NtuPublic.from_row(row) for row in rows], count=count, next_cursor=next_cursor
+    )
+
+
+@router.get("/{ntu_id}/status")
+async def get_ntu_status(ntu_id: str, session: SessionDep) -> NtuStatusPublic:
+    """Get the current status of one NTU and its open case, if any."""
+    row = await repository.get_ntu(session, ntu_id=ntu_id)
+    if row is None:
+        raise NtuNotFoundError(ntu_id)
+    case_ref = await case_repository.latest_open_case_ref_for_ntu(session, ntu_id=ntu_id)
+    return NtuStatusPublic.from_row(row, case_ref=case_ref)

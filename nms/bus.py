@@ -1,0 +1,28 @@
+"""The bus between probes and detector; in-process in the embedded wiring.
+
+Bounded, so a detector that falls behind slows the probes down (back-pressure)
+instead of letting memory grow. The MQTT bus of the distributed wiring offers the
+same two calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from probes.observation import PingResult
+
+
+class InProcessBus:
+    def __init__(self, *, max_batches: int = 64) -> None:
+        if max_batches < 1:
+            raise ValueError("max_batches must be at least 1")
+        self._queue: asyncio.Queue[Sequence[PingResult]] = asyncio.Queue(max_batches)
+
+    async def publish(self, batch: Sequence[PingResult]) -> None:
+        if batch:
+            await self._queue.put(batch)
+
+    async def batches(self) -> AsyncIterator[Sequence[PingResult]]:
+        while True:
+            yield await self._queue.get()

@@ -1,0 +1,205 @@
+"""The ``nms`` command.
+
+Exit codes: 0 success; 1 a runtime failure (e.g. the database is unreachable);
+2 something to fix before it can start (configuration, inventory, permissions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from caseapi.core.errors import CaseApiError
+from nms.clock import SystemClock
+from nms.config import Settings, format_duration, load_settings
+from nms.errors import ConfigError, InventoryError
+from nms.inventory import load_inventory
+from probes.errors import IcmpPermissionError
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("nms")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nms",
+        description="Network monitoring for NTU fleets, with proactive support cases.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run probes, detector, case service, API and /metrics in one process",
+        description=(
+            "Run everything in one process on the embedded default: SQLite, in-process "
+            "bus. Sweeps every NTU of the inventory by ICMP, opens a P1 case for an NTU "
+            "down for detector.down_after (10m), solves it on restoration, and serves "
+            "the API and Prometheus /metrics. SIGHUP (or editing the file) reloads the "
+            "inventory; SIGTERM / Ctrl-C stops cleanly."
+        ),
+    )
+    _add_config(run)
+    run.add_argument("--inventory", type=Path, metavar="FILE", help="inventory YAML or CSV")
+    run.add_argument("--listen", metavar="HOST:PORT", help="API address (default 127.0.0.1:8080)")
+    run.add_argument("--database", metavar="URL", help="SQLAlchemy URL (default SQLite ./nms.db)")
+
+    inventory = sub.add_parser("inventory", help="inventory tools")
+    inv_sub = inventory.add_subparsers(dest="inventory_command", required=True, metavar="ACTION")
+    check = inv_sub.add_parser(
+        "check",
+        help="validate an inventory file",
+        description="Validate an inventory file; print every problem with file, line "
+        "and field. Exit 0 when valid, 2 when not.",
+    )
+    check.add_argument("file", type=Path, metavar="FILE")
+
+    config = sub.add_parser("config", help="configuration tools")
+    cfg_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = cfg_sub.add_parser(
+        "show",
+        help="validate and print the effective configuration",
+        description="Merge defaults, the YAML file and NMS_ variables; print the result.",
+    )
+    _add_config(show)
+    return parser
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML settings file; NMS_ environment variables override it "
+        "(e.g. NMS_DETECTOR__DOWN_AFTER=5m)",
+    )
+
+
+def _override(settings: Settings, section: str, **values: Any) -> Settings:
+    current: BaseModel = getattr(settings, section)
+    try:
+        updated = type(current).model_validate(current.model_dump() | values)
+    except ValidationError as exc:
+        problems = [
+            f"command line: --{next(iter(values))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
+        raise ConfigError(problems) from None
+    return settings.model_copy(update={section: updated})
+
+
+def _settings_for_run(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if args.inventory is not None:
+        settings = _override(settings, "inventory", path=args.inventory)
+    if args.listen is not None:
+        settings = _override(settings, "api", listen=args.listen)
+    if args.database is not None:
+        settings = _override(settings, "database", url=args.database)
+    return settings
+
+
+def _setup_logging(level: str) -> None:
+    logging.Formatter.converter = time.gmtime
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)sZ %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def _print_problems(title: str, problems: Sequence[str]) -> None:
+    print(f"nms: {title}:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from nms.runtime import run_embedded  # imports the web stack; keep --help fast
+
+    settings = _settings_for_run(args)
+    _setup_logging(settings.log.level)
+    try:
+        asyncio.run(run_embedded(settings, clock=SystemClock()))
+    except Exception as exc:
+        known = _startup_error(exc)
+        if isinstance(known, InventoryError):
+            _print_problems("invalid inventory, not started", known.problems)
+            return EXIT_USAGE
+        if isinstance(known, IcmpPermissionError):
+            _print_problems("cannot probe, not started", [str(known)])
+            return EXIT_USAGE
+        if isinstance(known, CaseApiError):
+            _print_problems("database problem", [str(known)])
+            return EXIT_RUNTIME
+        raise
+    return 0
+
+
+def _startup_error(exc: BaseException) -> BaseException | None:
+    """The first error we explain to the user, inside task groups too."""
+    if isinstance(exc, InventoryError | IcmpPermissionError | CaseApiError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _startup_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _cmd_inventory_check(args: argparse.Namespace) -> int:
+    inventory = load_inventory(args.file)
+    print(f"{args.file}: valid: {len(inventory.customers)} customers, {len(inventory.ntus)} NTUs")
+    return 0
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    for section, model in settings:
+        _print_section(section, model, indent=0)
+    return 0
+
+
+def _print_section(name: str, value: object, indent: int) -> None:
+    pad = "  " * indent
+    if isinstance(value, BaseModel):
+        print(f"{pad}{name}:")
+        for key, item in value:
+            _print_section(key, item, indent + 1)
+        return
+    shown = format_duration(value) if isinstance(value, timedelta) else value
+    print(f"{pad}{name}: {'null' if shown is None else shown}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "inventory":
+            return _cmd_inventory_check(args)
+        return _cmd_config_show(args)
+    except ConfigError as exc:
+        _print_problems("invalid configuration, not started", exc.problems)
+        return EXIT_USAGE
+    except InventoryError as exc:
+        _print_problems("invalid inventory", exc.problems)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

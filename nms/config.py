@@ -1,0 +1,287 @@
+"""Configuration: a YAML file plus ``NMS_`` environment overrides.
+
+Precedence, highest first: environment (``NMS_DETECTOR__DOWN_AFTER=5s``; ``__``
+separates nesting levels), the YAML file given with ``--config``, the defaults
+below. Durations are strings with a unit: ``500ms``, ``30s``, ``10m``, ``24h``,
+``3d`` (and sums such as ``1h30m``). Every invalid value, unknown key or unknown
+``NMS_`` variable is reported by its dotted key, and start-up stops (exit code 2).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from nms.errors import ConfigError
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse ``500ms``, ``30s``, ``10m``, ``24h``, ``3d`` or a sum like ``1h30m``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a duration such as '30s', got {value!r}")
+    if isinstance(value, int | float):
+        raise ValueError(f"{value!r} has no unit: write e.g. '{value}s' or '{value}m'")
+    text = value.strip().replace(" ", "")
+    if not text:
+        raise ValueError("empty duration")
+    pos = 0
+    seconds = 0.0
+    for match in _PART.finditer(text):
+        if match.start() != pos:
+            break
+        seconds += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        raise ValueError(
+            f"{value!r} is not a duration: use a number and a unit (ms, s, m, h, d), e.g. '30s'"
+        )
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest readable form: ``10m``, ``1h30m``, ``500ms``."""
+    ms = round(delta.total_seconds() * 1000)
+    if ms % 1000:
+        return f"{ms}ms"
+    seconds = ms // 1000
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def _positive(delta: timedelta) -> timedelta:
+    if delta <= timedelta(0):
+        raise ValueError("must be greater than zero")
+    return delta
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DetectorSettings(_Section):
+    down_after: Duration = timedelta(minutes=10)
+    """Continuous failure before an NTU is confirmed down and a P1 opens."""
+    restore_after: int = Field(default=2, ge=1, le=100)
+    """Consecutive good probe cycles before a down NTU counts as restored."""
+    stale_after: Duration = timedelta(minutes=2)
+    """No observation for this long -> the NTU is 'unknown' (a NOC alert, never a case)."""
+    tick: Duration = timedelta(seconds=1)
+    """How often deadlines (staleness) are evaluated."""
+
+    @model_validator(mode="after")
+    def _check(self) -> DetectorSettings:
+        for name in ("down_after", "stale_after", "tick"):
+            _positive(getattr(self, name))
+        return self
+
+
+class IcmpSettings(_Section):
+    enabled: bool = True
+    interval: Duration = timedelta(seconds=30)
+    count: int = Field(default=5, ge=1, le=100)
+    timeout: Duration = timedelta(seconds=1)
+    spacing: Duration = timedelta(milliseconds=200)
+    """Gap between the echoes of one burst to the same target."""
+    spread: Duration | None = None
+    """Time over which a cycle's targets are spread; default: most of the interval."""
+    privileged: bool | None = None
+    """True: raw sockets; False: unprivileged datagram ICMP; unset: raw if permitted."""
+
+    @model_validator(mode="after")
+    def _check(self) -> IcmpSettings:
+        _positive(self.interval)
+        _positive(self.timeout)
+        burst = self.spacing * (self.count - 1) + self.timeout
+        if burst >= self.interval:
+            raise ValueError(
+                f"a burst ({self.count} echoes {format_duration(self.spacing)} apart plus "
+                f"{format_duration(self.timeout)} timeout) does not fit in the interval "
+                f"{format_duration(self.interval)}"
+            )
+        if self.spread is not None and self.spread + burst > self.interval:
+            raise ValueError("spread plus one burst must fit in the interval")
+        return self
+
+    def effective_spread(self) -> timedelta:
+        if self.spread is not None:
+            return self.spread
+        burst = self.spacing * (self.count - 1) + self.timeout
+        return (self.interval - burst) * 0.5
+
+
+class ProbeSettings(_Section):
+    icmp: IcmpSettings = IcmpSettings()
+
+
+class MonitoringWindowSettings(_Section):
+    p1: Duration = timedelta(hours=24)
+    p2: Duration = timedelta(hours=72)
+
+
+class CaseSettings(_Section):
+    monitoring_window: MonitoringWindowSettings = MonitoringWindowSettings()
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///./nms.db"
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with 'sqlite+aiosqlite://' or 'postgresql+asyncpg://'")
+        return url
+
+
+class ApiSettings(_Section):
+    listen: str = "127.0.0.1:8080"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, listen: str) -> str:
+        split_listen(listen)
+        return listen
+
+
+class InventorySettings(_Section):
+    path: Path | None = None
+    watch_interval: Duration = timedelta(seconds=5)
+    """How often the inventory file is checked for changes (SIGHUP reloads at once)."""
+
+
+class LogSettings(_Section):
+    level: str = "info"
+
+    @field_validator("level")
+    @classmethod
+    def _check_level(cls, level: str) -> str:
+        if level.lower() not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be one of debug, info, warning, error")
+        return level.lower()
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) -> (host, port)."""
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{listen!r} is not host:port (e.g. 127.0.0.1:8080)")
+    return host.strip("[]"), int(port_text)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NMS_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    detector: DetectorSettings = DetectorSettings()
+    probes: ProbeSettings = ProbeSettings()
+    cases: CaseSettings = CaseSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    api: ApiSettings = ApiSettings()
+    inventory: InventorySettings = InventorySettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs; the environment overrides it.
+        return (env_settings, init_settings)
+
+
+def _known_env_names(model: type[BaseModel], prefix: str) -> set[str]:
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        names.add(env)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names |= _known_env_names(annotation, env + "__")
+    return names
+
+
+def _unknown_env(environ: dict[str, str]) -> list[str]:
+    known = _known_env_names(Settings, "NMS_")
+    return sorted(k for k in environ if k.startswith("NMS_") and k.upper() not in known)
+
+
+def _format_validation(exc: ValidationError, path: Path | None) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) or "(top level)"
+        env_name = "NMS_" + "__".join(loc).upper()
+        if env_name in os.environ:
+            origin = f"environment {env_name}"
+        else:
+            origin = str(path) if path else "defaults"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{origin}: {key}: {message}")
+    return lines
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Build the settings from ``path`` (optional YAML) and ``NMS_`` environment variables.
+
+    Raises:
+        ConfigError: with one line per problem, each naming the key.
+    """
+    data: Any = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            raise ConfigError([f"{where}: not valid YAML: {exc}"]) from exc
+        if not isinstance(data, dict):
+            raise ConfigError([f"{path}: expected a mapping of settings at the top level"])
+    problems = [
+        f"environment {name}: unknown setting (check the spelling; nesting uses '__')"
+        for name in _unknown_env(dict(os.environ))
+    ]
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(problems + _format_validation(exc, path)) from None
+    if problems:
+        raise ConfigError(problems)
+    return settings

@@ -1,0 +1,29 @@
+"""Errors of the ``nms`` package.
+
+    NmsError
+    ├── ConfigError        bad configuration value, file or environment variable
+    └── InventoryError     bad inventory file (every problem, with file, line, field)
+
+Both carry a list of human-readable ``problems``; the CLI prints them one per line
+and exits with code 2.
+"""
+
+from __future__ import annotations
+
+
+class NmsError(Exception):
+    """Root of the nms exceptions."""
+
+
+class _ProblemsError(NmsError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class ConfigError(_ProblemsError):
+    """The configuration is invalid; ``problems`` names each key and what is wrong."""
+
+
+class InventoryError(_ProblemsError):
+    """The inventory is invalid; ``problems`` names file, line and field of each."""

@@ -1,0 +1,278 @@
+"""The embedded wiring: probes, detector, case service, API and /metrics in one process.
+
+``run_embedded`` validates everything it can before it starts anything (settings,
+inventory, database, ICMP permission), so a bad start fails fast with a clear
+message; then it runs the loops in one ``TaskGroup`` until SIGTERM or SIGINT.
+State is written as it changes, so stopping at any moment (even ``kill -9``) loses
+nothing that a restart needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from pathlib import Path
+
+import uvicorn
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.api.app import create_app
+from caseapi.cases.service import CaseService
+from caseapi.core.database import make_engine, make_sessionmaker, migrate
+from nms.bus import InProcessBus
+from nms.clock import Clock
+from nms.config import Settings, format_duration, split_listen
+from nms.detector import Detector
+from nms.errors import InventoryError
+from nms.inventory import Inventory, load_inventory
+from nms.metrics import NmsCollector, ProbeStats
+from nms.ntu import Rules
+from nms.probing import ProbeLoop, sweep_settings
+from nms.store import apply_inventory
+from probes.icmp.sweeper import IcmpSweeper
+from probes.observation import PingTarget
+
+log = logging.getLogger("nms.runtime")
+
+
+def probe_targets(inventory: Inventory) -> list[PingTarget]:
+    return [
+        PingTarget(key=ntu.id, address=ntu.address)
+        for ntu in inventory.ntus
+        if ntu.probe.icmp.enabled
+    ]
+
+
+def detector_rules(settings: Settings) -> Rules:
+    d = settings.detector
+    return Rules(down_after=d.down_after, restore_after=d.restore_after, stale_after=d.stale_after)
+
+
+class _ApiServer(uvicorn.Server):
+    # The runtime owns the signals; uvicorn must not install its own handlers.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def metrics_router(registry: CollectorRegistry) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+class InventoryReloader:
+    """Reloads the inventory file on SIGHUP or when it changes on disk.
+
+    A file that fails validation is rejected as a whole, with every problem logged,
+    and the running inventory stays.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        current: Inventory,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        detector: Detector,
+        probe_loop: ProbeLoop | None,
+    ) -> None:
+        self._path = path
+        self.current = current
+        self._sessionmaker = sessionmaker
+        self._detector = detector
+        self._probe_loop = probe_loop
+        self._signature = self._stat()
+        self.requested = asyncio.Event()
+
+    def _stat(self) -> tuple[float, int] | None:
+        try:
+            st = self._path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime, st.st_size)
+
+    async def watch(self, interval: float) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self.requested.wait()
+            forced = self.requested.is_set()
+            self.requested.clear()
+            signature = self._stat()
+            if forced or (signature is not None and signature != self._signature):
+                self._signature = signature
+                await self.reload()
+
+    async def reload(self) -> bool:
+        try:
+            inventory = load_inventory(self._path)
+        except InventoryError as exc:
+            log.error(
+                "inventory reload rejected, keeping the running inventory (%d NTUs):\n  %s",
+                len(self.current.ntus),
+                "\n  ".join(exc.problems),
+            )
+            return False
+        diff = await apply_inventory(self._sessionmaker, inventory)
+        self._detector.set_inventory(inventory)
+        if self._probe_loop is not None:
+            self._probe_loop.set_targets(probe_targets(inventory))
+        self.current = inventory
+        log.info("inventory reloaded from %s: %s", self._path, diff.summary())
+        return True
+
+
+async def run_embedded(settings: Settings, *, clock: Clock) -> None:
+    """Run the whole system in this process until SIGTERM / SIGINT.
+
+    Raises:
+        InventoryError: the inventory file is invalid (nothing was started).
+        probes.errors.IcmpPermissionError: ICMP sockets are not permitted.
+        caseapi.core.errors.CaseApiError: the database cannot be used.
+    """
+    path = settings.inventory.path
+    inventory = load_inventory(path) if path else Inventory(customers=(), ntus=())
+    if path is None:
+        log.warning("no inventory given (--inventory FILE): nothing to probe")
+
+    engine = make_engine(settings.database.url)
+    try:
+        await migrate(engine)
+        sessionmaker = make_sessionmaker(engine)
+        diff = await apply_inventory(sessionmaker, inventory)
+        log.info(
+            "inventory %s: %d customers, %d NTUs (%s)",
+            path,
+            len(inventory.customers),
+            len(inventory.ntus),
+            diff.summary(),
+        )
+        cases = CaseService(
+            sessionmaker=sessionmaker,
+            clock=clock,
+            monitoring_window_p1=settings.cases.monitoring_window.p1,
+            monitoring_window_p2=settings.cases.monitoring_window.p2,
+        )
+        detector = Detector(
+            rules=detector_rules(settings), clock=clock, sink=cases, sessionmaker=sessionmaker
+        )
+        await detector.load(inventory)
+        await _serve(settings, clock, inventory, sessionmaker, detector, cases)
+    finally:
+        await engine.dispose()
+
+
+async def _serve(
+    settings: Settings,
+    clock: Clock,
+    inventory: Inventory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    detector: Detector,
+    cases: CaseService,
+) -> None:
+    icmp = settings.probes.icmp
+    probe_stats = ProbeStats()
+    registry = CollectorRegistry()
+    registry.register(NmsCollector(detector=detector, probes=probe_stats, clock=clock))
+    app = create_app(
+        sessionmaker=sessionmaker,
+        case_service=cases,
+        clock=clock,
+        extra_routers=(metrics_router(registry),),
+    )
+    host, port = split_listen(settings.api.listen)
+    server = _ApiServer(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    )
+    bus = InProcessBus()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async with contextlib.AsyncExitStack() as stack:
+        probe_loop: ProbeLoop | None = None
+        if icmp.enabled:
+            sweeper = IcmpSweeper(settings=sweep_settings(icmp), privileged=icmp.privileged)
+            await stack.enter_async_context(sweeper)
+            probe_loop = ProbeLoop(
+                sweeper=sweeper,
+                settings=icmp,
+                publish=bus.publish,
+                stats=probe_stats,
+                clock=clock,
+            )
+            probe_loop.set_targets(probe_targets(inventory))
+        else:
+            log.warning("ICMP probing is disabled (probes.icmp.enabled=false)")
+        reloader = None
+        if settings.inventory.path is not None:
+            reloader = InventoryReloader(
+                path=settings.inventory.path,
+                current=inventory,
+                sessionmaker=sessionmaker,
+                detector=detector,
+                probe_loop=probe_loop,
+            )
+            loop.add_signal_handler(signal.SIGHUP, reloader.requested.set)
+
+        async def consume() -> None:
+            async for batch in bus.batches():
+                try:
+                    await detector.observe(batch)
+                except Exception:
+                    log.exception("detector failed on a batch of %d results", len(batch))
+
+        async def tick() -> None:
+            period = settings.detector.tick.total_seconds()
+            while True:
+                await asyncio.sleep(period)
+                try:
+                    await detector.tick()
+                except Exception:
+                    log.exception("detector tick failed")
+
+        log.info(
+            "nms running: %d NTUs, ICMP every %s, down after %s; API and /metrics on http://%s",
+            len(inventory.ntus),
+            format_duration(icmp.interval),
+            format_duration(settings.detector.down_after),
+            settings.api.listen,
+        )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(server.serve(), name="api")
+                tasks.create_task(consume(), name="detector")
+                tasks.create_task(tick(), name="ticker")
+                if probe_loop is not None:
+                    tasks.create_task(probe_loop.run(), name="icmp-probe")
+                if reloader is not None:
+                    tasks.create_task(
+                        reloader.watch(settings.inventory.watch_interval.total_seconds()),
+                        name="inventory-watch",
+                    )
+                waiter = tasks.create_task(stop.wait(), name="stop")
+                await waiter
+                log.info("stopping")
+                server.should_exit = True
+                raise _ShutdownRequestedError
+        except* _ShutdownRequestedError:
+            pass
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+    log.info("stopped cleanly")
+
+
+class _ShutdownRequestedError(Exception):
+    """Raised inside the task group to cancel every loop on shutdown."""

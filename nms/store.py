@@ -1,0 +1,172 @@
+"""Durable detector state and the inventory in the database.
+
+The detector's in-memory state is the working copy; every change is written here in
+the same cycle, so a restart (even ``kill -9``) resumes every NTU where it was and
+loses no timer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.ntus.models import Customer, Ntu
+from caseapi.ntus.models import NtuState as NtuStateRow
+from nms.inventory import Inventory, NtuSpec
+from nms.ntu import NtuState, Status
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryDiff:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    def summary(self) -> str:
+        return f"{len(self.added)} added, {len(self.removed)} removed, {len(self.changed)} changed"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    state: NtuState
+    case_ref: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LastProbe:
+    """The latest burst's figures, kept beside the state for the API and metrics."""
+
+    rtt_avg: float | None
+    loss: float | None
+    jitter: float | None
+
+
+def _ntu_row(spec: NtuSpec) -> dict[str, Any]:
+    return {
+        "id": spec.id,
+        "customer_id": spec.customer,
+        "service_id": spec.service_id,
+        "site": spec.site,
+        "address": str(spec.address),
+        "parent": spec.parent,
+        "probe": spec.probe.model_dump(),
+        "attributes": dict(spec.attributes),
+    }
+
+
+def _upsert(session: AsyncSession, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> Any:
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(table).values(rows)
+    update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    return stmt.on_conflict_do_update(index_elements=keys, set_=update)
+
+
+async def apply_inventory(
+    sessionmaker: async_sessionmaker[AsyncSession], inventory: Inventory
+) -> InventoryDiff:
+    """Make the stored customers and NTUs match ``inventory``, in one transaction.
+
+    NTU states and cases are left alone: an NTU that leaves and comes back keeps
+    its history. Customers are added and updated, never deleted (cases refer to
+    them).
+    """
+    async with sessionmaker() as session, session.begin():
+        existing = {row.id: row for row in (await session.scalars(select(Ntu))).all()}
+        wanted = {spec.id: _ntu_row(spec) for spec in inventory.ntus}
+        added = tuple(sorted(set(wanted) - set(existing)))
+        removed = tuple(sorted(set(existing) - set(wanted)))
+        changed = tuple(
+            sorted(
+                ntu_id
+                for ntu_id in set(wanted) & set(existing)
+                if any(getattr(existing[ntu_id], k) != v for k, v in wanted[ntu_id].items())
+            )
+        )
+        if inventory.customers:
+            rows = [
+                {
+                    "id": c.id,
+                    "name": c.name,
+                    "contract_status": c.contract_status,
+                    "attributes": dict(c.attributes),
+                }
+                for c in inventory.customers
+            ]
+            await session.execute(_upsert(session, Customer, rows, ["id"]))
+        if removed:
+            await session.execute(delete(Ntu).where(Ntu.id.in_(removed)))
+        # Addresses are unique: clear the old rows of changed NTUs first, so that two
+        # NTUs swapping addresses in one edit do not trip the constraint.
+        if changed:
+            await session.execute(delete(Ntu).where(Ntu.id.in_(changed)))
+        fresh = [wanted[i] for i in (*added, *changed)]
+        for start in range(0, len(fresh), 500):
+            await session.execute(_upsert(session, Ntu, fresh[start : start + 500], ["id"]))
+    return InventoryDiff(added=added, removed=removed, changed=changed)
+
+
+async def load_states(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, StoredState]:
+    async with sessionmaker() as session:
+        rows = (await session.scalars(select(NtuStateRow))).all()
+    return {
+        row.ntu_id: StoredState(
+            state=NtuState(
+                status=Status(row.status),
+                since=row.since,
+                outage_start=row.outage_start,
+                first_good_at=row.first_good_at,
+                good_streak=row.good_streak,
+                last_observation_at=row.last_observation_at,
+                last_success_at=row.last_success_at,
+                case_open=row.case_ref is not None,
+            ),
+            case_ref=row.case_ref,
+        )
+        for row in rows
+    }
+
+
+async def save_states(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    states: Iterable[tuple[str, StoredState, LastProbe | None]],
+) -> None:
+    """Upsert the given NTU states in one transaction."""
+    rows = []
+    for ntu_id, stored, probe in states:
+        s = stored.state
+        row: dict[str, Any] = {
+            "ntu_id": ntu_id,
+            "status": s.status.value,
+            "since": s.since,
+            "outage_start": s.outage_start,
+            "first_good_at": s.first_good_at,
+            "good_streak": s.good_streak,
+            "last_observation_at": s.last_observation_at,
+            "last_success_at": s.last_success_at,
+            "case_ref": stored.case_ref,
+        }
+        if probe is not None:
+            row |= {"rtt_avg": probe.rtt_avg, "loss": probe.loss, "jitter": probe.jitter}
+        rows.append(row)
+    if not rows:
+        return
+    async with sessionmaker() as session, session.begin():
+        # Rows with and without probe figures have different column sets; one
+        # statement per shape keeps each VALUES list uniform.
+        shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for row in rows:
+            shapes.setdefault(frozenset(row), []).append(row)
+        for group in shapes.values():
+            for start in range(0, len(group), 500):
+                chunk = group[start : start + 500]
+                await session.execute(_upsert(session, NtuStateRow, chunk, ["ntu_id"]))

@@ -1,0 +1,747 @@
+"""ICMP echo sweeper: one socket per address family for every target.
+
+How it works (this is the probes' hot path, so it is written for low CPU per echo):
+
+* **Sockets.** ``privileged=None`` tries a raw socket (root or CAP_NET_RAW) and falls
+  back to an unprivileged datagram ICMP socket (allowed by
+  ``net.ipv4.ping_group_range``); if neither opens, ``IcmpPermissionError`` says how
+  to fix it. IPv4 opens on ``__aenter__``; IPv6 opens the first time a sweep has an
+  IPv6 target. Sockets are non-blocking with large buffers, and read by one
+  ``loop.add_reader`` callback that drains ``recvfrom`` until ``BlockingIOError``: no
+  future, task or timer per packet.
+* **Matching.** A reply is ours when its identifier is this socket's (raw: chosen at
+  random and unique in the process; datagram: the kernel rewrites it to the socket's
+  port and already filters on it), its payload starts with this sweeper's random
+  cookie, and ``(source address, sequence)`` is pending. Every echo ``k`` of a sweep
+  uses sequence ``base + k``, the same for all targets, so one pre-built packet per
+  echo number serves every target (IPv4 checksums are computed once per sweep, not
+  per send). Raw sockets see every ICMP message on the host: a kernel filter
+  (``ICMP_FILTER`` / ``ICMP6_FILTER``) drops all but replies and errors, and the
+  identifier and cookie drop other pingers' replies.
+* **Timeouts.** Echoes are sent in time order with the same timeout, so their
+  deadlines are sorted: a FIFO of ``(deadline, burst, k)`` checked after every send
+  batch and by one sleep to the next deadline replaces a timer per echo. A reply later
+  than the timeout counts as lost.
+* **Pacing.** Sends go out in batches with a yield to the event loop between them, so
+  replies are drained while sending and the receive buffer does not overflow. The
+  first echoes are spread evenly over ``spread`` seconds; echo ``k+1`` to a target is
+  sent ``spacing`` seconds after that target's echo ``k`` actually went out. ENOBUFS
+  or EAGAIN on send retries the same echo after a short pause; any other send error
+  (EHOSTUNREACH, ENETUNREACH, EPERM, ...) counts that echo as sent and lost and sets
+  ``PingResult.error``. ICMP errors quoting our echo (raw sockets only) do the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import secrets
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from math import isfinite
+from types import TracebackType
+from typing import ClassVar, Self
+
+from probes.errors import (
+    DecodeError,
+    IcmpPermissionError,
+    LocalProtocolError,
+    ProbeConfigError,
+    ProbeTimeoutError,
+    ProbeTransportError,
+)
+from probes.icmp import codec
+from probes.observation import IPAddress, PingResult, PingTarget
+
+_SOL_RAW = 255  # linux/socket.h; ICMP_FILTER lives at this level
+_SO_SNDBUFFORCE = 32  # asm-generic/socket.h; Python's socket module lacks them
+_SO_RCVBUFFORCE = 33
+_ICMP_FILTER = 1  # linux/icmp.h: bitmask of ICMPv4 types to drop
+_ICMP6_FILTER = 1  # netinet/icmp6.h: 256-bit mask of ICMPv6 types to drop
+_RCVBUF = 8 * 1024 * 1024
+_SNDBUF = 4 * 1024 * 1024
+_RECV_SIZE = 2048
+_SEND_BATCH = 256  # sends between two yields to the event loop
+_DRAIN_LIMIT = 4096  # packets per reader callback, so a flood cannot starve the loop
+_SEND_RETRY_DELAY = 0.0005  # seconds to back off after ENOBUFS / EAGAIN
+_STALL_GRACE = 5.0  # seconds beyond the settings' own bound before a sweep is stuck
+_COOKIE_LEN = 8
+_SOCKADDR_CACHE = 1_000_000  # addresses whose string form we keep between sweeps
+_RETRY_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepSettings:
+    """How a sweep probes each target.
+
+    Attributes:
+        count: echoes per target per burst.
+        spacing: seconds between two echoes to the same target. 0.2 s is the
+            shortest interval ``ping`` allows an unprivileged user.
+        timeout: seconds to wait for each echo's reply after it was sent.
+        spread: seconds over which the first echoes of all targets are spread;
+            0 sends them as fast as the socket takes them.
+        payload_size: bytes of echo payload (56, as ping and fping send).
+    """
+
+    count: int = 5
+    spacing: float = 0.2
+    timeout: float = 1.0
+    spread: float = 0.0
+    payload_size: int = 56
+    _fields: ClassVar[tuple[str, ...]] = ("spacing", "timeout", "spread")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int):
+            raise ProbeConfigError("count", f"must be an integer, not {self.count!r}")
+        if not 1 <= self.count <= 1000:
+            raise ProbeConfigError("count", f"must be 1 to 1000, not {self.count}")
+        for name in self._fields:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ProbeConfigError(name, f"must be a number of seconds, not {value!r}")
+            if not isfinite(value) or value < 0:
+                raise ProbeConfigError(name, f"must be finite and >= 0, not {value}")
+        if self.timeout <= 0:
+            raise ProbeConfigError("timeout", f"must be > 0, not {self.timeout}")
+        size = self.payload_size
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise ProbeConfigError("payload_size", f"must be an integer, not {size!r}")
+        if not 0 <= size <= codec.MAX_PAYLOAD:
+            raise ProbeConfigError("payload_size", f"must be 0 to {codec.MAX_PAYLOAD}")
+
+    @property
+    def burst_bound(self) -> float:
+        """Seconds one burst takes at most, not counting the time to send."""
+        return self.spread + self.spacing * (self.count - 1) + self.timeout
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _errno_name(exc: OSError) -> str:
+    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+
+
+@dataclass(slots=True, eq=False)
+class _Channel:
+    """One socket (one address family) and how to read what it receives."""
+
+    sock: socket.socket
+    ipv6: bool
+    raw: bool
+    identifier: int
+
+    @property
+    def ip_header(self) -> bool:
+        return self.raw and not self.ipv6
+
+
+class _Burst:
+    """Mutable state of the echoes to one address in one sweep.
+
+    A plain slotted class: one is built per target per sweep, so it stays small.
+    """
+
+    __slots__ = (
+        "channel",
+        "error",
+        "extra",
+        "host",
+        "index",
+        "resolved",
+        "rtts",
+        "sent",
+        "sockaddr",
+        "started_at",
+        "sweep",
+        "target",
+    )
+
+    def __init__(
+        self,
+        sweep: _Sweep,
+        index: int,
+        target: PingTarget,
+        channel: _Channel | None,
+        sockaddr: tuple[str, int],
+    ) -> None:
+        self.sweep = sweep
+        self.index = index  # position in sweep.bursts and in sweep.sent_at[k]
+        self.target = target
+        self.extra: list[PingTarget] | None = None  # more keys with the same address
+        self.channel = channel
+        self.sockaddr = sockaddr
+        self.host = sockaddr[0]
+        self.rtts: list[float] | None = None
+        self.sent = 0
+        self.resolved = 0
+        self.error: str | None = None
+        self.started_at: datetime | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Sweep:
+    count: int
+    base: int
+    seqs: list[int]
+    packets: dict[int, list[bytes]] = field(default_factory=dict)  # by IP version, echo k
+    bursts: list[_Burst] = field(default_factory=list)  # the ones we can send to
+    unsendable: list[_Burst] = field(default_factory=list)  # no socket for the family
+    sent_at: list[list[float]] = field(default_factory=list)  # [k][burst.index]
+    done: deque[_Burst] = field(default_factory=deque)
+    # (deadline of the batch's last echo, k, first index, end index), in send order
+    expiry: deque[tuple[float, int, int, int]] = field(default_factory=deque)
+    waiter: asyncio.Future[None] | None = None
+    failure: BaseException | None = None
+
+    def complete(self, burst: _Burst) -> None:
+        self.done.append(burst)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class IcmpSweeper:
+    """Sweeps many targets with ICMP echo bursts over one socket per address family.
+
+    Use as ``async with IcmpSweeper(settings=...) as sweeper:``; then
+    ``async for result in sweeper.sweep(targets)`` yields each target's
+    ``PingResult`` as soon as its burst is complete, or ``await
+    sweeper.sweep_all(targets)`` returns them all. Several sweeps may run at once.
+    """
+
+    _raw_ids: ClassVar[set[int]] = set()
+
+    def __init__(
+        self,
+        *,
+        settings: SweepSettings,
+        wall_clock: Callable[[], datetime] = _utc_now,
+        privileged: bool | None = None,
+    ) -> None:
+        """Build a sweeper; sockets open on ``__aenter__``.
+
+        Args:
+            settings: burst shape and timeouts.
+            wall_clock: UTC "now" for ``PingResult.started_at``.
+            privileged: True for raw sockets only, False for datagram ICMP only,
+                None for raw when permitted and datagram otherwise.
+        """
+        if not isinstance(settings, SweepSettings):
+            raise ProbeConfigError("settings", "must be a SweepSettings")
+        if privileged not in (None, True, False):
+            raise ProbeConfigError("privileged", "must be True, False or None")
+        self._settings = settings
+        self._wall_clock = wall_clock
+        self._privileged = privileged
+        self._cookie = secrets.token_bytes(_COOKIE_LEN)[: settings.payload_size]
+        self._payload = (self._cookie + bytes(settings.payload_size))[: settings.payload_size]
+        self._channels: dict[int, _Channel] = {}
+        self._v6_error: str | None = None
+        # sequence -> host -> burst waiting for that echo; one inner dict per echo number
+        # of each running sweep, so a reply costs two dict lookups and no allocation.
+        self._pending: dict[int, dict[str, _Burst]] = {}
+        self._sockaddrs: dict[IPAddress, tuple[str, int]] = {}
+        self._sweeps: set[_Sweep] = set()
+        self._next_seq = secrets.randbelow(0x10000)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def settings(self) -> SweepSettings:
+        return self._settings
+
+    def mode(self, *, ipv6: bool = False) -> str | None:
+        """``"raw"`` or ``"datagram"`` for an open socket of that family, else None."""
+        channel = self._channels.get(6 if ipv6 else 4)
+        if channel is None:
+            return None
+        return "raw" if channel.raw else "datagram"
+
+    async def __aenter__(self) -> Self:
+        if self._loop is not None:
+            raise LocalProtocolError("IcmpSweeper is already open")
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._open(ipv6=False)
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close()
+
+    # -- sockets -------------------------------------------------------------------
+
+    def _open(self, *, ipv6: bool) -> _Channel:
+        family = socket.AF_INET6 if ipv6 else socket.AF_INET
+        proto = socket.IPPROTO_ICMPV6 if ipv6 else socket.IPPROTO_ICMP
+        name = "IPv6" if ipv6 else "IPv4"
+        modes = (True, False) if self._privileged is None else (self._privileged,)
+        denied: PermissionError | None = None
+        for raw in modes:
+            kind = socket.SOCK_RAW if raw else socket.SOCK_DGRAM
+            try:
+                sock = socket.socket(family, kind, proto)
+            except PermissionError as exc:
+                denied = exc
+                continue
+            except OSError as exc:
+                raise ProbeTransportError(
+                    f"cannot open an {name} ICMP socket: {_errno_name(exc)} {exc.strerror}"
+                ) from exc
+            try:
+                channel = self._configure(sock, ipv6=ipv6, raw=raw)
+            except BaseException:
+                sock.close()
+                raise
+            self._channels[6 if ipv6 else 4] = channel
+            assert self._loop is not None
+            self._loop.add_reader(sock.fileno(), self._drain, channel)
+            return channel
+        mode = {None: "raw or datagram", True: "raw", False: "datagram"}[self._privileged]
+        detail = _errno_name(denied) if denied is not None else ""
+        raise IcmpPermissionError(family=name, mode=mode, detail=detail) from denied
+
+    def _configure(self, sock: socket.socket, *, ipv6: bool, raw: bool) -> _Channel:
+        sock.setblocking(False)
+        for force, plain, size in (
+            (_SO_RCVBUFFORCE, socket.SO_RCVBUF, _RCVBUF),
+            (_SO_SNDBUFFORCE, socket.SO_SNDBUF, _SNDBUF),
+        ):
+            try:
+                # FORCE needs CAP_NET_ADMIN; without it the kernel caps at [rw]mem_max.
+                sock.setsockopt(socket.SOL_SOCKET, force, size)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, plain, size)
+        if raw:
+            if ipv6:
+                # Block every type (bit set = drop) except echo reply and errors.
+                words = [0xFFFFFFFF] * 8
+                for icmp_type in (
+                    codec.ICMPV6_ECHO_REPLY,
+                    codec.ICMPV6_DEST_UNREACH,
+                    codec.ICMPV6_TIME_EXCEEDED,
+                ):
+                    words[icmp_type >> 5] &= ~(1 << (icmp_type & 31))
+                sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("=8I", *words))
+            else:
+                keep = (
+                    (1 << codec.ICMP_ECHO_REPLY)
+                    | (1 << codec.ICMP_DEST_UNREACH)
+                    | (1 << codec.ICMP_TIME_EXCEEDED)
+                )
+                sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("=I", ~keep & 0xFFFFFFFF))
+            identifier = self._allocate_id()
+        else:
+            # The kernel picks a free "port" and uses it as the echo identifier.
+            sock.bind(("::", 0) if ipv6 else ("0.0.0.0", 0))
+            identifier = sock.getsockname()[1]
+        return _Channel(sock=sock, ipv6=ipv6, raw=raw, identifier=identifier)
+
+    @classmethod
+    def _allocate_id(cls) -> int:
+        # Random per sweeper (other processes), unique within this process.
+        while True:
+            candidate = (secrets.randbelow(0xFFFF) + 1) ^ (os.getpid() & 0xFF00)
+            if candidate not in cls._raw_ids and candidate != 0:
+                cls._raw_ids.add(candidate)
+                return candidate
+
+    def _close(self) -> None:
+        channels = list(self._channels.values())
+        self._channels.clear()
+        for sweep in self._sweeps:
+            if sweep.failure is None:
+                sweep.failure = LocalProtocolError("IcmpSweeper closed during a sweep")
+            sweep.wake()
+        try:
+            for channel in channels:
+                if self._loop is not None and not self._loop.is_closed():
+                    self._loop.remove_reader(channel.sock.fileno())
+        finally:
+            for channel in channels:
+                if channel.raw:
+                    self._raw_ids.discard(channel.identifier)
+                channel.sock.close()
+            self._pending.clear()
+            self._loop = None
+
+    # -- receiving (hot path) ------------------------------------------------------
+
+    def _drain(self, channel: _Channel) -> None:
+        recvfrom = channel.sock.recvfrom
+        pending = self._pending
+        monotonic = time.monotonic
+        unpack = struct.unpack_from
+        identifier = channel.identifier
+        cookie = self._cookie
+        cookie_end = codec.ICMP_HEADER_LEN + len(cookie)
+        reply_type = codec.ICMPV6_ECHO_REPLY if channel.ipv6 else codec.ICMP_ECHO_REPLY
+        ip_header = channel.ip_header
+        timeout = self._settings.timeout
+        for _ in range(_DRAIN_LIMIT):
+            try:
+                data, source = recvfrom(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                # A queued error not tied to any echo; nothing to attribute it to.
+                continue
+            now = monotonic()
+            offset = (data[0] & 0x0F) << 2 if ip_header else 0
+            if len(data) < offset + cookie_end:
+                continue
+            if data[offset] != reply_type:
+                self._on_icmp_error(channel, data)
+                continue
+            ident, seq = unpack("!HH", data, offset + 4)
+            if ident != identifier or data[offset + 8 : offset + cookie_end] != cookie:
+                continue
+            by_host = pending.get(seq)
+            if by_host is None:
+                continue
+            burst = by_host.pop(source[0], None)
+            if burst is None:
+                continue
+            sweep = burst.sweep
+            rtt = now - sweep.sent_at[(seq - sweep.base) & 0xFFFF][burst.index]
+            if rtt <= timeout:  # later than the timeout is lost, as if never answered
+                rtts = burst.rtts
+                if rtts is None:
+                    burst.rtts = [rtt]
+                else:
+                    rtts.append(rtt)
+            burst.resolved += 1
+            if burst.resolved == sweep.count:
+                sweep.complete(burst)
+
+    def _on_icmp_error(self, channel: _Channel, data: bytes) -> None:
+        try:
+            report = codec.decode_reply(data, ipv6=channel.ipv6, ip_header=channel.ip_header)
+        except DecodeError:
+            return
+        if not isinstance(report, codec.IcmpErrorReport):
+            return
+        if channel.raw and report.identifier != channel.identifier:
+            return
+        by_host = self._pending.get(report.sequence)
+        if by_host is None:
+            return
+        burst = by_host.pop(str(report.destination), None)
+        if burst is None:
+            return
+        burst.error = report.reason
+        burst.resolved += 1
+        if burst.resolved == burst.sweep.count:
+            burst.sweep.complete(burst)
+
+    # -- sweeping ------------------------------------------------------------------
+
+    async def sweep_all(self, targets: Sequence[PingTarget]) -> list[PingResult]:
+        """Sweep ``targets`` and return every result, in completion order."""
+        results: list[PingResult] = []
+        async with aclosing(self._batches(targets)) as batches:
+            async for batch in batches:
+                results.extend(batch)
+        return results
+
+    async def sweep(self, targets: Sequence[PingTarget]) -> AsyncGenerator[PingResult, None]:
+        """Send a burst to every target; yield each result as its burst completes.
+
+        A target listed twice (or two keys with one address) is probed once and
+        reported under each key. To stop early, close the generator (e.g. with
+        ``contextlib.aclosing``) so its echoes are released at once.
+
+        Raises:
+            LocalProtocolError: the sweeper is not open.
+            IcmpPermissionError: an IPv6 socket is needed but not permitted.
+            ProbeTimeoutError: the sweep made no progress for far longer than the
+                settings allow (a bug, not a dead target).
+        """
+        async with aclosing(self._batches(targets)) as batches:
+            async for batch in batches:
+                for result in batch:
+                    yield result
+
+    async def _batches(
+        self, targets: Sequence[PingTarget]
+    ) -> AsyncGenerator[list[PingResult], None]:
+        """Run one sweep, yielding the results completed since the last yield."""
+        loop = self._loop
+        if loop is None or 4 not in self._channels:
+            raise LocalProtocolError("use IcmpSweeper inside 'async with' before sweeping")
+        sweep = self._plan(targets)
+        remaining = len(sweep.bursts) + len(sweep.unsendable)
+        if not remaining:
+            return
+        self._sweeps.add(sweep)
+        driver = loop.create_task(self._drive(sweep), name=f"icmp-sweep-{remaining}-targets")
+
+        def driver_done(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                sweep.failure = task.exception()
+                sweep.wake()
+
+        driver.add_done_callback(driver_done)
+        stall = self._settings.burst_bound + _STALL_GRACE
+        try:
+            while True:
+                if sweep.done:
+                    batch: list[PingResult] = []
+                    while sweep.done:
+                        batch.extend(self._results(sweep.done.popleft()))
+                        remaining -= 1
+                    yield batch
+                    if not remaining:
+                        return
+                    continue
+                if sweep.failure is not None:
+                    raise sweep.failure
+                sweep.waiter = loop.create_future()
+                try:
+                    async with asyncio.timeout(stall):
+                        await sweep.waiter
+                except TimeoutError as exc:
+                    raise ProbeTimeoutError(
+                        f"ICMP sweep made no progress for {stall:.1f} s"
+                    ) from exc
+                finally:
+                    sweep.waiter = None
+        finally:
+            self._sweeps.discard(sweep)
+            driver.cancel()
+            for seq in sweep.seqs:
+                self._pending.pop(seq, None)
+            try:
+                await driver
+            except asyncio.CancelledError:
+                # The driver was cancelled just above; re-raise only our own cancellation.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+            except Exception:  # already reported to the consumer through sweep.failure
+                pass
+
+    def _plan(self, targets: Sequence[PingTarget]) -> _Sweep:
+        count = self._settings.count
+        pending = self._pending
+        base = self._next_seq
+        # Skip sequence numbers a running sweep still waits on.
+        while any(((base + k) & 0xFFFF) in pending for k in range(count)):
+            base = (base + count) & 0xFFFF
+        self._next_seq = (base + count) & 0xFFFF
+        seqs = [(base + k) & 0xFFFF for k in range(count)]
+        sweep = _Sweep(count=count, base=base, seqs=seqs)
+        by_host: dict[str, _Burst] = {}
+        sockaddrs = self._sockaddrs
+        if len(sockaddrs) > _SOCKADDR_CACHE:
+            sockaddrs.clear()
+        bursts = sweep.bursts
+        channels: dict[int, _Channel | None] = {}
+        for target in targets:
+            address = target.address
+            sockaddr = sockaddrs.get(address)
+            if sockaddr is None:
+                sockaddr = sockaddrs[address] = (str(address), 0)
+            burst = by_host.get(sockaddr[0])
+            if burst is not None:
+                if burst.extra is None:
+                    burst.extra = []
+                burst.extra.append(target)
+                continue
+            version = address.version
+            if version in channels:
+                channel = channels[version]
+            else:
+                channel = channels[version] = self._channel_for(version)
+                if channel is not None:
+                    sweep.packets[version] = [
+                        codec.encode_echo_request(
+                            identifier=channel.identifier,
+                            sequence=seq,
+                            payload=self._payload,
+                            ipv6=channel.ipv6,
+                        )
+                        for seq in seqs
+                    ]
+            if channel is None:
+                burst = _Burst(sweep, -1, target, None, sockaddr)
+                burst.error = self._v6_error or "EAFNOSUPPORT"
+                burst.started_at = self._wall_clock()
+                burst.resolved = count
+                sweep.unsendable.append(burst)
+                sweep.done.append(burst)
+            else:
+                burst = _Burst(sweep, len(bursts), target, channel, sockaddr)
+                bursts.append(burst)
+            by_host[sockaddr[0]] = burst
+        sweep.sent_at = [[0.0] * len(bursts) for _ in range(count)]
+        for seq in seqs:
+            pending[seq] = {}
+        return sweep
+
+    def _channel_for(self, version: int) -> _Channel | None:
+        channel = self._channels.get(version)
+        if channel is not None or version == 4 or self._v6_error is not None:
+            return channel
+        try:
+            return self._open(ipv6=True)
+        except ProbeTransportError as exc:
+            if isinstance(exc, IcmpPermissionError):
+                raise
+            cause = exc.__cause__
+            self._v6_error = _errno_name(cause) if isinstance(cause, OSError) else str(exc)
+            return None
+
+    @staticmethod
+    def _results(burst: _Burst) -> list[PingResult]:
+        started = burst.started_at
+        assert started is not None
+        rtts = tuple(burst.rtts) if burst.rtts else ()
+        target = burst.target
+        first = PingResult(
+            target.key, target.address, started, burst.sent, len(rtts), rtts, burst.error
+        )
+        if burst.extra is None:
+            return [first]
+        return [first] + [
+            PingResult(t.key, t.address, started, burst.sent, len(rtts), rtts, burst.error)
+            for t in burst.extra
+        ]
+
+    async def _drive(self, sweep: _Sweep) -> None:
+        """Send every echo on schedule, then expire what was never answered."""
+        settings = self._settings
+        n = len(sweep.bursts)
+        count = sweep.count
+        step = settings.spread / n if n else 0.0
+        cursors = [0] * count  # next burst index per echo number
+        t0 = time.monotonic()
+        while cursors[-1] < n:
+            now = time.monotonic()
+            budget = _SEND_BATCH
+            retry = False
+            for k in range(count):
+                start = cursors[k]
+                if k == 0:
+                    due = n if step == 0 else min(n, int((now - t0) / step) + 1)
+                    stop = min(due, start + budget)
+                else:
+                    stop = min(cursors[k - 1], start + budget)
+                if stop <= start:
+                    continue
+                cursors[k], retry = self._send(sweep, k, start, stop, now - settings.spacing)
+                budget -= cursors[k] - start
+                if retry or budget <= 0:
+                    break
+            self._expire(sweep, time.monotonic())
+            if retry:
+                await asyncio.sleep(_SEND_RETRY_DELAY)
+            elif budget <= 0:
+                await asyncio.sleep(0)  # let the reader drain replies between batches
+            else:
+                await asyncio.sleep(self._next_wake(sweep, cursors, t0, step))
+        while sweep.expiry:
+            now = time.monotonic()
+            self._expire(sweep, now)
+            if sweep.expiry:
+                await asyncio.sleep(max(0.0, sweep.expiry[0][0] - now))
+
+    def _next_wake(self, sweep: _Sweep, cursors: list[int], t0: float, step: float) -> float:
+        n = len(sweep.bursts)
+        wake = t0 + cursors[0] * step if cursors[0] < n else float("inf")
+        for k in range(1, sweep.count):
+            if cursors[k] < cursors[k - 1]:
+                wake = min(wake, sweep.sent_at[k - 1][cursors[k]] + self._settings.spacing)
+        if sweep.expiry:
+            wake = min(wake, sweep.expiry[0][0])
+        return max(0.0, wake - time.monotonic())
+
+    def _send(
+        self, sweep: _Sweep, k: int, start: int, stop: int, cutoff: float
+    ) -> tuple[int, bool]:
+        """Send echo ``k`` to ``bursts[start:stop]``; return (next index, retry?).
+
+        For ``k > 0`` stop at the first burst whose echo ``k-1`` went out after
+        ``cutoff`` (less than ``spacing`` ago).
+        """
+        bursts = sweep.bursts
+        waiting = self._pending[sweep.seqs[k]]
+        sent_at = sweep.sent_at[k]
+        previous = sweep.sent_at[k - 1] if k else None
+        count = sweep.count
+        monotonic = time.monotonic
+        started = self._wall_clock() if k == 0 else None
+        channel: _Channel | None = None
+        sendto = None
+        packet = b""
+        retry = False
+        end = start
+        for i in range(start, stop):
+            if previous is not None and previous[i] > cutoff:
+                break
+            burst = bursts[i]
+            if burst.channel is not channel:
+                channel = burst.channel
+                assert channel is not None
+                sendto = channel.sock.sendto
+                packet = sweep.packets[6 if channel.ipv6 else 4][k]
+            assert sendto is not None
+            now = monotonic()
+            try:
+                sendto(packet, burst.sockaddr)
+            except OSError as exc:
+                if exc.errno in _RETRY_ERRNOS:
+                    retry = True
+                    break
+                # Refused at once (EHOSTUNREACH, ENETUNREACH, EPERM, ...): sent and lost.
+                burst.error = _errno_name(exc)
+                burst.resolved += 1
+                if burst.resolved == count:
+                    sweep.complete(burst)
+            else:
+                waiting[burst.host] = burst
+            sent_at[i] = now
+            burst.sent += 1
+            if started is not None:
+                burst.started_at = started
+            end = i + 1
+        if end > start:
+            sweep.expiry.append((sent_at[end - 1] + self._settings.timeout, k, start, end))
+        return end, retry
+
+    def _expire(self, sweep: _Sweep, now: float) -> None:
+        expiry = sweep.expiry
+        bursts = sweep.bursts
+        count = sweep.count
+        while expiry and expiry[0][0] <= now:
+            _, k, start, end = expiry.popleft()
+            waiting = self._pending.get(sweep.seqs[k])
+            if not waiting:
+                continue
+            for i in range(start, end):
+                burst = bursts[i]
+                if waiting.pop(burst.host, None) is not None:
+                    burst.resolved += 1
+                    if burst.resolved == count:
+                        sweep.complete(burst)

@@ -1,0 +1,154 @@
+"""Database fixtures: every caseapi test runs on SQLite and on PostgreSQL.
+
+SQLite gets a fresh file per test (migrating it takes milliseconds). PostgreSQL gets
+one database per test session (``nms_test_<pid>``, migrated once, dropped at the
+end) and every test starts from truncated tables. Tests commit for real: the
+concurrency tests need several connections to see each other's work, which a
+rolled-back outer transaction cannot give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from caseapi.cases.service import CaseService
+from caseapi.core.base import Base
+from caseapi.core.database import make_engine, make_sessionmaker, migrate
+from caseapi.core.errors import DatabaseUnavailableError
+from nms.clock import FakeClock
+from nms.outage import IncidentOpen, Priority, ntu_down_key
+from tests.conftest import require
+
+PG_ADMIN_URL = os.environ.get(
+    "NMS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Database:
+    backend: str
+    url: str
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+@dataclass(frozen=True)
+class PgServer:
+    url: str | None
+    error: str | None
+
+
+async def _admin(statement: str) -> None:
+    # CREATE/DROP DATABASE cannot run inside a transaction.
+    engine = make_engine(PG_ADMIN_URL)
+    try:
+        async with engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def _create_pg_database(name: str) -> str:
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await _admin(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One migrated PostgreSQL database for the whole session, if the server is up."""
+    name = f"nms_test_{os.getpid()}"
+    try:
+        # Its own event loop: fixtures' loops are per test.
+        url = asyncio.run(_create_pg_database(name))
+    except (OSError, SQLAlchemyError, DatabaseUnavailableError) as exc:
+        yield PgServer(url=None, error=f"PostgreSQL unavailable: {exc}")
+        return
+    yield PgServer(url=url, error=None)
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _truncate_all(engine: AsyncEngine) -> None:
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_server: PgServer
+) -> AsyncIterator[Database]:
+    """A migrated, empty database on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"
+        engine = make_engine(url)
+        await migrate(engine)
+    else:
+        require(pg_server.url is not None, pg_server.error or "PostgreSQL unavailable")
+        assert pg_server.url is not None
+        url = pg_server.url
+        engine = make_engine(url)
+        await _truncate_all(engine)
+    try:
+        yield Database(
+            backend=request.param, url=url, engine=engine, sessionmaker=make_sessionmaker(engine)
+        )
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(start=START)
+
+
+@pytest.fixture
+def service(database: Database, clock: FakeClock) -> CaseService:
+    return CaseService(
+        sessionmaker=database.sessionmaker,
+        clock=clock,
+        monitoring_window_p1=timedelta(hours=24),
+        monitoring_window_p2=timedelta(hours=72),
+    )
+
+
+def incident(
+    ntu_id: str = "ntu-1",
+    *,
+    customer_id: str = "cust-1",
+    priority: Priority = "P1",
+    outage_start: datetime = START - timedelta(minutes=10),
+    detected_at: datetime = START,
+    dedup_key: str | None = None,
+) -> IncidentOpen:
+    """An ``IncidentOpen`` as the detector sends it, with overridable fields."""
+    return IncidentOpen(
+        dedup_key=dedup_key or ntu_down_key(ntu_id),
+        priority=priority,
+        ntu_id=ntu_id,
+        customer_id=customer_id,
+        service_id=f"svc-{ntu_id}",
+        site=f"site of {ntu_id}",
+        outage_start=outage_start,
+        detected_at=detected_at,
+        summary=f"{ntu_id} down",
+    )

@@ -1,0 +1,134 @@
+"""Engine, migrations and the constraints the database itself must enforce."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
+
+from caseapi.cases import repository
+from caseapi.cases.enums import CasePriority, CaseSource, CaseStatus, CaseType
+from caseapi.cases.models import Case
+from caseapi.core.base import Base
+from caseapi.core.database import decode_cursor, encode_cursor, make_engine, migrate
+from caseapi.core.errors import (
+    CaseApiError,
+    DatabaseConfigError,
+    DatabaseUnavailableError,
+    InvalidCursorError,
+)
+from tests.caseapi.conftest import START, Database
+
+
+def _diffs(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "compare_server_default": True}
+    )
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_migrated_schema_matches_models(database: Database) -> None:
+    async with database.engine.connect() as conn:
+        assert await conn.run_sync(_diffs) == []
+
+
+async def test_migrate_twice_is_a_no_op(database: Database) -> None:
+    await migrate(database.engine)
+    async with database.engine.connect() as conn:
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    assert version == "0001"
+
+
+def _case(ref: str, *, status: CaseStatus, dedup_key: str = "ntu:x:down") -> Case:
+    return Case(
+        ref=ref,
+        type=CaseType.INCIDENT,
+        priority=CasePriority.P1,
+        status=status,
+        source=CaseSource.PROACTIVE,
+        dedup_key=dedup_key,
+        summary="x",
+        created_at=START,
+        updated_at=START,
+    )
+
+
+async def test_one_open_case_per_dedup_key_is_enforced_by_the_database(
+    database: Database,
+) -> None:
+    async with database.sessionmaker() as session:
+        await repository.add_case(session, case=_case("CS-2026-000001", status=CaseStatus.SOLVED))
+        await session.commit()
+    async with database.sessionmaker() as session:
+        with pytest.raises(IntegrityError):
+            await repository.add_case(session, case=_case("CS-2026-000002", status=CaseStatus.NEW))
+    # Terminal cases are outside the partial index: any number may share the key.
+    async with database.sessionmaker() as session:
+        for n, status in enumerate([CaseStatus.CLOSED, CaseStatus.CANCELLED, CaseStatus.CLOSED]):
+            await repository.add_case(session, case=_case(f"CS-2026-00001{n}", status=status))
+        await repository.add_case(
+            session, case=_case("CS-2026-000020", status=CaseStatus.NEW, dedup_key="other")
+        )
+        await session.commit()
+
+
+async def test_sqlite_pragmas(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", busy_timeout=2.5)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+            assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 2500
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("not a url", "malformed"),
+        ("mysql+aiomysql://root:hunter2@db/x", "unsupported database driver"),
+        ("postgresql://postgres:hunter2@db/x", "unsupported database driver"),
+        ("sqlite+aiosqlite://", "needs a file path"),
+    ],
+)
+def test_bad_url_is_a_clear_error_with_the_password_masked(url: str, fragment: str) -> None:
+    with pytest.raises(DatabaseConfigError) as info:
+        make_engine(url)
+    assert fragment in str(info.value)
+    assert "hunter2" not in str(info.value)
+    assert isinstance(info.value, CaseApiError)
+
+
+async def test_unreachable_database_names_the_masked_url() -> None:
+    engine = make_engine("postgresql+asyncpg://postgres:hunter2@127.0.0.1:1/nms", connect_timeout=2)
+    try:
+        with pytest.raises(DatabaseUnavailableError) as info:
+            await migrate(engine)
+    finally:
+        await engine.dispose()
+    message = str(info.value)
+    assert "postgresql+asyncpg://postgres:***@127.0.0.1:1/nms" in message
+    assert "hunter2" not in message
+
+
+async def test_missing_sqlite_directory_is_unavailable(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'x.db'}")
+    try:
+        with pytest.raises(DatabaseUnavailableError, match="unable to open database file"):
+            await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+def test_cursor_round_trip_and_tampering() -> None:
+    cursor = encode_cursor({"id": 42})
+    assert decode_cursor(cursor, keys={"id": int}) == {"id": 42}
+    for bad in ["", "!!!", encode_cursor({"id": "42"}), encode_cursor({"id": True}), "e30"]:
+        with pytest.raises(InvalidCursorError):
+            decode_cursor(bad, keys={"id": int})

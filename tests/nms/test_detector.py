@@ -1,0 +1,207 @@
+"""The detector with the real case service and database, on a fake clock."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from caseapi.cases.models import Case
+from caseapi.cases.service import CaseService
+from nms.clock import FakeClock
+from nms.detector import Detector
+from nms.inventory import Inventory, parse_inventory
+from nms.ntu import Rules, Status
+from nms.outage import IncidentOpen
+from nms.store import apply_inventory
+from probes.observation import PingResult
+from tests.caseapi.conftest import Database, database, pg_server  # noqa: F401 - fixtures
+
+INVENTORY = """\
+customers:
+  - {id: acme, name: ACME}
+  - {id: gone, name: Expired Ltd, contract_status: expired}
+ntus:
+  - {id: n1, customer: acme, service_id: S1, site: HQ, address: 192.0.2.1}
+  - {id: n2, customer: acme, address: 192.0.2.2}
+  - {id: n3, customer: gone, address: 192.0.2.3}
+"""
+RULES = Rules(down_after=timedelta(minutes=10), restore_after=2, stale_after=timedelta(minutes=2))
+INTERVAL = timedelta(seconds=30)
+
+
+def inventory(text: str = INVENTORY) -> Inventory:
+    return parse_inventory(text, source="inv.yaml", fmt="yaml")
+
+
+def result(clock: FakeClock, ntu: str, ok: bool) -> PingResult:
+    return PingResult(
+        key=ntu,
+        address=ipaddress.ip_address("192.0.2.1"),
+        started_at=clock.now(),
+        sent=5,
+        received=5 if ok else 0,
+        rtts=(0.001,) * 5 if ok else (),
+    )
+
+
+class Harness:
+    def __init__(self, db: Database, clock: FakeClock) -> None:
+        self.db = db
+        self.clock = clock
+        self.service = CaseService(sessionmaker=db.sessionmaker, clock=clock)
+        self.detector = self.new_detector()
+
+    def new_detector(self, sink: object | None = None) -> Detector:
+        return Detector(
+            rules=RULES,
+            clock=self.clock,
+            sink=sink or self.service,  # type: ignore[arg-type]
+            sessionmaker=self.db.sessionmaker,
+        )
+
+    async def cycle(self, down: set[str], detector: Detector | None = None) -> None:
+        """One probe cycle: every NTU answers except ``down``; then the interval passes."""
+        d = detector or self.detector
+        await d.observe([result(self.clock, n, n not in down) for n in d.ntus])
+        self.clock.advance(INTERVAL)
+        await d.tick()
+
+    async def cases(self) -> list[Case]:
+        async with self.db.sessionmaker() as session:
+            return list((await session.scalars(select(Case).order_by(Case.id))).all())
+
+
+@pytest.fixture
+async def harness(database: Database) -> Harness:  # noqa: F811
+    clock = FakeClock()
+    await apply_inventory(database.sessionmaker, inventory())
+    h = Harness(database, clock)
+    await h.detector.load(inventory())
+    return h
+
+
+async def test_ten_minutes_down_opens_one_p1_from_the_first_failure(harness: Harness):
+    await harness.cycle(set())
+    first_failure = harness.clock.now()
+    for _ in range(20):  # 0 .. 9.5 minutes of failure
+        await harness.cycle({"n1"})
+        assert await harness.cases() == []
+    await harness.cycle({"n1"})  # the probe at minute 10
+    cases = await harness.cases()
+    assert len(cases) == 1
+    case = cases[0]
+    assert case.priority == "P1"
+    assert case.outage_start == first_failure
+    assert case.detected_at == first_failure + timedelta(minutes=10)
+    assert case.customer_id == "acme"
+    assert case.service_id == "S1"
+    assert case.site == "HQ"
+    for _ in range(10):
+        await harness.cycle({"n1"})
+    assert len(await harness.cases()) == 1
+    assert harness.detector.ntus["n1"].state.status == Status.DOWN
+    assert harness.detector.ntus["n1"].case_ref == case.ref
+
+
+async def test_restoration_solves_with_the_first_good_probe_as_end(harness: Harness):
+    for _ in range(22):
+        await harness.cycle({"n2"})
+    back = harness.clock.now()
+    await harness.cycle(set())
+    assert (await harness.cases())[0].status == "new"  # one good cycle is not enough
+    await harness.cycle(set())
+    case = (await harness.cases())[0]
+    assert case.status == "solved"
+    assert case.restored_at == back
+    assert case.solved_at is not None
+    assert case.monitoring_until == case.solved_at + timedelta(hours=24)
+
+
+async def test_restart_at_minute_7_opens_at_minute_10_exactly_once(harness: Harness):
+    first_failure = harness.clock.now()
+    for _ in range(14):  # 7 minutes of failure
+        await harness.cycle({"n1"})
+    # The process dies; a new one loads the persisted state.
+    restarted = harness.new_detector()
+    await restarted.load(inventory())
+    assert restarted.ntus["n1"].state.status == Status.SUSPECT
+    assert restarted.ntus["n1"].state.outage_start == first_failure
+    for _ in range(6):
+        await harness.cycle({"n1"}, restarted)
+        assert await harness.cases() == []
+    await harness.cycle({"n1"}, restarted)  # minute 10
+    cases = await harness.cases()
+    assert len(cases) == 1
+    assert cases[0].detected_at == first_failure + timedelta(minutes=10)
+    # And once more after the case exists: no duplicate, same case.
+    again = harness.new_detector()
+    await again.load(inventory())
+    assert again.ntus["n1"].case_ref == cases[0].ref
+    for _ in range(4):
+        await harness.cycle({"n1"}, again)
+    assert len(await harness.cases()) == 1
+
+
+async def test_a_failing_case_service_is_retried_without_duplicates(harness: Harness):
+    calls = {"n": 0}
+
+    class Flaky:
+        async def open_incident(self, request: IncidentOpen) -> str:
+            calls["n"] += 1
+            if calls["n"] <= 2:
+                raise ConnectionError("case service down")
+            return await harness.service.open_incident(request)
+
+        async def restore_incident(self, **kwargs):
+            return await harness.service.restore_incident(**kwargs)
+
+    detector = harness.new_detector(Flaky())
+    await detector.load(inventory())
+    for _ in range(21):
+        await harness.cycle({"n1"}, detector)
+    assert await harness.cases() == []
+    assert detector.stats.case_errors == 1
+    await harness.cycle({"n1"}, detector)
+    await harness.cycle({"n1"}, detector)
+    cases = await harness.cases()
+    assert len(cases) == 1
+    assert cases[0].outage_start == detector.ntus["n1"].state.outage_start
+
+
+async def test_no_data_means_unknown_and_no_case(harness: Harness):
+    await harness.cycle({"n1"})
+    for _ in range(40):  # 20 minutes without any probe result
+        harness.clock.advance(INTERVAL)
+        await harness.detector.tick()
+    assert all(t.state.status == Status.UNKNOWN for t in harness.detector.ntus.values())
+    assert await harness.cases() == []
+
+
+async def test_expired_contract_is_recorded_and_flagged(harness: Harness):
+    for _ in range(22):
+        await harness.cycle({"n3"})
+    (case,) = await harness.cases()
+    assert case.customer_id == "gone"
+    assert case.no_support is True
+
+
+async def test_inventory_change_keeps_state(harness: Harness):
+    for _ in range(4):
+        await harness.cycle({"n1"})
+    start = harness.detector.ntus["n1"].state.outage_start
+    smaller = inventory(INVENTORY.replace("  - {id: n2, customer: acme, address: 192.0.2.2}\n", ""))
+    diff = await apply_inventory(harness.db.sessionmaker, smaller)
+    assert diff.removed == ("n2",)
+    harness.detector.set_inventory(smaller)
+    assert set(harness.detector.ntus) == {"n1", "n3"}
+    assert harness.detector.ntus["n1"].state.outage_start == start
+    harness.detector.set_inventory(inventory())
+    await apply_inventory(harness.db.sessionmaker, inventory())
+    # n2 left and came back: it resumes its state instead of starting unknown.
+    assert harness.detector.ntus["n2"].state.status == Status.UP
+    async with harness.db.sessionmaker() as session:
+        count = await session.scalar(select(func.count()).select_from(Case))
+    assert count == 0

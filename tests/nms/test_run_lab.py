@@ -1,0 +1,217 @@
+"""End to end: ``nms run`` as a real subprocess over the simulated NTU lab.
+
+Time is compressed (``down_after`` 4 s, 1 s probe interval; see ``nms_process.FAST``)
+but everything else is real: raw ICMP to network namespaces, SQLite on disk, the
+HTTP API.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from nms.lab import LabFleet
+from tests.lab_fixtures import LabFleetFactory, lab_fleet  # noqa: F401 - fixture
+from tests.nms.nms_process import FAST, NmsProcess, running, wait_for, write_inventory
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+DOWN_AFTER = 4.0
+INTERVAL = 1.0
+# Probe time, batching, one tick and HTTP polling: what "within" allows beyond the rule.
+SLACK = 1.5
+
+
+def ts(text: str | None) -> datetime:
+    assert text is not None
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    assert value.tzinfo is not None
+    return value
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def fleet(lab_fleet: LabFleetFactory) -> LabFleet:  # noqa: F811
+    return lab_fleet(hosts=1, ntus_per_host=4)
+
+
+@pytest.fixture
+def nms(tmp_path: Path, fleet: LabFleet) -> NmsProcess:
+    inventory = tmp_path / "inventory.yaml"
+    write_inventory(inventory, fleet.addresses)
+    return NmsProcess(workdir=tmp_path, inventory=inventory, database=tmp_path / "nms.db")
+
+
+def all_up(nms: NmsProcess, ids: list[str]) -> None:
+    for ntu_id in ids:
+        nms.wait_status(ntu_id, "up", timeout=15)
+
+
+def test_down_ntu_opens_one_p1_and_restoration_solves_it(fleet: LabFleet, nms: NmsProcess):
+    ids = [f"ntu-{i:03d}" for i in range(4)]
+    with running(nms):
+        all_up(nms, ids)
+        target = fleet.addresses[1]
+        fault_at = now()
+        fleet.drop_address(target)
+        cases = wait_for("a case", lambda: nms.cases(), timeout=DOWN_AFTER + INTERVAL + SLACK + 5)
+        detected = now()
+        assert (detected - fault_at).total_seconds() <= DOWN_AFTER + INTERVAL + SLACK
+        assert len(cases) == 1
+        case = cases[0]
+        assert case["priority"] == "P1"
+        assert case["ntu_id"] == "ntu-001"
+        assert case["dedup_key"] == "ntu:ntu-001:down"
+        assert case["status"] == "new"
+        assert case["ref"].startswith(f"CS-{fault_at.year}-")
+        # The outage starts at the first failed probe, not at case creation.
+        outage_start = ts(case["outage_start"])
+        assert fault_at - timedelta(seconds=0.2) <= outage_start
+        assert outage_start <= fault_at + timedelta(seconds=INTERVAL + 0.5)
+        assert ts(case["detected_at"]) - outage_start >= timedelta(seconds=DOWN_AFTER)
+        status = nms.status("ntu-001")
+        assert status["status"] == "down"
+        assert ts(status["outage_start"]) == outage_start
+
+        # Let it stay down a little longer: still exactly one case.
+        time.sleep(2)
+        assert len(nms.cases()) == 1
+
+        restore_at = now()
+        fleet.restore_address(target)
+        solved = wait_for(
+            "the case to be solved",
+            lambda: [c for c in nms.cases() if c["status"] == "solved"],
+            timeout=15,
+        )[0]
+        restored_at = ts(solved["restored_at"])
+        assert restore_at - timedelta(seconds=0.2) <= restored_at
+        assert restored_at <= restore_at + timedelta(seconds=INTERVAL + 0.5)
+        assert ts(solved["outage_start"]) == outage_start
+        assert ts(solved["monitoring_until"]) - ts(solved["solved_at"]) == timedelta(hours=24)
+        nms.wait_status("ntu-001", "up")
+        # The others never moved.
+        assert all(c["ntu_id"] == "ntu-001" for c in nms.cases())
+        assert nms.stop() == 0
+    assert "stopped cleanly" in nms.log()
+
+
+def test_blip_shorter_than_down_after_opens_nothing(fleet: LabFleet, nms: NmsProcess) -> None:
+    with running(nms):
+        all_up(nms, ["ntu-000"])
+        fleet.drop_address(fleet.addresses[0])
+        nms.wait_status("ntu-000", "suspect", timeout=5)
+        time.sleep(DOWN_AFTER / 2)
+        fleet.restore_address(fleet.addresses[0])
+        nms.wait_status("ntu-000", "up", timeout=5)
+        time.sleep(DOWN_AFTER + INTERVAL)
+        assert nms.cases() == []
+
+
+def test_whole_site_down_opens_one_case_per_ntu(fleet: LabFleet, nms: NmsProcess) -> None:
+    ids = [f"ntu-{i:03d}" for i in range(4)]
+    with running(nms):
+        all_up(nms, ids)
+        fleet.link_down(fleet.hosts[0])
+        cases = wait_for(
+            "four cases", lambda: c if len(c := nms.cases()) == 4 else None, timeout=15
+        )
+        assert sorted(c["ntu_id"] for c in cases) == ids
+        time.sleep(2)
+        assert len(nms.cases()) == 4
+        fleet.link_up(fleet.hosts[0])
+        wait_for(
+            "all solved",
+            lambda: all(c["status"] == "solved" for c in nms.cases()),
+            timeout=15,
+        )
+
+
+def test_kill_9_mid_outage_keeps_one_case(fleet: LabFleet, nms: NmsProcess) -> None:
+    nms.start()
+    try:
+        all_up(nms, ["ntu-002"])
+        fault_at = now()
+        fleet.drop_address(fleet.addresses[2])
+        suspect = nms.wait_status("ntu-002", "suspect", timeout=5)
+        first_failure = ts(suspect["outage_start"])
+        # Kill at ~60% of down_after (minute 7 of 10 in real time) and restart.
+        time.sleep(max(0.0, DOWN_AFTER * 0.6 - (now() - fault_at).total_seconds()))
+        nms.kill()
+        nms.start()
+        case = wait_for("the case after restart", lambda: nms.cases(), timeout=10)[0]
+        opened = now()
+        # Opened at down_after from the first failure (minute 10), not down_after after
+        # the restart (minute 17).
+        assert ts(case["outage_start"]) == first_failure
+        assert (opened - first_failure).total_seconds() <= DOWN_AFTER + INTERVAL + SLACK + 1
+        # Kill again once the case exists: the restart must not open a second one.
+        nms.kill()
+        nms.start()
+        time.sleep(3)
+        cases = nms.cases()
+        assert len(cases) == 1 and cases[0]["ref"] == case["ref"]
+        assert nms.status("ntu-002")["status"] == "down"
+        fleet.restore_address(fleet.addresses[2])
+        wait_for(
+            "the case to be solved",
+            lambda: nms.cases()[0]["status"] == "solved",
+            timeout=15,
+        )
+    finally:
+        nms.stop()
+
+
+def test_stopped_probes_open_nothing_and_mark_unknown(fleet: LabFleet, nms: NmsProcess) -> None:
+    with running(nms):
+        all_up(nms, ["ntu-000", "ntu-003"])
+        fleet.drop_address(fleet.addresses[3])
+        nms.wait_status("ntu-003", "suspect", timeout=5)
+    # The probes stop (here: disabled on restart) while ntu-003 is failing.
+    with running(nms, NMS_PROBES__ICMP__ENABLED="false"):
+        stale = float(FAST["NMS_DETECTOR__STALE_AFTER"].rstrip("s"))
+        for ntu_id in ("ntu-000", "ntu-003"):
+            nms.wait_status(ntu_id, "unknown", timeout=stale + 3)
+        time.sleep(DOWN_AFTER + INTERVAL)
+        assert nms.cases() == []
+        metrics = nms_metrics(nms)
+        assert 'nms_ntus{state="unknown"} 4.0' in metrics
+
+
+def nms_metrics(nms: NmsProcess) -> str:
+    import httpx
+
+    response = httpx.get(nms.url + "/metrics", timeout=5)
+    response.raise_for_status()
+    return response.text
+
+
+def test_reload_keeps_state_rejects_bad_file(fleet: LabFleet, nms: NmsProcess) -> None:
+    ids = write_inventory(nms.inventory, fleet.addresses[:2])
+    with running(nms):
+        all_up(nms, ids)
+        fleet.drop_address(fleet.addresses[0])
+        suspect = nms.wait_status("ntu-000", "suspect", timeout=5)
+        # Add two NTUs; the file watch picks the change up.
+        write_inventory(nms.inventory, fleet.addresses)
+        wait_for("4 NTUs", lambda: len(nms.get("/v1/ntus", limit=100)["data"]) == 4, timeout=10)
+        nms.wait_status("ntu-003", "up", timeout=10)
+        # The failing NTU kept its outage start through the reload and goes down.
+        down = nms.wait_status("ntu-000", "down", timeout=10)
+        assert down["outage_start"] == suspect["outage_start"]
+        # A bad file is rejected as a whole; the running inventory stays.
+        good = nms.inventory.read_text()
+        nms.inventory.write_text(good.replace(str(fleet.addresses[3]), "999.1.1.1"))
+        nms.signal(signal.SIGHUP)
+        wait_for("the rejection in the log", lambda: "reload rejected" in nms.log(), timeout=10)
+        assert "999.1.1.1" in nms.log()
+        assert len(nms.get("/v1/ntus", limit=100)["data"]) == 4
+        nms.wait_status("ntu-003", "up", timeout=5)
+        assert len(nms.cases()) == 1
