@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from caseapi.core.errors import CaseApiError
 from nms.clock import SystemClock
 from nms.config import Settings, format_duration, load_settings
-from nms.errors import ConfigError, InventoryError
+from nms.errors import ConfigError, InventoryError, ListenError
 from nms.inventory import load_inventory
 from probes.errors import IcmpPermissionError
 
@@ -117,6 +117,8 @@ def _setup_logging(level: str) -> None:
         datefmt="%Y-%m-%dT%H:%M:%S",
         stream=sys.stderr,
     )
+    # Alembic narrates every migration step at INFO; the runtime logs the outcome.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _print_problems(title: str, problems: Sequence[str]) -> None:
@@ -137,6 +139,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if isinstance(known, InventoryError):
             _print_problems("invalid inventory, not started", known.problems)
             return EXIT_USAGE
+        if isinstance(known, ListenError):
+            _print_problems("cannot serve the API, not started", known.problems)
+            return EXIT_USAGE
         if isinstance(known, IcmpPermissionError):
             _print_problems("cannot probe, not started", [str(known)])
             return EXIT_USAGE
@@ -149,7 +154,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _startup_error(exc: BaseException) -> BaseException | None:
     """The first error we explain to the user, inside task groups too."""
-    if isinstance(exc, InventoryError | IcmpPermissionError | CaseApiError):
+    if isinstance(exc, InventoryError | ListenError | IcmpPermissionError | CaseApiError):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:

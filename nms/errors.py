@@ -2,7 +2,8 @@
 
     NmsError
     ├── ConfigError        bad configuration value, file or environment variable
-    └── InventoryError     bad inventory file (every problem, with file, line, field)
+    ├── InventoryError     bad inventory file (every problem, with file, line, field)
+    └── ListenError        the API address cannot be bound (in use, not permitted)
 
 Both carry a list of human-readable ``problems``; the CLI prints them one per line
 and exits with code 2.
@@ -27,3 +28,7 @@ class ConfigError(_ProblemsError):
 
 class InventoryError(_ProblemsError):
     """The inventory is invalid; ``problems`` names file, line and field of each."""
+
+
+class ListenError(_ProblemsError):
+    """The API cannot listen on the configured address."""

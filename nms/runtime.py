@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import signal
+import socket
 from collections.abc import Generator
 from pathlib import Path
 
 import uvicorn
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.api.app import create_app
@@ -28,7 +32,7 @@ from nms.bus import InProcessBus
 from nms.clock import Clock
 from nms.config import Settings, format_duration, split_listen
 from nms.detector import Detector
-from nms.errors import InventoryError
+from nms.errors import InventoryError, ListenError
 from nms.inventory import Inventory, load_inventory
 from nms.metrics import NmsCollector, ProbeStats
 from nms.ntu import Rules
@@ -145,9 +149,14 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
     if path is None:
         log.warning("no inventory given (--inventory FILE): nothing to probe")
 
+    listener = _listen(settings.api.listen)
     engine = make_engine(settings.database.url)
     try:
         await migrate(engine)
+        log.info(
+            "database ready: %s",
+            make_url(settings.database.url).render_as_string(hide_password=True),
+        )
         sessionmaker = make_sessionmaker(engine)
         diff = await apply_inventory(sessionmaker, inventory)
         log.info(
@@ -167,9 +176,26 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
             rules=detector_rules(settings), clock=clock, sink=cases, sessionmaker=sessionmaker
         )
         await detector.load(inventory)
-        await _serve(settings, clock, inventory, sessionmaker, detector, cases)
+        await _serve(settings, clock, inventory, sessionmaker, detector, cases, listener)
     finally:
+        listener.close()
         await engine.dispose()
+
+
+def _listen(listen: str) -> socket.socket:
+    """Bind the API socket first, so a busy port stops start-up before anything runs."""
+    host, port = split_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=512)
+    except OSError as exc:
+        raise ListenError(
+            [
+                f"api.listen: cannot listen on {listen}: "
+                + (os.strerror(exc.errno) if exc.errno else str(exc))
+                + (" (is another nms running?)" if exc.errno == errno.EADDRINUSE else "")
+            ]
+        ) from exc
 
 
 async def _serve(
@@ -179,6 +205,7 @@ async def _serve(
     sessionmaker: async_sessionmaker[AsyncSession],
     detector: Detector,
     cases: CaseService,
+    listener: socket.socket,
 ) -> None:
     icmp = settings.probes.icmp
     probe_stats = ProbeStats()
@@ -190,10 +217,7 @@ async def _serve(
         clock=clock,
         extra_routers=(metrics_router(registry),),
     )
-    host, port = split_listen(settings.api.listen)
-    server = _ApiServer(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-    )
+    server = _ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off"))
     bus = InProcessBus()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -251,7 +275,7 @@ async def _serve(
         )
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(server.serve(), name="api")
+                tasks.create_task(server.serve(sockets=[listener]), name="api")
                 tasks.create_task(consume(), name="detector")
                 tasks.create_task(tick(), name="ticker")
                 if probe_loop is not None:

@@ -8,7 +8,7 @@ Needs root. Only 127.0.0.0/8, 169.254.0.0/16 and fd4e:5455::/32 are ever used.
 from nms.lab.fleet import LabFleet
 from nms.lab.netns import LabCommandError, LabError
 from nms.lab.plan import MAX_HOSTS, MAX_NTUS_PER_HOST, LabHost, plan_host
-from nms.lab.registry import cleanup_stale
+from nms.lab.registry import cleanup_stale, safety_routes
 from nms.lab.snmpd import SnmpdAgent
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "SnmpdAgent",
     "cleanup_stale",
     "plan_host",
+    "safety_routes",
 ]

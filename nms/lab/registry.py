@@ -9,7 +9,10 @@ benchmark). They coordinate through an exclusive ``flock`` on ``/run/nms-lab.loc
   processes it started inside) *before* it creates the namespace;
 - the safety routes (unreachable 169.254.0.0/16 and fd4e:5455::/32) are installed
   before any lab address exists and removed only when, after a teardown, no
-  ``ntulab`` namespace is left - all under the same lock;
+  ``ntulab`` namespace (and no hold) is left - all under the same lock;
+- :func:`safety_routes` holds the safety routes for code that uses lab addresses
+  without a fleet (recorded as ``/run/nms-lab/hold-<token>.json``, dropped if its
+  process is gone);
 - :func:`cleanup_stale` removes namespaces whose owner process is gone (a run that
   was killed), after stopping the processes that owner recorded as started inside.
 
@@ -23,6 +26,7 @@ import json
 import logging
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +40,7 @@ log = logging.getLogger("nms.lab")
 LOCK_PATH = Path("/run/nms-lab.lock")
 STATE_DIR = Path("/run/nms-lab")
 _LAB_NETNS = re.compile(rf"^{NETNS_PREFIX}(\d+)$")
+_HOLD_PREFIX = "hold-"
 
 
 @dataclass(slots=True)
@@ -135,11 +140,23 @@ def install_safety_routes_locked() -> None:
     netns.ip_batch(safety_route_lines("replace"))
 
 
+def _live_holds_locked() -> list[str]:
+    """Holds (see :func:`safety_routes`) whose process still runs; drops stale ones."""
+    live = []
+    for path in STATE_DIR.glob(f"{_HOLD_PREFIX}*.json") if STATE_DIR.exists() else []:
+        record = read_record(path.stem)
+        if record is not None and record.alive():
+            live.append(path.stem)
+        else:
+            path.unlink(missing_ok=True)
+    return live
+
+
 def remove_safety_routes_if_unused_locked() -> bool:
-    """Remove the safety routes if no lab namespace is left; return whether removed."""
-    remaining = lab_namespaces()
+    """Remove the safety routes if no lab namespace or hold is left; return whether removed."""
+    remaining = sorted(lab_namespaces()) + _live_holds_locked()
     if remaining:
-        log.debug("keeping lab safety routes: %s still exist", sorted(remaining))
+        log.debug("keeping lab safety routes: %s still exist", remaining)
         return False
     netns.ip_batch(safety_route_lines("del"), force=True)
     log.info("lab safety routes removed (no lab namespace left)")
@@ -164,6 +181,26 @@ def stop_recorded_procs(name: str, record: OwnerRecord) -> None:
         if pid in inside:
             log.info("stopping pid %d left in %s", pid, name)
             netns.kill_pid(pid, start_time=start_time)
+
+
+@contextmanager
+def safety_routes() -> Iterator[None]:
+    """Install the lab safety routes and keep them for the duration of the block.
+
+    For code that sends to lab addresses without a fleet (e.g. to see EHOSTUNREACH):
+    a fleet being torn down elsewhere meanwhile will not remove the routes under it.
+    """
+    token = uuid.uuid4().hex
+    name = f"{_HOLD_PREFIX}{token}"
+    with locked():
+        write_record(name, new_record(token))
+        install_safety_routes_locked()
+    try:
+        yield
+    finally:
+        with locked():
+            remove_record(name)
+            remove_safety_routes_if_unused_locked()
 
 
 def cleanup_stale() -> list[str]:

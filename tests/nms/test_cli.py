@@ -14,6 +14,7 @@ import pytest
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
 from nms.inventory import load_inventory
 from nms.store import apply_inventory
+from tests.nms.nms_process import free_port
 
 GOOD = """\
 customers:
@@ -163,3 +164,37 @@ def test_config_show_prints_effective_values():
     assert result.returncode == 0, result.stderr
     assert "down_after: 5m" in result.stdout
     assert "p2: 3d" in result.stdout
+
+
+def test_busy_port_exit_2(tmp_path: Path, stored_db: Path):
+    import socket
+
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(GOOD)
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = nms(
+            "run",
+            "--inventory",
+            str(inv),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--database",
+            f"sqlite+aiosqlite:///{stored_db}",
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_exit_1(tmp_path: Path):
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(GOOD)
+    url = "postgresql+asyncpg://nms:secret@127.0.0.1:1/nms"
+    listen = f"127.0.0.1:{free_port()}"
+    result = nms("run", "--inventory", str(inv), "--listen", listen, "--database", url)
+    assert result.returncode == 1
+    assert "database problem" in result.stderr
+    assert "127.0.0.1:1" in result.stderr
+    assert "secret" not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -11,7 +11,16 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address
 
 import pytest
 
-from nms.lab import LabCommandError, LabFleet, LabHost, cleanup_stale, netns, plan_host, registry
+from nms.lab import (
+    LabCommandError,
+    LabFleet,
+    LabHost,
+    cleanup_stale,
+    netns,
+    plan_host,
+    registry,
+    safety_routes,
+)
 from nms.lab import fleet as fleet_module
 from nms.lab.plan import LAB_V4, LAB_V6, MAX_HOSTS
 from tests.conftest import require_root
@@ -360,3 +369,16 @@ def test_snmpd_answers_restarts_and_is_stopped_on_down() -> None:
 def test_addresses_are_in_lab_range() -> None:
     host = plan_host(15, ntus=4094, ipv6=False)
     assert host.ntus_v4[-1] == IPv4Address("169.254.255.254")
+
+
+@pytest.mark.lab
+def test_safety_routes_hold_outlives_a_fleet() -> None:
+    require_root()
+    with safety_routes():
+        with LabFleet(hosts=1, ntus_per_host=2):
+            pass
+        # The fleet is gone but the hold keeps the routes: sends still fail locally.
+        assert len(_safety_routes()) == 2
+        with pytest.raises(LabCommandError, match="No route to host"):
+            netns.run(["ip", "route", "get", "169.254.250.1"])
+    _assert_safety_routes_consistent()

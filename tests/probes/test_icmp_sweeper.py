@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from nms.lab import safety_routes
 from probes.errors import IcmpPermissionError, LocalProtocolError, ProbeConfigError
 from probes.icmp.sweeper import IcmpSweeper, SweepSettings
 from probes.observation import PingResult, PingTarget
@@ -47,20 +48,21 @@ def assert_alive(result: PingResult, count: int) -> None:
 
 
 @pytest.fixture
-def unreachable_lab_route() -> list[ipaddress.IPv4Address]:
-    """Install the lab safety route (left installed) and check it covers our dead range."""
+def unreachable_lab_route() -> Iterator[list[ipaddress.IPv4Address]]:
+    """Hold the lab safety routes for the test and check they cover our dead range.
+
+    ``safety_routes`` registers a hold, so a lab fleet torn down elsewhere meanwhile
+    cannot remove the routes while this test sends to 169.254.250.x.
+    """
     require_root()
-    subprocess.run(
-        ["ip", "route", "replace", "unreachable", "169.254.0.0/16", "metric", "4000"],
-        check=True,
-    )
     dead = [ipaddress.IPv4Address(f"169.254.250.{i}") for i in range(1, 51)]
-    for address in (dead[0], dead[-1]):
-        # "ip route get" fails ("No route to host") exactly when the route is unreachable.
-        probe = subprocess.run(["ip", "route", "get", str(address)], capture_output=True)
-        if probe.returncode == 0:
-            pytest.fail(f"{address} is routed ({probe.stdout!r}); refusing to send there")
-    return dead
+    with safety_routes():
+        for address in (dead[0], dead[-1]):
+            # "ip route get" fails ("No route to host") exactly when the route is unreachable.
+            probe = subprocess.run(["ip", "route", "get", str(address)], capture_output=True)
+            if probe.returncode == 0:
+                pytest.fail(f"{address} is routed ({probe.stdout!r}); refusing to send there")
+        yield dead
 
 
 @pytest.fixture
