@@ -18,6 +18,10 @@ def ntu_down_key(ntu_id: str) -> str:
     return f"ntu:{ntu_id}:down"
 
 
+def ntu_degraded_key(ntu_id: str) -> str:
+    return f"ntu:{ntu_id}:degraded"
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentOpen:
     """Open (or find the open) proactive incident for an outage."""
@@ -31,6 +35,10 @@ class IncidentOpen:
     outage_start: datetime
     detected_at: datetime
     summary: str
+    supersedes: str | None = None
+    """Dedup key of a lower-priority open case for the same NTU (``ntu:<id>:degraded``)
+    that this incident upgrades in place instead of opening a second case: the
+    customer keeps one case, its priority raised and its key changed to this one."""
 
 
 class CaseSink(Protocol):

@@ -69,3 +69,31 @@ class PingResult:
             return None
         diffs = [abs(b - a) for a, b in zip(self.rtts, self.rtts[1:], strict=False)]
         return statistics.fmean(diffs)
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpResult:
+    """One SNMP poll of one NTU: what the agent said, or why it said nothing.
+
+    ``reachable`` is true when the agent answered at all (management plane up).
+    Counters are raw values as read (the detector computes rates and handles wraps);
+    ``counters_64bit`` says whether they came from ifHC* (Counter64) or the 32-bit
+    ifIn/OutOctets fallback. ``if_index`` is the WAN interface the poller resolved
+    (by configured ifIndex, ifName, ifDescr or ifAlias); None when it could not.
+    """
+
+    key: str
+    address: IPAddress
+    started_at: datetime
+    reachable: bool
+    error: str | None = None
+    sys_uptime: int | None = None  # TimeTicks, hundredths of a second
+    if_index: int | None = None
+    if_oper_status: int | None = None  # IF-MIB: 1 up, 2 down, 3 testing, ... 7 lowerLayerDown
+    if_admin_status: int | None = None  # 1 up, 2 down, 3 testing
+    in_octets: int | None = None
+    out_octets: int | None = None
+    counters_64bit: bool = False
+    in_errors: int | None = None
+    out_errors: int | None = None
+    in_discards: int | None = None
