@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 import secrets
-import socket
 import struct
 import time
 from collections import deque
@@ -58,15 +56,9 @@ from probes.errors import (
     ProbeTransportError,
 )
 from probes.icmp import codec
+from probes.icmp.sockets import IcmpChannel, close_channel, errno_name, open_channel
 from probes.observation import IPAddress, PingResult, PingTarget
 
-_SOL_RAW = 255  # linux/socket.h; ICMP_FILTER lives at this level
-_SO_SNDBUFFORCE = 32  # asm-generic/socket.h; Python's socket module lacks them
-_SO_RCVBUFFORCE = 33
-_ICMP_FILTER = 1  # linux/icmp.h: bitmask of ICMPv4 types to drop
-_ICMP6_FILTER = 1  # netinet/icmp6.h: 256-bit mask of ICMPv6 types to drop
-_RCVBUF = 8 * 1024 * 1024
-_SNDBUF = 4 * 1024 * 1024
 _RECV_SIZE = 2048
 _SEND_BATCH = 256  # sends between two yields to the event loop
 _DRAIN_LIMIT = 4096  # packets per reader callback, so a flood cannot starve the loop
@@ -127,24 +119,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _errno_name(exc: OSError) -> str:
-    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-
-
-@dataclass(slots=True, eq=False)
-class _Channel:
-    """One socket (one address family) and how to read what it receives."""
-
-    sock: socket.socket
-    ipv6: bool
-    raw: bool
-    identifier: int
-
-    @property
-    def ip_header(self) -> bool:
-        return self.raw and not self.ipv6
-
-
 class _Burst:
     """Mutable state of the echoes to one address in one sweep.
 
@@ -171,7 +145,7 @@ class _Burst:
         sweep: _Sweep,
         index: int,
         target: PingTarget,
-        channel: _Channel | None,
+        channel: IcmpChannel | None,
         sockaddr: tuple[str, int],
     ) -> None:
         self.sweep = sweep
@@ -224,8 +198,6 @@ class IcmpSweeper:
     sweeper.sweep_all(targets)`` returns them all. Several sweeps may run at once.
     """
 
-    _raw_ids: ClassVar[set[int]] = set()
-
     def __init__(
         self,
         *,
@@ -250,7 +222,7 @@ class IcmpSweeper:
         self._privileged = privileged
         self._cookie = secrets.token_bytes(_COOKIE_LEN)[: settings.payload_size]
         self._payload = (self._cookie + bytes(settings.payload_size))[: settings.payload_size]
-        self._channels: dict[int, _Channel] = {}
+        self._channels: dict[int, IcmpChannel] = {}
         self._v6_error: str | None = None
         # sequence -> host -> burst waiting for that echo; one inner dict per echo number
         # of each running sweep, so a reply costs two dict lookups and no allocation.
@@ -292,80 +264,12 @@ class IcmpSweeper:
 
     # -- sockets -------------------------------------------------------------------
 
-    def _open(self, *, ipv6: bool) -> _Channel:
-        family = socket.AF_INET6 if ipv6 else socket.AF_INET
-        proto = socket.IPPROTO_ICMPV6 if ipv6 else socket.IPPROTO_ICMP
-        name = "IPv6" if ipv6 else "IPv4"
-        modes = (True, False) if self._privileged is None else (self._privileged,)
-        denied: PermissionError | None = None
-        for raw in modes:
-            kind = socket.SOCK_RAW if raw else socket.SOCK_DGRAM
-            try:
-                sock = socket.socket(family, kind, proto)
-            except PermissionError as exc:
-                denied = exc
-                continue
-            except OSError as exc:
-                raise ProbeTransportError(
-                    f"cannot open an {name} ICMP socket: {_errno_name(exc)} {exc.strerror}"
-                ) from exc
-            try:
-                channel = self._configure(sock, ipv6=ipv6, raw=raw)
-            except BaseException:
-                sock.close()
-                raise
-            self._channels[6 if ipv6 else 4] = channel
-            assert self._loop is not None
-            self._loop.add_reader(sock.fileno(), self._drain, channel)
-            return channel
-        mode = {None: "raw or datagram", True: "raw", False: "datagram"}[self._privileged]
-        detail = _errno_name(denied) if denied is not None else ""
-        raise IcmpPermissionError(family=name, mode=mode, detail=detail) from denied
-
-    def _configure(self, sock: socket.socket, *, ipv6: bool, raw: bool) -> _Channel:
-        sock.setblocking(False)
-        for force, plain, size in (
-            (_SO_RCVBUFFORCE, socket.SO_RCVBUF, _RCVBUF),
-            (_SO_SNDBUFFORCE, socket.SO_SNDBUF, _SNDBUF),
-        ):
-            try:
-                # FORCE needs CAP_NET_ADMIN; without it the kernel caps at [rw]mem_max.
-                sock.setsockopt(socket.SOL_SOCKET, force, size)
-            except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, plain, size)
-        if raw:
-            if ipv6:
-                # Block every type (bit set = drop) except echo reply and errors.
-                words = [0xFFFFFFFF] * 8
-                for icmp_type in (
-                    codec.ICMPV6_ECHO_REPLY,
-                    codec.ICMPV6_DEST_UNREACH,
-                    codec.ICMPV6_TIME_EXCEEDED,
-                ):
-                    words[icmp_type >> 5] &= ~(1 << (icmp_type & 31))
-                sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("=8I", *words))
-            else:
-                keep = (
-                    (1 << codec.ICMP_ECHO_REPLY)
-                    | (1 << codec.ICMP_DEST_UNREACH)
-                    | (1 << codec.ICMP_TIME_EXCEEDED)
-                )
-                sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("=I", ~keep & 0xFFFFFFFF))
-            identifier = self._allocate_id()
-        else:
-            # The kernel picks a free "port" and uses it as the echo identifier.
-            sock.bind(("::", 0) if ipv6 else ("0.0.0.0", 0))
-            identifier = sock.getsockname()[1]
-        return _Channel(sock=sock, ipv6=ipv6, raw=raw, identifier=identifier)
-
-    @classmethod
-    def _allocate_id(cls) -> int:
-        # Random per sweeper (other processes), unique within this process.
-        while True:
-            candidate = (secrets.randbelow(0xFFFF) + 1) ^ (os.getpid() & 0xFF00)
-            if candidate not in cls._raw_ids and candidate != 0:
-                cls._raw_ids.add(candidate)
-                return candidate
+    def _open(self, *, ipv6: bool) -> IcmpChannel:
+        channel = open_channel(ipv6=ipv6, privileged=self._privileged)
+        self._channels[6 if ipv6 else 4] = channel
+        assert self._loop is not None
+        self._loop.add_reader(channel.sock.fileno(), self._drain, channel)
+        return channel
 
     def _close(self) -> None:
         channels = list(self._channels.values())
@@ -380,15 +284,13 @@ class IcmpSweeper:
                     self._loop.remove_reader(channel.sock.fileno())
         finally:
             for channel in channels:
-                if channel.raw:
-                    self._raw_ids.discard(channel.identifier)
-                channel.sock.close()
+                close_channel(channel)
             self._pending.clear()
             self._loop = None
 
     # -- receiving (hot path) ------------------------------------------------------
 
-    def _drain(self, channel: _Channel) -> None:
+    def _drain(self, channel: IcmpChannel) -> None:
         recvfrom = channel.sock.recvfrom
         pending = self._pending
         monotonic = time.monotonic
@@ -435,7 +337,7 @@ class IcmpSweeper:
             if burst.resolved == sweep.count:
                 sweep.complete(burst)
 
-    def _on_icmp_error(self, channel: _Channel, data: bytes) -> None:
+    def _on_icmp_error(self, channel: IcmpChannel, data: bytes) -> None:
         try:
             report = codec.decode_reply(data, ipv6=channel.ipv6, ip_header=channel.ip_header)
         except DecodeError:
@@ -557,7 +459,7 @@ class IcmpSweeper:
         if len(sockaddrs) > _SOCKADDR_CACHE:
             sockaddrs.clear()
         bursts = sweep.bursts
-        channels: dict[int, _Channel | None] = {}
+        channels: dict[int, IcmpChannel | None] = {}
         for target in targets:
             address = target.address
             sockaddr = sockaddrs.get(address)
@@ -600,7 +502,7 @@ class IcmpSweeper:
             pending[seq] = {}
         return sweep
 
-    def _channel_for(self, version: int) -> _Channel | None:
+    def _channel_for(self, version: int) -> IcmpChannel | None:
         channel = self._channels.get(version)
         if channel is not None or version == 4 or self._v6_error is not None:
             return channel
@@ -610,7 +512,7 @@ class IcmpSweeper:
             if isinstance(exc, IcmpPermissionError):
                 raise
             cause = exc.__cause__
-            self._v6_error = _errno_name(cause) if isinstance(cause, OSError) else str(exc)
+            self._v6_error = errno_name(cause) if isinstance(cause, OSError) else str(exc)
             return None
 
     @staticmethod
@@ -692,7 +594,7 @@ class IcmpSweeper:
         count = sweep.count
         monotonic = time.monotonic
         started = self._wall_clock() if k == 0 else None
-        channel: _Channel | None = None
+        channel: IcmpChannel | None = None
         sendto = None
         packet = b""
         retry = False
@@ -715,7 +617,7 @@ class IcmpSweeper:
                     retry = True
                     break
                 # Refused at once (EHOSTUNREACH, ENETUNREACH, EPERM, ...): sent and lost.
-                burst.error = _errno_name(exc)
+                burst.error = errno_name(exc)
                 burst.resolved += 1
                 if burst.resolved == count:
                     sweep.complete(burst)
