@@ -10,19 +10,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from probes.observation import PingResult
+from probes.observation import PingResult, SnmpResult
+
+Batch = Sequence[PingResult] | Sequence[SnmpResult]
 
 
 class InProcessBus:
     def __init__(self, *, max_batches: int = 64) -> None:
         if max_batches < 1:
             raise ValueError("max_batches must be at least 1")
-        self._queue: asyncio.Queue[Sequence[PingResult]] = asyncio.Queue(max_batches)
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue(max_batches)
 
-    async def publish(self, batch: Sequence[PingResult]) -> None:
+    async def publish(self, batch: Batch) -> None:
         if batch:
             await self._queue.put(batch)
 
-    async def batches(self) -> AsyncIterator[Sequence[PingResult]]:
+    async def batches(self) -> AsyncIterator[Batch]:
         while True:
             yield await self._queue.get()

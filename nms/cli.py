@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from caseapi.core.errors import CaseApiError
 from nms.clock import SystemClock
-from nms.config import Settings, format_duration, load_settings
+from nms.config import DatabaseSettings, Settings, format_duration, load_settings
 from nms.errors import ConfigError, InventoryError, ListenError
 from nms.inventory import load_inventory
 from probes.errors import IcmpPermissionError
@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Merge defaults, the YAML file and NMS_ variables; print the result.",
     )
     _add_config(show)
+
+    # The web stack is imported lazily elsewhere; key management is light enough.
+    from caseapi.auth.cli import add_apikey_commands
+
+    add_apikey_commands(sub, default_database=DatabaseSettings().url)
     return parser
 
 
@@ -195,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "inventory":
             return _cmd_inventory_check(args)
+        if args.command == "apikey":
+            from caseapi.auth.cli import run_apikey_command
+
+            return run_apikey_command(args)
         return _cmd_config_show(args)
     except ConfigError as exc:
         _print_problems("invalid configuration, not started", exc.problems)

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from nms.degradation import Thresholds
 from nms.errors import ConfigError
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -85,6 +86,30 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DegradedSettings(_Section):
+    """Default P2 thresholds (a service profile in the inventory may override them)."""
+
+    window: Duration = timedelta(minutes=15)
+    coverage: float = Field(default=0.8, gt=0, le=1)
+    loss_open: float = Field(default=0.05, ge=0, le=1)
+    loss_clear: float = Field(default=0.02, ge=0, le=1)
+    latency_open: Duration | None = timedelta(milliseconds=150)
+    latency_clear: Duration | None = timedelta(milliseconds=120)
+    errors_open: float | None = Field(default=1.0, ge=0)
+    errors_clear: float | None = Field(default=0.2, ge=0)
+    flap_count: int = Field(default=4, ge=2)
+    flap_window: Duration = timedelta(minutes=15)
+    clear_after: Duration = timedelta(minutes=10)
+
+    @model_validator(mode="after")
+    def _check(self) -> DegradedSettings:
+        self.thresholds()  # the same cross-field rules as the detector applies
+        return self
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(**dict(self))
+
+
 class DetectorSettings(_Section):
     down_after: Duration = timedelta(minutes=10)
     """Continuous failure before an NTU is confirmed down and a P1 opens."""
@@ -94,6 +119,7 @@ class DetectorSettings(_Section):
     """No observation for this long -> the NTU is 'unknown' (a NOC alert, never a case)."""
     tick: Duration = timedelta(seconds=1)
     """How often deadlines (staleness) are evaluated."""
+    degraded: DegradedSettings = DegradedSettings()
 
     @model_validator(mode="after")
     def _check(self) -> DetectorSettings:
@@ -136,8 +162,38 @@ class IcmpSettings(_Section):
         return (self.interval - burst) * 0.5
 
 
+class TrapSettings(_Section):
+    enabled: bool = False
+    listen: str = "0.0.0.0:162"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, listen: str) -> str:
+        split_listen(listen)
+        return listen
+
+
+class SnmpSettings(_Section):
+    enabled: bool = True
+    """Poll the NTUs that have an ``snmp`` section in the inventory."""
+    interval: Duration = timedelta(seconds=60)
+    timeout: Duration = timedelta(seconds=1)
+    retries: int = Field(default=1, ge=0, le=10)
+    max_in_flight: int = Field(default=1000, ge=1, le=100_000)
+    traps: TrapSettings = TrapSettings()
+
+    @model_validator(mode="after")
+    def _check(self) -> SnmpSettings:
+        _positive(self.interval)
+        _positive(self.timeout)
+        if self.timeout * (self.retries + 1) >= self.interval:
+            raise ValueError("timeout x (retries + 1) must be shorter than the interval")
+        return self
+
+
 class ProbeSettings(_Section):
     icmp: IcmpSettings = IcmpSettings()
+    snmp: SnmpSettings = SnmpSettings()
 
 
 class MonitoringWindowSettings(_Section):

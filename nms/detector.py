@@ -1,46 +1,114 @@
-"""The detector: runs every NTU's state machine and executes its actions.
+"""The detector: runs every NTU's state machines and executes their actions.
 
-It holds the working copy of each NTU's state, feeds it probe results and ticks
-(``nms.ntu.step``), calls the case service for ``OpenCase`` / ``RestoreCase``, and
-writes every changed state to the database before the next batch. A new state is
-kept only once its actions succeeded: if the case service fails, the NTU stays
-where it was and the next observation tries again (the calls are idempotent by
+Per NTU it holds the availability machine (``nms.ntu``: P1 on down) and the quality
+machine (``nms.degradation``: P2 on degraded or intermittent service), feeds them
+ICMP and SNMP results and ticks, calls the case service for the resulting actions,
+and writes every changed state to the database before the next batch.
+
+How ICMP and SNMP combine into "is the service up":
+
+* ICMP answers -> up, unless the last SNMP poll says the WAN interface is down
+  while administratively up: the management plane answers but the customer's
+  service does not -> a failure (P1 after ``down_after``).
+* ICMP fails but SNMP answers -> up, and the NTU is flagged ``icmp_filtered`` (ICMP
+  dropped on the way, not an outage); while flagged, SNMP alone decides.
+* SNMP fails while ICMP answers -> nothing (SNMP filtered or a slow agent).
+* WAN interface administratively down -> not a customer outage; flagged for the NOC.
+* sysUpTime going backwards (not a 32-bit wrap) -> a reboot, recorded, no case.
+
+A new state is kept only once its actions succeeded: if the case service fails, the
+NTU stays where it was and the next event tries again (the calls are idempotent by
 dedup key, so a retry never duplicates a case).
+
+P1 and P2 together: a P2 that is open when the NTU goes down is upgraded in place to
+the P1 (``IncidentOpen.supersedes``): the customer keeps one case. While an NTU is not
+``up`` no P2 opens, and its quality windows restart when it comes back.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from nms import degradation as quality
 from nms.clock import Clock
+from nms.config import DegradedSettings
+from nms.errors import InventoryError
 from nms.inventory import Inventory, NtuSpec
 from nms.ntu import Event, NtuState, Observed, OpenCase, RestoreCase, Rules, Status, Tick, step
-from nms.outage import CaseSink, IncidentOpen, ntu_down_key
-from nms.store import LastProbe, StoredState, load_states, save_states
-from probes.observation import PingResult
+from nms.outage import CaseSink, IncidentOpen, ntu_degraded_key, ntu_down_key
+from nms.signals import rates, rebooted, wan_admin_down, wan_service_down
+from nms.store import LastProbe, SnmpView, StoredState, load_states, save_states
+from probes.observation import PingResult, SnmpResult
 
 log = logging.getLogger("nms.detector")
+
+T = TypeVar("T")
+
+# Consecutive failed ICMP bursts, while SNMP answers, before ICMP counts as filtered.
+_ICMP_FILTERED_AFTER = 2
 
 
 @dataclass(slots=True)
 class Tracked:
     spec: NtuSpec
     state: NtuState
+    thresholds: quality.Thresholds
     case_ref: str | None = None
     last_probe: LastProbe | None = None
+    quality: quality.QualityState = field(default_factory=quality.QualityState)
+    degraded_case_ref: str | None = None
+    degraded_reasons: str | None = None
+    snmp: SnmpView = field(default_factory=SnmpView)
+    last_snmp: SnmpResult | None = None
+    icmp_fail_streak: int = 0
+    last_icmp_fail_at: datetime | None = None
+
+    def stored(self) -> StoredState:
+        return StoredState(
+            state=self.state,
+            case_ref=self.case_ref,
+            degraded_case_ref=self.degraded_case_ref,
+            degraded_reasons=self.degraded_reasons,
+            snmp=self.snmp,
+        )
 
 
 @dataclass(slots=True)
 class DetectorStats:
     cases_opened: int = 0
+    degraded_opened: int = 0
     cases_restored: int = 0
     case_errors: int = 0
     observations: int = 0
+    snmp_observations: int = 0
+    reboots: int = 0
+
+
+def profile_thresholds(
+    inventory: Inventory, defaults: DegradedSettings
+) -> dict[str, quality.Thresholds]:
+    """P2 thresholds per profile id ("" = the defaults).
+
+    Raises:
+        InventoryError: a profile whose values contradict each other or the defaults.
+    """
+    result = {"": defaults.thresholds()}
+    problems = []
+    for profile in inventory.profiles:
+        try:
+            merged = DegradedSettings.model_validate(defaults.model_dump() | profile.overrides())
+            result[profile.id] = merged.thresholds()
+        except ValueError as exc:
+            problems.append(f"{inventory.source}: profiles.{profile.id}: {exc}")
+    if problems:
+        raise InventoryError(problems)
+    return result
 
 
 class Detector:
@@ -48,17 +116,19 @@ class Detector:
         self,
         *,
         rules: Rules,
+        degraded: DegradedSettings,
         clock: Clock,
         sink: CaseSink,
         sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         self._rules = rules
+        self._degraded = degraded
         self._clock = clock
         self._sink = sink
         self._sessionmaker = sessionmaker
         self._stored: dict[str, StoredState] = {}
-        self.ntus: dict[str, Tracked] = {}
         self._dirty: set[str] = set()
+        self.ntus: dict[str, Tracked] = {}
         self.stats = DetectorStats()
 
     async def load(self, inventory: Inventory) -> None:
@@ -75,38 +145,67 @@ class Detector:
         )
 
     def set_inventory(self, inventory: Inventory) -> None:
-        """Track exactly the NTUs of ``inventory``, keeping the state of known ones."""
+        """Track exactly the NTUs of ``inventory``, keeping the state of known ones.
+
+        Raises:
+            InventoryError: a service profile is invalid (nothing changed).
+        """
+        thresholds = profile_thresholds(inventory, self._degraded)
         now = self._clock.now()
         tracked: dict[str, Tracked] = {}
         for spec in inventory.ntus:
+            limits = thresholds[spec.profile or ""]
             current = self.ntus.get(spec.id)
             if current is not None:
                 current.spec = spec
+                current.thresholds = limits
                 tracked[spec.id] = current
                 continue
             stored = self._stored.get(spec.id)
-            if stored is not None:
-                tracked[spec.id] = Tracked(spec, stored.state, stored.case_ref)
-            else:
-                tracked[spec.id] = Tracked(spec, NtuState.initial(now))
+            if stored is None:
+                tracked[spec.id] = Tracked(spec, NtuState.initial(now), limits)
+                continue
+            item = Tracked(
+                spec,
+                stored.state,
+                limits,
+                case_ref=stored.case_ref,
+                degraded_case_ref=stored.degraded_case_ref,
+                degraded_reasons=stored.degraded_reasons,
+                snmp=stored.snmp or SnmpView(),
+            )
+            if stored.degraded_case_ref is not None:
+                # The windows are gone with the old process, the verdict is not: the P2
+                # stays open until the NTU has been clear for clear_after again.
+                item.quality = quality.QualityState(degraded=True)
+            tracked[spec.id] = item
         for gone in set(self.ntus) - set(tracked):
-            old = self.ntus[gone]
-            self._stored[gone] = StoredState(old.state, old.case_ref)
+            self._stored[gone] = self.ntus[gone].stored()
         self.ntus = tracked
 
+    # -- events ------------------------------------------------------------------------
+
     async def observe(self, results: Iterable[PingResult]) -> None:
-        """Feed one batch of probe results; persist what changed."""
+        """Feed one batch of ICMP results; persist what changed."""
         now = self._clock.now()
         for result in results:
             tracked = self.ntus.get(result.key)
             if tracked is None:
                 continue  # removed from the inventory while its probe was in flight
             self.stats.observations += 1
-            tracked.last_probe = LastProbe(
-                rtt_avg=result.rtt_avg, loss=result.loss, jitter=result.jitter
-            )
-            event = Observed(at=result.started_at, ok=result.reachable)
-            await self._apply(tracked, event, now)
+            await self._on_ping(tracked, result, now)
+            self._dirty.add(result.key)
+        await self._persist()
+
+    async def observe_snmp(self, results: Iterable[SnmpResult]) -> None:
+        """Feed one batch of SNMP results; persist what changed."""
+        now = self._clock.now()
+        for result in results:
+            tracked = self.ntus.get(result.key)
+            if tracked is None:
+                continue
+            self.stats.snmp_observations += 1
+            await self._on_snmp(tracked, result, now)
             self._dirty.add(result.key)
         await self._persist()
 
@@ -118,69 +217,240 @@ class Detector:
                 self._dirty.add(ntu_id)
         await self._persist()
 
+    async def _on_ping(self, tracked: Tracked, result: PingResult, now: datetime) -> None:
+        tracked.last_probe = LastProbe(
+            rtt_avg=result.rtt_avg, loss=result.loss, jitter=result.jitter
+        )
+        if result.reachable:
+            tracked.icmp_fail_streak = 0
+            if tracked.snmp.icmp_filtered:
+                log.info("ntu=%s answers ICMP again", tracked.spec.id)
+            tracked.snmp.icmp_filtered = False
+        else:
+            tracked.icmp_fail_streak += 1
+            tracked.last_icmp_fail_at = result.started_at
+        await self._quality(tracked, quality.Reachability(result.started_at, result.reachable), now)
+        if not (tracked.snmp.icmp_filtered and not result.reachable):
+            wan_down = tracked.last_snmp is not None and wan_service_down(tracked.last_snmp)
+            ok = result.reachable and not wan_down
+            await self._apply(tracked, Observed(at=result.started_at, ok=ok), now)
+        if tracked.state.status == Status.UP and result.sent and not tracked.snmp.icmp_filtered:
+            burst = quality.Burst(result.started_at, result.sent, result.received, result.rtt_avg)
+            await self._quality(tracked, burst, now)
+
+    async def _on_snmp(self, tracked: Tracked, result: SnmpResult, now: datetime) -> None:
+        previous, tracked.last_snmp = tracked.last_snmp, result
+        view = tracked.snmp
+        if not result.reachable:
+            if view.icmp_filtered:  # SNMP is the only signal left
+                await self._apply(tracked, Observed(at=result.started_at, ok=False), now)
+            return
+        self._note_reboot(tracked, previous, result, now)
+        view.wan_if_index = result.if_index
+        view.wan_oper_status = result.if_oper_status
+        view.wan_admin_status = result.if_admin_status
+        if (
+            tracked.icmp_fail_streak >= _ICMP_FILTERED_AFTER
+            and tracked.last_icmp_fail_at is not None
+            and result.started_at >= tracked.last_icmp_fail_at
+            and not view.icmp_filtered
+        ):
+            view.icmp_filtered = True
+            log.warning(
+                "ntu=%s does not answer ICMP but SNMP answers: ICMP filtered, not an outage",
+                tracked.spec.id,
+            )
+        if wan_admin_down(result) and previous is not None and not wan_admin_down(previous):
+            log.warning("ntu=%s WAN interface administratively down (no case)", tracked.spec.id)
+        await self._apply(
+            tracked, Observed(at=result.started_at, ok=not wan_service_down(result)), now
+        )
+        measured = rates(previous, result) if previous is not None else None
+        if measured is not None:
+            view.in_bps, view.out_bps = measured.in_bps, measured.out_bps
+            view.error_rate = measured.errors_per_second
+            if measured.errors_per_second is not None and tracked.state.status == Status.UP:
+                sample = quality.ErrorRate(result.started_at, measured.errors_per_second)
+                await self._quality(tracked, sample, now)
+
+    def _note_reboot(
+        self, tracked: Tracked, previous: SnmpResult | None, result: SnmpResult, now: datetime
+    ) -> None:
+        view = tracked.snmp
+        uptime = result.sys_uptime
+        if uptime is None:
+            return
+        if view.sys_uptime is not None:
+            since = previous.started_at if previous else tracked.state.last_observation_at
+            elapsed = (result.started_at - since).total_seconds() if since else 0.0
+            if rebooted(view.sys_uptime, uptime, max(elapsed, 0.0)):
+                view.last_reboot_at = result.started_at - timedelta_ticks(uptime)
+                view.reboots += 1
+                self.stats.reboots += 1
+                log.warning(
+                    "ntu=%s rebooted at about %s (sysUpTime went from %d to %d); no case",
+                    tracked.spec.id,
+                    view.last_reboot_at.isoformat(timespec="seconds"),
+                    view.sys_uptime,
+                    uptime,
+                )
+        view.sys_uptime = uptime
+
+    # -- the availability machine -------------------------------------------------------
+
     async def _apply(self, tracked: Tracked, event: Event, now: datetime) -> bool:
         new, actions = step(tracked.state, event, now, self._rules)
         if new == tracked.state:
             return False
-        case_ref = tracked.case_ref
         spec = tracked.spec
+        case_ref = tracked.case_ref
         for action in actions:
-            try:
-                if isinstance(action, OpenCase):
-                    case_ref = await self._open_case(spec, action)
-                elif isinstance(action, RestoreCase):
-                    await self._sink.restore_incident(
+            if isinstance(action, OpenCase):
+                ok, ref = await self._call(spec, self._open_down(tracked, action))
+                if not ok:
+                    return False
+                case_ref = ref
+            elif isinstance(action, RestoreCase):
+                ok, _ = await self._call(
+                    spec,
+                    self._sink.restore_incident(
                         dedup_key=ntu_down_key(spec.id), restored_at=action.restored_at
-                    )
-                    self.stats.cases_restored += 1
-                    log.info(
-                        "ntu=%s restored at %s; case %s solved",
-                        spec.id,
-                        action.restored_at.isoformat(timespec="seconds"),
-                        case_ref,
-                    )
-                    case_ref = None
-                else:
-                    log.warning(
-                        "ntu=%s no probe data since %s: unknown (NOC alert, no case)",
-                        spec.id,
-                        action.last_observation_at,
-                    )
-            except Exception:
-                # Keep the old state: the next event retries, idempotently.
-                self.stats.case_errors += 1
-                log.exception("ntu=%s case service call failed; will retry", spec.id)
-                return False
+                    ),
+                )
+                if not ok:
+                    return False
+                self.stats.cases_restored += 1
+                log.info(
+                    "ntu=%s restored at %s; case %s solved",
+                    spec.id,
+                    action.restored_at.isoformat(timespec="seconds"),
+                    case_ref,
+                )
+                case_ref = None
+                # The outage's lost bursts must not count as degradation afterwards.
+                tracked.quality = quality.reset(tracked.quality)
+            else:
+                log.warning(
+                    "ntu=%s no probe data since %s: unknown (NOC alert, no case)",
+                    spec.id,
+                    action.last_observation_at,
+                )
         if new.status != tracked.state.status and new.status == Status.SUSPECT:
             log.info("ntu=%s not answering since %s: suspect", spec.id, new.outage_start)
         tracked.state = new
         tracked.case_ref = case_ref
         return True
 
-    async def _open_case(self, spec: NtuSpec, action: OpenCase) -> str:
-        request = IncidentOpen(
-            dedup_key=ntu_down_key(spec.id),
-            priority="P1",
-            ntu_id=spec.id,
-            customer_id=spec.customer,
-            service_id=spec.service_id,
-            site=spec.site,
-            outage_start=action.outage_start,
-            detected_at=action.detected_at,
-            summary=f"NTU {spec.id} ({spec.address}) down: no answer since "
-            f"{action.outage_start.isoformat(timespec='seconds')}",
+    async def _open_down(self, tracked: Tracked, action: OpenCase) -> str:
+        spec = tracked.spec
+        supersedes = ntu_degraded_key(spec.id) if tracked.degraded_case_ref else None
+        ref = await self._sink.open_incident(
+            IncidentOpen(
+                dedup_key=ntu_down_key(spec.id),
+                priority="P1",
+                ntu_id=spec.id,
+                customer_id=spec.customer,
+                service_id=spec.service_id,
+                site=spec.site,
+                outage_start=action.outage_start,
+                detected_at=action.detected_at,
+                summary=f"NTU {spec.id} ({spec.address}) down: no service since "
+                f"{action.outage_start.isoformat(timespec='seconds')}",
+                supersedes=supersedes,
+            )
         )
-        ref = await self._sink.open_incident(request)
         self.stats.cases_opened += 1
         delay = (action.detected_at - action.outage_start).total_seconds()
         log.info(
-            "ntu=%s down since %s (%.0f s): P1 case %s",
+            "ntu=%s down since %s (%.0f s): P1 case %s%s",
             spec.id,
             action.outage_start.isoformat(timespec="seconds"),
             delay,
             ref,
+            f" (upgraded from P2 {tracked.degraded_case_ref})" if supersedes else "",
+        )
+        tracked.degraded_case_ref = None
+        tracked.degraded_reasons = None
+        tracked.quality = quality.reset(tracked.quality)
+        return ref
+
+    # -- the quality machine ------------------------------------------------------------
+
+    async def _quality(self, tracked: Tracked, sample: quality.Sample, now: datetime) -> None:
+        new, actions = quality.step(tracked.quality, sample, now, tracked.thresholds)
+        spec = tracked.spec
+        for action in actions:
+            if isinstance(action, quality.OpenDegraded):
+                if tracked.state.case_open:
+                    new = quality.reset(new)  # the P1 is the case; nothing more to say
+                    continue
+                if tracked.state.status != Status.UP or tracked.degraded_case_ref:
+                    # Not while the NTU is (maybe) down: decide again at the next sample.
+                    new = replace(new, degraded=tracked.degraded_case_ref is not None)
+                    continue
+                ok, ref = await self._call(spec, self._open_degraded(tracked, action, now))
+                if not ok:
+                    return  # keep the old quality state; the next sample retries
+                tracked.degraded_case_ref = ref
+                tracked.degraded_reasons = ",".join(sorted(action.reasons))
+            elif tracked.degraded_case_ref is not None:
+                ok, _ = await self._call(
+                    spec,
+                    self._sink.restore_incident(
+                        dedup_key=ntu_degraded_key(spec.id), restored_at=action.at
+                    ),
+                )
+                if not ok:
+                    return
+                self.stats.cases_restored += 1
+                log.info(
+                    "ntu=%s service quality normal since %s; P2 case %s solved",
+                    spec.id,
+                    action.at.isoformat(timespec="seconds"),
+                    tracked.degraded_case_ref,
+                )
+                tracked.degraded_case_ref = None
+                tracked.degraded_reasons = None
+        tracked.quality = new
+        self._dirty.add(spec.id)
+
+    async def _open_degraded(
+        self, tracked: Tracked, action: quality.OpenDegraded, now: datetime
+    ) -> str:
+        spec = tracked.spec
+        ref = await self._sink.open_incident(
+            IncidentOpen(
+                dedup_key=ntu_degraded_key(spec.id),
+                priority="P2",
+                ntu_id=spec.id,
+                customer_id=spec.customer,
+                service_id=spec.service_id,
+                site=spec.site,
+                outage_start=action.start,
+                detected_at=now,
+                summary=f"NTU {spec.id} ({spec.address}) degraded: {action.detail}",
+            )
+        )
+        self.stats.degraded_opened += 1
+        log.info(
+            "ntu=%s degraded since %s (%s): P2 case %s",
+            spec.id,
+            action.start.isoformat(timespec="seconds"),
+            action.detail,
+            ref,
         )
         return ref
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    async def _call(self, spec: NtuSpec, call: Awaitable[T]) -> tuple[bool, T | None]:
+        """Await a case-service call; on failure log, count, and report not-ok."""
+        try:
+            return True, await call
+        except Exception:
+            self.stats.case_errors += 1
+            log.exception("ntu=%s case service call failed; will retry", spec.id)
+            return False, None
 
     async def _persist(self) -> None:
         """Write every changed state; on failure they stay dirty for the next try."""
@@ -188,7 +458,7 @@ class Detector:
         if dirty:
             await save_states(
                 self._sessionmaker,
-                ((t.spec.id, StoredState(t.state, t.case_ref), t.last_probe) for t in dirty),
+                ((t.spec.id, t.stored(), t.last_probe) for t in dirty),
             )
         self._dirty.clear()
 
@@ -197,3 +467,8 @@ class Detector:
         for tracked in self.ntus.values():
             counts[tracked.state.status] += 1
         return counts
+
+
+def timedelta_ticks(ticks: int) -> timedelta:
+    """TimeTicks (hundredths of a second) as a timedelta."""
+    return timedelta(seconds=ticks / 100)

@@ -28,8 +28,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from nms.config import Duration
 from nms.errors import InventoryError
 from probes.observation import IPAddress
 
@@ -48,6 +57,81 @@ class ProbeOverride(_Strict):
     icmp: IcmpOverride = IcmpOverride()
 
 
+class WanSelector(_Strict):
+    """How the poller finds the WAN interface: exactly one of these."""
+
+    index: int | None = Field(default=None, ge=1)
+    name: str | None = None
+    descr: str | None = None
+    alias: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> WanSelector:
+        given = [k for k in ("index", "name", "descr", "alias") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of index, name, descr, alias")
+        return self
+
+
+class SnmpSpec(_Strict):
+    """SNMP access to one NTU. Secrets are ``SecretStr``: never printed or logged."""
+
+    version: Literal["1", "2c", "3"] = "2c"
+    port: int = Field(default=161, ge=1, le=65535)
+    community: SecretStr | None = None
+    user: str | None = None
+    auth_protocol: Literal["SHA", "SHA224", "SHA256", "SHA384", "SHA512", "MD5"] | None = None
+    auth_key: SecretStr | None = None
+    priv_protocol: Literal["AES", "AES192", "AES256", "DES"] | None = None
+    priv_key: SecretStr | None = None
+    wan: WanSelector | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SnmpSpec:
+        if self.version in ("1", "2c"):
+            if self.community is None:
+                raise ValueError(f"SNMP v{self.version} needs a community")
+            if self.user or self.auth_key or self.priv_key:
+                raise ValueError("user, auth_key and priv_key are for SNMP v3 only")
+            return self
+        if not self.user:
+            raise ValueError("SNMP v3 needs a user")
+        if self.auth_key is None:
+            raise ValueError("SNMP v3 needs auth_key (noAuthNoPriv is not supported)")
+        if (self.priv_protocol is None) != (self.priv_key is None):
+            raise ValueError("priv_protocol and priv_key go together")
+        if self.priv_key is not None and self.auth_key is None:
+            raise ValueError("privacy (priv_key) needs authentication (auth_key) too")
+        for key in (self.auth_key, self.priv_key):
+            if key is not None and len(key.get_secret_value()) < 8:
+                raise ValueError("SNMP v3 keys must be at least 8 characters (RFC 3414)")
+        return self
+
+
+class ProfileSpec(_Strict):
+    """A service profile: P2 thresholds that differ from the defaults."""
+
+    id: str = Field(pattern=_ID_PATTERN)
+    window: Duration | None = None
+    loss_open: float | None = Field(default=None, ge=0, le=1)
+    loss_clear: float | None = Field(default=None, ge=0, le=1)
+    latency_open: Duration | None = None
+    latency_clear: Duration | None = None
+    errors_open: float | None = Field(default=None, ge=0)
+    errors_clear: float | None = Field(default=None, ge=0)
+    flap_count: int | None = Field(default=None, ge=2)
+    flap_window: Duration | None = None
+    clear_after: Duration | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: v for k, v in self if k != "id" and v is not None}
+
+
 class CustomerSpec(_Strict):
     id: str = Field(pattern=_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
@@ -63,6 +147,8 @@ class NtuSpec(_Strict):
     site: str | None = None
     parent: str | None = None
     probe: ProbeOverride = ProbeOverride()
+    snmp: SnmpSpec | None = None
+    profile: str | None = None
     attributes: dict[str, str | int | float | bool] = {}
 
     @field_validator("address", mode="before")
@@ -81,6 +167,7 @@ class Inventory:
     customers: tuple[CustomerSpec, ...]
     ntus: tuple[NtuSpec, ...]
     source: str = ""
+    profiles: tuple[ProfileSpec, ...] = ()
     by_id: dict[str, NtuSpec] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -138,7 +225,7 @@ def _line_of(item: object, loc: tuple[int | str, ...]) -> int | None:
 
 @dataclass(slots=True)
 class _Row:
-    section: str  # "customers" or "ntus"
+    section: str  # "customers", "ntus" or "profiles"
     index: int
     line: int | None
     data: Any
@@ -160,9 +247,9 @@ def _yaml_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
         return []
     rows: list[_Row] = []
     for key in doc:
-        if key not in ("customers", "ntus"):
+        if key not in _SECTIONS:
             problems.append(f"{source}:{doc.key_lines[key]}: {key}: unknown key")
-    for section in ("customers", "ntus"):
+    for section in _SECTIONS:
         items = doc.get(section)
         if items is None:
             if section == "ntus":
@@ -176,6 +263,8 @@ def _yaml_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
             rows.append(_Row(section, index, line, item))
     return rows
 
+
+_SECTIONS = ("customers", "profiles", "ntus")
 
 _CSV_NTU_COLUMNS = {"id", "customer", "service_id", "site", "address", "parent"}
 _CSV_EXTRA = {"customer_name", "contract_status"}
@@ -215,6 +304,12 @@ def _csv_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
 
 # --- validation ----------------------------------------------------------------------
 
+_MODELS: dict[str, type[BaseModel]] = {
+    "customers": CustomerSpec,
+    "profiles": ProfileSpec,
+    "ntus": NtuSpec,
+}
+
 
 def parse_inventory(text: str, *, source: str, fmt: Literal["yaml", "csv"]) -> Inventory:
     """Validate an inventory document.
@@ -225,9 +320,10 @@ def parse_inventory(text: str, *, source: str, fmt: Literal["yaml", "csv"]) -> I
     problems: list[str] = []
     rows = (_yaml_rows if fmt == "yaml" else _csv_rows)(text, source, problems)
     customers: list[CustomerSpec] = []
+    profiles: list[ProfileSpec] = []
     ntus: list[tuple[int | None, str, NtuSpec]] = []
     for row in rows:
-        model = CustomerSpec if row.section == "customers" else NtuSpec
+        model: type[BaseModel] = _MODELS[row.section]
         where = f"{row.section}[{row.index}]"
         if not isinstance(row.data, dict):
             problems.append(f"{source}:{row.line}: {where}: expected a mapping of fields")
@@ -252,12 +348,24 @@ def parse_inventory(text: str, *, source: str, fmt: Literal["yaml", "csv"]) -> I
             continue
         if isinstance(spec, CustomerSpec):
             customers.append(spec)
+        elif isinstance(spec, ProfileSpec):
+            profiles.append(spec)
         else:
+            assert isinstance(spec, NtuSpec)
             ntus.append((row.line, where, spec))
     _cross_check(customers, ntus, source, problems)
+    profile_ids = {p.id for p in profiles}
+    for line, where, ntu in ntus:
+        if ntu.profile is not None and ntu.profile not in profile_ids:
+            problems.append(f"{source}:{line}: {where}.profile: unknown profile {ntu.profile!r}")
     if problems:
         raise InventoryError(problems)
-    return Inventory(customers=tuple(customers), ntus=tuple(n for _, _, n in ntus), source=source)
+    return Inventory(
+        customers=tuple(customers),
+        ntus=tuple(n for _, _, n in ntus),
+        source=source,
+        profiles=tuple(profiles),
+    )
 
 
 def _cross_check(

@@ -141,7 +141,7 @@ def step(
     """Apply one event; return the new state and the actions to execute."""
     if isinstance(event, Tick):
         return _check_stale(state, now, rules)
-    if state.last_observation_at is not None and event.at <= state.last_observation_at:
+    if state.last_observation_at is not None and event.at < state.last_observation_at:
         return state, []
     # A gap in the data longer than stale_after breaks continuity, even if no Tick
     # saw it (e.g. the process was stopped): the failure before the gap and the one

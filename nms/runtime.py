@@ -16,8 +16,9 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import cast
 
 import uvicorn
 from fastapi import APIRouter, Response
@@ -30,16 +31,19 @@ from caseapi.cases.service import CaseService
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
 from nms.bus import InProcessBus
 from nms.clock import Clock
-from nms.config import Settings, format_duration, split_listen
-from nms.detector import Detector
+from nms.config import DegradedSettings, Settings, format_duration, split_listen
+from nms.detector import Detector, profile_thresholds
 from nms.errors import InventoryError, ListenError
 from nms.inventory import Inventory, load_inventory
 from nms.metrics import NmsCollector, ProbeStats
 from nms.ntu import Rules
 from nms.probing import ProbeLoop, sweep_settings
+from nms.snmp_loop import SnmpLoop, client_settings
 from nms.store import apply_inventory
 from probes.icmp.sweeper import IcmpSweeper
-from probes.observation import PingTarget
+from probes.observation import PingResult, PingTarget, SnmpResult
+from probes.snmp.client import SnmpClient
+from probes.snmp.poller import SnmpPoller
 
 log = logging.getLogger("nms.runtime")
 
@@ -89,8 +93,12 @@ class InventoryReloader:
         sessionmaker: async_sessionmaker[AsyncSession],
         detector: Detector,
         probe_loop: ProbeLoop | None,
+        snmp_loop: SnmpLoop | None,
+        degraded: DegradedSettings,
     ) -> None:
+        self._snmp_loop = snmp_loop
         self._path = path
+        self._degraded = degraded
         self.current = current
         self._sessionmaker = sessionmaker
         self._detector = detector
@@ -120,6 +128,7 @@ class InventoryReloader:
     async def reload(self) -> bool:
         try:
             inventory = load_inventory(self._path)
+            profile_thresholds(inventory, self._degraded)
         except InventoryError as exc:
             log.error(
                 "inventory reload rejected, keeping the running inventory (%d NTUs):\n  %s",
@@ -131,6 +140,8 @@ class InventoryReloader:
         self._detector.set_inventory(inventory)
         if self._probe_loop is not None:
             self._probe_loop.set_targets(probe_targets(inventory))
+        if self._snmp_loop is not None:
+            self._snmp_loop.set_targets(inventory.ntus)
         self.current = inventory
         log.info("inventory reloaded from %s: %s", self._path, diff.summary())
         return True
@@ -146,6 +157,7 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
     """
     path = settings.inventory.path
     inventory = load_inventory(path) if path else Inventory(customers=(), ntus=())
+    profile_thresholds(inventory, settings.detector.degraded)
     if path is None:
         log.warning("no inventory given (--inventory FILE): nothing to probe")
 
@@ -173,7 +185,11 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
             monitoring_window_p2=settings.cases.monitoring_window.p2,
         )
         detector = Detector(
-            rules=detector_rules(settings), clock=clock, sink=cases, sessionmaker=sessionmaker
+            rules=detector_rules(settings),
+            degraded=settings.detector.degraded,
+            clock=clock,
+            sink=cases,
+            sessionmaker=sessionmaker,
         )
         await detector.load(inventory)
         await _serve(settings, clock, inventory, sessionmaker, detector, cases, listener)
@@ -239,6 +255,17 @@ async def _serve(
             probe_loop.set_targets(probe_targets(inventory))
         else:
             log.warning("ICMP probing is disabled (probes.icmp.enabled=false)")
+        snmp_loop: SnmpLoop | None = None
+        if settings.probes.snmp.enabled:
+            client = SnmpClient(settings=client_settings(settings.probes.snmp))
+            await stack.enter_async_context(client)
+            snmp_loop = SnmpLoop(
+                poller=SnmpPoller(client=client, wall_clock=clock.now),
+                settings=settings.probes.snmp,
+                publish=bus.publish,
+                clock=clock,
+            )
+            snmp_loop.set_targets(inventory.ntus)
         reloader = None
         if settings.inventory.path is not None:
             reloader = InventoryReloader(
@@ -247,13 +274,18 @@ async def _serve(
                 sessionmaker=sessionmaker,
                 detector=detector,
                 probe_loop=probe_loop,
+                snmp_loop=snmp_loop,
+                degraded=settings.detector.degraded,
             )
             loop.add_signal_handler(signal.SIGHUP, reloader.requested.set)
 
         async def consume() -> None:
             async for batch in bus.batches():
                 try:
-                    await detector.observe(batch)
+                    if isinstance(batch[0], SnmpResult):
+                        await detector.observe_snmp(cast(Sequence[SnmpResult], batch))
+                    else:
+                        await detector.observe(cast(Sequence[PingResult], batch))
                 except Exception:
                     log.exception("detector failed on a batch of %d results", len(batch))
 
@@ -280,6 +312,8 @@ async def _serve(
                 tasks.create_task(tick(), name="ticker")
                 if probe_loop is not None:
                     tasks.create_task(probe_loop.run(), name="icmp-probe")
+                if snmp_loop is not None:
+                    tasks.create_task(snmp_loop.run(), name="snmp-probe")
                 if reloader is not None:
                     tasks.create_task(
                         reloader.watch(settings.inventory.watch_interval.total_seconds()),

@@ -8,7 +8,8 @@ loses no timer.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -35,10 +36,32 @@ class InventoryDiff:
         return f"{len(self.added)} added, {len(self.removed)} removed, {len(self.changed)} changed"
 
 
+@dataclass(slots=True)
+class SnmpView:
+    """What SNMP says about an NTU beyond up/down; kept with its state."""
+
+    icmp_filtered: bool = False
+    wan_if_index: int | None = None
+    wan_oper_status: int | None = None
+    wan_admin_status: int | None = None
+    in_bps: float | None = None
+    out_bps: float | None = None
+    error_rate: float | None = None
+    sys_uptime: int | None = None
+    last_reboot_at: datetime | None = None
+    reboots: int = 0
+
+
+_SNMP_FIELDS = tuple(f.name for f in fields(SnmpView))
+
+
 @dataclass(frozen=True, slots=True)
 class StoredState:
     state: NtuState
     case_ref: str | None
+    degraded_case_ref: str | None = None
+    degraded_reasons: str | None = None
+    snmp: SnmpView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +74,12 @@ class LastProbe:
 
 
 def _ntu_row(spec: NtuSpec) -> dict[str, Any]:
+    probe: dict[str, Any] = spec.probe.model_dump()
+    if spec.snmp is not None:
+        # Never the community or the v3 keys: the database is read by the API.
+        probe["snmp"] = spec.snmp.model_dump(
+            mode="json", exclude={"community", "auth_key", "priv_key"}
+        )
     return {
         "id": spec.id,
         "customer_id": spec.customer,
@@ -58,7 +87,7 @@ def _ntu_row(spec: NtuSpec) -> dict[str, Any]:
         "site": spec.site,
         "address": str(spec.address),
         "parent": spec.parent,
-        "probe": spec.probe.model_dump(),
+        "probe": probe,
         "attributes": dict(spec.attributes),
     }
 
@@ -131,6 +160,9 @@ async def load_states(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[st
                 case_open=row.case_ref is not None,
             ),
             case_ref=row.case_ref,
+            degraded_case_ref=row.degraded_case_ref,
+            degraded_reasons=row.degraded_reasons,
+            snmp=SnmpView(**{name: getattr(row, name) for name in _SNMP_FIELDS}),
         )
         for row in rows
     }
@@ -154,7 +186,11 @@ async def save_states(
             "last_observation_at": s.last_observation_at,
             "last_success_at": s.last_success_at,
             "case_ref": stored.case_ref,
+            "degraded_case_ref": stored.degraded_case_ref,
+            "degraded_reasons": stored.degraded_reasons,
         }
+        if stored.snmp is not None:
+            row |= {name: getattr(stored.snmp, name) for name in _SNMP_FIELDS}
         if probe is not None:
             row |= {"rtt_avg": probe.rtt_avg, "loss": probe.loss, "jitter": probe.jitter}
         rows.append(row)

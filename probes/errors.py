@@ -12,7 +12,10 @@ where they cross into our code (``raise ... from exc``)::
     ├── ProtocolError
     │   ├── LocalProtocolError                 our misuse (e.g. sweeping a closed sweeper)
     │   └── RemoteProtocolError                the device sent something wrong
-    │       └── DecodeError                    bytes that are not a valid packet
+    │       ├── DecodeError                    bytes that are not a valid packet
+    │       └── SnmpErrorStatus                an SNMP Response with error-status != 0
+    │           ├── SnmpTooBigError, SnmpNoSuchNameError, SnmpBadValueError, ...
+    │           └── (one leaf per RFC 3416 error-status; see SNMP_ERROR_STATUS)
     └── ProbeTransportError                    a socket could not be opened or used
         └── IcmpPermissionError                neither raw nor datagram ICMP is allowed
 
@@ -107,3 +110,141 @@ class IcmpPermissionError(ProbeTransportError):
         super().__init__(f"cannot open an {family} ICMP socket ({mode}){reason}. {PERMISSION_FIX}")
         self.family = family
         self.mode = mode
+
+
+class SnmpErrorStatus(RemoteProtocolError):
+    """An SNMP agent answered with a non-zero error-status (RFC 3416 section 3).
+
+    Attributes carry the context: ``status`` (the numeric error-status), ``index``
+    (1-based error-index, 0 when none), ``oid`` (the offending OID in dotted form,
+    when the index points at a varbind) and ``target`` (the agent's address). The
+    community or USM credentials are never part of the message.
+    """
+
+    status: int = 0
+    name: str = "unknown"
+
+    def __init__(
+        self,
+        *,
+        index: int = 0,
+        oid: str | None = None,
+        target: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        if status is not None:
+            self.status = status
+        where = f" at varbind {index} ({oid})" if oid else f" at varbind {index}" if index else ""
+        agent = f" from {target}" if target else ""
+        super().__init__(f"SNMP error-status {self.status} {self.name}{where}{agent}")
+        self.index = index
+        self.oid = oid
+        self.target = target
+
+
+class SnmpTooBigError(SnmpErrorStatus):
+    status, name = 1, "tooBig"
+
+
+class SnmpNoSuchNameError(SnmpErrorStatus):
+    status, name = 2, "noSuchName"
+
+
+class SnmpBadValueError(SnmpErrorStatus):
+    status, name = 3, "badValue"
+
+
+class SnmpReadOnlyError(SnmpErrorStatus):
+    status, name = 4, "readOnly"
+
+
+class SnmpGenErr(SnmpErrorStatus):
+    status, name = 5, "genErr"
+
+
+class SnmpNoAccessError(SnmpErrorStatus):
+    status, name = 6, "noAccess"
+
+
+class SnmpWrongTypeError(SnmpErrorStatus):
+    status, name = 7, "wrongType"
+
+
+class SnmpWrongLengthError(SnmpErrorStatus):
+    status, name = 8, "wrongLength"
+
+
+class SnmpWrongEncodingError(SnmpErrorStatus):
+    status, name = 9, "wrongEncoding"
+
+
+class SnmpWrongValueError(SnmpErrorStatus):
+    status, name = 10, "wrongValue"
+
+
+class SnmpNoCreationError(SnmpErrorStatus):
+    status, name = 11, "noCreation"
+
+
+class SnmpInconsistentValueError(SnmpErrorStatus):
+    status, name = 12, "inconsistentValue"
+
+
+class SnmpResourceUnavailableError(SnmpErrorStatus):
+    status, name = 13, "resourceUnavailable"
+
+
+class SnmpCommitFailedError(SnmpErrorStatus):
+    status, name = 14, "commitFailed"
+
+
+class SnmpUndoFailedError(SnmpErrorStatus):
+    status, name = 15, "undoFailed"
+
+
+class SnmpAuthorizationError(SnmpErrorStatus):
+    status, name = 16, "authorizationError"
+
+
+class SnmpNotWritableError(SnmpErrorStatus):
+    status, name = 17, "notWritable"
+
+
+class SnmpInconsistentNameError(SnmpErrorStatus):
+    status, name = 18, "inconsistentName"
+
+
+# RFC 3416 error-status -> exception class. Unknown codes map to the base class.
+SNMP_ERROR_STATUS: dict[int, type[SnmpErrorStatus]] = {
+    cls.status: cls
+    for cls in (
+        SnmpTooBigError,
+        SnmpNoSuchNameError,
+        SnmpBadValueError,
+        SnmpReadOnlyError,
+        SnmpGenErr,
+        SnmpNoAccessError,
+        SnmpWrongTypeError,
+        SnmpWrongLengthError,
+        SnmpWrongEncodingError,
+        SnmpWrongValueError,
+        SnmpNoCreationError,
+        SnmpInconsistentValueError,
+        SnmpResourceUnavailableError,
+        SnmpCommitFailedError,
+        SnmpUndoFailedError,
+        SnmpAuthorizationError,
+        SnmpNotWritableError,
+        SnmpInconsistentNameError,
+    )
+}
+
+
+def snmp_error_for(
+    status: int, *, index: int = 0, oid: str | None = None, target: str | None = None
+) -> SnmpErrorStatus:
+    """The exception for an SNMP error-status (the base class for unknown codes)."""
+    cls = SNMP_ERROR_STATUS.get(status)
+    if cls is None:
+        return SnmpErrorStatus(index=index, oid=oid, target=target, status=status)
+    return cls(index=index, oid=oid, target=target)

@@ -23,15 +23,22 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from caseapi.auth.routes import router as apikeys_router
+from caseapi.auth.service import ApiKeyService
 from caseapi.cases.routes import router as cases_router
 from caseapi.cases.service import CaseService
+from caseapi.comments.routes import router as comments_router
+from caseapi.comments.service import CommentService
 from caseapi.core.database import session_scope
 from caseapi.core.errors import (
+    CaseApiError,
     DatabaseUnavailableError,
     InvalidCursorError,
     NotFoundError,
 )
 from caseapi.ntus.routes import router as ntus_router
+from caseapi.rfo.routes import router as rfo_router
+from caseapi.rfo.service import RfoService
 from nms.clock import Clock, SystemClock
 
 PROBLEM_JSON = "application/problem+json"
@@ -71,6 +78,11 @@ def create_app(
     app.state.case_service = case_service or CaseService(
         sessionmaker=sessionmaker, clock=clock or SystemClock()
     )
+    # Key expiry, comment and RFO times follow ``clock``: tests pass their FakeClock.
+    domain_clock = clock or SystemClock()
+    app.state.apikey_service = ApiKeyService(sessionmaker=sessionmaker, clock=domain_clock)
+    app.state.comment_service = CommentService(sessionmaker=sessionmaker, clock=domain_clock)
+    app.state.rfo_service = RfoService(sessionmaker=sessionmaker, clock=domain_clock)
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.get("/healthz", tags=["health"], response_model=None)
@@ -86,6 +98,9 @@ def create_app(
 
     app.include_router(cases_router)
     app.include_router(ntus_router)
+    app.include_router(apikeys_router)
+    app.include_router(comments_router)
+    app.include_router(rfo_router)
     for router in extra_routers:
         app.include_router(router)
     _install_error_handlers(app, retry_after=retry_after)
@@ -137,6 +152,25 @@ def _field_name(loc: Iterable[int | str]) -> str:
 
 
 def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> None:
+    async def on_case_api_error(request: Request, exc: Exception) -> JSONResponse:
+        # Any domain error that declares ``http_status`` (and optionally
+        # ``http_headers``) becomes a problem with its ``code``; the more specific
+        # handlers below win for their own classes. Anything else is a bug: 500.
+        assert isinstance(exc, CaseApiError)
+        status = getattr(exc, "http_status", None)
+        if not isinstance(status, int):
+            raise exc
+        headers = getattr(exc, "http_headers", None)
+        extensions = getattr(exc, "problem_extensions", None) or {}
+        return problem(
+            status,
+            exc.code,
+            str(exc),
+            instance=request.url.path,
+            headers=dict(headers or {}),
+            **extensions,
+        )
+
     async def on_not_found(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, NotFoundError)
         return problem(404, exc.code, str(exc), instance=request.url.path)
@@ -176,6 +210,7 @@ def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> Non
             headers=dict(exc.headers) if exc.headers else None,
         )
 
+    app.add_exception_handler(CaseApiError, on_case_api_error)
     app.add_exception_handler(NotFoundError, on_not_found)
     app.add_exception_handler(InvalidCursorError, on_invalid_cursor)
     app.add_exception_handler(RequestValidationError, on_validation)

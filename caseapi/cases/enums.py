@@ -1,8 +1,7 @@
 """Case vocabularies as ``StrEnum`` with stable lowercase values.
 
 The values are stored in the database and appear in the API, so they never change;
-new members may be added. ``CaseStatus`` already lists the whole lifecycle, including
-states that later issues will start using.
+new members may be added.
 """
 
 from __future__ import annotations
@@ -26,6 +25,17 @@ class CaseSource(StrEnum):
     API = "api"
     EMAIL = "email"
     PHONE = "phone"
+
+
+class CaseSubject(StrEnum):
+    """What a general request (P3) is about."""
+
+    RFO_REQUEST = "rfo_request"
+    ACTIVATION_SUPPORT = "activation_support"
+    ENGINEER_DISPATCH = "engineer_dispatch"
+    INFORMATION_REQUEST = "information_request"
+    SOFTWARE_UPDATE = "software_update"
+    OTHER = "other"
 
 
 class CaseStatus(StrEnum):
@@ -60,6 +70,49 @@ WORKING_STATUSES = frozenset(
 )
 
 
+class EscalationLevel(StrEnum):
+    """Who works the case: first line, specialists, product experts / management."""
+
+    L1 = "L1"
+    L2 = "L2"
+    L3 = "L3"
+
+    @property
+    def rank(self) -> int:
+        return _LEVELS.index(self)
+
+    def raised(self) -> EscalationLevel:
+        """The next level up; ``L3`` stays ``L3``."""
+        return _LEVELS[min(self.rank + 1, len(_LEVELS) - 1)]
+
+
+_LEVELS = (EscalationLevel.L1, EscalationLevel.L2, EscalationLevel.L3)
+
+
+class CommitmentKind(StrEnum):
+    """A promise made to the customer while the case runs."""
+
+    NEXT_UPDATE = "next_update"
+    ENGINEER_ON_SITE = "engineer_on_site"
+    CALLBACK = "callback"
+    OTHER = "other"
+
+
+class RootCauseCategory(StrEnum):
+    """Why it happened, as recorded when the case is solved."""
+
+    ACCESS_CIRCUIT = "access_circuit"
+    SUPPLIER = "supplier"
+    HARDWARE = "hardware"
+    SOFTWARE = "software"
+    CONFIGURATION = "configuration"
+    POWER = "power"
+    CUSTOMER_SIDE = "customer_side"
+    PLANNED_WORK = "planned_work"
+    UNKNOWN = "unknown"
+    NOT_APPLICABLE = "not_applicable"
+
+
 class CaseEventKind(StrEnum):
     """What a timeline entry records. ``data`` holds the details of each kind."""
 
@@ -68,7 +121,38 @@ class CaseEventKind(StrEnum):
     PRIORITY_CHANGED = "priority_changed"
     RESTORED = "restored"
     RECURRED = "recurred"
+    REOPENED = "reopened"
     COMMENT_ADDED = "comment_added"
     ESCALATED = "escalated"
+    SLA_BREACHED = "sla_breached"
+    UNASSIGNED_FLAGGED = "unassigned_flagged"
+    ASSIGNED = "assigned"
+    HANDED_OFF = "handed_off"
+    FIRST_RESPONSE = "first_response"
+    COMMITMENT_SET = "commitment_set"
+    COMMITMENT_MET = "commitment_met"
+    COMMITMENT_MISSED = "commitment_missed"
+    CUSTOMER_REPLIED = "customer_replied"
+    REMINDER_SENT = "reminder_sent"
+    AUTO_CLOSE_HELD = "auto_close_held"
     RFO_PUBLISHED = "rfo_published"
     CLOSED = "closed"
+
+
+#: Timeline kinds a customer never sees: how support organises itself.
+INTERNAL_EVENT_KINDS = frozenset(
+    {
+        CaseEventKind.ESCALATED,
+        CaseEventKind.UNASSIGNED_FLAGGED,
+        CaseEventKind.ASSIGNED,
+        CaseEventKind.HANDED_OFF,
+        CaseEventKind.AUTO_CLOSE_HELD,
+    }
+)
+
+
+class NotificationKind(StrEnum):
+    """Messages recorded in the outbox for the (later) notification dispatcher."""
+
+    WAITING_CUSTOMER_REMINDER = "waiting_customer_reminder"
+    CASE_AUTO_CLOSED = "case_auto_closed"

@@ -29,7 +29,12 @@ from caseapi.cases.enums import (
     CasePriority,
     CaseSource,
     CaseStatus,
+    CaseSubject,
     CaseType,
+    CommitmentKind,
+    EscalationLevel,
+    NotificationKind,
+    RootCauseCategory,
 )
 from caseapi.core.base import Base, UTCDateTime
 
@@ -80,6 +85,43 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
+    # -- lifecycle (revision 0002) -------------------------------------------------
+    #: Bumped on every change; the API's ETag, checked against ``If-Match``.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    subject: Mapped[CaseSubject | None] = mapped_column(_str_enum(CaseSubject))
+    suggested_priority: Mapped[CasePriority | None] = mapped_column(_str_enum(CasePriority))
+    description: Mapped[str | None] = mapped_column(Text)
+    requested_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    assignee: Mapped[str | None] = mapped_column(String(64), index=True)
+    escalation_level: Mapped[EscalationLevel] = mapped_column(
+        _str_enum(EscalationLevel), default=EscalationLevel.L1, server_default=text("'L1'")
+    )
+    first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_response_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    unassigned_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    unassigned_flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ttr_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ttr_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Set while waiting on the customer: the repair clock is stopped since then.
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reminder_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    auto_close_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    auto_close_held_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: First publication of the RFO (set by the RFO module through the service).
+    rfo_published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolution_method: Mapped[str | None] = mapped_column(String(64))
+    root_cause_category: Mapped[RootCauseCategory | None] = mapped_column(
+        _str_enum(RootCauseCategory)
+    )
+    resolution: Mapped[str | None] = mapped_column(Text)
+    #: The earliest deadline the ticker must act on (``lifecycle.next_due_at``).
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
     # The closed case this one recurs; loaded explicitly (selectinload) when needed.
     previous_case: Mapped[Case | None] = relationship(
         remote_side=lambda: [Case.id], foreign_keys=lambda: [Case.recurrence_of], lazy="raise"
@@ -126,3 +168,47 @@ class CaseRefCounter(Base):
 
     year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_value: Mapped[int] = mapped_column(Integer)
+
+
+class CaseCommitment(Base):
+    """A promise made on a case ("next update in 30 min", "engineer on site by 14:00")."""
+
+    __tablename__ = "case_commitments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[CommitmentKind] = mapped_column(_str_enum(CommitmentKind))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    note: Mapped[str] = mapped_column(Text, default="")
+    set_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    met_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CaseNotification(Base):
+    """Outbox row for the notification dispatcher (a later issue sends them)."""
+
+    __tablename__ = "case_notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[NotificationKind] = mapped_column(_str_enum(NotificationKind))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CaseIdempotencyKey(Base):
+    """An ``Idempotency-Key`` seen on a create, scoped to the caller.
+
+    ``request_hash`` (SHA-256 of the canonical body) tells a retry from a reuse.
+    """
+
+    __tablename__ = "case_idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

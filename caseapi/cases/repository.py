@@ -5,15 +5,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from caseapi.cases.enums import TERMINAL_STATUSES, CaseEventKind, CasePriority, CaseStatus
-from caseapi.cases.models import Case, CaseEvent, CaseRefCounter
+from caseapi.cases.enums import (
+    TERMINAL_STATUSES,
+    CaseEventKind,
+    CasePriority,
+    CaseStatus,
+    CaseType,
+    EscalationLevel,
+    NotificationKind,
+)
+from caseapi.cases.models import (
+    Case,
+    CaseCommitment,
+    CaseEvent,
+    CaseIdempotencyKey,
+    CaseNotification,
+    CaseRefCounter,
+)
+from caseapi.ntus.models import NtuState
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +40,10 @@ class CaseFilters:
     priorities: Sequence[CasePriority] = ()
     ntu_id: str | None = None
     updated_since: datetime | None = None
+    customer_id: str | None = None
+    assignee: str | None = None
+    escalation_levels: Sequence[EscalationLevel] = ()
+    types: Sequence[CaseType] = ()
 
 
 def _open() -> ColumnElement[bool]:
@@ -125,6 +145,14 @@ def _filtered(stmt: Select[Any], filters: CaseFilters) -> Select[Any]:
         stmt = stmt.where(Case.ntu_id == filters.ntu_id)
     if filters.updated_since is not None:
         stmt = stmt.where(Case.updated_at >= filters.updated_since)
+    if filters.customer_id is not None:
+        stmt = stmt.where(Case.customer_id == filters.customer_id)
+    if filters.assignee is not None:
+        stmt = stmt.where(Case.assignee == filters.assignee)
+    if filters.escalation_levels:
+        stmt = stmt.where(Case.escalation_level.in_(list(filters.escalation_levels)))
+    if filters.types:
+        stmt = stmt.where(Case.type.in_(list(filters.types)))
     return stmt
 
 
@@ -152,3 +180,106 @@ async def list_events(session: AsyncSession, *, case_id: int) -> list[CaseEvent]
     """Return the timeline of one case, oldest first."""
     stmt = select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
     return list((await session.execute(stmt)).scalars())
+
+
+_Row = TypeVar("_Row")
+
+
+def _for_update(
+    session: AsyncSession, stmt: Select[_Row], *, skip_locked: bool = False
+) -> Select[_Row]:
+    # SQLite has no row locks: writers hold the database lock (BEGIN IMMEDIATE).
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=skip_locked)
+    return stmt
+
+
+async def lock_case_by_ref(session: AsyncSession, *, ref: str) -> Case | None:
+    """Return case ``ref`` locked for update until the transaction ends."""
+    stmt = select(Case).where(Case.ref == ref)
+    return (await session.execute(_for_update(session, stmt))).scalar_one_or_none()
+
+
+async def lock_case_by_id(session: AsyncSession, *, case_id: int) -> Case | None:
+    """Return case ``case_id`` locked for update until the transaction ends."""
+    stmt = select(Case).where(Case.id == case_id)
+    return (await session.execute(_for_update(session, stmt))).scalar_one_or_none()
+
+
+async def claim_due_cases(session: AsyncSession, *, now: datetime, limit: int) -> list[Case]:
+    """Lock up to ``limit`` cases whose ``next_due_at`` has come, oldest deadline first.
+
+    On PostgreSQL rows another ticker holds are skipped (``SKIP LOCKED``), so two
+    tickers share the work instead of doing it twice.
+    """
+    stmt = (
+        select(Case)
+        .where(Case.next_due_at.is_not(None), Case.next_due_at <= now)
+        .order_by(Case.next_due_at, Case.id)
+        .limit(limit)
+    )
+    return list((await session.execute(_for_update(session, stmt, skip_locked=True))).scalars())
+
+
+async def list_commitments(session: AsyncSession, *, case_id: int) -> list[CaseCommitment]:
+    """Return the commitments of one case, oldest first."""
+    stmt = (
+        select(CaseCommitment).where(CaseCommitment.case_id == case_id).order_by(CaseCommitment.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def add_notification(
+    session: AsyncSession,
+    *,
+    case: Case,
+    kind: NotificationKind,
+    at: datetime,
+    data: dict[str, Any],
+) -> CaseNotification:
+    """Record a notification in the outbox for the dispatcher."""
+    row = CaseNotification(case_id=case.id, kind=kind, created_at=at, data=data)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def list_notifications(session: AsyncSession, *, case_id: int) -> list[CaseNotification]:
+    """Return the outbox rows of one case, oldest first."""
+    stmt = (
+        select(CaseNotification)
+        .where(CaseNotification.case_id == case_id)
+        .order_by(CaseNotification.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_idempotency_key(
+    session: AsyncSession, *, scope: str, key: str
+) -> CaseIdempotencyKey | None:
+    """Return the record of ``key`` used by ``scope``, if any."""
+    return await session.get(CaseIdempotencyKey, (scope, key))
+
+
+async def add_idempotency_key(
+    session: AsyncSession, *, scope: str, key: str, request_hash: str, case: Case, at: datetime
+) -> None:
+    """Remember that ``scope`` created ``case`` with ``key`` (flushes: a race raises here)."""
+    session.add(
+        CaseIdempotencyKey(
+            scope=scope, key=key, request_hash=request_hash, case_id=case.id, created_at=at
+        )
+    )
+    await session.flush()
+
+
+async def get_case_by_id(session: AsyncSession, *, case_id: int) -> Case | None:
+    """Return the case with primary key ``case_id`` (with ``previous_case`` loaded)."""
+    stmt = select(Case).where(Case.id == case_id).options(selectinload(Case.previous_case))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def ntu_status(session: AsyncSession, *, ntu_id: str) -> str | None:
+    """The detector's status of ``ntu_id`` (``None``: never judged)."""
+    stmt = select(NtuState.status).where(NtuState.ntu_id == ntu_id)
+    return (await session.execute(stmt)).scalar_one_or_none()

@@ -1,56 +1,334 @@
-"""HTTP routes for cases: parse, call the service, shape the answer."""
+"""HTTP routes for cases: parse, check the role, call the service, shape the answer.
+
+Who may do what (tenancy is the service's: another customer's case is a 404):
+
+- read (list, get, timeline): every role; customers their own cases, customer view.
+- create: customers (their own customer) and staff / service (any customer).
+- work (PATCH, transitions, assign, take, handoff, commitments): staff.
+- escalate, reopen: customers (own cases) and staff; reply: customers.
+
+Changes honour ``If-Match`` (the ``ETag`` from ``GET``); a stale one is 412.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from caseapi.api.deps import CaseServiceDep
-from caseapi.cases.enums import CasePriority, CaseStatus
+from caseapi.auth.deps import CurrentPrincipal, StaffPrincipal, require_roles
+from caseapi.auth.principal import STAFF_ROLES, Principal, Role
+from caseapi.cases.actions import CaseDraft
+from caseapi.cases.enums import (
+    CasePriority,
+    CaseStatus,
+    CaseType,
+    EscalationLevel,
+)
+from caseapi.cases.errors import CaseValidationError, PreconditionFailedError
+from caseapi.cases.models import Case
 from caseapi.cases.repository import CaseFilters
-from caseapi.cases.schemas import CaseEventPublic, CasePublic, CasesPublic, CaseTimelinePublic
-from caseapi.cases.service import MAX_PAGE_SIZE
+from caseapi.cases.schemas import (
+    AssignRequest,
+    CaseCreate,
+    CaseCustomerView,
+    CaseEventPublic,
+    CasePublic,
+    CasesPublic,
+    CaseTimelinePublic,
+    CaseUpdate,
+    CommitmentCreate,
+    HandOffRequest,
+    ReasonRequest,
+    TransitionRequest,
+)
+from caseapi.cases.service import MAX_PAGE_SIZE, CaseService
+from caseapi.cases.snapshot import (
+    Assign,
+    ChangePriority,
+    Commitment,
+    CustomerReply,
+    Escalate,
+    HandOff,
+    MeetCommitment,
+    Reopen,
+    SetCommitment,
+    Transition,
+)
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
+CustomerOrStaff = Annotated[Principal, Depends(require_roles(Role.CUSTOMER, *STAFF_ROLES))]
+CustomerOnly = Annotated[Principal, Depends(require_roles(Role.CUSTOMER))]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=100)]
+_ETAG: Final = re.compile(r'^(?:W/)?"v(\d+)"$')
+_CASE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {200: {"model": CasePublic}}
 
-@router.get("")
+
+def etag(case: Case) -> str:
+    """The ``ETag`` of a case version."""
+    return f'"v{case.version}"'
+
+
+def _if_match(value: str | None) -> int | None:
+    if value is None or value.strip() == "*":
+        return None
+    match = _ETAG.match(value.strip())
+    if match is None:
+        raise PreconditionFailedError(f"If-Match {value!r} is not an ETag this API issued")
+    return int(match.group(1))
+
+
+async def _case_response(
+    service: CaseService, principal: Principal, case: Case, *, status: int = 200
+) -> JSONResponse:
+    commitments = await service.get_commitments(case)
+    view = (
+        CaseCustomerView.from_case(case, commitments)
+        if principal.is_customer
+        else CasePublic.from_case(case, commitments)
+    )
+    return JSONResponse(
+        view.model_dump(mode="json"), status_code=status, headers={"ETag": etag(case)}
+    )
+
+
+@router.get("", response_model=CasesPublic)
 async def list_cases(
     service: CaseServiceDep,
+    principal: CurrentPrincipal,
     status: Annotated[list[CaseStatus] | None, Query()] = None,
     priority: Annotated[list[CasePriority] | None, Query()] = None,
+    type: Annotated[list[CaseType] | None, Query()] = None,
+    escalation_level: Annotated[list[EscalationLevel] | None, Query()] = None,
+    assignee: Annotated[str | None, Query(max_length=64)] = None,
     ntu: Annotated[str | None, Query(max_length=64)] = None,
     updated_since: Annotated[AwareDatetime | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> CasesPublic:
-    """List cases, newest first; repeat status or priority to match any of several."""
+    """List cases, newest first; repeat a filter to match any of several values."""
     filters = CaseFilters(
         statuses=status or (),
         priorities=priority or (),
+        types=type or (),
+        # Customers cannot filter on internal fields.
+        escalation_levels=() if principal.is_customer else (escalation_level or ()),
+        assignee=None if principal.is_customer else assignee,
         ntu_id=ntu,
         updated_since=updated_since,
     )
-    page = await service.list_cases(filters=filters, cursor=cursor, limit=limit)
-    return CasesPublic(
-        data=[CasePublic.from_case(case) for case in page.items],
-        count=page.count,
-        next_cursor=page.next_cursor,
+    page = await service.list_cases(
+        filters=service.scope_filters(principal, filters), cursor=cursor, limit=limit
+    )
+    data: list[CasePublic] | list[CaseCustomerView]
+    if principal.is_customer:
+        data = [CaseCustomerView.from_case(case) for case in page.items]
+    else:
+        data = [CasePublic.from_case(case) for case in page.items]
+    return CasesPublic(data=data, count=page.count, next_cursor=page.next_cursor)
+
+
+@router.post("", response_model=None, responses={201: {"model": CasePublic}})
+async def create_case(
+    body: CaseCreate,
+    service: CaseServiceDep,
+    principal: CurrentPrincipal,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+    ] = None,
+) -> JSONResponse:
+    """Open a reactive case (201; 200 with the original for a repeated Idempotency-Key)."""
+    draft = CaseDraft(**body.model_dump())
+    created = await service.create_case(principal, draft, idempotency_key=idempotency_key)
+    return await _case_response(
+        service, principal, created.case, status=201 if created.created else 200
     )
 
 
-@router.get("/{ref}")
-async def get_case(ref: str, service: CaseServiceDep) -> CasePublic:
-    """Get one case by its reference."""
-    return CasePublic.from_case(await service.get_case(ref))
+@router.get("/{ref}", response_model=None, responses=_CASE_RESPONSES)
+async def get_case(ref: str, service: CaseServiceDep, principal: CurrentPrincipal) -> JSONResponse:
+    """Get one case by its reference (with its ETag)."""
+    return await _case_response(service, principal, await service.get_case_for(principal, ref))
+
+
+@router.patch("/{ref}", response_model=None, responses=_CASE_RESPONSES)
+async def update_case(
+    ref: str,
+    body: CaseUpdate,
+    service: CaseServiceDep,
+    principal: StaffPrincipal,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Change a case's priority (support sets it; deadlines follow)."""
+    if body.priority is None:
+        raise CaseValidationError("priority", "nothing to change")
+    priority = body.priority
+    case = await service.act(
+        principal,
+        ref,
+        lambda _: ChangePriority(
+            priority=priority, actor=principal.actor, reason=body.reason or ""
+        ),
+        if_match=_if_match(if_match),
+    )
+    return await _case_response(service, principal, case)
 
 
 @router.get("/{ref}/timeline")
-async def get_case_timeline(ref: str, service: CaseServiceDep) -> CaseTimelinePublic:
+async def get_case_timeline(
+    ref: str, service: CaseServiceDep, principal: CurrentPrincipal
+) -> CaseTimelinePublic:
     """Get the timeline of one case, oldest entry first."""
-    events = await service.get_timeline(ref)
-    return CaseTimelinePublic(
-        ref=ref, data=[CaseEventPublic.from_event(event) for event in events], count=len(events)
+    events = await service.get_timeline_for(principal, ref)
+    data = [CaseEventPublic.from_event(e, for_customer=principal.is_customer) for e in events]
+    return CaseTimelinePublic(ref=ref, data=data, count=len(data))
+
+
+@router.post("/{ref}/transitions", response_model=None, responses=_CASE_RESPONSES)
+async def transition_case(
+    ref: str,
+    body: TransitionRequest,
+    service: CaseServiceDep,
+    principal: StaffPrincipal,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Move a case to another status, as the lifecycle allows (409 otherwise)."""
+    if body.to is CaseStatus.SOLVED:
+        if body.resolution_method is None:
+            raise CaseValidationError("resolution_method", "required to solve a case")
+        if body.root_cause_category is None:
+            raise CaseValidationError("root_cause_category", "required to solve a case")
+    event = Transition(
+        to=body.to,
+        actor=principal.actor,
+        reason=body.reason or "",
+        resolution_method=body.resolution_method,
+        root_cause_category=body.root_cause_category,
+        resolution=body.resolution,
+        merged_into=body.merged_into,
     )
+    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
+    return await _case_response(service, principal, case)
+
+
+@router.post("/{ref}/assign", response_model=None, responses=_CASE_RESPONSES)
+async def assign_case(
+    ref: str,
+    body: AssignRequest,
+    service: CaseServiceDep,
+    principal: StaffPrincipal,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Assign the case to an engineer."""
+    event = Assign(assignee=body.assignee, actor=principal.actor)
+    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
+    return await _case_response(service, principal, case)
+
+
+@router.post("/{ref}/take", response_model=None, responses=_CASE_RESPONSES)
+async def take_case(
+    ref: str, service: CaseServiceDep, principal: StaffPrincipal, if_match: IfMatch = None
+) -> JSONResponse:
+    """Assign the case to yourself."""
+    event = Assign(assignee=principal.name, actor=principal.actor)
+    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
+    return await _case_response(service, principal, case)
+
+
+@router.post("/{ref}/handoff", response_model=None, responses=_CASE_RESPONSES)
+async def hand_off_case(
+    ref: str,
+    body: HandOffRequest,
+    service: CaseServiceDep,
+    principal: StaffPrincipal,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Forward the case to a specialist level with a structured summary."""
+    summary = body.model_dump(include={"summary", "details", "tests_done"})
+    summary |= body.model_dump(include={"open_questions", "hypotheses"})
+    event = HandOff(
+        actor=principal.actor, to_level=body.to_level, assignee=body.assignee, summary=summary
+    )
+    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
+    return await _case_response(service, principal, case)
+
+
+@router.post("/{ref}/commitments", response_model=None, responses=_CASE_RESPONSES)
+async def add_commitment(
+    ref: str,
+    body: CommitmentCreate,
+    service: CaseServiceDep,
+    principal: StaffPrincipal,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Promise something by a time ("next update in 30 min", "on site by 14:00")."""
+    if (body.due_at is None) == (body.within_minutes is None):
+        raise CaseValidationError("due_at", "give exactly one of due_at and within_minutes")
+    now = service.clock.now()
+    due_at = body.due_at or now + timedelta(minutes=body.within_minutes or 0)
+    commitment = Commitment(kind=body.kind, due_at=due_at, note=body.note, set_by=principal.actor)
+    event = SetCommitment(commitment=commitment, actor=principal.actor)
+    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
+    return await _case_response(service, principal, case)
+
+
+@router.post("/{ref}/commitments/{commitment_id}/met", response_model=None)
+async def meet_commitment(
+    ref: str,
+    commitment_id: int,
+    service: CaseServiceDep,
+    principal: StaffPrincipal,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Mark a commitment as kept."""
+    event = MeetCommitment(commitment_id=commitment_id, actor=principal.actor)
+    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
+    return await _case_response(service, principal, case)
+
+
+@router.post("/{ref}/escalate", response_model=None, responses=_CASE_RESPONSES)
+async def escalate_case(
+    ref: str,
+    service: CaseServiceDep,
+    principal: CustomerOrStaff,
+    body: ReasonRequest | None = None,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Escalate one level; customers only once a commitment was missed (409 otherwise)."""
+    event = Escalate(
+        actor=principal.actor,
+        by_customer=principal.is_customer,
+        reason=body.reason if body is not None else "",
+    )
+    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
+    return await _case_response(service, principal, case)
+
+
+@router.post("/{ref}/reopen", response_model=None, responses=_CASE_RESPONSES)
+async def reopen_case(
+    ref: str,
+    service: CaseServiceDep,
+    principal: CustomerOrStaff,
+    body: ReasonRequest | None = None,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Put a solved case back to work while its monitoring window runs (409 after)."""
+    event = Reopen(actor=principal.actor, reason=body.reason if body is not None else "")
+    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
+    return await _case_response(service, principal, case)
+
+
+@router.post("/{ref}/reply", response_model=None, responses=_CASE_RESPONSES)
+async def reply_to_case(
+    ref: str, service: CaseServiceDep, principal: CustomerOnly, if_match: IfMatch = None
+) -> JSONResponse:
+    """Answer support as the customer: a case waiting on you goes back to work."""
+    event = CustomerReply(actor=principal.actor)
+    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
+    return await _case_response(service, principal, case)

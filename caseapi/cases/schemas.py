@@ -1,32 +1,75 @@
-"""HTTP shapes for cases (Pydantic lives only at the edge)."""
+"""HTTP shapes for cases (Pydantic lives only at the edge).
+
+Two views of a case:
+
+- ``CasePublic`` for staff and service callers: everything.
+- ``CaseCustomerView`` for customer keys. Internal fields never appear in it:
+  ``dedup_key`` (detector plumbing), ``no_support`` (an entitlement flag for the
+  NOC), ``assignee`` / ``assigned`` details, ``escalation_level`` and the breach /
+  flag timestamps (``first_response_breached_at``, ``ttr_breached_at``,
+  ``unassigned_flagged_at``, ``auto_close_held_at``: how support organises
+  itself), ``paused_at``, ``next_due_at``, ``created_by`` and ``version`` (sent as
+  the ``ETag`` header instead). Hand-offs live only in the timeline, whose internal
+  kinds (``caseapi.cases.enums.INTERNAL_EVENT_KINDS``) customers never get.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from caseapi.cases.enums import CaseEventKind, CasePriority, CaseSource, CaseStatus, CaseType
-from caseapi.cases.models import Case, CaseEvent
+from caseapi.cases.enums import (
+    CaseEventKind,
+    CasePriority,
+    CaseSource,
+    CaseStatus,
+    CaseSubject,
+    CaseType,
+    CommitmentKind,
+    EscalationLevel,
+    RootCauseCategory,
+)
+from caseapi.cases.models import Case, CaseCommitment, CaseEvent
+
+Text = Annotated[str, Field(min_length=1, max_length=4000)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+Name = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class CasePublic(BaseModel):
-    """A case as the API shows it; ``recurrence_of`` is the reference of the earlier case."""
+class CommitmentPublic(BaseModel):
+    """A promise on a case and whether it was kept."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    id: int
+    kind: CommitmentKind
+    due_at: datetime
+    note: str
+    met_at: datetime | None
+    missed_at: datetime | None
+
+
+class CaseCustomerView(BaseModel):
+    """A case as its customer sees it; ``recurrence_of`` is the earlier case's reference."""
 
     model_config = ConfigDict(frozen=True)
 
     ref: str
     type: CaseType
     priority: CasePriority
+    suggested_priority: CasePriority | None
+    subject: CaseSubject | None
     status: CaseStatus
     source: CaseSource
-    dedup_key: str | None
     ntu_id: str | None
     customer_id: str | None
     service_id: str | None
     site: str | None
     summary: str
+    description: str | None
+    requested_date: datetime | None
     outage_start: datetime | None
     detected_at: datetime | None
     restored_at: datetime | None
@@ -34,45 +77,147 @@ class CasePublic(BaseModel):
     monitoring_until: datetime | None
     reopen_count: int
     recurrence_of: str | None
-    no_support: bool
+    first_response_due_at: datetime | None
+    first_responded_at: datetime | None
+    ttr_due_at: datetime | None
+    waiting_since: datetime | None
+    auto_close_due_at: datetime | None
+    rfo_published_at: datetime | None
+    resolution_method: str | None
+    root_cause_category: RootCauseCategory | None
+    resolution: str | None
+    closed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    commitments: list[CommitmentPublic] = []
 
     @classmethod
-    def from_case(cls, case: Case) -> CasePublic:
+    def from_case(
+        cls, case: Case, commitments: list[CaseCommitment] | None = None
+    ) -> CaseCustomerView:
         """Build from a ``Case`` loaded with ``previous_case``."""
-        previous = case.previous_case if case.recurrence_of is not None else None
-        return cls(
-            ref=case.ref,
-            type=case.type,
-            priority=case.priority,
-            status=case.status,
-            source=case.source,
-            dedup_key=case.dedup_key,
-            ntu_id=case.ntu_id,
-            customer_id=case.customer_id,
-            service_id=case.service_id,
-            site=case.site,
-            summary=case.summary,
-            outage_start=case.outage_start,
-            detected_at=case.detected_at,
-            restored_at=case.restored_at,
-            solved_at=case.solved_at,
-            monitoring_until=case.monitoring_until,
-            reopen_count=case.reopen_count,
-            recurrence_of=previous.ref if previous is not None else None,
-            no_support=case.no_support,
-            created_at=case.created_at,
-            updated_at=case.updated_at,
-        )
+        return cls.model_validate(_case_fields(cls, case, commitments))
+
+
+class CasePublic(CaseCustomerView):
+    """A case as support and service callers see it, internal fields included."""
+
+    dedup_key: str | None
+    no_support: bool
+    assignee: str | None
+    escalation_level: EscalationLevel
+    first_response_breached_at: datetime | None
+    unassigned_flagged_at: datetime | None
+    ttr_breached_at: datetime | None
+    paused_at: datetime | None
+    auto_close_held_at: datetime | None
+    next_due_at: datetime | None
+    created_by: str | None
+    version: int
+
+    @classmethod
+    def from_case(cls, case: Case, commitments: list[CaseCommitment] | None = None) -> CasePublic:
+        """Build from a ``Case`` loaded with ``previous_case``."""
+        return cls.model_validate(_case_fields(cls, case, commitments))
+
+
+def _case_fields(
+    model: type[BaseModel], case: Case, commitments: list[CaseCommitment] | None
+) -> dict[str, Any]:
+    names = set(model.model_fields) - {"recurrence_of", "commitments"}
+    values: dict[str, Any] = {name: getattr(case, name) for name in names}
+    previous = case.previous_case if case.recurrence_of is not None else None
+    values["recurrence_of"] = previous.ref if previous is not None else None
+    values["commitments"] = [CommitmentPublic.model_validate(c) for c in commitments or []]
+    return values
 
 
 class CasesPublic(BaseModel):
     """One page of cases; ``count`` is the number matching the filters on all pages."""
 
-    data: list[CasePublic]
+    data: list[CasePublic] | list[CaseCustomerView]
     count: int
     next_cursor: str | None
+
+
+class CaseCreate(BaseModel):
+    """A reactive case. Customers may only suggest a priority; support sets it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: CaseType
+    summary: ShortText
+    description: Text | None = None
+    customer_id: Name | None = None
+    priority: CasePriority | None = None
+    suggested_priority: CasePriority | None = None
+    subject: CaseSubject | None = None
+    ntu_id: Name | None = None
+    service_id: Name | None = None
+    site: ShortText | None = None
+    source: CaseSource = CaseSource.API
+    requested_date: AwareDatetime | None = None
+
+
+class CaseUpdate(BaseModel):
+    """Support's edits; every field optional. ``reason`` goes on the timeline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priority: CasePriority | None = None
+    reason: ShortText | None = None
+
+
+class TransitionRequest(BaseModel):
+    """Move a case; ``solved`` needs ``resolution_method`` and ``root_cause_category``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: CaseStatus
+    reason: ShortText | None = None
+    resolution_method: Name | None = None
+    root_cause_category: RootCauseCategory | None = None
+    resolution: Text | None = None
+    merged_into: Name | None = None
+
+
+class AssignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assignee: Name
+
+
+class HandOffRequest(BaseModel):
+    """Forward to a specialist with the structured summary DOMAIN.md asks for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_level: EscalationLevel
+    assignee: Name | None = None
+    summary: ShortText
+    details: Text
+    tests_done: list[ShortText] = []
+    open_questions: list[ShortText] = []
+    hypotheses: list[ShortText] = []
+
+
+class CommitmentCreate(BaseModel):
+    """A promise: give ``due_at`` or ``within_minutes`` (exactly one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: CommitmentKind
+    due_at: AwareDatetime | None = None
+    within_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30)] | None = None
+    note: Annotated[str, Field(max_length=500)] = ""
+
+
+class ReasonRequest(BaseModel):
+    """A free-text reason (escalate, reopen, reply)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(max_length=500)] = ""
 
 
 class CaseEventPublic(BaseModel):
@@ -86,9 +231,17 @@ class CaseEventPublic(BaseModel):
     data: dict[str, Any]
 
     @classmethod
-    def from_event(cls, event: CaseEvent) -> CaseEventPublic:
-        """Build from a ``CaseEvent``."""
-        return cls.model_validate(event)
+    def from_event(cls, event: CaseEvent, *, for_customer: bool = False) -> CaseEventPublic:
+        """Build from a ``CaseEvent``; customer copies lose internal data keys."""
+        public = cls.model_validate(event)
+        if for_customer:
+            data = {k: v for k, v in event.data.items() if k not in _INTERNAL_DATA_KEYS}
+            public = public.model_copy(update={"data": data})
+        return public
+
+
+#: Timeline data that only support sees (same reasons as the internal case fields).
+_INTERNAL_DATA_KEYS = frozenset({"dedup_key", "no_support", "assignee", "previous"})
 
 
 class CaseTimelinePublic(BaseModel):

@@ -13,14 +13,15 @@ Business rules for this slice (DOMAIN.md, "Resolution and closure"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.cases import repository
+from caseapi.cases import lifecycle, repository, store
+from caseapi.cases.actions import CaseActions
 from caseapi.cases.enums import (
     WORKING_STATUSES,
     CaseEventKind,
@@ -28,9 +29,12 @@ from caseapi.cases.enums import (
     CaseSource,
     CaseStatus,
     CaseType,
+    EscalationLevel,
 )
 from caseapi.cases.models import Case, CaseEvent
 from caseapi.cases.repository import CaseFilters
+from caseapi.cases.sla import SlaSettings
+from caseapi.cases.snapshot import ChangePriority, Recur, Restore
 from caseapi.core.database import decode_cursor, encode_cursor, session_scope
 from caseapi.core.errors import CaseNotFoundError
 from caseapi.ntus import repository as ntu_repository
@@ -60,7 +64,7 @@ class CasePage:
     next_cursor: str | None
 
 
-class CaseService:
+class CaseService(CaseActions):
     """Records proactive incidents and answers case queries.
 
     Implements ``nms.outage.CaseSink``; both sink calls are idempotent by dedup key.
@@ -73,6 +77,7 @@ class CaseService:
         clock: Clock,
         monitoring_window_p1: timedelta = DEFAULT_MONITORING_WINDOW_P1,
         monitoring_window_p2: timedelta = DEFAULT_MONITORING_WINDOW_P2,
+        sla: SlaSettings | None = None,
     ) -> None:
         """Create the service.
 
@@ -82,17 +87,30 @@ class CaseService:
             monitoring_window_p1: How long a solved P1 case is watched for recurrence.
             monitoring_window_p2: The same for P2 (and P3, which the detector never
                 opens but support may set).
+            sla: The other SLA defaults (first response, unassigned flag, repair
+                times, waiting-customer reminder and auto-close); DOMAIN.md's when
+                omitted. Its monitoring windows are replaced by the two above.
         """
         for name, window in (("p1", monitoring_window_p1), ("p2", monitoring_window_p2)):
             if window <= timedelta(0):
                 raise ValueError(f"monitoring_window_{name} must be positive, got {window}")
         self._sessionmaker = sessionmaker
         self._clock = clock
-        self._windows = {
-            CasePriority.P1: monitoring_window_p1,
-            CasePriority.P2: monitoring_window_p2,
-            CasePriority.P3: monitoring_window_p2,
-        }
+        self._sla = replace(
+            sla or SlaSettings(),
+            monitoring_window_p1=monitoring_window_p1,
+            monitoring_window_p2=monitoring_window_p2,
+        )
+
+    @property
+    def sla(self) -> SlaSettings:
+        """The SLA defaults this service applies."""
+        return self._sla
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every stored timestamp comes from."""
+        return self._clock
 
     # -- CaseSink ---------------------------------------------------------------
 
@@ -204,9 +222,15 @@ class CaseService:
         now = self._clock.now()
         case = await repository.get_open_case_by_dedup_key(session, dedup_key=request.dedup_key)
         if case is not None:
-            if self._is_recurrence(case, request):
-                await self._reopen(session, case, request, now)
+            await self._recur(session, case, request, now)
             return case.ref
+        if request.supersedes is not None:
+            lower = await repository.get_open_case_by_dedup_key(
+                session, dedup_key=request.supersedes
+            )
+            if lower is not None:
+                await self._upgrade(session, lower, request, now)
+                return lower.ref
 
         last = await repository.get_last_case_by_dedup_key(session, dedup_key=request.dedup_key)
         recurrence_of = last if last is not None and last.status is CaseStatus.CLOSED else None
@@ -232,10 +256,11 @@ class CaseService:
             reopen_count=0,
             recurrence_of=recurrence_of.id if recurrence_of is not None else None,
             no_support=no_support,
+            created_by=DETECTOR_ACTOR,
             created_at=now,
             updated_at=now,
         )
-        await repository.add_case(session, case=case)
+        await self.start_clocks(session, case, now=now)
         data: dict[str, Any] = {
             "status": CaseStatus.NEW.value,
             "priority": case.priority.value,
@@ -251,74 +276,91 @@ class CaseService:
         )
         return case.ref
 
-    @staticmethod
-    def _is_recurrence(case: Case, request: IncidentOpen) -> bool:
+    async def start_clocks(self, session: AsyncSession, case: Case, *, now: datetime) -> None:
+        """Insert the new ``case`` with its SLA deadlines set from its policy."""
+        case.version = 1
+        case.escalation_level = EscalationLevel.L1
+        policy = await store.policy_for(session, case, self._sla)
+        for name, value in lifecycle.initial_deadlines(
+            created_at=now, priority=case.priority, policy=policy
+        ).items():
+            setattr(case, name, value)
+        await repository.add_case(session, case=case)
+        case.next_due_at = lifecycle.next_due_at(await store.load_snapshot(session, case))
+        await session.flush()
+
+    async def _recur(
+        self, session: AsyncSession, case: Case, request: IncidentOpen, now: datetime
+    ) -> None:
         # Judged by when the new outage started, not when it was detected: the down
         # timer makes detection lag by minutes, and an outage that began inside the
         # window is a recurrence even if confirmed just after it. An outage that began
         # before the restoration is the old one (a duplicate or late message).
-        if case.status is not CaseStatus.SOLVED:
-            return False
-        if case.restored_at is None or case.monitoring_until is None:
-            return False
-        return case.restored_at <= request.outage_start < case.monitoring_until
-
-    async def _reopen(
-        self, session: AsyncSession, case: Case, request: IncidentOpen, now: datetime
-    ) -> None:
         previous = {
             "restored_at": _iso(case.restored_at),
             "solved_at": _iso(case.solved_at),
             "monitoring_until": _iso(case.monitoring_until),
         }
-        case.status = CaseStatus.IN_PROGRESS
-        case.reopen_count += 1
-        case.restored_at = None
-        case.solved_at = None
-        case.monitoring_until = None
-        case.updated_at = now
-        await repository.add_event(
-            session,
-            case=case,
-            at=now,
-            kind=CaseEventKind.RECURRED,
+        event = Recur(
+            outage_start=request.outage_start,
             actor=DETECTOR_ACTOR,
             data={
-                "from": CaseStatus.SOLVED.value,
-                "to": CaseStatus.IN_PROGRESS.value,
-                "reopen_count": case.reopen_count,
                 "priority": request.priority,
                 "outage_start": _iso(request.outage_start),
                 "detected_at": _iso(request.detected_at),
                 "previous": previous,
             },
         )
+        policy = await store.policy_for(session, case, self._sla)
+        await store.apply_event(session, case, event, now=now, policy=policy)
+
+    async def _upgrade(
+        self, session: AsyncSession, case: Case, request: IncidentOpen, now: datetime
+    ) -> None:
+        """A degraded (P2) case whose NTU went down becomes the P1 case, in place."""
+        policy = await store.policy_for(session, case, self._sla)
+        old_key = case.dedup_key
+        event = ChangePriority(
+            priority=CasePriority(request.priority), actor=DETECTOR_ACTOR, reason="NTU went down"
+        )
+        await store.apply_event(session, case, event, now=now, policy=policy)
+        case.dedup_key = request.dedup_key
+        await session.flush()
+        await repository.add_event(
+            session,
+            case=case,
+            at=now,
+            kind=CaseEventKind.PRIORITY_CHANGED,
+            actor=DETECTOR_ACTOR,
+            data={"dedup_key": {"from": old_key, "to": request.dedup_key}},
+        )
+        if case.status in (CaseStatus.SOLVED, CaseStatus.RFO_PENDING):
+            # The degradation had been solved; going down is a new outage on it.
+            await self._recur(session, case, request, now)
 
     async def _solve(self, session: AsyncSession, case: Case, restored_at: datetime) -> None:
         now = self._clock.now()
         reported = restored_at
         if case.outage_start is not None and restored_at < case.outage_start:
             restored_at = case.outage_start
-        previous_status = case.status
-        case.status = CaseStatus.SOLVED
-        case.restored_at = restored_at
-        case.solved_at = now
-        case.monitoring_until = now + self._windows[case.priority]
-        case.updated_at = now
-        data: dict[str, Any] = {
-            "from": previous_status.value,
-            "to": CaseStatus.SOLVED.value,
-            "restored_at": _iso(restored_at),
-            "monitoring_until": _iso(case.monitoring_until),
-        }
-        if reported != restored_at:
+        policy = await store.policy_for(session, case, self._sla)
+        outcome = await store.apply_event(
+            session,
+            case,
+            Restore(restored_at=restored_at, actor=DETECTOR_ACTOR),
+            now=now,
+            policy=policy,
+        )
+        if reported != restored_at and outcome.entries:
             # Clock skew between probe hosts, or a late message: never let the
             # impact end before it started, but keep what was reported.
-            data["reported_restored_at"] = _iso(reported)
-            data["clamped_to_outage_start"] = True
-        await repository.add_event(
-            session, case=case, at=now, kind=CaseEventKind.RESTORED, actor=DETECTOR_ACTOR, data=data
-        )
+            event = (await repository.list_events(session, case_id=case.id))[-1]
+            event.data = {
+                **event.data,
+                "reported_restored_at": _iso(reported),
+                "clamped_to_outage_start": True,
+            }
+            await session.flush()
 
 
 def _require_aware(**timestamps: datetime) -> None:

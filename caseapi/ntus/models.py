@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from caseapi.core.base import Base, UTCDateTime
@@ -60,3 +60,17 @@ class NtuState(Base):
     rtt_avg: Mapped[float | None] = mapped_column()
     loss: Mapped[float | None] = mapped_column()
     jitter: Mapped[float | None] = mapped_column()
+    # SNMP view (issue 4): WAN interface status, rates, reboots, ICMP filtering.
+    icmp_filtered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    wan_if_index: Mapped[int | None] = mapped_column(Integer)
+    wan_oper_status: Mapped[int | None] = mapped_column(Integer)
+    wan_admin_status: Mapped[int | None] = mapped_column(Integer)
+    in_bps: Mapped[float | None] = mapped_column()
+    out_bps: Mapped[float | None] = mapped_column()
+    error_rate: Mapped[float | None] = mapped_column()
+    sys_uptime: Mapped[int | None] = mapped_column(BigInteger)
+    last_reboot_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reboots: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The open P2 (degraded) case, and why.
+    degraded_case_ref: Mapped[str | None] = mapped_column(String(32))
+    degraded_reasons: Mapped[str | None] = mapped_column(String(100))

@@ -1,4 +1,8 @@
-"""HTTP routes for NTUs and their current status (read-only)."""
+"""HTTP routes for NTUs and their current status (read-only).
+
+Every authenticated role may read; a customer sees only its own NTUs (another
+customer's NTU answers 404 ``ntu_not_found``, as if it did not exist).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Query
 
 from caseapi.api.deps import SessionDep
+from caseapi.auth.deps import CurrentPrincipal
+from caseapi.auth.tenancy import customer_scope, ensure_visible
 from caseapi.cases import repository as case_repository
 from caseapi.core.database import decode_cursor, encode_cursor
 from caseapi.core.errors import NtuNotFoundError
@@ -22,6 +28,7 @@ router = APIRouter(prefix="/v1/ntus", tags=["ntus"])
 @router.get("")
 async def list_ntus(
     session: SessionDep,
+    principal: CurrentPrincipal,
     customer: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(max_length=16)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -29,6 +36,11 @@ async def list_ntus(
 ) -> NtusPublic:
     """List NTUs by id with their current status."""
     after_id = decode_cursor(cursor, keys=_CURSOR_KEYS)["id"] if cursor is not None else None
+    scope = customer_scope(principal)
+    if scope is not None:
+        if customer is not None and customer != scope:
+            return NtusPublic(data=[], count=0, next_cursor=None)
+        customer = scope
     # One extra row tells whether another page exists.
     rows = await repository.list_ntus(
         session, customer_id=customer, status=status, after_id=after_id, limit=limit + 1
@@ -44,10 +56,13 @@ async def list_ntus(
 
 
 @router.get("/{ntu_id}/status")
-async def get_ntu_status(ntu_id: str, session: SessionDep) -> NtuStatusPublic:
+async def get_ntu_status(
+    ntu_id: str, session: SessionDep, principal: CurrentPrincipal
+) -> NtuStatusPublic:
     """Get the current status of one NTU and its open case, if any."""
     row = await repository.get_ntu(session, ntu_id=ntu_id)
     if row is None:
         raise NtuNotFoundError(ntu_id)
+    ensure_visible(principal, row.ntu.customer_id, NtuNotFoundError(ntu_id))
     case_ref = await case_repository.latest_open_case_ref_for_ntu(session, ntu_id=ntu_id)
     return NtuStatusPublic.from_row(row, case_ref=case_ref)

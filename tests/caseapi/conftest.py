@@ -23,9 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from caseapi.cases.service import CaseService
-from caseapi.core.base import Base
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
 from caseapi.core.errors import DatabaseUnavailableError
+from caseapi.models import Base  # registers every table (schema comparison, TRUNCATE)
 from nms.clock import FakeClock
 from nms.outage import IncidentOpen, Priority, ntu_down_key
 from tests.conftest import require

@@ -10,20 +10,25 @@ import httpx
 import pytest
 
 from caseapi.api.app import create_app
+from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
 from caseapi.core.database import make_engine, make_sessionmaker
 from caseapi.ntus.models import Customer, Ntu, NtuState
 from nms.clock import FakeClock
+from tests.caseapi.auth_fixtures import client_for, make_app, mint_key
 from tests.caseapi.conftest import START, Database, incident
 
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
-async def client(database: Database, service: CaseService) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(sessionmaker=database.sessionmaker, case_service=service)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+async def client(
+    database: Database, service: CaseService, clock: FakeClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with an admin key: these tests are about behaviour, not authorisation."""
+    app = make_app(database, service, clock)
+    key = await mint_key(app, role=Role.ADMIN)
+    async with client_for(app, key) as client:
         yield client
 
 
@@ -271,8 +276,8 @@ async def test_database_gone_is_503_with_retry_after(database: Database, clock: 
     engine = make_engine("postgresql+asyncpg://postgres:hunter2@127.0.0.1:1/nms", connect_timeout=2)
     app = create_app(sessionmaker=make_sessionmaker(engine), clock=clock, retry_after_seconds=7)
     try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        # Any key: looking it up already needs the database.
+        async with client_for(app, "nms_any-key-at-all") as client:
             for path in ["/healthz", "/v1/cases", "/v1/cases/CS-2026-000001", "/v1/ntus"]:
                 response = await client.get(path)
                 body = _assert_problem(response, 503, "database_unavailable")

@@ -70,10 +70,27 @@ class NmsProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "nms.log"
         self.starts = 0
+        self._key: str | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def key(self) -> str:
+        """A NOC API key for this database, made on first use with ``nms apikey create``."""
+        if self._key is None:
+            made = subprocess.run(
+                [
+                    sys.executable, "-m", "nms.cli", "apikey", "create",
+                    "--role", "noc", "--name", "e2e-tests",
+                    "--database", f"sqlite+aiosqlite:///{self.database}",
+                ],
+                capture_output=True, text=True, timeout=60, cwd=self.workdir,
+            )  # fmt: skip
+            assert made.returncode == 0, made.stderr
+            self._key = made.stdout.strip()
+        return self._key
 
     def start(self, **extra_env: str) -> None:
         assert self.proc is None or self.proc.poll() is not None
@@ -141,7 +158,8 @@ class NmsProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def get(self, path: str, **params: Any) -> Any:
-        response = httpx.get(self.url + path, params=params, timeout=5)
+        headers = {"Authorization": f"Bearer {self.key}"}
+        response = httpx.get(self.url + path, params=params, headers=headers, timeout=5)
         response.raise_for_status()
         return response.json()
 

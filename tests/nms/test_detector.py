@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from caseapi.cases.models import Case
 from caseapi.cases.service import CaseService
 from nms.clock import FakeClock
+from nms.config import DegradedSettings
 from nms.detector import Detector
 from nms.inventory import Inventory, parse_inventory
 from nms.ntu import Rules, Status
@@ -57,6 +58,7 @@ class Harness:
     def new_detector(self, sink: object | None = None) -> Detector:
         return Detector(
             rules=RULES,
+            degraded=DegradedSettings(),
             clock=self.clock,
             sink=sink or self.service,  # type: ignore[arg-type]
             sessionmaker=self.db.sessionmaker,

@@ -224,7 +224,7 @@ def test_properties_over_random_sequences(steps, down, restore, stale):
         else:
             before = state.last_observation_at
             state, actions = step(state, Observed(at=now, ok=ok), now, rules)
-            if before is None or now > before:
+            if before is None or now >= before:
                 history.append((now, ok))
         for action in actions:
             if isinstance(action, OpenCase):

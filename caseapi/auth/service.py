@@ -1,0 +1,197 @@
+"""API keys: creation (the secret is shown once), authentication, listing, revocation.
+
+A key looks like ``nms_`` followed by 43 URL-safe characters (32 random bytes). Its
+first 12 characters are its public ``prefix``: stored in clear, unique, used to find
+the row and shown in listings. The whole key is stored only as
+``SHA-256(salt || key)`` with a random per-key salt.
+
+Why a fast hash and not bcrypt/scrypt/argon2: slow hashes exist to make guessing
+*low-entropy* passwords expensive after a database leak. A key carries 256 random
+bits, so trying candidate keys against a leaked hash is hopeless at any hash speed,
+while a slow hash would add tens of milliseconds to every API request. Hashes are
+compared with ``hmac.compare_digest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.auth import repository
+from caseapi.auth.errors import ApiKeyNotFoundError, ApiKeyRequestError, AuthenticationError
+from caseapi.auth.models import ApiKey
+from caseapi.auth.principal import Principal, Role
+from caseapi.core.database import session_scope
+from caseapi.ntus import repository as ntu_repository
+from nms.clock import Clock
+
+KEY_SCHEME: Final = "nms_"
+PREFIX_LENGTH: Final = len(KEY_SCHEME) + 8
+_SECRET_BYTES: Final = 32
+_SALT_BYTES: Final = 16
+# A prefix collision (48 random bits) is astronomically rare; retry a few times anyway.
+_CREATE_ATTEMPTS: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    """A new key row and its secret; the secret exists nowhere else after this."""
+
+    key: ApiKey
+    secret: str
+
+
+def hash_secret(secret: str, *, salt: str) -> str:
+    """Return the hex SHA-256 of ``salt`` (hex) followed by ``secret``."""
+    return hashlib.sha256(bytes.fromhex(salt) + secret.encode()).hexdigest()
+
+
+def key_status(key: ApiKey, *, now: datetime) -> str:
+    """``active``, ``expired`` or ``revoked`` at ``now``."""
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+class ApiKeyService:
+    """Creates, authenticates, lists and revokes API keys."""
+
+    def __init__(self, *, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        """Create the service.
+
+        Args:
+            sessionmaker: Session factory (``caseapi.core.database.make_sessionmaker``).
+            clock: Source of "now" for creation, expiry and revocation.
+        """
+        self._sessionmaker = sessionmaker
+        self._clock = clock
+
+    @property
+    def clock(self) -> Clock:
+        """The clock used for expiry checks."""
+        return self._clock
+
+    async def create_key(
+        self,
+        *,
+        name: str,
+        role: Role,
+        customer_id: str | None = None,
+        expires_at: datetime | None = None,
+        created_by: str,
+    ) -> CreatedKey:
+        """Create a key and return it with its secret (shown to the caller once).
+
+        Raises:
+            ApiKeyRequestError: A customer key without an existing customer, a
+                customer given for another role, an empty name, or an expiry in
+                the past.
+        """
+        now = self._clock.now()
+        self._validate(
+            name=name, role=role, customer_id=customer_id, expires_at=expires_at, now=now
+        )
+        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+            secret = KEY_SCHEME + secrets.token_urlsafe(_SECRET_BYTES)
+            salt = secrets.token_hex(_SALT_BYTES)
+            key = ApiKey(
+                prefix=secret[:PREFIX_LENGTH],
+                salt=salt,
+                secret_hash=hash_secret(secret, salt=salt),
+                name=name.strip(),
+                role=role.value,
+                customer_id=customer_id,
+                created_by=created_by,
+                created_at=now,
+                expires_at=expires_at,
+                revoked_at=None,
+            )
+            try:
+                async with session_scope(self._sessionmaker, write=True) as session:
+                    if customer_id is not None:
+                        await self._require_customer(session, customer_id)
+                    await repository.add_key(session, key=key)
+                    await session.commit()
+            except IntegrityError:
+                if attempt == _CREATE_ATTEMPTS:
+                    raise
+                continue
+            return CreatedKey(key=key, secret=secret)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _validate(
+        *,
+        name: str,
+        role: Role,
+        customer_id: str | None,
+        expires_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        if not name.strip():
+            raise ApiKeyRequestError("name must not be empty")
+        if role is Role.CUSTOMER and customer_id is None:
+            raise ApiKeyRequestError("a customer key needs customer_id")
+        if role is not Role.CUSTOMER and customer_id is not None:
+            raise ApiKeyRequestError(f"a {role.value} key is bound to no customer")
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise ApiKeyRequestError("expires_at must be timezone-aware")
+            if expires_at <= now:
+                raise ApiKeyRequestError("expires_at must be in the future")
+
+    @staticmethod
+    async def _require_customer(session: AsyncSession, customer_id: str) -> None:
+        if await ntu_repository.get_customer(session, customer_id=customer_id) is None:
+            raise ApiKeyRequestError(f"no customer with id {customer_id!r}")
+
+    async def authenticate(self, secret: str) -> Principal:
+        """Return the principal of a valid key.
+
+        Raises:
+            AuthenticationError: Unknown, malformed, expired or revoked key.
+            DatabaseUnavailableError: The database cannot be reached.
+        """
+        if not secret.startswith(KEY_SCHEME) or len(secret) <= PREFIX_LENGTH:
+            raise AuthenticationError("malformed key")
+        async with session_scope(self._sessionmaker) as session:
+            key = await repository.get_key_by_prefix(session, prefix=secret[:PREFIX_LENGTH])
+        if key is None:
+            raise AuthenticationError("unknown key")
+        if not hmac.compare_digest(hash_secret(secret, salt=key.salt), key.secret_hash):
+            raise AuthenticationError("unknown key")
+        status = key_status(key, now=self._clock.now())
+        if status != "active":
+            raise AuthenticationError(f"{status} key")
+        return Principal(
+            key_id=key.id, name=key.name, role=Role(key.role), customer_id=key.customer_id
+        )
+
+    async def list_keys(self) -> list[ApiKey]:
+        """Return every key, oldest first (no secrets: only hashes are stored)."""
+        async with session_scope(self._sessionmaker) as session:
+            return await repository.list_keys(session)
+
+    async def revoke_key(self, key_id: int) -> ApiKey:
+        """Revoke a key from now on; revoking a revoked key changes nothing.
+
+        Raises:
+            ApiKeyNotFoundError: No key has this id.
+        """
+        async with session_scope(self._sessionmaker, write=True) as session:
+            key = await repository.get_key(session, key_id=key_id)
+            if key is None:
+                raise ApiKeyNotFoundError(key_id)
+            if key.revoked_at is None:
+                key.revoked_at = self._clock.now()
+                await session.commit()
+            return key

@@ -1,0 +1,319 @@
+"""What people do to cases through the API: create, read with tenancy, and work them.
+
+Mixed into ``CaseService``. Every method takes the calling ``Principal``: a customer
+sees only its own customer's cases, and any other case answers ``CaseNotFoundError``
+(404 ``case_not_found``), exactly as if it did not exist. Every change runs in one
+write transaction: lock the case, check ``If-Match``, run the lifecycle, store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.auth.principal import Principal
+from caseapi.auth.tenancy import contract_refusal, customer_scope, ensure_visible
+from caseapi.cases import repository, store
+from caseapi.cases.enums import (
+    INTERNAL_EVENT_KINDS,
+    CaseEventKind,
+    CasePriority,
+    CaseSource,
+    CaseStatus,
+    CaseSubject,
+    CaseType,
+)
+from caseapi.cases.errors import (
+    CaseValidationError,
+    IdempotencyKeyReusedError,
+    PreconditionFailedError,
+)
+from caseapi.cases.models import Case, CaseCommitment, CaseEvent
+from caseapi.cases.sla import SlaSettings
+from caseapi.cases.snapshot import Event
+from caseapi.core.database import session_scope
+from caseapi.core.errors import CaseNotFoundError, NtuNotFoundError
+from caseapi.ntus import repository as ntu_repository
+from nms.clock import Clock
+from nms.config import format_duration
+
+_ATTEMPTS: Final = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseDraft:
+    """A reactive case as asked for (validated at the HTTP edge for shape only)."""
+
+    type: CaseType
+    summary: str
+    customer_id: str | None = None
+    priority: CasePriority | None = None
+    suggested_priority: CasePriority | None = None
+    subject: CaseSubject | None = None
+    description: str | None = None
+    ntu_id: str | None = None
+    service_id: str | None = None
+    site: str | None = None
+    source: CaseSource = CaseSource.API
+    requested_date: datetime | None = None
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical body: tells an idempotent retry from a reuse."""
+        body = {k: _jsonable(getattr(self, k)) for k in self.__dataclass_fields__}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedCase:
+    case: Case
+    created: bool
+
+
+class CaseActions:
+    """API-facing operations; needs ``_sessionmaker``, ``_clock`` and ``_sla``."""
+
+    _sessionmaker: async_sessionmaker[AsyncSession]
+    _clock: Clock
+    _sla: SlaSettings
+
+    async def start_clocks(self, session: AsyncSession, case: Case, *, now: datetime) -> None:
+        raise NotImplementedError
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def get_case_for(self, principal: Principal, ref: str) -> Case:
+        """Return case ``ref`` if ``principal`` may see it.
+
+        Raises:
+            CaseNotFoundError: No such case, or another customer's.
+        """
+        async with session_scope(self._sessionmaker) as session:
+            case = await repository.get_case_by_ref(session, ref=ref)
+        if case is None:
+            raise CaseNotFoundError(ref)
+        ensure_visible(principal, case.customer_id, CaseNotFoundError(ref))
+        return case
+
+    async def get_commitments(self, case: Case) -> list[CaseCommitment]:
+        """Return the commitments of ``case``, oldest first."""
+        async with session_scope(self._sessionmaker) as session:
+            return await repository.list_commitments(session, case_id=case.id)
+
+    async def get_timeline_for(self, principal: Principal, ref: str) -> list[CaseEvent]:
+        """The timeline of ``ref``; customers get only the entries meant for them."""
+        case = await self.get_case_for(principal, ref)
+        async with session_scope(self._sessionmaker) as session:
+            events = await repository.list_events(session, case_id=case.id)
+        if not principal.is_customer:
+            return events
+        return [event for event in events if event.kind not in INTERNAL_EVENT_KINDS]
+
+    # -- create --------------------------------------------------------------------
+
+    async def create_case(
+        self, principal: Principal, draft: CaseDraft, *, idempotency_key: str | None = None
+    ) -> CreatedCase:
+        """Open a reactive case; with ``idempotency_key`` a retry returns the first one.
+
+        Raises:
+            CaseValidationError: A business rule on a field (names it).
+            ContractRefusedError: The customer's contract gives no support.
+            IdempotencyKeyReusedError: The key came before with another body.
+            NtuNotFoundError: ``ntu_id`` is not an NTU of the customer.
+        """
+        now = self._clock.now()
+        draft = self._check_draft(principal, draft, now)
+        scope = f"{principal.role.value}:{principal.key_id or principal.name}"
+        fingerprint = draft.fingerprint()
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                async with session_scope(self._sessionmaker, write=True) as session:
+                    if idempotency_key is not None:
+                        seen = await repository.get_idempotency_key(
+                            session, scope=scope, key=idempotency_key
+                        )
+                        if seen is not None:
+                            if seen.request_hash != fingerprint:
+                                raise IdempotencyKeyReusedError(
+                                    "this Idempotency-Key was used with a different body"
+                                )
+                            case = await repository.get_case_by_id(session, case_id=seen.case_id)
+                            assert case is not None
+                            return CreatedCase(case, created=False)
+                    case = await self._insert(session, principal, draft, now)
+                    if idempotency_key is not None:
+                        await repository.add_idempotency_key(
+                            session,
+                            scope=scope,
+                            key=idempotency_key,
+                            request_hash=fingerprint,
+                            case=case,
+                            at=now,
+                        )
+                    await session.commit()
+                    return CreatedCase(case, created=True)
+            except IntegrityError:
+                # Two requests with one key raced (PostgreSQL); the winner is stored.
+                if attempt == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _check_draft(self, principal: Principal, draft: CaseDraft, now: datetime) -> CaseDraft:
+        changes: dict[str, Any] = {}
+        if principal.is_customer:
+            # Support sets the priority; a customer only suggests one.
+            if draft.priority is not None:
+                raise CaseValidationError(
+                    "priority", "support sets the priority; use suggested_priority"
+                )
+            changes["customer_id"] = principal.customer_id
+            changes["source"] = CaseSource.API
+        elif draft.customer_id is None:
+            raise CaseValidationError("customer_id", "required when support opens a case")
+        if draft.source is CaseSource.PROACTIVE:
+            raise CaseValidationError("source", "proactive cases are opened by the detector")
+        priority: CasePriority
+        if draft.type is CaseType.INCIDENT:
+            if draft.subject is not None:
+                raise CaseValidationError("subject", "only general requests have a subject")
+            if draft.priority is CasePriority.P3:
+                raise CaseValidationError("priority", "an incident is P1 or P2")
+            priority = draft.priority or CasePriority.P2
+        else:
+            if draft.subject is None:
+                raise CaseValidationError("subject", "a general request needs a subject")
+            if draft.priority not in (None, CasePriority.P3):
+                raise CaseValidationError("priority", "a general request is P3")
+            priority = CasePriority.P3
+        if draft.subject is CaseSubject.ENGINEER_DISPATCH:
+            earliest = now + self._sla.dispatch_notice
+            notice = format_duration(self._sla.dispatch_notice)
+            if draft.requested_date is None or draft.requested_date < earliest:
+                raise CaseValidationError(
+                    "requested_date",
+                    f"an engineer dispatch needs at least {notice} notice: "
+                    f"ask for {earliest.isoformat()} or later",
+                )
+        changes["priority"] = priority
+        return replace(draft, **changes)
+
+    async def _insert(
+        self, session: AsyncSession, principal: Principal, draft: CaseDraft, now: datetime
+    ) -> Case:
+        assert draft.customer_id is not None
+        assert draft.priority is not None
+        customer = await ntu_repository.get_customer(session, customer_id=draft.customer_id)
+        if customer is None:
+            raise CaseValidationError("customer_id", f"no customer {draft.customer_id!r}")
+        refusal = contract_refusal(
+            customer_id=customer.id, contract_status=customer.contract_status
+        )
+        if refusal is not None:
+            raise refusal
+        service_id, site = draft.service_id, draft.site
+        if draft.ntu_id is not None:
+            row = await ntu_repository.get_ntu(session, ntu_id=draft.ntu_id)
+            if row is None or row.ntu.customer_id != customer.id:
+                raise NtuNotFoundError(draft.ntu_id)
+            service_id = service_id or row.ntu.service_id
+            site = site or row.ntu.site
+        case = Case(
+            ref=await repository.next_case_ref(session, year=now.year),
+            type=draft.type,
+            priority=draft.priority,
+            status=CaseStatus.NEW,
+            source=draft.source,
+            subject=draft.subject,
+            suggested_priority=draft.suggested_priority,
+            description=draft.description,
+            requested_date=draft.requested_date,
+            ntu_id=draft.ntu_id,
+            customer_id=customer.id,
+            service_id=service_id,
+            site=site,
+            summary=draft.summary,
+            reopen_count=0,
+            no_support=False,
+            created_by=principal.actor,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.start_clocks(session, case, now=now)
+        await repository.add_event(
+            session,
+            case=case,
+            at=now,
+            kind=CaseEventKind.OPENED,
+            actor=principal.actor,
+            data={
+                "status": case.status.value,
+                "priority": case.priority.value,
+                "type": case.type.value,
+                "subject": case.subject.value if case.subject else None,
+                "source": case.source.value,
+            },
+        )
+        return case
+
+    # -- changes -------------------------------------------------------------------
+
+    async def act(
+        self,
+        principal: Principal,
+        ref: str,
+        make_event: Callable[[Case], Event],
+        *,
+        if_match: int | None = None,
+    ) -> Case:
+        """Apply the event ``make_event(case)`` to case ``ref`` on behalf of ``principal``.
+
+        Raises:
+            CaseNotFoundError: No such case, or another customer's.
+            PreconditionFailedError: ``if_match`` is not the current version.
+            CaseRuleError: The lifecycle refused (nothing changes).
+        """
+        now = self._clock.now()
+        async with session_scope(self._sessionmaker, write=True) as session:
+            case = await repository.lock_case_by_ref(session, ref=ref)
+            if case is None:
+                raise CaseNotFoundError(ref)
+            ensure_visible(principal, case.customer_id, CaseNotFoundError(ref))
+            if if_match is not None and if_match != case.version:
+                raise PreconditionFailedError(
+                    f"the case is at version {case.version}, not {if_match}: reload and retry",
+                    current_version=case.version,
+                )
+            event = make_event(case)
+            policy = await store.policy_for(session, case, self._sla)
+            try:
+                await store.apply_event(session, case, event, now=now, policy=policy)
+            except ValueError as exc:
+                raise CaseValidationError("request", str(exc)) from exc
+            await session.commit()
+            case_id = case.id
+        async with session_scope(self._sessionmaker) as session:
+            fresh = await repository.get_case_by_id(session, case_id=case_id)
+        assert fresh is not None
+        return fresh
+
+    def scope_filters(
+        self, principal: Principal, filters: repository.CaseFilters
+    ) -> repository.CaseFilters:
+        """Limit ``filters`` to what ``principal`` may list."""
+        scope = customer_scope(principal)
+        if scope is None:
+            return filters
+        return replace(filters, customer_id=scope)

@@ -1,0 +1,83 @@
+"""Errors of the case lifecycle and the case API, each with an HTTP status.
+
+They extend the tree in ``caseapi.core.errors``::
+
+    CaseApiError
+    └── CaseRuleError                  a request the case rules refuse
+        ├── InvalidTransitionError     409 the lifecycle forbids from -> to
+        ├── EscalationNotAllowedError  409 a customer escalation without a missed commitment
+        ├── ReopenNotAllowedError      409 reopening outside the monitoring window
+        ├── PreconditionFailedError    412 ``If-Match`` names an older version
+        ├── IdempotencyKeyReusedError  422 same ``Idempotency-Key``, different body
+        └── CaseValidationError        422 a field breaks a business rule (names it)
+
+``http_status`` is the HTTP status the API's generic ``CaseApiError`` handler answers
+with, ``code`` the machine-readable problem code, ``problem_extensions`` extra problem
+members. Entitlement refusals are ``caseapi.auth.errors.ContractRefusedError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from caseapi.core.errors import CaseApiError
+
+
+class CaseRuleError(CaseApiError):
+    """A request that the case rules refuse."""
+
+    code = "case_rule_error"
+    http_status: ClassVar[int] = 409
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        self.problem_extensions = extensions
+        super().__init__(message)
+
+
+class InvalidTransitionError(CaseRuleError):
+    """The lifecycle does not allow ``from_status -> to`` (or a guard failed)."""
+
+    code = "invalid_transition"
+
+    def __init__(self, from_status: str, to: str, reason: str) -> None:
+        self.from_status = from_status
+        self.to = to
+        super().__init__(f"cannot go from {from_status} to {to}: {reason}", to=to)
+        self.problem_extensions["from"] = from_status
+
+
+class EscalationNotAllowedError(CaseRuleError):
+    """A customer may escalate only once a commitment was missed."""
+
+    code = "escalation_not_allowed"
+
+
+class ReopenNotAllowedError(CaseRuleError):
+    """Only a solved case still inside its monitoring window can be reopened."""
+
+    code = "reopen_not_allowed"
+
+
+class PreconditionFailedError(CaseRuleError):
+    """``If-Match`` does not name the current version of the case."""
+
+    code = "precondition_failed"
+    http_status: ClassVar[int] = 412
+
+
+class IdempotencyKeyReusedError(CaseRuleError):
+    """An ``Idempotency-Key`` seen before arrived with a different body."""
+
+    code = "idempotency_key_reused"
+    http_status: ClassVar[int] = 422
+
+
+class CaseValidationError(CaseRuleError):
+    """A field breaks a business rule; ``field`` names it."""
+
+    code = "validation_error"
+    http_status: ClassVar[int] = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", errors=[{"field": field, "message": message}])
+        self.field = field

@@ -1,0 +1,128 @@
+"""SLA settings and the per-case ``SlaPolicy`` built from them and the inventory.
+
+Defaults are DOMAIN.md's. A contract overrides them through ``customers.attributes``
+and a service order through ``ntus.attributes`` (durations as ``30m``, ``2h``, ``4d``):
+
+- ``customers.attributes.first_response``: first-response target (default 30 min).
+- ``customers.attributes.waiting_customer_close_after``: auto-close after this long
+  waiting on the customer (default 4 days; 25 days is another common contract).
+- ``customers.attributes.waiting_customer_reminder_after``: reminder (default 2 days).
+- ``ntus.attributes.ttr``: time to repair of the service, either one duration for
+  every incident priority or a mapping ``{"P1": "4h", "P2": "8h"}``. Without it the
+  defaults are P1 4 h, P2 8 h and no repair target for P3 requests.
+
+A malformed attribute falls back to the default (and is logged): a typo in the
+inventory must not stop cases from being opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from caseapi.cases.enums import CasePriority
+from caseapi.cases.snapshot import SlaPolicy
+from nms.config import parse_duration
+
+logger = logging.getLogger(__name__)
+
+
+def _default_ttr() -> dict[CasePriority, timedelta | None]:
+    return {
+        CasePriority.P1: timedelta(hours=4),
+        CasePriority.P2: timedelta(hours=8),
+        CasePriority.P3: None,
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlaSettings:
+    """Service-wide SLA defaults (``nms.config`` ``cases.*``)."""
+
+    monitoring_window_p1: timedelta = timedelta(hours=24)
+    monitoring_window_p2: timedelta = timedelta(hours=72)
+    first_response: timedelta = timedelta(minutes=30)
+    unassigned_after: timedelta = timedelta(hours=1)
+    reminder_after: timedelta = timedelta(days=2)
+    close_after: timedelta = timedelta(days=4)
+    auto_close_recheck: timedelta = timedelta(hours=1)
+    ttr: Mapping[CasePriority, timedelta | None] = field(default_factory=_default_ttr)
+    #: An engineer dispatch must be requested at least this far ahead.
+    dispatch_notice: timedelta = timedelta(hours=24)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "monitoring_window_p1",
+            "monitoring_window_p2",
+            "first_response",
+            "unassigned_after",
+            "reminder_after",
+            "close_after",
+            "auto_close_recheck",
+        ):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.dispatch_notice < timedelta(0):
+            raise ValueError("dispatch_notice must not be negative")
+
+    def policy(
+        self,
+        *,
+        customer_attributes: Mapping[str, Any] | None = None,
+        ntu_attributes: Mapping[str, Any] | None = None,
+    ) -> SlaPolicy:
+        """The policy for one case of this customer on this NTU."""
+        customer = customer_attributes or {}
+        ntu = ntu_attributes or {}
+        return SlaPolicy(
+            monitoring_window={
+                CasePriority.P1: self.monitoring_window_p1,
+                CasePriority.P2: self.monitoring_window_p2,
+                # P3 requests are watched like P2 incidents (the foundation's choice).
+                CasePriority.P3: self.monitoring_window_p2,
+            },
+            ttr=_ttr(self.ttr, ntu.get("ttr")),
+            first_response=_duration(customer, "first_response", self.first_response),
+            unassigned_after=self.unassigned_after,
+            reminder_after=_duration(
+                customer, "waiting_customer_reminder_after", self.reminder_after
+            ),
+            close_after=_duration(customer, "waiting_customer_close_after", self.close_after),
+            auto_close_recheck=self.auto_close_recheck,
+        )
+
+
+def _duration(attributes: Mapping[str, Any], key: str, default: timedelta) -> timedelta:
+    value = attributes.get(key)
+    if value is None:
+        return default
+    try:
+        parsed = parse_duration(value)
+    except ValueError as exc:
+        logger.warning("ignoring attribute %s=%r: %s", key, value, exc)
+        return default
+    if parsed <= timedelta(0):
+        logger.warning("ignoring attribute %s=%r: not positive", key, value)
+        return default
+    return parsed
+
+
+def _ttr(
+    defaults: Mapping[CasePriority, timedelta | None], value: object
+) -> dict[CasePriority, timedelta | None]:
+    ttr = dict(defaults)
+    if value is None:
+        return ttr
+    if isinstance(value, Mapping):
+        overrides = {p: value.get(p.value) for p in CasePriority if p.value in value}
+    else:
+        # One duration: the service order's repair time, for incidents (P1 and P2).
+        overrides = {CasePriority.P1: value, CasePriority.P2: value}
+    for priority, raw in overrides.items():
+        parsed = _duration({"ttr": raw}, "ttr", timedelta(0))
+        if parsed > timedelta(0):
+            ttr[priority] = parsed
+    return ttr

@@ -1,0 +1,287 @@
+"""What the lifecycle works on: the case snapshot, its events and the step outcome.
+
+All frozen dataclasses with no behaviour beyond small derived properties; the rules
+live in ``caseapi.cases.lifecycle``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from caseapi.cases.enums import (
+    CaseEventKind,
+    CasePriority,
+    CaseStatus,
+    CaseSubject,
+    CaseType,
+    CommitmentKind,
+    EscalationLevel,
+    NotificationKind,
+    RootCauseCategory,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SlaPolicy:
+    """The durations that turn events into deadlines, resolved for one case.
+
+    ``ttr`` maps a priority to its time to repair (``None``: no repair target, as
+    for P3 by default); the service resolves it from the NTU's service order.
+    """
+
+    monitoring_window: Mapping[CasePriority, timedelta]
+    ttr: Mapping[CasePriority, timedelta | None]
+    first_response: timedelta = timedelta(minutes=30)
+    unassigned_after: timedelta = timedelta(hours=1)
+    reminder_after: timedelta = timedelta(days=2)
+    close_after: timedelta = timedelta(days=4)
+    #: How soon an auto-close held back by a down NTU is tried again.
+    auto_close_recheck: timedelta = timedelta(hours=1)
+
+    def __post_init__(self) -> None:
+        for name in ("first_response", "unassigned_after", "reminder_after", "close_after"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive")
+        if self.auto_close_recheck <= timedelta(0):
+            raise ValueError("auto_close_recheck must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Commitment:
+    """A promise with a deadline; ``id`` is ``None`` until stored."""
+
+    kind: CommitmentKind
+    due_at: datetime
+    note: str = ""
+    set_by: str = ""
+    id: int | None = None
+    met_at: datetime | None = None
+    missed_at: datetime | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.met_at is None and self.missed_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseSnapshot:
+    """What the rules know about one case; field names match ``cases`` columns."""
+
+    status: CaseStatus
+    type: CaseType
+    priority: CasePriority
+    created_at: datetime
+    subject: CaseSubject | None = None
+    escalation_level: EscalationLevel = EscalationLevel.L1
+    assignee: str | None = None
+    first_response_due_at: datetime | None = None
+    first_responded_at: datetime | None = None
+    first_response_breached_at: datetime | None = None
+    unassigned_due_at: datetime | None = None
+    unassigned_flagged_at: datetime | None = None
+    ttr_due_at: datetime | None = None
+    ttr_breached_at: datetime | None = None
+    paused_at: datetime | None = None
+    restored_at: datetime | None = None
+    solved_at: datetime | None = None
+    monitoring_until: datetime | None = None
+    waiting_since: datetime | None = None
+    reminder_due_at: datetime | None = None
+    reminder_sent_at: datetime | None = None
+    auto_close_due_at: datetime | None = None
+    auto_close_held_at: datetime | None = None
+    rfo_published_at: datetime | None = None
+    closed_at: datetime | None = None
+    reopen_count: int = 0
+    resolution_method: str | None = None
+    root_cause_category: RootCauseCategory | None = None
+    resolution: str | None = None
+    commitments: tuple[Commitment, ...] = ()
+
+    @property
+    def rfo_required(self) -> bool:
+        """Every incident owes an RFO, and so does a P3 that asks for one."""
+        return self.type is CaseType.INCIDENT or self.subject is CaseSubject.RFO_REQUEST
+
+    @property
+    def missed_deadlines(self) -> list[str]:
+        """The SLA promises already broken, for the customer-escalation guard."""
+        missed = []
+        if self.first_response_breached_at is not None:
+            missed.append("first_response")
+        if self.ttr_breached_at is not None:
+            missed.append("time_to_repair")
+        missed += [f"commitment:{c.kind.value}" for c in self.commitments if c.missed_at]
+        return missed
+
+
+# -- events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An engineer moves the case; ``solved`` takes the resolution fields."""
+
+    to: CaseStatus
+    actor: str
+    reason: str = ""
+    resolution_method: str | None = None
+    root_cause_category: RootCauseCategory | None = None
+    resolution: str | None = None
+    merged_into: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """The NMS saw the service come back at ``restored_at``."""
+
+    restored_at: datetime
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recur:
+    """The same outage (dedup key) started again at ``outage_start``."""
+
+    outage_start: datetime
+    actor: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reopen:
+    """The customer says it is not fixed (inside the monitoring window)."""
+
+    actor: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerReply:
+    """The customer answered (a public comment or an explicit reply)."""
+
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    """Support's first response to the customer (if not given yet)."""
+
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Assign:
+    """Give the case to ``assignee`` (``take`` is assigning to oneself)."""
+
+    assignee: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class HandOff:
+    """Forward to a specialist: a level, maybe an assignee, and a structured summary."""
+
+    actor: str
+    to_level: EscalationLevel
+    summary: Mapping[str, Any]
+    assignee: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Escalate:
+    """Raise the level by hand: support freely, a customer only after a miss."""
+
+    actor: str
+    by_customer: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetCommitment:
+    """Promise something by ``due_at`` (must be in the future)."""
+
+    commitment: Commitment
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class MeetCommitment:
+    """Mark commitment ``commitment_id`` as kept."""
+
+    commitment_id: int
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePriority:
+    """Support sets the priority; deadlines follow the new one."""
+
+    priority: CasePriority
+    actor: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RfoPublished:
+    """The RFO was published at ``at`` (first publication counts)."""
+
+    at: datetime
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed: act on every deadline that is due. ``ntu_down`` blocks auto-close."""
+
+    actor: str = "system"
+    ntu_down: bool = False
+
+
+Event = (
+    Transition
+    | Restore
+    | Recur
+    | Reopen
+    | CustomerReply
+    | Respond
+    | Assign
+    | HandOff
+    | Escalate
+    | SetCommitment
+    | MeetCommitment
+    | ChangePriority
+    | RfoPublished
+    | Tick
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A timeline entry to write."""
+
+    kind: CaseEventKind
+    actor: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """A notification to record in the outbox."""
+
+    kind: NotificationKind
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    snapshot: CaseSnapshot
+    entries: tuple[Entry, ...] = ()
+    notifications: tuple[Notify, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.entries)

@@ -1,0 +1,187 @@
+"""Between the pure lifecycle and the database: load a snapshot, store an outcome.
+
+``apply_event`` is the one way a case changes on behalf of someone: the caller holds
+the case row (locked) inside its write transaction; this runs ``lifecycle.step``,
+writes the snapshot back, syncs commitments, appends the timeline entries and
+outbox rows, bumps ``version`` and recomputes ``next_due_at`` for the ticker.
+
+``mark_rfo_published`` and ``on_customer_reply`` are the hooks other domains (RFO,
+comments) call inside their own transactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caseapi.cases import lifecycle, repository
+from caseapi.cases.models import Case, CaseCommitment
+from caseapi.cases.sla import SlaSettings
+from caseapi.cases.snapshot import (
+    CaseSnapshot,
+    Commitment,
+    CustomerReply,
+    Event,
+    Outcome,
+    RfoPublished,
+    SlaPolicy,
+)
+from caseapi.core.errors import CaseNotFoundError
+from caseapi.ntus import repository as ntu_repository
+
+#: Snapshot fields stored as ``cases`` columns of the same name.
+_CASE_FIELDS: Final = tuple(f.name for f in fields(CaseSnapshot) if f.name != "commitments")
+
+#: ``ntu_states.status`` values meaning "the NTU is not (yet) up".
+NTU_DOWN_STATUSES: Final = frozenset({"down", "suspect", "recovering"})
+
+
+def _commitment(row: CaseCommitment) -> Commitment:
+    return Commitment(
+        id=row.id,
+        kind=row.kind,
+        due_at=row.due_at,
+        note=row.note,
+        set_by=row.set_by,
+        met_at=row.met_at,
+        missed_at=row.missed_at,
+    )
+
+
+async def load_snapshot(session: AsyncSession, case: Case) -> CaseSnapshot:
+    """The lifecycle's view of ``case`` (with its commitments)."""
+    rows = await repository.list_commitments(session, case_id=case.id)
+    values = {name: getattr(case, name) for name in _CASE_FIELDS}
+    return CaseSnapshot(**values, commitments=tuple(_commitment(row) for row in rows))
+
+
+async def policy_for(session: AsyncSession, case: Case, settings: SlaSettings) -> SlaPolicy:
+    """The SLA policy of ``case``: settings refined by its contract and service order."""
+    customer = None
+    if case.customer_id is not None:
+        customer = await ntu_repository.get_customer(session, customer_id=case.customer_id)
+    ntu = None
+    if case.ntu_id is not None:
+        row = await ntu_repository.get_ntu(session, ntu_id=case.ntu_id)
+        ntu = row.ntu if row is not None else None
+    return settings.policy(
+        customer_attributes=customer.attributes if customer is not None else None,
+        ntu_attributes=ntu.attributes if ntu is not None else None,
+    )
+
+
+async def ntu_is_down(session: AsyncSession, case: Case) -> bool:
+    """Whether the case's NTU is down (or not yet confirmed up) right now."""
+    if case.ntu_id is None:
+        return False
+    return await repository.ntu_status(session, ntu_id=case.ntu_id) in NTU_DOWN_STATUSES
+
+
+async def apply_event(
+    session: AsyncSession,
+    case: Case,
+    event: Event,
+    *,
+    now: datetime,
+    policy: SlaPolicy,
+) -> Outcome:
+    """Run ``event`` through the lifecycle and store the outcome on ``case``.
+
+    Raises:
+        CaseRuleError: The lifecycle refused the event (nothing is written).
+        ValueError: A bad argument (nothing is written).
+    """
+    before = await load_snapshot(session, case)
+    outcome = lifecycle.step(before, event, now, policy)
+    if not outcome.entries and outcome.snapshot == before:
+        return outcome
+    await store_outcome(session, case, before, outcome, now=now)
+    return outcome
+
+
+async def store_outcome(
+    session: AsyncSession, case: Case, before: CaseSnapshot, outcome: Outcome, *, now: datetime
+) -> None:
+    """Write ``outcome`` (computed from ``before``) to ``case`` and its side tables."""
+    after = outcome.snapshot
+    for name in _CASE_FIELDS:
+        value = getattr(after, name)
+        if getattr(case, name) != value:
+            setattr(case, name, value)
+    old = {c.id: c for c in before.commitments if c.id is not None}
+    for commitment in after.commitments:
+        if commitment.id is None:
+            session.add(
+                CaseCommitment(
+                    case_id=case.id,
+                    kind=commitment.kind,
+                    due_at=commitment.due_at,
+                    note=commitment.note,
+                    set_by=commitment.set_by,
+                    created_at=now,
+                    met_at=commitment.met_at,
+                    missed_at=commitment.missed_at,
+                )
+            )
+        elif old.get(commitment.id) != commitment:
+            row = await session.get(CaseCommitment, commitment.id)
+            assert row is not None
+            row.met_at = commitment.met_at
+            row.missed_at = commitment.missed_at
+    case.next_due_at = lifecycle.next_due_at(after)
+    case.version += 1
+    case.updated_at = now
+    for entry in outcome.entries:
+        await repository.add_event(
+            session, case=case, at=now, kind=entry.kind, actor=entry.actor, data=dict(entry.data)
+        )
+    for note in outcome.notifications:
+        await repository.add_notification(
+            session, case=case, kind=note.kind, at=now, data=dict(note.data)
+        )
+    await session.flush()
+
+
+async def mark_rfo_published(
+    session: AsyncSession, *, case_id: int, at: datetime, actor: str
+) -> None:
+    """Record that the case's RFO was published at ``at`` (in the caller's transaction).
+
+    Sets ``rfo_published_at`` (the first publication counts; corrections change
+    nothing here) and closes an ``rfo_pending`` case, or a solved one whose
+    monitoring window has passed. Timeline entries are dated ``at``.
+
+    Raises:
+        CaseNotFoundError: No case has id ``case_id``.
+    """
+    case = await repository.lock_case_by_id(session, case_id=case_id)
+    if case is None:
+        raise CaseNotFoundError(str(case_id))
+    # Closing needs no durations: the window end is already stored on the case.
+    policy = SlaSettings().policy()
+    await apply_event(session, case, RfoPublished(at=at, actor=actor), now=at, policy=policy)
+
+
+async def on_customer_reply(
+    session: AsyncSession, *, case_id: int, at: datetime, actor: str
+) -> None:
+    """Record a customer's reply (public comment) in the caller's transaction.
+
+    A case waiting on the customer goes back to ``in_progress`` and its repair clock
+    resumes; in any other open status the reply is only noted on the timeline.
+    Replies on finished cases are ignored (comments there are the comment module's
+    business).
+
+    Raises:
+        CaseNotFoundError: No case has id ``case_id``.
+    """
+    case = await repository.lock_case_by_id(session, case_id=case_id)
+    if case is None:
+        raise CaseNotFoundError(str(case_id))
+    if case.status.is_terminal:
+        return
+    policy = SlaSettings().policy()
+    await apply_event(session, case, CustomerReply(actor=actor), now=at, policy=policy)

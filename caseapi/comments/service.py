@@ -1,0 +1,140 @@
+"""Comments on cases: who may write and read which, and what the timeline records.
+
+Rules:
+
+- Staff (engineer, noc, admin) write public or internal comments on any case.
+- A customer writes only public comments (internal -> 403 ``forbidden``), only on
+  its own cases (others -> 404 ``case_not_found``) and only while the case is not
+  finished (-> 409 ``case_closed``). Its comment is a customer reply:
+  ``caseapi.cases.store.on_customer_reply`` resumes a case waiting on the customer.
+- A staff public comment is support's first response (``Respond``) if none was given.
+- Comments are immutable: no update or delete here, and triggers in the database.
+- Every comment writes a ``comment_added`` timeline entry whose ``data`` holds
+  ``comment_id``, ``visibility`` and ``author_role``, and ``body`` for public
+  comments only: an internal body never reaches the timeline, so a timeline filter
+  that misses one leaks no text. Customers' timelines must drop entries whose
+  ``data["visibility"] == "internal"``.
+- Customers read public comments only.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.auth.principal import Principal
+from caseapi.auth.tenancy import ensure_visible
+from caseapi.cases import repository as case_repository
+from caseapi.cases import store as case_store
+from caseapi.cases.enums import CaseEventKind
+from caseapi.cases.models import Case
+from caseapi.cases.sla import SlaSettings
+from caseapi.cases.snapshot import Respond
+from caseapi.comments import repository
+from caseapi.comments.errors import CommentRefusedError, InternalCommentForbiddenError
+from caseapi.comments.models import Comment, Visibility
+from caseapi.core.database import session_scope
+from caseapi.core.errors import CaseNotFoundError
+from nms.clock import Clock
+
+
+class CommentService:
+    """Writes and reads case comments on behalf of a principal."""
+
+    def __init__(self, *, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        """Create the service.
+
+        Args:
+            sessionmaker: Session factory (``caseapi.core.database.make_sessionmaker``).
+            clock: Source of every comment's timestamp.
+        """
+        self._sessionmaker = sessionmaker
+        self._clock = clock
+
+    async def add_comment(
+        self, *, principal: Principal, ref: str, body: str, visibility: Visibility
+    ) -> Comment:
+        """Add a comment to case ``ref`` and record it on the timeline.
+
+        Raises:
+            CaseNotFoundError: No such case, or another customer's.
+            InternalCommentForbiddenError: A customer asked for ``internal``.
+            CommentRefusedError: A customer commenting on a finished case.
+        """
+        if principal.is_customer and visibility is not Visibility.PUBLIC:
+            raise InternalCommentForbiddenError
+        async with session_scope(self._sessionmaker, write=True) as session:
+            case = await case_repository.lock_case_by_ref(session, ref=ref)
+            if case is None:
+                raise CaseNotFoundError(ref)
+            ensure_visible(principal, case.customer_id, CaseNotFoundError(ref))
+            if principal.is_customer and case.status.is_terminal:
+                raise CommentRefusedError(ref, case.status.value)
+            now = self._clock.now()
+            comment = await repository.add_comment(
+                session,
+                comment=Comment(
+                    case_id=case.id,
+                    created_at=now,
+                    author=principal.actor,
+                    author_role=principal.role.value,
+                    visibility=visibility.value,
+                    body=body,
+                ),
+            )
+            data: dict[str, object] = {
+                "comment_id": comment.id,
+                "visibility": visibility.value,
+                "author_role": principal.role.value,
+            }
+            if visibility is Visibility.PUBLIC:
+                data["body"] = body
+            await case_repository.add_event(
+                session,
+                case=case,
+                at=now,
+                kind=CaseEventKind.COMMENT_ADDED,
+                actor=principal.actor,
+                data=data,
+            )
+            if visibility is Visibility.PUBLIC:
+                await self._on_public_comment(session, case, principal)
+            await session.commit()
+            return comment
+
+    async def _on_public_comment(
+        self, session: AsyncSession, case: Case, principal: Principal
+    ) -> None:
+        now = self._clock.now()
+        if principal.is_customer:
+            await case_store.on_customer_reply(
+                session, case_id=case.id, at=now, actor=principal.actor
+            )
+        elif case.first_responded_at is None and not case.status.is_terminal:
+            # Writing to the customer is support's first response.
+            await case_store.apply_event(
+                session,
+                case,
+                Respond(actor=principal.actor),
+                now=now,
+                policy=SlaSettings().policy(),
+            )
+
+    async def list_comments(self, *, principal: Principal, ref: str) -> list[Comment]:
+        """Return the comments of case ``ref`` the caller may read, oldest first.
+
+        Raises:
+            CaseNotFoundError: No such case, or another customer's.
+        """
+        async with session_scope(self._sessionmaker) as session:
+            case = await case_repository.get_case_by_ref(session, ref=ref)
+            if case is None:
+                raise CaseNotFoundError(ref)
+            ensure_visible(principal, case.customer_id, CaseNotFoundError(ref))
+            visibilities = (
+                [Visibility.PUBLIC]
+                if principal.is_customer
+                else [Visibility.PUBLIC, Visibility.INTERNAL]
+            )
+            return await repository.list_comments(
+                session, case_id=case.id, visibilities=visibilities
+            )

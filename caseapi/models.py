@@ -1,0 +1,28 @@
+"""Every table of the case service, in one import.
+
+Importing this module registers all models on ``Base.metadata``: the schema
+comparison test, the test database fixtures and tools that need the whole schema
+import it. A domain that adds a models module adds it here.
+"""
+
+from __future__ import annotations
+
+from caseapi.auth.models import ApiKey
+from caseapi.cases.models import Case, CaseEvent, CaseRefCounter
+from caseapi.comments.models import Comment
+from caseapi.core.base import Base
+from caseapi.ntus.models import Customer, Ntu, NtuState
+from caseapi.rfo.models import RfoVersion
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Case",
+    "CaseEvent",
+    "CaseRefCounter",
+    "Comment",
+    "Customer",
+    "Ntu",
+    "NtuState",
+    "RfoVersion",
+]

@@ -1,0 +1,57 @@
+"""HTTP shapes for RFOs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from caseapi.cases.enums import RootCauseCategory
+
+MAX_TEXT = 20_000
+
+
+class RfoFormat(StrEnum):
+    JSON = "json"
+    MD = "md"
+
+
+class RfoUpdate(BaseModel):
+    """Fields the engineer writes on the draft; omitted fields are left unchanged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root_cause_category: RootCauseCategory | None = None
+    root_cause: str | None = Field(default=None, max_length=MAX_TEXT)
+    corrective_actions: str | None = Field(default=None, max_length=MAX_TEXT)
+    preventive_actions: str | None = Field(default=None, max_length=MAX_TEXT)
+
+
+class RfoPublic(BaseModel):
+    """One RFO version: the engineer's part and the generated ``facts``.
+
+    ``status`` is ``draft`` or ``published``; ``saved`` is false for a draft that
+    exists only as a preview (nobody has written to it yet). ``facts`` holds impact
+    start/end/duration, detection, opened, first response, escalations, restored,
+    services, sites and a customer-facing timeline; frozen once published.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    case_ref: str
+    version: int
+    status: str
+    saved: bool
+    root_cause_category: str | None
+    root_cause: str | None
+    corrective_actions: str | None
+    preventive_actions: str | None
+    facts: dict[str, Any]
+    created_at: datetime | None
+    created_by: str | None
+    updated_at: datetime | None
+    updated_by: str | None
+    published_at: datetime | None
+    published_by: str | None

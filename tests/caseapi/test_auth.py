@@ -1,0 +1,255 @@
+"""API keys, authentication, the admin key API and tenancy on the NTU routes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from caseapi.auth.errors import ApiKeyRequestError, AuthenticationError
+from caseapi.auth.models import ApiKey
+from caseapi.auth.principal import Principal, Role
+from caseapi.auth.service import PREFIX_LENGTH, hash_secret
+from caseapi.auth.tenancy import contract_refusal, ensure_visible
+from caseapi.cases.service import CaseService
+from caseapi.core.errors import NtuNotFoundError
+from caseapi.ntus.models import Ntu
+from nms.clock import FakeClock
+from tests.caseapi.auth_fixtures import (
+    add_customer,
+    apikey_service,
+    authed_client,
+    client_for,
+    make_app,
+    mint_key,
+)
+from tests.caseapi.conftest import START, Database
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def app(database: Database, service: CaseService, clock: FakeClock) -> FastAPI:
+    return make_app(database, service, clock)
+
+
+def _assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert (body["status"], body["code"]) == (status, code)
+    return body
+
+
+def _assert_unauthenticated(response: httpx.Response) -> None:
+    _assert_problem(response, 401, "unauthenticated")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_key_is_random_shown_once_and_stored_hashed(app: FastAPI, database: Database) -> None:
+    created = await apikey_service(app).create_key(
+        name="ops", role=Role.ENGINEER, created_by="test"
+    )
+    secret = created.secret
+    assert secret.startswith("nms_") and len(secret) == 4 + 43
+    async with database.sessionmaker() as session:
+        row = (await session.execute(select(ApiKey))).scalar_one()
+    assert row.prefix == secret[:PREFIX_LENGTH]
+    assert secret not in (row.secret_hash, row.salt)
+    assert row.secret_hash == hash_secret(secret, salt=row.salt)
+    other = await mint_key(app, role=Role.ENGINEER)
+    assert other != secret
+
+
+async def test_authenticate_returns_the_principal(app: FastAPI) -> None:
+    await add_customer(app.state.sessionmaker, "acme")
+    key = await mint_key(app, role=Role.CUSTOMER, customer_id="acme", name="portal")
+    principal = await apikey_service(app).authenticate(key)
+    assert principal == Principal(
+        key_id=principal.key_id, name="portal", role=Role.CUSTOMER, customer_id="acme"
+    )
+    assert principal.actor == "customer:portal"
+
+
+async def test_wrong_secret_with_a_known_prefix_is_refused(app: FastAPI) -> None:
+    key = await mint_key(app, role=Role.ADMIN)
+    forged = key[:PREFIX_LENGTH] + ("A" if key[-1] != "A" else "B") * (len(key) - PREFIX_LENGTH)
+    for bad in [forged, "nms_", "Bearer", "", "x" * 50, key + "x"]:
+        with pytest.raises(AuthenticationError):
+            await apikey_service(app).authenticate(bad)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Bearer nms_doesnotexist00000000000000000000000000000",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "nms_notbearer",
+    ],
+)
+async def test_missing_or_unknown_key_is_401(app: FastAPI, header: str | None) -> None:
+    headers = {"Authorization": header} if header is not None else {}
+    async with client_for(app, None) as client:
+        _assert_unauthenticated(await client.get("/v1/ntus", headers=headers))
+
+
+async def test_expired_key_is_401(app: FastAPI, clock: FakeClock) -> None:
+    key = await mint_key(app, role=Role.NOC, expires_at=START + timedelta(days=1))
+    async with client_for(app, key) as client:
+        assert (await client.get("/v1/ntus")).status_code == 200
+        clock.advance(timedelta(days=1))
+        _assert_unauthenticated(await client.get("/v1/ntus"))
+
+
+async def test_revoked_key_is_401_at_once(app: FastAPI) -> None:
+    async with authed_client(app, role=Role.ADMIN) as admin:
+        created = (await admin.post("/v1/apikeys", json={"name": "n", "role": "noc"})).json()
+        async with client_for(app, created["key"]) as noc:
+            assert (await noc.get("/v1/ntus")).status_code == 200
+            revoked = await admin.delete(f"/v1/apikeys/{created['id']}")
+            assert revoked.status_code == 200
+            assert revoked.json()["status"] == "revoked"
+            _assert_unauthenticated(await noc.get("/v1/ntus"))
+        # Revoking twice keeps the first revocation time.
+        again = await admin.delete(f"/v1/apikeys/{created['id']}")
+        assert again.json()["revoked_at"] == revoked.json()["revoked_at"]
+
+
+async def test_admin_creates_and_lists_keys_without_secrets(app: FastAPI, clock: FakeClock) -> None:
+    await add_customer(app.state.sessionmaker, "acme")
+    async with authed_client(app, role=Role.ADMIN) as admin:
+        response = await admin.post(
+            "/v1/apikeys",
+            json={
+                "name": "acme portal",
+                "role": "customer",
+                "customer_id": "acme",
+                "expires_at": "2026-06-01T00:00:00Z",
+            },
+        )
+        assert response.status_code == 201, response.text
+        created = response.json()
+        assert created["key"].startswith(created["prefix"])
+        assert created["status"] == "active"
+        assert created["created_by"].startswith("admin:")
+        listing = await admin.get("/v1/apikeys")
+    body = listing.json()
+    assert body["count"] == 2
+    assert created["key"] not in listing.text
+    assert all(set(key) >= {"id", "prefix", "role", "status"} for key in body["data"])
+    assert all("key" not in key and "secret_hash" not in key for key in body["data"])
+    acme = next(key for key in body["data"] if key["id"] == created["id"])
+    assert (acme["customer_id"], acme["expires_at"]) == ("acme", "2026-06-01T00:00:00Z")
+    async with client_for(app, created["key"]) as customer:
+        assert (await customer.get("/v1/ntus")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "role": "customer"}, "customer_id"),
+        ({"name": "x", "role": "customer", "customer_id": "nobody"}, "nobody"),
+        ({"name": "x", "role": "engineer", "customer_id": "acme"}, "no customer"),
+        ({"name": "x", "role": "noc", "expires_at": "2020-01-01T00:00:00Z"}, "future"),
+        ({"name": "   ", "role": "noc"}, "name"),
+    ],
+)
+async def test_bad_key_requests_are_422(app: FastAPI, body: dict[str, Any], field: str) -> None:
+    await add_customer(app.state.sessionmaker, "acme")
+    async with authed_client(app, role=Role.ADMIN) as admin:
+        response = await admin.post("/v1/apikeys", json=body)
+        problem = _assert_problem(response, 422, "invalid_api_key_request")
+        assert field in problem["detail"]
+        assert (await admin.get("/v1/apikeys")).json()["count"] == 1
+
+
+async def test_key_request_validation(app: FastAPI) -> None:
+    async with authed_client(app, role=Role.ADMIN) as admin:
+        response = await admin.post("/v1/apikeys", json={"name": "x", "role": "root"})
+        _assert_problem(response, 422, "validation_error")
+        naive = {"name": "x", "role": "noc", "expires_at": "2027-01-01T00:00:00"}
+        _assert_problem(await admin.post("/v1/apikeys", json=naive), 422, "validation_error")
+        _assert_problem(await admin.delete("/v1/apikeys/999"), 404, "api_key_not_found")
+
+
+@pytest.mark.parametrize("role", [Role.ENGINEER, Role.NOC, Role.SERVICE, Role.CUSTOMER])
+async def test_only_admins_manage_keys(app: FastAPI, role: Role) -> None:
+    customer = "acme" if role is Role.CUSTOMER else None
+    async with authed_client(app, role=role, customer_id=customer) as client:
+        _assert_problem(await client.get("/v1/apikeys"), 403, "forbidden")
+        body = {"name": "x", "role": "admin"}
+        _assert_problem(await client.post("/v1/apikeys", json=body), 403, "forbidden")
+        _assert_problem(await client.delete("/v1/apikeys/1"), 403, "forbidden")
+
+
+async def _two_customers(database: Database) -> None:
+    for customer in ("acme", "umbrella"):
+        await add_customer(database.sessionmaker, customer)
+    async with database.sessionmaker() as session:
+        session.add_all(
+            [
+                Ntu(id=f"ntu-{n}", customer_id=c, address=f"10.0.0.{n}", probe={}, attributes={})
+                for n, c in [(1, "acme"), (2, "umbrella"), (3, "acme")]
+            ]
+        )
+        await session.commit()
+
+
+async def test_customers_see_only_their_own_ntus(app: FastAPI, database: Database) -> None:
+    await _two_customers(database)
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="acme") as acme:
+        body = (await acme.get("/v1/ntus")).json()
+        assert ([ntu["id"] for ntu in body["data"]], body["count"]) == (["ntu-1", "ntu-3"], 2)
+        other = (await acme.get("/v1/ntus?customer=umbrella")).json()
+        assert (other["data"], other["count"]) == ([], 0)
+        own = (await acme.get("/v1/ntus?customer=acme")).json()
+        assert own["count"] == 2
+        assert (await acme.get("/v1/ntus/ntu-1/status")).status_code == 200
+        response = await acme.get("/v1/ntus/ntu-2/status")
+        foreign = _assert_problem(response, 404, "ntu_not_found")
+        missing = _assert_problem(await acme.get("/v1/ntus/nope/status"), 404, "ntu_not_found")
+        # Indistinguishable from an NTU that does not exist.
+        assert foreign["detail"].replace("ntu-2", "X") == missing["detail"].replace("nope", "X")
+    for role in (Role.ENGINEER, Role.NOC, Role.SERVICE):
+        async with authed_client(app, role=role) as staff:
+            assert (await staff.get("/v1/ntus")).json()["count"] == 3
+            assert (await staff.get("/v1/ntus/ntu-2/status")).status_code == 200
+
+
+def test_ensure_visible() -> None:
+    acme = Principal(key_id=1, name="a", role=Role.CUSTOMER, customer_id="acme")
+    noc = Principal(key_id=2, name="n", role=Role.NOC)
+    ensure_visible(acme, "acme", NtuNotFoundError("x"))
+    ensure_visible(noc, "umbrella", NtuNotFoundError("x"))
+    ensure_visible(noc, None, NtuNotFoundError("x"))
+    for owner in ("umbrella", None):
+        with pytest.raises(NtuNotFoundError):
+            ensure_visible(acme, owner, NtuNotFoundError("x"))
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        ("expired", "contract_expired"),
+        ("unpaid", "account_suspended_unpaid"),
+        ("?", "contract_expired"),
+    ],
+)
+def test_contract_refusal(status: str, code: str) -> None:
+    assert contract_refusal(customer_id="acme", contract_status="active") is None
+    error = contract_refusal(customer_id="acme", contract_status=status)
+    assert error is not None
+    assert (error.code, error.http_status) == (code, 403)
+
+
+async def test_service_validation_without_http(app: FastAPI) -> None:
+    with pytest.raises(ApiKeyRequestError):
+        await apikey_service(app).create_key(
+            name="x", role=Role.NOC, expires_at=START.replace(tzinfo=None), created_by="t"
+        )

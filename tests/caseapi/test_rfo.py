@@ -1,0 +1,188 @@
+"""RFO: generated facts, drafts, publication, immutable versions, JSON and Markdown."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from caseapi.auth.principal import Role
+from caseapi.cases import repository as case_repository
+from caseapi.cases.enums import CaseEventKind
+from caseapi.cases.service import CaseService
+from caseapi.rfo.errors import RfoPublishedError
+from caseapi.rfo.facts import impact_duration
+from caseapi.rfo.models import RfoVersion
+from caseapi.rfo.service import apply_changes
+from nms.clock import FakeClock
+from nms.outage import ntu_down_key
+from tests.caseapi.auth_fixtures import add_customer, authed_client, make_app
+from tests.caseapi.conftest import START, Database, incident
+
+PROBLEM = "application/problem+json"
+CAUSE = {
+    "root_cause_category": "access_circuit",
+    "root_cause": "Fibre cut by road works.",
+    "corrective_actions": "Supplier spliced the fibre.",
+    "preventive_actions": "Second path ordered.",
+}
+
+
+@pytest.fixture
+async def app(database: Database, service: CaseService, clock: FakeClock) -> FastAPI:
+    for customer in ("acme", "umbrella"):
+        await add_customer(database.sessionmaker, customer)
+    return make_app(database, service, clock)
+
+
+@pytest.fixture
+async def ref(service: CaseService, clock: FakeClock) -> str:
+    ref = await service.open_incident(incident("ntu-1", customer_id="acme"))
+    clock.advance(timedelta(minutes=50))
+    await service.restore_incident(dedup_key=ntu_down_key("ntu-1"), restored_at=clock.now())
+    return ref
+
+
+def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code
+    return body
+
+
+async def test_draft_preview_has_the_generated_facts(app: FastAPI, ref: str) -> None:
+    async with authed_client(app, role=Role.ENGINEER) as engineer:
+        body = (await engineer.get(f"/v1/cases/{ref}/rfo")).json()
+    assert (body["version"], body["status"], body["saved"]) == (1, "draft", False)
+    facts = body["facts"]
+    assert facts["impact_start"] == "2026-03-01T11:50:00+00:00"
+    assert facts["impact_end"] == "2026-03-01T12:50:00+00:00"
+    assert facts["impact_duration_seconds"] == 3600
+    assert facts["impact_ongoing"] is False
+    assert facts["detected_at"] == "2026-03-01T12:00:00+00:00"
+    assert facts["opened_at"] == "2026-03-01T12:00:00+00:00"
+    assert (facts["services"], facts["sites"]) == (["svc-ntu-1"], ["site of ntu-1"])
+    events = [entry["event"] for entry in facts["timeline"]]
+    assert events[0] == "detected" and "opened" in events and "restored" in events
+
+
+async def test_open_impact_is_ongoing_never_negative(
+    app: FastAPI, service: CaseService, clock: FakeClock
+) -> None:
+    ref = await service.open_incident(incident("ntu-2", customer_id="acme"))
+    async with authed_client(app, role=Role.NOC) as noc:
+        facts = (await noc.get(f"/v1/cases/{ref}/rfo")).json()["facts"]
+    assert (facts["impact_end"], facts["impact_ongoing"]) == (None, True)
+    assert facts["impact_duration_seconds"] == 600  # so far
+    assert impact_duration(START, START - timedelta(hours=1)) == timedelta(0)
+    assert impact_duration(None, START) is None
+
+
+async def test_publish_makes_it_visible_and_versions_corrections(
+    app: FastAPI, ref: str, database: Database, clock: FakeClock
+) -> None:
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="acme") as acme:
+        _problem(await acme.get(f"/v1/cases/{ref}/rfo"), 404, "rfo_not_found")
+        async with authed_client(app, role=Role.ENGINEER) as engineer:
+            _problem(await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_incomplete")
+            saved = await engineer.put(f"/v1/cases/{ref}/rfo", json={"root_cause": "cut"})
+            assert (saved.json()["version"], saved.json()["saved"]) == (1, True)
+            missing = _problem(
+                await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_incomplete"
+            )
+            assert "root_cause_category" in missing["detail"]
+            await engineer.put(f"/v1/cases/{ref}/rfo", json=CAUSE)
+            # A customer never sees a draft.
+            _problem(await acme.get(f"/v1/cases/{ref}/rfo"), 404, "rfo_not_found")
+            published = await engineer.post(f"/v1/cases/{ref}/rfo/publish")
+            assert published.status_code == 200, published.text
+            assert published.json()["status"] == "published"
+            v1 = (await acme.get(f"/v1/cases/{ref}/rfo")).json()
+            assert (v1["version"], v1["root_cause"]) == (1, CAUSE["root_cause"])
+            _problem(await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_published")
+
+            clock.advance(timedelta(hours=1))
+            correction = await engineer.put(
+                f"/v1/cases/{ref}/rfo", json={"root_cause": "Fibre cut by a digger."}
+            )
+            body = correction.json()
+            assert (body["version"], body["status"]) == (2, "draft")
+            assert body["corrective_actions"] == CAUSE["corrective_actions"]  # carried over
+            # The customer still sees version 1 until version 2 is published.
+            assert (await acme.get(f"/v1/cases/{ref}/rfo")).json()["version"] == 1
+            await engineer.post(f"/v1/cases/{ref}/rfo/publish")
+            latest = (await acme.get(f"/v1/cases/{ref}/rfo")).json()
+            assert (latest["version"], latest["root_cause"]) == (2, "Fibre cut by a digger.")
+            _problem(await acme.get(f"/v1/cases/{ref}/rfo?version=1"), 404, "rfo_not_found")
+            old = (await engineer.get(f"/v1/cases/{ref}/rfo?version=1")).json()
+            assert old == v1  # a published version never changes
+            _problem(await engineer.get(f"/v1/cases/{ref}/rfo?version=9"), 404, "rfo_not_found")
+    async with database.sessionmaker() as session:
+        case = await case_repository.get_case_by_ref(session, ref=ref)
+        assert case is not None and case.rfo_published_at == START + timedelta(minutes=50)
+        events = await case_repository.list_events(session, case_id=case.id)
+    published_events = [e for e in events if e.kind is CaseEventKind.RFO_PUBLISHED]
+    assert len(published_events) == 2
+    assert published_events[1].data == {"version": 2, "correction": True}
+
+
+async def test_service_refuses_to_change_a_published_version(
+    app: FastAPI, ref: str, database: Database
+) -> None:
+    async with authed_client(app, role=Role.ENGINEER) as engineer:
+        await engineer.put(f"/v1/cases/{ref}/rfo", json=CAUSE)
+        await engineer.post(f"/v1/cases/{ref}/rfo/publish")
+    async with database.sessionmaker() as session:
+        row = (await session.execute(select(RfoVersion))).scalar_one()
+        with pytest.raises(RfoPublishedError):
+            apply_changes(row, {"root_cause": "x"}, at=START, actor="t", ref=ref)
+        assert row.root_cause == CAUSE["root_cause"]
+    for statement in ("UPDATE rfo_versions SET root_cause = 'forged'", "DELETE FROM rfo_versions"):
+        async with database.engine.connect() as conn:
+            with pytest.raises(DBAPIError, match="immutable"):
+                await conn.execute(text(statement))
+
+
+async def test_markdown(app: FastAPI, ref: str) -> None:
+    async with authed_client(app, role=Role.ENGINEER) as engineer:
+        draft = await engineer.get(f"/v1/cases/{ref}/rfo?format=md")
+        assert draft.headers["content-type"] == "text/markdown; charset=utf-8"
+        assert "DRAFT" in draft.text and "_not provided yet_" in draft.text
+        await engineer.put(f"/v1/cases/{ref}/rfo", json=CAUSE)
+        await engineer.post(f"/v1/cases/{ref}/rfo/publish")
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="acme") as acme:
+        text_ = (await acme.get(f"/v1/cases/{ref}/rfo?format=md")).text
+    assert text_.startswith(f"# Reason for outage: {ref}")
+    for fragment in [
+        "| Duration | 1 h |",
+        "svc-ntu-1",
+        "site of ntu-1",
+        "Fibre cut by road works.",
+    ]:
+        assert fragment in text_
+    assert "published" in text_
+
+
+async def test_tenancy_and_roles(app: FastAPI, ref: str) -> None:
+    async with authed_client(app, role=Role.ENGINEER) as engineer:
+        await engineer.put(f"/v1/cases/{ref}/rfo", json=CAUSE)
+        await engineer.post(f"/v1/cases/{ref}/rfo/publish")
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="umbrella") as umbrella:
+        _problem(await umbrella.get(f"/v1/cases/{ref}/rfo"), 404, "rfo_not_found")
+        _problem(await umbrella.get("/v1/cases/CS-1999-000001/rfo"), 404, "rfo_not_found")
+        _problem(await umbrella.put(f"/v1/cases/{ref}/rfo", json=CAUSE), 403, "forbidden")
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="acme") as acme:
+        _problem(await acme.put(f"/v1/cases/{ref}/rfo", json=CAUSE), 403, "forbidden")
+        _problem(await acme.post(f"/v1/cases/{ref}/rfo/publish"), 403, "forbidden")
+    async with authed_client(app, role=Role.SERVICE) as service:
+        _problem(await service.get(f"/v1/cases/{ref}/rfo"), 403, "forbidden")
+    async with authed_client(app, role=Role.ADMIN) as admin:
+        _problem(await admin.get("/v1/cases/CS-1999-000001/rfo"), 404, "case_not_found")
+        bad = await admin.put(f"/v1/cases/{ref}/rfo", json={"root_cause_category": "aliens"})
+        _problem(bad, 422, "validation_error")
