@@ -189,7 +189,11 @@ def _print_section(name: str, value: object, indent: int) -> None:
         for key, item in value:
             _print_section(key, item, indent + 1)
         return
-    shown = format_duration(value) if isinstance(value, timedelta) else value
+    shown: object = value
+    if isinstance(value, timedelta):
+        shown = format_duration(value)
+    elif isinstance(value, bool):
+        shown = str(value).lower()
     print(f"{pad}{name}: {'null' if shown is None else shown}")
 
 

@@ -201,8 +201,44 @@ class MonitoringWindowSettings(_Section):
     p2: Duration = timedelta(hours=72)
 
 
+class RepairTimeSettings(_Section):
+    """Default time to repair per priority (an NTU's ``attributes.ttr`` overrides)."""
+
+    p1: Duration | None = timedelta(hours=4)
+    p2: Duration | None = timedelta(hours=8)
+    p3: Duration | None = None
+
+
+class WaitingCustomerSettings(_Section):
+    reminder_after: Duration = timedelta(days=2)
+    close_after: Duration = timedelta(days=4)
+    """Auto-close after this long without a reply (a customer's
+    ``attributes.waiting_customer_close_after`` overrides, e.g. 25d)."""
+    recheck: Duration = timedelta(hours=1)
+    """How often a held auto-close is retried while the NTU is still down."""
+
+
 class CaseSettings(_Section):
     monitoring_window: MonitoringWindowSettings = MonitoringWindowSettings()
+    first_response: Duration = timedelta(minutes=30)
+    """Per-contract override: a customer's ``attributes.first_response`` (e.g. 2h)."""
+    unassigned_after: Duration = timedelta(hours=1)
+    ttr: RepairTimeSettings = RepairTimeSettings()
+    waiting_customer: WaitingCustomerSettings = WaitingCustomerSettings()
+    dispatch_notice: Duration = timedelta(hours=24)
+    ticker_interval: Duration = timedelta(seconds=30)
+    """How often due case deadlines (SLA breaches, windows, reminders) are acted on."""
+
+    @model_validator(mode="after")
+    def _check(self) -> CaseSettings:
+        for name in ("first_response", "unassigned_after", "ticker_interval"):
+            _positive(getattr(self, name))
+        for window in (self.monitoring_window.p1, self.monitoring_window.p2):
+            _positive(window)
+        w = self.waiting_customer
+        for value in (w.reminder_after, w.close_after, w.recheck):
+            _positive(value)
+        return self
 
 
 class DatabaseSettings(_Section):

@@ -27,8 +27,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.api.app import create_app
+from caseapi.cases.enums import CasePriority
 from caseapi.cases.service import CaseService
+from caseapi.cases.sla import SlaSettings
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
+from caseapi.core.timers import CaseTicker
 from nms.bus import InProcessBus
 from nms.clock import Clock
 from nms.config import DegradedSettings, Settings, format_duration, split_listen
@@ -44,6 +47,8 @@ from probes.icmp.sweeper import IcmpSweeper
 from probes.observation import PingResult, PingTarget, SnmpResult
 from probes.snmp.client import SnmpClient
 from probes.snmp.poller import SnmpPoller
+from probes.snmp.traps import TrapListener
+from probes.snmp.traps import TrapSettings as ListenerSettings
 
 log = logging.getLogger("nms.runtime")
 
@@ -54,6 +59,21 @@ def probe_targets(inventory: Inventory) -> list[PingTarget]:
         for ntu in inventory.ntus
         if ntu.probe.icmp.enabled
     ]
+
+
+def sla_settings(settings: Settings) -> SlaSettings:
+    c = settings.cases
+    return SlaSettings(
+        monitoring_window_p1=c.monitoring_window.p1,
+        monitoring_window_p2=c.monitoring_window.p2,
+        first_response=c.first_response,
+        unassigned_after=c.unassigned_after,
+        reminder_after=c.waiting_customer.reminder_after,
+        close_after=c.waiting_customer.close_after,
+        auto_close_recheck=c.waiting_customer.recheck,
+        ttr={CasePriority.P1: c.ttr.p1, CasePriority.P2: c.ttr.p2, CasePriority.P3: c.ttr.p3},
+        dispatch_notice=c.dispatch_notice,
+    )
 
 
 def detector_rules(settings: Settings) -> Rules:
@@ -183,6 +203,7 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
             clock=clock,
             monitoring_window_p1=settings.cases.monitoring_window.p1,
             monitoring_window_p2=settings.cases.monitoring_window.p2,
+            sla=sla_settings(settings),
         )
         detector = Detector(
             rules=detector_rules(settings),
@@ -266,6 +287,16 @@ async def _serve(
                 clock=clock,
             )
             snmp_loop.set_targets(inventory.ntus)
+            traps = settings.probes.snmp.traps
+            if traps.enabled:
+                trap_host, trap_port = split_listen(traps.listen)
+                trap_listener = TrapListener(
+                    lookup=snmp_loop.trap_source,
+                    on_event=snmp_loop.on_trap,
+                    settings=ListenerSettings(host=trap_host, port=trap_port),
+                )
+                await stack.enter_async_context(trap_listener)
+                log.info("listening for SNMP traps on %s", traps.listen)
         reloader = None
         if settings.inventory.path is not None:
             reloader = InventoryReloader(
@@ -310,6 +341,8 @@ async def _serve(
                 tasks.create_task(server.serve(sockets=[listener]), name="api")
                 tasks.create_task(consume(), name="detector")
                 tasks.create_task(tick(), name="ticker")
+                ticker = CaseTicker(sessionmaker=sessionmaker, clock=clock, sla=cases.sla)
+                tasks.create_task(ticker.run(settings.cases.ticker_interval), name="case-ticker")
                 if probe_loop is not None:
                     tasks.create_task(probe_loop.run(), name="icmp-probe")
                 if snmp_loop is not None:

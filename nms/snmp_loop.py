@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from nms.clock import Clock
 from nms.config import SnmpSettings
 from nms.inventory import NtuSpec
-from probes.observation import SnmpResult
+from probes.observation import IPAddress, SnmpResult
 from probes.snmp.client import ClientSettings
 from probes.snmp.poller import SnmpPoller
 from probes.snmp.target import (
@@ -26,6 +26,7 @@ from probes.snmp.target import (
     UsmCredentials,
     WanSelector,
 )
+from probes.snmp.traps import TrapEvent
 
 log = logging.getLogger("nms.snmp")
 
@@ -91,6 +92,7 @@ class SnmpLoop:
         self._publish = publish
         self._clock = clock
         self._targets: dict[str, SnmpTarget] = {}
+        self._by_address: dict[IPAddress, tuple[str, str]] = {}
         self._urgent: set[str] = set()
         self._wake = asyncio.Event()
         self.cycles = 0
@@ -102,6 +104,24 @@ class SnmpLoop:
         for gone in set(self._targets) - set(targets):
             self._poller.forget(gone)
         self._targets = targets
+        # Traps are accepted from v1/v2c NTUs with their community (v3 traps: not yet).
+        self._by_address = {
+            t.address: (t.key, t.community) for t in targets.values() if t.community
+        }
+
+    def trap_source(self, address: IPAddress) -> tuple[str, str] | None:
+        """The NTU key and community expected from a trap sender, or None if unknown."""
+        return self._by_address.get(address)
+
+    def on_trap(self, event: TrapEvent) -> None:
+        """linkDown / linkUp / coldStart / warmStart: poll that NTU now."""
+        log.info(
+            "ntu=%s trap %s%s: polling now",
+            event.key,
+            event.kind,
+            f" ifIndex {event.if_index}" if event.if_index is not None else "",
+        )
+        self.poll_now(event.key)
 
     def poll_now(self, key: str) -> None:
         """Poll this NTU at once (a trap said something happened)."""

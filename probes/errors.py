@@ -13,7 +13,7 @@ where they cross into our code (``raise ... from exc``)::
     │   ├── LocalProtocolError                 our misuse (e.g. sweeping a closed sweeper)
     │   └── RemoteProtocolError                the device sent something wrong
     │       ├── DecodeError                    bytes that are not a valid packet
-    │       └── SnmpErrorStatus                an SNMP Response with error-status != 0
+    │       └── SnmpStatusError                an SNMP Response with error-status != 0
     │           ├── SnmpTooBigError, SnmpNoSuchNameError, SnmpBadValueError, ...
     │           └── (one leaf per RFC 3416 error-status; see SNMP_ERROR_STATUS)
     └── ProbeTransportError                    a socket could not be opened or used
@@ -112,7 +112,7 @@ class IcmpPermissionError(ProbeTransportError):
         self.mode = mode
 
 
-class SnmpErrorStatus(RemoteProtocolError):
+class SnmpStatusError(RemoteProtocolError):
     """An SNMP agent answered with a non-zero error-status (RFC 3416 section 3).
 
     Attributes carry the context: ``status`` (the numeric error-status), ``index``
@@ -142,87 +142,87 @@ class SnmpErrorStatus(RemoteProtocolError):
         self.target = target
 
 
-class SnmpTooBigError(SnmpErrorStatus):
+class SnmpTooBigError(SnmpStatusError):
     status, name = 1, "tooBig"
 
 
-class SnmpNoSuchNameError(SnmpErrorStatus):
+class SnmpNoSuchNameError(SnmpStatusError):
     status, name = 2, "noSuchName"
 
 
-class SnmpBadValueError(SnmpErrorStatus):
+class SnmpBadValueError(SnmpStatusError):
     status, name = 3, "badValue"
 
 
-class SnmpReadOnlyError(SnmpErrorStatus):
+class SnmpReadOnlyError(SnmpStatusError):
     status, name = 4, "readOnly"
 
 
-class SnmpGenErr(SnmpErrorStatus):
+class SnmpGenError(SnmpStatusError):
     status, name = 5, "genErr"
 
 
-class SnmpNoAccessError(SnmpErrorStatus):
+class SnmpNoAccessError(SnmpStatusError):
     status, name = 6, "noAccess"
 
 
-class SnmpWrongTypeError(SnmpErrorStatus):
+class SnmpWrongTypeError(SnmpStatusError):
     status, name = 7, "wrongType"
 
 
-class SnmpWrongLengthError(SnmpErrorStatus):
+class SnmpWrongLengthError(SnmpStatusError):
     status, name = 8, "wrongLength"
 
 
-class SnmpWrongEncodingError(SnmpErrorStatus):
+class SnmpWrongEncodingError(SnmpStatusError):
     status, name = 9, "wrongEncoding"
 
 
-class SnmpWrongValueError(SnmpErrorStatus):
+class SnmpWrongValueError(SnmpStatusError):
     status, name = 10, "wrongValue"
 
 
-class SnmpNoCreationError(SnmpErrorStatus):
+class SnmpNoCreationError(SnmpStatusError):
     status, name = 11, "noCreation"
 
 
-class SnmpInconsistentValueError(SnmpErrorStatus):
+class SnmpInconsistentValueError(SnmpStatusError):
     status, name = 12, "inconsistentValue"
 
 
-class SnmpResourceUnavailableError(SnmpErrorStatus):
+class SnmpResourceUnavailableError(SnmpStatusError):
     status, name = 13, "resourceUnavailable"
 
 
-class SnmpCommitFailedError(SnmpErrorStatus):
+class SnmpCommitFailedError(SnmpStatusError):
     status, name = 14, "commitFailed"
 
 
-class SnmpUndoFailedError(SnmpErrorStatus):
+class SnmpUndoFailedError(SnmpStatusError):
     status, name = 15, "undoFailed"
 
 
-class SnmpAuthorizationError(SnmpErrorStatus):
+class SnmpAuthorizationError(SnmpStatusError):
     status, name = 16, "authorizationError"
 
 
-class SnmpNotWritableError(SnmpErrorStatus):
+class SnmpNotWritableError(SnmpStatusError):
     status, name = 17, "notWritable"
 
 
-class SnmpInconsistentNameError(SnmpErrorStatus):
+class SnmpInconsistentNameError(SnmpStatusError):
     status, name = 18, "inconsistentName"
 
 
 # RFC 3416 error-status -> exception class. Unknown codes map to the base class.
-SNMP_ERROR_STATUS: dict[int, type[SnmpErrorStatus]] = {
+SNMP_ERROR_STATUS: dict[int, type[SnmpStatusError]] = {
     cls.status: cls
     for cls in (
         SnmpTooBigError,
         SnmpNoSuchNameError,
         SnmpBadValueError,
         SnmpReadOnlyError,
-        SnmpGenErr,
+        SnmpGenError,
         SnmpNoAccessError,
         SnmpWrongTypeError,
         SnmpWrongLengthError,
@@ -242,9 +242,9 @@ SNMP_ERROR_STATUS: dict[int, type[SnmpErrorStatus]] = {
 
 def snmp_error_for(
     status: int, *, index: int = 0, oid: str | None = None, target: str | None = None
-) -> SnmpErrorStatus:
+) -> SnmpStatusError:
     """The exception for an SNMP error-status (the base class for unknown codes)."""
     cls = SNMP_ERROR_STATUS.get(status)
     if cls is None:
-        return SnmpErrorStatus(index=index, oid=oid, target=target, status=status)
+        return SnmpStatusError(index=index, oid=oid, target=target, status=status)
     return cls(index=index, oid=oid, target=target)

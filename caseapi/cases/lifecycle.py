@@ -17,8 +17,18 @@ Statuses::
     any open status -> cancelled | merged;  closed, cancelled, merged are terminal
 
 SLA clocks are absolute deadlines. A missed one (first response, time to repair, a
-commitment) raises the escalation level one step, L1 -> L2 -> L3. Waiting on the
-customer pauses the repair clock: on resume its deadline moves by the pause.
+commitment) raises the escalation level one step, L1 -> L2 -> L3 (L3 is the ceiling).
+Waiting on the customer pauses the repair clock: on resume its deadline moves by the
+pause.
+
+Escalation rule of the ticker: one ``Tick`` raises the level at most one step, however
+many deadlines it finds missed. Each missed deadline is still recorded on its own
+(``sla_breached`` / ``commitment_missed``), and the one ``escalated`` entry lists them
+all under ``missed``. Deadlines missed together are one failure to act, and the next
+level (L2) must get the case before the one above it (L3): jumping L1 -> L3 in one
+tick would skip L2 without anyone at L2 having seen the case. A deadline missed in a
+later tick raises the level again. Explicit escalations (``Escalate``, ``HandOff``)
+are not limited by this rule.
 """
 
 from __future__ import annotations
@@ -171,14 +181,18 @@ class _Step:
     def outcome(self) -> Outcome:
         return Outcome(self.case, tuple(self.entries), tuple(self.notifications))
 
-    def escalate(self, actor: str, reason: str) -> None:
+    def escalate(self, actor: str, reason: str, **extra: Any) -> None:
         old = self.case.escalation_level
         new = old.raised()
         if new is old:
             return
         self.set(escalation_level=new)
         self.log(
-            CaseEventKind.ESCALATED, actor, **{"from": old.value, "to": new.value}, reason=reason
+            CaseEventKind.ESCALATED,
+            actor,
+            **{"from": old.value, "to": new.value},
+            reason=reason,
+            **extra,
         )
 
     def move(
@@ -470,6 +484,7 @@ def _tick(run: _Step, event: Event) -> None:
     now, actor = run.now, event.actor
     if run.case.status in TERMINAL_STATUSES:
         return
+    missed: list[str] = []  # every deadline this tick finds missed; one escalation step
     commitments = []
     for c in run.case.commitments:
         if c.pending and c.due_at <= now:
@@ -477,12 +492,15 @@ def _tick(run: _Step, event: Event) -> None:
             run.log(
                 CaseEventKind.COMMITMENT_MISSED, actor, kind=c.kind.value, due_at=_iso(c.due_at)
             )
-            run.escalate(actor, f"commitment missed: {c.kind.value}")
+            missed.append(f"commitment missed: {c.kind.value}")
         commitments.append(c)
     run.set(commitments=tuple(commitments))
     case = run.case
     if case.status in WORKING_STATUSES:
-        _tick_working(run, actor)
+        missed.extend(_tick_working(run, actor))
+    if missed:
+        # The module docstring's rule: one step per tick, whatever was missed.
+        run.escalate(actor, "; ".join(missed), missed=missed)
     case = run.case
     if case.status is S.SOLVED and case.monitoring_until and now >= case.monitoring_until:
         if case.rfo_required and case.rfo_published_at is None:
@@ -493,8 +511,10 @@ def _tick(run: _Step, event: Event) -> None:
         _tick_waiting(run, event)
 
 
-def _tick_working(run: _Step, actor: str) -> None:
+def _tick_working(run: _Step, actor: str) -> list[str]:
+    """Record the working-status deadlines due at ``now``; return the missed ones."""
     case, now = run.case, run.now
+    missed: list[str] = []
     due = case.first_response_due_at
     if (
         due
@@ -504,7 +524,7 @@ def _tick_working(run: _Step, actor: str) -> None:
     ):
         run.set(first_response_breached_at=now)
         run.log(CaseEventKind.SLA_BREACHED, actor, clock="first_response", due_at=_iso(due))
-        run.escalate(actor, "first response overdue")
+        missed.append("first response overdue")
     due = case.unassigned_due_at
     if due and due <= now and case.assignee is None and case.unassigned_flagged_at is None:
         run.set(unassigned_flagged_at=now)
@@ -513,7 +533,8 @@ def _tick_working(run: _Step, actor: str) -> None:
     if due and due <= now and case.paused_at is None and case.ttr_breached_at is None:
         run.set(ttr_breached_at=now)
         run.log(CaseEventKind.SLA_BREACHED, actor, clock="time_to_repair", due_at=_iso(due))
-        run.escalate(actor, "time to repair exceeded")
+        missed.append("time to repair exceeded")
+    return missed
 
 
 def _tick_waiting(run: _Step, event: Tick) -> None:

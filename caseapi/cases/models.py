@@ -36,7 +36,7 @@ from caseapi.cases.enums import (
     NotificationKind,
     RootCauseCategory,
 )
-from caseapi.core.base import Base, UTCDateTime
+from caseapi.core.base import ACTOR_LENGTH, Base, UTCDateTime
 
 # Stored as VARCHAR without a CHECK constraint, so adding a member to an enum needs no
 # migration (SQLite cannot alter a CHECK constraint in place).
@@ -92,8 +92,8 @@ class Case(Base):
     suggested_priority: Mapped[CasePriority | None] = mapped_column(_str_enum(CasePriority))
     description: Mapped[str | None] = mapped_column(Text)
     requested_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_by: Mapped[str | None] = mapped_column(String(64))
-    assignee: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_by: Mapped[str | None] = mapped_column(String(ACTOR_LENGTH))
+    assignee: Mapped[str | None] = mapped_column(String(ACTOR_LENGTH), index=True)
     escalation_level: Mapped[EscalationLevel] = mapped_column(
         _str_enum(EscalationLevel), default=EscalationLevel.L1, server_default=text("'L1'")
     )
@@ -151,7 +151,7 @@ class CaseEvent(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     kind: Mapped[CaseEventKind] = mapped_column(_str_enum(CaseEventKind))
-    actor: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     __table_args__ = (Index("ix_case_events_case_id_id", "case_id", "id"),)
@@ -180,7 +180,7 @@ class CaseCommitment(Base):
     kind: Mapped[CommitmentKind] = mapped_column(_str_enum(CommitmentKind))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     note: Mapped[str] = mapped_column(Text, default="")
-    set_by: Mapped[str] = mapped_column(String(64))
+    set_by: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     met_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -207,7 +207,7 @@ class CaseIdempotencyKey(Base):
 
     __tablename__ = "case_idempotency_keys"
 
-    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(ACTOR_LENGTH), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))

@@ -48,6 +48,7 @@ from caseapi.cases.schemas import (
     TransitionRequest,
 )
 from caseapi.cases.service import MAX_PAGE_SIZE, CaseService
+from caseapi.core.base import ACTOR_LENGTH
 from caseapi.cases.snapshot import (
     Assign,
     ChangePriority,
@@ -106,7 +107,7 @@ async def list_cases(
     priority: Annotated[list[CasePriority] | None, Query()] = None,
     type: Annotated[list[CaseType] | None, Query()] = None,
     escalation_level: Annotated[list[EscalationLevel] | None, Query()] = None,
-    assignee: Annotated[str | None, Query(max_length=64)] = None,
+    assignee: Annotated[str | None, Query(max_length=ACTOR_LENGTH)] = None,
     ntu: Annotated[str | None, Query(max_length=64)] = None,
     updated_since: Annotated[AwareDatetime | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,

@@ -5,8 +5,9 @@ the case row (locked) inside its write transaction; this runs ``lifecycle.step``
 writes the snapshot back, syncs commitments, appends the timeline entries and
 outbox rows, bumps ``version`` and recomputes ``next_due_at`` for the ticker.
 
-``mark_rfo_published`` and ``on_customer_reply`` are the hooks other domains (RFO,
-comments) call inside their own transactions.
+``mark_rfo_published``, ``on_customer_reply`` and ``on_staff_reply`` are the hooks
+other domains (RFO, comments) call inside their own transactions; they never build
+lifecycle events themselves.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from caseapi.cases.snapshot import (
     CustomerReply,
     Event,
     Outcome,
+    Respond,
     RfoPublished,
     SlaPolicy,
 )
@@ -185,3 +187,23 @@ async def on_customer_reply(
         return
     policy = SlaSettings().policy()
     await apply_event(session, case, CustomerReply(actor=actor), now=at, policy=policy)
+
+
+async def on_staff_reply(session: AsyncSession, *, case_id: int, at: datetime, actor: str) -> None:
+    """Record support's public reply to the customer in the caller's transaction.
+
+    The first one is the case's first response (DOMAIN.md: within 30 minutes): it
+    sets ``first_responded_at`` and stops the first-response clock. Later replies,
+    and replies on finished cases, change nothing here.
+
+    Raises:
+        CaseNotFoundError: No case has id ``case_id``.
+    """
+    case = await repository.lock_case_by_id(session, case_id=case_id)
+    if case is None:
+        raise CaseNotFoundError(str(case_id))
+    if case.status.is_terminal or case.first_responded_at is not None:
+        return
+    # Responding needs no durations: it only stamps the time.
+    policy = SlaSettings().policy()
+    await apply_event(session, case, Respond(actor=actor), now=at, policy=policy)

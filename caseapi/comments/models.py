@@ -12,7 +12,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from caseapi.core.base import Base, UTCDateTime
+from caseapi.core.base import ACTOR_LENGTH, Base, UTCDateTime
 
 
 class Visibility(StrEnum):
@@ -27,7 +27,7 @@ class Comment(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: ``Principal.actor`` of the writer, e.g. ``engineer:alice``.
-    author: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
     author_role: Mapped[str] = mapped_column(String(16))
     visibility: Mapped[str] = mapped_column(String(16))
     body: Mapped[str] = mapped_column(Text)

@@ -7,7 +7,9 @@ Rules:
   its own cases (others -> 404 ``case_not_found``) and only while the case is not
   finished (-> 409 ``case_closed``). Its comment is a customer reply:
   ``caseapi.cases.store.on_customer_reply`` resumes a case waiting on the customer.
-- A staff public comment is support's first response (``Respond``) if none was given.
+- A staff public comment is support's first response if none was given
+  (``caseapi.cases.store.on_staff_reply``). An internal note is not: the customer
+  has heard nothing.
 - Comments are immutable: no update or delete here, and triggers in the database.
 - Every comment writes a ``comment_added`` timeline entry whose ``data`` holds
   ``comment_id``, ``visibility`` and ``author_role``, and ``body`` for public
@@ -27,8 +29,6 @@ from caseapi.cases import repository as case_repository
 from caseapi.cases import store as case_store
 from caseapi.cases.enums import CaseEventKind
 from caseapi.cases.models import Case
-from caseapi.cases.sla import SlaSettings
-from caseapi.cases.snapshot import Respond
 from caseapi.comments import repository
 from caseapi.comments.errors import CommentRefusedError, InternalCommentForbiddenError
 from caseapi.comments.models import Comment, Visibility
@@ -109,15 +109,8 @@ class CommentService:
             await case_store.on_customer_reply(
                 session, case_id=case.id, at=now, actor=principal.actor
             )
-        elif case.first_responded_at is None and not case.status.is_terminal:
-            # Writing to the customer is support's first response.
-            await case_store.apply_event(
-                session,
-                case,
-                Respond(actor=principal.actor),
-                now=now,
-                policy=SlaSettings().policy(),
-            )
+        else:
+            await case_store.on_staff_reply(session, case_id=case.id, at=now, actor=principal.actor)
 
     async def list_comments(self, *, principal: Principal, ref: str) -> list[Comment]:
         """Return the comments of case ``ref`` the caller may read, oldest first.

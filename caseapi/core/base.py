@@ -15,6 +15,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+#: Width of every column that stores who did something (``Principal.actor``:
+#: ``role:name``, with key names up to 200 characters) or who a case is assigned to.
+ACTOR_LENGTH = 255
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from caseapi.core.base import Base, UTCDateTime
+from caseapi.core.base import ACTOR_LENGTH, Base, UTCDateTime
 
 
 class RfoVersion(Base):
@@ -30,10 +30,10 @@ class RfoVersion(Base):
     #: The generated part, frozen at publication (null while a draft: computed live).
     facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    created_by: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_by: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    published_by: Mapped[str | None] = mapped_column(String(64))
+    published_by: Mapped[str | None] = mapped_column(String(ACTOR_LENGTH))
 
     __table_args__ = (UniqueConstraint("case_id", "version"),)

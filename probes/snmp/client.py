@@ -251,7 +251,7 @@ class SnmpClient:
 
         Raises:
             ProbeTimeoutError, ProbeUnreachableError, ProbeAuthError: no answer.
-            SnmpErrorStatus: the agent answered with an error-status.
+            SnmpStatusError: the agent answered with an error-status.
         """
         return await self.run(target, get_flow(tuple(oids)))
 

@@ -42,7 +42,7 @@ def get_flow(oids: tuple[Oid, ...]) -> Generator[Request, Pdu, tuple[VarBind, ..
     """One GET; returns the varbinds (v2c exception values included, in order).
 
     Raises:
-        SnmpErrorStatus: the Response carried an error-status.
+        SnmpStatusError: the Response carried an error-status.
         RemoteProtocolError: the Response did not answer the OIDs asked.
     """
     response = yield Request(type=PduType.GET, oids=oids)

@@ -328,7 +328,7 @@ def decode_message(data: bytes) -> Message:
 
 
 def check_response(pdu: Pdu, *, target: str | None = None) -> None:
-    """Raise the mapped :class:`~probes.errors.SnmpErrorStatus` when error-status != 0."""
+    """Raise the mapped :class:`~probes.errors.SnmpStatusError` when error-status != 0."""
     if pdu.error_status == 0:
         return
     index = pdu.error_index

@@ -14,8 +14,10 @@ Per target, one flow (a generator the client drives):
 
 A cycle is therefore one GET per NTU in the steady state. Values are raw: the
 detector computes rates, wraps and reboots. An agent that does not answer gives
-``reachable=False`` with ``error`` "timeout", the errno name ("EHOSTUNREACH"), or
-"auth" (SNMPv3 credentials rejected).
+``reachable=False`` with ``error`` "timeout", the errno name ("EHOSTUNREACH"),
+"auth" (SNMPv3 credentials rejected) or "internal" (a bug on our side, e.g. a
+failing flow: it says nothing about the NTU). An agent that answers wrongly gives
+``reachable=True`` with the error-status name ("noSuchName" ...) or "protocol".
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from probes.errors import (
     ProbeError,
     ProbeTimeoutError,
     ProbeUnreachableError,
-    SnmpErrorStatus,
+    RemoteProtocolError,
     SnmpNoSuchNameError,
+    SnmpStatusError,
 )
 from probes.observation import SnmpResult
 from probes.snmp import ber
@@ -193,9 +196,11 @@ def error_name(exc: ProbeError) -> str:
         return "auth"
     if isinstance(exc, ProbeUnreachableError):
         return str(exc) or "unreachable"
-    if isinstance(exc, SnmpErrorStatus):
+    if isinstance(exc, SnmpStatusError):
         return exc.name
-    return "protocol"
+    if isinstance(exc, RemoteProtocolError):
+        return "protocol"
+    return "internal"
 
 
 class SnmpPoller:
@@ -263,9 +268,10 @@ class SnmpPoller:
                 )
                 continue
             assert isinstance(outcome, ProbeError)
-            answered = not isinstance(
-                outcome, ProbeTimeoutError | ProbeUnreachableError | ProbeAuthError
-            )
+            # Only an agent that sent something (a bad or error-status Response) has
+            # answered. A LocalProtocolError is our bug and proves nothing about the
+            # NTU: counting it as an answer would mark a dead NTU "up, ICMP filtered".
+            answered = isinstance(outcome, RemoteProtocolError)
             results.append(
                 SnmpResult(
                     key=target.key,

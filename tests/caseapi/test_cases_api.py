@@ -201,3 +201,17 @@ async def test_list_filters_for_staff(service: CaseService, staff: httpx.AsyncCl
     assert [c["ref"] for c in mine["data"]] == [ref]
     assert (await staff.get("/v1/cases?escalation_level=L2")).json()["count"] == 0
     assert (await staff.get("/v1/cases?type=incident")).json()["count"] == 2
+
+
+async def test_invalid_transition_problem_names_from_and_to(
+    staff: httpx.AsyncClient, service: CaseService
+) -> None:
+    ref = await service.open_incident(incident("ntu-1"))
+    response = await staff.post(f"/v1/cases/{ref}/transitions", json={"to": "rfo_pending"})
+    body = _problem(response, 409, "invalid_transition")
+    assert (body["from"], body["to"]) == ("new", "rfo_pending")
+    assert body["instance"] == f"/v1/cases/{ref}/transitions"
+    # Business-rule validation keeps its ``errors`` list too.
+    solve = await staff.post(f"/v1/cases/{ref}/transitions", json={"to": "solved"})
+    errors = _problem(solve, 422, "validation_error")["errors"]
+    assert errors == [{"field": "resolution_method", "message": "required to solve a case"}]

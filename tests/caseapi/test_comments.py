@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -12,11 +13,16 @@ from sqlalchemy.exc import DBAPIError
 
 from caseapi.auth.principal import Role
 from caseapi.cases import repository as case_repository
-from caseapi.cases.enums import CaseEventKind, CaseStatus
+from caseapi.cases.enums import CaseEventKind, CaseStatus, EscalationLevel
 from caseapi.cases.service import CaseService
+from caseapi.cases.snapshot import Transition
+from caseapi.cases.store import on_staff_reply
+from caseapi.core.errors import CaseNotFoundError
+from caseapi.core.timers import CaseTicker
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import add_customer, authed_client, make_app
 from tests.caseapi.conftest import START, Database, incident
+from tests.caseapi.lifecycle_fixtures import ENGINEER
 
 PROBLEM = "application/problem+json"
 
@@ -187,3 +193,47 @@ async def test_database_refuses_to_change_a_comment(
                 await conn.execute(text(statement))
     async with database.engine.connect() as conn:
         assert (await conn.execute(text("SELECT body FROM comments"))).scalar() == "original"
+
+
+async def test_staff_public_reply_stops_the_first_response_breach(
+    app: FastAPI, database: Database, service: CaseService, clock: FakeClock
+) -> None:
+    answered = await service.open_incident(incident("ntu-1", customer_id="acme"))
+    noted = await service.open_incident(incident("ntu-2", customer_id="acme"))
+    clock.advance(timedelta(minutes=10))
+    async with authed_client(app, role=Role.ENGINEER) as engineer:
+        for ref, visibility in ((answered, "public"), (noted, "internal")):
+            body = {"body": "looking", "visibility": visibility}
+            assert (await engineer.post(f"/v1/cases/{ref}/comments", json=body)).status_code == 201
+        # A second public reply is not a second first response.
+        await engineer.post(f"/v1/cases/{answered}/comments", json={"body": "still on it"})
+    clock.advance(timedelta(minutes=20))  # 30 minutes after opening
+    await CaseTicker(sessionmaker=database.sessionmaker, clock=clock).run_once()
+    first = await service.get_case(answered)
+    assert first.first_responded_at == START + timedelta(minutes=10)
+    assert first.first_response_breached_at is None
+    assert first.escalation_level is EscalationLevel.L1
+    kinds = [e.kind for e in await _events(database, answered)]
+    assert kinds.count(CaseEventKind.FIRST_RESPONSE) == 1
+    second = await service.get_case(noted)
+    assert second.first_responded_at is None
+    assert second.first_response_breached_at == clock.now()
+    assert second.escalation_level is EscalationLevel.L2
+
+
+async def test_on_staff_reply_ignores_finished_cases(
+    database: Database, service: CaseService, clock: FakeClock
+) -> None:
+    ref = await service.open_incident(incident("ntu-1", customer_id="acme"))
+    await service.act(
+        ENGINEER, ref, lambda _: Transition(to=CaseStatus.CANCELLED, actor=ENGINEER.actor)
+    )
+    async with database.sessionmaker() as session:
+        case = await case_repository.get_case_by_ref(session, ref=ref)
+        assert case is not None
+        await on_staff_reply(session, case_id=case.id, at=clock.now(), actor="engineer:x")
+        await session.commit()
+    assert (await service.get_case(ref)).first_responded_at is None
+    with pytest.raises(CaseNotFoundError):
+        async with database.sessionmaker() as session:
+            await on_staff_reply(session, case_id=999_999, at=clock.now(), actor="engineer:x")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,20 @@ async def test_missing_sqlite_directory_is_unavailable(tmp_path: Path) -> None:
             await migrate(engine)
     finally:
         await engine.dispose()
+    await _aiosqlite_threads_finished()
+
+
+async def _aiosqlite_threads_finished() -> None:
+    # A failed aiosqlite connect stops its worker thread without awaiting it; the
+    # thread then reports to this test's event loop. Let it do so before the loop
+    # closes, or it raises "Event loop is closed" in the thread (a warning -> error).
+    for _ in range(200):
+        if not any(
+            "_connection_worker_thread" in thread.name and thread.is_alive()
+            for thread in threading.enumerate()
+        ):
+            return
+        await asyncio.sleep(0.01)
 
 
 def test_cursor_round_trip_and_tampering() -> None:

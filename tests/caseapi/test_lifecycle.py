@@ -34,6 +34,7 @@ from caseapi.cases.snapshot import (
     CustomerReply,
     Escalate,
     Event,
+    Outcome,
     HandOff,
     Recur,
     Reopen,
@@ -174,6 +175,59 @@ def test_customer_escalation_opens_after_a_miss_and_stops_at_l3() -> None:
     assert top.escalation_level is EscalationLevel.L3
     with pytest.raises(EscalationNotAllowedError, match="highest"):
         lifecycle.step(top, event, NOW, POLICY)
+
+
+def _escalations(outcome: Outcome) -> list[dict[str, object]]:
+    return [dict(e.data) for e in outcome.entries if e.kind is CaseEventKind.ESCALATED]
+
+
+def test_one_tick_escalates_one_step_however_many_deadlines_it_finds_missed() -> None:
+    # First response, time to repair and a commitment all overdue in the same tick.
+    due = START + timedelta(minutes=20)
+    promise = Commitment(CommitmentKind.NEXT_UPDATE, due, id=7)
+    case = snapshot(S.IN_PROGRESS, ttr_due_at=due, commitments=(promise,))
+    late = START + timedelta(hours=5)
+    outcome = lifecycle.step(case, Tick(), late, POLICY)
+    assert outcome.snapshot.escalation_level is EscalationLevel.L2
+    assert outcome.snapshot.first_response_breached_at == late
+    assert outcome.snapshot.ttr_breached_at == late
+    assert outcome.snapshot.commitments[0].missed_at == late
+    # Every miss is on the timeline; one escalation names them all.
+    kinds = [e.kind for e in outcome.entries]
+    assert kinds.count(CaseEventKind.SLA_BREACHED) == 2
+    assert kinds.count(CaseEventKind.COMMITMENT_MISSED) == 1
+    [escalation] = _escalations(outcome)
+    assert (escalation["from"], escalation["to"]) == ("L1", "L2")
+    assert escalation["missed"] == [
+        "commitment missed: next_update",
+        "first response overdue",
+        "time to repair exceeded",
+    ]
+    # A deadline missed in a later tick raises again: L3.
+    later = replace(
+        outcome.snapshot,
+        commitments=(
+            *outcome.snapshot.commitments,
+            Commitment(CommitmentKind.NEXT_UPDATE, late + timedelta(minutes=30), id=8),
+        ),
+    )
+    again = lifecycle.step(later, Tick(), late + timedelta(hours=1), POLICY)
+    assert again.snapshot.escalation_level is EscalationLevel.L3
+    assert [(e["from"], e["to"]) for e in _escalations(again)] == [("L2", "L3")]
+
+
+def test_l3_is_the_ceiling_of_tick_escalation() -> None:
+    due = START + timedelta(minutes=20)
+    case = snapshot(
+        S.IN_PROGRESS,
+        escalation_level=EscalationLevel.L3,
+        ttr_due_at=due,
+        commitments=(Commitment(CommitmentKind.NEXT_UPDATE, due, id=1),),
+    )
+    outcome = lifecycle.step(case, Tick(), START + timedelta(hours=5), POLICY)
+    assert outcome.snapshot.escalation_level is EscalationLevel.L3
+    assert _escalations(outcome) == []
+    assert outcome.snapshot.ttr_breached_at is not None  # still recorded
 
 
 def test_waiting_customer_pauses_the_repair_clock_and_supplier_does_not() -> None:

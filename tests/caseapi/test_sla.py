@@ -89,6 +89,36 @@ async def test_escalation_l1_l2_l3(
     assert len(await events_of(service, ref, CaseEventKind.COMMITMENT_MISSED)) == 1
 
 
+async def test_deadlines_missed_in_one_tick_escalate_one_step(
+    database: Database, service: CaseService, clock: FakeClock
+) -> None:
+    ref = await service.open_incident(incident("ntu-1"))
+    tick = ticker(database, clock, service)
+    promise = Commitment(kind=CommitmentKind.NEXT_UPDATE, due_at=clock.now() + 20 * M)
+    # Setting a commitment is a response, so back-date nothing: miss the promise and
+    # the repair time together (the ticker was down for 5 h).
+    await service.act(ENGINEER, ref, lambda _: SetCommitment(commitment=promise, actor="e"))
+    await advance(clock, tick, 5 * H)
+    case = await service.get_case(ref)
+    assert case.escalation_level is EscalationLevel.L2
+    assert case.ttr_breached_at == clock.now()
+    escalations = await events_of(service, ref, CaseEventKind.ESCALATED)
+    assert [(e["from"], e["to"]) for e in escalations] == [("L1", "L2")]
+    assert escalations[0]["missed"] == [
+        "commitment missed: next_update",
+        "time to repair exceeded",
+    ]
+    # Two more misses in two later ticks: L3, then nothing above it.
+    for _ in range(2):
+        promise = Commitment(kind=CommitmentKind.NEXT_UPDATE, due_at=clock.now() + 10 * M)
+        await service.act(ENGINEER, ref, lambda _, c=promise: SetCommitment(commitment=c, actor="e"))
+        await advance(clock, tick, 10 * M)
+    assert (await service.get_case(ref)).escalation_level is EscalationLevel.L3
+    escalations = await events_of(service, ref, CaseEventKind.ESCALATED)
+    assert [(e["from"], e["to"]) for e in escalations] == [("L1", "L2"), ("L2", "L3")]
+    assert len(await events_of(service, ref, CaseEventKind.COMMITMENT_MISSED)) == 3
+
+
 async def test_p1_closes_24h_after_solved_once_the_rfo_is_published(
     database: Database, service: CaseService, clock: FakeClock
 ) -> None:

@@ -7,6 +7,7 @@ compressed: P2 windows of 8 s, clear after 4 s, P1 after 4 s.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -200,3 +201,55 @@ def test_snmpd_restart_is_a_reboot_without_a_case(
         assert "rebooted" in nms.log()
         time.sleep(3)
         assert nms.cases() == []
+
+
+def test_a_trap_from_an_ntu_triggers_an_immediate_poll(
+    fleet: LabFleet, tmp_path: Path, nms: NmsProcess
+):
+    port = free_udp_port()
+    env = {
+        "NMS_PROBES__SNMP__INTERVAL": "60s",  # without the trap, no poll for a minute
+        "NMS_PROBES__SNMP__TRAPS__ENABLED": "true",
+        "NMS_PROBES__SNMP__TRAPS__LISTEN": f"0.0.0.0:{port}",
+    }
+    with running(nms, **env):
+        first = wait_for(
+            "the first poll", lambda: ntu_row(nms, "ntu-000").get("sys_uptime"), timeout=10
+        )
+        time.sleep(2)
+        host = fleet.hosts[0]
+        ntu = fleet.addresses[0]
+        # linkDown for ifIndex 4, sent from the NTU's own address, as a real NTU does.
+        sent = subprocess.run(
+            [
+                "ip", "netns", "exec", host.netns, "snmptrap", "-v2c", "-c", "public",
+                f"--clientaddr={ntu}", f"{host.our_v4}:{port}", "",
+                "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.4", "i", "4",
+            ],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        wait_for("the trap in the log", lambda: "trap linkDown" in nms.log(), timeout=5)
+        wait_for(
+            "a fresh poll",
+            lambda: (ntu_row(nms, "ntu-000").get("sys_uptime") or 0) > first,
+            timeout=5,
+        )
+        # A trap from an address that is no NTU is dropped.
+        subprocess.run(
+            [
+                "ip", "netns", "exec", host.netns, "snmptrap", "-v2c", "-c", "public",
+                f"{host.our_v4}:{port}", "", "1.3.6.1.6.3.1.1.5.3",
+            ],
+            capture_output=True, timeout=10,
+        )  # fmt: skip
+        time.sleep(1)
+        assert nms.log().count("trap linkDown") == 1
+
+
+def free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
