@@ -176,10 +176,12 @@ async def run_exporter(
         return None
     conf = workdir / "snmp.yml"
     conf.write_text(EXPORTER_CONF)
-    proc = subprocess.Popen(
-        [binary, f"--config.file={conf}", f"--web.listen-address=127.0.0.1:{EXPORTER_PORT}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        f"--config.file={conf}",
+        f"--web.listen-address=127.0.0.1:{EXPORTER_PORT}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         base = f"http://127.0.0.1:{EXPORTER_PORT}"
@@ -208,7 +210,7 @@ async def run_exporter(
             return time.perf_counter() - t0, proc_cpu(proc.pid) - cpu0, ok
     finally:
         proc.terminate()
-        proc.wait()
+        await proc.wait()
 
 
 async def run_pysnmp(addresses: list[str]) -> tuple[float, float, int]:
@@ -290,8 +292,9 @@ async def main() -> None:
                     f"wall {wall:6.2f} s  CPU {cpu:6.2f} s  per target "
                     f"{cpu / n * 1000:.4f} ms CPU, {wall / n * 1000:.4f} ms wall"
                 )
+            gc_state = "on" if gc_on else "off"
             print(
-                f"  per-target CPU {per[1][0]} vs {per[0][0]} targets (gc {'on' if gc_on else 'off'}):"
+                f"  per-target CPU {per[1][0]} vs {per[0][0]} targets (gc {gc_state}):"
                 f" {per[1][1] / per[0][1]:.2f}x (1.0 = linear growth)"
             )
     finally:

@@ -336,7 +336,8 @@ class Detector:
                     action.last_observation_at,
                 )
         if new.status != tracked.state.status and new.status == Status.SUSPECT:
-            log.info("ntu=%s not answering since %s: suspect", spec.id, new.outage_start)
+            start = new.outage_start.isoformat(timespec="seconds") if new.outage_start else "?"
+            log.info("ntu=%s not answering since %s: suspect", spec.id, start)
         tracked.state = new
         tracked.case_ref = case_ref
         return True

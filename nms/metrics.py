@@ -167,6 +167,17 @@ class NmsCollector(Collector):
         self._traps = traps
         self._leader = leader
 
+    def attach_snmp(
+        self,
+        loop: LoopCounters | ProbeStats | None,
+        client: SnmpClientCounters | None = None,
+        traps: TrapCounters | None = None,
+    ) -> None:
+        """Export the SNMP loop's (and client's, trap listener's) counters from now on."""
+        self._snmp = loop
+        self._snmp_client = client
+        self._traps = traps
+
     def collect(self) -> Iterator[Metric]:
         yield from self._fleet()
         yield from self._per_ntu()
@@ -826,32 +837,33 @@ def metrics_router(
     return router
 
 
-def build_registry(
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """What ``build_metrics`` made: serve ``registry`` with ``metrics_router``."""
+
+    registry: CollectorRegistry
+    collector: NmsCollector
+    case_stats: CaseStats
+
+    def router(self) -> APIRouter:
+        return metrics_router(self.registry, case_stats=self.case_stats)
+
+
+def build_metrics(
     *,
     detector: Detector,
     probes: ProbeStats,
     clock: Clock,
     sessionmaker: async_sessionmaker[AsyncSession],
-    snmp: LoopCounters | ProbeStats | None = None,
-    snmp_client: SnmpClientCounters | None = None,
-    traps: TrapCounters | None = None,
     case_ttl: timedelta = timedelta(seconds=10),
     at_risk_within: timedelta = timedelta(minutes=15),
-) -> tuple[CollectorRegistry, CaseStats]:
-    """A fresh registry with both collectors; serve it with ``metrics_router``."""
+) -> Metrics:
+    """A fresh registry with both collectors (SNMP counters: ``collector.attach_snmp``)."""
     registry = CollectorRegistry()
-    registry.register(
-        NmsCollector(
-            detector=detector,
-            probes=probes,
-            clock=clock,
-            snmp=snmp,
-            snmp_client=snmp_client,
-            traps=traps,
-        )
-    )
+    collector = NmsCollector(detector=detector, probes=probes, clock=clock)
+    registry.register(collector)
     stats = CaseStats(
         sessionmaker=sessionmaker, clock=clock, ttl=case_ttl, at_risk_within=at_risk_within
     )
     registry.register(CaseStatsCollector(stats=stats, clock=clock, ntus=lambda: detector.ntus))
-    return registry, stats
+    return Metrics(registry=registry, collector=collector, case_stats=stats)

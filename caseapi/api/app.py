@@ -4,7 +4,8 @@ Every error body is ``application/problem+json`` with the RFC 9457 members
 (``type``, ``title``, ``status``, ``detail``, ``instance``) plus a machine-readable
 ``code`` (``case_not_found``, ``ntu_not_found``, ``validation_error``,
 ``database_unavailable``, ...). Validation errors add ``errors``: one entry per bad
-field, each naming it.
+field, each naming it. Any domain error's ``problem_extensions`` become extra members
+(``from`` / ``to`` of ``invalid_transition``, ``missing`` of ``rfo_incomplete``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from caseapi.rfo.service import RfoService
 from nms.clock import Clock, SystemClock
 
 PROBLEM_JSON = "application/problem+json"
+_RESERVED = frozenset({"type", "title", "status", "detail", "instance", "code"})
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +130,8 @@ def problem(
     }
     if instance is not None:
         body["instance"] = instance
-    body.update(extensions)
+    # Extension members add to the problem; they never replace a standard member.
+    body.update({name: value for name, value in extensions.items() if name not in _RESERVED})
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 

@@ -56,4 +56,5 @@ class RfoIncompleteError(RfoRuleError):
     def __init__(self, ref: str, missing: list[str]) -> None:
         self.ref = ref
         self.missing = missing
+        self.problem_extensions = {"missing": list(missing)}
         super().__init__(f"the RFO of {ref} cannot be published without: {', '.join(missing)}")

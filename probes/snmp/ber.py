@@ -318,14 +318,28 @@ def expect(data: bytes, pos: int, end: int, tag: int, what: str) -> tuple[int, i
     return start, stop
 
 
+_SIGN_PADDING = 4  # redundant leading sign octets tolerated by decode_int
+
+
 def decode_int(data: bytes, start: int, stop: int, max_octets: int) -> int:
-    """Signed content octets, at most ``max_octets`` long."""
+    """Signed content octets whose value fits in ``max_octets`` octets.
+
+    X.690 section 8.3.2 asks for the minimal form, but pyasn1 (so pysnmp and snmpsim
+    agents) writes -128, -32768, ..., -2**31 with one redundant leading 0xff octet.
+    Redundant sign octets are therefore accepted, as long as the value fits.
+    """
     n = stop - start
     if n == 0:
         raise DecodeError("zero-length INTEGER", offset=start)
-    if n > max_octets:
+    if n <= max_octets:
+        return int.from_bytes(data[start:stop], "big", signed=True)
+    if n > max_octets + _SIGN_PADDING:
         raise DecodeError(f"INTEGER of {n} octets is too long", offset=start)
-    return int.from_bytes(data[start:stop], "big", signed=True)
+    value = int.from_bytes(data[start:stop], "big", signed=True)
+    limit = 1 << (8 * max_octets - 1)
+    if not -limit <= value < limit:
+        raise DecodeError(f"INTEGER of {n} octets is too long", offset=start)
+    return value
 
 
 def decode_unsigned(data: bytes, start: int, stop: int, bits: int) -> int:

@@ -1,6 +1,8 @@
 """Database fixtures: every caseapi test runs on SQLite and on PostgreSQL.
 
-SQLite gets a fresh file per test (migrating it takes milliseconds). PostgreSQL gets
+SQLite gets a fresh file per test: a copy of one database migrated once per session
+(``sqlite_template``; running the migrations for every test cost more than the
+tests). PostgreSQL gets
 one database per test session (``nms_test_<pid>``, migrated once, dropped at the
 end) and every test starts from truncated tables. Tests commit for real: the
 concurrency tests need several connections to see each other's work, which a
@@ -11,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+import shutil
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import text
@@ -33,6 +38,7 @@ from tests.conftest import require
 PG_ADMIN_URL = os.environ.get(
     "NMS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+T = TypeVar("T")
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -48,6 +54,16 @@ class Database:
 class PgServer:
     url: str | None
     error: str | None
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on its own event loop in a helper thread.
+
+    Session fixtures are first requested from inside a test's running loop (the
+    ``database`` fixture asks for them lazily), where ``asyncio.run`` may not be used.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def _admin(statement: str) -> None:
@@ -79,12 +95,12 @@ def pg_server() -> Iterator[PgServer]:
     name = f"nms_test_{os.getpid()}"
     try:
         # Its own event loop: fixtures' loops are per test.
-        url = asyncio.run(_create_pg_database(name))
+        url = _run(_create_pg_database(name))
     except (OSError, SQLAlchemyError, DatabaseUnavailableError) as exc:
         yield PgServer(url=None, error=f"PostgreSQL unavailable: {exc}")
         return
     yield PgServer(url=url, error=None)
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _truncate_all(engine: AsyncEngine) -> None:
@@ -93,16 +109,35 @@ async def _truncate_all(engine: AsyncEngine) -> None:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
+async def _migrate_sqlite(path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        await migrate(engine)
+    finally:
+        # Closing the last connection checkpoints the WAL into the file, so the
+        # file alone is the whole database.
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite database file; tests copy it, never open it."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "cases.db"
+    _run(_migrate_sqlite(path))
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_server: PgServer
-) -> AsyncIterator[Database]:
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated, empty database on each backend."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"
+        path = tmp_path / "cases.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite+aiosqlite:///{path}"
         engine = make_engine(url)
-        await migrate(engine)
     else:
+        # Asked for here, not as a parameter: a SQLite-only run never touches PostgreSQL.
+        pg_server: PgServer = request.getfixturevalue("pg_server")
         require(pg_server.url is not None, pg_server.error or "PostgreSQL unavailable")
         assert pg_server.url is not None
         url = pg_server.url

@@ -27,7 +27,7 @@ from tests.caseapi.auth_fixtures import (
     make_app,
     mint_key,
 )
-from tests.caseapi.conftest import START, Database
+from tests.caseapi.conftest import START, Database, incident
 
 PROBLEM = "application/problem+json"
 
@@ -253,3 +253,42 @@ async def test_service_validation_without_http(app: FastAPI) -> None:
         await apikey_service(app).create_key(
             name="x", role=Role.NOC, expires_at=START.replace(tzinfo=None), created_by="t"
         )
+
+
+async def test_a_200_character_key_name_fits_every_column_that_stores_an_actor(
+    app: FastAPI, service: CaseService
+) -> None:
+    # Principal.actor is "role:name"; names may be 200 characters (the old 64-character
+    # columns made every write by such a key fail on PostgreSQL).
+    admin_key = await mint_key(app, role=Role.ADMIN, name="a" * 200)
+    long_name = "b" * 200
+    async with client_for(app, admin_key) as admin:
+        created = await admin.post("/v1/apikeys", json={"name": long_name, "role": "engineer"})
+        assert created.status_code == 201, created.text
+        assert created.json()["created_by"] == "admin:" + "a" * 200
+    ref = await service.open_incident(incident("ntu-1", customer_id="acme"))
+    actor = "engineer:" + long_name
+    async with client_for(app, created.json()["key"]) as engineer:
+        taken = await engineer.post(f"/v1/cases/{ref}/take")
+        assert (taken.status_code, taken.json()["assignee"]) == (200, long_name), taken.text
+        listed = await engineer.get("/v1/cases", params={"assignee": long_name})
+        assert listed.json()["count"] == 1, listed.text
+        promise = {"kind": "next_update", "within_minutes": 30}
+        assert (await engineer.post(f"/v1/cases/{ref}/commitments", json=promise)).is_success
+        comment = await engineer.post(f"/v1/cases/{ref}/comments", json={"body": "on it"})
+        assert (comment.status_code, comment.json()["author"]) == (201, actor)
+        rfo = {"root_cause_category": "hardware", "root_cause": "PSU", "corrective_actions": "x"}
+        assert (await engineer.put(f"/v1/cases/{ref}/rfo", json=rfo)).is_success
+        published = await engineer.post(f"/v1/cases/{ref}/rfo/publish")
+        assert published.json()["published_by"] == actor, published.text
+        request = {"type": "general_request", "subject": "other", "summary": "s"}
+        await add_customer(app.state.sessionmaker, "acme")
+        opened = await engineer.post(
+            "/v1/cases",
+            json={**request, "customer_id": "acme"},
+            headers={"Idempotency-Key": "k" * 200},
+        )
+        assert opened.status_code == 201, opened.text
+        assert opened.json()["created_by"] == actor
+        timeline = (await engineer.get(f"/v1/cases/{ref}/timeline")).json()["data"]
+    assert {event["actor"] for event in timeline} >= {"detector", actor}

@@ -97,6 +97,7 @@ async def test_publish_makes_it_visible_and_versions_corrections(
                 await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_incomplete"
             )
             assert "root_cause_category" in missing["detail"]
+            assert "root_cause_category" in missing["missing"]
             await engineer.put(f"/v1/cases/{ref}/rfo", json=CAUSE)
             # A customer never sees a draft.
             _problem(await acme.get(f"/v1/cases/{ref}/rfo"), 404, "rfo_not_found")

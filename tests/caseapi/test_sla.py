@@ -111,7 +111,9 @@ async def test_deadlines_missed_in_one_tick_escalate_one_step(
     # Two more misses in two later ticks: L3, then nothing above it.
     for _ in range(2):
         promise = Commitment(kind=CommitmentKind.NEXT_UPDATE, due_at=clock.now() + 10 * M)
-        await service.act(ENGINEER, ref, lambda _, c=promise: SetCommitment(commitment=c, actor="e"))
+        await service.act(
+            ENGINEER, ref, lambda _, c=promise: SetCommitment(commitment=c, actor="e")
+        )
         await advance(clock, tick, 10 * M)
     assert (await service.get_case(ref)).escalation_level is EscalationLevel.L3
     escalations = await events_of(service, ref, CaseEventKind.ESCALATED)

@@ -24,8 +24,7 @@ from nms.metrics import (
     CaseStatsCollector,
     NmsCollector,
     ProbeStats,
-    build_registry,
-    metrics_router,
+    build_metrics,
 )
 from nms.ntu import Rules
 from nms.outage import IncidentOpen, ntu_degraded_key
@@ -264,19 +263,21 @@ async def test_metrics_route_refreshes_then_renders(world: World):
     from fastapi import FastAPI
     from httpx import ASGITransport, AsyncClient
 
-    registry, stats = build_registry(
+    metrics = build_metrics(
         detector=world.detector,
         probes=world.probes,
         clock=world.clock,
         sessionmaker=world.db.sessionmaker,
     )
+    metrics.collector.attach_snmp(_SnmpLoop())
     app = FastAPI()
-    app.include_router(metrics_router(registry, case_stats=stats))
+    app.include_router(metrics.router())
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
         page = (await client.get("/metrics")).text
     assert 'nms_cases_open{priority="P1",status="new"} 0.0' in page
     assert 'nms_ntus{state="unknown"} 3.0' in page
     assert "nms_case_stats_age_seconds 0.0" in page
+    assert 'nms_probe_cycles_total{probe="snmp"} 4.0' in page
 
 
 def test_case_stats_rejects_bad_settings():

@@ -317,6 +317,24 @@ def test_bad_values_raise_decode_error(value_tlv: str) -> None:
         decode_message(bytes([0x30, len(body)]) + body)
 
 
+@pytest.mark.parametrize(
+    ("tlv", "expected"),
+    [
+        ("0205 ff80000000", ber.Integer(-(2**31))),  # how pyasn1 writes -2**31
+        ("0202 ff80", ber.Integer(-128)),
+        ("0203 000001", ber.Integer(1)),
+        ("4106 0000ffffffff", ber.Counter32(2**32 - 1)),
+    ],
+)
+def test_redundant_sign_octets_are_accepted_when_the_value_fits(
+    tlv: str, expected: ber.Value
+) -> None:
+    # X.690 wants the minimal form; pyasn1 (pysnmp, snmpsim agents) does not always
+    # write it. Found by test_encoding_is_byte_equal_to_pysnmp with Integer(-2**31).
+    data = bytes.fromhex(tlv.replace(" ", ""))
+    assert ber.decode_value(data, 0, len(data)) == (expected, len(data))
+
+
 def test_counter_without_leading_zero_is_read_as_unsigned() -> None:
     # A known vendor bug: 0xFFFFFFFF sent as ff ff ff ff (negative in strict BER).
     value, _ = ber.decode_value(bytes.fromhex("4104ffffffff"), 0, 6)

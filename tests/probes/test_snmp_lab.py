@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -18,7 +19,10 @@ from nms.lab.netns import netns_exec
 from nms.lab.snmpsim import SnmpsimAgent
 from probes.errors import ProbeAuthError, ProbeTimeoutError, ProbeUnreachableError
 from probes.snmp import ber
+from probes.snmp import usm as usm_module
 from probes.snmp.client import ClientSettings, SnmpClient
+from probes.snmp.flows import Request
+from probes.snmp.pdu import Pdu, PduType
 from probes.snmp.poller import SnmpPoller
 from probes.snmp.target import (
     AuthProtocol,
@@ -287,3 +291,39 @@ async def test_v3_authpriv_and_authnopriv_and_secrets_stay_out_of_logs(
     text += caplog.text + repr(t) + repr(bad) + repr(auth_only) + repr(results)
     for secret in ("auth-secret-1", "priv-secret-1", "wrong-secret-9", "auth-secret-2"):
         assert secret not in text
+
+
+@pytest.mark.filterwarnings(PYSNMP_IMPORT_WARNINGS)
+async def test_v3_engines_per_credential_set_are_bounded(
+    v3_snmpd: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(usm_module, "_IDLE_ENGINES", 1)
+    requester = usm_module.UsmRequester(timeout=0.5, retries=1)
+    good = UsmCredentials(user="ntuuser", auth_key="auth-secret-1",
+                          priv_protocol=PrivProtocol.AES, priv_key="priv-secret-1")  # fmt: skip
+    auth_only = UsmCredentials(user="ntuauth", auth_protocol=AuthProtocol.SHA256,
+                               auth_key="auth-secret-2")  # fmt: skip
+    wrong = UsmCredentials(user="ntuuser", auth_key="wrong-secret-9",
+                           priv_protocol=PrivProtocol.AES, priv_key="priv-secret-1")  # fmt: skip
+    request = Request(type=PduType.GET, oids=(SYS_UPTIME,))
+
+    def at(usm: UsmCredentials) -> SnmpTarget:
+        return SnmpTarget(key="v3", address=IPv4Address("127.0.0.1"), port=v3_snmpd,
+                          version=SnmpVersion.V3, usm=usm)  # fmt: skip
+
+    try:
+        for usm in (good, auth_only, good):
+            response = await requester.execute(at(usm), request)
+            assert isinstance(response.varbinds[0][1], ber.TimeTicks)
+            assert requester.engines == 1  # idle engines beyond the cap are closed
+        with pytest.raises(ProbeAuthError):
+            await requester.execute(at(wrong), request)
+        # concurrently, the wrong key does not spoil the right one (same user name)
+        ok, bad = await asyncio.gather(
+            requester.execute(at(good), request),
+            requester.execute(at(wrong), request),
+            return_exceptions=True,
+        )
+        assert isinstance(ok, Pdu) and isinstance(bad, ProbeAuthError)
+    finally:
+        requester.close()

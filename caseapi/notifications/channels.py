@@ -1,0 +1,187 @@
+"""The three channels: e-mail (SMTP), webhooks (HTTPS POST) and MQTT v5.
+
+Each channel turns one claimed ``Job`` into one send and raises ``DeliveryError``
+(retry) or ``PermanentDeliveryError`` (give up) on failure; library exceptions are
+translated here. Every message carries the outbox row's ``event_id`` so that a
+receiver can drop duplicates (delivery is at-least-once, see ``dispatcher``):
+
+- e-mail: ``Message-ID: <event-id@domain>`` (the same for every retry);
+- webhooks: ``Idempotency-Key`` and ``X-NMS-Event-Id`` headers, ``id`` in the body;
+- MQTT: user property ``idempotency-key`` and ``id`` in the JSON payload.
+
+MQTT topic tree (``<prefix>`` defaults to ``nms/v1``), QoS 1, not retained::
+
+    <prefix>/customers/<customer>/cases/<case ref>          case events
+    <prefix>/customers/<customer>/maintenances/<id>         maintenance events
+    <prefix>/customers/<customer>/ntus/<ntu id>             NTU events (no case)
+    <prefix>/customers/<customer>/events                    anything else
+
+``+``, ``#`` and ``/`` inside an id are replaced by ``_``. Subscribe to
+``<prefix>/customers/<customer>/#`` for everything of one customer.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import AsyncExitStack
+from email.message import EmailMessage
+from email.utils import format_datetime
+from types import TracebackType
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+import aiosmtplib
+import httpx
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from caseapi.notifications.errors import DeliveryError, PermanentDeliveryError
+from caseapi.notifications.render import public_payload, render_email
+from caseapi.notifications.repository import Job
+from caseapi.notifications.settings import NotificationSettings
+from caseapi.notifications.signing import SIGNATURE_HEADER, signature_header
+
+USER_AGENT = "nms-notifications/1"
+# Retrying cannot fix these; 408 (timeout) and 429 (rate limit) are worth a retry.
+_RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+def message_id(event_id: str, sender: str) -> str:
+    """The ``Message-ID`` of every mail about ``event_id``."""
+    domain = sender.rpartition("@")[2] or "localhost"
+    return f"<{event_id}@{domain}>"
+
+
+class EmailChannel:
+    """Sends one mail per delivery (one recipient) with ``aiosmtplib``."""
+
+    def __init__(self, *, settings: NotificationSettings) -> None:
+        if settings.smtp_host is None:
+            raise ValueError("EmailChannel needs settings.smtp_host")
+        self._settings = settings
+        self._host = settings.smtp_host
+
+    def build(self, job: Job) -> EmailMessage:
+        """The MIME message (plain text with an HTML alternative) for ``job``."""
+        rendered = render_email(job.envelope)
+        message = EmailMessage()
+        message["From"] = self._settings.smtp_from
+        message["To"] = job.target
+        message["Subject"] = rendered.subject
+        message["Date"] = format_datetime(job.envelope.created_at)
+        message["Message-ID"] = message_id(job.envelope.event_id, self._settings.smtp_from)
+        message["X-NMS-Event"] = job.envelope.kind
+        if job.envelope.case_ref:
+            message["X-NMS-Case"] = job.envelope.case_ref
+        message.set_content(rendered.text)
+        message.add_alternative(rendered.html, subtype="html")
+        return message
+
+    async def send(self, job: Job) -> None:
+        s = self._settings
+        try:
+            await aiosmtplib.send(
+                self.build(job),
+                hostname=self._host,
+                port=s.smtp_port,
+                username=s.smtp_user,
+                password=s.smtp_password,
+                start_tls=s.smtp_starttls,
+                timeout=s.send_timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise PermanentDeliveryError(str(exc), channel="email", target=job.target) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(str(exc), channel="email", target=job.target) from exc
+
+
+class WebhookChannel:
+    """POSTs the signed JSON event to a subscription's URL."""
+
+    def __init__(self, *, settings: NotificationSettings, client: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._client = client
+
+    async def send(self, job: Job, *, timestamp: int) -> None:
+        if job.webhook is None:
+            raise PermanentDeliveryError(
+                "subscription deleted or disabled", channel="webhook", target=job.target
+            )
+        body = json.dumps(public_payload(job.envelope), separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "Idempotency-Key": job.envelope.event_id,
+            "X-NMS-Event-Id": job.envelope.event_id,
+            "X-NMS-Event": job.envelope.kind,
+            "X-NMS-Delivery": str(job.delivery_id),
+            "X-NMS-Attempt": str(job.attempt),
+            SIGNATURE_HEADER: signature_header(job.webhook.secrets, timestamp, body),
+        }
+        try:
+            response = await self._client.post(
+                job.webhook.url, content=body, headers=headers, timeout=self._settings.send_timeout
+            )
+        except httpx.HTTPError as exc:
+            raise DeliveryError(
+                f"{type(exc).__name__}: {exc}", channel="webhook", target=job.target
+            ) from exc
+        if response.is_success:
+            return
+        error = f"HTTP {response.status_code} from {job.webhook.url}"
+        if 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX:
+            raise PermanentDeliveryError(error, channel="webhook", target=job.target)
+        raise DeliveryError(error, channel="webhook", target=job.target)
+
+
+class MqttPublisher:
+    """One MQTT v5 connection for a batch: ``async with MqttPublisher(...) as p``."""
+
+    def __init__(self, *, settings: NotificationSettings, identifier: str | None = None) -> None:
+        if settings.mqtt_url is None:
+            raise ValueError("MqttPublisher needs settings.mqtt_url")
+        url = urlsplit(settings.mqtt_url)
+        assert url.hostname is not None
+        self._client = aiomqtt.Client(
+            url.hostname,
+            url.port or 1883,
+            username=unquote(url.username) if url.username else None,
+            password=unquote(url.password) if url.password else None,
+            identifier=identifier,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            timeout=settings.send_timeout,
+        )
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> MqttPublisher:
+        try:
+            await self._stack.enter_async_context(self._client)
+        except aiomqtt.MqttError as exc:
+            raise DeliveryError(str(exc), channel="mqtt", target="connect") from exc
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self._stack.aclose()
+        except aiomqtt.MqttError:
+            # The messages were acknowledged (or their failures recorded) already;
+            # a failing DISCONNECT changes nothing.
+            pass
+
+    async def send(self, job: Job) -> None:
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.ContentType = "application/json"
+        properties.UserProperty = [
+            ("idempotency-key", job.envelope.event_id),
+            ("event-type", job.envelope.kind),
+        ]
+        payload = json.dumps(public_payload(job.envelope), separators=(",", ":"))
+        try:
+            await self._client.publish(job.target, payload, qos=1, properties=properties)
+        except aiomqtt.MqttError as exc:
+            raise DeliveryError(str(exc), channel="mqtt", target=job.target) from exc

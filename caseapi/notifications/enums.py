@@ -1,0 +1,48 @@
+"""Notification vocabularies as ``StrEnum`` with stable lowercase values.
+
+The values are stored in the database, appear in webhook ``event_types`` filters and
+in every message sent, so they never change; new members may be added.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class NotificationKind(StrEnum):
+    """What a message tells the customer; each kind has an email template."""
+
+    CASE_OPENED = "case_opened"
+    PUBLIC_UPDATE = "public_update"
+    CASE_SOLVED = "case_solved"
+    RFO_PUBLISHED = "rfo_published"
+    CASE_CLOSED = "case_closed"
+    WAITING_CUSTOMER_REMINDER = "waiting_customer_reminder"
+    MAINTENANCE_ANNOUNCED = "maintenance_announced"
+    MAINTENANCE_REMINDER = "maintenance_reminder"
+    MAINTENANCE_STARTED = "maintenance_started"
+    MAINTENANCE_COMPLETED = "maintenance_completed"
+
+
+MAINTENANCE_KINDS = frozenset(
+    {
+        NotificationKind.MAINTENANCE_ANNOUNCED,
+        NotificationKind.MAINTENANCE_REMINDER,
+        NotificationKind.MAINTENANCE_STARTED,
+        NotificationKind.MAINTENANCE_COMPLETED,
+    }
+)
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    MQTT = "mqtt"
+
+
+class DeliveryState(StrEnum):
+    """``pending`` until sent (retries included), then ``delivered`` or ``failed``."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"

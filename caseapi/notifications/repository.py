@@ -1,0 +1,315 @@
+"""SQL for the outbox, deliveries and webhook subscriptions (keyword-only arguments)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caseapi.cases.models import Case, CaseNotification
+from caseapi.notifications.enums import (
+    MAINTENANCE_KINDS,
+    Channel,
+    DeliveryState,
+    NotificationKind,
+)
+from caseapi.notifications.models import Notification, NotificationDelivery, WebhookSubscription
+from caseapi.notifications.outbox import case_facts, enqueue
+from caseapi.notifications.render import Envelope
+from caseapi.notifications.settings import NotificationSettings
+from caseapi.ntus.models import Customer
+
+_TOPIC_UNSAFE = re.compile(r"[+#/\x00]")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    url: str
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One claimed delivery, with everything needed to send it (no ORM objects)."""
+
+    delivery_id: int
+    #: The claim's fencing token: marks only apply while ``attempts`` still equals it.
+    attempt: int
+    channel: Channel
+    target: str
+    envelope: Envelope
+    webhook: WebhookTarget | None = None
+
+
+def topic_for(prefix: str, notification: Notification) -> str:
+    """The MQTT topic of ``notification`` (see ``caseapi.notifications.channels``)."""
+
+    def part(value: str) -> str:
+        return _TOPIC_UNSAFE.sub("_", value) or "_"
+
+    base = f"{prefix}/customers/{part(notification.customer_id)}"
+    if notification.kind in MAINTENANCE_KINDS:
+        return f"{base}/maintenances/{part(str(notification.data.get('maintenance_id', '')))}"
+    if notification.case_ref is not None:
+        return f"{base}/cases/{part(notification.case_ref)}"
+    ntu = notification.data.get("ntu_id")
+    if ntu:
+        return f"{base}/ntus/{part(str(ntu))}"
+    return f"{base}/events"
+
+
+def notify_emails(customer: Customer | None) -> list[str]:
+    """The addresses in ``attributes.notify_email`` (a string or a list of strings)."""
+    if customer is None:
+        return []
+    raw: Any = (customer.attributes or {}).get("notify_email")
+    values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    return sorted({value.strip() for value in values if isinstance(value, str) and "@" in value})
+
+
+async def import_legacy(session: AsyncSession, *, now: datetime, limit: int) -> int:
+    """Turn unsent rows of the lifecycle's ``case_notifications`` into outbox rows.
+
+    ``waiting_customer_reminder`` becomes a notification; ``case_auto_closed`` is
+    consumed without a message (the ``closed`` timeline entry sends ``case_closed``).
+    ``sent_at`` then means "handed to the dispatcher".
+    """
+    stmt = (
+        select(CaseNotification, Case)
+        .join(Case, Case.id == CaseNotification.case_id)
+        .where(CaseNotification.sent_at.is_(None))
+        .order_by(CaseNotification.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=CaseNotification)
+    )
+    rows = (await session.execute(stmt)).tuples().all()
+    for legacy, case in rows:
+        legacy.sent_at = now
+        kind = str(legacy.kind)
+        if (
+            kind != NotificationKind.WAITING_CUSTOMER_REMINDER
+            or case.customer_id is None
+            or case.no_support
+        ):
+            continue
+        data = {**case_facts(case), **(legacy.data or {}), "at": legacy.created_at}
+        await enqueue(
+            session,
+            case_id=case.id,
+            customer_id=case.customer_id,
+            kind=NotificationKind.WAITING_CUSTOMER_REMINDER,
+            data=data,
+            at=legacy.created_at,
+        )
+    await session.flush()
+    return len(rows)
+
+
+async def expand_new(
+    session: AsyncSession, *, now: datetime, settings: NotificationSettings, limit: int
+) -> int:
+    """Create the deliveries of outbox rows not yet fanned out; return how many rows."""
+    stmt = (
+        select(Notification)
+        .where(Notification.expanded_at.is_(None))
+        .order_by(Notification.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    notifications = list((await session.execute(stmt)).scalars())
+    for notification in notifications:
+        targets: list[tuple[Channel, str]] = []
+        if settings.email_enabled:
+            customer = await session.get(Customer, notification.customer_id)
+            targets.extend((Channel.EMAIL, address) for address in notify_emails(customer))
+        subscriptions = await session.execute(
+            select(WebhookSubscription).where(
+                WebhookSubscription.customer_id == notification.customer_id,
+                WebhookSubscription.active.is_(True),
+            )
+        )
+        for subscription in subscriptions.scalars():
+            wanted = subscription.event_types or []
+            if not wanted or notification.kind in wanted:
+                targets.append((Channel.WEBHOOK, str(subscription.id)))
+        if settings.mqtt_enabled:
+            targets.append((Channel.MQTT, topic_for(settings.mqtt_topic_prefix, notification)))
+        for channel, target in targets:
+            session.add(
+                NotificationDelivery(
+                    notification_id=notification.id,
+                    channel=channel.value,
+                    target=target,
+                    state=DeliveryState.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+        notification.expanded_at = now
+    await session.flush()
+    return len(notifications)
+
+
+async def claim_due(
+    session: AsyncSession, *, now: datetime, claim_timeout: timedelta, limit: int
+) -> list[Job]:
+    """Claim up to ``limit`` due deliveries for ``claim_timeout`` and return them.
+
+    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets concurrent dispatchers claim
+    disjoint rows; on SQLite the caller's ``BEGIN IMMEDIATE`` serialises claims.
+    Claiming counts as an attempt, so a delivery that crashes its dispatcher
+    still ends ``failed`` after ``max_attempts``.
+    """
+    stmt = (
+        select(NotificationDelivery, Notification)
+        .join(Notification, Notification.id == NotificationDelivery.notification_id)
+        .where(
+            NotificationDelivery.state == DeliveryState.PENDING.value,
+            NotificationDelivery.next_attempt_at <= now,
+        )
+        .order_by(NotificationDelivery.next_attempt_at, NotificationDelivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=NotificationDelivery)
+    )
+    rows = (await session.execute(stmt)).tuples().all()
+    jobs: list[Job] = []
+    names: dict[str, str] = {}
+    for delivery, notification in rows:
+        delivery.attempts += 1
+        delivery.last_attempt_at = now
+        delivery.next_attempt_at = now + claim_timeout
+        if notification.customer_id not in names:
+            customer = await session.get(Customer, notification.customer_id)
+            names[notification.customer_id] = (
+                customer.name if customer is not None else notification.customer_id
+            )
+        webhook = None
+        if delivery.channel == Channel.WEBHOOK:
+            subscription = await session.get(WebhookSubscription, int(delivery.target))
+            if subscription is not None and subscription.active:
+                webhook = WebhookTarget(
+                    url=subscription.url, secrets=active_secrets(subscription, now=now)
+                )
+        jobs.append(
+            Job(
+                delivery_id=delivery.id,
+                attempt=delivery.attempts,
+                channel=Channel(delivery.channel),
+                target=delivery.target,
+                webhook=webhook,
+                envelope=Envelope(
+                    event_id=notification.event_id,
+                    kind=notification.kind,
+                    customer_id=notification.customer_id,
+                    customer_name=names[notification.customer_id],
+                    case_ref=notification.case_ref,
+                    created_at=notification.created_at,
+                    data=dict(notification.data or {}),
+                ),
+            )
+        )
+    await session.flush()
+    return jobs
+
+
+def active_secrets(subscription: WebhookSubscription, *, now: datetime) -> tuple[str, ...]:
+    """The secrets to sign with at ``now``: the current one, then the previous one."""
+    secrets = [subscription.secret]
+    expires = subscription.previous_secret_expires_at
+    if subscription.previous_secret and expires is not None and expires > now:
+        secrets.append(subscription.previous_secret)
+    return tuple(secrets)
+
+
+async def mark_delivered(
+    session: AsyncSession, *, delivery_id: int, attempt: int, now: datetime
+) -> bool:
+    """Mark a claimed delivery sent; ``False`` if the claim was lost meanwhile."""
+    result = await session.execute(
+        update(NotificationDelivery)
+        .where(
+            NotificationDelivery.id == delivery_id,
+            NotificationDelivery.attempts == attempt,
+            NotificationDelivery.state == DeliveryState.PENDING.value,
+        )
+        .values(state=DeliveryState.DELIVERED.value, delivered_at=now, last_error=None)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def mark_attempt_failed(
+    session: AsyncSession,
+    *,
+    delivery_id: int,
+    attempt: int,
+    error: str,
+    retry_at: datetime | None,
+) -> bool:
+    """Record a failed attempt: retry at ``retry_at``, or ``failed`` when ``None``."""
+    values: dict[str, Any] = {"last_error": error[:2000]}
+    if retry_at is None:
+        values["state"] = DeliveryState.FAILED.value
+    else:
+        values["next_attempt_at"] = retry_at
+    result = await session.execute(
+        update(NotificationDelivery)
+        .where(
+            NotificationDelivery.id == delivery_id,
+            NotificationDelivery.attempts == attempt,
+            NotificationDelivery.state == DeliveryState.PENDING.value,
+        )
+        .values(**values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def list_deliveries(
+    session: AsyncSession, *, state: DeliveryState | None, customer_id: str | None, limit: int
+) -> Sequence[tuple[NotificationDelivery, Notification]]:
+    """Deliveries (newest first) with their outbox rows, optionally filtered."""
+    stmt = select(NotificationDelivery, Notification).join(
+        Notification, Notification.id == NotificationDelivery.notification_id
+    )
+    if state is not None:
+        stmt = stmt.where(NotificationDelivery.state == state.value)
+    if customer_id is not None:
+        stmt = stmt.where(Notification.customer_id == customer_id)
+    stmt = stmt.order_by(NotificationDelivery.id.desc()).limit(limit)
+    return (await session.execute(stmt)).tuples().all()
+
+
+async def requeue(session: AsyncSession, *, delivery_id: int, now: datetime) -> bool:
+    """Put a ``failed`` delivery back in the queue with a fresh attempt budget."""
+    result = await session.execute(
+        update(NotificationDelivery)
+        .where(
+            NotificationDelivery.id == delivery_id,
+            NotificationDelivery.state == DeliveryState.FAILED.value,
+        )
+        .values(state=DeliveryState.PENDING.value, attempts=0, next_attempt_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def list_subscriptions(
+    session: AsyncSession, *, customer_id: str | None
+) -> list[WebhookSubscription]:
+    stmt = select(WebhookSubscription).order_by(WebhookSubscription.id)
+    if customer_id is not None:
+        stmt = stmt.where(WebhookSubscription.customer_id == customer_id)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def get_subscription(
+    session: AsyncSession, *, subscription_id: int, lock: bool = False
+) -> WebhookSubscription | None:
+    stmt = select(WebhookSubscription).where(WebhookSubscription.id == subscription_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()

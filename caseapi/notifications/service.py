@@ -1,0 +1,214 @@
+"""Webhook subscriptions and the NOC's delivery view: rules and transactions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.auth.errors import PermissionDeniedError
+from caseapi.auth.principal import Principal
+from caseapi.auth.tenancy import customer_scope, ensure_visible
+from caseapi.core.database import session_scope
+from caseapi.notifications import repository
+from caseapi.notifications.enums import DeliveryState
+from caseapi.notifications.errors import (
+    DeliveryNotFoundError,
+    WebhookNotFoundError,
+    WebhookRequestError,
+)
+from caseapi.notifications.models import NotificationDelivery, WebhookSubscription
+from caseapi.notifications.outbox import backlog
+from caseapi.notifications.schemas import (
+    DeliveriesPublic,
+    DeliveryPublic,
+    WebhookCreate,
+    WebhookPublic,
+    WebhookUpdate,
+    WebhookWithSecret,
+)
+from caseapi.notifications.settings import NotificationSettings
+from caseapi.notifications.signing import new_secret
+from caseapi.ntus.models import Customer
+from nms.clock import Clock
+
+
+def _public(row: WebhookSubscription) -> WebhookPublic:
+    return WebhookPublic(
+        id=row.id,
+        customer_id=row.customer_id,
+        url=row.url,
+        event_types=list(row.event_types or []),
+        description=row.description,
+        active=row.active,
+        previous_secret_expires_at=row.previous_secret_expires_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class WebhookService:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        settings: NotificationSettings | None = None,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._clock = clock
+        self._settings = settings or NotificationSettings()
+
+    async def create(self, *, principal: Principal, body: WebhookCreate) -> WebhookWithSecret:
+        """Subscribe; the response holds the secret, never shown again.
+
+        Raises:
+            PermissionDeniedError: A customer naming another customer.
+            WebhookRequestError: Staff without ``customer_id``, or an unknown customer.
+        """
+        customer_id = body.customer_id
+        if principal.is_customer:
+            if customer_id not in (None, principal.customer_id):
+                raise PermissionDeniedError("customers subscribe for themselves only")
+            customer_id = principal.customer_id
+        if customer_id is None:
+            raise WebhookRequestError("customer_id is required")
+        now = self._clock.now()
+        async with session_scope(self._sessionmaker, write=True) as session:
+            if await session.get(Customer, customer_id) is None:
+                raise WebhookRequestError(f"unknown customer {customer_id!r}")
+            row = WebhookSubscription(
+                customer_id=customer_id,
+                url=str(body.url),
+                event_types=body.event_types,
+                description=body.description,
+                active=True,
+                secret=new_secret(),
+                created_by=principal.actor,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            await session.flush()
+            await session.commit()
+            return WebhookWithSecret(**_public(row).model_dump(), secret=row.secret)
+
+    async def list(self, *, principal: Principal, customer_id: str | None) -> list[WebhookPublic]:
+        scope = customer_scope(principal) or customer_id
+        async with session_scope(self._sessionmaker) as session:
+            rows = await repository.list_subscriptions(session, customer_id=scope)
+            return [_public(row) for row in rows]
+
+    async def get(self, *, principal: Principal, subscription_id: int) -> WebhookPublic:
+        async with session_scope(self._sessionmaker) as session:
+            return _public(await self._visible(session, principal, subscription_id))
+
+    async def update(
+        self, *, principal: Principal, subscription_id: int, body: WebhookUpdate
+    ) -> WebhookPublic:
+        async with session_scope(self._sessionmaker, write=True) as session:
+            row = await self._visible(session, principal, subscription_id, lock=True)
+            if body.url is not None:
+                row.url = str(body.url)
+            if body.event_types is not None:
+                row.event_types = body.event_types
+            if body.description is not None:
+                row.description = body.description
+            if body.active is not None:
+                row.active = body.active
+            row.updated_at = self._clock.now()
+            await session.flush()
+            await session.commit()
+            return _public(row)
+
+    async def delete(self, *, principal: Principal, subscription_id: int) -> None:
+        async with session_scope(self._sessionmaker, write=True) as session:
+            row = await self._visible(session, principal, subscription_id, lock=True)
+            await session.delete(row)
+            await session.commit()
+
+    async def rotate(
+        self, *, principal: Principal, subscription_id: int, overlap_seconds: int | None
+    ) -> WebhookWithSecret:
+        """New secret; the old one keeps signing for the overlap (both are sent)."""
+        overlap = (
+            self._settings.webhook_rotation_overlap
+            if overlap_seconds is None
+            else timedelta(seconds=overlap_seconds)
+        )
+        now = self._clock.now()
+        async with session_scope(self._sessionmaker, write=True) as session:
+            row = await self._visible(session, principal, subscription_id, lock=True)
+            row.previous_secret = row.secret if overlap > timedelta(0) else None
+            row.previous_secret_expires_at = now + overlap if overlap > timedelta(0) else None
+            row.secret = new_secret()
+            row.updated_at = now
+            await session.flush()
+            await session.commit()
+            return WebhookWithSecret(**_public(row).model_dump(), secret=row.secret)
+
+    @staticmethod
+    async def _visible(
+        session: AsyncSession, principal: Principal, subscription_id: int, *, lock: bool = False
+    ) -> WebhookSubscription:
+        row = await repository.get_subscription(
+            session, subscription_id=subscription_id, lock=lock
+        )
+        if row is None:
+            raise WebhookNotFoundError(subscription_id)
+        ensure_visible(principal, row.customer_id, WebhookNotFoundError(subscription_id))
+        return row
+
+
+def _delivery(row: NotificationDelivery, kind: str, **extra: object) -> DeliveryPublic:
+    return DeliveryPublic.model_validate(
+        {
+            "id": row.id,
+            "kind": kind,
+            "channel": row.channel,
+            "target": row.target,
+            "state": row.state,
+            "attempts": row.attempts,
+            "next_attempt_at": row.next_attempt_at,
+            "last_attempt_at": row.last_attempt_at,
+            "delivered_at": row.delivered_at,
+            "last_error": row.last_error,
+            "created_at": row.created_at,
+            **extra,
+        }
+    )
+
+
+class DeliveryService:
+    """What the NOC sees of the outbox, and the manual retry of a failed delivery."""
+
+    def __init__(self, *, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        self._sessionmaker = sessionmaker
+        self._clock = clock
+
+    async def list(
+        self, *, state: DeliveryState | None, customer_id: str | None, limit: int
+    ) -> DeliveriesPublic:
+        async with session_scope(self._sessionmaker) as session:
+            rows = await repository.list_deliveries(
+                session, state=state, customer_id=customer_id, limit=limit
+            )
+            data = [
+                _delivery(
+                    delivery,
+                    notification.kind,
+                    event_id=notification.event_id,
+                    customer_id=notification.customer_id,
+                    case_ref=notification.case_ref,
+                )
+                for delivery, notification in rows
+            ]
+            return DeliveriesPublic(data=data, count=len(data), backlog=await backlog(session))
+
+    async def retry(self, *, delivery_id: int) -> None:
+        async with session_scope(self._sessionmaker, write=True) as session:
+            if not await repository.requeue(
+                session, delivery_id=delivery_id, now=self._clock.now()
+            ):
+                raise DeliveryNotFoundError(delivery_id)
+            await session.commit()
