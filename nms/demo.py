@@ -266,7 +266,9 @@ class Demo:
         say(f"P1 {ref} opened: outage since {p1['outage_start']}, detected {p1['detected_at']}")
         say(f"  look: {self.url}/v1/cases/{ref}   {self.url}/v1/ntus/ntu-0/status")
         self.call("POST", f"/v1/cases/{ref}/take")
-        say(f"Engineer takes {ref} (first response recorded)")
+        body = "We see the outage at your Lyon site and are working with the supplier."
+        self.call("POST", f"/v1/cases/{ref}/comments", {"body": body, "visibility": "public"})
+        say(f"Engineer takes {ref} and tells the customer (first response, inside 30 min)")
 
         say("FAULT: 30 % packet loss towards ntu-1 -> P2 (degraded) after the loss window")
         fleet.set_loss(fleet.hosts[1], 30)

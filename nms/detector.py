@@ -130,6 +130,8 @@ class Detector:
         self._dirty: set[str] = set()
         self.ntus: dict[str, Tracked] = {}
         self.stats = DetectorStats()
+        # ntu id -> (behaviour "mute" | "skip", end of the covering maintenance)
+        self._maintenance: dict[str, tuple[str, datetime]] = {}
 
     async def load(self, inventory: Inventory) -> None:
         """Resume from the database, then track the NTUs of ``inventory``."""
@@ -183,6 +185,28 @@ class Detector:
             self._stored[gone] = self.ntus[gone].stored()
         self.ntus = tracked
 
+    def set_maintenance(self, covered: dict[str, tuple[str, datetime]]) -> None:
+        """The NTUs in an active maintenance window: id -> (behaviour, window end).
+
+        No proactive case opens for them until the window ends (their probing goes
+        on for ``mute``; the probe loops leave out ``skip``). Recovery is never hidden.
+        """
+        for ntu_id in covered.keys() - self._maintenance.keys():
+            behaviour, until = covered[ntu_id]
+            log.info(
+                "ntu=%s in maintenance (%s) until %s: no proactive case",
+                ntu_id,
+                behaviour,
+                until.isoformat(timespec="seconds"),
+            )
+        self._maintenance = dict(covered)
+
+    def _mute_until(self, ntu_id: str, at: datetime) -> datetime | None:
+        cover = self._maintenance.get(ntu_id)
+        if cover is None or at >= cover[1]:
+            return None
+        return cover[1]
+
     # -- events ------------------------------------------------------------------------
 
     async def observe(self, results: Iterable[PingResult]) -> None:
@@ -233,7 +257,7 @@ class Detector:
         if not (tracked.snmp.icmp_filtered and not result.reachable):
             wan_down = tracked.last_snmp is not None and wan_service_down(tracked.last_snmp)
             ok = result.reachable and not wan_down
-            await self._apply(tracked, Observed(at=result.started_at, ok=ok), now)
+            await self._apply(tracked, self._observed(tracked, result.started_at, ok), now)
         if tracked.state.status == Status.UP and result.sent and not tracked.snmp.icmp_filtered:
             burst = quality.Burst(result.started_at, result.sent, result.received, result.rtt_avg)
             await self._quality(tracked, burst, now)
@@ -243,7 +267,7 @@ class Detector:
         view = tracked.snmp
         if not result.reachable:
             if view.icmp_filtered:  # SNMP is the only signal left
-                await self._apply(tracked, Observed(at=result.started_at, ok=False), now)
+                await self._apply(tracked, self._observed(tracked, result.started_at, False), now)
             return
         self._note_reboot(tracked, previous, result, now)
         view.wan_if_index = result.if_index
@@ -262,9 +286,8 @@ class Detector:
             )
         if wan_admin_down(result) and previous is not None and not wan_admin_down(previous):
             log.warning("ntu=%s WAN interface administratively down (no case)", tracked.spec.id)
-        await self._apply(
-            tracked, Observed(at=result.started_at, ok=not wan_service_down(result)), now
-        )
+        ok = not wan_service_down(result)
+        await self._apply(tracked, self._observed(tracked, result.started_at, ok), now)
         measured = rates(previous, result) if previous is not None else None
         if measured is not None:
             view.in_bps, view.out_bps = measured.in_bps, measured.out_bps
@@ -272,6 +295,9 @@ class Detector:
             if measured.errors_per_second is not None and tracked.state.status == Status.UP:
                 sample = quality.ErrorRate(result.started_at, measured.errors_per_second)
                 await self._quality(tracked, sample, now)
+
+    def _observed(self, tracked: Tracked, at: datetime, ok: bool) -> Observed:
+        return Observed(at=at, ok=ok, mute_until=self._mute_until(tracked.spec.id, at))
 
     def _note_reboot(
         self, tracked: Tracked, previous: SnmpResult | None, result: SnmpResult, now: datetime
@@ -337,7 +363,13 @@ class Detector:
                 )
         if new.status != tracked.state.status and new.status == Status.SUSPECT:
             start = new.outage_start.isoformat(timespec="seconds") if new.outage_start else "?"
-            log.info("ntu=%s not answering since %s: suspect", spec.id, start)
+            muted = isinstance(event, Observed) and event.mute_until is not None
+            log.info(
+                "ntu=%s not answering since %s: suspect%s",
+                spec.id,
+                start,
+                " (in maintenance: no case before the window ends)" if muted else "",
+            )
         tracked.state = new
         tracked.case_ref = case_ref
         return True
@@ -385,8 +417,13 @@ class Detector:
                 if tracked.state.case_open:
                     new = quality.reset(new)  # the P1 is the case; nothing more to say
                     continue
-                if tracked.state.status != Status.UP or tracked.degraded_case_ref:
-                    # Not while the NTU is (maybe) down: decide again at the next sample.
+                if (
+                    tracked.state.status != Status.UP
+                    or tracked.degraded_case_ref
+                    or self._mute_until(spec.id, now) is not None
+                ):
+                    # Not while the NTU is (maybe) down or in maintenance: decide again
+                    # at the next sample.
                     new = replace(new, degraded=tracked.degraded_case_ref is not None)
                     continue
                 ok, ref = await self._call(spec, self._open_degraded(tracked, action, now))

@@ -11,6 +11,11 @@ again (hysteresis); the impact ends at the first of them, which is the
 ``restored_at`` of the ``RestoreCase`` action. A failure in between sends it back
 to ``down`` without a second case.
 
+Maintenance. An observation may carry ``mute_until``, the end of a maintenance
+window covering the NTU: failures before that time do not count towards
+``down_after``. A failure that persists past the end of the window opens its case
+``down_after`` later, with the outage (for the case) starting at the window's end.
+
 Missing data is not an outage. When no observation arrived for ``stale_after``
 (checked by ``Tick`` events and again when the next observation arrives) the NTU is
 ``unknown``: a suspected outage is forgotten, an open case stays open (unknown
@@ -86,6 +91,9 @@ class NtuState:
     since: datetime
     outage_start: datetime | None = None
     """First failed probe of the current suspected or confirmed outage."""
+    confirm_from: datetime | None = None
+    """Where the ``down_after`` clock started: the outage start, or the end of a
+    maintenance window (mute) the failure began in."""
     first_good_at: datetime | None = None
     """First success of the current recovery streak (the end of the impact)."""
     good_streak: int = 0
@@ -100,10 +108,15 @@ class NtuState:
 
 @dataclass(frozen=True, slots=True)
 class Observed:
-    """One probe cycle's verdict for one NTU, at the time its probe was sent."""
+    """One probe cycle's verdict for one NTU, at the time its probe was sent.
+
+    ``mute_until``: the NTU is in a maintenance window (mute) ending then; a failure
+    does not count towards ``down_after`` before that time.
+    """
 
     at: datetime
     ok: bool
+    mute_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +163,7 @@ def step(
     if event.ok:
         new, more = _on_success(state, event.at, now, rules)
     else:
-        new, more = _on_failure(state, event.at, now, rules)
+        new, more = _on_failure(state, event.at, now, rules, event.mute_until)
     return new, actions + more
 
 
@@ -172,6 +185,7 @@ def _check_stale(state: NtuState, now: datetime, rules: Rules) -> tuple[NtuState
         # A suspected outage without data to confirm it is forgotten; a confirmed
         # one keeps its start (the case stays open).
         outage_start=state.outage_start if state.case_open else None,
+        confirm_from=state.confirm_from if state.case_open else None,
         first_good_at=None,
         good_streak=0,
     )
@@ -184,7 +198,14 @@ def _on_success(
     seen = {"last_observation_at": at, "last_success_at": at}
     if not state.case_open:
         return _change(
-            state, Status.UP, at, outage_start=None, first_good_at=None, good_streak=0, **seen
+            state,
+            Status.UP,
+            at,
+            outage_start=None,
+            confirm_from=None,
+            first_good_at=None,
+            good_streak=0,
+            **seen,
         ), []
     streak = state.good_streak + 1
     first_good = state.first_good_at or at
@@ -194,6 +215,7 @@ def _on_success(
             Status.UP,
             at,
             outage_start=None,
+            confirm_from=None,
             first_good_at=None,
             good_streak=0,
             case_open=False,
@@ -206,13 +228,26 @@ def _on_success(
 
 
 def _on_failure(
-    state: NtuState, at: datetime, now: datetime, rules: Rules
+    state: NtuState, at: datetime, now: datetime, rules: Rules, mute_until: datetime | None
 ) -> tuple[NtuState, list[Action]]:
     seen = {"last_observation_at": at}
     if state.case_open:
         return _change(state, Status.DOWN, at, first_good_at=None, good_streak=0, **seen), []
     start = state.outage_start or at
-    if at - start >= rules.down_after:
-        new = _change(state, Status.DOWN, at, outage_start=start, case_open=True, **seen)
-        return new, [OpenCase(outage_start=start, detected_at=max(now, at))]
-    return _change(state, Status.SUSPECT, at, outage_start=start, **seen), []
+    confirm_from = state.confirm_from or start
+    if mute_until is not None and confirm_from < mute_until:
+        # In maintenance: the clock (and the case's outage) starts when the window ends.
+        confirm_from = mute_until
+    if at - confirm_from >= rules.down_after:
+        new = _change(
+            state,
+            Status.DOWN,
+            at,
+            outage_start=start,
+            confirm_from=confirm_from,
+            case_open=True,
+            **seen,
+        )
+        return new, [OpenCase(outage_start=confirm_from, detected_at=max(now, at))]
+    new = _change(state, Status.SUSPECT, at, outage_start=start, confirm_from=confirm_from, **seen)
+    return new, []

@@ -22,6 +22,7 @@ MQTT topic tree (``<prefix>`` defaults to ``nms/v1``), QoS 1, not retained::
 
 from __future__ import annotations
 
+import contextlib
 import json
 from contextlib import AsyncExitStack
 from email.message import EmailMessage
@@ -166,12 +167,10 @@ class MqttPublisher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
+        # The messages were acknowledged (or their failures recorded) already; a
+        # failing DISCONNECT changes nothing.
+        with contextlib.suppress(aiomqtt.MqttError):
             await self._stack.aclose()
-        except aiomqtt.MqttError:
-            # The messages were acknowledged (or their failures recorded) already;
-            # a failing DISCONNECT changes nothing.
-            pass
 
     async def send(self, job: Job) -> None:
         properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]

@@ -67,8 +67,9 @@ def backoff_delay(
         raise ValueError("attempts starts at 1")
     # Cap the exponent first: 2**attempts overflows timedelta for large counts.
     exponent = min(attempts - 1, 40)
-    delay = min(cap, base * (2**exponent))
-    return delay * (0.5 + 0.5 * rng())
+    delay = min(cap, base * (1 << exponent))
+    factor: float = 0.5 + 0.5 * rng()
+    return delay * factor
 
 
 class NotificationDispatcher:
@@ -177,8 +178,9 @@ class NotificationDispatcher:
         try:
             async with (
                 asyncio.timeout(self._settings.send_timeout),
-                MqttPublisher(settings=self._settings, identifier=f"{self.name}-{uuid.uuid4().hex}")
-                as publisher,
+                MqttPublisher(
+                    settings=self._settings, identifier=f"{self.name}-{uuid.uuid4().hex}"
+                ) as publisher,
             ):
                 pass_ok = True
                 for job in jobs:

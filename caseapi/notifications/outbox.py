@@ -158,7 +158,7 @@ async def backlog(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(
         select(NotificationDelivery.state, func.count()).group_by(NotificationDelivery.state)
     )
-    for state, count in rows.tuples():
+    for state, count in rows.all():
         counts[state] = count
     counts["new"] = (
         await session.execute(select(func.count()).where(Notification.expanded_at.is_(None)))

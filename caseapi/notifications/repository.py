@@ -87,7 +87,7 @@ async def import_legacy(session: AsyncSession, *, now: datetime, limit: int) -> 
         .limit(limit)
         .with_for_update(skip_locked=True, of=CaseNotification)
     )
-    rows = (await session.execute(stmt)).tuples().all()
+    rows = [(a, b) for a, b in (await session.execute(stmt)).all()]
     for legacy, case in rows:
         legacy.sent_at = now
         kind = str(legacy.kind)
@@ -177,7 +177,7 @@ async def claim_due(
         .limit(limit)
         .with_for_update(skip_locked=True, of=NotificationDelivery)
     )
-    rows = (await session.execute(stmt)).tuples().all()
+    rows = [(a, b) for a, b in (await session.execute(stmt)).all()]
     jobs: list[Job] = []
     names: dict[str, str] = {}
     for delivery, notification in rows:
@@ -281,7 +281,7 @@ async def list_deliveries(
     if customer_id is not None:
         stmt = stmt.where(Notification.customer_id == customer_id)
     stmt = stmt.order_by(NotificationDelivery.id.desc()).limit(limit)
-    return (await session.execute(stmt)).tuples().all()
+    return [(delivery, note) for delivery, note in (await session.execute(stmt)).all()]
 
 
 async def requeue(session: AsyncSession, *, delivery_id: int, now: datetime) -> bool:

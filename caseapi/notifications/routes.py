@@ -126,9 +126,7 @@ async def list_notifications(
     return await service.list(state=state, customer_id=customer_id, limit=limit)
 
 
-@router.post(
-    "/v1/notifications/{delivery_id}/retry", status_code=status.HTTP_204_NO_CONTENT
-)
+@router.post("/v1/notifications/{delivery_id}/retry", status_code=status.HTTP_204_NO_CONTENT)
 async def retry_notification(
     delivery_id: int, principal: Operator, service: DeliveryServiceDep
 ) -> Response:

@@ -151,9 +151,7 @@ class WebhookService:
     async def _visible(
         session: AsyncSession, principal: Principal, subscription_id: int, *, lock: bool = False
     ) -> WebhookSubscription:
-        row = await repository.get_subscription(
-            session, subscription_id=subscription_id, lock=lock
-        )
+        row = await repository.get_subscription(session, subscription_id=subscription_id, lock=lock)
         if row is None:
             raise WebhookNotFoundError(subscription_id)
         ensure_visible(principal, row.customer_id, WebhookNotFoundError(subscription_id))

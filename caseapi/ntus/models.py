@@ -51,6 +51,7 @@ class NtuState(Base):
     status: Mapped[str] = mapped_column(String(16))
     since: Mapped[datetime] = mapped_column(UTCDateTime())
     outage_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    confirm_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_good_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     good_streak: Mapped[int] = mapped_column(Integer, default=0)
     last_observation_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from caseapi.cases.service import CaseService
@@ -104,9 +104,29 @@ def pg_server() -> Iterator[PgServer]:
 
 
 async def _truncate_all(engine: AsyncEngine) -> None:
+    # DELETE with triggers off (the immutability triggers of comments and RFOs, and
+    # the foreign-key checks) is ~7 ms on these near-empty tables; TRUNCATE of every
+    # table is ~50 ms, paid by each PostgreSQL test. Needs a superuser (the local
+    # server's postgres); anything else falls back to TRUNCATE.
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
+            for table in Base.metadata.sorted_tables:
+                await conn.execute(table.delete())
+            await conn.execute(text(_RESTART_SEQUENCES))
+        return
+    except DBAPIError:
+        pass
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+#: Ids start at 1 again in every test, as with ``TRUNCATE ... RESTART IDENTITY``.
+_RESTART_SEQUENCES = """
+SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, 1, false)
+FROM pg_sequences WHERE schemaname = current_schema()
+"""
 
 
 async def _migrate_sqlite(path: Path) -> None:

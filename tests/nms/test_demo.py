@@ -16,7 +16,7 @@ from tests.nms.nms_process import NmsProcess, running
 
 
 def test_without_root_it_says_so_and_exits_2(monkeypatch, capsys):
-    monkeypatch.setattr(demo.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     parser = argparse.ArgumentParser()
     demo.add_demo_command(parser.add_subparsers(dest="command"))
     assert demo.run_demo(parser.parse_args(["demo", "--fast"])) == 2

@@ -18,7 +18,7 @@ from nms.ntu import Rules, Status
 from nms.outage import IncidentOpen
 from nms.store import apply_inventory
 from probes.observation import PingResult
-from tests.caseapi.conftest import Database, database, pg_server  # noqa: F401 - fixtures
+from tests.caseapi.conftest import Database
 
 INVENTORY = """\
 customers:
@@ -77,7 +77,7 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(database: Database) -> Harness:  # noqa: F811
+async def harness(database: Database) -> Harness:
     clock = FakeClock()
     await apply_inventory(database.sessionmaker, inventory())
     h = Harness(database, clock)
@@ -207,3 +207,19 @@ async def test_inventory_change_keeps_state(harness: Harness):
     async with harness.db.sessionmaker() as session:
         count = await session.scalar(select(func.count()).select_from(Case))
     assert count == 0
+
+
+async def test_maintenance_mute_suppresses_the_case_until_the_window_ends(harness: Harness):
+    await harness.cycle(set())
+    window_end = harness.clock.now() + timedelta(minutes=15)
+    harness.detector.set_maintenance({"n1": ("mute", window_end)})
+    for _ in range(30):  # down for the whole window
+        await harness.cycle({"n1"})
+    assert await harness.cases() == []
+    harness.detector.set_maintenance({})
+    for _ in range(21):  # still down 10 minutes after the window
+        await harness.cycle({"n1"})
+    (case,) = await harness.cases()
+    assert case.outage_start == window_end
+    assert case.detected_at is not None
+    assert case.detected_at - window_end >= timedelta(minutes=10)

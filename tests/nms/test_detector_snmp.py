@@ -19,7 +19,7 @@ from nms.ntu import Rules, Status
 from nms.signals import counter_delta, rates, rebooted
 from nms.store import apply_inventory, load_states
 from probes.observation import PingResult, SnmpResult
-from tests.caseapi.conftest import Database, database, pg_server  # noqa: F401 - fixtures
+from tests.caseapi.conftest import Database
 
 INVENTORY = """\
 customers:
@@ -111,7 +111,7 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(database: Database) -> Harness:  # noqa: F811
+async def harness(database: Database) -> Harness:
     await apply_inventory(database.sessionmaker, inventory())
     h = Harness(database, FakeClock())
     await h.detector.load(inventory())

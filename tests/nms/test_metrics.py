@@ -30,7 +30,7 @@ from nms.ntu import Rules
 from nms.outage import IncidentOpen, ntu_degraded_key
 from nms.store import apply_inventory
 from probes.observation import PingResult
-from tests.caseapi.conftest import Database, database, pg_server  # noqa: F401 - fixtures
+from tests.caseapi.conftest import Database
 
 INVENTORY = parse_inventory(
     """\
@@ -98,7 +98,7 @@ class World:
 
 
 @pytest.fixture
-async def world(database: Database) -> World:  # noqa: F811
+async def world(database: Database) -> World:
     await apply_inventory(database.sessionmaker, INVENTORY)
     w = World(database)
     await w.detector.load(INVENTORY)

@@ -251,3 +251,35 @@ def test_properties_over_random_sequences(steps, down, restore, stale):
         assert state.case_open == open_case
         if state.outage_start is not None:
             assert state.outage_start <= now
+
+
+def test_failure_inside_a_mute_window_opens_nothing_until_it_ends():
+    window_end = T0 + 900 * S
+    state = NtuState.initial(T0)
+    actions = []
+    for t in range(0, 900, 30):  # down for the whole 15 min window
+        state, acts = step(
+            state, Observed(at=T0 + t * S, ok=False, mute_until=window_end), T0 + t * S, RULES
+        )
+        actions += acts
+    assert actions == []
+    assert state.status == Status.SUSPECT
+    # Still down after the window: the clock started at its end.
+    for t in range(900, 1530, 30):
+        state, acts = step(state, Observed(at=T0 + t * S, ok=False), T0 + t * S, RULES)
+        actions += acts
+    opens = [a for a in actions if isinstance(a, OpenCase)]
+    assert opens == [OpenCase(outage_start=window_end, detected_at=T0 + 1500 * S)]
+    assert state.outage_start == T0  # the NTU's own record keeps the real first failure
+
+
+def test_recovery_inside_a_mute_window_leaves_nothing():
+    window_end = T0 + 900 * S
+    state = NtuState.initial(T0)
+    for t, ok in ((0, False), (30, False), (60, True)):
+        state, acts = step(
+            state, Observed(at=T0 + t * S, ok=ok, mute_until=window_end), T0 + t * S, RULES
+        )
+        assert acts == []
+    assert state.status == Status.UP
+    assert state.confirm_from is None

@@ -1,4 +1,4 @@
-"""NTU state from SNMP: WAN interface status, rates, reboots, ICMP filtering, P2 case.
+"""NTU state from SNMP (WAN status, rates, reboots, ICMP filtering), P2 case, maintenance.
 
 Revision ID: 0004
 Revises: 0003
@@ -34,6 +34,7 @@ def _columns() -> list[sa.Column[object]]:
         sa.Column("reboots", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("degraded_case_ref", sa.String(32), nullable=True),
         sa.Column("degraded_reasons", sa.String(100), nullable=True),
+        sa.Column("confirm_from", UTCDateTime(), nullable=True),
     ]
 
 

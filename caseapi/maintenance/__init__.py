@@ -1,0 +1,1 @@
+"""Maintenance windows: planned and emergency work that suppresses proactive cases."""

@@ -1,0 +1,77 @@
+"""Malformed input never answers 500: bodies, path parameters, queries, cursors.
+
+ARCHITECTURE.md rule 7: bad input gets a clear error (problem+json with a ``code``)
+and changes nothing. Out-of-range integers and NUL characters reach PostgreSQL as
+driver errors unless the edge refuses them, so each runs on both backends.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import pytest
+from fastapi import FastAPI
+
+from caseapi.auth.principal import Role
+from caseapi.cases.service import CaseService
+from caseapi.core.database import encode_cursor
+from nms.clock import FakeClock
+from tests.caseapi.auth_fixtures import authed_client, make_app
+from tests.caseapi.conftest import Database, incident
+from tests.caseapi.lifecycle_fixtures import seed
+
+HUGE: Final = 10**20  # past any integer column
+NUL: Final = "a\x00b"
+REQUEST: Final = {"type": "general_request", "subject": "other", "summary": "s"}
+
+#: (method, path with ``{ref}``, request keyword arguments)
+CASES: Final[list[tuple[str, str, dict[str, Any]]]] = [
+    ("GET", "/v1/cases", {"params": {"cursor": encode_cursor({"id": HUGE})}}),
+    ("GET", "/v1/cases", {"params": {"cursor": encode_cursor({"id": -HUGE})}}),
+    ("GET", "/v1/cases", {"params": {"cursor": "%%%"}}),
+    ("GET", "/v1/cases", {"params": {"ntu": NUL}}),
+    ("GET", "/v1/cases", {"params": {"assignee": NUL}}),
+    ("GET", "/v1/cases", {"params": {"updated_since": "9999-12-31T23:59:59+00:00"}}),
+    ("GET", "/v1/ntus", {"params": {"cursor": encode_cursor({"id": NUL})}}),
+    ("GET", "/v1/ntus", {"params": {"customer": NUL, "status": NUL}}),
+    ("GET", f"/v1/ntus/{NUL}/status", {}),
+    ("GET", f"/v1/cases/{NUL}", {}),
+    ("GET", "/v1/cases/" + "x" * 5000, {}),
+    ("GET", "/v1/cases/{ref}/rfo", {"params": {"version": HUGE}}),
+    ("DELETE", f"/v1/apikeys/{HUGE}", {}),
+    ("POST", "/v1/cases/{ref}/commitments/" + str(HUGE) + "/met", {}),
+    ("POST", "/v1/cases", {"json": {**REQUEST, "summary": NUL}}),
+    ("POST", "/v1/cases", {"json": {**REQUEST, "customer_id": NUL}}),
+    ("POST", "/v1/cases", {"json": {**REQUEST}, "headers": {"Idempotency-Key": NUL}}),
+    ("POST", "/v1/cases", {"json": [REQUEST]}),
+    ("POST", "/v1/cases", {"content": b"{not json", "headers": {"content-type": "application/json"}}),
+    ("POST", "/v1/cases", {"json": {**REQUEST, "requested_date": "0001-01-01T00:00:00+14:00"}}),
+    ("POST", "/v1/cases/{ref}/comments", {"json": {"body": NUL}}),
+    ("POST", "/v1/cases/{ref}/assign", {"json": {"assignee": NUL}}),
+    ("POST", "/v1/cases/{ref}/transitions", {"json": {"to": "cancelled", "reason": NUL}}),
+    ("POST", "/v1/cases/{ref}/commitments", {"json": {"kind": "next_update", "note": NUL, "within_minutes": 5}}),
+    ("POST", "/v1/cases/{ref}/commitments", {"json": {"kind": "next_update", "due_at": "9999-12-31T23:59:59+00:00"}}),
+    ("POST", "/v1/cases/{ref}/handoff", {"json": {"to_level": "L2", "summary": NUL, "details": "d"}}),
+    ("PUT", "/v1/cases/{ref}/rfo", {"json": {"root_cause": NUL}}),
+    ("PATCH", "/v1/cases/{ref}", {"json": {"priority": "P2"}, "headers": {"If-Match": "garbage"}}),
+    ("POST", "/v1/apikeys", {"json": {"name": NUL, "role": "noc"}}),
+    ("POST", "/v1/apikeys", {"json": {"name": "n", "role": "customer", "customer_id": NUL}}),
+]
+
+
+@pytest.fixture
+async def app(database: Database, service: CaseService, clock: FakeClock) -> FastAPI:
+    await seed(database)
+    return make_app(database, service, clock)
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), CASES, ids=range(len(CASES)))
+async def test_malformed_input_is_a_problem_not_a_crash(
+    app: FastAPI, service: CaseService, method: str, path: str, kwargs: dict[str, Any]
+) -> None:
+    ref = await service.open_incident(incident("ntu-1"))
+    async with authed_client(app, role=Role.ADMIN) as admin:
+        response = await admin.request(method, path.format(ref=ref), **kwargs)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"]
