@@ -8,11 +8,11 @@ import it. A domain that adds a models module adds it here.
 from __future__ import annotations
 
 import caseapi.maintenance.models  # noqa: F401  (registers the maintenance tables)
-import caseapi.notifications.models  # noqa: F401  (registers the notification tables)
 from caseapi.auth.models import ApiKey
 from caseapi.cases.models import Case, CaseEvent, CaseRefCounter
 from caseapi.comments.models import Comment
 from caseapi.core.base import Base
+from caseapi.notifications import models as _notifications  # noqa: F401  (registers tables)
 from caseapi.ntus.models import Customer, Ntu, NtuState
 from caseapi.rfo.models import RfoVersion
 

@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     from caseapi.auth.cli import add_apikey_commands
 
     add_apikey_commands(sub, default_database=DatabaseSettings().url)
+
+    from nms.demo import add_demo_command
+
+    add_demo_command(sub)
     return parser
 
 
@@ -204,6 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "inventory":
             return _cmd_inventory_check(args)
+        if args.command == "demo":
+            from nms.demo import run_demo
+
+            return run_demo(args)
         if args.command == "apikey":
             from caseapi.auth.cli import run_apikey_command
 

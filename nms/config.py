@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -241,6 +242,37 @@ class CaseSettings(_Section):
         return self
 
 
+class NotificationSettings(_Section):
+    """Customer notifications: e-mail, webhooks (always on) and MQTT."""
+
+    enabled: bool = True
+    interval: Duration = timedelta(seconds=5)
+    """How often the dispatcher looks for messages to send."""
+    smtp_host: str | None = None
+    """E-mail is off until this is set."""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "noc@localhost"
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    mqtt_url: str | None = None
+    """``mqtt://[user:password@]host[:port]``; MQTT is off until this is set."""
+    mqtt_topic_prefix: str = "nms/v1"
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_base: Duration = timedelta(seconds=30)
+    backoff_cap: Duration = timedelta(hours=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> NotificationSettings:
+        _positive(self.interval)
+        _positive(self.backoff_base)
+        if self.backoff_cap < self.backoff_base:
+            raise ValueError("backoff_cap must not be shorter than backoff_base")
+        if self.mqtt_url is not None and not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("mqtt_url must look like mqtt://host[:port]")
+        return self
+
+
 class DatabaseSettings(_Section):
     url: str = "sqlite+aiosqlite:///./nms.db"
 
@@ -295,6 +327,7 @@ class Settings(BaseSettings):
     detector: DetectorSettings = DetectorSettings()
     probes: ProbeSettings = ProbeSettings()
     cases: CaseSettings = CaseSettings()
+    notifications: NotificationSettings = NotificationSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     inventory: InventorySettings = InventorySettings()

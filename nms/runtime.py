@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import cast
 
 import uvicorn
-from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,13 +30,15 @@ from caseapi.cases.service import CaseService
 from caseapi.cases.sla import SlaSettings
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
 from caseapi.core.timers import CaseTicker
+from caseapi.notifications.dispatcher import NotificationDispatcher
+from caseapi.notifications.settings import NotificationSettings as DispatcherSettings
 from nms.bus import InProcessBus
 from nms.clock import Clock
 from nms.config import DegradedSettings, Settings, format_duration, split_listen
 from nms.detector import Detector, profile_thresholds
 from nms.errors import InventoryError, ListenError
 from nms.inventory import Inventory, load_inventory
-from nms.metrics import NmsCollector, ProbeStats
+from nms.metrics import ProbeStats, build_metrics
 from nms.ntu import Rules
 from nms.probing import ProbeLoop, sweep_settings
 from nms.snmp_loop import SnmpLoop, client_settings
@@ -76,6 +76,23 @@ def sla_settings(settings: Settings) -> SlaSettings:
     )
 
 
+def notification_settings(settings: Settings) -> DispatcherSettings:
+    n = settings.notifications
+    return DispatcherSettings(
+        smtp_host=n.smtp_host,
+        smtp_port=n.smtp_port,
+        smtp_from=n.smtp_from,
+        smtp_starttls=n.smtp_starttls,
+        smtp_user=n.smtp_user,
+        smtp_password=n.smtp_password.get_secret_value() if n.smtp_password else None,
+        mqtt_url=n.mqtt_url,
+        mqtt_topic_prefix=n.mqtt_topic_prefix,
+        max_attempts=n.max_attempts,
+        backoff_base=n.backoff_base,
+        backoff_cap=n.backoff_cap,
+    )
+
+
 def detector_rules(settings: Settings) -> Rules:
     d = settings.detector
     return Rules(down_after=d.down_after, restore_after=d.restore_after, stale_after=d.stale_after)
@@ -86,16 +103,6 @@ class _ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
-
-
-def metrics_router(registry: CollectorRegistry) -> APIRouter:
-    router = APIRouter()
-
-    @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    return router
 
 
 class InventoryReloader:
@@ -246,13 +253,14 @@ async def _serve(
 ) -> None:
     icmp = settings.probes.icmp
     probe_stats = ProbeStats()
-    registry = CollectorRegistry()
-    registry.register(NmsCollector(detector=detector, probes=probe_stats, clock=clock))
+    metrics = build_metrics(
+        detector=detector, probes=probe_stats, clock=clock, sessionmaker=sessionmaker
+    )
     app = create_app(
         sessionmaker=sessionmaker,
         case_service=cases,
         clock=clock,
-        extra_routers=(metrics_router(registry),),
+        extra_routers=(metrics.router(),),
     )
     server = _ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off"))
     bus = InProcessBus()
@@ -287,6 +295,7 @@ async def _serve(
                 clock=clock,
             )
             snmp_loop.set_targets(inventory.ntus)
+            trap_stats = None
             traps = settings.probes.snmp.traps
             if traps.enabled:
                 trap_host, trap_port = split_listen(traps.listen)
@@ -296,7 +305,9 @@ async def _serve(
                     settings=ListenerSettings(host=trap_host, port=trap_port),
                 )
                 await stack.enter_async_context(trap_listener)
+                trap_stats = trap_listener.stats
                 log.info("listening for SNMP traps on %s", traps.listen)
+            metrics.collector.attach_snmp(snmp_loop, client.stats, trap_stats)
         reloader = None
         if settings.inventory.path is not None:
             reloader = InventoryReloader(
@@ -341,6 +352,16 @@ async def _serve(
                 tasks.create_task(server.serve(sockets=[listener]), name="api")
                 tasks.create_task(consume(), name="detector")
                 tasks.create_task(tick(), name="ticker")
+                if settings.notifications.enabled:
+                    dispatcher = NotificationDispatcher(
+                        sessionmaker=sessionmaker,
+                        settings=notification_settings(settings),
+                        clock=clock,
+                    )
+                    tasks.create_task(
+                        dispatcher.run(settings.notifications.interval.total_seconds()),
+                        name="notifications",
+                    )
                 ticker = CaseTicker(sessionmaker=sessionmaker, clock=clock, sla=cases.sla)
                 tasks.create_task(ticker.run(settings.cases.ticker_interval), name="case-ticker")
                 if probe_loop is not None:

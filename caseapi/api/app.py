@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -24,6 +24,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from caseapi.api.deps import reject_nul_characters
 from caseapi.auth.routes import router as apikeys_router
 from caseapi.auth.service import ApiKeyService
 from caseapi.cases.routes import router as cases_router
@@ -75,7 +76,11 @@ def create_app(
     """
     if healthz_timeout <= 0 or retry_after_seconds <= 0:
         raise ValueError("healthz_timeout and retry_after_seconds must be positive")
-    app = FastAPI(title="nms case API", version="0.1.0")
+    app = FastAPI(
+        title="nms case API",
+        version="0.1.0",
+        dependencies=[Depends(reject_nul_characters)],
+    )
     app.state.sessionmaker = sessionmaker
     app.state.case_service = case_service or CaseService(
         sessionmaker=sessionmaker, clock=clock or SystemClock()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from caseapi.api.deps import RowId
 from caseapi.auth.deps import AdminPrincipal, ApiKeyServiceDep
 from caseapi.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeysPublic
 
@@ -37,7 +38,7 @@ async def list_api_keys(principal: AdminPrincipal, service: ApiKeyServiceDep) ->
 
 @router.delete("/{key_id}")
 async def revoke_api_key(
-    key_id: int, principal: AdminPrincipal, service: ApiKeyServiceDep
+    key_id: RowId, principal: AdminPrincipal, service: ApiKeyServiceDep
 ) -> ApiKeyPublic:
     """Revoke an API key at once; revoking it again changes nothing."""
     key = await service.revoke_key(key_id)

@@ -82,6 +82,19 @@ class CreatedCase:
     created: bool
 
 
+def is_customer_visible(event: CaseEvent) -> bool:
+    """Whether a customer may see timeline ``event``.
+
+    Internal kinds never; nor the entry of an internal comment: it holds no body,
+    but its existence, author and time are support's business too.
+    """
+    if event.kind in INTERNAL_EVENT_KINDS:
+        return False
+    return not (
+        event.kind is CaseEventKind.COMMENT_ADDED and event.data.get("visibility") != "public"
+    )
+
+
 class CaseActions:
     """API-facing operations; needs ``_sessionmaker``, ``_clock`` and ``_sla``."""
 
@@ -119,7 +132,7 @@ class CaseActions:
             events = await repository.list_events(session, case_id=case.id)
         if not principal.is_customer:
             return events
-        return [event for event in events if event.kind not in INTERNAL_EVENT_KINDS]
+        return [event for event in events if is_customer_visible(event)]
 
     # -- create --------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
-from caseapi.api.deps import CaseServiceDep
+from caseapi.api.deps import CaseServiceDep, RowId
 from caseapi.auth.deps import CurrentPrincipal, StaffPrincipal, require_roles
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
 from caseapi.cases.actions import CaseDraft
@@ -48,7 +48,6 @@ from caseapi.cases.schemas import (
     TransitionRequest,
 )
 from caseapi.cases.service import MAX_PAGE_SIZE, CaseService
-from caseapi.core.base import ACTOR_LENGTH
 from caseapi.cases.snapshot import (
     Assign,
     ChangePriority,
@@ -61,6 +60,7 @@ from caseapi.cases.snapshot import (
     SetCommitment,
     Transition,
 )
+from caseapi.core.base import ACTOR_LENGTH
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -282,7 +282,7 @@ async def add_commitment(
 @router.post("/{ref}/commitments/{commitment_id}/met", response_model=None)
 async def meet_commitment(
     ref: str,
-    commitment_id: int,
+    commitment_id: RowId,
     service: CaseServiceDep,
     principal: StaffPrincipal,
     if_match: IfMatch = None,

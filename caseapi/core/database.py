@@ -43,6 +43,10 @@ MIGRATIONS_DIR: Final = Path(__file__).resolve().parent.parent / "migrations"
 
 SUPPORTED_DRIVERS: Final = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
+#: The largest row id (``INTEGER`` on PostgreSQL is 32-bit). Ids from clients
+#: (paths, queries, cursors) beyond it are refused before they reach the driver.
+MAX_ID: Final = 2**31 - 1
+
 #: Execution options for a session that will write: ``BEGIN IMMEDIATE`` on SQLite
 #: (see the module docstring), ignored by PostgreSQL. Use with
 #: ``await session.connection(execution_options=WRITE_TRANSACTION)`` first thing.
@@ -195,6 +199,11 @@ def decode_cursor(cursor: str, *, keys: Mapping[str, type]) -> dict[str, Any]:
         value = position[key]
         # bool is an int subclass; a cursor never holds one.
         if not isinstance(value, kind) or isinstance(value, bool):
+            raise InvalidCursorError(cursor)
+        # Ours hold ids in 1..MAX_ID and ids of text rows; nothing else fits a column.
+        if isinstance(value, int) and not 0 < value <= MAX_ID:
+            raise InvalidCursorError(cursor)
+        if isinstance(value, str) and (len(value) > 200 or "\x00" in value):
             raise InvalidCursorError(cursor)
     return position
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from caseapi.api.deps import OptionalVersion
 from caseapi.auth.deps import CaseParticipant, StaffPrincipal
 from caseapi.rfo.render import render_markdown
 from caseapi.rfo.schemas import RfoFormat, RfoPublic, RfoUpdate
@@ -56,7 +57,7 @@ async def get_rfo(
     ref: str,
     principal: CaseParticipant,
     service: RfoServiceDep,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: OptionalVersion = None,
     format: Annotated[RfoFormat, Query()] = RfoFormat.JSON,
 ) -> RfoPublic | Response:
     """Get a case's RFO as JSON or Markdown; customers get the latest published version."""

@@ -112,7 +112,8 @@ async def webhook_sink_fixture() -> AsyncIterator[WebhookSink]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(), name="webhook-sink")
-    while not server.started:
+    # uvicorn.Server exposes only a flag, no event, for "listening".
+    while not server.started:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     try:
         yield sink

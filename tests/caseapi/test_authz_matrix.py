@@ -251,3 +251,16 @@ async def test_no_customer_response_contains_an_internal_comment(world: World) -
     # Staff do see it, so the marker really is there to be leaked.
     async with client_for(world.app, world.keys["engineer"]) as engineer:
         assert MARKER in (await engineer.get(f"/v1/cases/{world.refs['engineer']}/comments")).text
+
+
+async def test_no_customer_timeline_shows_that_an_internal_comment_exists(world: World) -> None:
+    # The body never reaches the timeline; the entry (author, time) must not either.
+    for caller in ("customer_a", "customer_b"):
+        async with client_for(world.app, world.keys[caller]) as client:
+            timeline = (await client.get(f"/v1/cases/{world.refs[caller]}/timeline")).json()
+        comments = [e for e in timeline["data"] if e["kind"] == "comment_added"]
+        assert comments == [], comments
+    async with client_for(world.app, world.keys["engineer"]) as engineer:
+        timeline = (await engineer.get(f"/v1/cases/{world.refs['engineer']}/timeline")).json()
+    internal = [e["data"] for e in timeline["data"] if e["kind"] == "comment_added"]
+    assert [d["visibility"] for d in internal] == ["internal"]

@@ -23,6 +23,9 @@ from tests.caseapi.lifecycle_fixtures import seed
 HUGE: Final = 10**20  # past any integer column
 NUL: Final = "a\x00b"
 REQUEST: Final = {"type": "general_request", "subject": "other", "summary": "s"}
+PROMISE: Final = {"kind": "next_update", "within_minutes": 5}
+JSON: Final = "application/json"
+FAR: Final = "9999-12-31T23:59:59+00:00"
 
 #: (method, path with ``{ref}``, request keyword arguments)
 CASES: Final[list[tuple[str, str, dict[str, Any]]]] = [
@@ -31,11 +34,10 @@ CASES: Final[list[tuple[str, str, dict[str, Any]]]] = [
     ("GET", "/v1/cases", {"params": {"cursor": "%%%"}}),
     ("GET", "/v1/cases", {"params": {"ntu": NUL}}),
     ("GET", "/v1/cases", {"params": {"assignee": NUL}}),
-    ("GET", "/v1/cases", {"params": {"updated_since": "9999-12-31T23:59:59+00:00"}}),
     ("GET", "/v1/ntus", {"params": {"cursor": encode_cursor({"id": NUL})}}),
     ("GET", "/v1/ntus", {"params": {"customer": NUL, "status": NUL}}),
-    ("GET", f"/v1/ntus/{NUL}/status", {}),
-    ("GET", f"/v1/cases/{NUL}", {}),
+    ("GET", "/v1/ntus/a%00b/status", {}),
+    ("GET", "/v1/cases/a%00b", {}),
     ("GET", "/v1/cases/" + "x" * 5000, {}),
     ("GET", "/v1/cases/{ref}/rfo", {"params": {"version": HUGE}}),
     ("DELETE", f"/v1/apikeys/{HUGE}", {}),
@@ -44,18 +46,39 @@ CASES: Final[list[tuple[str, str, dict[str, Any]]]] = [
     ("POST", "/v1/cases", {"json": {**REQUEST, "customer_id": NUL}}),
     ("POST", "/v1/cases", {"json": {**REQUEST}, "headers": {"Idempotency-Key": NUL}}),
     ("POST", "/v1/cases", {"json": [REQUEST]}),
-    ("POST", "/v1/cases", {"content": b"{not json", "headers": {"content-type": "application/json"}}),
+    (
+        "POST",
+        "/v1/cases",
+        {"content": b"{not json", "headers": {"content-type": JSON}},
+    ),
+    ("POST", "/v1/cases", {"content": b'{"summary": "\\u0000"', "headers": {"content-type": JSON}}),
     ("POST", "/v1/cases", {"json": {**REQUEST, "requested_date": "0001-01-01T00:00:00+14:00"}}),
     ("POST", "/v1/cases/{ref}/comments", {"json": {"body": NUL}}),
     ("POST", "/v1/cases/{ref}/assign", {"json": {"assignee": NUL}}),
     ("POST", "/v1/cases/{ref}/transitions", {"json": {"to": "cancelled", "reason": NUL}}),
-    ("POST", "/v1/cases/{ref}/commitments", {"json": {"kind": "next_update", "note": NUL, "within_minutes": 5}}),
-    ("POST", "/v1/cases/{ref}/commitments", {"json": {"kind": "next_update", "due_at": "9999-12-31T23:59:59+00:00"}}),
-    ("POST", "/v1/cases/{ref}/handoff", {"json": {"to_level": "L2", "summary": NUL, "details": "d"}}),
+    (
+        "POST",
+        "/v1/cases/{ref}/commitments",
+        {"json": {"kind": "next_update", "note": NUL, "within_minutes": 5}},
+    ),
+    (
+        "POST",
+        "/v1/cases/{ref}/handoff",
+        {"json": {"to_level": "L2", "summary": NUL, "details": "d"}},
+    ),
     ("PUT", "/v1/cases/{ref}/rfo", {"json": {"root_cause": NUL}}),
     ("PATCH", "/v1/cases/{ref}", {"json": {"priority": "P2"}, "headers": {"If-Match": "garbage"}}),
     ("POST", "/v1/apikeys", {"json": {"name": NUL, "role": "noc"}}),
     ("POST", "/v1/apikeys", {"json": {"name": "n", "role": "customer", "customer_id": NUL}}),
+]
+
+
+#: Odd but valid: answered normally, and never a crash.
+VALID: Final[list[tuple[str, str, dict[str, Any]]]] = [
+    ("GET", "/v1/cases", {"params": {"updated_since": FAR}}),
+    ("GET", "/v1/cases", {"params": {"updated_since": "0001-01-01T00:00:00+00:00"}}),
+    ("POST", "/v1/cases/{ref}/commitments", {"json": {"kind": "next_update", "due_at": FAR}}),
+    ("POST", "/v1/cases/{ref}/comments", {"json": {"body": "a\\u0000b \u00e9 \U0001f600"}}),
 ]
 
 
@@ -75,3 +98,23 @@ async def test_malformed_input_is_a_problem_not_a_crash(
     assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), VALID, ids=range(len(VALID)))
+async def test_odd_but_valid_input_is_answered(
+    app: FastAPI, service: CaseService, method: str, path: str, kwargs: dict[str, Any]
+) -> None:
+    ref = await service.open_incident(incident("ntu-1"))
+    async with authed_client(app, role=Role.ADMIN) as admin:
+        response = await admin.request(method, path.format(ref=ref), **kwargs)
+    assert response.is_success, (response.status_code, response.text[:300])
+
+
+async def test_a_nul_is_refused_before_anything_changes(app: FastAPI, service: CaseService) -> None:
+    ref = await service.open_incident(incident("ntu-1"))
+    async with authed_client(app, role=Role.ADMIN) as admin:
+        response = await admin.post(f"/v1/cases/{ref}/comments", json={"body": NUL})
+        assert response.json()["errors"] == [
+            {"field": "body", "message": "must not contain NUL characters"}
+        ]
+        assert (await admin.get(f"/v1/cases/{ref}/comments")).json()["count"] == 0

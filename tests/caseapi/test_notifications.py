@@ -106,7 +106,7 @@ async def test_mail_and_mqtt_carry_reference_status_and_times(
     assert str(message.topic) == f"{mqtt_prefix}/customers/cust-1/cases/{case.ref}"
     assert message.qos == 1
     assert message.properties is not None
-    assert ("idempotency-key", event_id) in message.properties.UserProperty
+    assert ("idempotency-key", event_id) in getattr(message.properties, "UserProperty", [])
     assert isinstance(message.payload, bytes)
     payload = json.loads(message.payload)
     assert payload["id"] == event_id and payload["type"] == "case_opened"
@@ -121,8 +121,8 @@ async def test_mail_and_mqtt_carry_reference_status_and_times(
     assert mail["Message-ID"] == f"<{event_id}@nms.example>"
     assert mail["From"] == FROM
     parts = {part.get_content_type(): part for part in mail.walk()}
-    text = parts["text/plain"].get_payload(decode=True).decode()
-    html = parts["text/html"].get_payload(decode=True).decode()
+    text = bytes(parts["text/plain"].get_payload(decode=True)).decode()
+    html = bytes(parts["text/html"].get_payload(decode=True)).decode()
     for expected in (case.ref, "Status: new", "2026-03-01T11:50:00+00:00", "2026-03-01T12:00:00"):
         assert expected in text, expected
     assert case.ref in html

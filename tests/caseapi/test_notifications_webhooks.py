@@ -20,7 +20,7 @@ from caseapi.notifications.service import DeliveryService, WebhookService
 from caseapi.notifications.settings import NotificationSettings
 from caseapi.notifications.signing import SIGNATURE_HEADER, verify
 from nms.clock import FakeClock
-from tests.caseapi.auth_fixtures import authed_client
+from tests.caseapi.auth_fixtures import add_customer, authed_client
 from tests.caseapi.conftest import START, Database, incident
 from tests.caseapi.notification_fixtures import (
     WebhookSink,
@@ -127,10 +127,11 @@ async def test_failing_endpoint_retried_with_backoff_then_failed_and_visible_to_
     webhook_sink.status = 503
     app = make_app(database, service, clock)
     async with authed_client(app, role=Role.ENGINEER) as engineer:
-        await engineer.post("/v1/webhooks", json={"url": webhook_sink.url, "customer_id": "x"})
-        # Staff must name an existing customer.
-        async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-1"):
-            pass
+        unknown = await engineer.post(
+            "/v1/webhooks", json={"url": webhook_sink.url, "customer_id": "nobody"}
+        )
+        assert unknown.status_code == 422  # staff must name an existing customer
+        await add_customer(database.sessionmaker, "cust-1")
         created = await engineer.post(
             "/v1/webhooks", json={"url": webhook_sink.url, "customer_id": "cust-1"}
         )
@@ -210,8 +211,10 @@ async def test_two_dispatchers_never_send_the_same_delivery(
     for n in range(12):
         await enqueue_for(database, service, "case_opened", f"ntu-{n}")
     now = clock.now()
-    counts = await asyncio.gather(
-        dispatcher(database, clock).run_once(now), dispatcher(database, clock).run_once(now)
+    counts = list(
+        await asyncio.gather(
+            dispatcher(database, clock).run_once(now), dispatcher(database, clock).run_once(now)
+        )
     )
     counts += await asyncio.gather(
         dispatcher(database, clock).run_once(now), dispatcher(database, clock).run_once(now)

@@ -18,8 +18,8 @@ per test; each example starts from emptied tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -29,12 +29,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.auth.principal import Principal
 from caseapi.cases import repository
 from caseapi.cases.enums import CaseStatus, CaseType, RootCauseCategory
 from caseapi.cases.errors import CaseRuleError
 from caseapi.cases.models import Case
 from caseapi.cases.service import CaseService
-from caseapi.cases.snapshot import Reopen, Transition
+from caseapi.cases.snapshot import Event, Reopen, Transition
 from caseapi.cases.store import mark_rfo_published
 from caseapi.core.database import make_engine, make_sessionmaker
 from caseapi.core.timers import CaseTicker
@@ -153,20 +154,15 @@ async def _apply(
             if tick:
                 await ticker.run_once()
         case ("transition", key, target):
-            event = Transition(
+            transition = Transition(
                 to=target,
                 actor=ENGINEER.actor,
                 resolution_method="remote",
                 root_cause_category=RootCauseCategory.HARDWARE,
             )
-            await _refusable(
-                _latest(sessionmaker, key), lambda ref: service.act(ENGINEER, ref, lambda _: event)
-            )
+            await _act(service, sessionmaker, ENGINEER, key, transition)
         case ("reopen", key):
-            event = Reopen(actor=CUSTOMER.actor)
-            await _refusable(
-                _latest(sessionmaker, key), lambda ref: service.act(CUSTOMER, ref, lambda _: event)
-            )
+            await _act(service, sessionmaker, CUSTOMER, key, Reopen(actor=CUSTOMER.actor))
         case ("rfo", key):
             async with sessionmaker() as session:
                 case = await repository.get_last_case_by_dedup_key(session, dedup_key=key)
@@ -177,20 +173,21 @@ async def _apply(
             raise AssertionError(f"unknown step {step}")
 
 
-async def _latest(sessionmaker: async_sessionmaker[AsyncSession], key: str) -> str | None:
+async def _act(
+    service: CaseService,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    key: str,
+    event: Event,
+) -> None:
+    """``event`` on the newest case of ``key`` (if any); the lifecycle may refuse it."""
     async with sessionmaker() as session:
         case = await repository.get_last_case_by_dedup_key(session, dedup_key=key)
-        return None if case is None else case.ref
-
-
-async def _refusable(ref: Awaitable[str | None], act: Callable[[str], Awaitable[object]]) -> None:
-    found = await ref
-    if found is None:
+    if case is None:
         return
-    try:
-        await act(found)
-    except CaseRuleError:
-        pass  # the lifecycle said no: nothing may have changed (checked after the step)
+    # A refusal must change nothing, which the check after the step covers.
+    with contextlib.suppress(CaseRuleError):
+        await service.act(principal, case.ref, lambda _: event)
 
 
 async def _check(sessionmaker: async_sessionmaker[AsyncSession], *, after: str) -> None:

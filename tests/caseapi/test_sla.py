@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from caseapi.cases.actions import CaseDraft
 from caseapi.cases.enums import (
@@ -89,6 +89,13 @@ async def test_escalation_l1_l2_l3(
     assert len(await events_of(service, ref, CaseEventKind.COMMITMENT_MISSED)) == 1
 
 
+async def _promise(service: CaseService, ref: str, due_at: datetime) -> None:
+    event = SetCommitment(
+        commitment=Commitment(kind=CommitmentKind.NEXT_UPDATE, due_at=due_at), actor="e"
+    )
+    await service.act(ENGINEER, ref, lambda _: event)
+
+
 async def test_deadlines_missed_in_one_tick_escalate_one_step(
     database: Database, service: CaseService, clock: FakeClock
 ) -> None:
@@ -110,10 +117,7 @@ async def test_deadlines_missed_in_one_tick_escalate_one_step(
     ]
     # Two more misses in two later ticks: L3, then nothing above it.
     for _ in range(2):
-        promise = Commitment(kind=CommitmentKind.NEXT_UPDATE, due_at=clock.now() + 10 * M)
-        await service.act(
-            ENGINEER, ref, lambda _, c=promise: SetCommitment(commitment=c, actor="e")
-        )
+        await _promise(service, ref, clock.now() + 10 * M)
         await advance(clock, tick, 10 * M)
     assert (await service.get_case(ref)).escalation_level is EscalationLevel.L3
     escalations = await events_of(service, ref, CaseEventKind.ESCALATED)

@@ -25,7 +25,12 @@ from nms.metrics import ProbeStats, build_metrics
 from nms.ntu import Rules
 from nms.store import LastProbe, apply_inventory
 from probes.observation import PingResult
-from tests.caseapi.conftest import Database, database, pg_server  # noqa: F401 - fixtures
+from tests.caseapi.conftest import (  # noqa: F401 - fixtures
+    Database,
+    database,
+    pg_server,
+    sqlite_template,
+)
 from tests.conftest import require
 from tests.dashboards.promql import (
     GRAFANA,

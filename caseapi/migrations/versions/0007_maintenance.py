@@ -51,9 +51,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_maintenance_windows")),
         sa.UniqueConstraint("ref", name=op.f("uq_maintenance_windows_ref")),
     )
-    op.create_index(
-        op.f("ix_maintenance_windows_starts_at"), "maintenance_windows", ["starts_at"]
-    )
+    op.create_index(op.f("ix_maintenance_windows_starts_at"), "maintenance_windows", ["starts_at"])
     op.create_index(op.f("ix_maintenance_windows_ends_at"), "maintenance_windows", ["ends_at"])
     op.create_table(
         "maintenance_ref_counters",
