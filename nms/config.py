@@ -273,6 +273,22 @@ class NotificationSettings(_Section):
         return self
 
 
+class MaintenanceSettings(_Section):
+    planned_notice: Duration = timedelta(days=14)
+    """Least notice for a planned window (some contracts: 5 working days ~ 7d)."""
+    max_duration: Duration = timedelta(days=7)
+    emergency_backdate: Duration = timedelta(minutes=5)
+    """How far in the past an emergency window may be recorded as having started."""
+    refresh: Duration = timedelta(seconds=5)
+    """How often the detector re-reads the active windows."""
+
+    @model_validator(mode="after")
+    def _check(self) -> MaintenanceSettings:
+        _positive(self.max_duration)
+        _positive(self.refresh)
+        return self
+
+
 class DatabaseSettings(_Section):
     url: str = "sqlite+aiosqlite:///./nms.db"
 
@@ -328,6 +344,7 @@ class Settings(BaseSettings):
     probes: ProbeSettings = ProbeSettings()
     cases: CaseSettings = CaseSettings()
     notifications: NotificationSettings = NotificationSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     inventory: InventorySettings = InventorySettings()

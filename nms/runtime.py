@@ -30,6 +30,7 @@ from caseapi.cases.service import CaseService
 from caseapi.cases.sla import SlaSettings
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
 from caseapi.core.timers import CaseTicker
+from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.dispatcher import NotificationDispatcher
 from caseapi.notifications.settings import NotificationSettings as DispatcherSettings
 from nms.bus import InProcessBus
@@ -43,22 +44,15 @@ from nms.ntu import Rules
 from nms.probing import ProbeLoop, sweep_settings
 from nms.snmp_loop import SnmpLoop, client_settings
 from nms.store import apply_inventory
+from nms.targets import MaintenanceWatcher, TargetPlanner
 from probes.icmp.sweeper import IcmpSweeper
-from probes.observation import PingResult, PingTarget, SnmpResult
+from probes.observation import PingResult, SnmpResult
 from probes.snmp.client import SnmpClient
 from probes.snmp.poller import SnmpPoller
 from probes.snmp.traps import TrapListener
 from probes.snmp.traps import TrapSettings as ListenerSettings
 
 log = logging.getLogger("nms.runtime")
-
-
-def probe_targets(inventory: Inventory) -> list[PingTarget]:
-    return [
-        PingTarget(key=ntu.id, address=ntu.address)
-        for ntu in inventory.ntus
-        if ntu.probe.icmp.enabled
-    ]
 
 
 def sla_settings(settings: Settings) -> SlaSettings:
@@ -119,17 +113,15 @@ class InventoryReloader:
         current: Inventory,
         sessionmaker: async_sessionmaker[AsyncSession],
         detector: Detector,
-        probe_loop: ProbeLoop | None,
-        snmp_loop: SnmpLoop | None,
+        planner: TargetPlanner,
         degraded: DegradedSettings,
     ) -> None:
-        self._snmp_loop = snmp_loop
+        self._planner = planner
         self._path = path
         self._degraded = degraded
         self.current = current
         self._sessionmaker = sessionmaker
         self._detector = detector
-        self._probe_loop = probe_loop
         self._signature = self._stat()
         self.requested = asyncio.Event()
 
@@ -165,10 +157,7 @@ class InventoryReloader:
             return False
         diff = await apply_inventory(self._sessionmaker, inventory)
         self._detector.set_inventory(inventory)
-        if self._probe_loop is not None:
-            self._probe_loop.set_targets(probe_targets(inventory))
-        if self._snmp_loop is not None:
-            self._snmp_loop.set_targets(inventory.ntus)
+        self._planner.set_inventory(inventory)
         self.current = inventory
         log.info("inventory reloaded from %s: %s", self._path, diff.summary())
         return True
@@ -262,6 +251,14 @@ async def _serve(
         clock=clock,
         extra_routers=(metrics.router(),),
     )
+    m = settings.maintenance
+    app.state.maintenance_service = MaintenanceService(
+        sessionmaker=sessionmaker,
+        clock=clock,
+        planned_notice=m.planned_notice,
+        max_duration=m.max_duration,
+        emergency_backdate=m.emergency_backdate,
+    )
     server = _ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off"))
     bus = InProcessBus()
     stop = asyncio.Event()
@@ -281,7 +278,6 @@ async def _serve(
                 stats=probe_stats,
                 clock=clock,
             )
-            probe_loop.set_targets(probe_targets(inventory))
         else:
             log.warning("ICMP probing is disabled (probes.icmp.enabled=false)")
         snmp_loop: SnmpLoop | None = None
@@ -294,7 +290,6 @@ async def _serve(
                 publish=bus.publish,
                 clock=clock,
             )
-            snmp_loop.set_targets(inventory.ntus)
             trap_stats = None
             traps = settings.probes.snmp.traps
             if traps.enabled:
@@ -308,6 +303,11 @@ async def _serve(
                 trap_stats = trap_listener.stats
                 log.info("listening for SNMP traps on %s", traps.listen)
             metrics.collector.attach_snmp(snmp_loop, client.stats, trap_stats)
+        planner = TargetPlanner(inventory=inventory, icmp=probe_loop, snmp=snmp_loop)
+        maintenance = MaintenanceWatcher(
+            sessionmaker=sessionmaker, detector=detector, planner=planner, clock=clock
+        )
+        await maintenance.refresh()  # before the first probe: skip windows apply at once
         reloader = None
         if settings.inventory.path is not None:
             reloader = InventoryReloader(
@@ -315,8 +315,7 @@ async def _serve(
                 current=inventory,
                 sessionmaker=sessionmaker,
                 detector=detector,
-                probe_loop=probe_loop,
-                snmp_loop=snmp_loop,
+                planner=planner,
                 degraded=settings.detector.degraded,
             )
             loop.add_signal_handler(signal.SIGHUP, reloader.requested.set)
@@ -352,6 +351,7 @@ async def _serve(
                 tasks.create_task(server.serve(sockets=[listener]), name="api")
                 tasks.create_task(consume(), name="detector")
                 tasks.create_task(tick(), name="ticker")
+                tasks.create_task(maintenance.run(settings.maintenance.refresh), name="maintenance")
                 if settings.notifications.enabled:
                     dispatcher = NotificationDispatcher(
                         sessionmaker=sessionmaker,

@@ -34,9 +34,10 @@ from caseapi.cases.enums import (
 from caseapi.cases.models import Case, CaseEvent
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.sla import SlaSettings
-from caseapi.cases.snapshot import ChangePriority, Recur, Restore
+from caseapi.cases.snapshot import ChangePriority, Recur, Restore, Tick
 from caseapi.core.database import decode_cursor, encode_cursor, session_scope
 from caseapi.core.errors import CaseNotFoundError
+from caseapi.core.timers import TICKER_ACTOR
 from caseapi.ntus import repository as ntu_repository
 from nms.clock import Clock
 from nms.outage import IncidentOpen
@@ -221,6 +222,8 @@ class CaseService(CaseActions):
     async def _open_incident(self, session: AsyncSession, request: IncidentOpen) -> str:
         now = self._clock.now()
         case = await repository.get_open_case_by_dedup_key(session, dedup_key=request.dedup_key)
+        if case is not None and await self._catch_up(session, case, request, now):
+            case = None  # its window had ended: closed now, the new outage gets a new case
         if case is not None:
             await self._recur(session, case, request, now)
             return case.ref
@@ -288,6 +291,29 @@ class CaseService(CaseActions):
         await repository.add_case(session, case=case)
         case.next_due_at = lifecycle.next_due_at(await store.load_snapshot(session, case))
         await session.flush()
+
+    async def _catch_up(
+        self, session: AsyncSession, case: Case, request: IncidentOpen, now: datetime
+    ) -> bool:
+        """Do what a late ticker has not done yet; return whether ``case`` is finished.
+
+        A new outage that starts after a solved case's monitoring window must be
+        judged as if the ticker had already acted on the window's end (it may run
+        late, or not at all for a while): the case goes to ``rfo_pending`` (where
+        the outage puts it back to work) or closes (and the outage opens a new case
+        linked to it). Without this the outage would be swallowed by the solved case.
+        """
+        until = case.monitoring_until
+        if case.status is not CaseStatus.SOLVED or until is None:
+            return False
+        if request.outage_start < until or now < until:
+            return False  # inside the window: a recurrence (or not due yet)
+        policy = await store.policy_for(session, case, self._sla)
+        down = await store.ntu_is_down(session, case)
+        await store.apply_event(
+            session, case, Tick(actor=TICKER_ACTOR, ntu_down=down), now=now, policy=policy
+        )
+        return case.status.is_terminal
 
     async def _recur(
         self, session: AsyncSession, case: Case, request: IncidentOpen, now: datetime

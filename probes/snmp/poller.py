@@ -99,6 +99,23 @@ def _text(value: ber.Value) -> str | None:
     return None
 
 
+def _answer(response: Pdu, oids: Sequence[Oid]) -> list[ber.Value]:
+    """The values of a GET Response, checked against the OIDs asked.
+
+    Raises:
+        SnmpStatusError: the Response carried an error-status.
+        RemoteProtocolError: the agent answered other OIDs, or another number of them
+            (a broken agent, not a bug of ours: the NTU did answer).
+    """
+    check_response(response)
+    varbinds = response.varbinds
+    if len(varbinds) != len(oids) or any(
+        vb[0] != oid for vb, oid in zip(varbinds, oids, strict=True)
+    ):
+        raise RemoteProtocolError("GET response does not match the OIDs requested")
+    return [value for _, value in varbinds]
+
+
 def poll_flow(
     target: SnmpTarget, cache: WanCache, *, max_repetitions: int = 25
 ) -> Generator[Request, Pdu, _Polled]:
@@ -121,16 +138,14 @@ def poll_flow(
             oids += [(*column, index) for column in counters]
         response = yield Request(type=PduType.GET, oids=tuple(oids))
         try:
-            check_response(response)
-            values = [value for _, value in response.varbinds]
+            values = _answer(response, oids)
         except SnmpNoSuchNameError:
             # v1: one missing instance fails the whole GET; the row is gone.
             if len(oids) == 1:
                 raise
             values = [ber.NO_SUCH_INSTANCE_VALUE] * len(oids)
             uptime_only = yield Request(type=PduType.GET, oids=(SYS_UPTIME,))
-            check_response(uptime_only)
-            values[0] = uptime_only.varbinds[0][1] if uptime_only.varbinds else values[0]
+            values[0] = _answer(uptime_only, [SYS_UPTIME])[0]
         uptime = _int(values[0]) if values else None
         rebooted = uptime is not None and cache.sys_uptime is not None and uptime < cache.sys_uptime
         cache = replace(cache, sys_uptime=uptime)
@@ -150,12 +165,10 @@ def poll_flow(
         if hc and in_oct is None and isinstance(row[5], ber.NoSuchObject | ber.NoSuchInstance):
             hc = False
             cache = replace(cache, hc_counters=False)
-            fallback = yield Request(
-                type=PduType.GET,
-                oids=((*IF_IN_OCTETS, index), (*IF_OUT_OCTETS, index)),  # type: ignore[arg-type]
-            )
-            check_response(fallback)
-            in_oct, out_oct = (_int(v) for _, v in fallback.varbinds[:2])
+            assert index is not None  # the row (with its counters) was polled
+            counters32: list[Oid] = [(*IF_IN_OCTETS, index), (*IF_OUT_OCTETS, index)]
+            fallback = yield Request(type=PduType.GET, oids=tuple(counters32))
+            in_oct, out_oct = (_int(v) for v in _answer(fallback, counters32))
         return _Polled(
             cache=cache,
             sys_uptime=uptime,

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from caseapi.auth.principal import Role
+from caseapi.cases.repository import CaseFilters
 from caseapi.cases.service import CaseService
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import add_customer, authed_client, make_app
@@ -215,3 +216,15 @@ async def test_invalid_transition_problem_names_from_and_to(
     solve = await staff.post(f"/v1/cases/{ref}/transitions", json={"to": "solved"})
     errors = _problem(solve, 422, "validation_error")["errors"]
     assert errors == [{"field": "resolution_method", "message": "required to solve a case"}]
+
+
+async def test_customer_cannot_open_a_case_on_another_customers_ntu_or_account(
+    acme: httpx.AsyncClient, service: CaseService
+) -> None:
+    on_their_ntu = {"type": "incident", "summary": "down", "ntu_id": "ntu-9"}
+    _problem(await acme.post("/v1/cases", json=on_their_ntu), 404, "ntu_not_found")
+    # A customer_id in the body is overridden by the key's customer.
+    created = await acme.post("/v1/cases", json={**REQUEST, "customer_id": "cust-2"})
+    assert (created.status_code, created.json()["customer_id"]) == (201, "cust-1")
+    page = await service.list_cases(filters=CaseFilters(customer_id="cust-2"))
+    assert page.count == 0

@@ -8,16 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from caseapi.cases import repository
 from caseapi.cases.enums import CasePriority, CaseSource, CaseStatus, CaseType
 from caseapi.cases.models import Case
-from caseapi.core.base import Base
+from caseapi.core.base import ACTOR_LENGTH, Base
 from caseapi.core.database import (
     alembic_config,
     decode_cursor,
@@ -156,3 +157,34 @@ def test_cursor_round_trip_and_tampering() -> None:
     for bad in ["", "!!!", encode_cursor({"id": "42"}), encode_cursor({"id": True}), "e30"]:
         with pytest.raises(InvalidCursorError):
             decode_cursor(bad, keys={"id": int})
+
+
+def _actor_width(connection: Connection) -> int | None:
+    columns = {c["name"]: c["type"] for c in inspect(connection).get_columns("case_events")}
+    length: int | None = getattr(columns["actor"], "length", None)
+    return length
+
+
+def _alembic(connection: Connection, action: str, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    getattr(command, action)(config, revision)
+
+
+async def test_actor_length_migration_round_trips(database: Database) -> None:
+    async with database.engine.begin() as conn:
+        assert await conn.run_sync(_actor_width) == ACTOR_LENGTH
+        await conn.run_sync(_alembic, "downgrade", "0004")
+    async with database.engine.begin() as conn:
+        assert await conn.run_sync(_actor_width) == 64
+        await conn.run_sync(_alembic, "upgrade", "head")
+    async with database.engine.connect() as conn:
+        assert await conn.run_sync(_actor_width) == ACTOR_LENGTH
+        assert await conn.run_sync(_diffs) == []
+    if database.backend == "sqlite":
+        # Rewriting the declared types kept the triggers and the partial index.
+        async with database.engine.connect() as conn:
+            names = set(
+                (await conn.execute(text("SELECT name FROM sqlite_master"))).scalars().all()
+            )
+        assert {"comments_no_update", "ux_cases_open_dedup_key"} <= names

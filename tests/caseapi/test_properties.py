@@ -7,6 +7,8 @@ customer reopens, RFO publications and clock jumps. After every step:
 - at most one non-terminal case per dedup key;
 - no negative duration: outage start <= restored <= solved <= window end, and
   created <= first response, created <= closed;
+- a detector open never lands on a case that is not working on the outage (unless
+  the outage began before that case's restoration: a late duplicate);
 - a closed case that owes an RFO has it published, and closed no earlier than the
   end of its monitoring window.
 
@@ -31,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.auth.principal import Principal
 from caseapi.cases import repository
-from caseapi.cases.enums import CaseStatus, CaseType, RootCauseCategory
+from caseapi.cases.enums import WORKING_STATUSES, CaseStatus, CaseType, RootCauseCategory
 from caseapi.cases.errors import CaseRuleError
 from caseapi.cases.models import Case
 from caseapi.cases.service import CaseService
@@ -131,7 +133,7 @@ async def _apply(
     match step:
         case ("open", key, back):
             p1 = key == DOWN
-            await service.open_incident(
+            ref = await service.open_incident(
                 IncidentOpen(
                     dedup_key=key,
                     priority="P1" if p1 else "P2",
@@ -145,6 +147,13 @@ async def _apply(
                     supersedes=DEGRADED if p1 else None,
                 )
             )
+            # No outage is swallowed: the case works on it, unless the outage began
+            # before that case's restoration (a late duplicate of the old one).
+            case = await service.get_case(ref)
+            start = now - timedelta(minutes=back)
+            assert case.status in WORKING_STATUSES or (
+                case.restored_at is not None and start < case.restored_at
+            ), f"outage at {start} left {case.ref} {case.status}"
         case ("restore", key, back):
             await service.restore_incident(dedup_key=key, restored_at=now - timedelta(minutes=back))
         case ("tick",):

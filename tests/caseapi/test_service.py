@@ -20,6 +20,7 @@ from caseapi.cases.enums import (
 from caseapi.cases.models import Case
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.service import CaseService
+from caseapi.cases.store import mark_rfo_published
 from caseapi.core.errors import CaseNotFoundError, InvalidCursorError
 from caseapi.ntus.models import Customer
 from nms.clock import FakeClock
@@ -213,17 +214,52 @@ async def test_late_duplicate_of_the_old_outage_does_not_reopen(
     assert (case.status, case.reopen_count) == (CaseStatus.SOLVED, 0)
 
 
-async def test_outage_after_the_window_leaves_the_solved_case_alone(
+async def test_outage_after_the_window_is_judged_as_if_the_ticker_had_run(
+    service: CaseService, clock: FakeClock, database: Database
+) -> None:
+    # No ticker ran since the window ended: the outage must not vanish into the
+    # solved case. RFO owed -> rfo_pending, where an outage puts it back to work.
+    owed = incident("ntu-1")
+    ref = await service.open_incident(owed)
+    await service.restore_incident(dedup_key=owed.dedup_key, restored_at=clock.now())
+    clock.advance(timedelta(hours=25))
+    late = incident("ntu-1", outage_start=clock.now() - timedelta(minutes=10))
+
+    assert await service.open_incident(late) == ref
+    case = await service.get_case(ref)
+    assert (case.status, case.reopen_count) == (CaseStatus.IN_PROGRESS, 1)
+    kinds = [e.kind for e in await service.get_timeline(ref)]
+    assert kinds[-2:] == [CaseEventKind.STATUS_CHANGED, CaseEventKind.RECURRED]
+
+    # RFO published -> the window's end closes it, and the outage opens a linked case.
+    paid = incident("ntu-2")
+    old_ref = await service.open_incident(paid)
+    await service.restore_incident(dedup_key=paid.dedup_key, restored_at=clock.now())
+    async with database.sessionmaker() as session:
+        old = await repository.get_case_by_ref(session, ref=old_ref)
+        assert old is not None
+        await mark_rfo_published(session, case_id=old.id, at=clock.now(), actor="e")
+        await session.commit()
+    clock.advance(timedelta(hours=25))
+    new_ref = await service.open_incident(
+        incident("ntu-2", outage_start=clock.now() - timedelta(minutes=10))
+    )
+    assert new_ref != old_ref
+    closed = await service.get_case(old_ref)
+    assert (closed.status, closed.closed_at) == (CaseStatus.CLOSED, clock.now())
+    assert (await service.get_case(new_ref)).recurrence_of == closed.id
+
+
+async def test_outage_inside_the_window_detected_after_it_is_a_recurrence(
     service: CaseService, clock: FakeClock
 ) -> None:
     request = incident("ntu-1")
     ref = await service.open_incident(request)
     await service.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
-    clock.advance(timedelta(hours=25))
-    late = incident("ntu-1", outage_start=clock.now() - timedelta(minutes=10))
-
-    assert await service.open_incident(late) == ref
-    assert (await service.get_case(ref)).status is CaseStatus.SOLVED
+    clock.advance(timedelta(hours=24, minutes=5))
+    started_inside = incident("ntu-1", outage_start=clock.now() - timedelta(minutes=10))
+    assert await service.open_incident(started_inside) == ref
+    assert (await service.get_case(ref)).status is CaseStatus.IN_PROGRESS
 
 
 async def test_after_closure_a_new_case_links_to_the_old(

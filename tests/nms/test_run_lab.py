@@ -215,3 +215,41 @@ def test_reload_keeps_state_rejects_bad_file(fleet: LabFleet, nms: NmsProcess) -
         assert len(nms.get("/v1/ntus", limit=100)["data"]) == 4
         nms.wait_status("ntu-003", "up", timeout=5)
         assert len(nms.cases()) == 1
+
+
+def test_maintenance_mutes_then_the_case_starts_at_the_window_end(
+    fleet: LabFleet, nms: NmsProcess
+) -> None:
+    import httpx
+
+    with running(nms, NMS_MAINTENANCE__REFRESH="500ms"):
+        all_up(nms, ["ntu-000", "ntu-001"])
+        start = now()
+        end = start + timedelta(seconds=8)
+        made = httpx.post(
+            nms.url + "/v1/maintenances",
+            headers={"Authorization": f"Bearer {nms.key}"},
+            json={
+                "title": "Emergency fibre repair",
+                "kind": "emergency",
+                "behaviour": "mute",
+                "starts_at": start.isoformat(),
+                "ends_at": end.isoformat(),
+                "scope": {"ntus": ["ntu-000"]},
+            },
+            timeout=5,
+        )
+        assert made.status_code == 201, made.text
+        time.sleep(1)
+        fleet.drop_address(fleet.addresses[0])  # covered: no case while the window runs
+        fleet.drop_address(fleet.addresses[1])  # not covered: its P1 as usual
+        first = wait_for("the uncovered NTU's case", lambda: nms.cases(), timeout=DOWN_AFTER + 5)
+        assert [c["ntu_id"] for c in first] == ["ntu-001"]
+        assert now() < end  # and the covered one opened nothing inside the window
+        case = wait_for(
+            "the covered NTU's case after the window",
+            lambda: [c for c in nms.cases() if c["ntu_id"] == "ntu-000"],
+            timeout=(end - now()).total_seconds() + DOWN_AFTER + INTERVAL + SLACK + 2,
+        )[0]
+        assert abs((ts(case["outage_start"]) - end).total_seconds()) < 0.01
+        assert ts(case["detected_at"]) - end >= timedelta(seconds=DOWN_AFTER)

@@ -18,12 +18,19 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from probes.errors import ProbeTimeoutError
+from probes.errors import (
+    LocalProtocolError,
+    ProbeAuthError,
+    ProbeTimeoutError,
+    ProbeUnreachableError,
+    RemoteProtocolError,
+    snmp_error_for,
+)
 from probes.snmp import ber
 from probes.snmp.client import ClientSettings, SnmpClient
 from probes.snmp.pdu import Message, Pdu, PduType, decode_message, encode_message
-from probes.snmp.poller import SnmpPoller
-from probes.snmp.target import SnmpTarget
+from probes.snmp.poller import SnmpPoller, error_name
+from probes.snmp.target import SnmpTarget, WanSelector
 
 SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SETTINGS = ClientSettings(timeout=0.2, retries=2, total_timeout=0.8, bind_v4="127.0.0.1")
@@ -189,3 +196,30 @@ async def test_poller_over_a_broken_agent_counts_and_reports(agent: FakeAgent) -
         agent.script = bad_then_good
         (result,) = await poller.poll([target(agent)])
         assert result.reachable and result.sys_uptime == 4242 and result.error is None
+
+
+async def test_an_answer_to_other_oids_is_a_protocol_error_not_a_crash(agent: FakeAgent) -> None:
+    """A decodable Response with the wrong varbinds: the NTU answered, wrongly."""
+
+    def short(request: Message, raw: bytes) -> list[tuple[bytes, str]]:
+        assert isinstance(request.pdu, Pdu)
+        pdu = Pdu(type=PduType.RESPONSE, request_id=request.pdu.request_id, varbinds=())
+        return [(encode_message(Message(version=request.version, community=b"public", pdu=pdu)),
+                 "agent")]  # fmt: skip
+
+    agent.script = short
+    wan = SnmpTarget(key="wan", address=IPv4Address("127.0.0.1"), port=agent.address[1],
+                     community="public", wan=WanSelector(by="index", value=2))  # fmt: skip
+    async with SnmpClient(settings=SETTINGS) as client:
+        results = await SnmpPoller(client=client).poll([target(agent), wan])
+    assert [(r.reachable, r.error, r.sys_uptime) for r in results] == [(True, "protocol", None)] * 2
+
+
+def test_error_names() -> None:
+    assert error_name(ProbeTimeoutError("timeout")) == "timeout"
+    assert error_name(ProbeAuthError("auth")) == "auth"
+    assert error_name(ProbeUnreachableError("EHOSTUNREACH")) == "EHOSTUNREACH"
+    assert error_name(snmp_error_for(2)) == "noSuchName"
+    assert error_name(RemoteProtocolError("bad")) == "protocol"
+    # our own bug says nothing about the NTU (and the poller reports it unreachable)
+    assert error_name(LocalProtocolError("flow failed")) == "internal"
