@@ -38,6 +38,8 @@ from caseapi.core.errors import (
     InvalidCursorError,
     NotFoundError,
 )
+from caseapi.maintenance.routes import router as maintenance_router
+from caseapi.notifications.routes import router as notifications_router
 from caseapi.ntus.routes import router as ntus_router
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
@@ -108,6 +110,8 @@ def create_app(
     app.include_router(apikeys_router)
     app.include_router(comments_router)
     app.include_router(rfo_router)
+    app.include_router(maintenance_router)
+    app.include_router(notifications_router)
     for router in extra_routers:
         app.include_router(router)
     _install_error_handlers(app, retry_after=retry_after)

@@ -29,6 +29,7 @@ from caseapi.cases.models import (
     CaseNotification,
     CaseRefCounter,
 )
+from caseapi.notifications.outbox import on_case_event
 from caseapi.ntus.models import NtuState
 
 
@@ -116,10 +117,15 @@ async def add_event(
     actor: str,
     data: dict[str, Any] | None = None,
 ) -> CaseEvent:
-    """Append a timeline entry to ``case``."""
+    """Append a timeline entry to ``case``, and queue what the customer is told of it.
+
+    The notification row is written in the same transaction as the change (a
+    transactional outbox): a change and its notice are stored together or not at all.
+    """
     event = CaseEvent(case_id=case.id, at=at, kind=kind, actor=actor, data=data or {})
     session.add(event)
     await session.flush()
+    await on_case_event(session, case=case, event=event)
     return event
 
 

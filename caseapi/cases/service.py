@@ -231,8 +231,7 @@ class CaseService(CaseActions):
             lower = await repository.get_open_case_by_dedup_key(
                 session, dedup_key=request.supersedes
             )
-            if lower is not None:
-                await self._upgrade(session, lower, request, now)
+            if lower is not None and await self._upgrade(session, lower, request, now):
                 return lower.ref
 
         last = await repository.get_last_case_by_dedup_key(session, dedup_key=request.dedup_key)
@@ -342,8 +341,20 @@ class CaseService(CaseActions):
 
     async def _upgrade(
         self, session: AsyncSession, case: Case, request: IncidentOpen, now: datetime
-    ) -> None:
-        """A degraded (P2) case whose NTU went down becomes the P1 case, in place."""
+    ) -> bool:
+        """A degraded (P2) case whose NTU went down becomes the P1 case, in place.
+
+        Returns ``False`` (nothing upgraded) when the P2 case's monitoring window had
+        ended before this outage began: the late window end closes it, and the down
+        outage gets a case of its own.
+        """
+        if await self._catch_up(session, case, request, now):
+            return False
+        if case.status in (CaseStatus.SOLVED, CaseStatus.RFO_PENDING):
+            # The degradation had been solved; going down is a new outage on it,
+            # judged by the window it was solved under (P2's). After the priority
+            # change the window would be P1's, which may already have ended.
+            await self._recur(session, case, request, now)
         policy = await store.policy_for(session, case, self._sla)
         old_key = case.dedup_key
         event = ChangePriority(
@@ -360,9 +371,7 @@ class CaseService(CaseActions):
             actor=DETECTOR_ACTOR,
             data={"dedup_key": {"from": old_key, "to": request.dedup_key}},
         )
-        if case.status in (CaseStatus.SOLVED, CaseStatus.RFO_PENDING):
-            # The degradation had been solved; going down is a new outage on it.
-            await self._recur(session, case, request, now)
+        return True
 
     async def _solve(self, session: AsyncSession, case: Case, restored_at: datetime) -> None:
         now = self._clock.now()

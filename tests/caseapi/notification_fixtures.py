@@ -142,3 +142,21 @@ async def add_customer_with_email(sessionmaker: Any, customer_id: str, *emails: 
             )
         )
         await session.commit()
+
+
+async def outbox_rows(sessionmaker: Any) -> list[tuple[str, str | None]]:
+    """``(kind, case_ref)`` of every outbox row, oldest first.
+
+    Case notifications come from the lifecycle hook (``add_event`` ->
+    ``on_case_event``), so tests assert on what it enqueued instead of adding
+    their own rows.
+    """
+    from sqlalchemy import select
+
+    from caseapi.notifications.models import Notification
+
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(Notification.kind, Notification.case_ref).order_by(Notification.id)
+        )
+        return [(kind, ref) for kind, ref in rows.all()]

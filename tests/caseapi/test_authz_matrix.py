@@ -36,6 +36,8 @@ PARTICIPANTS = STAFF | {Role.CUSTOMER}
 ADMIN = frozenset({Role.ADMIN})
 CUSTOMER = frozenset({Role.CUSTOMER})
 PUBLIC = None  # no key needed
+# Customers manage their own webhooks; engineers and admins anyone's (the NOC reads).
+WEBHOOK_WRITERS = frozenset({Role.CUSTOMER, Role.ENGINEER, Role.ADMIN})
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,20 @@ EXPECTED: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/cases/{ref}/rfo"): Rule(PARTICIPANTS),
     ("PUT", "/v1/cases/{ref}/rfo"): Rule(STAFF, {"root_cause": "x"}),
     ("POST", "/v1/cases/{ref}/rfo/publish"): Rule(STAFF),
+    ("GET", "/v1/maintenances"): Rule(ALL),
+    ("GET", "/v1/maintenances/{ref}"): Rule(ALL),
+    ("POST", "/v1/maintenances"): Rule(STAFF),
+    ("PATCH", "/v1/maintenances/{ref}"): Rule(STAFF, {"title": "t"}),
+    ("POST", "/v1/maintenances/{ref}/cancel"): Rule(STAFF),
+    ("POST", "/v1/maintenances/{ref}/complete"): Rule(STAFF, {"actual_impact": "x"}),
+    ("GET", "/v1/webhooks"): Rule(PARTICIPANTS),
+    ("POST", "/v1/webhooks"): Rule(WEBHOOK_WRITERS),
+    ("GET", "/v1/webhooks/{subscription_id}"): Rule(PARTICIPANTS),
+    ("PATCH", "/v1/webhooks/{subscription_id}"): Rule(WEBHOOK_WRITERS, {}),
+    ("DELETE", "/v1/webhooks/{subscription_id}"): Rule(WEBHOOK_WRITERS),
+    ("POST", "/v1/webhooks/{subscription_id}/rotate"): Rule(WEBHOOK_WRITERS),
+    ("GET", "/v1/notifications"): Rule(STAFF),
+    ("POST", "/v1/notifications/{delivery_id}/retry"): Rule(frozenset({Role.NOC, Role.ADMIN})),
 }
 #: FastAPI's own documentation routes: public, and carry no data.
 DOC_PATHS: Final = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -173,7 +189,9 @@ async def world(database: Database, service: CaseService, clock: FakeClock) -> W
 
 
 def _url(path: str, *, ref: str, ntu: str, key_id: int) -> str:
-    return path.format(ref=ref, ntu_id=ntu, key_id=key_id, commitment_id=1)
+    return path.format(
+        ref=ref, ntu_id=ntu, key_id=key_id, commitment_id=1, subscription_id=1, delivery_id=1
+    )
 
 
 async def _call(

@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from caseapi.api.app import create_app
 from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
-from caseapi.maintenance.routes import router
 from caseapi.maintenance.service import MaintenanceService
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import client_for, mint_key
@@ -32,7 +31,6 @@ async def app(database: Database, service: CaseService, clock: FakeClock) -> Fas
         sessionmaker=database.sessionmaker,
         case_service=service,
         clock=clock,
-        extra_routers=(router,),
     )
     app.state.maintenance_service = MaintenanceService(
         sessionmaker=database.sessionmaker, clock=clock

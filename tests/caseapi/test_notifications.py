@@ -12,11 +12,14 @@ import aiomqtt
 import pytest
 from sqlalchemy import select
 
+from caseapi.auth.principal import Principal, Role
 from caseapi.cases.models import Case, CaseEvent, CaseNotification
 from caseapi.cases.service import CaseService
+from caseapi.comments.models import Visibility
+from caseapi.comments.service import CommentService
 from caseapi.notifications.dispatcher import NotificationDispatcher, backoff_delay
 from caseapi.notifications.models import Notification, NotificationDelivery
-from caseapi.notifications.outbox import backlog, case_facts, enqueue, on_case_event
+from caseapi.notifications.outbox import backlog, enqueue, on_case_event
 from caseapi.notifications.repository import Job
 from caseapi.notifications.settings import NotificationSettings
 from nms.clock import FakeClock
@@ -27,6 +30,7 @@ from tests.caseapi.notification_fixtures import (
     SmtpSink,
     add_customer_with_email,
     mqtt_prefix_fixture,  # noqa: F401
+    outbox_rows,
     smtp_sink_fixture,  # noqa: F401
 )
 
@@ -60,19 +64,6 @@ async def open_case(service: CaseService, database: Database, ntu: str = "ntu-1"
         return case
 
 
-async def enqueue_opened(database: Database, case: Case) -> None:
-    async with database.sessionmaker() as session:
-        await enqueue(
-            session,
-            case_id=case.id,
-            customer_id="cust-1",
-            kind="case_opened",
-            data=case_facts(case),
-            at=START,
-        )
-        await session.commit()
-
-
 async def deliveries(database: Database) -> list[NotificationDelivery]:
     async with database.sessionmaker() as session:
         rows = await session.execute(select(NotificationDelivery).order_by(NotificationDelivery.id))
@@ -87,8 +78,8 @@ async def test_mail_and_mqtt_carry_reference_status_and_times(
     mqtt_prefix: str,
 ) -> None:
     await add_customer_with_email(database.sessionmaker, "cust-1", "ops@cust1.example")
-    case = await open_case(service, database)
-    await enqueue_opened(database, case)
+    case = await open_case(service, database)  # the lifecycle hook enqueues case_opened
+    assert await outbox_rows(database.sessionmaker) == [("case_opened", case.ref)]
     settings = settings_for(
         smtp_sink, mqtt_url=f"mqtt://{MQTT_HOST}:{MQTT_PORT}", mqtt_topic_prefix=mqtt_prefix
     )
@@ -134,8 +125,8 @@ async def test_smtp_outage_is_retried_with_backoff_until_delivered(
     database: Database, service: CaseService, clock: FakeClock, smtp_sink: SmtpSink
 ) -> None:
     await add_customer_with_email(database.sessionmaker, "cust-1", "ops@cust1.example")
-    case = await open_case(service, database)
-    await enqueue_opened(database, case)
+    case = await open_case(service, database)  # the lifecycle hook enqueues case_opened
+    assert await outbox_rows(database.sessionmaker) == [("case_opened", case.ref)]
     smtp_sink.stop()
     sender = dispatcher(database, clock, settings_for(smtp_sink))
 
@@ -166,8 +157,9 @@ async def test_dispatcher_killed_after_data_before_mark_redelivers_same_message_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await add_customer_with_email(database.sessionmaker, "cust-1", "ops@cust1.example")
-    for n in range(3):
-        await enqueue_opened(database, await open_case(service, database, f"ntu-{n}"))
+    # Each opened case enqueues its case_opened notification through the lifecycle hook.
+    refs = [(await open_case(service, database, f"ntu-{n}")).ref for n in range(3)]
+    assert await outbox_rows(database.sessionmaker) == [("case_opened", ref) for ref in refs]
     settings = settings_for(smtp_sink)
     first = dispatcher(database, clock, settings)
     sent_not_marked: list[int] = []
@@ -211,12 +203,34 @@ async def test_lifecycle_hook_and_legacy_outbox_feed_the_dispatcher(
     database: Database, service: CaseService, clock: FakeClock, smtp_sink: SmtpSink
 ) -> None:
     await add_customer_with_email(database.sessionmaker, "cust-1", "ops@cust1.example")
+    # The lifecycle's own hook (``add_event`` -> ``on_case_event``): opening the case
+    # and a public staff comment enqueue; an internal note and a customer's own
+    # reply do not.
     case = await open_case(service, database)
+    comments = CommentService(sessionmaker=database.sessionmaker, clock=clock)
+    engineer = Principal(key_id=None, name="x", role=Role.ENGINEER)
+    customer = Principal(key_id=None, name="c", role=Role.CUSTOMER, customer_id="cust-1")
+    await comments.add_comment(
+        principal=engineer,
+        ref=case.ref,
+        body="secret supplier notes",
+        visibility=Visibility.INTERNAL,
+    )
+    await comments.add_comment(
+        principal=engineer,
+        ref=case.ref,
+        body="The line card is replaced.",
+        visibility=Visibility.PUBLIC,
+    )
+    await comments.add_comment(
+        principal=customer, ref=case.ref, body="thanks", visibility=Visibility.PUBLIC
+    )
+    assert await outbox_rows(database.sessionmaker) == [
+        ("case_opened", case.ref),
+        ("public_update", case.ref),
+    ]
     async with database.sessionmaker() as session:
-        opened = (
-            await session.execute(select(CaseEvent).where(CaseEvent.case_id == case.id))
-        ).scalar_one()
-        await on_case_event(session, case=case, event=opened)
+        # Even a timeline entry that carried an internal body enqueues nothing.
         internal = CaseEvent(
             case_id=case.id,
             at=START,
@@ -246,15 +260,22 @@ async def test_lifecycle_hook_and_legacy_outbox_feed_the_dispatcher(
                 kind="public_update",
                 data={"visibility": "internal", "body": "x"},
             )
+    assert len(await outbox_rows(database.sessionmaker)) == 2
 
-    assert await dispatcher(database, clock, settings_for(smtp_sink)).run_once(START) == 2
+    assert await dispatcher(database, clock, settings_for(smtp_sink)).run_once(START) == 3
+    assert (await outbox_rows(database.sessionmaker))[-1] == ("waiting_customer_reminder", case.ref)
     subjects = sorted(message["Subject"] for message in smtp_sink.messages)
-    assert subjects == [
-        f"[{case.ref}] Case opened - status: new",
-        f"[{case.ref}] We are waiting for your reply - status: new",
-    ]
+    assert subjects == sorted(
+        [
+            f"[{case.ref}] Case opened - status: new",
+            f"[{case.ref}] Update - status: new",
+            f"[{case.ref}] We are waiting for your reply - status: new",
+        ]
+    )
     bodies = "".join(str(message) for message in smtp_sink.messages)
     assert "secret supplier notes" not in bodies
+    assert "thanks" not in bodies
+    assert "The line card is replaced." in bodies
     assert "2026-03-03T12:00:00+00:00" in bodies
     async with database.sessionmaker() as session:
         legacy = (await session.execute(select(CaseNotification))).scalar_one()

@@ -7,23 +7,21 @@ import json
 from datetime import timedelta
 
 from fastapi import FastAPI
-from sqlalchemy import select
 
 from caseapi.api.app import create_app
 from caseapi.auth.principal import Role
-from caseapi.cases.models import Case
 from caseapi.cases.service import CaseService
 from caseapi.notifications.dispatcher import NotificationDispatcher
-from caseapi.notifications.outbox import case_facts, enqueue
-from caseapi.notifications.routes import router
 from caseapi.notifications.service import DeliveryService, WebhookService
 from caseapi.notifications.settings import NotificationSettings
 from caseapi.notifications.signing import SIGNATURE_HEADER, verify
 from nms.clock import FakeClock
+from nms.outage import ntu_down_key
 from tests.caseapi.auth_fixtures import add_customer, authed_client
 from tests.caseapi.conftest import START, Database, incident
 from tests.caseapi.notification_fixtures import (
     WebhookSink,
+    outbox_rows,
     webhook_sink_fixture,  # noqa: F401
 )
 
@@ -41,7 +39,6 @@ def make_app(database: Database, service: CaseService, clock: FakeClock) -> Fast
         sessionmaker=database.sessionmaker,
         case_service=service,
         clock=clock,
-        extra_routers=(router,),
     )
     app.state.webhook_service = WebhookService(
         sessionmaker=database.sessionmaker, clock=clock, settings=SETTINGS
@@ -56,15 +53,9 @@ def dispatcher(database: Database, clock: FakeClock) -> NotificationDispatcher:
     )
 
 
-async def enqueue_for(database: Database, service: CaseService, kind: str, ntu: str) -> str:
-    ref = await service.open_incident(incident(ntu))
-    async with database.sessionmaker() as session:
-        case = (await session.execute(select(Case).where(Case.ref == ref))).scalar_one()
-        await enqueue(
-            session, case_id=case.id, customer_id="cust-1", kind=kind, data=case_facts(case)
-        )
-        await session.commit()
-    return ref
+async def open_case(service: CaseService, ntu: str) -> str:
+    """Open a case for ``ntu``; the lifecycle hook enqueues its ``case_opened``."""
+    return await service.open_incident(incident(ntu))
 
 
 async def test_signed_deliveries_verify_and_rotation_sends_both_signatures(
@@ -82,8 +73,16 @@ async def test_signed_deliveries_verify_and_rotation_sends_both_signatures(
         shown = await customer.get(f"/v1/webhooks/{hook['id']}")
         assert "secret" not in shown.json()
 
-        ref = await enqueue_for(database, service, "case_opened", "ntu-1")
-        await enqueue_for(database, service, "case_solved", "ntu-2")  # filtered out
+        ref = await open_case(service, "ntu-1")
+        solved = await service.restore_incident(
+            dedup_key=ntu_down_key("ntu-1"), restored_at=clock.now()
+        )
+        assert solved == ref
+        # The hook enqueued both; the subscription only wants case_opened.
+        assert await outbox_rows(database.sessionmaker) == [
+            ("case_opened", ref),
+            ("case_solved", ref),
+        ]
         now = clock.now()
         assert await dispatcher(database, clock).run_once(now) == 1
         [first] = webhook_sink.requests
@@ -102,7 +101,7 @@ async def test_signed_deliveries_verify_and_rotation_sends_both_signatures(
         new_secret = rotated.json()["secret"]
         assert new_secret != old_secret
 
-        await enqueue_for(database, service, "case_opened", "ntu-3")
+        await open_case(service, "ntu-3")
         assert await dispatcher(database, clock).run_once(now) == 1
         second = webhook_sink.requests[1]
         header = second.headers[SIGNATURE_HEADER.lower()]
@@ -112,7 +111,7 @@ async def test_signed_deliveries_verify_and_rotation_sends_both_signatures(
 
         # After the overlap only the new secret signs.
         clock.advance(timedelta(hours=2))
-        await enqueue_for(database, service, "case_opened", "ntu-4")
+        await open_case(service, "ntu-4")
         assert await dispatcher(database, clock).run_once(clock.now()) == 1
         header = webhook_sink.requests[2].headers[SIGNATURE_HEADER.lower()]
         assert header.count("v1=") == 1
@@ -136,7 +135,8 @@ async def test_failing_endpoint_retried_with_backoff_then_failed_and_visible_to_
             "/v1/webhooks", json={"url": webhook_sink.url, "customer_id": "cust-1"}
         )
         assert created.status_code == 201, created.text
-    await enqueue_for(database, service, "case_opened", "ntu-1")
+    ref = await open_case(service, "ntu-1")
+    assert await outbox_rows(database.sessionmaker) == [("case_opened", ref)]
     sender = dispatcher(database, clock)
     assert await sender.run_once(START) == 1
     assert await sender.run_once(START + timedelta(seconds=9)) == 0  # backoff 10 s
@@ -208,8 +208,8 @@ async def test_two_dispatchers_never_send_the_same_delivery(
     app = make_app(database, service, clock)
     async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-1") as customer:
         await customer.post("/v1/webhooks", json={"url": webhook_sink.url})
-    for n in range(12):
-        await enqueue_for(database, service, "case_opened", f"ntu-{n}")
+    refs = [await open_case(service, f"ntu-{n}") for n in range(12)]
+    assert await outbox_rows(database.sessionmaker) == [("case_opened", ref) for ref in refs]
     now = clock.now()
     counts = list(
         await asyncio.gather(

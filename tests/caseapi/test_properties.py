@@ -174,9 +174,9 @@ async def _apply(
             await _act(service, sessionmaker, CUSTOMER, key, Reopen(actor=CUSTOMER.actor))
         case ("rfo", key):
             async with sessionmaker() as session:
-                case = await repository.get_last_case_by_dedup_key(session, dedup_key=key)
-                if case is not None:
-                    await mark_rfo_published(session, case_id=case.id, at=now, actor="e")
+                last = await repository.get_last_case_by_dedup_key(session, dedup_key=key)
+                if last is not None:
+                    await mark_rfo_published(session, case_id=last.id, at=now, actor="e")
                     await session.commit()
         case _:
             raise AssertionError(f"unknown step {step}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 
 from caseapi.cases import repository
 from caseapi.cases.enums import (
+    WORKING_STATUSES,
     CaseEventKind,
     CasePriority,
     CaseSource,
@@ -24,7 +26,7 @@ from caseapi.cases.store import mark_rfo_published
 from caseapi.core.errors import CaseNotFoundError, InvalidCursorError
 from caseapi.ntus.models import Customer
 from nms.clock import FakeClock
-from nms.outage import CaseSink
+from nms.outage import CaseSink, ntu_degraded_key
 from tests.caseapi.conftest import START, Database, incident
 
 REF = re.compile(r"^CS-2026-\d{6}$")
@@ -354,3 +356,20 @@ async def test_list_filters_and_paginates(service: CaseService, clock: FakeClock
         await service.list_cases(filters=CaseFilters(), cursor="garbage")
     with pytest.raises(ValueError, match="limit"):
         await service.list_cases(filters=CaseFilters(), limit=501)
+
+
+async def test_down_after_a_solved_degradation_outlived_its_p1_window_is_not_swallowed(
+    service: CaseService, clock: FakeClock
+) -> None:
+    degraded = incident("ntu-1", priority="P2", dedup_key=ntu_degraded_key("ntu-1"))
+    ref = await service.open_incident(degraded)
+    await service.restore_incident(dedup_key=degraded.dedup_key, restored_at=clock.now())
+    clock.advance(timedelta(hours=30))  # inside the P2 window, past a P1 one
+    down = replace(
+        incident("ntu-1", outage_start=clock.now() - timedelta(minutes=10)),
+        supersedes=degraded.dedup_key,
+    )
+    new_ref = await service.open_incident(down)
+    case = await service.get_case(new_ref)
+    assert case.status in WORKING_STATUSES, (new_ref == ref, case.status)
+    assert case.priority is CasePriority.P1

@@ -215,36 +215,32 @@ def test_properties_over_random_sequences(steps, down, restore, stale):
     rules = Rules(down_after=down * S, restore_after=restore, stale_after=stale * S)
     state = NtuState.initial(T0)
     now = T0
-    history: list[tuple[datetime, bool]] = []  # accepted observations
+    # The current run of failed observations, in arrival order: reset by a success
+    # and by a data gap of stale_after (a tick or the next observation notices it).
+    run: list[datetime] = []
+    last_seen: datetime | None = None
     open_case = False
     for gap, ok in steps:
         now += gap * S
+        if last_seen is not None and now - last_seen >= rules.stale_after:
+            run = []
         if ok is None:
             state, actions = step(state, Tick(), now, rules)
         else:
-            before = state.last_observation_at
             state, actions = step(state, Observed(at=now, ok=ok), now, rules)
-            if before is None or now >= before:
-                history.append((now, ok))
+            last_seen = now
+            run = [] if ok else [*run, now]
         for action in actions:
             if isinstance(action, OpenCase):
                 # Exactly one case per outage.
                 assert not open_case
                 open_case = True
-                start = action.outage_start
-                assert action.detected_at - start >= rules.down_after
-                # Continuous failure from the start to detection, no data gap.
-                window = [(t, o) for t, o in history if start <= t <= action.detected_at]
-                assert window and window[0][0] == start
-                assert all(not o for _, o in window)
-                times = [t for t, _ in window]
-                assert all(b - a < rules.stale_after for a, b in itertools.pairwise(times))
-                # The outage starts at the first failed probe after the last good one
-                # (or after the last gap).
-                earlier = [(t, o) for t, o in history if t < start]
-                if earlier:
-                    last_t, last_ok = earlier[-1]
-                    assert last_ok or start - last_t >= rules.stale_after
+                # It starts at the first failed probe after the last success or gap,
+                # and only after down_after of continuous failure since then.
+                assert run
+                assert action.outage_start == run[0]
+                assert action.detected_at - run[0] >= rules.down_after
+                assert all(b - a < rules.stale_after for a, b in itertools.pairwise(run))
             elif isinstance(action, RestoreCase):
                 assert open_case
                 open_case = False
