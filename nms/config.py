@@ -32,6 +32,7 @@ from nms.degradation import Thresholds
 from nms.errors import ConfigError
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_MAX_DURATION_SECONDS = 3650 * 86400  # ten years: beyond that a value is a typo
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
@@ -57,6 +58,8 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError(
             f"{value!r} is not a duration: use a number and a unit (ms, s, m, h, d), e.g. '30s'"
         )
+    if seconds > _MAX_DURATION_SECONDS:
+        raise ValueError(f"{value!r} is too long: at most 3650d")
     return timedelta(seconds=seconds)
 
 

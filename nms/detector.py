@@ -43,12 +43,21 @@ from nms.inventory import Inventory, NtuSpec
 from nms.ntu import Event, NtuState, Observed, OpenCase, RestoreCase, Rules, Status, Tick, step
 from nms.outage import CaseSink, IncidentOpen, ntu_degraded_key, ntu_down_key
 from nms.signals import rates, rebooted, wan_admin_down, wan_service_down
-from nms.store import LastProbe, SnmpView, StoredState, load_states, save_states
+from nms.store import (
+    LastProbe,
+    SnmpView,
+    StoredState,
+    load_open_incidents,
+    load_states,
+    save_states,
+)
 from probes.observation import PingResult, SnmpResult
 
 log = logging.getLogger("nms.detector")
 
 T = TypeVar("T")
+
+_REASONS = frozenset(r.value for r in quality.Reason)
 
 # Consecutive failed ICMP bursts, while SNMP answers, before ICMP counts as filtered.
 _ICMP_FILTERED_AFTER = 2
@@ -60,6 +69,12 @@ class Tracked:
     state: NtuState
     thresholds: quality.Thresholds
     case_ref: str | None = None
+    pending_open: OpenCase | None = None
+    """A confirmed outage whose case could not be opened yet: retried every tick."""
+    pending_restore: RestoreCase | None = None
+    """A restoration the case service has not recorded yet: retried every tick (in
+    memory only; after a restart the open case is adopted and restored again, with
+    the first good probe after the restart as its end)."""
     last_probe: LastProbe | None = None
     quality: quality.QualityState = field(default_factory=quality.QualityState)
     degraded_case_ref: str | None = None
@@ -73,6 +88,7 @@ class Tracked:
         return StoredState(
             state=self.state,
             case_ref=self.case_ref,
+            case_pending=self.pending_open is not None,
             degraded_case_ref=self.degraded_case_ref,
             degraded_reasons=self.degraded_reasons,
             snmp=self.snmp,
@@ -120,7 +136,16 @@ class Detector:
         clock: Clock,
         sink: CaseSink,
         sessionmaker: async_sessionmaker[AsyncSession],
+        icmp_enabled: bool = True,
+        snmp_max_age: timedelta = timedelta(minutes=3),
     ) -> None:
+        """Args:
+        icmp_enabled: whether the ICMP loop runs at all (else SNMP alone decides).
+        snmp_max_age: how long an SNMP verdict on the WAN interface stays valid
+            (about two SNMP intervals); older, it no longer overrides ICMP.
+        """
+        self._icmp_enabled = icmp_enabled
+        self._snmp_max_age = snmp_max_age
         self._rules = rules
         self._degraded = degraded
         self._clock = clock
@@ -138,6 +163,7 @@ class Detector:
         self._stored = await load_states(self._sessionmaker)
         resumed = sum(1 for spec in inventory.ntus if spec.id in self._stored)
         self.set_inventory(inventory)
+        self._adopt(await load_open_incidents(self._sessionmaker))
         down = sum(1 for t in self.ntus.values() if t.state.case_open)
         log.info(
             "detector resumed %d NTU states (%d with an open outage), %d new",
@@ -145,6 +171,31 @@ class Detector:
             down,
             len(self.ntus) - resumed,
         )
+
+    def _adopt(self, open_cases: dict[str, str]) -> None:
+        """Take over open incident cases the saved states do not know of.
+
+        A case is committed before the NTU's new state is saved; a crash in between
+        leaves a case the detector would never restore. Adopting it fixes that.
+        """
+        for ntu_id, tracked in self.ntus.items():
+            down_ref = open_cases.get(ntu_down_key(ntu_id))
+            if down_ref is not None and tracked.case_ref is None:
+                tracked.state = replace(tracked.state, case_open=True)
+                tracked.case_ref = down_ref
+                tracked.pending_open = None
+                self._dirty.add(ntu_id)
+                log.warning("ntu=%s adopts open case %s after a restart", ntu_id, down_ref)
+            elif tracked.state.case_open and tracked.case_ref is None:
+                # Confirmed before the restart, never opened: open it at the next tick.
+                start = tracked.state.confirm_from or tracked.state.outage_start
+                if start is not None:
+                    tracked.pending_open = OpenCase(outage_start=start, detected_at=start)
+            degraded_ref = open_cases.get(ntu_degraded_key(ntu_id))
+            if degraded_ref is not None and tracked.degraded_case_ref is None:
+                tracked.degraded_case_ref = degraded_ref
+                tracked.quality = quality.QualityState(degraded=True)
+                self._dirty.add(ntu_id)
 
     def set_inventory(self, inventory: Inventory) -> None:
         """Track exactly the NTUs of ``inventory``, keeping the state of known ones.
@@ -172,6 +223,7 @@ class Detector:
                 stored.state,
                 limits,
                 case_ref=stored.case_ref,
+                pending_open=_pending(stored),
                 degraded_case_ref=stored.degraded_case_ref,
                 degraded_reasons=stored.degraded_reasons,
                 snmp=stored.snmp or SnmpView(),
@@ -179,7 +231,11 @@ class Detector:
             if stored.degraded_case_ref is not None:
                 # The windows are gone with the old process, the verdict is not: the P2
                 # stays open until the NTU has been clear for clear_after again.
-                item.quality = quality.QualityState(degraded=True)
+                reasons = (stored.degraded_reasons or "").split(",")
+                item.quality = quality.QualityState(
+                    degraded=True,
+                    active=frozenset(quality.Reason(r) for r in reasons if r in _REASONS),
+                )
             tracked[spec.id] = item
         for gone in set(self.ntus) - set(tracked):
             self._stored[gone] = self.ntus[gone].stored()
@@ -199,6 +255,11 @@ class Detector:
                 behaviour,
                 until.isoformat(timespec="seconds"),
             )
+        for ntu_id in self._maintenance.keys() - covered.keys():
+            tracked = self.ntus.get(ntu_id)
+            if tracked is not None and tracked.degraded_case_ref is None:
+                # What the planned work did (reboots, loss) is not a degradation after it.
+                tracked.quality = quality.reset(tracked.quality)
         self._maintenance = dict(covered)
 
     def _mute_until(self, ntu_id: str, at: datetime) -> datetime | None:
@@ -237,9 +298,40 @@ class Detector:
         """Evaluate time-based rules (staleness) for every NTU."""
         now = self._clock.now()
         for ntu_id, tracked in self.ntus.items():
+            if (tracked.pending_open or tracked.pending_restore) and await self._settle(tracked):
+                self._dirty.add(ntu_id)
             if await self._apply(tracked, Tick(), now):
                 self._dirty.add(ntu_id)
         await self._persist()
+
+    async def _settle(self, tracked: Tracked) -> bool:
+        """Send what the case service missed: the open, then the restore. True if any."""
+        spec = tracked.spec
+        progressed = False
+        if tracked.pending_open is not None:
+            ok, ref = await self._call(spec, self._open_down(tracked, tracked.pending_open))
+            if not ok:
+                return False
+            tracked.case_ref, tracked.pending_open, progressed = ref, None, True
+        restore = tracked.pending_restore
+        if restore is not None:
+            ok, _ = await self._call(
+                spec,
+                self._sink.restore_incident(
+                    dedup_key=ntu_down_key(spec.id), restored_at=restore.restored_at
+                ),
+            )
+            if not ok:
+                return progressed
+            self.stats.cases_restored += 1
+            log.info(
+                "ntu=%s restored at %s; case %s solved",
+                spec.id,
+                restore.restored_at.isoformat(timespec="seconds"),
+                tracked.case_ref,
+            )
+            tracked.case_ref, tracked.pending_restore, progressed = None, None, True
+        return progressed
 
     async def _on_ping(self, tracked: Tracked, result: PingResult, now: datetime) -> None:
         tracked.last_probe = LastProbe(
@@ -255,7 +347,12 @@ class Detector:
             tracked.last_icmp_fail_at = result.started_at
         await self._quality(tracked, quality.Reachability(result.started_at, result.reachable), now)
         if not (tracked.snmp.icmp_filtered and not result.reachable):
-            wan_down = tracked.last_snmp is not None and wan_service_down(tracked.last_snmp)
+            last = tracked.last_snmp
+            wan_down = (
+                last is not None
+                and result.started_at - last.started_at <= self._snmp_max_age
+                and wan_service_down(last)
+            )
             ok = result.reachable and not wan_down
             await self._apply(tracked, self._observed(tracked, result.started_at, ok), now)
         if tracked.state.status == Status.UP and result.sent and not tracked.snmp.icmp_filtered:
@@ -266,7 +363,8 @@ class Detector:
         previous, tracked.last_snmp = tracked.last_snmp, result
         view = tracked.snmp
         if not result.reachable:
-            if view.icmp_filtered:  # SNMP is the only signal left
+            if view.icmp_filtered or not self._icmp_probed(tracked):
+                # SNMP is the only signal left (ICMP filtered, or not probed at all).
                 await self._apply(tracked, self._observed(tracked, result.started_at, False), now)
             return
         self._note_reboot(tracked, previous, result, now)
@@ -295,6 +393,9 @@ class Detector:
             if measured.errors_per_second is not None and tracked.state.status == Status.UP:
                 sample = quality.ErrorRate(result.started_at, measured.errors_per_second)
                 await self._quality(tracked, sample, now)
+
+    def _icmp_probed(self, tracked: Tracked) -> bool:
+        return self._icmp_enabled and tracked.spec.probe.icmp.enabled
 
     def _observed(self, tracked: Tracked, at: datetime, ok: bool) -> Observed:
         return Observed(at=at, ok=ok, mute_until=self._mute_until(tracked.spec.id, at))
@@ -332,27 +433,21 @@ class Detector:
         case_ref = tracked.case_ref
         for action in actions:
             if isinstance(action, OpenCase):
+                tracked.pending_restore = None  # down again before an old restore got through
                 ok, ref = await self._call(spec, self._open_down(tracked, action))
-                if not ok:
-                    return False
-                case_ref = ref
+                if ok:
+                    case_ref = ref
+                else:
+                    # The outage is real even if the case service is not reachable
+                    # now: remember it and open the case as soon as it is (every tick).
+                    tracked.pending_open = action
             elif isinstance(action, RestoreCase):
-                ok, _ = await self._call(
-                    spec,
-                    self._sink.restore_incident(
-                        dedup_key=ntu_down_key(spec.id), restored_at=action.restored_at
-                    ),
-                )
-                if not ok:
-                    return False
-                self.stats.cases_restored += 1
-                log.info(
-                    "ntu=%s restored at %s; case %s solved",
-                    spec.id,
-                    action.restored_at.isoformat(timespec="seconds"),
-                    case_ref,
-                )
-                case_ref = None
+                # The NTU is back whatever the case service says: the state moves on,
+                # and a restore that cannot be sent now is retried every tick.
+                tracked.case_ref = case_ref
+                tracked.pending_restore = action
+                await self._settle(tracked)
+                case_ref = tracked.case_ref
                 # The outage's lost bursts must not count as degradation afterwards.
                 tracked.quality = quality.reset(tracked.quality)
             else:
@@ -492,19 +587,33 @@ class Detector:
 
     async def _persist(self) -> None:
         """Write every changed state; on failure they stay dirty for the next try."""
-        dirty = [self.ntus[i] for i in self._dirty if i in self.ntus]
-        if dirty:
+        # Swap the set out before awaiting: the tick task and the batch consumer both
+        # persist, and a change made by one while the other saves must not be lost.
+        ids, self._dirty = self._dirty, set()
+        dirty = [self.ntus[i] for i in ids if i in self.ntus]
+        if not dirty:
+            return
+        try:
             await save_states(
                 self._sessionmaker,
                 ((t.spec.id, t.stored(), t.last_probe) for t in dirty),
             )
-        self._dirty.clear()
+        except BaseException:
+            self._dirty |= ids  # saved next time
+            raise
 
     def counts(self) -> dict[Status, int]:
         counts = dict.fromkeys(Status, 0)
         for tracked in self.ntus.values():
             counts[tracked.state.status] += 1
         return counts
+
+
+def _pending(stored: StoredState) -> OpenCase | None:
+    if not stored.case_pending:
+        return None
+    start = stored.state.confirm_from or stored.state.outage_start
+    return OpenCase(outage_start=start, detected_at=start) if start is not None else None
 
 
 def timedelta_ticks(ticks: int) -> timedelta:

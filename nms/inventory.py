@@ -283,8 +283,13 @@ def _csv_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
         return []
     rows: list[_Row] = []
     customers: dict[str, tuple[int, dict[str, str]]] = {}
-    for index, record in enumerate(reader):
-        line = reader.line_num
+    try:
+        records = list(reader)
+    except csv.Error as exc:
+        problems.append(f"{source}:{reader.line_num}: not valid CSV: {exc}")
+        return []
+    for index, record in enumerate(records):
+        line = index + 2  # after the header; exact for files without quoted newlines
         if None in record:
             problems.append(f"{source}:{line}: more fields than the header has columns")
             continue

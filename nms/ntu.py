@@ -13,8 +13,9 @@ to ``down`` without a second case.
 
 Maintenance. An observation may carry ``mute_until``, the end of a maintenance
 window covering the NTU: failures before that time do not count towards
-``down_after``. A failure that persists past the end of the window opens its case
-``down_after`` later, with the outage (for the case) starting at the window's end.
+``down_after``: the clock restarts at each muted failure, so a failure that persists
+past the end of the window (whenever it really ended) opens its case ``down_after``
+after the last muted probe, and the case's outage starts there.
 
 Missing data is not an outage. When no observation arrived for ``stale_after``
 (checked by ``Tick`` events and again when the next observation arrives) the NTU is
@@ -235,9 +236,10 @@ def _on_failure(
         return _change(state, Status.DOWN, at, first_good_at=None, good_streak=0, **seen), []
     start = state.outage_start or at
     confirm_from = state.confirm_from or start
-    if mute_until is not None and confirm_from < mute_until:
-        # In maintenance: the clock (and the case's outage) starts when the window ends.
-        confirm_from = mute_until
+    if mute_until is not None and at < mute_until:
+        # In maintenance: the clock restarts with every muted failure, so it effectively
+        # starts when the window ends - also when the window is ended early.
+        confirm_from = at
     if at - confirm_from >= rules.down_after:
         new = _change(
             state,

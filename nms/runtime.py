@@ -142,7 +142,12 @@ class InventoryReloader:
             signature = self._stat()
             if forced or (signature is not None and signature != self._signature):
                 self._signature = signature
-                await self.reload()
+                try:
+                    await self.reload()
+                except Exception:
+                    # E.g. the database busy or gone: the running inventory stays, and
+                    # the next change (or SIGHUP) tries again. Never take nms down.
+                    log.exception("inventory reload failed; keeping the running inventory")
 
     async def reload(self) -> bool:
         try:
@@ -207,6 +212,8 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
             clock=clock,
             sink=cases,
             sessionmaker=sessionmaker,
+            icmp_enabled=settings.probes.icmp.enabled,
+            snmp_max_age=settings.probes.snmp.interval * 2.5,
         )
         await detector.load(inventory)
         await _serve(settings, clock, inventory, sessionmaker, detector, cases, listener)
@@ -319,6 +326,10 @@ async def _serve(
                 degraded=settings.detector.degraded,
             )
             loop.add_signal_handler(signal.SIGHUP, reloader.requested.set)
+        else:
+            loop.add_signal_handler(
+                signal.SIGHUP, lambda: log.warning("SIGHUP: no inventory file to reload")
+            )
 
         async def consume() -> None:
             async for batch in bus.batches():

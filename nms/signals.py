@@ -55,11 +55,18 @@ def rebooted(previous_uptime: int, uptime: int, elapsed_seconds: float) -> bool:
     return True
 
 
-def counter_delta(previous: int, current: int, *, bits64: bool) -> int:
-    """Increase of a counter between two reads, across one wrap."""
+def counter_delta(previous: int, current: int, *, bits64: bool) -> int | None:
+    """Increase of a counter between two reads, across one wrap; None if it was reset.
+
+    A Counter64 never wraps in practice, and a Counter32 can only have wrapped if it
+    was in its upper half before: anything else going backwards is a reset ("clear
+    counters" on the CPE), which must not read as 4 billion errors in one interval.
+    """
     if current >= previous:
         return current - previous
-    return current + (_COUNTER_64 if bits64 else _COUNTER_32) - previous
+    if bits64 or previous < _COUNTER_32 // 2:
+        return None
+    return current + _COUNTER_32 - previous
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +100,8 @@ def rates(previous: SnmpResult, current: SnmpResult) -> Rates | None:
     def rate(a: int | None, b: int | None, *, bits64: bool, scale: float = 1.0) -> float | None:
         if a is None or b is None:
             return None
-        return counter_delta(a, b, bits64=bits64) * scale / seconds
+        delta = counter_delta(a, b, bits64=bits64)
+        return None if delta is None else delta * scale / seconds
 
     bits64 = current.counters_64bit
     error_parts = [

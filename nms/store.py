@@ -17,6 +17,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.cases.enums import WORKING_STATUSES
+from caseapi.cases.models import Case
 from caseapi.ntus.models import Customer, Ntu
 from caseapi.ntus.models import NtuState as NtuStateRow
 from nms.inventory import Inventory, NtuSpec
@@ -59,6 +61,8 @@ _SNMP_FIELDS = tuple(f.name for f in fields(SnmpView))
 class StoredState:
     state: NtuState
     case_ref: str | None
+    case_pending: bool = False
+    """The outage is confirmed but its case could not be opened yet (retried)."""
     degraded_case_ref: str | None = None
     degraded_reasons: str | None = None
     snmp: SnmpView | None = None
@@ -167,9 +171,10 @@ async def load_states(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[st
                 good_streak=row.good_streak,
                 last_observation_at=row.last_observation_at,
                 last_success_at=row.last_success_at,
-                case_open=row.case_ref is not None,
+                case_open=row.case_ref is not None or row.case_pending,
             ),
             case_ref=row.case_ref,
+            case_pending=row.case_pending,
             degraded_case_ref=row.degraded_case_ref,
             degraded_reasons=row.degraded_reasons,
             snmp=SnmpView(**{name: getattr(row, name) for name in _SNMP_FIELDS}),
@@ -197,6 +202,7 @@ async def save_states(
             "last_observation_at": s.last_observation_at,
             "last_success_at": s.last_success_at,
             "case_ref": stored.case_ref,
+            "case_pending": stored.case_pending,
             "degraded_case_ref": stored.degraded_case_ref,
             "degraded_reasons": stored.degraded_reasons,
         }
@@ -215,3 +221,18 @@ async def save_states(
             shapes.setdefault(frozenset(row), []).append(row)
         for group in shapes.values():
             await _upsert(session, NtuStateRow, group, ["ntu_id"])
+
+
+async def load_open_incidents(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, str]:
+    """Dedup key -> reference of every NTU incident still being worked (not solved).
+
+    The detector adopts them at start-up: a case committed just before a crash, whose
+    NTU state was not saved yet, is then still restored when the NTU comes back.
+    """
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(Case.dedup_key, Case.ref).where(
+                Case.status.in_(sorted(WORKING_STATUSES)), Case.dedup_key.like("ntu:%")
+            )
+        )
+        return {key: ref for key, ref in rows.all() if key is not None}

@@ -52,9 +52,13 @@ def _open() -> ColumnElement[bool]:
 
 
 async def get_open_case_by_dedup_key(session: AsyncSession, *, dedup_key: str) -> Case | None:
-    """Return the one non-terminal case for ``dedup_key``, if any."""
+    """Return the one non-terminal case for ``dedup_key``, if any, locked for update.
+
+    Its callers change it (detector open / restore): the row lock keeps the ticker and
+    API transitions, which lock it too, from interleaving with them on PostgreSQL.
+    """
     stmt = select(Case).where(Case.dedup_key == dedup_key, _open())
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return (await session.execute(_for_update(session, stmt))).scalar_one_or_none()
 
 
 async def get_last_case_by_dedup_key(session: AsyncSession, *, dedup_key: str) -> Case | None:

@@ -57,6 +57,8 @@ class NtuState(Base):
     last_observation_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     case_ref: Mapped[str | None] = mapped_column(String(32))
+    # Confirmed down, but the case service failed: the open is retried until it works.
+    case_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Last burst, for the API and metrics (seconds / fraction).
     rtt_avg: Mapped[float | None] = mapped_column()
     loss: Mapped[float | None] = mapped_column()

@@ -239,7 +239,11 @@ async def test_open_p2_survives_a_restart_and_still_clears(harness: Harness):
     await restarted.load(inventory())
     harness.detector = restarted
     assert restarted.ntus["n2"].degraded_case_ref is not None
-    for _ in range(6):
+    for _ in range(6):  # a restart is no evidence of recovery: still open
+        await harness.cycle()
+    (case,) = await harness.cases()
+    assert case.status != "solved"
+    for _ in range(10):  # the window fills with clean samples, then clear_after
         await harness.cycle()
     (case,) = await harness.cases()
     assert case.status == "solved"
@@ -256,7 +260,9 @@ def test_reboot_versus_wrap():
 def test_counter_wraps():
     assert counter_delta(10, 25, bits64=False) == 15
     assert counter_delta(2**32 - 5, 10, bits64=False) == 15
-    assert counter_delta(2**64 - 5, 10, bits64=True) == 15
+    # A Counter64 does not wrap, and a small Counter32 going back was cleared: no rate.
+    assert counter_delta(2**64 - 5, 10, bits64=True) is None
+    assert counter_delta(1000, 10, bits64=False) is None
 
 
 def test_rates_skip_incomparable_polls():
@@ -293,3 +299,25 @@ def test_rates_skip_incomparable_polls():
     assert measured.errors_per_second == 2.0
     assert rates(a, replace(b, if_index=2)) is None
     assert rates(a, replace(b, sys_uptime=10)) is None  # rebooted in between
+
+
+async def test_an_ntu_probed_by_snmp_alone_goes_down(database: Database):
+    await apply_inventory(database.sessionmaker, inventory())
+    h = Harness(database, FakeClock())
+    h.detector = Detector(
+        rules=RULES,
+        degraded=DEGRADED,
+        clock=h.clock,
+        sink=h.service,
+        sessionmaker=database.sessionmaker,
+        icmp_enabled=False,  # probes.icmp.enabled: false
+    )
+    await h.detector.load(inventory())
+    await h.detector.observe_snmp([h.snmp()])
+    for _ in range(22):
+        h.clock.advance(INTERVAL)
+        await h.detector.observe_snmp([h.snmp(reachable=False)])
+        await h.detector.tick()
+    (case,) = await h.cases()
+    assert case.ntu_id == "n1"
+    assert case.priority == "P1"

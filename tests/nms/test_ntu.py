@@ -265,8 +265,26 @@ def test_failure_inside_a_mute_window_opens_nothing_until_it_ends():
         state, acts = step(state, Observed(at=T0 + t * S, ok=False), T0 + t * S, RULES)
         actions += acts
     opens = [a for a in actions if isinstance(a, OpenCase)]
-    assert opens == [OpenCase(outage_start=window_end, detected_at=T0 + 1500 * S)]
+    last_muted = T0 + 870 * S
+    assert opens == [OpenCase(outage_start=last_muted, detected_at=last_muted + 600 * S)]
     assert state.outage_start == T0  # the NTU's own record keeps the real first failure
+
+
+def test_a_window_ended_early_does_not_delay_the_case():
+    planned_end = T0 + 3600 * S
+    state = NtuState.initial(T0)
+    actions = []
+    for t in range(0, 600, 30):  # muted for 10 minutes, then the window is ended early
+        at = T0 + t * S
+        state, acts = step(state, Observed(at=at, ok=False, mute_until=planned_end), at, RULES)
+        actions += acts
+    for t in range(600, 1230, 30):
+        at = T0 + t * S
+        state, acts = step(state, Observed(at=at, ok=False), at, RULES)
+        actions += acts
+    (opened,) = [a for a in actions if isinstance(a, OpenCase)]
+    assert opened.outage_start == T0 + 570 * S
+    assert opened.detected_at == T0 + 1170 * S  # not at the planned end + 10 min
 
 
 def test_recovery_inside_a_mute_window_leaves_nothing():

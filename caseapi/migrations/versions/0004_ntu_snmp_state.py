@@ -35,6 +35,7 @@ def _columns() -> list[sa.Column[object]]:
         sa.Column("degraded_case_ref", sa.String(32), nullable=True),
         sa.Column("degraded_reasons", sa.String(100), nullable=True),
         sa.Column("confirm_from", UTCDateTime(), nullable=True),
+        sa.Column("case_pending", sa.Boolean(), nullable=False, server_default=sa.false()),
     ]
 
 
