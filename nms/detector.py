@@ -453,6 +453,14 @@ class Detector:
             return topology.node_down_key(spec.id)
         return ntu_down_key(spec.id)
 
+    def _parent_key(self, blocker: str | None) -> str | None:
+        """Dedup key of the case that covered an NTU while it was unreachable: the
+        node's upstream incident, or the own case of an NTU that is its parent."""
+        if blocker is None:
+            return None
+        found = self._lookup(blocker)
+        return self._down_key(found.spec) if found is not None else None
+
     def _affected(self, node_id: str) -> dict[str, str]:
         """The NTUs unreachable behind ``node_id``: NTU id -> customer id."""
         return {
@@ -522,9 +530,7 @@ class Detector:
                 summary=f"NTU {spec.id} ({spec.address}) down: no service since "
                 f"{action.outage_start.isoformat(timespec='seconds')}",
                 supersedes=supersedes,
-                parent_key=topology.node_down_key(tracked.blocked_by)
-                if tracked.blocked_by
-                else None,
+                parent_key=self._parent_key(tracked.blocked_by),
             )
         )
         self.stats.cases_opened += 1

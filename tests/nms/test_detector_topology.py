@@ -230,3 +230,47 @@ async def test_a_restart_during_the_node_outage_opens_nothing_more(harness: Harn
     await harness.cycle(set())
     await harness.cycle(set())
     assert {c.status for c in await harness.cases()} == {"solved"}
+
+
+async def test_an_ntu_as_parent_covers_its_children_with_its_own_case(database: Database):
+    # The pre-existing NTU-behind-NTU case: no upstream incident, the parent NTU's own
+    # P1 covers its children; a child still down afterwards links to that case.
+    text = """\
+customers:
+  - {id: c0, name: C0}
+ntus:
+  - {id: hub, customer: c0, address: 192.0.2.1}
+  - {id: leaf, customer: c0, address: 192.0.2.2, parent: hub}
+"""
+    inv = parse_inventory(text, source="inv.yaml", fmt="yaml")
+    await apply_inventory(database.sessionmaker, inv)
+    clock = FakeClock()
+    h = Harness(database, clock)
+    await h.detector.load(inv)
+
+    async def cycle(down: set[str]) -> None:
+        await h.detector.observe(
+            PingResult(
+                key=k,
+                address=ipaddress.ip_address("192.0.2.1"),
+                started_at=clock.now(),
+                sent=1,
+                received=0 if k in down else 1,
+                rtts=() if k in down else (0.001,),
+            )
+            for k in ("leaf", "hub")
+        )
+        clock.advance(INTERVAL)
+        await h.detector.tick()
+
+    await cycle(set())
+    for _ in range(25):
+        await cycle({"hub", "leaf"})
+    cases = await h.cases()
+    assert [c.dedup_key for c in cases] == ["ntu:hub:down"]
+    assert h.detector.ntus["leaf"].state.status == Status.UNREACHABLE
+    for _ in range(25):
+        await cycle({"leaf"})
+    cases = await h.cases()
+    assert [c.dedup_key for c in cases] == ["ntu:hub:down", "ntu:leaf:down"]
+    assert cases[1].parent_case_id == cases[0].id
