@@ -134,3 +134,28 @@ async def test_staff_see_the_links_and_customers_only_their_own_case(
     assert (await acme.get(f"/v1/cases/{theirs.ref}")).status_code == 404
     listed = (await acme.get("/v1/cases")).json()["data"]
     assert [c["ref"] for c in listed] == [mine.ref]
+
+
+async def test_public_updates_on_the_parent_flow_to_the_open_linked_cases(
+    database: Database,
+    service: CaseService,
+    staff: httpx.AsyncClient,
+    acme: httpx.AsyncClient,
+):
+    parent_ref = await service.open_upstream_incident(upstream(("a1", "cust-1"), ("b1", "cust-2")))
+    _, mine, theirs = await _cases(database)
+    posted = await staff.post(
+        f"/v1/cases/{parent_ref}/comments", json={"body": "Fibre cut; ETA 16:00"}
+    )
+    assert posted.status_code == 201, posted.text
+    note = await staff.post(
+        f"/v1/cases/{parent_ref}/comments",
+        json={"body": "supplier ticket 123", "visibility": "internal"},
+    )
+    assert note.status_code == 201
+    view = (await acme.get(f"/v1/cases/{mine.ref}/comments")).json()
+    assert [c["body"] for c in view["data"]] == ["Fibre cut; ETA 16:00"]
+    other = (await staff.get(f"/v1/cases/{theirs.ref}/comments")).json()
+    assert [c["body"] for c in other["data"]] == ["Fibre cut; ETA 16:00"]
+    # It is support's first response on the linked cases too.
+    assert (await staff.get(f"/v1/cases/{mine.ref}")).json()["first_responded_at"] is not None
