@@ -254,3 +254,40 @@ def test_children_failing_in_the_same_cycle_as_their_parent_open_nothing(pattern
     # then) never opens a case of its own.
     _, _, log = _run([(ok, ok) for ok in pattern], step_s)
     assert not any(who == "child" and isinstance(a, OpenCase) for who, a, _, _ in log)
+
+
+def test_inventory_nodes_unknown_parents_and_cycles_are_reported_with_line_and_field():
+    from nms.errors import InventoryError
+    from nms.inventory import NodeSpec, parse_inventory
+
+    text = """\
+customers:
+  - {id: a, name: A}
+nodes:
+  - {id: pop, kind: pop, address: 192.0.2.1, parent: agg}
+  - {id: agg, kind: aggregation, address: 192.0.2.2, parent: pop}
+  - {id: x, kind: bogus, address: 192.0.2.3, customer: a}
+ntus:
+  - {id: n1, customer: a, address: 192.0.2.10, parent: agg}
+  - {id: n2, customer: a, address: 192.0.2.11, parent: nope}
+  - {id: pop, customer: a, address: 192.0.2.12}
+"""
+    with pytest.raises(InventoryError) as caught:
+        parse_inventory(text, source="inv.yaml", fmt="yaml")
+    problems = caught.value.problems
+    assert "inv.yaml:4: nodes[0].parent: cycle pop -> agg -> pop" in problems
+    assert "inv.yaml:6: nodes[2].customer (id x): nodes belong to no customer" in problems
+    assert any(p.startswith("inv.yaml:6: nodes[2].kind (id x):") for p in problems)
+    assert "inv.yaml:9: ntus[1].parent: unknown parent 'nope'" in problems
+    assert any(p.startswith("inv.yaml:10: ntus[2].id: duplicate id 'pop'") for p in problems)
+    good = parse_inventory(
+        text.replace(", parent: agg}", "}", 1)
+        .replace("  - {id: x, kind: bogus, address: 192.0.2.3, customer: a}\n", "")
+        .replace("parent: nope", "parent: pop")
+        .replace("  - {id: pop, customer: a, address: 192.0.2.12}\n", ""),
+        source="inv.yaml",
+        fmt="yaml",
+    )
+    assert [n.id for n in good.nodes] == ["pop", "agg"]
+    assert all(isinstance(n, NodeSpec) for n in good.nodes)
+    assert good.parents() == {"pop": None, "agg": "pop", "n1": "agg", "n2": "pop"}
