@@ -175,7 +175,8 @@ def _startup_error(exc: BaseException) -> BaseException | None:
 
 def _cmd_inventory_check(args: argparse.Namespace) -> int:
     inventory = load_inventory(args.file)
-    print(f"{args.file}: valid: {len(inventory.customers)} customers, {len(inventory.ntus)} NTUs")
+    counts = f"{len(inventory.customers)} customers, {len(inventory.ntus)} NTUs"
+    print(f"{args.file}: valid: {counts}, {len(inventory.nodes)} upstream nodes")
     return 0
 
 

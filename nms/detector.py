@@ -20,6 +20,16 @@ A new state is kept only once its actions succeeded: if the case service fails, 
 NTU stays where it was and the next event tries again (the calls are idempotent by
 dedup key, so a retry never duplicates a case).
 
+Topology: upstream nodes (``inventory.nodes``) are tracked like NTUs, in ``nodes``.
+Every observation carries its ancestors' verdict (``nms.topology``), and one batch
+is applied parents first, so a child failing in the same cycle as its parent sees
+the parent's new verdict. A node's ``OpenCase`` opens the internal upstream incident
+(``node:<id>:down``) instead of an NTU case; after every batch the NTUs that became
+``unreachable`` behind it are added to that incident (one linked case per affected
+customer). A node's ``RestoreCase`` solves the incident and its linked cases. An
+NTU that stays down afterwards opens its own P1, linked to the node's incident.
+No P2 is opened for nodes.
+
 P1 and P2 together: a P2 that is open when the NTU goes down is upgraded in place to
 the P1 (``IncidentOpen.supersedes``): the customer keeps one case. While an NTU is not
 ``up`` no P2 opens, and its quality windows restart when it comes back.
@@ -36,12 +46,20 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from nms import degradation as quality
+from nms import topology
 from nms.clock import Clock
 from nms.config import DegradedSettings
 from nms.errors import InventoryError
-from nms.inventory import Inventory, NtuSpec
+from nms.inventory import Inventory, NodeSpec, NtuSpec
 from nms.ntu import Event, NtuState, Observed, OpenCase, RestoreCase, Rules, Status, Tick, step
-from nms.outage import CaseSink, IncidentOpen, ntu_degraded_key, ntu_down_key
+from nms.outage import (
+    Affected,
+    CaseSink,
+    IncidentOpen,
+    UpstreamOpen,
+    ntu_degraded_key,
+    ntu_down_key,
+)
 from nms.signals import rates, rebooted, wan_admin_down, wan_service_down
 from nms.store import (
     LastProbe,
@@ -83,6 +101,11 @@ class Tracked:
     last_snmp: SnmpResult | None = None
     icmp_fail_streak: int = 0
     last_icmp_fail_at: datetime | None = None
+    blocked_by: str | None = None
+    """The upstream node whose outage made this NTU unreachable (until it is up)."""
+    reported: frozenset[str] | None = None
+    """For a node with an open outage: the affected NTUs its incident lists."""
+    detected_at: datetime | None = None
 
     def stored(self) -> StoredState:
         return StoredState(
@@ -154,6 +177,9 @@ class Detector:
         self._stored: dict[str, StoredState] = {}
         self._dirty: set[str] = set()
         self.ntus: dict[str, Tracked] = {}
+        self.nodes: dict[str, Tracked] = {}
+        self._parents: dict[str, str | None] = {}
+        self._depth: dict[str, int] = {}
         self.stats = DetectorStats()
         # ntu id -> (behaviour "mute" | "skip", end of the covering maintenance)
         self._maintenance: dict[str, tuple[str, datetime]] = {}
@@ -204,11 +230,22 @@ class Detector:
             InventoryError: a service profile is invalid (nothing changed).
         """
         thresholds = profile_thresholds(inventory, self._degraded)
+        self.ntus = self._track(inventory.ntus, self.ntus, thresholds)
+        self.nodes = self._track(inventory.nodes, self.nodes, thresholds)
+        self._parents = inventory.parents()
+        self._depth = {i: topology.depth(i, self._parents) for i in self._parents}
+
+    def _track(
+        self,
+        specs: Iterable[NtuSpec],
+        known: dict[str, Tracked],
+        thresholds: dict[str, quality.Thresholds],
+    ) -> dict[str, Tracked]:
         now = self._clock.now()
         tracked: dict[str, Tracked] = {}
-        for spec in inventory.ntus:
+        for spec in specs:
             limits = thresholds[spec.profile or ""]
-            current = self.ntus.get(spec.id)
+            current = known.get(spec.id)
             if current is not None:
                 current.spec = spec
                 current.thresholds = limits
@@ -237,9 +274,12 @@ class Detector:
                     active=frozenset(quality.Reason(r) for r in reasons if r in _REASONS),
                 )
             tracked[spec.id] = item
-        for gone in set(self.ntus) - set(tracked):
-            self._stored[gone] = self.ntus[gone].stored()
-        self.ntus = tracked
+        for gone in set(known) - set(tracked):
+            self._stored[gone] = known[gone].stored()
+        return tracked
+
+    def _lookup(self, key: str) -> Tracked | None:
+        return self.ntus.get(key) or self.nodes.get(key)
 
     def set_maintenance(self, covered: dict[str, tuple[str, datetime]]) -> None:
         """The NTUs in an active maintenance window: id -> (behaviour, window end).
@@ -273,35 +313,39 @@ class Detector:
     async def observe(self, results: Iterable[PingResult]) -> None:
         """Feed one batch of ICMP results; persist what changed."""
         now = self._clock.now()
-        for result in results:
-            tracked = self.ntus.get(result.key)
+        # Parents first: a child sees its ancestors' verdict of this same cycle.
+        for result in sorted(results, key=lambda r: self._depth.get(r.key, 0)):
+            tracked = self._lookup(result.key)
             if tracked is None:
                 continue  # removed from the inventory while its probe was in flight
             self.stats.observations += 1
             await self._on_ping(tracked, result, now)
             self._dirty.add(result.key)
+        await self._sync_upstream(now)
         await self._persist()
 
     async def observe_snmp(self, results: Iterable[SnmpResult]) -> None:
         """Feed one batch of SNMP results; persist what changed."""
         now = self._clock.now()
-        for result in results:
-            tracked = self.ntus.get(result.key)
+        for result in sorted(results, key=lambda r: self._depth.get(r.key, 0)):
+            tracked = self._lookup(result.key)
             if tracked is None:
                 continue
             self.stats.snmp_observations += 1
             await self._on_snmp(tracked, result, now)
             self._dirty.add(result.key)
+        await self._sync_upstream(now)
         await self._persist()
 
     async def tick(self) -> None:
         """Evaluate time-based rules (staleness) for every NTU."""
         now = self._clock.now()
-        for ntu_id, tracked in self.ntus.items():
+        for ntu_id, tracked in [*self.nodes.items(), *self.ntus.items()]:
             if (tracked.pending_open or tracked.pending_restore) and await self._settle(tracked):
                 self._dirty.add(ntu_id)
             if await self._apply(tracked, Tick(), now):
                 self._dirty.add(ntu_id)
+        await self._sync_upstream(now)
         await self._persist()
 
     async def _settle(self, tracked: Tracked) -> bool:
@@ -318,7 +362,7 @@ class Detector:
             ok, _ = await self._call(
                 spec,
                 self._sink.restore_incident(
-                    dedup_key=ntu_down_key(spec.id), restored_at=restore.restored_at
+                    dedup_key=self._down_key(spec), restored_at=restore.restored_at
                 ),
             )
             if not ok:
@@ -331,6 +375,7 @@ class Detector:
                 tracked.case_ref,
             )
             tracked.case_ref, tracked.pending_restore, progressed = None, None, True
+            tracked.reported = None
         return progressed
 
     async def _on_ping(self, tracked: Tracked, result: PingResult, now: datetime) -> None:
@@ -398,7 +443,22 @@ class Detector:
         return self._icmp_enabled and tracked.spec.probe.icmp.enabled
 
     def _observed(self, tracked: Tracked, at: datetime, ok: bool) -> Observed:
-        return Observed(at=at, ok=ok, mute_until=self._mute_until(tracked.spec.id, at))
+        verdict = self._verdict(tracked.spec.id)
+        return Observed(
+            at=at,
+            ok=ok,
+            mute_until=self._mute_until(tracked.spec.id, at),
+            upstream=verdict.upstream,
+            upstream_since=verdict.since,
+        )
+
+    def _verdict(self, ident: str) -> topology.Verdict:
+        chain = []
+        for ancestor in topology.ancestors_of(ident, self._parents):
+            found = self._lookup(ancestor)
+            if found is not None:
+                chain.append((ancestor, found.state))
+        return topology.upstream_verdict(chain)
 
     def _note_reboot(
         self, tracked: Tracked, previous: SnmpResult | None, result: SnmpResult, now: datetime
@@ -432,7 +492,13 @@ class Detector:
         spec = tracked.spec
         case_ref = tracked.case_ref
         for action in actions:
-            if isinstance(action, OpenCase):
+            if isinstance(action, OpenCase) and isinstance(spec, NodeSpec):
+                tracked.detected_at = action.detected_at
+                ok, ref = await self._call(spec, self._open_upstream(tracked, new, now))
+                if not ok:
+                    return False
+                case_ref = ref
+            elif isinstance(action, OpenCase):
                 tracked.pending_restore = None  # down again before an old restore got through
                 ok, ref = await self._call(spec, self._open_down(tracked, action))
                 if ok:
@@ -465,9 +531,83 @@ class Detector:
                 start,
                 " (in maintenance: no case before the window ends)" if muted else "",
             )
+        if new.status == Status.UNREACHABLE:
+            blocker = self._verdict(spec.id).blocker
+            if tracked.state.status != Status.UNREACHABLE:
+                log.info("ntu=%s unreachable behind %s (no case of its own)", spec.id, blocker)
+            tracked.blocked_by = blocker or tracked.blocked_by
+        elif new.status == Status.UP:
+            tracked.blocked_by = None
         tracked.state = new
         tracked.case_ref = case_ref
         return True
+
+    @staticmethod
+    def _down_key(spec: NtuSpec) -> str:
+        if isinstance(spec, NodeSpec):
+            return topology.node_down_key(spec.id)
+        return ntu_down_key(spec.id)
+
+    def _parent_key(self, blocker: str | None) -> str | None:
+        """Dedup key of the case that covered an NTU while it was unreachable: the
+        node's upstream incident, or the own case of an NTU that is its parent."""
+        if blocker is None:
+            return None
+        found = self._lookup(blocker)
+        return self._down_key(found.spec) if found is not None else None
+
+    def _affected(self, node_id: str) -> dict[str, str]:
+        """The NTUs unreachable behind ``node_id``: NTU id -> customer id."""
+        return {
+            t.spec.id: t.spec.customer
+            for t in self.ntus.values()
+            if t.state.status == Status.UNREACHABLE and t.blocked_by == node_id
+        }
+
+    async def _open_upstream(self, tracked: Tracked, state: NtuState, now: datetime) -> str:
+        spec = tracked.spec
+        assert isinstance(spec, NodeSpec)
+        affected = self._affected(spec.id)
+        start = state.confirm_from or state.outage_start or now
+        ref = await self._sink.open_upstream_incident(
+            UpstreamOpen(
+                node_id=spec.id,
+                dedup_key=topology.node_down_key(spec.id),
+                site=spec.site,
+                outage_start=start,
+                detected_at=tracked.detected_at or now,
+                summary=f"Node {spec.id} ({spec.kind}, {spec.address}) down since "
+                f"{start.isoformat(timespec='seconds')}",
+                affected=tuple(Affected(n, c) for n, c in sorted(affected.items())),
+            )
+        )
+        if tracked.reported is None:
+            self.stats.cases_opened += 1
+            log.info("node=%s down since %s: upstream P1 case %s", spec.id, start, ref)
+        if tracked.reported != frozenset(affected):
+            log.info(
+                "node=%s upstream case %s: %d NTUs of %d customers unreachable",
+                spec.id,
+                ref,
+                len(affected),
+                len(set(affected.values())),
+            )
+        tracked.reported = frozenset(affected)
+        return ref
+
+    async def _sync_upstream(self, now: datetime) -> None:
+        """Add the NTUs that became unreachable to their node's upstream incident."""
+        for tracked in self.nodes.values():
+            if not tracked.state.case_open:
+                continue
+            if tracked.reported == frozenset(self._affected(tracked.spec.id)):
+                continue
+            ok, ref = await self._call(
+                tracked.spec, self._open_upstream(tracked, tracked.state, now)
+            )
+            if ok and ref is not None:
+                tracked.case_ref = ref
+                self._dirty.add(tracked.spec.id)
 
     async def _open_down(self, tracked: Tracked, action: OpenCase) -> str:
         spec = tracked.spec
@@ -485,6 +625,7 @@ class Detector:
                 summary=f"NTU {spec.id} ({spec.address}) down: no service since "
                 f"{action.outage_start.isoformat(timespec='seconds')}",
                 supersedes=supersedes,
+                parent_key=self._parent_key(tracked.blocked_by),
             )
         )
         self.stats.cases_opened += 1
@@ -505,6 +646,8 @@ class Detector:
     # -- the quality machine ------------------------------------------------------------
 
     async def _quality(self, tracked: Tracked, sample: quality.Sample, now: datetime) -> None:
+        if isinstance(tracked.spec, NodeSpec):
+            return  # no P2 for upstream nodes
         new, actions = quality.step(tracked.quality, sample, now, tracked.thresholds)
         spec = tracked.spec
         for action in actions:
@@ -590,7 +733,7 @@ class Detector:
         # Swap the set out before awaiting: the tick task and the batch consumer both
         # persist, and a change made by one while the other saves must not be lost.
         ids, self._dirty = self._dirty, set()
-        dirty = [self.ntus[i] for i in ids if i in self.ntus]
+        dirty = [t for t in map(self._lookup, ids) if t is not None]
         if not dirty:
             return
         try:

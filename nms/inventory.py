@@ -4,9 +4,17 @@ YAML::
 
     customers:
       - {id: acme, name: ACME Corp}
+    nodes:
+      - {id: pop-lon, kind: pop, address: 192.0.2.1}
+      - {id: agg-1, kind: aggregation, address: 192.0.2.2, parent: pop-lon}
     ntus:
       - {id: acme-hq, customer: acme, service_id: SVC-1001, site: Head office,
-         address: 192.0.2.10}
+         address: 192.0.2.10, parent: agg-1}
+
+Upstream nodes (``kind``: pop, aggregation, supplier_circuit, other) are monitored
+like NTUs (ICMP) and belong to no customer. NTUs and nodes name a ``parent`` (a node
+or an NTU id), several levels deep; ids are unique across both; unknown parents and
+cycles are rejected.
 
 CSV (one NTU a row; customers are the distinct ``customer`` values, named by an
 optional ``customer_name`` column)::
@@ -162,16 +170,42 @@ class NtuSpec(_Strict):
             raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
 
 
+NodeKind = Literal["pop", "aggregation", "supplier_circuit", "other"]
+
+
+class NodeSpec(NtuSpec):
+    """An upstream node (PoP router, aggregation switch, supplier circuit).
+
+    Probed and tracked like an NTU (hence the subclass), but it belongs to no
+    customer and carries no service: its outage opens an internal upstream incident.
+    """
+
+    kind: NodeKind
+    customer: str = ""
+
+    @field_validator("customer")
+    @classmethod
+    def _no_customer(cls, value: str) -> str:
+        if value:
+            raise ValueError("nodes belong to no customer")
+        return value
+
+
 @dataclass(frozen=True, slots=True)
 class Inventory:
     customers: tuple[CustomerSpec, ...]
     ntus: tuple[NtuSpec, ...]
     source: str = ""
     profiles: tuple[ProfileSpec, ...] = ()
+    nodes: tuple[NodeSpec, ...] = ()
     by_id: dict[str, NtuSpec] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         self.by_id.update({n.id: n for n in self.ntus})
+
+    def parents(self) -> dict[str, str | None]:
+        """Entry id (NTU or node) -> its parent's id."""
+        return {e.id: e.parent for e in (*self.nodes, *self.ntus)}
 
 
 # --- YAML with line numbers ---------------------------------------------------------
@@ -264,7 +298,7 @@ def _yaml_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
     return rows
 
 
-_SECTIONS = ("customers", "profiles", "ntus")
+_SECTIONS = ("customers", "profiles", "nodes", "ntus")
 
 _CSV_NTU_COLUMNS = {"id", "customer", "service_id", "site", "address", "parent"}
 _CSV_EXTRA = {"customer_name", "contract_status"}
@@ -312,6 +346,7 @@ def _csv_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
 _MODELS: dict[str, type[BaseModel]] = {
     "customers": CustomerSpec,
     "profiles": ProfileSpec,
+    "nodes": NodeSpec,
     "ntus": NtuSpec,
 }
 
@@ -327,6 +362,7 @@ def parse_inventory(text: str, *, source: str, fmt: Literal["yaml", "csv"]) -> I
     customers: list[CustomerSpec] = []
     profiles: list[ProfileSpec] = []
     ntus: list[tuple[int | None, str, NtuSpec]] = []
+    nodes: list[tuple[int | None, str, NtuSpec]] = []
     for row in rows:
         model: type[BaseModel] = _MODELS[row.section]
         where = f"{row.section}[{row.index}]"
@@ -351,14 +387,16 @@ def parse_inventory(text: str, *, source: str, fmt: Literal["yaml", "csv"]) -> I
                 ident = f" (id {label})" if label else ""
                 problems.append(f"{source}:{line}: {where}.{name}{ident}: {message}")
             continue
-        if isinstance(spec, CustomerSpec):
+        if isinstance(spec, NodeSpec):
+            nodes.append((row.line, where, spec))
+        elif isinstance(spec, CustomerSpec):
             customers.append(spec)
         elif isinstance(spec, ProfileSpec):
             profiles.append(spec)
         else:
             assert isinstance(spec, NtuSpec)
             ntus.append((row.line, where, spec))
-    _cross_check(customers, ntus, source, problems)
+    _cross_check(customers, ntus, nodes, source, problems)
     profile_ids = {p.id for p in profiles}
     for line, where, ntu in ntus:
         if ntu.profile is not None and ntu.profile not in profile_ids:
@@ -370,12 +408,14 @@ def parse_inventory(text: str, *, source: str, fmt: Literal["yaml", "csv"]) -> I
         ntus=tuple(n for _, _, n in ntus),
         source=source,
         profiles=tuple(profiles),
+        nodes=tuple(n for _, _, n in nodes if isinstance(n, NodeSpec)),
     )
 
 
 def _cross_check(
     customers: list[CustomerSpec],
     ntus: list[tuple[int | None, str, NtuSpec]],
+    nodes: list[tuple[int | None, str, NtuSpec]],
     source: str,
     problems: list[str],
 ) -> None:
@@ -386,7 +426,7 @@ def _cross_check(
         customer_ids.add(customer.id)
     seen_ids: dict[str, int | None] = {}
     seen_addresses: dict[IPAddress, str] = {}
-    for line, where, ntu in ntus:
+    for line, where, ntu in [*nodes, *ntus]:
         if ntu.id in seen_ids:
             problems.append(
                 f"{source}:{line}: {where}.id: duplicate id {ntu.id!r} "
@@ -399,13 +439,14 @@ def _cross_check(
                 f"NTU {seen_addresses[ntu.address]!r}"
             )
         seen_addresses.setdefault(ntu.address, ntu.id)
-        if ntu.customer not in customer_ids:
+        if not isinstance(ntu, NodeSpec) and ntu.customer not in customer_ids:
             problems.append(f"{source}:{line}: {where}.customer: unknown customer {ntu.customer!r}")
-    parents = {ntu.id: ntu.parent for _, _, ntu in ntus}
-    for line, where, ntu in ntus:
+    entries = [*nodes, *ntus]
+    parents = {ntu.id: ntu.parent for _, _, ntu in entries}
+    for line, where, ntu in entries:
         if ntu.parent is not None and ntu.parent not in parents:
             problems.append(f"{source}:{line}: {where}.parent: unknown parent {ntu.parent!r}")
-    for line, where, ntu in ntus:
+    for line, where, ntu in entries:
         chain = [ntu.id]
         node = ntu.parent
         while node is not None and node in parents:

@@ -18,7 +18,8 @@ case reference, customer name or free text is ever a label):
 label                       values                                      bound
 ==========================  ==========================================  ================
 ``ntu``                     inventory NTU ids                           fleet size (100k)
-``state``                   unknown, up, suspect, down, recovering      5
+``state``                   unknown, up, suspect, down, recovering,     6
+                            unreachable
 ``priority``                P1, P2, P3                                  3
 ``status``                  the open case statuses                      6
 ``level``                   L1, L2, L3                                  3
@@ -274,7 +275,7 @@ class NmsCollector(Collector):
             state.add_metric([ntu_id, s.status.value], 1)
             if s.status in (Status.UP, Status.SUSPECT):
                 up.add_metric(key, 1 if s.status == Status.UP else 0)
-            elif s.status in (Status.DOWN, Status.RECOVERING):
+            elif s.status in (Status.DOWN, Status.RECOVERING, Status.UNREACHABLE):
                 up.add_metric(key, 0)
             if s.last_observation_at is not None:
                 age.add_metric(key, (now - s.last_observation_at).total_seconds())

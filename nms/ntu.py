@@ -25,14 +25,36 @@ never resolves or opens anything).
 Observations older than the last one seen are ignored, so a late or replayed
 result cannot rewind the state.
 
-    status      Observed(ok)              Observed(fail)                Tick (stale)
-    unknown     up | recovering | up+R    suspect | down                -
-    up          up                        suspect                       unknown
-    suspect     up                        suspect | down+O              unknown
-    down        recovering | up+R         down                          unknown
-    recovering  recovering | up+R         down                          unknown
+Topology (upstream nodes). Each observation carries ``upstream``, the verdict on the
+NTU's ancestors (worst one wins; ``nms.topology.upstream_verdict`` computes it):
 
-    O = OpenCase, R = RestoreCase
+* ``clear``: every ancestor is up (or was never observed) - the machine as above.
+  ``upstream_since`` is when the last ancestor outage ended (its restoration).
+* ``pending``: some ancestor is ``suspect``, or ``unknown`` with its last
+  observation a failure. Its verdict is not known yet, so a failure here counts
+  towards ``down_after`` but never opens a case: the NTU waits in ``suspect``
+  (the ordering rule: a child never opens its own P1 before its ancestors'
+  verdict is known; when the ancestor turns out up, the next failure may open at
+  once, as the child's own clock never stopped).
+* ``down``: some ancestor has a confirmed outage (``down``, ``recovering``, or
+  ``unknown`` with its case open). A failure makes the NTU ``unreachable``: no case
+  of its own (the ancestor's upstream incident covers it), its own clock is
+  dropped. When the ancestor is restored, a failure that goes on starts a new
+  clock at ``upstream_since`` (the ancestor's restoration): the NTU opens its own
+  case ``down_after`` after that, if it is still down.
+
+An NTU whose own case is already open stays ``down`` whatever happens upstream
+(suppress creation, never monitoring or resolution).
+
+    status       Observed(ok)              Observed(fail)                     Tick (stale)
+    unknown      up | recovering | up+R    suspect | down+O | unreachable     -
+    up           up                        suspect | unreachable              unknown
+    suspect      up                        suspect | down+O | unreachable     unknown
+    down         recovering | up+R         down                               unknown
+    recovering   recovering | up+R         down                               unknown
+    unreachable  up                        unreachable | suspect | down+O     unknown
+
+    O = OpenCase (only when upstream is clear), R = RestoreCase
 """
 
 from __future__ import annotations
@@ -48,19 +70,28 @@ class Status(StrEnum):
     SUSPECT = "suspect"
     DOWN = "down"
     RECOVERING = "recovering"
+    UNREACHABLE = "unreachable"
+
+
+class Upstream(StrEnum):
+    """The verdict on an NTU's ancestors (see the module docstring)."""
+
+    CLEAR = "clear"
+    PENDING = "pending"
+    DOWN = "down"
 
 
 # Where each status may go on each kind of event (the table in the docstring, as data;
 # the tests check every step against it).
 TRANSITIONS: dict[tuple[Status, str], frozenset[Status]] = {
     (Status.UNKNOWN, "ok"): frozenset({Status.UP, Status.RECOVERING}),
-    (Status.UNKNOWN, "fail"): frozenset({Status.SUSPECT, Status.DOWN}),
+    (Status.UNKNOWN, "fail"): frozenset({Status.SUSPECT, Status.DOWN, Status.UNREACHABLE}),
     (Status.UNKNOWN, "tick"): frozenset({Status.UNKNOWN}),
     (Status.UP, "ok"): frozenset({Status.UP}),
-    (Status.UP, "fail"): frozenset({Status.SUSPECT}),
+    (Status.UP, "fail"): frozenset({Status.SUSPECT, Status.UNREACHABLE}),
     (Status.UP, "tick"): frozenset({Status.UP, Status.UNKNOWN}),
     (Status.SUSPECT, "ok"): frozenset({Status.UP}),
-    (Status.SUSPECT, "fail"): frozenset({Status.SUSPECT, Status.DOWN}),
+    (Status.SUSPECT, "fail"): frozenset({Status.SUSPECT, Status.DOWN, Status.UNREACHABLE}),
     (Status.SUSPECT, "tick"): frozenset({Status.SUSPECT, Status.UNKNOWN}),
     (Status.DOWN, "ok"): frozenset({Status.RECOVERING, Status.UP}),
     (Status.DOWN, "fail"): frozenset({Status.DOWN}),
@@ -68,6 +99,9 @@ TRANSITIONS: dict[tuple[Status, str], frozenset[Status]] = {
     (Status.RECOVERING, "ok"): frozenset({Status.RECOVERING, Status.UP}),
     (Status.RECOVERING, "fail"): frozenset({Status.DOWN}),
     (Status.RECOVERING, "tick"): frozenset({Status.RECOVERING, Status.UNKNOWN}),
+    (Status.UNREACHABLE, "ok"): frozenset({Status.UP}),
+    (Status.UNREACHABLE, "fail"): frozenset({Status.UNREACHABLE, Status.SUSPECT, Status.DOWN}),
+    (Status.UNREACHABLE, "tick"): frozenset({Status.UNREACHABLE, Status.UNKNOWN}),
 }
 
 
@@ -118,6 +152,9 @@ class Observed:
     at: datetime
     ok: bool
     mute_until: datetime | None = None
+    upstream: Upstream = Upstream.CLEAR
+    upstream_since: datetime | None = None
+    """With ``upstream`` clear: when the last ancestor outage ended (restoration)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +201,7 @@ def step(
     if event.ok:
         new, more = _on_success(state, event.at, now, rules)
     else:
-        new, more = _on_failure(state, event.at, now, rules, event.mute_until)
+        new, more = _on_failure(state, event, now, rules)
     return new, actions + more
 
 
@@ -229,18 +266,28 @@ def _on_success(
 
 
 def _on_failure(
-    state: NtuState, at: datetime, now: datetime, rules: Rules, mute_until: datetime | None
+    state: NtuState, event: Observed, now: datetime, rules: Rules
 ) -> tuple[NtuState, list[Action]]:
+    at, mute_until = event.at, event.mute_until
     seen = {"last_observation_at": at}
     if state.case_open:
         return _change(state, Status.DOWN, at, first_good_at=None, good_streak=0, **seen), []
     start = state.outage_start or at
+    if event.upstream == Upstream.DOWN:
+        # Behind a confirmed upstream outage: covered by its incident, no clock here.
+        new = _change(state, Status.UNREACHABLE, at, outage_start=start, confirm_from=None, **seen)
+        return new, []
     confirm_from = state.confirm_from or start
+    if state.status == Status.UNREACHABLE:
+        # The ancestor is back and this NTU is not: its own clock starts at the
+        # ancestor's restoration (or now, if that is not known).
+        since = event.upstream_since
+        confirm_from = since if since is not None and start <= since <= at else at
     if mute_until is not None and at < mute_until:
         # In maintenance: the clock restarts with every muted failure, so it effectively
         # starts when the window ends - also when the window is ended early.
         confirm_from = at
-    if at - confirm_from >= rules.down_after:
+    if event.upstream == Upstream.CLEAR and at - confirm_from >= rules.down_after:
         new = _change(
             state,
             Status.DOWN,

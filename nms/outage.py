@@ -1,8 +1,13 @@
 """The one narrow interface from the detector to the case service.
 
 In embedded mode the case service object is called directly; in distributed mode
-the same calls travel over the bus or HTTP. Both calls are idempotent by
+the same calls travel over the bus or HTTP. Every call is idempotent by
 ``dedup_key``: calling twice has the effect of calling once.
+
+Upstream outages (``open_upstream_incident``): one internal P1 per node outage
+(``node:<id>:down``, no customer) listing the affected NTUs, and one case per
+affected customer (``node:<id>:down:customer:<cid>``) linked to it. Restoring the
+upstream incident solves its linked customer cases too.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ class IncidentOpen:
 
     dedup_key: str
     priority: Priority
-    ntu_id: str
-    customer_id: str
+    ntu_id: str | None
+    customer_id: str | None
     service_id: str | None
     site: str | None
     outage_start: datetime
@@ -39,6 +44,31 @@ class IncidentOpen:
     """Dedup key of a lower-priority open case for the same NTU (``ntu:<id>:degraded``)
     that this incident upgrades in place instead of opening a second case: the
     customer keeps one case, its priority raised and its key changed to this one."""
+    parent_key: str | None = None
+    """Dedup key of the upstream incident this case is linked to (the latest case
+    with that key): an NTU that stayed down after its upstream node recovered."""
+
+
+@dataclass(frozen=True, slots=True)
+class Affected:
+    """One NTU behind an upstream outage."""
+
+    ntu_id: str
+    customer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamOpen:
+    """Open (or extend) the internal incident of an upstream node outage."""
+
+    node_id: str
+    dedup_key: str
+    site: str | None
+    outage_start: datetime
+    detected_at: datetime
+    summary: str
+    affected: tuple[Affected, ...]
+    """The NTUs behind it seen unreachable so far; later calls add to the list."""
 
 
 class CaseSink(Protocol):
@@ -51,5 +81,13 @@ class CaseSink(Protocol):
         ...
 
     async def restore_incident(self, *, dedup_key: str, restored_at: datetime) -> str | None:
-        """Mark the open case for ``dedup_key`` solved; return its reference, if any."""
+        """Mark the open case for ``dedup_key`` solved; return its reference, if any.
+
+        An upstream incident's linked customer cases are solved with it.
+        """
+        ...
+
+    async def open_upstream_incident(self, request: UpstreamOpen) -> str:
+        """Return the reference of the open upstream incident, creating it and one
+        linked case per affected customer as needed (affected NTUs accumulate)."""
         ...

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.cases.enums import WORKING_STATUSES
 from caseapi.cases.models import Case
-from caseapi.ntus.models import Customer, Ntu
+from caseapi.ntus.models import Customer, Node, Ntu
 from caseapi.ntus.models import NtuState as NtuStateRow
 from nms.inventory import Inventory, NtuSpec
 from nms.ntu import NtuState, Status
@@ -154,6 +154,18 @@ async def apply_inventory(
             await session.execute(delete(Ntu).where(Ntu.id.in_(changed)))
         fresh = [wanted[i] for i in (*added, *changed)]
         await _upsert(session, Ntu, fresh, ["id"])
+        nodes = [
+            {
+                "id": n.id,
+                "kind": n.kind,
+                "address": str(n.address),
+                "parent": n.parent,
+                "site": n.site,
+            }
+            for n in inventory.nodes
+        ]
+        await session.execute(delete(Node).where(Node.id.not_in([n["id"] for n in nodes])))
+        await _upsert(session, Node, nodes, ["id"])
     return InventoryDiff(added=added, removed=removed, changed=changed)
 
 

@@ -44,9 +44,11 @@ class TargetPlanner:
 
     def _push(self) -> None:
         ntus = [n for n in self._inventory.ntus if n.id not in self._skip]
+        # Upstream nodes are pinged like NTUs (no SNMP for them yet).
+        pinged = [*(n for n in self._inventory.nodes if n.id not in self._skip), *ntus]
         if self._icmp is not None:
             self._icmp.set_targets(
-                [PingTarget(key=n.id, address=n.address) for n in ntus if n.probe.icmp.enabled]
+                [PingTarget(key=n.id, address=n.address) for n in pinged if n.probe.icmp.enabled]
             )
         if self._snmp is not None:
             self._snmp.set_targets(ntus)

@@ -122,6 +122,13 @@ class Case(Base):
     #: The earliest deadline the ticker must act on (``lifecycle.next_due_at``).
     next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
+    # -- topology (revision 0008) ---------------------------------------------------
+    #: An upstream incident this case is linked to (an affected customer's case, or
+    #: an NTU's own case opened after the upstream outage ended).
+    parent_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    #: On an upstream incident: the affected NTUs, ``[{"ntu": id, "customer": id}]``.
+    affected: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+
     # The closed case this one recurs; loaded explicitly (selectinload) when needed.
     previous_case: Mapped[Case | None] = relationship(
         remote_side=lambda: [Case.id], foreign_keys=lambda: [Case.recurrence_of], lazy="raise"

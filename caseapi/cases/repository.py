@@ -67,6 +67,25 @@ async def get_last_case_by_dedup_key(session: AsyncSession, *, dedup_key: str) -
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def list_linked_cases(
+    session: AsyncSession, *, parent_id: int, dedup_prefix: str | None = None
+) -> list[Case]:
+    """Return the cases linked to the upstream incident ``parent_id``, oldest first.
+
+    ``dedup_prefix`` keeps only those whose dedup key starts with it (the affected
+    customers' cases, not NTUs' own cases opened after the outage).
+    """
+    stmt = select(Case).where(Case.parent_case_id == parent_id)
+    if dedup_prefix is not None:
+        stmt = stmt.where(Case.dedup_key.startswith(dedup_prefix, autoescape=True))
+    return list((await session.scalars(stmt.order_by(Case.id))).all())
+
+
+async def get_case_ref_by_id(session: AsyncSession, *, case_id: int) -> str | None:
+    """Return the reference of case ``case_id``, if it exists."""
+    return (await session.execute(select(Case.ref).where(Case.id == case_id))).scalar()
+
+
 async def get_case_by_ref(session: AsyncSession, *, ref: str) -> Case | None:
     """Return the case with reference ``ref`` (with ``previous_case`` loaded)."""
     stmt = select(Case).where(Case.ref == ref).options(selectinload(Case.previous_case))

@@ -89,11 +89,16 @@ async def _case_response(
     service: CaseService, principal: Principal, case: Case, *, status: int = 200
 ) -> JSONResponse:
     commitments = await service.get_commitments(case)
-    view = (
-        CaseCustomerView.from_case(case, commitments)
-        if principal.is_customer
-        else CasePublic.from_case(case, commitments)
-    )
+    parent, linked = await service.get_related(case)
+    view: CaseCustomerView
+    if principal.is_customer:
+        # The parent's reference only: the upstream incident itself (and the other
+        # customers on it) stays internal.
+        view = CaseCustomerView.from_case(case, commitments).model_copy(update={"parent": parent})
+    else:
+        view = CasePublic.from_case(case, commitments).model_copy(
+            update={"parent": parent, "linked": linked}
+        )
     return JSONResponse(
         view.model_dump(mode="json"), status_code=status, headers={"ETag": etag(case)}
     )

@@ -52,7 +52,11 @@ class CommitmentPublic(BaseModel):
 
 
 class CaseCustomerView(BaseModel):
-    """A case as its customer sees it; ``recurrence_of`` is the earlier case's reference."""
+    """A case as its customer sees it; ``recurrence_of`` is the earlier case's reference.
+
+    ``parent``: the upstream incident this case is linked to (its reference; filled
+    on single-case responses).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -90,6 +94,7 @@ class CaseCustomerView(BaseModel):
     created_at: datetime
     updated_at: datetime
     commitments: list[CommitmentPublic] = []
+    parent: str | None = None
 
     @classmethod
     def from_case(
@@ -100,7 +105,11 @@ class CaseCustomerView(BaseModel):
 
 
 class CasePublic(CaseCustomerView):
-    """A case as support and service callers see it, internal fields included."""
+    """A case as support and service callers see it, internal fields included.
+
+    On an upstream incident: ``affected`` NTUs and the ``linked`` customer cases
+    (references; filled on single-case responses).
+    """
 
     dedup_key: str | None
     no_support: bool
@@ -114,6 +123,8 @@ class CasePublic(CaseCustomerView):
     next_due_at: datetime | None
     created_by: str | None
     version: int
+    affected: list[dict[str, str]] | None = None
+    linked: list[str] = []
 
     @classmethod
     def from_case(cls, case: Case, commitments: list[CaseCommitment] | None = None) -> CasePublic:
@@ -124,7 +135,7 @@ class CasePublic(CaseCustomerView):
 def _case_fields(
     model: type[BaseModel], case: Case, commitments: list[CaseCommitment] | None
 ) -> dict[str, Any]:
-    names = set(model.model_fields) - {"recurrence_of", "commitments"}
+    names = set(model.model_fields) - {"recurrence_of", "commitments", "parent", "linked"}
     values: dict[str, Any] = {name: getattr(case, name) for name in names}
     previous = case.previous_case if case.recurrence_of is not None else None
     values["recurrence_of"] = previous.ref if previous is not None else None

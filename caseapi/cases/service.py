@@ -9,6 +9,10 @@ Business rules for this slice (DOMAIN.md, "Resolution and closure"):
   work (``recurred``). A closed case is never reopened: the next outage for its key
   opens a new case whose ``recurrence_of`` points at it.
 - Every change writes a timeline entry (``case_events``) in the same transaction.
+- Upstream outages (``open_upstream_incident``): one internal incident per node
+  outage (no customer; the affected NTUs in ``affected``) and one case per affected
+  customer linked to it (``parent_case_id``), all in one transaction, idempotent by
+  dedup key. Restoring the upstream incident solves its linked customer cases.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from caseapi.core.errors import CaseNotFoundError
 from caseapi.core.timers import TICKER_ACTOR
 from caseapi.ntus import repository as ntu_repository
 from nms.clock import Clock
-from nms.outage import IncidentOpen
+from nms.outage import IncidentOpen, UpstreamOpen
 
 DEFAULT_MONITORING_WINDOW_P1: Final = timedelta(hours=24)
 DEFAULT_MONITORING_WINDOW_P2: Final = timedelta(hours=72)
@@ -140,8 +144,34 @@ class CaseService(CaseActions):
                     raise
         raise AssertionError("unreachable")
 
+    async def open_upstream_incident(self, request: UpstreamOpen) -> str:
+        """Return the reference of the open upstream incident for ``request.dedup_key``.
+
+        Creates it (P1, no customer) when none is open, adds ``request.affected`` to
+        its affected NTUs, and opens (or finds) one case per affected customer,
+        keyed ``<dedup_key>:customer:<id>`` and linked to it. Race-safe and
+        idempotent like ``open_incident``.
+
+        Raises:
+            ValueError: A timestamp in ``request`` is naive.
+            DatabaseUnavailableError: The database cannot be reached.
+        """
+        _require_aware(outage_start=request.outage_start, detected_at=request.detected_at)
+        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+            try:
+                async with session_scope(self._sessionmaker, write=True) as session:
+                    ref = await self._open_upstream(session, request)
+                    await session.commit()
+                    return ref
+            except IntegrityError:
+                if attempt == _CREATE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
     async def restore_incident(self, *, dedup_key: str, restored_at: datetime) -> str | None:
         """Mark the open case for ``dedup_key`` solved; return its reference, if any.
+
+        An upstream incident's linked customer cases are solved with it.
 
         ``restored_at`` earlier than the case's outage start is clamped to it (and
         the reported value kept in the timeline). A case that is already solved (or
@@ -158,6 +188,12 @@ class CaseService(CaseActions):
                 return None
             if case.status in WORKING_STATUSES:
                 await self._solve(session, case, restored_at)
+                linked = await repository.list_linked_cases(
+                    session, parent_id=case.id, dedup_prefix=f"{dedup_key}:customer:"
+                )
+                for child in linked:
+                    if child.status in WORKING_STATUSES:
+                        await self._solve(session, child, restored_at)
                 await session.commit()
             return case.ref
 
@@ -217,7 +253,78 @@ class CaseService(CaseActions):
                 raise CaseNotFoundError(ref)
             return await repository.list_events(session, case_id=case.id)
 
+    async def get_related(self, case: Case) -> tuple[str | None, list[str]]:
+        """Return the reference of ``case``'s upstream incident and its linked cases'."""
+        async with session_scope(self._sessionmaker) as session:
+            parent = None
+            if case.parent_case_id is not None:
+                parent = await repository.get_case_ref_by_id(session, case_id=case.parent_case_id)
+            children = await repository.list_linked_cases(session, parent_id=case.id)
+        return parent, [child.ref for child in children]
+
     # -- rules ------------------------------------------------------------------
+
+    async def _open_upstream(self, session: AsyncSession, request: UpstreamOpen) -> str:
+        merged: dict[str, str] = {}
+        parent_ref = await self._open_incident(
+            session,
+            IncidentOpen(
+                dedup_key=request.dedup_key,
+                priority="P1",
+                ntu_id=request.node_id,
+                customer_id=None,
+                service_id=None,
+                site=request.site,
+                outage_start=request.outage_start,
+                detected_at=request.detected_at,
+                summary=request.summary,
+            ),
+        )
+        parent = await repository.get_open_case_by_dedup_key(session, dedup_key=request.dedup_key)
+        assert parent is not None
+        assert parent.ref == parent_ref
+        for item in parent.affected or []:
+            merged[item["ntu"]] = item["customer"]
+        for affected in request.affected:
+            merged[affected.ntu_id] = affected.customer_id
+        by_customer: dict[str, list[str]] = {}
+        for ntu_id, customer_id in sorted(merged.items()):
+            by_customer.setdefault(customer_id, []).append(ntu_id)
+        affected_rows = [{"ntu": n, "customer": c} for n, c in sorted(merged.items())]
+        if parent.affected != affected_rows:
+            parent.affected = affected_rows
+            parent.summary = (
+                f"{request.summary}: {len(merged)} NTUs of {len(by_customer)} customers unreachable"
+            )
+        for customer_id, ntu_ids in sorted(by_customer.items()):
+            key = f"{request.dedup_key}:customer:{customer_id}"
+            await self._open_incident(
+                session,
+                IncidentOpen(
+                    dedup_key=key,
+                    priority="P1",
+                    ntu_id=ntu_ids[0] if len(ntu_ids) == 1 else None,
+                    customer_id=customer_id,
+                    service_id=None,
+                    site=None,
+                    outage_start=request.outage_start,
+                    detected_at=request.detected_at,
+                    summary=f"Upstream outage ({parent.ref}): {len(ntu_ids)} of your NTUs "
+                    f"unreachable: {', '.join(ntu_ids)}",
+                ),
+            )
+            child = await repository.get_open_case_by_dedup_key(session, dedup_key=key)
+            assert child is not None
+            if child.parent_case_id != parent.id:
+                child.parent_case_id = parent.id
+            summary = (
+                f"Upstream outage ({parent.ref}): {len(ntu_ids)} of your NTUs unreachable: "
+                f"{', '.join(ntu_ids)}"
+            )
+            if child.summary != summary:
+                child.summary = summary
+        await session.flush()
+        return parent.ref
 
     async def _open_incident(self, session: AsyncSession, request: IncidentOpen) -> str:
         now = self._clock.now()
@@ -236,7 +343,14 @@ class CaseService(CaseActions):
 
         last = await repository.get_last_case_by_dedup_key(session, dedup_key=request.dedup_key)
         recurrence_of = last if last is not None and last.status is CaseStatus.CLOSED else None
-        customer = await ntu_repository.get_customer(session, customer_id=request.customer_id)
+        customer = None
+        if request.customer_id is not None:
+            customer = await ntu_repository.get_customer(session, customer_id=request.customer_id)
+        parent = None
+        if request.parent_key is not None:
+            parent = await repository.get_last_case_by_dedup_key(
+                session, dedup_key=request.parent_key
+            )
         # Expired or unpaid contracts get no support, but the outage is still recorded
         # for the NOC, flagged. A customer missing from the inventory is not flagged:
         # that is an inventory problem, not a contract decision.
@@ -257,6 +371,7 @@ class CaseService(CaseActions):
             detected_at=request.detected_at,
             reopen_count=0,
             recurrence_of=recurrence_of.id if recurrence_of is not None else None,
+            parent_case_id=parent.id if parent is not None else None,
             no_support=no_support,
             created_by=DETECTOR_ACTOR,
             created_at=now,
@@ -273,6 +388,8 @@ class CaseService(CaseActions):
         }
         if recurrence_of is not None:
             data["recurrence_of"] = recurrence_of.ref
+        if parent is not None:
+            data["parent"] = parent.ref
         await repository.add_event(
             session, case=case, at=now, kind=CaseEventKind.OPENED, actor=DETECTOR_ACTOR, data=data
         )

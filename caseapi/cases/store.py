@@ -38,7 +38,7 @@ from caseapi.ntus import repository as ntu_repository
 _CASE_FIELDS: Final = tuple(f.name for f in fields(CaseSnapshot) if f.name != "commitments")
 
 #: ``ntu_states.status`` values meaning "the NTU is not (yet) up".
-NTU_DOWN_STATUSES: Final = frozenset({"down", "suspect", "recovering"})
+NTU_DOWN_STATUSES: Final = frozenset({"down", "suspect", "recovering", "unreachable"})
 
 
 def _commitment(row: CaseCommitment) -> Commitment:

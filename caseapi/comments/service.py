@@ -17,6 +17,10 @@ Rules:
   that misses one leaks no text. Customers' timelines must drop entries whose
   ``data["visibility"] == "internal"``.
 - Customers read public comments only.
+- A staff public comment on an upstream incident (``node:<id>:down``) is an update
+  for every affected customer: it is copied, in the same transaction, to each of its
+  linked customer cases still open (timeline ``data["from_parent"]`` names the
+  incident), where it counts as support's reply like any other.
 """
 
 from __future__ import annotations
@@ -69,37 +73,68 @@ class CommentService:
             ensure_visible(principal, case.customer_id, CaseNotFoundError(ref))
             if principal.is_customer and case.status.is_terminal:
                 raise CommentRefusedError(ref, case.status.value)
-            now = self._clock.now()
-            comment = await repository.add_comment(
-                session,
-                comment=Comment(
-                    case_id=case.id,
-                    created_at=now,
-                    author=principal.actor,
-                    author_role=principal.role.value,
-                    visibility=visibility.value,
-                    body=body,
-                ),
-            )
-            data: dict[str, object] = {
-                "comment_id": comment.id,
-                "visibility": visibility.value,
-                "author_role": principal.role.value,
-            }
-            if visibility is Visibility.PUBLIC:
-                data["body"] = body
-            await case_repository.add_event(
-                session,
-                case=case,
-                at=now,
-                kind=CaseEventKind.COMMENT_ADDED,
-                actor=principal.actor,
-                data=data,
-            )
-            if visibility is Visibility.PUBLIC:
-                await self._on_public_comment(session, case, principal)
+            comment = await self._write(session, case, principal, body, visibility)
+            if visibility is Visibility.PUBLIC and not principal.is_customer:
+                await self._flow_to_linked(session, case, principal, body)
             await session.commit()
             return comment
+
+    async def _write(
+        self,
+        session: AsyncSession,
+        case: Case,
+        principal: Principal,
+        body: str,
+        visibility: Visibility,
+        extra: dict[str, object] | None = None,
+    ) -> Comment:
+        now = self._clock.now()
+        comment = await repository.add_comment(
+            session,
+            comment=Comment(
+                case_id=case.id,
+                created_at=now,
+                author=principal.actor,
+                author_role=principal.role.value,
+                visibility=visibility.value,
+                body=body,
+            ),
+        )
+        data: dict[str, object] = {
+            "comment_id": comment.id,
+            "visibility": visibility.value,
+            "author_role": principal.role.value,
+            **(extra or {}),
+        }
+        if visibility is Visibility.PUBLIC:
+            data["body"] = body
+        await case_repository.add_event(
+            session,
+            case=case,
+            at=now,
+            kind=CaseEventKind.COMMENT_ADDED,
+            actor=principal.actor,
+            data=data,
+        )
+        if visibility is Visibility.PUBLIC:
+            await self._on_public_comment(session, case, principal)
+        return comment
+
+    async def _flow_to_linked(
+        self, session: AsyncSession, case: Case, principal: Principal, body: str
+    ) -> None:
+        if case.dedup_key is None or not case.dedup_key.startswith("node:"):
+            return
+        linked = await case_repository.list_linked_cases(
+            session, parent_id=case.id, dedup_prefix=f"{case.dedup_key}:customer:"
+        )
+        for child in linked:
+            locked = await case_repository.lock_case_by_id(session, case_id=child.id)
+            if locked is None or locked.status.is_terminal:
+                continue
+            await self._write(
+                session, locked, principal, body, Visibility.PUBLIC, {"from_parent": case.ref}
+            )
 
     async def _on_public_comment(
         self, session: AsyncSession, case: Case, principal: Principal

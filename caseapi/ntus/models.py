@@ -38,6 +38,22 @@ class Ntu(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class Node(Base):
+    """An upstream node (PoP, aggregation switch, supplier circuit) from the inventory.
+
+    Its detector state is kept in ``ntu_states`` under its id (ids are unique across
+    NTUs and nodes).
+    """
+
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(64))
+    parent: Mapped[str | None] = mapped_column(String(64))
+    site: Mapped[str | None] = mapped_column(String(200))
+
+
 class NtuState(Base):
     """The detector's state for one NTU; written every time it changes.
 

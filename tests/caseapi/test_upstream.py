@@ -1,0 +1,161 @@
+"""Upstream incidents in the case service and the API: linked customer cases,
+idempotent and race-safe opening, resolution flowing down, and who sees what."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from caseapi.auth.principal import Role
+from caseapi.cases.models import Case
+from caseapi.cases.service import CaseService
+from nms.clock import FakeClock
+from nms.outage import Affected, UpstreamOpen
+from tests.caseapi.auth_fixtures import authed_client, make_app
+from tests.caseapi.conftest import START, Database, incident
+from tests.caseapi.lifecycle_fixtures import seed
+
+
+def upstream(*affected: tuple[str, str]) -> UpstreamOpen:
+    return UpstreamOpen(
+        node_id="pop1",
+        dedup_key="node:pop1:down",
+        site="London",
+        outage_start=START - timedelta(minutes=10),
+        detected_at=START,
+        summary="Node pop1 down",
+        affected=tuple(Affected(n, c) for n, c in affected),
+    )
+
+
+async def _cases(database: Database) -> list[Case]:
+    async with database.sessionmaker() as session:
+        return list((await session.scalars(select(Case).order_by(Case.id))).all())
+
+
+async def test_opening_is_idempotent_and_affected_ntus_accumulate(
+    database: Database, service: CaseService
+):
+    ref = await service.open_upstream_incident(upstream(("a1", "cust-1")))
+    again = await service.open_upstream_incident(
+        upstream(("a1", "cust-1"), ("a2", "cust-1"), ("b1", "cust-2"))
+    )
+    assert again == ref
+    cases = await _cases(database)
+    assert len(cases) == 3
+    parent, *linked = cases
+    assert parent.ref == ref
+    assert parent.customer_id is None
+    assert parent.affected == [
+        {"ntu": "a1", "customer": "cust-1"},
+        {"ntu": "a2", "customer": "cust-1"},
+        {"ntu": "b1", "customer": "cust-2"},
+    ]
+    assert "3 NTUs of 2 customers" in parent.summary
+    assert [(c.customer_id, c.parent_case_id) for c in linked] == [
+        ("cust-1", parent.id),
+        ("cust-2", parent.id),
+    ]
+    assert "a1, a2" in linked[0].summary
+
+
+async def test_concurrent_openings_make_one_parent_and_one_case_per_customer(
+    database: Database, service: CaseService
+):
+    request = upstream(("a1", "cust-1"), ("b1", "cust-2"))
+    refs = await asyncio.gather(*(service.open_upstream_incident(request) for _ in range(5)))
+    assert len(set(refs)) == 1
+    assert len(await _cases(database)) == 3
+
+
+async def test_restoring_the_parent_solves_linked_customer_cases_only(
+    database: Database, service: CaseService, clock: FakeClock
+):
+    await service.open_upstream_incident(upstream(("a1", "cust-1"), ("b1", "cust-2")))
+    # An NTU's own case linked to the incident is not the incident's to solve.
+    own = replace(incident("a9"), parent_key="node:pop1:down")
+    own_ref = await service.open_incident(own)
+    clock.advance(timedelta(minutes=5))
+    await service.restore_incident(dedup_key="node:pop1:down", restored_at=clock.now())
+    by_ref = {c.ref: c for c in await _cases(database)}
+    assert by_ref[own_ref].status == "new"
+    assert by_ref[own_ref].parent_case_id is not None
+    assert sorted(c.status for r, c in by_ref.items() if r != own_ref) == ["solved"] * 3
+
+
+@pytest.fixture
+async def app(database: Database, service: CaseService, clock: FakeClock) -> FastAPI:
+    await seed(database)
+    return make_app(database, service, clock)
+
+
+@pytest.fixture
+async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with authed_client(app, role=Role.ENGINEER) as client:
+        yield client
+
+
+@pytest.fixture
+async def acme(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-1") as client:
+        yield client
+
+
+async def test_staff_see_the_links_and_customers_only_their_own_case(
+    app: FastAPI,
+    database: Database,
+    service: CaseService,
+    staff: httpx.AsyncClient,
+    acme: httpx.AsyncClient,
+):
+    parent_ref = await service.open_upstream_incident(upstream(("a1", "cust-1"), ("b1", "cust-2")))
+    _, mine, theirs = await _cases(database)
+    body = (await staff.get(f"/v1/cases/{parent_ref}")).json()
+    assert body["parent"] is None
+    assert sorted(body["linked"]) == sorted([mine.ref, theirs.ref])
+    assert {a["customer"] for a in body["affected"]} == {"cust-1", "cust-2"}
+    child = (await staff.get(f"/v1/cases/{mine.ref}")).json()
+    assert child["parent"] == parent_ref
+    # The customer sees its own linked case with the parent's reference, nothing of
+    # the internal incident or of other customers.
+    own = await acme.get(f"/v1/cases/{mine.ref}")
+    assert own.status_code == 200
+    assert own.json()["parent"] == parent_ref
+    assert "linked" not in own.json()
+    assert "affected" not in own.json()
+    assert (await acme.get(f"/v1/cases/{parent_ref}")).status_code == 404
+    assert (await acme.get(f"/v1/cases/{theirs.ref}")).status_code == 404
+    listed = (await acme.get("/v1/cases")).json()["data"]
+    assert [c["ref"] for c in listed] == [mine.ref]
+
+
+async def test_public_updates_on_the_parent_flow_to_the_open_linked_cases(
+    database: Database,
+    service: CaseService,
+    staff: httpx.AsyncClient,
+    acme: httpx.AsyncClient,
+):
+    parent_ref = await service.open_upstream_incident(upstream(("a1", "cust-1"), ("b1", "cust-2")))
+    _, mine, theirs = await _cases(database)
+    posted = await staff.post(
+        f"/v1/cases/{parent_ref}/comments", json={"body": "Fibre cut; ETA 16:00"}
+    )
+    assert posted.status_code == 201, posted.text
+    note = await staff.post(
+        f"/v1/cases/{parent_ref}/comments",
+        json={"body": "supplier ticket 123", "visibility": "internal"},
+    )
+    assert note.status_code == 201
+    view = (await acme.get(f"/v1/cases/{mine.ref}/comments")).json()
+    assert [c["body"] for c in view["data"]] == ["Fibre cut; ETA 16:00"]
+    other = (await staff.get(f"/v1/cases/{theirs.ref}/comments")).json()
+    assert [c["body"] for c in other["data"]] == ["Fibre cut; ETA 16:00"]
+    # It is support's first response on the linked cases too.
+    assert (await staff.get(f"/v1/cases/{mine.ref}")).json()["first_responded_at"] is not None

@@ -1,0 +1,100 @@
+"""End to end: an upstream node and 50 NTUs behind it, through ``nms run`` over the lab.
+
+The node is the lab host's first address and the 50 NTUs (of 5 customers) its other
+addresses; ``link_down`` takes them all down in the same probe cycle. Time is
+compressed as in ``test_run_lab`` (``down_after`` 4 s, 1 s probe interval).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nms.lab import LabFleet
+from tests.lab_fixtures import LabFleetFactory, lab_fleet  # noqa: F401 - fixture
+from tests.nms.nms_process import NmsProcess, running, wait_for
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+DOWN_AFTER = 4.0
+NTUS = 50
+CUSTOMERS = 5
+
+
+@pytest.fixture
+def fleet(lab_fleet: LabFleetFactory) -> LabFleet:  # noqa: F811
+    return lab_fleet(hosts=1, ntus_per_host=NTUS + 1)
+
+
+@pytest.fixture
+def nms(tmp_path: Path, fleet: LabFleet) -> NmsProcess:
+    node, *ntus = fleet.addresses
+    lines = ["customers:"]
+    lines += [f"  - {{id: c{i}, name: Customer {i}}}" for i in range(CUSTOMERS)]
+    lines += ["nodes:", f'  - {{id: pop1, kind: pop, address: "{node}"}}', "ntus:"]
+    lines += [
+        f'  - {{id: ntu-{i:03d}, customer: c{i % CUSTOMERS}, address: "{a}", parent: pop1}}'
+        for i, a in enumerate(ntus)
+    ]
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("\n".join(lines) + "\n")
+    return NmsProcess(workdir=tmp_path, inventory=inventory, database=tmp_path / "nms.db")
+
+
+def _split(cases: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    parents = [c for c in cases if c["dedup_key"] == "node:pop1:down"]
+    return parents, [c for c in cases if c not in parents]
+
+
+def test_node_down_opens_one_upstream_case_and_linked_customer_cases(
+    fleet: LabFleet, nms: NmsProcess
+) -> None:
+    ids = [f"ntu-{i:03d}" for i in range(NTUS)]
+    with running(nms):
+        for ntu_id in ids:
+            nms.wait_status(ntu_id, "up", timeout=20)
+        fleet.link_down(fleet.hosts[0])
+        cases = wait_for(
+            "the upstream case and its linked cases",
+            lambda: c if len(c := nms.cases()) >= 1 + CUSTOMERS else None,
+            timeout=DOWN_AFTER + 10,
+        )
+        time.sleep(2)  # a few more cycles: nothing more opens
+        cases = nms.cases()
+        parents, linked = _split(cases)
+        assert len(parents) == 1
+        assert len(linked) == CUSTOMERS  # no unlinked P1 for any of the 50 NTUs
+        parent = nms.get(f"/v1/cases/{parents[0]['ref']}")
+        assert parent["customer_id"] is None
+        assert len(parent["affected"]) == NTUS
+        assert sorted(parent["linked"]) == sorted(c["ref"] for c in linked)
+        for case in linked:
+            assert nms.get(f"/v1/cases/{case['ref']}")["parent"] == parent["ref"]
+        assert {c["customer_id"] for c in linked} == {f"c{i}" for i in range(CUSTOMERS)}
+        assert nms.status("ntu-000")["status"] == "unreachable"
+
+        # One NTU stays down after the node comes back: its own P1 after down_after.
+        fleet.link_up(fleet.hosts[0])
+        fleet.drop_address(fleet.addresses[1])  # ntu-000
+        wait_for(
+            "the upstream and linked cases solved",
+            lambda: all(c["status"] == "solved" for c in nms.cases()),
+            timeout=15,
+        )
+        own = wait_for(
+            "ntu-000's own case",
+            lambda: [c for c in nms.cases() if c["dedup_key"] == "ntu:ntu-000:down"],
+            timeout=DOWN_AFTER + 10,
+        )[0]
+        assert nms.get(f"/v1/cases/{own['ref']}")["parent"] == parent["ref"]
+        assert own["status"] == "new"
+        assert len(nms.cases()) == 2 + CUSTOMERS
+        fleet.restore_address(fleet.addresses[1])
+        wait_for(
+            "everything solved",
+            lambda: all(c["status"] == "solved" for c in nms.cases()),
+            timeout=15,
+        )
