@@ -41,6 +41,10 @@ class MaintenanceWindow(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_by: Mapped[str | None] = mapped_column(String(ACTOR_LENGTH))
     actual_impact: Mapped[str | None] = mapped_column(Text)
+    #: When the customers were told the work had started / was about to start
+    #: (``caseapi.maintenance.notices.notify_due``); each notice goes out once.
+    started_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: Bumped on every change; the ``ETag`` is ``"v<version>"``.
     version: Mapped[int] = mapped_column(Integer)
 

@@ -22,6 +22,7 @@ class NotificationKind(StrEnum):
     MAINTENANCE_REMINDER = "maintenance_reminder"
     MAINTENANCE_STARTED = "maintenance_started"
     MAINTENANCE_COMPLETED = "maintenance_completed"
+    MAINTENANCE_CANCELLED = "maintenance_cancelled"
 
 
 MAINTENANCE_KINDS = frozenset(
@@ -30,6 +31,7 @@ MAINTENANCE_KINDS = frozenset(
         NotificationKind.MAINTENANCE_REMINDER,
         NotificationKind.MAINTENANCE_STARTED,
         NotificationKind.MAINTENANCE_COMPLETED,
+        NotificationKind.MAINTENANCE_CANCELLED,
     }
 )
 

@@ -127,6 +127,13 @@ _TEMPLATES: Final[Mapping[str, tuple[str, str, str]]] = {
         "Actual impact: {actual_impact} (from {impact_start} to {impact_end}).",
         "Nothing; if you still see a problem, open a case and quote {maintenance_id}.",
     ),
+    K.MAINTENANCE_CANCELLED: (
+        "Maintenance cancelled",
+        "Maintenance {maintenance_id} ({title}), planned from {starts_at} to {ends_at}, "
+        "was cancelled at {at}.",
+        "Nothing; the work will not take place in this window. Any new date is announced "
+        "separately.",
+    ),
 }
 
 
