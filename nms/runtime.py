@@ -363,6 +363,10 @@ async def _serve(
                 tasks.create_task(consume(), name="detector")
                 tasks.create_task(tick(), name="ticker")
                 tasks.create_task(maintenance.run(settings.maintenance.refresh), name="maintenance")
+                tasks.create_task(
+                    maintenance_notices(app.state.maintenance_service, settings, clock),
+                    name="maintenance-notices",
+                )
                 if settings.notifications.enabled:
                     dispatcher = NotificationDispatcher(
                         sessionmaker=sessionmaker,
@@ -395,6 +399,26 @@ async def _serve(
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
     log.info("stopped cleanly")
+
+
+async def maintenance_notices(
+    service: MaintenanceService, settings: Settings, clock: Clock
+) -> None:
+    """Queue "maintenance started" notices and reminders as their time comes.
+
+    Looks back one maximal window at start-up so that a start missed while nms was
+    down is still announced; the windows record what was sent, so overlapping
+    ranges never send twice.
+    """
+    since = clock.now() - settings.maintenance.max_duration
+    while True:
+        until = clock.now()
+        try:
+            await service.notify_due(since=since, until=until)
+            since = until
+        except Exception:
+            log.exception("could not queue maintenance notices; retrying")
+        await asyncio.sleep(settings.maintenance.refresh.total_seconds())
 
 
 class _ShutdownRequestedError(Exception):

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.auth.principal import Principal
 from caseapi.core.database import session_scope
-from caseapi.maintenance import repository
+from caseapi.maintenance import notices, repository
 from caseapi.maintenance.enums import MaintenanceBehaviour, MaintenanceKind, MaintenanceState
 from caseapi.maintenance.errors import (
     InsufficientNoticeError,
@@ -214,6 +214,7 @@ class MaintenanceService:
                 version=1,
             )
             await repository.add_window(session, window=window)
+            await notices.announce(session, window=window, at=now)
             view = await self._view(session, principal, window, now=now)
             await session.commit()
             return view
@@ -296,6 +297,7 @@ class MaintenanceService:
             window.cancelled_at = now
             window.cancelled_by = principal.actor
             self._touch(window, principal, now)
+            await notices.cancelled(session, window=window, at=now)
             view = await self._view(session, principal, window, now=now)
             await session.commit()
             return view
@@ -337,9 +339,25 @@ class MaintenanceService:
             if now < window.ends_at:
                 window.ends_at = now
             self._touch(window, principal, now)
+            await notices.completed(session, window=window, at=now)
             view = await self._view(session, principal, window, now=now)
             await session.commit()
             return view
+
+    async def notify_due(
+        self, *, since: datetime, until: datetime, reminder_before: timedelta = timedelta(hours=24)
+    ) -> dict[str, int]:
+        """Enqueue the started notices and reminders due at ``until`` and commit.
+
+        See ``caseapi.maintenance.notices.notify_due``; safe to call repeatedly and
+        from several processes (each notice goes out once).
+        """
+        async with session_scope(self._sessionmaker, write=True) as session:
+            counts = await notices.notify_due(
+                session, since=since, until=until, reminder_before=reminder_before
+            )
+            await session.commit()
+            return counts
 
     # -- queries -------------------------------------------------------------------
 
