@@ -56,6 +56,7 @@ from nms.outage import (
     Affected,
     CaseSink,
     IncidentOpen,
+    Priority,
     UpstreamOpen,
     ntu_degraded_key,
     ntu_down_key,
@@ -613,16 +614,13 @@ class Detector:
         spec = tracked.spec
         supersedes = ntu_degraded_key(spec.id) if tracked.degraded_case_ref else None
         ref = await self._sink.open_incident(
-            IncidentOpen(
+            _ntu_incident(
+                spec,
                 dedup_key=ntu_down_key(spec.id),
                 priority="P1",
-                ntu_id=spec.id,
-                customer_id=spec.customer,
-                service_id=spec.service_id,
-                site=spec.site,
                 outage_start=action.outage_start,
                 detected_at=action.detected_at,
-                summary=f"NTU {spec.id} ({spec.address}) down: no service since "
+                summary=f"down: no service since "
                 f"{action.outage_start.isoformat(timespec='seconds')}",
                 supersedes=supersedes,
                 parent_key=self._parent_key(tracked.blocked_by),
@@ -695,16 +693,13 @@ class Detector:
     ) -> str:
         spec = tracked.spec
         ref = await self._sink.open_incident(
-            IncidentOpen(
+            _ntu_incident(
+                spec,
                 dedup_key=ntu_degraded_key(spec.id),
                 priority="P2",
-                ntu_id=spec.id,
-                customer_id=spec.customer,
-                service_id=spec.service_id,
-                site=spec.site,
                 outage_start=action.start,
                 detected_at=now,
-                summary=f"NTU {spec.id} ({spec.address}) degraded: {action.detail}",
+                summary=f"degraded: {action.detail}",
             )
         )
         self.stats.degraded_opened += 1
@@ -750,6 +745,33 @@ class Detector:
         for tracked in self.ntus.values():
             counts[tracked.state.status] += 1
         return counts
+
+
+def _ntu_incident(
+    spec: NtuSpec,
+    *,
+    dedup_key: str,
+    priority: Priority,
+    outage_start: datetime,
+    detected_at: datetime,
+    summary: str,
+    supersedes: str | None = None,
+    parent_key: str | None = None,
+) -> IncidentOpen:
+    """The case service request for one NTU's incident (P1 down or P2 degraded)."""
+    return IncidentOpen(
+        dedup_key=dedup_key,
+        priority=priority,
+        ntu_id=spec.id,
+        customer_id=spec.customer,
+        service_id=spec.service_id,
+        site=spec.site,
+        outage_start=outage_start,
+        detected_at=detected_at,
+        summary=f"NTU {spec.id} ({spec.address}) {summary}",
+        supersedes=supersedes,
+        parent_key=parent_key,
+    )
 
 
 def _pending(stored: StoredState) -> OpenCase | None:
