@@ -1,18 +1,32 @@
 """The bus between probes and detector; in-process in the embedded wiring.
 
 Bounded, so a detector that falls behind slows the probes down (back-pressure)
-instead of letting memory grow. The MQTT bus of the distributed wiring offers the
-same two calls.
+instead of letting memory grow. The MQTT bus of the distributed wiring
+(``nms.mqtt_bus.MqttBus``) offers the same two calls, the ``Bus`` protocol, so the
+probe loops and the detector run unchanged in both wirings.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
 
 from probes.observation import PingResult, SnmpResult
 
 Batch = Sequence[PingResult] | Sequence[SnmpResult]
+
+
+class Bus(Protocol):
+    """What probes publish to and the detector reads from."""
+
+    async def publish(self, batch: Batch) -> None:
+        """Hand over one batch of results of one kind; an empty batch is ignored."""
+        ...
+
+    def batches(self) -> AsyncIterator[Batch]:
+        """The published batches, in order, for one consumer; never ends."""
+        ...
 
 
 class InProcessBus:

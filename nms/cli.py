@@ -54,6 +54,53 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", metavar="HOST:PORT", help="API address (default 127.0.0.1:8080)")
     run.add_argument("--database", metavar="URL", help="SQLAlchemy URL (default SQLite ./nms.db)")
 
+    probe = sub.add_parser(
+        "probe",
+        help="distributed: probe one shard of the NTUs, publish to the MQTT bus",
+        description=(
+            "Probe the NTUs of shard I of N (an NTU belongs to shard hashmod(id, N) + 1, "
+            "as Prometheus' hashmod computes it) and publish the results to the MQTT "
+            "broker of bus.url. Needs no database. Serves /metrics and /healthz on "
+            "cluster.probe_listen. Keeps a bounded buffer while the broker is away."
+        ),
+    )
+    probe.add_argument(
+        "--shard", required=True, metavar="I/N", help="this worker's shard, e.g. 1/2"
+    )
+    _add_config(probe)
+    probe.add_argument("--inventory", type=Path, metavar="FILE", help="inventory YAML or CSV")
+    probe.add_argument(
+        "--listen", metavar="HOST:PORT", help="/metrics and /healthz (default 127.0.0.1:9101)"
+    )
+
+    detector = sub.add_parser(
+        "detector",
+        help="distributed: the detector (one leads, others stand by)",
+        description=(
+            "Consume the probe shards' results from the MQTT bus, keep every NTU's state "
+            "and open and solve cases. Run two or more: the one holding the database's "
+            "leader lock works, the others stand by and take over within "
+            "cluster.leader_check when it goes. Also runs the case ticker, notifications "
+            "and maintenance. /metrics and /healthz on cluster.detector_listen."
+        ),
+    )
+    _add_config(detector)
+    detector.add_argument("--inventory", type=Path, metavar="FILE", help="inventory YAML or CSV")
+    detector.add_argument("--database", metavar="URL", help="SQLAlchemy URL (PostgreSQL)")
+    detector.add_argument(
+        "--listen", metavar="HOST:PORT", help="/metrics and /healthz (default 127.0.0.1:9102)"
+    )
+
+    api = sub.add_parser(
+        "api",
+        help="distributed: serve the case API (stateless; run as many as needed)",
+        description="Serve the case API on the shared database. Answers 503 with "
+        "Retry-After while the database is unreachable.",
+    )
+    _add_config(api)
+    api.add_argument("--database", metavar="URL", help="SQLAlchemy URL (PostgreSQL)")
+    api.add_argument("--listen", metavar="HOST:PORT", help="API address (default 127.0.0.1:8080)")
+
     inventory = sub.add_parser("inventory", help="inventory tools")
     inv_sub = inventory.add_subparsers(dest="inventory_command", required=True, metavar="ACTION")
     check = inv_sub.add_parser(
@@ -94,13 +141,16 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _override(settings: Settings, section: str, **values: Any) -> Settings:
+def _override(
+    settings: Settings, section: str, *, flag: str | None = None, **values: Any
+) -> Settings:
     current: BaseModel = getattr(settings, section)
     try:
         updated = type(current).model_validate(current.model_dump() | values)
     except ValidationError as exc:
+        option = flag or next(iter(values))
         problems = [
-            f"command line: --{next(iter(values))}: {e['msg'].removeprefix('Value error, ')}"
+            f"command line: --{option}: {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         ]
         raise ConfigError(problems) from None
@@ -109,11 +159,16 @@ def _override(settings: Settings, section: str, **values: Any) -> Settings:
 
 def _settings_for_run(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
-    if args.inventory is not None:
+    if getattr(args, "inventory", None) is not None:
         settings = _override(settings, "inventory", path=args.inventory)
     if args.listen is not None:
-        settings = _override(settings, "api", listen=args.listen)
-    if args.database is not None:
+        if args.command == "probe":
+            settings = _override(settings, "cluster", flag="listen", probe_listen=args.listen)
+        elif args.command == "detector":
+            settings = _override(settings, "cluster", flag="listen", detector_listen=args.listen)
+        else:
+            settings = _override(settings, "api", listen=args.listen)
+    if getattr(args, "database", None) is not None:
         settings = _override(settings, "database", url=args.database)
     return settings
 
@@ -137,19 +192,39 @@ def _print_problems(title: str, problems: Sequence[str]) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from nms.runtime import run_embedded  # imports the web stack; keep --help fast
-
+    # The web stack is imported here, not at the top: keep --help fast.
     settings = _settings_for_run(args)
     _setup_logging(settings.log.level)
+    clock = SystemClock()
     try:
-        asyncio.run(run_embedded(settings, clock=SystemClock()))
+        if args.command == "run":
+            from nms.runtime import run_embedded
+
+            asyncio.run(run_embedded(settings, clock=clock))
+        elif args.command == "probe":
+            from nms.probe_worker import run_probe
+            from nms.shard import Shard
+
+            try:
+                shard = Shard.parse(args.shard)
+            except ValueError as exc:
+                raise ConfigError([f"command line: --shard: {exc}"]) from None
+            asyncio.run(run_probe(settings, shard, clock=clock))
+        elif args.command == "detector":
+            from nms.detector_node import run_detector
+
+            asyncio.run(run_detector(settings, clock=clock))
+        else:
+            from nms.distributed import run_api
+
+            asyncio.run(run_api(settings, clock=clock))
     except Exception as exc:
         known = _startup_error(exc)
         if isinstance(known, InventoryError):
             _print_problems("invalid inventory, not started", known.problems)
             return EXIT_USAGE
         if isinstance(known, ListenError):
-            _print_problems("cannot serve the API, not started", known.problems)
+            _print_problems("cannot listen, not started", known.problems)
             return EXIT_USAGE
         if isinstance(known, IcmpPermissionError):
             _print_problems("cannot probe, not started", [str(known)])
@@ -205,7 +280,7 @@ def _print_section(name: str, value: object, indent: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
+        if args.command in ("run", "probe", "detector", "api"):
             return _cmd_run(args)
         if args.command == "inventory":
             return _cmd_inventory_check(args)

@@ -14,6 +14,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -265,14 +266,17 @@ class NotificationSettings(_Section):
     backoff_base: Duration = timedelta(seconds=30)
     backoff_cap: Duration = timedelta(hours=1)
 
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, url: str | None) -> str | None:
+        return None if url is None else check_mqtt_url(url)
+
     @model_validator(mode="after")
     def _check(self) -> NotificationSettings:
         _positive(self.interval)
         _positive(self.backoff_base)
         if self.backoff_cap < self.backoff_base:
             raise ValueError("backoff_cap must not be shorter than backoff_base")
-        if self.mqtt_url is not None and not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
-            raise ValueError("mqtt_url must look like mqtt://host[:port]")
         return self
 
 
@@ -313,6 +317,76 @@ class ApiSettings(_Section):
         return listen
 
 
+class BusSettings(_Section):
+    """The MQTT bus of the distributed wiring (``nms probe`` / ``nms detector``)."""
+
+    url: str | None = None
+    """``mqtt://[user:password@]host[:port]``; needed by ``nms probe`` and ``nms detector``."""
+    topic_prefix: str = "nms/v1"
+    session_expiry: Duration = timedelta(hours=1)
+    """How long the broker keeps queueing for the detector while no detector is connected."""
+    buffer_batches: int = Field(default=2000, ge=1, le=1_000_000)
+    """Messages a probe worker keeps while the broker is unreachable (oldest dropped)."""
+    heartbeat: Duration = timedelta(seconds=5)
+    """How often a probe worker says it is alive."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            check_mqtt_url(url)
+            if url.startswith("mqtts://"):
+                raise ValueError("TLS (mqtts://) is not supported on the bus yet; use mqtt://")
+        return url
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, prefix: str) -> str:
+        if not prefix or any(c in prefix for c in "+#") or prefix[0] == "/" or prefix[-1] == "/":
+            raise ValueError("must be a plain topic such as 'nms/v1'")
+        return prefix
+
+    @field_validator("session_expiry", "heartbeat")
+    @classmethod
+    def _check_positive(cls, value: timedelta) -> timedelta:
+        return _positive(value)
+
+
+class ClusterSettings(_Section):
+    """Processes of the distributed wiring."""
+
+    probe_listen: str = "127.0.0.1:9101"
+    """``/metrics`` and ``/healthz`` of ``nms probe``."""
+    detector_listen: str = "127.0.0.1:9102"
+    """``/metrics`` and ``/healthz`` of ``nms detector``."""
+    leader_check: Duration = timedelta(seconds=1)
+    """How often the leader checks its lock, and a standby tries to take it."""
+    shard_stale_after: Duration = timedelta(seconds=15)
+    """No heartbeat from a probe shard for this long: the shard counts as down."""
+
+    @field_validator("probe_listen", "detector_listen")
+    @classmethod
+    def _check_listen(cls, listen: str) -> str:
+        split_listen(listen)
+        return listen
+
+    @field_validator("leader_check", "shard_stale_after")
+    @classmethod
+    def _check_positive(cls, value: timedelta) -> timedelta:
+        return _positive(value)
+
+
+def check_mqtt_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an MQTT URL such as mqtt://host:1883")
+    try:
+        parts.port  # noqa: B018 - raises for a bad port
+    except ValueError as exc:
+        raise ValueError(f"{url!r}: {exc}") from None
+    return url
+
+
 class InventorySettings(_Section):
     path: Path | None = None
     watch_interval: Duration = timedelta(seconds=5)
@@ -350,6 +424,8 @@ class Settings(BaseSettings):
     maintenance: MaintenanceSettings = MaintenanceSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
+    bus: BusSettings = BusSettings()
+    cluster: ClusterSettings = ClusterSettings()
     inventory: InventorySettings = InventorySettings()
     log: LogSettings = LogSettings()
 

@@ -38,7 +38,7 @@ the P1 (``IncidentOpen.supersedes``): the customer keeps one case. While an NTU 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -151,6 +151,10 @@ def profile_thresholds(
     return result
 
 
+#: ``(ntu_id, previous status, new state, case reference)``; must not block.
+StatusListener = Callable[[str, Status, NtuState, str | None], None]
+
+
 class Detector:
     def __init__(
         self,
@@ -182,6 +186,8 @@ class Detector:
         self._parents: dict[str, str | None] = {}
         self._depth: dict[str, int] = {}
         self.stats = DetectorStats()
+        #: Called on every status change (the distributed wiring publishes them).
+        self.on_status: StatusListener | None = None
         # ntu id -> (behaviour "mute" | "skip", end of the covering maintenance)
         self._maintenance: dict[str, tuple[str, datetime]] = {}
 
@@ -539,8 +545,11 @@ class Detector:
             tracked.blocked_by = blocker or tracked.blocked_by
         elif new.status == Status.UP:
             tracked.blocked_by = None
+        previous = tracked.state.status
         tracked.state = new
         tracked.case_ref = case_ref
+        if new.status != previous and self.on_status is not None:
+            self.on_status(spec.id, previous, new, case_ref)
         return True
 
     @staticmethod

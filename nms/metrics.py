@@ -42,10 +42,9 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -69,7 +68,15 @@ from caseapi.cases.enums import (
 from caseapi.cases.models import Case, CaseEvent, CaseNotification
 from nms.clock import Clock
 from nms.detector import Detector
+from nms.exposition import CONTENT_TYPE, render_async
 from nms.ntu import Status
+from nms.probe_metrics import (
+    LoopCounters,
+    ProbeCollector,
+    ProbeStats,
+    SnmpClientCounters,
+    TrapCounters,
+)
 
 log = logging.getLogger("nms.metrics")
 
@@ -82,55 +89,6 @@ _OPEN = sorted(set(CaseStatus) - TERMINAL_STATUSES)
 _PRIORITIES = list(CasePriority)
 
 
-@dataclass(slots=True)
-class ProbeStats:
-    """Counters a probe loop updates; read by the collector."""
-
-    cycles: int = 0
-    overruns: int = 0
-    errors: int = 0
-    last_cycle_seconds: float = 0.0
-    targets: int = 0
-
-
-class LoopCounters(Protocol):
-    """What the collector reads from a probe loop that keeps only counts (SnmpLoop)."""
-
-    @property
-    def cycles(self) -> int: ...
-
-    @property
-    def errors(self) -> int: ...
-
-
-class SnmpClientCounters(Protocol):
-    """``probes.snmp.client.ClientStats``."""
-
-    requests: int
-    retransmissions: int
-    responses: int
-    malformed: int
-    unmatched: int
-    timeouts: int
-    unreachable: int
-
-
-class TrapCounters(Protocol):
-    """``probes.snmp.traps.TrapStats``."""
-
-    received: int
-    unknown_source: int
-    bad_community: int
-    malformed: int
-
-
-_SNMP_CLIENT_KINDS = (
-    "requests", "retransmissions", "responses", "malformed", "unmatched", "timeouts",
-    "unreachable",
-)  # fmt: skip
-_TRAP_KINDS = ("received", "unknown_source", "bad_community", "malformed")
-
-
 def _always_leader() -> bool:
     return True
 
@@ -140,7 +98,8 @@ class NmsCollector(Collector):
 
     Args:
         detector: the running detector (its ``ntus`` and ``stats`` are read).
-        probes: the ICMP probe loop's counters.
+        probes: the ICMP probe loop's counters; None where no probes run in this
+            process (``nms detector``).
         clock: for observation ages.
         snmp: the SNMP probe loop (a ``ProbeStats`` or anything with ``cycles`` and
             ``errors``), or None when SNMP is off.
@@ -153,7 +112,7 @@ class NmsCollector(Collector):
         self,
         *,
         detector: Detector,
-        probes: ProbeStats,
+        probes: ProbeStats | None,
         clock: Clock,
         snmp: LoopCounters | ProbeStats | None = None,
         snmp_client: SnmpClientCounters | None = None,
@@ -161,12 +120,13 @@ class NmsCollector(Collector):
         leader: Callable[[], bool] = _always_leader,
     ) -> None:
         self._detector = detector
-        self._probes = probes
         self._clock = clock
-        self._snmp = snmp
-        self._snmp_client = snmp_client
-        self._traps = traps
         self._leader = leader
+        self._probes = (
+            None
+            if probes is None
+            else ProbeCollector(probes, snmp=snmp, snmp_client=snmp_client, traps=traps)
+        )
 
     def attach_snmp(
         self,
@@ -175,15 +135,15 @@ class NmsCollector(Collector):
         traps: TrapCounters | None = None,
     ) -> None:
         """Export the SNMP loop's (and client's, trap listener's) counters from now on."""
-        self._snmp = loop
-        self._snmp_client = client
-        self._traps = traps
+        if self._probes is not None:
+            self._probes.attach_snmp(loop, client, traps)
 
     def collect(self) -> Iterator[Metric]:
         yield from self._fleet()
         yield from self._per_ntu()
         yield from self._detector_stats()
-        yield from self._probe_stats()
+        if self._probes is not None:
+            yield from self._probes.collect()
 
     def _fleet(self) -> Iterator[Metric]:
         fleet = GaugeMetricFamily("nms_ntus", "NTUs by detector state", labels=["state"])
@@ -336,43 +296,6 @@ class NmsCollector(Collector):
             ("nms_detector_reboots", "NTU reboots seen", stats.reboots),
         ):
             yield CounterMetricFamily(name, doc, value=value)
-
-    def _probe_stats(self) -> Iterator[Metric]:
-        probe = ["probe"]
-        cycles = CounterMetricFamily("nms_probe_cycles", "Probe cycles completed", labels=probe)
-        overruns = CounterMetricFamily(
-            "nms_probe_cycle_overruns", "Cycles that took longer than the interval", labels=probe
-        )
-        errors = CounterMetricFamily("nms_probe_errors", "Probe cycles that failed", labels=probe)
-        duration = GaugeMetricFamily(
-            "nms_probe_cycle_duration_seconds", "Duration of the last cycle", labels=probe
-        )
-        targets = GaugeMetricFamily("nms_probe_targets", "Targets in the last cycle", labels=probe)
-        loops: list[tuple[str, LoopCounters | ProbeStats]] = [("icmp", self._probes)]
-        if self._snmp is not None:
-            loops.append(("snmp", self._snmp))
-        for name, loop in loops:
-            cycles.add_metric([name], loop.cycles)
-            errors.add_metric([name], loop.errors)
-            if isinstance(loop, ProbeStats):
-                overruns.add_metric([name], loop.overruns)
-                duration.add_metric([name], loop.last_cycle_seconds)
-                targets.add_metric([name], loop.targets)
-        yield from (cycles, overruns, errors, duration, targets)
-        if self._snmp_client is not None:
-            family = CounterMetricFamily(
-                "nms_snmp_client", "SNMP client events by kind", labels=["kind"]
-            )
-            for kind in _SNMP_CLIENT_KINDS:
-                family.add_metric([kind], getattr(self._snmp_client, kind))
-            yield family
-        if self._traps is not None:
-            family = CounterMetricFamily(
-                "nms_snmp_traps", "SNMP traps by what became of them", labels=["kind"]
-            )
-            for kind in _TRAP_KINDS:
-                family.add_metric([kind], getattr(self._traps, kind))
-            yield family
 
 
 # -- case statistics from the database ----------------------------------------------------
@@ -833,7 +756,7 @@ def metrics_router(
     async def metrics() -> Response:
         if case_stats is not None:
             await case_stats.maybe_refresh()
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(await render_async(registry), media_type=CONTENT_TYPE)
 
     return router
 
@@ -853,15 +776,16 @@ class Metrics:
 def build_metrics(
     *,
     detector: Detector,
-    probes: ProbeStats,
+    probes: ProbeStats | None,
     clock: Clock,
     sessionmaker: async_sessionmaker[AsyncSession],
     case_ttl: timedelta = timedelta(seconds=10),
     at_risk_within: timedelta = timedelta(minutes=15),
+    leader: Callable[[], bool] = _always_leader,
 ) -> Metrics:
     """A fresh registry with both collectors (SNMP counters: ``collector.attach_snmp``)."""
     registry = CollectorRegistry()
-    collector = NmsCollector(detector=detector, probes=probes, clock=clock)
+    collector = NmsCollector(detector=detector, probes=probes, clock=clock, leader=leader)
     registry.register(collector)
     stats = CaseStats(
         sessionmaker=sessionmaker, clock=clock, ttl=case_ttl, at_risk_within=at_risk_within

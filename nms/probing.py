@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from nms.clock import Clock
 from nms.config import IcmpSettings
-from nms.metrics import ProbeStats
+from nms.probe_metrics import ProbeStats
 from probes.icmp.sweeper import IcmpSweeper, SweepSettings
 from probes.observation import PingResult, PingTarget
 

@@ -16,11 +16,13 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 import uvicorn
+from fastapi import APIRouter, FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,26 +35,29 @@ from caseapi.core.timers import CaseTicker
 from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.dispatcher import NotificationDispatcher
 from caseapi.notifications.settings import NotificationSettings as DispatcherSettings
-from nms.bus import InProcessBus
+from nms.bus import Batch, InProcessBus
 from nms.clock import Clock
 from nms.config import DegradedSettings, Settings, format_duration, split_listen
 from nms.detector import Detector, profile_thresholds
 from nms.errors import InventoryError, ListenError
 from nms.inventory import Inventory, load_inventory
-from nms.metrics import ProbeStats, build_metrics
+from nms.metrics import build_metrics
 from nms.ntu import Rules
+from nms.probe_metrics import ProbeStats
 from nms.probing import ProbeLoop, sweep_settings
 from nms.snmp_loop import SnmpLoop, client_settings
 from nms.store import apply_inventory
 from nms.targets import MaintenanceWatcher, TargetPlanner
 from probes.icmp.sweeper import IcmpSweeper
 from probes.observation import PingResult, SnmpResult
-from probes.snmp.client import SnmpClient
+from probes.snmp.client import ClientStats, SnmpClient
 from probes.snmp.poller import SnmpPoller
-from probes.snmp.traps import TrapListener
+from probes.snmp.traps import TrapListener, TrapStats
 from probes.snmp.traps import TrapSettings as ListenerSettings
 
 log = logging.getLogger("nms.runtime")
+
+Publish = Callable[[Batch], Awaitable[None]]
 
 
 def sla_settings(settings: Settings) -> SlaSettings:
@@ -92,6 +97,58 @@ def detector_rules(settings: Settings) -> Rules:
     return Rules(down_after=d.down_after, restore_after=d.restore_after, stale_after=d.stale_after)
 
 
+def build_case_service(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
+) -> CaseService:
+    return CaseService(
+        sessionmaker=sessionmaker,
+        clock=clock,
+        monitoring_window_p1=settings.cases.monitoring_window.p1,
+        monitoring_window_p2=settings.cases.monitoring_window.p2,
+        sla=sla_settings(settings),
+    )
+
+
+def build_detector(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    cases: CaseService,
+) -> Detector:
+    return Detector(
+        rules=detector_rules(settings),
+        degraded=settings.detector.degraded,
+        clock=clock,
+        sink=cases,
+        sessionmaker=sessionmaker,
+        icmp_enabled=settings.probes.icmp.enabled,
+        snmp_max_age=settings.probes.snmp.interval * 2.5,
+    )
+
+
+def build_api(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    cases: CaseService,
+    *,
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The case API with the maintenance service (embedded and ``nms api``)."""
+    app = create_app(
+        sessionmaker=sessionmaker, case_service=cases, clock=clock, extra_routers=extra_routers
+    )
+    m = settings.maintenance
+    app.state.maintenance_service = MaintenanceService(
+        sessionmaker=sessionmaker,
+        clock=clock,
+        planned_notice=m.planned_notice,
+        max_duration=m.max_duration,
+        emergency_backdate=m.emergency_backdate,
+    )
+    return app
+
+
 class _ApiServer(uvicorn.Server):
     # The runtime owns the signals; uvicorn must not install its own handlers.
     @contextlib.contextmanager
@@ -113,7 +170,7 @@ class InventoryReloader:
         current: Inventory,
         sessionmaker: async_sessionmaker[AsyncSession],
         detector: Detector,
-        planner: TargetPlanner,
+        planner: TargetPlanner | None,
         degraded: DegradedSettings,
     ) -> None:
         self._planner = planner
@@ -162,7 +219,8 @@ class InventoryReloader:
             return False
         diff = await apply_inventory(self._sessionmaker, inventory)
         self._detector.set_inventory(inventory)
-        self._planner.set_inventory(inventory)
+        if self._planner is not None:
+            self._planner.set_inventory(inventory)
         self.current = inventory
         log.info("inventory reloaded from %s: %s", self._path, diff.summary())
         return True
@@ -199,22 +257,8 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
             len(inventory.ntus),
             diff.summary(),
         )
-        cases = CaseService(
-            sessionmaker=sessionmaker,
-            clock=clock,
-            monitoring_window_p1=settings.cases.monitoring_window.p1,
-            monitoring_window_p2=settings.cases.monitoring_window.p2,
-            sla=sla_settings(settings),
-        )
-        detector = Detector(
-            rules=detector_rules(settings),
-            degraded=settings.detector.degraded,
-            clock=clock,
-            sink=cases,
-            sessionmaker=sessionmaker,
-            icmp_enabled=settings.probes.icmp.enabled,
-            snmp_max_age=settings.probes.snmp.interval * 2.5,
-        )
+        cases = build_case_service(settings, sessionmaker, clock)
+        detector = build_detector(settings, sessionmaker, clock, cases)
         await detector.load(inventory)
         await _serve(settings, clock, inventory, sessionmaker, detector, cases, listener)
     finally:
@@ -222,8 +266,8 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
         await engine.dispose()
 
 
-def _listen(listen: str) -> socket.socket:
-    """Bind the API socket first, so a busy port stops start-up before anything runs."""
+def _listen(listen: str, key: str = "api.listen") -> socket.socket:
+    """Bind the listening socket first, so a busy port stops start-up before anything runs."""
     host, port = split_listen(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -231,7 +275,7 @@ def _listen(listen: str) -> socket.socket:
     except OSError as exc:
         raise ListenError(
             [
-                f"api.listen: cannot listen on {listen}: "
+                f"{key}: cannot listen on {listen}: "
                 + (os.strerror(exc.errno) if exc.errno else str(exc))
                 + (" (is another nms running?)" if exc.errno == errno.EADDRINUSE else "")
             ]
@@ -252,20 +296,7 @@ async def _serve(
     metrics = build_metrics(
         detector=detector, probes=probe_stats, clock=clock, sessionmaker=sessionmaker
     )
-    app = create_app(
-        sessionmaker=sessionmaker,
-        case_service=cases,
-        clock=clock,
-        extra_routers=(metrics.router(),),
-    )
-    m = settings.maintenance
-    app.state.maintenance_service = MaintenanceService(
-        sessionmaker=sessionmaker,
-        clock=clock,
-        planned_notice=m.planned_notice,
-        max_duration=m.max_duration,
-        emergency_backdate=m.emergency_backdate,
-    )
+    app = build_api(settings, sessionmaker, clock, cases, extra_routers=(metrics.router(),))
     server = _ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off"))
     bus = InProcessBus()
     stop = asyncio.Event()
@@ -274,42 +305,12 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
 
     async with contextlib.AsyncExitStack() as stack:
-        probe_loop: ProbeLoop | None = None
-        if icmp.enabled:
-            sweeper = IcmpSweeper(settings=sweep_settings(icmp), privileged=icmp.privileged)
-            await stack.enter_async_context(sweeper)
-            probe_loop = ProbeLoop(
-                sweeper=sweeper,
-                settings=icmp,
-                publish=bus.publish,
-                stats=probe_stats,
-                clock=clock,
-            )
-        else:
-            log.warning("ICMP probing is disabled (probes.icmp.enabled=false)")
-        snmp_loop: SnmpLoop | None = None
-        if settings.probes.snmp.enabled:
-            client = SnmpClient(settings=client_settings(settings.probes.snmp))
-            await stack.enter_async_context(client)
-            snmp_loop = SnmpLoop(
-                poller=SnmpPoller(client=client, wall_clock=clock.now),
-                settings=settings.probes.snmp,
-                publish=bus.publish,
-                clock=clock,
-            )
-            trap_stats = None
-            traps = settings.probes.snmp.traps
-            if traps.enabled:
-                trap_host, trap_port = split_listen(traps.listen)
-                trap_listener = TrapListener(
-                    lookup=snmp_loop.trap_source,
-                    on_event=snmp_loop.on_trap,
-                    settings=ListenerSettings(host=trap_host, port=trap_port),
-                )
-                await stack.enter_async_context(trap_listener)
-                trap_stats = trap_listener.stats
-                log.info("listening for SNMP traps on %s", traps.listen)
-            metrics.collector.attach_snmp(snmp_loop, client.stats, trap_stats)
+        probes = await open_probes(
+            stack, settings, publish=bus.publish, stats=probe_stats, clock=clock
+        )
+        probe_loop, snmp_loop = probes.icmp, probes.snmp
+        if snmp_loop is not None:
+            metrics.collector.attach_snmp(snmp_loop, probes.snmp_client, probes.traps)
         planner = TargetPlanner(inventory=inventory, icmp=probe_loop, snmp=snmp_loop)
         maintenance = MaintenanceWatcher(
             sessionmaker=sessionmaker, detector=detector, planner=planner, clock=clock
@@ -399,6 +400,60 @@ async def _serve(
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
     log.info("stopped cleanly")
+
+
+@dataclass(frozen=True, slots=True)
+class Probes:
+    """The probe loops of this process (None: that probe is switched off)."""
+
+    icmp: ProbeLoop | None
+    snmp: SnmpLoop | None
+    snmp_client: ClientStats | None
+    traps: TrapStats | None
+
+
+async def open_probes(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    *,
+    publish: Publish,
+    stats: ProbeStats,
+    clock: Clock,
+) -> Probes:
+    """Open the ICMP sweeper, SNMP client and trap listener (closed with ``stack``)."""
+    icmp = settings.probes.icmp
+    probe_loop: ProbeLoop | None = None
+    if icmp.enabled:
+        sweeper = IcmpSweeper(settings=sweep_settings(icmp), privileged=icmp.privileged)
+        await stack.enter_async_context(sweeper)
+        probe_loop = ProbeLoop(
+            sweeper=sweeper, settings=icmp, publish=publish, stats=stats, clock=clock
+        )
+    else:
+        log.warning("ICMP probing is disabled (probes.icmp.enabled=false)")
+    if not settings.probes.snmp.enabled:
+        return Probes(icmp=probe_loop, snmp=None, snmp_client=None, traps=None)
+    client = SnmpClient(settings=client_settings(settings.probes.snmp))
+    await stack.enter_async_context(client)
+    snmp_loop = SnmpLoop(
+        poller=SnmpPoller(client=client, wall_clock=clock.now),
+        settings=settings.probes.snmp,
+        publish=publish,
+        clock=clock,
+    )
+    trap_stats = None
+    traps = settings.probes.snmp.traps
+    if traps.enabled:
+        trap_host, trap_port = split_listen(traps.listen)
+        trap_listener = TrapListener(
+            lookup=snmp_loop.trap_source,
+            on_event=snmp_loop.on_trap,
+            settings=ListenerSettings(host=trap_host, port=trap_port),
+        )
+        await stack.enter_async_context(trap_listener)
+        trap_stats = trap_listener.stats
+        log.info("listening for SNMP traps on %s", traps.listen)
+    return Probes(icmp=probe_loop, snmp=snmp_loop, snmp_client=client.stats, traps=trap_stats)
 
 
 async def maintenance_notices(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -54,6 +55,13 @@ class TargetPlanner:
             self._snmp.set_targets(ntus)
 
 
+class SkipTarget(Protocol):
+    """Who stops probing the NTUs of ``skip`` windows: the probe planner here, the
+    probe shards over the bus in the distributed wiring."""
+
+    def set_skip(self, skip: frozenset[str]) -> None: ...
+
+
 class MaintenanceWatcher:
     """Reads the active maintenance windows every ``period`` and applies them.
 
@@ -66,7 +74,7 @@ class MaintenanceWatcher:
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
         detector: Detector,
-        planner: TargetPlanner,
+        planner: SkipTarget,
         clock: Clock,
     ) -> None:
         self._sessionmaker = sessionmaker

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import (
@@ -38,6 +38,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from caseapi.core.errors import DatabaseConfigError, DatabaseUnavailableError, InvalidCursorError
+
+#: Advisory lock key held while migrating on PostgreSQL (any constant of our own).
+_MIGRATION_LOCK: Final = 0x6E6D735F6D696772  # "nms_migr"
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -159,6 +162,12 @@ async def migrate(engine: AsyncEngine, *, revision: str = "head") -> None:
         raise DatabaseUnavailableError(f"cannot connect: {_describe(exc)}", url=url) from exc
     try:
         async with conn.begin():
+            if conn.dialect.name == "postgresql":
+                # Several processes start at once in the distributed wiring (detectors,
+                # API replicas); one migrates, the others wait and then find nothing to do.
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
             await conn.run_sync(_upgrade, revision)
     finally:
         await conn.close()

@@ -14,6 +14,18 @@ ROOT = Path(__file__).resolve().parents[2] / "dashboards"
 GRAFANA = ROOT / "grafana"
 PROMETHEUS = ROOT / "prometheus"
 
+#: Exported only by ``nms probe`` / ``nms detector`` (the queries that use them fall back
+#: to ``or vector(0)`` in the embedded wiring); a real Prometheus scrapes them in
+#: ``tests/distributed/test_cluster.py``.
+DISTRIBUTED_ONLY = frozenset(
+    {
+        "nms_probe_shard_up",
+        "nms_bus_observation_delay_seconds_bucket",
+        "nms_bus_buffered_batches",
+        "nms_bus_messages_rejected_total",
+    }
+)
+
 #: What Grafana would put in for its built-in variables, for a test Prometheus that
 #: scrapes every second and has a few minutes of data.
 BUILTINS = {

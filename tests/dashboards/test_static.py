@@ -13,17 +13,21 @@ from datetime import timedelta
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from caseapi.cases.service import CaseService
 from nms.clock import FakeClock
+from nms.cluster_metrics import DELAY_BUCKETS, BusCollector, ShardMonitor
 from nms.config import DegradedSettings
 from nms.detector import Detector
 from nms.inventory import parse_inventory
-from nms.metrics import ProbeStats, build_metrics
+from nms.metrics import build_metrics
+from nms.mqtt_bus import BusStats
 from nms.ntu import Rules
+from nms.probe_metrics import ProbeStats
 from nms.store import LastProbe, apply_inventory
+from nms.wire import Heartbeat
 from probes.observation import PingResult
 from tests.caseapi.conftest import (  # noqa: F401 - fixtures
     Database,
@@ -166,6 +170,22 @@ async def exported_names(db: Database) -> set[str]:
     metrics.collector.attach_snmp(ProbeStats())
     await metrics.case_stats.maybe_refresh()
     registry: CollectorRegistry = metrics.registry
+    # The distributed wiring's collectors (nms probe / nms detector), with data.
+    bus = BusStats()
+    bus.published["ping"] += 1
+    bus.received["ping"] += 1
+    bus.rejected["version"] += 1
+    registry.register(BusCollector(bus, role="detector"))
+    shards = ShardMonitor(clock=clock, stale_after=timedelta(seconds=15))
+    shards.note(
+        Heartbeat(shard="1/2", alive=True, icmp_targets=1, snmp_targets=0, cycles=1,
+                  overruns=0, buffered=0, dropped=0)
+    )  # fmt: skip
+    registry.register(shards)
+    delay = Histogram(
+        "nms_bus_observation_delay_seconds", "delay", buckets=DELAY_BUCKETS, registry=registry
+    )
+    delay.observe(0.01)
     text = generate_latest(registry).decode()
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
 

@@ -23,11 +23,11 @@ from nms.metrics import (
     CaseStats,
     CaseStatsCollector,
     NmsCollector,
-    ProbeStats,
     build_metrics,
 )
 from nms.ntu import Rules
 from nms.outage import IncidentOpen, ntu_degraded_key
+from nms.probe_metrics import ProbeStats
 from nms.store import apply_inventory
 from probes.observation import PingResult
 from tests.caseapi.conftest import Database

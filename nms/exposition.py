@@ -1,0 +1,92 @@
+"""``/metrics`` pages: rendered in a worker thread, in the text format, quickly.
+
+At 10,000 NTUs a scrape has about 80,000 samples and costs about half a second of
+CPU (collecting the families ~0.4 s, writing the text ~0.2 s). Done inside the event
+loop, that stalled the detector for that long at every scrape (seconds on a loaded
+machine), so ``render_async`` runs it in a thread: the loop keeps consuming probe
+results between the thread's GIL slices. The collectors only read the detector's
+state (an inventory reload replaces the NTU dict instead of changing it in place), so
+a page is a consistent-enough snapshot.
+
+``prometheus_client.generate_latest`` validates and escapes every label and metric
+name of every sample; ours are fixed identifiers, so ``render`` checks each family's
+name once, escapes a label value only when it holds a character that needs it, and
+otherwise writes exactly what ``generate_latest`` writes, about 40 % faster
+(``tests/nms/test_exposition.py`` compares the two).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import cast
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+_go_float = cast(Callable[[float], str], floatToGoString)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_OM_SUFFIXES = ("_created", "_gsum", "_gcount")
+_TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
+
+
+def _escape(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return value
+
+
+def _line(sample: Sample) -> str:
+    value = sample.value
+    # Small ints (most of our samples: states, counts) print as Python floats do;
+    # anything else takes prometheus_client's Go-style formatting.
+    text = repr(float(value)) if type(value) is int and value < 1_000_000 else _go_float(value)
+    if sample.labels:
+        labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(sample.labels.items()))
+        line = f"{sample.name}{{{labels}}} {text}"
+    else:
+        line = f"{sample.name} {text}"
+    if sample.timestamp is not None:
+        line += f" {int(float(sample.timestamp) * 1000):d}"
+    return line + "\n"
+
+
+def _help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The registry's samples in the Prometheus text format (0.0.4)."""
+    output: list[str] = []
+    for metric in registry.collect():
+        name, kind = metric.name, metric.type
+        if not _NAME.match(name):
+            raise ValueError(f"invalid metric name {name!r}")
+        if kind == "counter":
+            name += "_total"
+        elif kind == "info":
+            name += "_info"
+        output.append(f"# HELP {name} {_help(metric.documentation)}\n")
+        output.append(f"# TYPE {name} {_TYPES.get(kind, kind)}\n")
+        extra: dict[str, list[str]] = {}
+        suffixed = {metric.name + suffix: suffix for suffix in _OM_SUFFIXES}
+        for sample in metric.samples:
+            suffix = suffixed.get(sample.name)
+            if suffix is None:
+                output.append(_line(sample))
+            else:
+                extra.setdefault(suffix, []).append(_line(sample))
+        for suffix, lines in sorted(extra.items()):
+            output.append(f"# HELP {metric.name}{suffix} {_help(metric.documentation)}\n")
+            output.append(f"# TYPE {metric.name}{suffix} gauge\n")
+            output.extend(lines)
+    return "".join(output).encode("utf-8")
+
+
+async def render_async(registry: CollectorRegistry) -> bytes:
+    """``render`` in a worker thread, so a big page does not stall the event loop."""
+    return await asyncio.to_thread(render, registry)
