@@ -675,8 +675,8 @@ class Report:
             f" median {median * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, mean {mean * 1000:.1f} ms"
             "\n  (quantiles interpolated linearly within the histogram buckets, as Prometheus'"
             f" histogram_quantile does; bucket bounds {bounds} s. The window starts with one"
-            " scrape of the detector's /metrics, which blocks its event loop meanwhile: the"
-            " figures include one such stall per window)"
+            " scrape of the detector's /metrics (rendered in a thread, it competes for the"
+            " GIL with the consumer): the figures include one scrape per window)"
         )
         usages = self.usages()
         self.show_cpu(usages, scrape)
