@@ -46,6 +46,7 @@ from nms.distributed import (
     stop_event,
     until_stopped,
 )
+from nms.errors import InventoryError
 from nms.leader import LeaderLock
 from nms.metrics import Metrics, build_metrics
 from nms.mqtt_bus import MqttBus
@@ -155,6 +156,13 @@ class DetectorNode:
 
     async def _term(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         settings, clock = self._settings, self._clock
+        try:  # the file may have changed while this detector stood by
+            self._inventory = load_checked_inventory(settings)
+        except InventoryError as exc:
+            log.error(
+                "inventory rejected, leading with the last valid one:\n  %s",
+                "\n  ".join(exc.problems),
+            )
         inventory = self._inventory
         await apply_inventory(sessionmaker, inventory)
         cases = build_case_service(settings, sessionmaker, clock)
@@ -291,6 +299,7 @@ class DetectorNode:
                     tasks.create_task(coro, name=name)
         finally:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            self._inventory = reloader.current
 
     async def _on_message(self, detector: Detector, message: Message) -> None:
         payload = message.payload

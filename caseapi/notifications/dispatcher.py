@@ -137,12 +137,17 @@ class NotificationDispatcher:
         semaphore = asyncio.Semaphore(self._settings.concurrency)
         mqtt_jobs = [job for job in jobs if job.channel is Channel.MQTT]
         other_jobs = [job for job in jobs if job.channel is not Channel.MQTT]
+        # One recipient's messages go one after the other, in the order they were
+        # claimed ("announced" before "cancelled"); recipients go in parallel.
+        queues: dict[tuple[Channel, str], list[Job]] = {}
+        for job in other_jobs:
+            queues.setdefault((job.channel, job.target), []).append(job)
         async with self._http() as client, asyncio.TaskGroup() as group:
             webhooks = WebhookChannel(settings=self._settings, client=client)
-            for job in other_jobs:
+            for (channel, target), queue in queues.items():
                 group.create_task(
-                    self._deliver(job, now, semaphore, webhooks),
-                    name=f"notify-{job.channel}-{job.delivery_id}",
+                    self._deliver_in_order(queue, now, semaphore, webhooks),
+                    name=f"notify-{channel}-{target}",
                 )
             if mqtt_jobs:
                 group.create_task(self._deliver_mqtt(mqtt_jobs, now), name="notify-mqtt")
@@ -154,6 +159,16 @@ class NotificationDispatcher:
             return
         async with httpx.AsyncClient(follow_redirects=False) as client:
             yield client
+
+    async def _deliver_in_order(
+        self,
+        queue: list[Job],
+        now: datetime,
+        semaphore: asyncio.Semaphore,
+        webhooks: WebhookChannel,
+    ) -> None:
+        for job in queue:
+            await self._deliver(job, now, semaphore, webhooks)
 
     async def _deliver(
         self, job: Job, now: datetime, semaphore: asyncio.Semaphore, webhooks: WebhookChannel
