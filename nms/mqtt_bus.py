@@ -596,9 +596,12 @@ async def _connect(client: aiomqtt.Client) -> None:
     try:
         await asyncio.shield(attempt)
     except asyncio.CancelledError:
-        try:
-            await attempt
-        except aiomqtt.MqttError:
+        # Bounded: a stop must never hang on a broker that does not answer.
+        done, _ = await asyncio.wait({attempt}, timeout=_cleanup_seconds(client))
+        if not done:
+            attempt.cancel()
+            _close_socket(client)
+        elif attempt.cancelled() or attempt.exception() is not None:
             _close_socket(client)
         else:
             await _disconnect(client)
@@ -606,6 +609,11 @@ async def _connect(client: aiomqtt.Client) -> None:
     except aiomqtt.MqttError:
         _close_socket(client)
         raise
+
+
+def _cleanup_seconds(client: aiomqtt.Client) -> float:
+    # aiomqtt bounds each of its own waits by ``timeout``; a little more for ours.
+    return float(client.timeout) + 1.0
 
 
 def _close_socket(client: aiomqtt.Client) -> None:
@@ -617,8 +625,11 @@ def _close_socket(client: aiomqtt.Client) -> None:
 async def _disconnect(client: aiomqtt.Client) -> None:
     # A failing DISCONNECT (the broker is gone already) changes nothing, and must not
     # replace the exception (or the cancellation) that ended the connection.
-    with contextlib.suppress(aiomqtt.MqttError):
-        await client.__aexit__(None, None, None)
+    try:
+        async with asyncio.timeout(_cleanup_seconds(client)):
+            await client.__aexit__(None, None, None)
+    except (aiomqtt.MqttError, TimeoutError):
+        _close_socket(client)
     # A connection that dropped just as we were stopped: nobody asked aiomqtt why, and
     # asyncio would log "Future exception was never retrieved" for it. We do not care.
     disconnected = client._disconnected
