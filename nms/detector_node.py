@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from caseapi.core.database import make_engine, make_sessionmaker
 from caseapi.core.timers import CaseTicker
-from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.dispatcher import NotificationDispatcher
 from nms.case_relay import CaseRelay
 from nms.clock import Clock
@@ -56,6 +55,7 @@ from nms.runtime import (
     _listen,
     build_case_service,
     build_detector,
+    build_maintenance_service,
     maintenance_notices,
     notification_settings,
 )
@@ -273,7 +273,9 @@ class DetectorNode:
             ("case-stats", refresh_case_stats()),
             (
                 "maintenance-notices",
-                maintenance_notices(_maintenance(settings, sessionmaker, clock), settings, clock),
+                maintenance_notices(
+                    build_maintenance_service(settings, sessionmaker, clock), settings, clock
+                ),
             ),
             (
                 "case-ticker",
@@ -315,19 +317,6 @@ class DetectorNode:
         delay = max((self._clock.now() - message.sent_at).total_seconds(), 0.0)
         for _ in payload:
             self._delay.observe(delay)
-
-
-def _maintenance(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
-) -> MaintenanceService:
-    m = settings.maintenance
-    return MaintenanceService(
-        sessionmaker=sessionmaker,
-        clock=clock,
-        planned_notice=m.planned_notice,
-        max_duration=m.max_duration,
-        emergency_backdate=m.emergency_backdate,
-    )
 
 
 class _SkipPublisher:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,6 +36,7 @@ from nms.inventory import Inventory, load_inventory
 from nms.mqtt_bus import MqttBus
 from nms.probe_metrics import ProbeCollector, ProbeStats
 from nms.runtime import (
+    FileWatch,
     _listen,
     open_probes,
 )
@@ -56,41 +56,6 @@ def shard_inventory(inventory: Inventory, shard: Shard) -> Inventory:
         profiles=inventory.profiles,
         nodes=tuple(n for n in inventory.nodes if shard.owns(n.id)),
     )
-
-
-class InventoryWatcher:
-    """Re-reads the inventory file on change or SIGHUP; a bad file keeps the old one."""
-
-    def __init__(self, path: Path, apply: Callable[[Inventory], None]) -> None:
-        self._path = path
-        self._apply = apply
-        self._signature = self._stat()
-        self.requested = asyncio.Event()
-
-    def _stat(self) -> tuple[float, int] | None:
-        try:
-            st = self._path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime, st.st_size)
-
-    async def run(self, interval: float) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self.requested.wait()
-            forced, signature = self.requested.is_set(), self._stat()
-            self.requested.clear()
-            if not forced and (signature is None or signature == self._signature):
-                continue
-            self._signature = signature
-            try:
-                self._apply(load_inventory(self._path))
-            except InventoryError as exc:
-                log.error(
-                    "inventory reload rejected, keeping the running one:\n  %s",
-                    "\n  ".join(exc.problems),
-                )
 
 
 async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
@@ -144,8 +109,16 @@ async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
                 probe_collector.attach_snmp(probes.snmp, probes.snmp_client, probes.traps)
             planner = TargetPlanner(inventory=mine, icmp=probes.icmp, snmp=probes.snmp)
 
-            def reload(new: Inventory) -> None:
+            async def reload() -> None:
                 nonlocal mine
+                try:
+                    new = load_inventory(cast(Path, settings.inventory.path))
+                except InventoryError as exc:
+                    log.error(
+                        "inventory reload rejected, keeping the running one:\n  %s",
+                        "\n  ".join(exc.problems),
+                    )
+                    return
                 mine = shard_inventory(new, shard)
                 planner.set_inventory(mine)
                 log.info("inventory reloaded: %d NTUs in shard %s", len(mine.ntus), shard)
@@ -180,7 +153,7 @@ async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
                 await _say_goodbye(bus, heartbeat(alive=False))
                 raise StopRequestedError
 
-            watcher = InventoryWatcher(cast(Path, settings.inventory.path), reload)
+            watcher = FileWatch(cast(Path, settings.inventory.path), reload)
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, watcher.requested.set)
             log.info(
                 "probe shard %s: %d of %d NTUs (+%d upstream nodes), ICMP every %s; "

@@ -138,15 +138,21 @@ def build_api(
     app = create_app(
         sessionmaker=sessionmaker, case_service=cases, clock=clock, extra_routers=extra_routers
     )
+    app.state.maintenance_service = build_maintenance_service(settings, sessionmaker, clock)
+    return app
+
+
+def build_maintenance_service(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
+) -> MaintenanceService:
     m = settings.maintenance
-    app.state.maintenance_service = MaintenanceService(
+    return MaintenanceService(
         sessionmaker=sessionmaker,
         clock=clock,
         planned_notice=m.planned_notice,
         max_duration=m.max_duration,
         emergency_backdate=m.emergency_backdate,
     )
-    return app
 
 
 class _ApiServer(uvicorn.Server):
@@ -154,6 +160,41 @@ class _ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+class FileWatch:
+    """Calls ``on_change`` when a file changes on disk, or at once when ``requested``
+    is set (SIGHUP). A failing ``on_change`` is logged; the next change tries again."""
+
+    def __init__(self, path: Path, on_change: Callable[[], Awaitable[object]]) -> None:
+        self._path = path
+        self._on_change = on_change
+        self._signature = self._stat()
+        self.requested = asyncio.Event()
+
+    def _stat(self) -> tuple[float, int] | None:
+        try:
+            st = self._path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime, st.st_size)
+
+    async def run(self, interval: float) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self.requested.wait()
+            forced = self.requested.is_set()
+            self.requested.clear()
+            signature = self._stat()
+            if forced or (signature is not None and signature != self._signature):
+                self._signature = signature
+                try:
+                    await self._on_change()
+                except Exception:
+                    # E.g. the database busy or gone: the running inventory stays, and
+                    # the next change (or SIGHUP) tries again. Never take nms down.
+                    log.exception("inventory reload failed; keeping the running inventory")
 
 
 class InventoryReloader:
@@ -179,32 +220,11 @@ class InventoryReloader:
         self.current = current
         self._sessionmaker = sessionmaker
         self._detector = detector
-        self._signature = self._stat()
-        self.requested = asyncio.Event()
-
-    def _stat(self) -> tuple[float, int] | None:
-        try:
-            st = self._path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime, st.st_size)
+        self._watch = FileWatch(path, self.reload)
+        self.requested = self._watch.requested
 
     async def watch(self, interval: float) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self.requested.wait()
-            forced = self.requested.is_set()
-            self.requested.clear()
-            signature = self._stat()
-            if forced or (signature is not None and signature != self._signature):
-                self._signature = signature
-                try:
-                    await self.reload()
-                except Exception:
-                    # E.g. the database busy or gone: the running inventory stays, and
-                    # the next change (or SIGHUP) tries again. Never take nms down.
-                    log.exception("inventory reload failed; keeping the running inventory")
+        await self._watch.run(interval)
 
     async def reload(self) -> bool:
         try:
