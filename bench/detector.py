@@ -20,12 +20,12 @@ from pathlib import Path
 
 from caseapi.cases.service import CaseService
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
+from nms.app.settings import DegradedSettings
 from nms.clock import FakeClock
-from nms.config import DegradedSettings
-from nms.detector import Detector
-from nms.inventory import parse_inventory
-from nms.ntu import Rules
-from nms.store import apply_inventory
+from nms.detector.availability import Rules
+from nms.detector.engine import Detector
+from nms.detector.store import apply_inventory
+from nms.inventory.loader import parse_inventory
 from probes.observation import PingResult
 
 

@@ -58,8 +58,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from nms.cluster_metrics import DELAY_BUCKETS as DELAY_BOUNDS
-from nms.config import parse_duration
+from nms.app.settings import parse_duration
+from nms.noc.cluster_metrics import DELAY_BUCKETS as DELAY_BOUNDS
 
 PG_ADMIN_URL = os.environ.get(
     "NMS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -340,7 +340,7 @@ class Bench:
             log=workdir / "mosquitto.stderr",
         )
         inventory = ["--inventory", str(workdir / "inventory.yaml")]
-        nms = [sys.executable, "-m", "nms.cli"]
+        nms = [sys.executable, "-m", "nms.app.cli"]
 
         def listen(port: int) -> list[str]:
             return ["--listen", f"127.0.0.1:{port}"]

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from nms.config import Settings, _known_env_names, load_settings, split_listen
-from nms.inventory import load_inventory
-from nms.shard import Shard
+from nms.app.settings import Settings, _known_env_names, load_settings, split_listen
+from nms.inventory.loader import load_inventory
+from nms.probing.shard import Shard
 from tests.conftest import require
 from tests.nms.nms_process import free_port, wait_for
 

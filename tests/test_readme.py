@@ -7,8 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from nms.config import Settings, load_settings
-from nms.inventory import load_inventory
+from nms.app.settings import Settings, load_settings
+from nms.inventory.loader import load_inventory
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -59,7 +59,7 @@ def test_example_inventory_is_valid():
 
 
 def test_readme_inventory_example_is_valid():
-    from nms.inventory import parse_inventory
+    from nms.inventory.loader import parse_inventory
 
     section = README.split("## Your fleet", 1)[1]
     block = re.search(r"```yaml\n(.*?)```", section, re.S)

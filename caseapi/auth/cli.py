@@ -1,6 +1,6 @@
 """``nms apikey create|list|revoke``: manage API keys from the command line.
 
-Hook into ``nms.cli`` with ``add_apikey_commands(subparsers)`` and dispatch
+Hook into ``nms.app.cli`` with ``add_apikey_commands(subparsers)`` and dispatch
 ``args.command == "apikey"`` to ``run_apikey_command(args)``; ``apikey_main(argv)``
 runs the same commands on their own (tests, ``python -m caseapi.auth.cli``).
 
@@ -23,8 +23,8 @@ from caseapi.auth.principal import Role
 from caseapi.auth.service import ApiKeyService, key_status
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
 from caseapi.core.errors import DatabaseError
+from nms.app.settings import parse_duration
 from nms.clock import Clock, SystemClock
-from nms.config import parse_duration
 
 EXIT_RUNTIME: Final = 1
 EXIT_USAGE: Final = 2

@@ -41,8 +41,8 @@ from caseapi.cases.snapshot import Event
 from caseapi.core.database import session_scope
 from caseapi.core.errors import CaseNotFoundError, NtuNotFoundError
 from caseapi.ntus import repository as ntu_repository
+from nms.app.settings import format_duration
 from nms.clock import Clock
-from nms.config import format_duration
 
 _ATTEMPTS: Final = 3
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from caseapi.cases.enums import CasePriority
 from caseapi.cases.snapshot import SlaPolicy
-from nms.config import parse_duration
+from nms.app.settings import parse_duration
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def _default_ttr() -> dict[CasePriority, timedelta | None]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlaSettings:
-    """Service-wide SLA defaults (``nms.config`` ``cases.*``)."""
+    """Service-wide SLA defaults (``nms.app.settings`` ``cases.*``)."""
 
     monitoring_window_p1: timedelta = timedelta(hours=24)
     monitoring_window_p2: timedelta = timedelta(hours=72)

@@ -1,6 +1,6 @@
 """Customers, NTUs and the detector's durable per-NTU state.
 
-The inventory loader (``nms.inventory``) writes ``customers`` and ``ntus``; the
+The inventory loader (``nms.inventory.loader``) writes ``customers`` and ``ntus``; the
 detector writes ``ntu_states``; the API reads all three.
 """
 

@@ -149,7 +149,9 @@ def test_every_panel_and_rule_returns_data_during_an_outage(
         nms.wait_status("ntu-000", "up", timeout=15)
         nms.wait_status("ntu-001", "up", timeout=15)
         wired = "nms_case_stats_age_seconds" in httpx.get(nms.url + "/metrics", timeout=5).text
-        assert wired, "nms run serves no case figures: wire nms.metrics.build_metrics in runtime"
+        assert wired, (
+            "nms run serves no case figures: wire nms.noc.metrics.build_metrics in runtime"
+        )
 
         def wan_rate() -> bool:
             return prom.value('nms_ntu_wan_errors_per_second{ntu="ntu-000"}') is not None

@@ -17,17 +17,17 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from caseapi.cases.service import CaseService
+from nms.app.settings import DegradedSettings
+from nms.bus.mqtt import BusStats
+from nms.bus.wire import Heartbeat
 from nms.clock import FakeClock
-from nms.cluster_metrics import DELAY_BUCKETS, BusCollector, ShardMonitor
-from nms.config import DegradedSettings
-from nms.detector import Detector
-from nms.inventory import parse_inventory
-from nms.metrics import build_metrics
-from nms.mqtt_bus import BusStats
-from nms.ntu import Rules
-from nms.probe_metrics import ProbeStats
-from nms.store import LastProbe, apply_inventory
-from nms.wire import Heartbeat
+from nms.detector.availability import Rules
+from nms.detector.engine import Detector
+from nms.detector.store import LastProbe, apply_inventory
+from nms.inventory.loader import parse_inventory
+from nms.noc.cluster_metrics import DELAY_BUCKETS, BusCollector, ShardMonitor
+from nms.noc.metrics import build_metrics
+from nms.noc.probe_metrics import ProbeStats
 from probes.observation import PingResult
 from tests.caseapi.conftest import (  # noqa: F401 - fixtures
     Database,

@@ -52,7 +52,14 @@ class Proc:
         full = {k: v for k, v in os.environ.items() if not k.startswith("NMS_")} | env
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "nms.cli", *self.args, "--listen", f"127.0.0.1:{self.port}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "nms.app.cli",
+                    *self.args,
+                    "--listen",
+                    f"127.0.0.1:{self.port}",
+                ],
                 cwd=self.workdir,
                 env=full,
                 stdout=log,
@@ -173,7 +180,7 @@ class Cluster:
         if self._key is None:
             made = subprocess.run(
                 [
-                    sys.executable, "-m", "nms.cli", "apikey", "create",
+                    sys.executable, "-m", "nms.app.cli", "apikey", "create",
                     "--role", "noc", "--name", "e2e", "--database", self.database,
                 ],
                 capture_output=True, text=True, timeout=60, cwd=self.workdir,

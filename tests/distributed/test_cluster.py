@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from nms.lab import LabFleet
-from nms.shard import Shard
+from nms.probing.shard import Shard
 from tests.conftest import require_root
 from tests.dashboards.promql import DISTRIBUTED_ONLY
 from tests.dashboards.test_live_prometheus import prometheus

@@ -84,7 +84,7 @@ class NmsProcess:
         if self._key is None:
             made = subprocess.run(
                 [
-                    sys.executable, "-m", "nms.cli", "apikey", "create",
+                    sys.executable, "-m", "nms.app.cli", "apikey", "create",
                     "--role", "noc", "--name", "e2e-tests",
                     "--database", f"sqlite+aiosqlite:///{self.database}",
                 ],
@@ -107,7 +107,7 @@ class NmsProcess:
             [
                 sys.executable,
                 "-m",
-                "nms.cli",
+                "nms.app.cli",
                 "run",
                 "--inventory",
                 str(self.inventory),

@@ -1,0 +1,3 @@
+"""The composition root: settings, the CLI and the processes (nms run, probe, detector,
+api, demo).
+"""

@@ -1,0 +1,307 @@
+"""The ``nms`` command.
+
+Exit codes: 0 success; 1 a runtime failure (e.g. the database is unreachable);
+2 something to fix before it can start (configuration, inventory, permissions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from caseapi.core.errors import CaseApiError
+from nms.app.settings import DatabaseSettings, Settings, format_duration, load_settings
+from nms.clock import SystemClock
+from nms.errors import ConfigError, InventoryError, ListenError
+from nms.inventory.loader import load_inventory
+from probes.errors import IcmpPermissionError
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("nms")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nms",
+        description="Network monitoring for NTU fleets, with proactive support cases.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run probes, detector, case service, API and /metrics in one process",
+        description=(
+            "Run everything in one process on the embedded default: SQLite, in-process "
+            "bus. Sweeps every NTU of the inventory by ICMP, opens a P1 case for an NTU "
+            "down for detector.down_after (10m), solves it on restoration, and serves "
+            "the API and Prometheus /metrics. SIGHUP (or editing the file) reloads the "
+            "inventory; SIGTERM / Ctrl-C stops cleanly."
+        ),
+    )
+    _add_config(run)
+    run.add_argument("--inventory", type=Path, metavar="FILE", help="inventory YAML or CSV")
+    run.add_argument("--listen", metavar="HOST:PORT", help="API address (default 127.0.0.1:8080)")
+    run.add_argument("--database", metavar="URL", help="SQLAlchemy URL (default SQLite ./nms.db)")
+
+    probe = sub.add_parser(
+        "probe",
+        help="distributed: probe one shard of the NTUs, publish to the MQTT bus",
+        description=(
+            "Probe the NTUs of shard I of N (an NTU belongs to shard hashmod(id, N) + 1, "
+            "as Prometheus' hashmod computes it) and publish the results to the MQTT "
+            "broker of bus.url. Needs no database. Serves /metrics and /healthz on "
+            "cluster.probe_listen. Keeps a bounded buffer while the broker is away."
+        ),
+    )
+    probe.add_argument(
+        "--shard", required=True, metavar="I/N", help="this worker's shard, e.g. 1/2"
+    )
+    _add_config(probe)
+    probe.add_argument("--inventory", type=Path, metavar="FILE", help="inventory YAML or CSV")
+    probe.add_argument(
+        "--listen", metavar="HOST:PORT", help="/metrics and /healthz (default 127.0.0.1:9101)"
+    )
+
+    detector = sub.add_parser(
+        "detector",
+        help="distributed: the detector (one leads, others stand by)",
+        description=(
+            "Consume the probe shards' results from the MQTT bus, keep every NTU's state "
+            "and open and solve cases. Run two or more: the one holding the database's "
+            "leader lock works, the others stand by and take over within "
+            "cluster.leader_check when it goes. Also runs the case ticker, notifications "
+            "and maintenance. /metrics and /healthz on cluster.detector_listen."
+        ),
+    )
+    _add_config(detector)
+    detector.add_argument("--inventory", type=Path, metavar="FILE", help="inventory YAML or CSV")
+    detector.add_argument("--database", metavar="URL", help="SQLAlchemy URL (PostgreSQL)")
+    detector.add_argument(
+        "--listen", metavar="HOST:PORT", help="/metrics and /healthz (default 127.0.0.1:9102)"
+    )
+
+    api = sub.add_parser(
+        "api",
+        help="distributed: serve the case API (stateless; run as many as needed)",
+        description="Serve the case API on the shared database. Answers 503 with "
+        "Retry-After while the database is unreachable.",
+    )
+    _add_config(api)
+    api.add_argument("--database", metavar="URL", help="SQLAlchemy URL (PostgreSQL)")
+    api.add_argument("--listen", metavar="HOST:PORT", help="API address (default 127.0.0.1:8080)")
+
+    inventory = sub.add_parser("inventory", help="inventory tools")
+    inv_sub = inventory.add_subparsers(dest="inventory_command", required=True, metavar="ACTION")
+    check = inv_sub.add_parser(
+        "check",
+        help="validate an inventory file",
+        description="Validate an inventory file; print every problem with file, line "
+        "and field. Exit 0 when valid, 2 when not.",
+    )
+    check.add_argument("file", type=Path, metavar="FILE")
+
+    config = sub.add_parser("config", help="configuration tools")
+    cfg_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = cfg_sub.add_parser(
+        "show",
+        help="validate and print the effective configuration",
+        description="Merge defaults, the YAML file and NMS_ variables; print the result.",
+    )
+    _add_config(show)
+
+    # The web stack is imported lazily elsewhere; key management is light enough.
+    from caseapi.auth.cli import add_apikey_commands
+
+    add_apikey_commands(sub, default_database=DatabaseSettings().url)
+
+    from nms.app.demo import add_demo_command
+
+    add_demo_command(sub)
+    return parser
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML settings file; NMS_ environment variables override it "
+        "(e.g. NMS_DETECTOR__DOWN_AFTER=5m)",
+    )
+
+
+def _override(
+    settings: Settings, section: str, *, flag: str | None = None, **values: Any
+) -> Settings:
+    current: BaseModel = getattr(settings, section)
+    try:
+        updated = type(current).model_validate(current.model_dump() | values)
+    except ValidationError as exc:
+        option = flag or next(iter(values))
+        problems = [
+            f"command line: --{option}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
+        raise ConfigError(problems) from None
+    return settings.model_copy(update={section: updated})
+
+
+def _settings_for_run(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if getattr(args, "inventory", None) is not None:
+        settings = _override(settings, "inventory", path=args.inventory)
+    if args.listen is not None:
+        if args.command == "probe":
+            settings = _override(settings, "cluster", flag="listen", probe_listen=args.listen)
+        elif args.command == "detector":
+            settings = _override(settings, "cluster", flag="listen", detector_listen=args.listen)
+        else:
+            settings = _override(settings, "api", listen=args.listen)
+    if getattr(args, "database", None) is not None:
+        settings = _override(settings, "database", url=args.database)
+    return settings
+
+
+def _setup_logging(level: str) -> None:
+    logging.Formatter.converter = time.gmtime
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)sZ %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+        stream=sys.stderr,
+    )
+    # Alembic narrates every migration step at INFO; the runtime logs the outcome.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _print_problems(title: str, problems: Sequence[str]) -> None:
+    print(f"nms: {title}:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    # The web stack is imported here, not at the top: keep --help fast.
+    settings = _settings_for_run(args)
+    _setup_logging(settings.log.level)
+    clock = SystemClock()
+    try:
+        if args.command == "run":
+            from nms.app.embedded import run_embedded
+
+            asyncio.run(run_embedded(settings, clock=clock))
+        elif args.command == "probe":
+            from nms.app.probe import run_probe
+            from nms.probing.shard import Shard
+
+            try:
+                shard = Shard.parse(args.shard)
+            except ValueError as exc:
+                raise ConfigError([f"command line: --shard: {exc}"]) from None
+            asyncio.run(run_probe(settings, shard, clock=clock))
+        elif args.command == "detector":
+            from nms.app.detector import run_detector
+
+            asyncio.run(run_detector(settings, clock=clock))
+        else:
+            from nms.app.distributed import run_api
+
+            asyncio.run(run_api(settings, clock=clock))
+    except Exception as exc:
+        known = _startup_error(exc)
+        if isinstance(known, InventoryError):
+            _print_problems("invalid inventory, not started", known.problems)
+            return EXIT_USAGE
+        if isinstance(known, ListenError):
+            _print_problems("cannot listen, not started", known.problems)
+            return EXIT_USAGE
+        if isinstance(known, IcmpPermissionError):
+            _print_problems("cannot probe, not started", [str(known)])
+            return EXIT_USAGE
+        if isinstance(known, CaseApiError):
+            _print_problems("database problem", [str(known)])
+            return EXIT_RUNTIME
+        raise
+    return 0
+
+
+def _startup_error(exc: BaseException) -> BaseException | None:
+    """The first error we explain to the user, inside task groups too."""
+    if isinstance(exc, InventoryError | ListenError | IcmpPermissionError | CaseApiError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _startup_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _cmd_inventory_check(args: argparse.Namespace) -> int:
+    inventory = load_inventory(args.file)
+    counts = f"{len(inventory.customers)} customers, {len(inventory.ntus)} NTUs"
+    print(f"{args.file}: valid: {counts}, {len(inventory.nodes)} upstream nodes")
+    return 0
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    for section, model in settings:
+        _print_section(section, model, indent=0)
+    return 0
+
+
+def _print_section(name: str, value: object, indent: int) -> None:
+    pad = "  " * indent
+    if isinstance(value, BaseModel):
+        print(f"{pad}{name}:")
+        for key, item in value:
+            _print_section(key, item, indent + 1)
+        return
+    shown: object = value
+    if isinstance(value, timedelta):
+        shown = format_duration(value)
+    elif isinstance(value, bool):
+        shown = str(value).lower()
+    print(f"{pad}{name}: {'null' if shown is None else shown}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command in ("run", "probe", "detector", "api"):
+            return _cmd_run(args)
+        if args.command == "inventory":
+            return _cmd_inventory_check(args)
+        if args.command == "demo":
+            from nms.app.demo import run_demo
+
+            return run_demo(args)
+        if args.command == "apikey":
+            from caseapi.auth.cli import run_apikey_command
+
+            return run_apikey_command(args)
+        return _cmd_config_show(args)
+    except ConfigError as exc:
+        _print_problems("invalid configuration, not started", exc.problems)
+        return EXIT_USAGE
+    except InventoryError as exc:
+        _print_problems("invalid inventory", exc.problems)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+"""The fleet inventory: customers, NTUs, upstream nodes and service profiles, loaded and
+validated from YAML or CSV.
+"""

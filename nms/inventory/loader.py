@@ -1,0 +1,475 @@
+"""The inventory file: customers and their NTUs, in YAML or CSV.
+
+YAML::
+
+    customers:
+      - {id: acme, name: ACME Corp}
+    nodes:
+      - {id: pop-lon, kind: pop, address: 192.0.2.1}
+      - {id: agg-1, kind: aggregation, address: 192.0.2.2, parent: pop-lon}
+    ntus:
+      - {id: acme-hq, customer: acme, service_id: SVC-1001, site: Head office,
+         address: 192.0.2.10, parent: agg-1}
+
+Upstream nodes (``kind``: pop, aggregation, supplier_circuit, other) are monitored
+like NTUs (ICMP) and belong to no customer. NTUs and nodes name a ``parent`` (a node
+or an NTU id), several levels deep; ids are unique across both; unknown parents and
+cycles are rejected.
+
+CSV (one NTU a row; customers are the distinct ``customer`` values, named by an
+optional ``customer_name`` column)::
+
+    id,customer,customer_name,service_id,site,address,parent
+
+Loading validates everything and reports every problem at once, each with file,
+line and field, so that an operator fixes a 5,000-line file in one pass. Nothing
+here touches the database: a bad file never changes what is stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from nms.app.settings import Duration
+from nms.errors import InventoryError
+from probes.observation import IPAddress
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class IcmpOverride(_Strict):
+    enabled: bool = True
+
+
+class ProbeOverride(_Strict):
+    icmp: IcmpOverride = IcmpOverride()
+
+
+class WanSelector(_Strict):
+    """How the poller finds the WAN interface: exactly one of these."""
+
+    index: int | None = Field(default=None, ge=1)
+    name: str | None = None
+    descr: str | None = None
+    alias: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> WanSelector:
+        given = [k for k in ("index", "name", "descr", "alias") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of index, name, descr, alias")
+        return self
+
+
+class SnmpSpec(_Strict):
+    """SNMP access to one NTU. Secrets are ``SecretStr``: never printed or logged."""
+
+    version: Literal["1", "2c", "3"] = "2c"
+    port: int = Field(default=161, ge=1, le=65535)
+    community: SecretStr | None = None
+    user: str | None = None
+    auth_protocol: Literal["SHA", "SHA224", "SHA256", "SHA384", "SHA512", "MD5"] | None = None
+    auth_key: SecretStr | None = None
+    priv_protocol: Literal["AES", "AES192", "AES256", "DES"] | None = None
+    priv_key: SecretStr | None = None
+    wan: WanSelector | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SnmpSpec:
+        if self.version in ("1", "2c"):
+            if self.community is None:
+                raise ValueError(f"SNMP v{self.version} needs a community")
+            if self.user or self.auth_key or self.priv_key:
+                raise ValueError("user, auth_key and priv_key are for SNMP v3 only")
+            return self
+        if not self.user:
+            raise ValueError("SNMP v3 needs a user")
+        if self.auth_key is None:
+            raise ValueError("SNMP v3 needs auth_key (noAuthNoPriv is not supported)")
+        if (self.priv_protocol is None) != (self.priv_key is None):
+            raise ValueError("priv_protocol and priv_key go together")
+        if self.priv_key is not None and self.auth_key is None:
+            raise ValueError("privacy (priv_key) needs authentication (auth_key) too")
+        for key in (self.auth_key, self.priv_key):
+            if key is not None and len(key.get_secret_value()) < 8:
+                raise ValueError("SNMP v3 keys must be at least 8 characters (RFC 3414)")
+        return self
+
+
+class ProfileSpec(_Strict):
+    """A service profile: P2 thresholds that differ from the defaults."""
+
+    id: str = Field(pattern=_ID_PATTERN)
+    window: Duration | None = None
+    loss_open: float | None = Field(default=None, ge=0, le=1)
+    loss_clear: float | None = Field(default=None, ge=0, le=1)
+    latency_open: Duration | None = None
+    latency_clear: Duration | None = None
+    errors_open: float | None = Field(default=None, ge=0)
+    errors_clear: float | None = Field(default=None, ge=0)
+    flap_count: int | None = Field(default=None, ge=2)
+    flap_window: Duration | None = None
+    clear_after: Duration | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: v for k, v in self if k != "id" and v is not None}
+
+
+class CustomerSpec(_Strict):
+    id: str = Field(pattern=_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    contract_status: Literal["active", "expired", "unpaid"] = "active"
+    attributes: dict[str, str | int | float | bool] = {}
+
+
+class NtuSpec(_Strict):
+    id: str = Field(pattern=_ID_PATTERN)
+    customer: str = Field(min_length=1)
+    address: IPAddress
+    service_id: str | None = None
+    site: str | None = None
+    parent: str | None = None
+    probe: ProbeOverride = ProbeOverride()
+    snmp: SnmpSpec | None = None
+    profile: str | None = None
+    attributes: dict[str, str | int | float | bool] = {}
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _address(cls, value: object) -> IPAddress:
+        if not isinstance(value, str):
+            raise ValueError(f"expected an IPv4 or IPv6 address as text, got {value!r}")
+        try:
+            return ipaddress.ip_address(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+
+
+NodeKind = Literal["pop", "aggregation", "supplier_circuit", "other"]
+
+
+class NodeSpec(NtuSpec):
+    """An upstream node (PoP router, aggregation switch, supplier circuit).
+
+    Probed and tracked like an NTU (hence the subclass), but it belongs to no
+    customer and carries no service: its outage opens an internal upstream incident.
+    """
+
+    kind: NodeKind
+    customer: str = ""
+
+    @field_validator("customer")
+    @classmethod
+    def _no_customer(cls, value: str) -> str:
+        if value:
+            raise ValueError("nodes belong to no customer")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    customers: tuple[CustomerSpec, ...]
+    ntus: tuple[NtuSpec, ...]
+    source: str = ""
+    profiles: tuple[ProfileSpec, ...] = ()
+    nodes: tuple[NodeSpec, ...] = ()
+    by_id: dict[str, NtuSpec] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        self.by_id.update({n.id: n for n in self.ntus})
+
+    def parents(self) -> dict[str, str | None]:
+        """Entry id (NTU or node) -> its parent's id."""
+        return {e.id: e.parent for e in (*self.nodes, *self.ntus)}
+
+
+# --- YAML with line numbers ---------------------------------------------------------
+
+
+class _Lines(dict[str, Any]):
+    """A mapping that remembers the line of itself and of each key."""
+
+    line: int
+    key_lines: dict[str, int]
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Lines:
+    loader.flatten_mapping(node)
+    result = _Lines()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        key = str(key)
+        if key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line_of(item: object, loc: tuple[int | str, ...]) -> int | None:
+    line = getattr(item, "line", None)
+    node = item
+    for part in loc:
+        if isinstance(node, _Lines) and isinstance(part, str):
+            line = node.key_lines.get(part, line)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            line = getattr(node, "line", line)
+        else:
+            break
+    return line
+
+
+@dataclass(slots=True)
+class _Row:
+    section: str  # "customers", "ntus" or "profiles"
+    index: int
+    line: int | None
+    data: Any
+
+
+def _yaml_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
+    try:
+        doc = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        problems.append(f"{where}: not valid YAML: {problem}")
+        return []
+    if not isinstance(doc, _Lines):
+        problems.append(
+            f"{source}:1: expected a mapping with 'customers' and 'ntus' lists at the top"
+        )
+        return []
+    rows: list[_Row] = []
+    for key in doc:
+        if key not in _SECTIONS:
+            problems.append(f"{source}:{doc.key_lines[key]}: {key}: unknown key")
+    for section in _SECTIONS:
+        items = doc.get(section)
+        if items is None:
+            if section == "ntus":
+                problems.append(f"{source}:{doc.line}: ntus: missing (a list of NTUs)")
+            continue
+        if not isinstance(items, list):
+            problems.append(f"{source}:{doc.key_lines[section]}: {section}: expected a list")
+            continue
+        for index, item in enumerate(items):
+            line = getattr(item, "line", doc.key_lines[section])
+            rows.append(_Row(section, index, line, item))
+    return rows
+
+
+_SECTIONS = ("customers", "profiles", "nodes", "ntus")
+
+_CSV_NTU_COLUMNS = {"id", "customer", "service_id", "site", "address", "parent"}
+_CSV_EXTRA = {"customer_name", "contract_status"}
+
+
+def _csv_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    unknown = [c for c in header if c not in _CSV_NTU_COLUMNS | _CSV_EXTRA]
+    for column in unknown:
+        problems.append(f"{source}:1: {column}: unknown column")
+    for required in ("id", "customer", "address"):
+        if required not in header:
+            problems.append(f"{source}:1: {required}: missing column")
+    if unknown or problems:
+        return []
+    rows: list[_Row] = []
+    customers: dict[str, tuple[int, dict[str, str]]] = {}
+    try:
+        records = list(reader)
+    except csv.Error as exc:
+        problems.append(f"{source}:{reader.line_num}: not valid CSV: {exc}")
+        return []
+    for index, record in enumerate(records):
+        line = index + 2  # after the header; exact for files without quoted newlines
+        if None in record:
+            problems.append(f"{source}:{line}: more fields than the header has columns")
+            continue
+        values = {k: v.strip() for k, v in record.items() if v is not None and v.strip()}
+        ntu = {k: v for k, v in values.items() if k in _CSV_NTU_COLUMNS}
+        rows.append(_Row("ntus", index, line, ntu))
+        cid = values.get("customer")
+        if cid and cid not in customers:
+            customer = {"id": cid, "name": values.get("customer_name", cid)}
+            if "contract_status" in values:
+                customer["contract_status"] = values["contract_status"]
+            customers[cid] = (line, customer)
+    for index, (line, customer) in enumerate(customers.values()):
+        rows.append(_Row("customers", index, line, customer))
+    return rows
+
+
+# --- validation ----------------------------------------------------------------------
+
+_MODELS: dict[str, type[BaseModel]] = {
+    "customers": CustomerSpec,
+    "profiles": ProfileSpec,
+    "nodes": NodeSpec,
+    "ntus": NtuSpec,
+}
+
+
+def parse_inventory(text: str, *, source: str, fmt: Literal["yaml", "csv"]) -> Inventory:
+    """Validate an inventory document.
+
+    Raises:
+        InventoryError: listing every problem as ``source:line: field: message``.
+    """
+    problems: list[str] = []
+    rows = (_yaml_rows if fmt == "yaml" else _csv_rows)(text, source, problems)
+    customers: list[CustomerSpec] = []
+    profiles: list[ProfileSpec] = []
+    ntus: list[tuple[int | None, str, NtuSpec]] = []
+    nodes: list[tuple[int | None, str, NtuSpec]] = []
+    for row in rows:
+        model: type[BaseModel] = _MODELS[row.section]
+        where = f"{row.section}[{row.index}]"
+        if not isinstance(row.data, dict):
+            problems.append(f"{source}:{row.line}: {where}: expected a mapping of fields")
+            continue
+        try:
+            spec = model.model_validate(dict(row.data))
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                line = _line_of(row.data, loc) or row.line
+                name = ".".join(str(p) for p in loc)
+                message = err["msg"].removeprefix("Value error, ")
+                if err["type"] == "extra_forbidden":
+                    message = "unknown key"
+                elif err["type"] == "missing":
+                    message = "missing (required)"
+                elif err["type"] == "string_pattern_mismatch":
+                    message = "must be 1-64 letters, digits or . _ : - (first a letter or digit)"
+                label = row.data.get("id") if isinstance(row.data.get("id"), str) else None
+                ident = f" (id {label})" if label else ""
+                problems.append(f"{source}:{line}: {where}.{name}{ident}: {message}")
+            continue
+        if isinstance(spec, NodeSpec):
+            nodes.append((row.line, where, spec))
+        elif isinstance(spec, CustomerSpec):
+            customers.append(spec)
+        elif isinstance(spec, ProfileSpec):
+            profiles.append(spec)
+        else:
+            assert isinstance(spec, NtuSpec)
+            ntus.append((row.line, where, spec))
+    _cross_check(customers, ntus, nodes, source, problems)
+    profile_ids = {p.id for p in profiles}
+    for line, where, ntu in ntus:
+        if ntu.profile is not None and ntu.profile not in profile_ids:
+            problems.append(f"{source}:{line}: {where}.profile: unknown profile {ntu.profile!r}")
+    if problems:
+        raise InventoryError(problems)
+    return Inventory(
+        customers=tuple(customers),
+        ntus=tuple(n for _, _, n in ntus),
+        source=source,
+        profiles=tuple(profiles),
+        nodes=tuple(n for _, _, n in nodes if isinstance(n, NodeSpec)),
+    )
+
+
+def _cross_check(
+    customers: list[CustomerSpec],
+    ntus: list[tuple[int | None, str, NtuSpec]],
+    nodes: list[tuple[int | None, str, NtuSpec]],
+    source: str,
+    problems: list[str],
+) -> None:
+    customer_ids: set[str] = set()
+    for customer in customers:
+        if customer.id in customer_ids:
+            problems.append(f"{source}: customers: duplicate id {customer.id!r}")
+        customer_ids.add(customer.id)
+    seen_ids: dict[str, int | None] = {}
+    seen_addresses: dict[IPAddress, str] = {}
+    for line, where, ntu in [*nodes, *ntus]:
+        if ntu.id in seen_ids:
+            problems.append(
+                f"{source}:{line}: {where}.id: duplicate id {ntu.id!r} "
+                f"(first at line {seen_ids[ntu.id]})"
+            )
+        seen_ids.setdefault(ntu.id, line)
+        if ntu.address in seen_addresses:
+            problems.append(
+                f"{source}:{line}: {where}.address: {ntu.address} is already used by "
+                f"NTU {seen_addresses[ntu.address]!r}"
+            )
+        seen_addresses.setdefault(ntu.address, ntu.id)
+        if not isinstance(ntu, NodeSpec) and ntu.customer not in customer_ids:
+            problems.append(f"{source}:{line}: {where}.customer: unknown customer {ntu.customer!r}")
+    entries = [*nodes, *ntus]
+    parents = {ntu.id: ntu.parent for _, _, ntu in entries}
+    for line, where, ntu in entries:
+        if ntu.parent is not None and ntu.parent not in parents:
+            problems.append(f"{source}:{line}: {where}.parent: unknown parent {ntu.parent!r}")
+    for line, where, ntu in entries:
+        chain = [ntu.id]
+        node = ntu.parent
+        while node is not None and node in parents:
+            if node in chain:
+                loop = " -> ".join([*chain[chain.index(node) :], node])
+                if node == ntu.id:
+                    problems.append(f"{source}:{line}: {where}.parent: cycle {loop}")
+                break
+            chain.append(node)
+            node = parents[node]
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read and validate ``path`` (``.csv`` is CSV, anything else YAML).
+
+    Raises:
+        InventoryError: every problem, with file, line and field.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise InventoryError([f"{path}: not UTF-8 text ({exc.reason})"]) from exc
+    fmt: Literal["yaml", "csv"] = "csv" if path.suffix.lower() == ".csv" else "yaml"
+    return parse_inventory(text, source=str(path), fmt=fmt)

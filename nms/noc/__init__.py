@@ -1,0 +1,1 @@
+"""What the NOC sees: Prometheus collectors and the /metrics exposition."""

@@ -1,0 +1,97 @@
+"""The probe loop: one ICMP sweep of every enabled NTU per interval.
+
+Results are published in small batches as they complete, so the detector sees a
+dead NTU one timeout after its burst, not at the end of a cycle. Cycles start at a
+fixed rate; a cycle that takes longer than the interval is counted as an overrun
+and the next one starts at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from nms.app.settings import IcmpSettings
+from nms.clock import Clock
+from nms.noc.probe_metrics import ProbeStats
+from probes.icmp.sweeper import IcmpSweeper, SweepSettings
+from probes.observation import PingResult, PingTarget
+
+log = logging.getLogger("nms.probes")
+
+Publish = Callable[[Sequence[PingResult]], Awaitable[None]]
+
+_BATCH_SIZE = 256
+_BATCH_SECONDS = 0.2
+
+
+def sweep_settings(icmp: IcmpSettings) -> SweepSettings:
+    return SweepSettings(
+        count=icmp.count,
+        spacing=icmp.spacing.total_seconds(),
+        timeout=icmp.timeout.total_seconds(),
+        spread=icmp.effective_spread().total_seconds(),
+    )
+
+
+class ProbeLoop:
+    def __init__(
+        self,
+        *,
+        sweeper: IcmpSweeper,
+        settings: IcmpSettings,
+        publish: Publish,
+        stats: ProbeStats,
+        clock: Clock,
+    ) -> None:
+        self._sweeper = sweeper
+        self._interval = settings.interval.total_seconds()
+        self._publish = publish
+        self._stats = stats
+        self._clock = clock
+        self._targets: list[PingTarget] = []
+
+    def set_targets(self, targets: Sequence[PingTarget]) -> None:
+        """Takes effect at the next cycle."""
+        self._targets = list(targets)
+
+    async def run(self) -> None:
+        next_start = self._clock.monotonic()
+        while True:
+            started = self._clock.monotonic()
+            targets = self._targets
+            try:
+                await self._cycle(targets)
+            except Exception:
+                self._stats.errors += 1
+                log.exception("sweep cycle failed; retrying next interval")
+            duration = self._clock.monotonic() - started
+            self._stats.cycles += 1
+            self._stats.targets = len(targets)
+            self._stats.last_cycle_seconds = duration
+            log.debug("swept %d targets in %.2f s", len(targets), duration)
+            next_start += self._interval
+            now = self._clock.monotonic()
+            if now > next_start:
+                self._stats.overruns += 1
+                log.warning(
+                    "sweep of %d targets took %.1f s, longer than the %.1f s interval",
+                    len(targets),
+                    duration,
+                    self._interval,
+                )
+                next_start = now
+            await asyncio.sleep(next_start - now)
+
+    async def _cycle(self, targets: Sequence[PingTarget]) -> None:
+        batch: list[PingResult] = []
+        flushed = self._clock.monotonic()
+        async for result in self._sweeper.sweep(targets):
+            batch.append(result)
+            now = self._clock.monotonic()
+            if len(batch) >= _BATCH_SIZE or now - flushed >= _BATCH_SECONDS:
+                await self._publish(batch)
+                batch = []
+                flushed = now
+        await self._publish(batch)

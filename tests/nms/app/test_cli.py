@@ -1,0 +1,200 @@
+"""The ``nms`` command: clear errors with exit code 2, and nothing stored is touched."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from caseapi.core.database import make_engine, make_sessionmaker, migrate
+from nms.detector.store import apply_inventory
+from nms.inventory.loader import load_inventory
+from tests.nms.nms_process import free_port
+
+GOOD = """\
+customers:
+  - id: acme
+    name: ACME
+ntus:
+  - id: acme-hq
+    customer: acme
+    address: 127.0.10.1
+  - id: acme-depot
+    customer: acme
+    address: 127.0.10.2
+"""
+
+BAD_INVENTORIES = {
+    "missing field": (
+        GOOD.replace("    address: 127.0.10.2\n", ""),
+        ":8: ntus[1].address (id acme-depot): missing",
+    ),
+    "bad address": (
+        GOOD.replace("127.0.10.2", "127.0.10.256"),
+        ":10: ntus[1].address (id acme-depot): '127.0.10.256' is not an IPv4 or IPv6",
+    ),
+    "duplicate id": (GOOD.replace("acme-depot", "acme-hq"), ":8: ntus[1].id: duplicate id"),
+    "unknown key": (
+        GOOD.replace("    address: 127.0.10.2\n", "    address: 127.0.10.2\n    vlan: 7\n"),
+        ":11: ntus[1].vlan (id acme-depot): unknown key",
+    ),
+    "wrong type": (
+        GOOD.replace("    name: ACME", "    name: [A, C]"),
+        ":3: customers[0].name (id acme): Input should be a valid string",
+    ),
+    "not yaml": ("ntus: [ {id: x\n", ":2: not valid YAML: expected ',' or '}'"),
+    "not an inventory": ("hello\n", ":1: expected a mapping with 'customers' and 'ntus'"),
+}
+
+
+def nms(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NMS_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "nms.app.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def stored_db(tmp_path: Path) -> Path:
+    """A database that already holds the good inventory."""
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    db = tmp_path / "nms.db"
+
+    async def fill() -> None:
+        engine = make_engine(f"sqlite+aiosqlite:///{db}")
+        try:
+            await migrate(engine)
+            await apply_inventory(make_sessionmaker(engine), load_inventory(good))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(fill())
+    return db
+
+
+def test_help_reads_well():
+    result = nms("--help")
+    assert result.returncode == 0
+    for word in ("run", "inventory", "config"):
+        assert word in result.stdout
+    run_help = nms("run", "--help").stdout
+    assert "--inventory" in run_help and "SIGHUP" in run_help
+
+
+def test_inventory_check_good(tmp_path: Path):
+    path = tmp_path / "inv.yaml"
+    path.write_text(GOOD)
+    result = nms("inventory", "check", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "valid: 1 customers, 2 NTUs" in result.stdout
+
+
+@pytest.mark.parametrize("case", list(BAD_INVENTORIES))
+def test_bad_inventory_exit_2_names_file_line_field(tmp_path: Path, stored_db: Path, case: str):
+    text, expected = BAD_INVENTORIES[case]
+    path = tmp_path / "inv.yaml"
+    path.write_text(text)
+    check = nms("inventory", "check", str(path))
+    assert check.returncode == 2
+    assert f"{path}{expected}" in check.stderr, check.stderr
+    assert "Traceback" not in check.stderr
+
+    before = digest(stored_db)
+    run = nms("run", "--inventory", str(path), "--database", f"sqlite+aiosqlite:///{stored_db}")
+    assert run.returncode == 2, run.stderr
+    assert expected in run.stderr and "not started" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert digest(stored_db) == before
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"NMS_DETECTOR__DOWN_AFTER": "banana"}, "NMS_DETECTOR__DOWN_AFTER: detector.down_after"),
+        ({"NMS_PROBES__ICMP__COUNT": "-1"}, "probes.icmp.count"),
+        ({"NMS_DETECTOR__DOWNAFTER": "5s"}, "NMS_DETECTOR__DOWNAFTER: unknown setting"),
+        ({"NMS_API__LISTEN": "nowhere"}, "api.listen"),
+    ],
+)
+def test_bad_config_exit_2_names_the_key(tmp_path: Path, stored_db: Path, env, expected):
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(GOOD)
+    before = digest(stored_db)
+    result = nms(
+        "run", "--inventory", str(inv), "--database", f"sqlite+aiosqlite:///{stored_db}", env=env
+    )
+    assert result.returncode == 2
+    assert expected in result.stderr and "not started" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert digest(stored_db) == before
+
+
+def test_bad_config_file(tmp_path: Path):
+    cfg = tmp_path / "nms.yaml"
+    cfg.write_text("probes:\n  icmp:\n    timeout: 3\n")
+    result = nms("config", "show", "--config", str(cfg))
+    assert result.returncode == 2
+    assert f"{cfg}: probes.icmp.timeout: 3 has no unit" in result.stderr
+
+
+def test_bad_command_line_value(tmp_path: Path):
+    result = nms("run", "--listen", "8080")
+    assert result.returncode == 2
+    assert "--listen" in result.stderr
+
+
+def test_config_show_prints_effective_values():
+    result = nms("config", "show", env={"NMS_DETECTOR__DOWN_AFTER": "5m"})
+    assert result.returncode == 0, result.stderr
+    assert "down_after: 5m" in result.stdout
+    assert "p2: 3d" in result.stdout
+
+
+def test_busy_port_exit_2(tmp_path: Path, stored_db: Path):
+    import socket
+
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(GOOD)
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = nms(
+            "run",
+            "--inventory",
+            str(inv),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--database",
+            f"sqlite+aiosqlite:///{stored_db}",
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_exit_1(tmp_path: Path):
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(GOOD)
+    url = "postgresql+asyncpg://nms:secret@127.0.0.1:1/nms"
+    listen = f"127.0.0.1:{free_port()}"
+    result = nms("run", "--inventory", str(inv), "--listen", listen, "--database", url)
+    assert result.returncode == 1
+    assert "database problem" in result.stderr
+    assert "127.0.0.1:1" in result.stderr
+    assert "secret" not in result.stderr
+    assert "Traceback" not in result.stderr
