@@ -20,7 +20,7 @@ from pathlib import Path
 
 from caseapi.cases.service import CaseService
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
-from nms.app.settings import DegradedSettings
+from nms.detector.settings import DegradedSettings
 from nms.clock import FakeClock
 from nms.detector.availability import Rules
 from nms.detector.engine import Detector

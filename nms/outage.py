@@ -1,93 +1,27 @@
-"""The one narrow interface from the detector to the case service.
+"""TEMPORARY re-export: the detector -> case contract is ``caseapi.incidents``."""
 
-In embedded mode the case service object is called directly; in distributed mode
-the same calls travel over the bus or HTTP. Every call is idempotent by
-``dedup_key``: calling twice has the effect of calling once.
+from caseapi.incidents import (
+    Affected,
+    IncidentOpen,
+    IncidentSink,
+    NtuStatusUpdate,
+    Priority,
+    UpstreamOpen,
+    node_down_key,
+    ntu_degraded_key,
+    ntu_down_key,
+)
+from caseapi.incidents import IncidentSink as CaseSink
 
-Upstream outages (``open_upstream_incident``): one internal P1 per node outage
-(``node:<id>:down``, no customer) listing the affected NTUs, and one case per
-affected customer (``node:<id>:down:customer:<cid>``) linked to it. Restoring the
-upstream incident solves its linked customer cases too.
-"""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal, Protocol
-
-Priority = Literal["P1", "P2", "P3"]
-
-
-def ntu_down_key(ntu_id: str) -> str:
-    return f"ntu:{ntu_id}:down"
-
-
-def ntu_degraded_key(ntu_id: str) -> str:
-    return f"ntu:{ntu_id}:degraded"
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentOpen:
-    """Open (or find the open) proactive incident for an outage."""
-
-    dedup_key: str
-    priority: Priority
-    ntu_id: str | None
-    customer_id: str | None
-    service_id: str | None
-    site: str | None
-    outage_start: datetime
-    detected_at: datetime
-    summary: str
-    supersedes: str | None = None
-    """Dedup key of a lower-priority open case for the same NTU (``ntu:<id>:degraded``)
-    that this incident upgrades in place instead of opening a second case: the
-    customer keeps one case, its priority raised and its key changed to this one."""
-    parent_key: str | None = None
-    """Dedup key of the upstream incident this case is linked to (the latest case
-    with that key): an NTU that stayed down after its upstream node recovered."""
-
-
-@dataclass(frozen=True, slots=True)
-class Affected:
-    """One NTU behind an upstream outage."""
-
-    ntu_id: str
-    customer_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamOpen:
-    """Open (or extend) the internal incident of an upstream node outage."""
-
-    node_id: str
-    dedup_key: str
-    site: str | None
-    outage_start: datetime
-    detected_at: datetime
-    summary: str
-    affected: tuple[Affected, ...]
-    """The NTUs behind it seen unreachable so far; later calls add to the list."""
-
-
-class CaseSink(Protocol):
-    async def open_incident(self, request: IncidentOpen) -> str:
-        """Return the reference of the open case for ``request.dedup_key``.
-
-        Creates it when none is open; a solved case still in its monitoring window
-        goes back to work instead (recurrence).
-        """
-        ...
-
-    async def restore_incident(self, *, dedup_key: str, restored_at: datetime) -> str | None:
-        """Mark the open case for ``dedup_key`` solved; return its reference, if any.
-
-        An upstream incident's linked customer cases are solved with it.
-        """
-        ...
-
-    async def open_upstream_incident(self, request: UpstreamOpen) -> str:
-        """Return the reference of the open upstream incident, creating it and one
-        linked case per affected customer as needed (affected NTUs accumulate)."""
-        ...
+__all__ = [
+    "Affected",
+    "CaseSink",
+    "IncidentOpen",
+    "IncidentSink",
+    "NtuStatusUpdate",
+    "Priority",
+    "UpstreamOpen",
+    "node_down_key",
+    "ntu_degraded_key",
+    "ntu_down_key",
+]

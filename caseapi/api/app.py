@@ -29,6 +29,7 @@ from caseapi.auth.routes import router as apikeys_router
 from caseapi.auth.service import ApiKeyService
 from caseapi.cases.routes import router as cases_router
 from caseapi.cases.service import CaseService
+from caseapi.clock import Clock, SystemClock
 from caseapi.comments.routes import router as comments_router
 from caseapi.comments.service import CommentService
 from caseapi.core.database import session_scope
@@ -39,11 +40,11 @@ from caseapi.core.errors import (
     NotFoundError,
 )
 from caseapi.maintenance.routes import router as maintenance_router
+from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.routes import router as notifications_router
 from caseapi.ntus.routes import router as ntus_router
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
-from nms.clock import Clock, SystemClock
 
 PROBLEM_JSON = "application/problem+json"
 _RESERVED = frozenset({"type", "title", "status", "detail", "instance", "code"})
@@ -60,6 +61,7 @@ def create_app(
     sessionmaker: async_sessionmaker[AsyncSession],
     case_service: CaseService | None = None,
     clock: Clock | None = None,
+    maintenance_service: MaintenanceService | None = None,
     extra_routers: Iterable[APIRouter] = (),
     healthz_timeout: float = 5.0,
     retry_after_seconds: int = 5,
@@ -70,8 +72,10 @@ def create_app(
         sessionmaker: Session factory for the database (the app does not own the
             engine; whoever made it disposes of it).
         case_service: The service the case routes call; built from ``sessionmaker``
-            and ``clock`` with default monitoring windows when omitted.
-        clock: Clock for the default case service (``SystemClock`` when omitted).
+            and ``clock`` with the default SLA when omitted.
+        clock: Clock for the services built here (``SystemClock`` when omitted).
+        maintenance_service: The service the maintenance routes call; built on
+            first use with the default rules and the case service's clock when omitted.
         extra_routers: More routers to mount (other domains, later issues).
         healthz_timeout: Seconds ``/healthz`` waits for the database.
         retry_after_seconds: ``Retry-After`` sent with 503 responses.
@@ -92,6 +96,8 @@ def create_app(
     app.state.apikey_service = ApiKeyService(sessionmaker=sessionmaker, clock=domain_clock)
     app.state.comment_service = CommentService(sessionmaker=sessionmaker, clock=domain_clock)
     app.state.rfo_service = RfoService(sessionmaker=sessionmaker, clock=domain_clock)
+    if maintenance_service is not None:
+        app.state.maintenance_service = maintenance_service
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.get("/healthz", tags=["health"], response_model=None)

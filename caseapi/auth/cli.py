@@ -21,25 +21,23 @@ from typing import Final
 from caseapi.auth.errors import ApiKeyNotFoundError, ApiKeyRequestError
 from caseapi.auth.principal import Role
 from caseapi.auth.service import ApiKeyService, key_status
+from caseapi.clock import Clock, SystemClock
+from caseapi.core.config import DatabaseSettings
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
+from caseapi.core.durations import parse_duration, positive
 from caseapi.core.errors import DatabaseError
-from nms.app.settings import parse_duration
-from nms.clock import Clock, SystemClock
 
 EXIT_RUNTIME: Final = 1
 EXIT_USAGE: Final = 2
 CLI_ACTOR: Final = "cli"
-DEFAULT_DATABASE_URL: Final = "sqlite+aiosqlite:///./nms.db"
+DEFAULT_DATABASE_URL: Final = DatabaseSettings().url
 
 
 def _duration(value: str) -> timedelta:
     try:
-        delta = parse_duration(value)
+        return positive(parse_duration(value))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if delta <= timedelta(0):
-        raise argparse.ArgumentTypeError("must be greater than zero")
-    return delta
 
 
 def add_apikey_commands(

@@ -28,9 +28,9 @@ from caseapi.auth import repository
 from caseapi.auth.errors import ApiKeyNotFoundError, ApiKeyRequestError, AuthenticationError
 from caseapi.auth.models import ApiKey
 from caseapi.auth.principal import Principal, Role
+from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.ntus import repository as ntu_repository
-from nms.clock import Clock
 
 KEY_SCHEME: Final = "nms_"
 PREFIX_LENGTH: Final = len(KEY_SCHEME) + 8

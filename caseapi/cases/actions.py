@@ -13,9 +13,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.auth.principal import Principal
@@ -26,7 +25,6 @@ from caseapi.cases.enums import (
     CaseEventKind,
     CasePriority,
     CaseSource,
-    CaseStatus,
     CaseSubject,
     CaseType,
 )
@@ -38,13 +36,12 @@ from caseapi.cases.errors import (
 from caseapi.cases.models import Case, CaseCommitment, CaseEvent
 from caseapi.cases.sla import SlaSettings
 from caseapi.cases.snapshot import Event
+from caseapi.clock import Clock
 from caseapi.core.database import session_scope
+from caseapi.core.durations import format_duration
 from caseapi.core.errors import CaseNotFoundError, NtuNotFoundError
+from caseapi.core.transaction import write_retrying
 from caseapi.ntus import repository as ntu_repository
-from nms.app.settings import format_duration
-from nms.clock import Clock
-
-_ATTEMPTS: Final = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,9 +99,6 @@ class CaseActions:
     _clock: Clock
     _sla: SlaSettings
 
-    async def start_clocks(self, session: AsyncSession, case: Case, *, now: datetime) -> None:
-        raise NotImplementedError
-
     # -- reads ---------------------------------------------------------------------
 
     async def get_case_for(self, principal: Principal, ref: str) -> Case:
@@ -151,38 +145,34 @@ class CaseActions:
         draft = self._check_draft(principal, draft, now)
         scope = f"{principal.role.value}:{principal.key_id or principal.name}"
         fingerprint = draft.fingerprint()
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                async with session_scope(self._sessionmaker, write=True) as session:
-                    if idempotency_key is not None:
-                        seen = await repository.get_idempotency_key(
-                            session, scope=scope, key=idempotency_key
+
+        async def work(session: AsyncSession) -> CreatedCase:
+            if idempotency_key is not None:
+                seen = await repository.get_idempotency_key(
+                    session, scope=scope, key=idempotency_key
+                )
+                if seen is not None:
+                    if seen.request_hash != fingerprint:
+                        raise IdempotencyKeyReusedError(
+                            "this Idempotency-Key was used with a different body"
                         )
-                        if seen is not None:
-                            if seen.request_hash != fingerprint:
-                                raise IdempotencyKeyReusedError(
-                                    "this Idempotency-Key was used with a different body"
-                                )
-                            case = await repository.get_case_by_id(session, case_id=seen.case_id)
-                            assert case is not None
-                            return CreatedCase(case, created=False)
-                    case = await self._insert(session, principal, draft, now)
-                    if idempotency_key is not None:
-                        await repository.add_idempotency_key(
-                            session,
-                            scope=scope,
-                            key=idempotency_key,
-                            request_hash=fingerprint,
-                            case=case,
-                            at=now,
-                        )
-                    await session.commit()
-                    return CreatedCase(case, created=True)
-            except IntegrityError:
-                # Two requests with one key raced (PostgreSQL); the winner is stored.
-                if attempt == _ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")
+                    case = await repository.get_case_by_id(session, case_id=seen.case_id)
+                    assert case is not None
+                    return CreatedCase(case, created=False)
+            case = await self._insert(session, principal, draft, now)
+            if idempotency_key is not None:
+                await repository.add_idempotency_key(
+                    session,
+                    scope=scope,
+                    key=idempotency_key,
+                    request_hash=fingerprint,
+                    case=case,
+                    at=now,
+                )
+            return CreatedCase(case, created=True)
+
+        # Two requests with one key can race (PostgreSQL); the retry finds the winner.
+        return await write_retrying(self._sessionmaker, work)
 
     def _check_draft(self, principal: Principal, draft: CaseDraft, now: datetime) -> CaseDraft:
         changes: dict[str, Any] = {}
@@ -244,10 +234,8 @@ class CaseActions:
             service_id = service_id or row.ntu.service_id
             site = site or row.ntu.site
         case = Case(
-            ref=await repository.next_case_ref(session, year=now.year),
             type=draft.type,
             priority=draft.priority,
-            status=CaseStatus.NEW,
             source=draft.source,
             subject=draft.subject,
             suggested_priority=draft.suggested_priority,
@@ -258,28 +246,16 @@ class CaseActions:
             service_id=service_id,
             site=site,
             summary=draft.summary,
-            reopen_count=0,
             no_support=False,
-            created_by=principal.actor,
-            created_at=now,
-            updated_at=now,
         )
-        await self.start_clocks(session, case, now=now)
-        await repository.add_event(
-            session,
-            case=case,
-            at=now,
-            kind=CaseEventKind.OPENED,
-            actor=principal.actor,
-            data={
-                "status": case.status.value,
-                "priority": case.priority.value,
-                "type": case.type.value,
-                "subject": case.subject.value if case.subject else None,
-                "source": case.source.value,
-            },
+        data = {
+            "type": case.type.value,
+            "subject": case.subject.value if case.subject else None,
+            "source": case.source.value,
+        }
+        return await store.insert_case(
+            session, case, sla=self._sla, now=now, actor=principal.actor, data=data
         )
-        return case
 
     # -- changes -------------------------------------------------------------------
 

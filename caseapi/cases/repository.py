@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from caseapi.cases.enums import (
     TERMINAL_STATUSES,
+    WORKING_STATUSES,
     CaseEventKind,
     CasePriority,
     CaseStatus,
@@ -65,6 +66,15 @@ async def get_last_case_by_dedup_key(session: AsyncSession, *, dedup_key: str) -
     """Return the newest case for ``dedup_key`` in any status."""
     stmt = select(Case).where(Case.dedup_key == dedup_key).order_by(Case.id.desc()).limit(1)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def working_refs_by_dedup_key(session: AsyncSession, *, prefix: str) -> dict[str, str]:
+    """Dedup key -> reference of every case still being worked whose key starts with ``prefix``."""
+    stmt = select(Case.dedup_key, Case.ref).where(
+        Case.status.in_(sorted(WORKING_STATUSES)),
+        Case.dedup_key.startswith(prefix, autoescape=True),
+    )
+    return {key: ref for key, ref in (await session.execute(stmt)).all() if key is not None}
 
 
 async def list_linked_cases(

@@ -1,7 +1,8 @@
 """SLA settings and the per-case ``SlaPolicy`` built from them and the inventory.
 
-Defaults are DOMAIN.md's. A contract overrides them through ``customers.attributes``
-and a service order through ``ntus.attributes`` (durations as ``30m``, ``2h``, ``4d``):
+The defaults (DOMAIN.md's) are ``caseapi.cases.config.CaseSettings``'s. A contract
+overrides them through ``customers.attributes`` and a service order through
+``ntus.attributes`` (durations as ``30m``, ``2h``, ``4d``):
 
 - ``customers.attributes.first_response``: first-response target (default 30 min).
 - ``customers.attributes.waiting_customer_close_after``: auto-close after this long
@@ -19,39 +20,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from caseapi.cases.enums import CasePriority
 from caseapi.cases.snapshot import SlaPolicy
-from nms.app.settings import parse_duration
+from caseapi.core.durations import parse_duration
 
 logger = logging.getLogger(__name__)
 
 
-def _default_ttr() -> dict[CasePriority, timedelta | None]:
-    return {
-        CasePriority.P1: timedelta(hours=4),
-        CasePriority.P2: timedelta(hours=8),
-        CasePriority.P3: None,
-    }
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlaSettings:
-    """Service-wide SLA defaults (``nms.app.settings`` ``cases.*``)."""
+    """Service-wide SLA durations, from ``CaseSettings.sla()`` (which owns the defaults).
 
-    monitoring_window_p1: timedelta = timedelta(hours=24)
-    monitoring_window_p2: timedelta = timedelta(hours=72)
-    first_response: timedelta = timedelta(minutes=30)
-    unassigned_after: timedelta = timedelta(hours=1)
-    reminder_after: timedelta = timedelta(days=2)
-    close_after: timedelta = timedelta(days=4)
-    auto_close_recheck: timedelta = timedelta(hours=1)
-    ttr: Mapping[CasePriority, timedelta | None] = field(default_factory=_default_ttr)
+    ``ttr`` maps a priority to its time to repair (``None``: no repair target).
+    """
+
+    monitoring_window_p1: timedelta
+    monitoring_window_p2: timedelta
+    first_response: timedelta
+    unassigned_after: timedelta
+    reminder_after: timedelta
+    close_after: timedelta
+    auto_close_recheck: timedelta
+    ttr: Mapping[CasePriority, timedelta | None]
     #: An engineer dispatch must be requested at least this far ahead.
-    dispatch_notice: timedelta = timedelta(hours=24)
+    dispatch_notice: timedelta
 
     def __post_init__(self) -> None:
         for name in (

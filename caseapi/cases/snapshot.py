@@ -34,12 +34,12 @@ class SlaPolicy:
 
     monitoring_window: Mapping[CasePriority, timedelta]
     ttr: Mapping[CasePriority, timedelta | None]
-    first_response: timedelta = timedelta(minutes=30)
-    unassigned_after: timedelta = timedelta(hours=1)
-    reminder_after: timedelta = timedelta(days=2)
-    close_after: timedelta = timedelta(days=4)
+    first_response: timedelta
+    unassigned_after: timedelta
+    reminder_after: timedelta
+    close_after: timedelta
     #: How soon an auto-close held back by a down NTU is tried again.
-    auto_close_recheck: timedelta = timedelta(hours=1)
+    auto_close_recheck: timedelta
 
     def __post_init__(self) -> None:
         for name in ("first_response", "unassigned_after", "reminder_after", "close_after"):

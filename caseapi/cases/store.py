@@ -1,9 +1,12 @@
 """Between the pure lifecycle and the database: load a snapshot, store an outcome.
 
-``apply_event`` is the one way a case changes on behalf of someone: the caller holds
-the case row (locked) inside its write transaction; this runs ``lifecycle.step``,
-writes the snapshot back, syncs commitments, appends the timeline entries and
-outbox rows, bumps ``version`` and recomputes ``next_due_at`` for the ticker.
+``insert_case`` is the one way a case comes to exist (the detector's incidents and
+people's requests alike): reference, status ``new``, initial SLA deadlines, the
+``opened`` entry. ``apply_event`` is the one way a case changes on behalf of
+someone: the caller holds the case row (locked) inside its write transaction; this
+runs ``lifecycle.step``, writes the snapshot back, syncs commitments, appends the
+timeline entries and outbox rows, bumps ``version`` and recomputes ``next_due_at``
+for the ticker.
 
 ``mark_rfo_published``, ``on_customer_reply`` and ``on_staff_reply`` are the hooks
 other domains (RFO, comments) call inside their own transactions; they never build
@@ -12,13 +15,16 @@ lifecycle events themselves.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caseapi.cases import lifecycle, repository
+from caseapi.cases.config import DEFAULT_SLA
+from caseapi.cases.enums import CaseEventKind, CaseStatus, EscalationLevel
 from caseapi.cases.models import Case, CaseCommitment
 from caseapi.cases.sla import SlaSettings
 from caseapi.cases.snapshot import (
@@ -80,6 +86,49 @@ async def ntu_is_down(session: AsyncSession, case: Case) -> bool:
     if case.ntu_id is None:
         return False
     return await repository.ntu_status(session, ntu_id=case.ntu_id) in NTU_DOWN_STATUSES
+
+
+async def insert_case(
+    session: AsyncSession,
+    case: Case,
+    *,
+    sla: SlaSettings,
+    now: datetime,
+    actor: str,
+    data: Mapping[str, Any],
+) -> Case:
+    """Create ``case`` in the caller's transaction and write its ``opened`` entry.
+
+    The caller fills in what the case is about (type, priority, source, customer,
+    NTU, summary, links); this gives it its reference, status ``new`` at L1 and the
+    initial SLA deadlines of its policy, inserts it (a lost race for its dedup key
+    raises ``IntegrityError`` here) and records ``opened`` by ``actor`` with
+    ``status``, ``priority`` and ``data``.
+    """
+    case.ref = await repository.next_case_ref(session, year=now.year)
+    case.status = CaseStatus.NEW
+    case.version = 1
+    case.escalation_level = EscalationLevel.L1
+    case.reopen_count = 0
+    case.created_by = actor
+    case.created_at = now
+    case.updated_at = now
+    policy = await policy_for(session, case, sla)
+    deadlines = lifecycle.initial_deadlines(created_at=now, priority=case.priority, policy=policy)
+    for name, value in deadlines.items():
+        setattr(case, name, value)
+    await repository.add_case(session, case=case)
+    case.next_due_at = lifecycle.next_due_at(await load_snapshot(session, case))
+    await session.flush()
+    await repository.add_event(
+        session,
+        case=case,
+        at=now,
+        kind=CaseEventKind.OPENED,
+        actor=actor,
+        data={"status": case.status.value, "priority": case.priority.value, **data},
+    )
+    return case
 
 
 async def apply_event(
@@ -163,7 +212,7 @@ async def mark_rfo_published(
     if case is None:
         raise CaseNotFoundError(str(case_id))
     # Closing needs no durations: the window end is already stored on the case.
-    policy = SlaSettings().policy()
+    policy = DEFAULT_SLA.policy()
     await apply_event(session, case, RfoPublished(at=at, actor=actor), now=at, policy=policy)
 
 
@@ -185,7 +234,7 @@ async def on_customer_reply(
         raise CaseNotFoundError(str(case_id))
     if case.status.is_terminal:
         return
-    policy = SlaSettings().policy()
+    policy = DEFAULT_SLA.policy()
     await apply_event(session, case, CustomerReply(actor=actor), now=at, policy=policy)
 
 
@@ -205,5 +254,5 @@ async def on_staff_reply(session: AsyncSession, *, case_id: int, at: datetime, a
     if case.status.is_terminal or case.first_responded_at is not None:
         return
     # Responding needs no durations: it only stamps the time.
-    policy = SlaSettings().policy()
+    policy = DEFAULT_SLA.policy()
     await apply_event(session, case, Respond(actor=actor), now=at, policy=policy)

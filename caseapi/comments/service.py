@@ -33,12 +33,12 @@ from caseapi.cases import repository as case_repository
 from caseapi.cases import store as case_store
 from caseapi.cases.enums import CaseEventKind
 from caseapi.cases.models import Case
+from caseapi.clock import Clock
 from caseapi.comments import repository
 from caseapi.comments.errors import CommentRefusedError, InternalCommentForbiddenError
 from caseapi.comments.models import Comment, Visibility
 from caseapi.core.database import session_scope
 from caseapi.core.errors import CaseNotFoundError
-from nms.clock import Clock
 
 
 class CommentService:

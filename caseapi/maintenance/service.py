@@ -1,6 +1,6 @@
 """Maintenance windows: announce, edit, cancel, complete, and read with tenancy.
 
-Rules (DOMAIN.md "Maintenance"):
+Rules (DOMAIN.md "Maintenance"; the checks themselves are ``caseapi.maintenance.rules``):
 
 - A planned window needs ``planned_notice`` (14 days by default) between now and
   its start; an emergency window may start now, or up to ``emergency_backdate`` in
@@ -19,38 +19,40 @@ Rules (DOMAIN.md "Maintenance"):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.auth.principal import Principal
+from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.maintenance import notices, repository
+from caseapi.maintenance.config import MaintenanceSettings
 from caseapi.maintenance.enums import MaintenanceBehaviour, MaintenanceKind, MaintenanceState
 from caseapi.maintenance.errors import (
-    InsufficientNoticeError,
     MaintenanceNotFoundError,
     MaintenancePreconditionError,
     MaintenanceStateError,
-    MaintenanceTooLongError,
     MaintenanceValidationError,
     UnknownScopeError,
-    describe,
 )
 from caseapi.maintenance.models import MaintenanceWindow
-from caseapi.maintenance.scope import SCOPE_KINDS, InventoryIndex, resolve, unknown_ids
-from nms.clock import Clock
-
-#: Fields that may change before the window starts (PATCH).
-EDITABLE_BEFORE_START: Final = frozenset(
-    {"title", "description", "behaviour", "starts_at", "ends_at", "scope"}
+from caseapi.maintenance.rules import (
+    NOT_NULL,
+    MaintenanceRules,
+    cancelled_error,
+    check_editable,
+    normalise_scope,
+    state_of,
+    utc,
 )
-EDITABLE_WHILE_ACTIVE: Final = frozenset({"ends_at", "actual_impact"})
-EDITABLE_AFTER_END: Final = frozenset({"actual_impact"})
-_NOT_NULL: Final = frozenset({"title", "description", "behaviour", "starts_at", "ends_at", "scope"})
+from caseapi.maintenance.scope import InventoryIndex, resolve, unknown_ids
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,36 +83,6 @@ class MaintenanceView:
     customer_view: bool
 
 
-def state_of(window: MaintenanceWindow, at: datetime) -> MaintenanceState:
-    """Where ``window`` stands at ``at``."""
-    if window.cancelled_at is not None:
-        return MaintenanceState.CANCELLED
-    if at < window.starts_at:
-        return MaintenanceState.UPCOMING
-    if at < window.ends_at:
-        return MaintenanceState.ACTIVE
-    return MaintenanceState.ENDED
-
-
-def normalise_scope(scope: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-    """Strip, de-duplicate and sort each scope list; refuse an empty scope.
-
-    Raises:
-        MaintenanceValidationError: Every list is empty (``scope``) or an id is blank.
-    """
-    result: dict[str, list[str]] = {}
-    for kind in SCOPE_KINDS:
-        ids = [str(value).strip() for value in scope.get(kind, ())]
-        if any(not value for value in ids):
-            raise MaintenanceValidationError(f"scope.{kind}", "ids must not be blank")
-        result[kind] = sorted(set(ids))
-    if not any(result.values()):
-        raise MaintenanceValidationError(
-            "scope", "name at least one NTU, node, customer or service"
-        )
-    return result
-
-
 class MaintenanceService:
     """Announces, edits and serves maintenance windows."""
 
@@ -119,49 +91,33 @@ class MaintenanceService:
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
-        planned_notice: timedelta = timedelta(days=14),
-        max_duration: timedelta = timedelta(days=7),
-        emergency_backdate: timedelta = timedelta(minutes=5),
+        settings: MaintenanceSettings | None = None,
+        planned_notice: timedelta | None = None,
+        max_duration: timedelta | None = None,
+        emergency_backdate: timedelta | None = None,
     ) -> None:
         """Create the service.
 
         Args:
-            sessionmaker: Session factory (``caseapi.core.database.make_sessionmaker``).
-            clock: Source of "now" (notice, states, edits).
-            planned_notice: Least time between announcing a planned window and its start.
-            max_duration: Longest allowed window.
-            emergency_backdate: How far in the past an emergency window may start.
+            sessionmaker: Session factory (``caseapi.database.make_sessionmaker``).
+            clock: Source of "now" (notice, states, edits) and of the notice loop's waits.
+            settings: The ``maintenance.*`` rules; the defaults when omitted.
+            planned_notice: TEMPORARY override of ``settings.planned_notice``, for
+                ``nms`` until it passes ``settings``.
+            max_duration: TEMPORARY, likewise.
+            emergency_backdate: TEMPORARY, likewise.
         """
-        if planned_notice < timedelta(0):
-            raise ValueError("planned_notice must not be negative")
-        if max_duration <= timedelta(0):
-            raise ValueError("max_duration must be positive")
-        if emergency_backdate < timedelta(0):
-            raise ValueError("emergency_backdate must not be negative")
+        settings = settings or MaintenanceSettings()
+        self.rules = MaintenanceRules(
+            planned_notice=settings.planned_notice if planned_notice is None else planned_notice,
+            max_duration=settings.max_duration if max_duration is None else max_duration,
+            emergency_backdate=(
+                settings.emergency_backdate if emergency_backdate is None else emergency_backdate
+            ),
+        )
         self._sessionmaker = sessionmaker
         self._clock = clock
-        self.planned_notice = planned_notice
-        self.max_duration = max_duration
-        self.emergency_backdate = emergency_backdate
-
-    # -- rules ---------------------------------------------------------------------
-
-    def _check_period(self, *, starts_at: datetime, ends_at: datetime) -> None:
-        if ends_at <= starts_at:
-            raise MaintenanceValidationError("ends_at", "must be after starts_at")
-        if ends_at - starts_at > self.max_duration:
-            raise MaintenanceTooLongError(length=ends_at - starts_at, maximum=self.max_duration)
-
-    def _check_start(self, *, kind: str, starts_at: datetime, now: datetime) -> None:
-        if kind == MaintenanceKind.PLANNED:
-            if starts_at - now < self.planned_notice:
-                raise InsufficientNoticeError(given=starts_at - now, needed=self.planned_notice)
-        elif starts_at < now - self.emergency_backdate:
-            raise MaintenanceValidationError(
-                "starts_at",
-                f"an emergency window may start at most {describe(self.emergency_backdate)} "
-                "in the past",
-            )
+        self._refresh = settings.refresh
 
     @staticmethod
     async def _check_scope(session: AsyncSession, scope: Mapping[str, Sequence[str]]) -> None:
@@ -184,10 +140,10 @@ class MaintenanceService:
             UnknownScopeError: Scope ids that name nothing.
         """
         now = self._clock.now()
-        starts_at, ends_at = _utc(draft.starts_at), _utc(draft.ends_at)
+        starts_at, ends_at = utc(draft.starts_at), utc(draft.ends_at)
         scope = normalise_scope(draft.scope)
-        self._check_period(starts_at=starts_at, ends_at=ends_at)
-        self._check_start(kind=draft.kind, starts_at=starts_at, now=now)
+        self.rules.check_period(starts_at=starts_at, ends_at=ends_at)
+        self.rules.check_start(kind=draft.kind, starts_at=starts_at, now=now)
         async with session_scope(self._sessionmaker, write=True) as session:
             await self._check_scope(session, scope)
             window = MaintenanceWindow(
@@ -239,21 +195,21 @@ class MaintenanceService:
             MaintenanceTooLongError, UnknownScopeError: As for ``create``.
         """
         now = self._clock.now()
-        for name in _NOT_NULL & set(changes):
+        for name in NOT_NULL & set(changes):
             if changes[name] is None:
                 raise MaintenanceValidationError(name, "must not be null")
         async with session_scope(self._sessionmaker, write=True) as session:
             window = await self._locked(session, ref, if_match)
-            self._check_editable(window, set(changes), now=now)
-            starts_at = _utc(changes.get("starts_at", window.starts_at))
-            ends_at = _utc(changes.get("ends_at", window.ends_at))
+            check_editable(window, set(changes), now=now)
+            starts_at = utc(changes.get("starts_at", window.starts_at))
+            ends_at = utc(changes.get("ends_at", window.ends_at))
             if "starts_at" in changes or "ends_at" in changes:
-                self._check_period(starts_at=starts_at, ends_at=ends_at)
+                self.rules.check_period(starts_at=starts_at, ends_at=ends_at)
             if "starts_at" in changes and (
                 window.kind == MaintenanceKind.EMERGENCY or starts_at < window.starts_at
             ):
                 # Moving a planned start later keeps (more than) the notice given.
-                self._check_start(kind=window.kind, starts_at=starts_at, now=now)
+                self.rules.check_start(kind=window.kind, starts_at=starts_at, now=now)
             if "ends_at" in changes and ends_at < now:
                 raise MaintenanceValidationError("ends_at", "must not be in the past")
             if "scope" in changes:
@@ -289,7 +245,7 @@ class MaintenanceService:
             window = await self._locked(session, ref, if_match)
             state = state_of(window, now)
             if state is MaintenanceState.CANCELLED:
-                raise _cancelled(ref)
+                raise cancelled_error(ref)
             if state is MaintenanceState.ENDED:
                 raise MaintenanceStateError(
                     "maintenance_ended", f"{ref} has ended and can no longer be cancelled"
@@ -323,7 +279,7 @@ class MaintenanceService:
             window = await self._locked(session, ref, if_match)
             state = state_of(window, now)
             if state is MaintenanceState.CANCELLED:
-                raise _cancelled(ref)
+                raise cancelled_error(ref)
             if state is MaintenanceState.UPCOMING:
                 raise MaintenanceStateError(
                     "maintenance_not_started", f"{ref} has not started yet; cancel it instead"
@@ -358,6 +314,24 @@ class MaintenanceService:
             )
             await session.commit()
             return counts
+
+    async def run_notices(self) -> None:
+        """Queue "maintenance started" notices and reminders as their time comes.
+
+        Runs until cancelled, every ``refresh`` of the clock. Looks back one maximal
+        window at start-up, so that a start missed while nothing ran is still
+        announced; the windows record what was sent, so overlapping ranges never
+        send twice. A failed pass is logged and its range retried next time.
+        """
+        since = self._clock.now() - self.rules.max_duration
+        while True:
+            until = self._clock.now()
+            try:
+                await self.notify_due(since=since, until=until)
+                since = until
+            except Exception:
+                logger.exception("could not queue maintenance notices; retrying")
+            await self._clock.sleep(self._refresh.total_seconds())
 
     # -- queries -------------------------------------------------------------------
 
@@ -455,45 +429,7 @@ class MaintenanceService:
         return window
 
     @staticmethod
-    def _check_editable(window: MaintenanceWindow, fields: set[str], *, now: datetime) -> None:
-        state = state_of(window, now)
-        if state is MaintenanceState.CANCELLED:
-            raise _cancelled(window.ref)
-        allowed, code, why = {
-            MaintenanceState.UPCOMING: (
-                EDITABLE_BEFORE_START,
-                "maintenance_not_started",
-                "has not started; actual_impact is set at completion",
-            ),
-            MaintenanceState.ACTIVE: (
-                EDITABLE_WHILE_ACTIVE,
-                "maintenance_started",
-                "has started; only ends_at and actual_impact may change",
-            ),
-            MaintenanceState.ENDED: (
-                EDITABLE_AFTER_END,
-                "maintenance_ended",
-                "has ended; only actual_impact may change",
-            ),
-        }[state]
-        refused = sorted(fields - allowed)
-        if refused:
-            raise MaintenanceStateError(
-                code, f"{window.ref} {why} (refused: {', '.join(refused)})", fields=refused
-            )
-
-    @staticmethod
     def _touch(window: MaintenanceWindow, principal: Principal, now: datetime) -> None:
         window.updated_at = now
         window.updated_by = principal.actor
         window.version += 1
-
-
-def _cancelled(ref: str) -> MaintenanceStateError:
-    return MaintenanceStateError("maintenance_cancelled", f"{ref} is cancelled")
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise MaintenanceValidationError("starts_at/ends_at", "timestamps must include a zone")
-    return value.astimezone(UTC)

@@ -39,7 +39,7 @@ from paho.mqtt.properties import Properties
 from caseapi.notifications.errors import DeliveryError, PermanentDeliveryError
 from caseapi.notifications.render import public_payload, render_email
 from caseapi.notifications.repository import Job
-from caseapi.notifications.settings import NotificationSettings
+from caseapi.notifications.settings import DispatcherSettings
 from caseapi.notifications.signing import SIGNATURE_HEADER, signature_header
 
 USER_AGENT = "nms-notifications/1"
@@ -56,7 +56,7 @@ def message_id(event_id: str, sender: str) -> str:
 class EmailChannel:
     """Sends one mail per delivery (one recipient) with ``aiosmtplib``."""
 
-    def __init__(self, *, settings: NotificationSettings) -> None:
+    def __init__(self, *, settings: DispatcherSettings) -> None:
         if settings.smtp_host is None:
             raise ValueError("EmailChannel needs settings.smtp_host")
         self._settings = settings
@@ -99,7 +99,7 @@ class EmailChannel:
 class WebhookChannel:
     """POSTs the signed JSON event to a subscription's URL."""
 
-    def __init__(self, *, settings: NotificationSettings, client: httpx.AsyncClient) -> None:
+    def __init__(self, *, settings: DispatcherSettings, client: httpx.AsyncClient) -> None:
         self._settings = settings
         self._client = client
 
@@ -138,7 +138,7 @@ class WebhookChannel:
 class MqttPublisher:
     """One MQTT v5 connection for a batch: ``async with MqttPublisher(...) as p``."""
 
-    def __init__(self, *, settings: NotificationSettings, identifier: str | None = None) -> None:
+    def __init__(self, *, settings: DispatcherSettings, identifier: str | None = None) -> None:
         if settings.mqtt_url is None:
             raise ValueError("MqttPublisher needs settings.mqtt_url")
         url = urlsplit(settings.mqtt_url)

@@ -47,14 +47,14 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.notifications import repository
 from caseapi.notifications.channels import EmailChannel, MqttPublisher, WebhookChannel
 from caseapi.notifications.enums import Channel
 from caseapi.notifications.errors import DeliveryError, PermanentDeliveryError
 from caseapi.notifications.repository import Job
-from caseapi.notifications.settings import NotificationSettings
-from nms.clock import Clock
+from caseapi.notifications.settings import DispatcherSettings
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class NotificationDispatcher:
         self,
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
-        settings: NotificationSettings,
+        settings: DispatcherSettings,
         clock: Clock,
         rng: Callable[[], float] | None = None,
         http_client: httpx.AsyncClient | None = None,
@@ -115,7 +115,7 @@ class NotificationDispatcher:
                 logger.exception("notification dispatcher %s: pass failed", self.name)
                 sent = 0
             if sent < self._settings.batch_size:
-                await asyncio.sleep(interval)
+                await self._clock.sleep(interval)
 
     async def run_once(self, now: datetime) -> int:
         """One pass at time ``now``; returns how many deliveries were attempted."""

@@ -21,7 +21,7 @@ from caseapi.notifications.enums import (
 from caseapi.notifications.models import Notification, NotificationDelivery, WebhookSubscription
 from caseapi.notifications.outbox import case_facts, enqueue
 from caseapi.notifications.render import Envelope
-from caseapi.notifications.settings import NotificationSettings
+from caseapi.notifications.settings import DispatcherSettings
 from caseapi.ntus.models import Customer
 
 _TOPIC_UNSAFE = re.compile(r"[+#/\x00]")
@@ -111,7 +111,7 @@ async def import_legacy(session: AsyncSession, *, now: datetime, limit: int) -> 
 
 
 async def expand_new(
-    session: AsyncSession, *, now: datetime, settings: NotificationSettings, limit: int
+    session: AsyncSession, *, now: datetime, settings: DispatcherSettings, limit: int
 ) -> int:
     """Create the deliveries of outbox rows not yet fanned out; return how many rows."""
     stmt = (

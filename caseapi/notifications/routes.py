@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from caseapi.auth.deps import StaffPrincipal, require_roles
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
+from caseapi.clock import SystemClock
 from caseapi.notifications.enums import DeliveryState
 from caseapi.notifications.schemas import (
     DeliveriesPublic,
@@ -24,7 +25,6 @@ from caseapi.notifications.schemas import (
     WebhookWithSecret,
 )
 from caseapi.notifications.service import DeliveryService, WebhookService
-from nms.clock import SystemClock
 
 router = APIRouter(tags=["notifications"])
 

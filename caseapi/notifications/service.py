@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.auth.errors import PermissionDeniedError
 from caseapi.auth.principal import Principal
 from caseapi.auth.tenancy import customer_scope, ensure_visible
+from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.notifications import repository
+from caseapi.notifications.config import DEFAULT_DISPATCHER
 from caseapi.notifications.enums import DeliveryState
 from caseapi.notifications.errors import (
     DeliveryNotFoundError,
@@ -27,10 +29,9 @@ from caseapi.notifications.schemas import (
     WebhookUpdate,
     WebhookWithSecret,
 )
-from caseapi.notifications.settings import NotificationSettings
+from caseapi.notifications.settings import DispatcherSettings
 from caseapi.notifications.signing import new_secret
 from caseapi.ntus.models import Customer
-from nms.clock import Clock
 
 
 def _public(row: WebhookSubscription) -> WebhookPublic:
@@ -53,11 +54,11 @@ class WebhookService:
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
-        settings: NotificationSettings | None = None,
+        settings: DispatcherSettings | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._clock = clock
-        self._settings = settings or NotificationSettings()
+        self._settings = settings or DEFAULT_DISPATCHER
 
     async def create(self, *, principal: Principal, body: WebhookCreate) -> WebhookWithSecret:
         """Subscribe; the response holds the secret, never shown again.

@@ -1,4 +1,9 @@
-"""Settings of the notification dispatcher and its channels (one frozen dataclass)."""
+"""Settings of the notification dispatcher and its channels (one frozen dataclass).
+
+Built from the ``notifications.*`` section with ``NotificationSettings.dispatcher()``
+(``caseapi.notifications.config``), which owns the defaults that section has; the
+others (claim timeout, batch size, ...) are tuning knobs only tests change.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +13,25 @@ from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class NotificationSettings:
-    """Everything the dispatcher and channels need; defaults suit a local install.
+class DispatcherSettings:
+    """Everything the dispatcher and channels need.
 
     E-mail is off while ``smtp_host`` is ``None``; MQTT is off while ``mqtt_url`` is
     ``None``; webhooks are always on (they exist only when someone subscribes).
     """
 
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_from: str = "noc@localhost"
-    smtp_starttls: bool = False
-    smtp_user: str | None = None
-    smtp_password: str | None = None
+    smtp_host: str | None
+    smtp_port: int
+    smtp_from: str
+    smtp_starttls: bool
+    smtp_user: str | None
+    smtp_password: str | None
     #: ``mqtt://[user:password@]host[:port]``.
-    mqtt_url: str | None = None
-    mqtt_topic_prefix: str = "nms/v1"
-    max_attempts: int = 8
-    backoff_base: timedelta = timedelta(seconds=30)
-    backoff_cap: timedelta = timedelta(hours=1)
+    mqtt_url: str | None
+    mqtt_topic_prefix: str
+    max_attempts: int
+    backoff_base: timedelta
+    backoff_cap: timedelta
     #: How long a claimed delivery is reserved for one dispatcher; then it is due again.
     claim_timeout: timedelta = timedelta(minutes=5)
     #: Seconds one send (SMTP session, HTTP request, MQTT connect + PUBACK) may take.
@@ -65,3 +70,8 @@ class NotificationSettings:
     @property
     def mqtt_enabled(self) -> bool:
         return self.mqtt_url is not None
+
+
+#: TEMPORARY: the old name, for ``nms`` until it builds these with
+#: ``NotificationSettings.dispatcher()``; delete then.
+NotificationSettings = DispatcherSettings

@@ -28,13 +28,13 @@ from caseapi.cases import repository as case_repository
 from caseapi.cases import store as case_store
 from caseapi.cases.enums import CaseEventKind
 from caseapi.cases.models import Case
+from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.core.errors import CaseNotFoundError
 from caseapi.rfo import repository
 from caseapi.rfo.errors import RfoIncompleteError, RfoNotFoundError, RfoPublishedError
 from caseapi.rfo.facts import build_facts
 from caseapi.rfo.models import RfoVersion
-from nms.clock import Clock
 
 #: The engineer's fields; all four may be set on a draft.
 EDITABLE_FIELDS: Final = (

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from caseapi.core.errors import CaseApiError
+from caseapi.database import CaseApiError
 from nms.app.settings import DatabaseSettings, Settings, format_duration, load_settings
 from nms.clock import SystemClock
 from nms.errors import ConfigError, InventoryError, ListenError
@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(show)
 
     # The web stack is imported lazily elsewhere; key management is light enough.
-    from caseapi.auth.cli import add_apikey_commands
+    from caseapi.cli import add_apikey_commands
 
     add_apikey_commands(sub, default_database=DatabaseSettings().url)
 
@@ -215,7 +215,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
             asyncio.run(run_detector(settings, clock=clock))
         else:
-            from nms.app.distributed import run_api
+            from nms.app.api import run_api
 
             asyncio.run(run_api(settings, clock=clock))
     except Exception as exc:
@@ -289,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(args)
         if args.command == "apikey":
-            from caseapi.auth.cli import run_apikey_command
+            from caseapi.cli import run_apikey_command
 
             return run_apikey_command(args)
         return _cmd_config_show(args)

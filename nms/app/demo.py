@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from nms.lab.procs import stop_process
+
 EXIT_NEEDS_ROOT = 2
 T = TypeVar("T")
 
@@ -196,13 +198,8 @@ class Demo:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, timeout=15)
 
     # -- API -------------------------------------------------------------------------
 

@@ -14,54 +14,46 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from caseapi.core.database import make_engine, make_sessionmaker
-from caseapi.core.timers import CaseTicker
-from caseapi.notifications.dispatcher import NotificationDispatcher
-from nms.app.distributed import (
+from caseapi.database import make_engine, make_sessionmaker
+from nms.app.detector_service import DetectorService
+from nms.app.leader import LeaderLock
+from nms.app.process import (
     StopRequestedError,
-    bus_settings,
+    api_server,
     instance_name,
-    load_checked_inventory,
-    migrate_until_done,
+    listen_socket,
     remove_signal_handlers,
     status_app,
-    status_server,
     stop_event,
     until_stopped,
 )
-from nms.app.embedded import (
-    InventoryReloader,
-    _listen,
-    build_case_service,
-    build_detector,
-    build_maintenance_service,
-    maintenance_notices,
-    notification_settings,
-)
-from nms.app.leader import LeaderLock
 from nms.app.settings import Settings, format_duration
+from nms.app.wiring import (
+    build_case_services,
+    build_case_workers,
+    bus_settings,
+    load_checked_inventory,
+    migrate_until_done,
+)
+from nms.bus.batch import Batch, PingBatch, SnmpBatch
 from nms.bus.case_relay import CaseRelay
 from nms.bus.mqtt import MqttBus
-from nms.bus.wire import Heartbeat, Message, NtuStateChange, SkipSet
+from nms.bus.wire import Heartbeat, NtuStateChange, SkipSet
 from nms.clock import Clock
 from nms.detector.availability import NtuState, Status
-from nms.detector.engine import Detector
-from nms.detector.store import apply_inventory
 from nms.errors import InventoryError
+from nms.inventory.sync import sync_inventory
 from nms.noc.cluster_metrics import DELAY_BUCKETS, BusCollector, ShardMonitor
 from nms.noc.metrics import Metrics, build_metrics
-from nms.probing.targets import MaintenanceWatcher
 
 log = logging.getLogger("nms.detector.node")
 
@@ -107,10 +99,10 @@ class DetectorNode:
         return self._registry if self._metrics is not None else self._standby_registry
 
     async def serve(self) -> None:
-        listener = _listen(self._settings.cluster.detector_listen, "cluster.detector_listen")
+        listener = listen_socket(self._settings.cluster.detector_listen, "cluster.detector_listen")
         self._standby_registry.register(_LeaderGauge(lambda: self.leader))
         app = status_app(health=self.health, registry=self.registry)
-        server = status_server(app)
+        server = api_server(app)
         engine = make_engine(self._settings.database.url)
         stop = stop_event()
         try:
@@ -145,7 +137,7 @@ class DetectorNode:
                 log.error("lost the leader lock: standing by (another detector takes over)")
             except* Exception as group:
                 log.error("leader term failed; standing by and trying again", exc_info=group)
-                await asyncio.sleep(1)
+                await self._clock.sleep(1)
             finally:
                 self._metrics = None
                 await self._lock.release()
@@ -164,10 +156,8 @@ class DetectorNode:
                 "\n  ".join(exc.problems),
             )
         inventory = self._inventory
-        await apply_inventory(sessionmaker, inventory)
-        cases = build_case_service(settings, sessionmaker, clock)
-        detector = build_detector(settings, sessionmaker, clock, cases)
-        await detector.load(inventory)
+        await sync_inventory(sessionmaker, inventory)
+        services = build_case_services(settings, sessionmaker, clock)
         # Room for a state change of every NTU at once (all go up after a start): the
         # outgoing buffer is sized for a probe worker's batches, not for the fleet.
         entries = len(inventory.ntus) + len(inventory.nodes)
@@ -201,9 +191,20 @@ class DetectorNode:
             for change in latest.values():
                 await bus.send(change, retain=True)
 
-        detector.on_status = on_status
+        skip = _SkipPublisher(bus, clock)
+        service = DetectorService(
+            settings=settings,
+            clock=clock,
+            sessionmaker=sessionmaker,
+            sink=services.incidents,
+            inventory=inventory,
+            batches=lambda: self._batches(bus),
+            skip=skip,
+            after_each=flush_changes,
+        )
+        service.detector.on_status = on_status
         metrics = build_metrics(
-            detector=detector,
+            detector=service.detector,
             probes=None,
             clock=clock,
             sessionmaker=sessionmaker,
@@ -214,109 +215,50 @@ class DetectorNode:
         registry.register(self._shards)
         registry.register(self._delay)
         self._registry, self._metrics = registry, metrics
-
-        skip = _SkipPublisher(bus, clock)
-        maintenance = MaintenanceWatcher(
-            sessionmaker=sessionmaker, detector=detector, planner=skip, clock=clock
-        )
-        reloader = InventoryReloader(
-            path=cast(Path, settings.inventory.path),
-            current=inventory,
-            sessionmaker=sessionmaker,
-            detector=detector,
-            planner=None,
-            degraded=settings.detector.degraded,
-        )
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.requested.set)
-
-        async def consume() -> None:
-            async for message in bus.received():
-                try:
-                    await self._on_message(detector, message)
-                except Exception:
-                    # E.g. the database went away: the states stay in memory (dirty) and
-                    # are saved with the next batch; the lock watch decides about leading.
-                    log.exception("detector failed on a %s message", message.kind)
-                await flush_changes()
-
-        async def tick() -> None:
-            period = settings.detector.tick.total_seconds()
-            while True:
-                await asyncio.sleep(period)
-                try:
-                    await detector.tick()
-                except Exception:
-                    log.exception("detector tick failed")
-                await flush_changes()
+        relay = CaseRelay(sessionmaker=sessionmaker, send=bus.send, clock=clock)
+        await relay.start_after_newest()
 
         async def refresh_case_stats() -> None:
             while True:
                 await metrics.case_stats.maybe_refresh()
-                await asyncio.sleep(5)
+                await clock.sleep(5)
 
-        relay = CaseRelay(sessionmaker=sessionmaker, send=bus.send)
-        await relay.start_after_newest()
-        await maintenance.refresh()
-        log.info(
-            "detector leading: %d NTUs, down after %s; bus %s",
-            len(inventory.ntus),
-            format_duration(settings.detector.down_after),
-            settings.bus.url,
-        )
-        tasks_to_run: list[tuple[str, Coroutine[Any, Any, None]]] = [
-            ("bus", bus.run()),
-            ("consume", consume()),
-            ("tick", tick()),
-            ("maintenance", maintenance.run(settings.maintenance.refresh)),
-            ("skip-publish", skip.run()),
-            ("case-relay", relay.run(1.0)),
-            ("case-stats", refresh_case_stats()),
-            (
-                "maintenance-notices",
-                maintenance_notices(
-                    build_maintenance_service(settings, sessionmaker, clock), settings, clock
-                ),
-            ),
-            (
-                "case-ticker",
-                CaseTicker(sessionmaker=sessionmaker, clock=clock, sla=cases.sla).run(
-                    settings.cases.ticker_interval
-                ),
-            ),
-            (
-                "inventory-watch",
-                reloader.watch(settings.inventory.watch_interval.total_seconds()),
-            ),
-        ]
-        if settings.notifications.enabled:
-            dispatcher = NotificationDispatcher(
-                sessionmaker=sessionmaker, settings=notification_settings(settings), clock=clock
-            )
-            tasks_to_run.append(
-                ("notifications", dispatcher.run(settings.notifications.interval.total_seconds()))
-            )
         try:
-            async with asyncio.TaskGroup() as tasks:
-                for name, coro in tasks_to_run:
-                    tasks.create_task(coro, name=name)
+            async with service:
+                log.info(
+                    "detector leading: %d NTUs, down after %s; bus %s",
+                    len(inventory.ntus),
+                    format_duration(settings.detector.down_after),
+                    settings.bus.url,
+                )
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(bus.run(), name="bus")
+                    tasks.create_task(service.run(), name="detector-service")
+                    tasks.create_task(skip.run(), name="skip-publish")
+                    tasks.create_task(relay.run(1.0), name="case-relay")
+                    tasks.create_task(refresh_case_stats(), name="case-stats")
+                    tasks.create_task(
+                        build_case_workers(settings, sessionmaker, clock).run(),
+                        name="case-workers",
+                    )
         finally:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-            self._inventory = reloader.current
+            self._inventory = service.inventory
 
-    async def _on_message(self, detector: Detector, message: Message) -> None:
-        payload = message.payload
-        if isinstance(payload, Heartbeat):
-            self._shards.note(payload)
-            return
-        if not isinstance(payload, tuple) or not payload:
-            return
-        if message.kind == "snmp":
-            await detector.observe_snmp(payload)  # type: ignore[arg-type]
-        else:
-            await detector.observe(payload)  # type: ignore[arg-type]
-        delay = max((self._clock.now() - message.sent_at).total_seconds(), 0.0)
-        for _ in payload:
-            self._delay.observe(delay)
+    async def _batches(self, bus: MqttBus) -> AsyncIterator[Batch]:
+        """The observation batches of the bus; heartbeats go to the shard monitor.
+
+        The generator resumes once the detector has applied and saved the batch it
+        yielded: that is when the publish-to-saved delay is measured.
+        """
+        async for message in bus.received():
+            payload = message.payload
+            if isinstance(payload, Heartbeat):
+                self._shards.note(payload)
+            elif isinstance(payload, PingBatch | SnmpBatch):
+                yield payload
+                delay = max((self._clock.now() - message.sent_at).total_seconds(), 0.0)
+                for _ in payload.results:
+                    self._delay.observe(delay)
 
 
 class _SkipPublisher:

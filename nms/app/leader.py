@@ -46,7 +46,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from caseapi.core.errors import DatabaseConfigError, mask_url
+from caseapi.database import DatabaseConfigError, mask_url
 
 log = logging.getLogger("nms.leader")
 

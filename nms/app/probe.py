@@ -18,27 +18,24 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
-from nms.app.distributed import (
+from nms.app.process import (
+    FileWatch,
     StopRequestedError,
-    bus_settings,
+    api_server,
     instance_name,
-    load_checked_inventory,
+    listen_socket,
     remove_signal_handlers,
     status_app,
-    status_server,
     stop_event,
 )
-from nms.app.embedded import (
-    FileWatch,
-    _listen,
-    open_probes,
-)
 from nms.app.settings import Settings, format_duration
+from nms.app.wiring import bus_settings, load_checked_inventory, open_probes
 from nms.bus.mqtt import MqttBus
 from nms.bus.wire import Heartbeat, SkipSet
 from nms.clock import Clock
 from nms.errors import InventoryError
-from nms.inventory.loader import Inventory, load_inventory
+from nms.inventory.loader import load_inventory
+from nms.inventory.model import Inventory
 from nms.noc.cluster_metrics import BusCollector
 from nms.noc.probe_metrics import ProbeCollector, ProbeStats
 from nms.probing.shard import Shard
@@ -64,7 +61,7 @@ async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
     mine = shard_inventory(inventory, shard)
     source = instance_name(f"probe-{shard.slug}")
     bus_config = bus_settings(settings)  # before the socket: a config error leaks nothing
-    listener = _listen(settings.cluster.probe_listen, "cluster.probe_listen")
+    listener = listen_socket(settings.cluster.probe_listen, "cluster.probe_listen")
     stats = ProbeStats()
     bus = MqttBus(
         bus_config,
@@ -98,7 +95,7 @@ async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
         }
 
     app = status_app(health=health, registry=lambda: registry)
-    server = status_server(app)
+    server = api_server(app)
     stop = stop_event()
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -139,7 +136,7 @@ async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
                 period = settings.bus.heartbeat.total_seconds()
                 while True:
                     await bus.send(heartbeat(alive=True))
-                    await asyncio.sleep(period)
+                    await clock.sleep(period)
 
             async def control() -> None:
                 async for message in bus.received():
@@ -153,7 +150,7 @@ async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
                 await _say_goodbye(bus, heartbeat(alive=False))
                 raise StopRequestedError
 
-            watcher = FileWatch(cast(Path, settings.inventory.path), reload)
+            watcher = FileWatch(cast(Path, settings.inventory.path), reload, clock=clock)
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, watcher.requested.set)
             log.info(
                 "probe shard %s: %d of %d NTUs (+%d upstream nodes), ICMP every %s; "

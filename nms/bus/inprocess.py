@@ -9,12 +9,10 @@ probe loops and the detector run unchanged in both wirings.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Protocol
 
-from probes.observation import PingResult, SnmpResult
-
-Batch = Sequence[PingResult] | Sequence[SnmpResult]
+from nms.bus.batch import Batch
 
 
 class Bus(Protocol):
@@ -30,15 +28,23 @@ class Bus(Protocol):
 
 
 class InProcessBus:
+    """A bounded queue of batches: ``publish`` waits while it is full.
+
+    Args:
+        max_batches: how many batches may wait for the consumer.
+    """
+
     def __init__(self, *, max_batches: int = 64) -> None:
         if max_batches < 1:
             raise ValueError("max_batches must be at least 1")
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(max_batches)
 
     async def publish(self, batch: Batch) -> None:
-        if batch:
+        """Queue ``batch`` (an empty one is ignored); waits while the queue is full."""
+        if batch.results:
             await self._queue.put(batch)
 
     async def batches(self) -> AsyncIterator[Batch]:
+        """The published batches, in order; never ends."""
         while True:
             yield await self._queue.get()

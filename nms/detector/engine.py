@@ -2,33 +2,29 @@
 
 Per NTU it holds the availability machine (``nms.detector.availability``: P1 on down)
 and the quality machine (``nms.detector.degradation``: P2 on degraded or intermittent
-service), feeds them ICMP and SNMP results and ticks, calls the case service for the
-resulting actions, and writes every changed state to the database before the next batch.
-
-How ICMP and SNMP combine into "is the service up":
-
-* ICMP answers -> up, unless the last SNMP poll says the WAN interface is down
-  while administratively up: the management plane answers but the customer's
-  service does not -> a failure (P1 after ``down_after``).
-* ICMP fails but SNMP answers -> up, and the NTU is flagged ``icmp_filtered`` (ICMP
-  dropped on the way, not an outage); while flagged, SNMP alone decides.
-* SNMP fails while ICMP answers -> nothing (SNMP filtered or a slow agent).
-* WAN interface administratively down -> not a customer outage; flagged for the NOC.
-* sysUpTime going backwards (not a 32-bit wrap) -> a reboot, recorded, no case.
+service). ICMP and SNMP results are fused into one verdict by the pure rules of
+``nms.detector.fusion``; this engine feeds the machines, executes their actions
+through the case service (``nms.detector.cases``), and after every batch writes the
+changed machine states to its own table and reports the public status of the NTUs
+it saw to the case service (``IncidentSink.report_ntu_status``).
 
 A new state is kept only once its actions succeeded: if the case service fails, the
 NTU stays where it was and the next event tries again (the calls are idempotent by
-dedup key, so a retry never duplicates a case).
+dedup key, so a retry never duplicates a case). The one exception is a confirmed
+outage: the NTU is down whatever the case service says, so it is kept ``down`` with
+its open pending. The P1s confirmed by one batch are opened together, in one call at
+the end of the batch (a mass outage is one transaction); if that call fails they stay
+pending and every tick retries them.
 
 Topology: upstream nodes (``inventory.nodes``) are tracked like NTUs, in ``nodes``.
 Every observation carries its ancestors' verdict (``nms.detector.topology``), and one batch
 is applied parents first, so a child failing in the same cycle as its parent sees
 the parent's new verdict. A node's ``OpenCase`` opens the internal upstream incident
 (``node:<id>:down``) instead of an NTU case; after every batch the NTUs that became
-``unreachable`` behind it are added to that incident (one linked case per affected
-customer). A node's ``RestoreCase`` solves the incident and its linked cases. An
-NTU that stays down afterwards opens its own P1, linked to the node's incident.
-No P2 is opened for nodes.
+``unreachable`` behind it are added to that incident (``nms.detector.upstream``). A
+node's ``RestoreCase`` solves the incident and its linked cases. An NTU that stays
+down afterwards opens its own P1, linked to the node's incident. No P2 is opened for
+nodes.
 
 P1 and P2 together: a P2 that is open when the NTU goes down is upgraded in place to
 the P1 (``IncidentOpen.supersedes``): the customer keeps one case. While an NTU is not
@@ -37,18 +33,19 @@ the P1 (``IncidentOpen.supersedes``): the customer keeps one case. While an NTU 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from nms.app.settings import DegradedSettings
+from caseapi.incidents import IncidentSink, ntu_degraded_key, ntu_down_key
+from nms.bus.batch import Batch
 from nms.clock import Clock
 from nms.detector import degradation as quality
-from nms.detector import topology
+from nms.detector import fusion
 from nms.detector.availability import (
     Event,
     NtuState,
@@ -60,153 +57,94 @@ from nms.detector.availability import (
     Tick,
     step,
 )
-from nms.detector.signals import rates, rebooted, wan_admin_down, wan_service_down
-from nms.detector.store import (
-    LastProbe,
-    SnmpView,
-    StoredState,
-    load_open_incidents,
-    load_states,
-    save_states,
-)
-from nms.errors import InventoryError
-from nms.inventory.loader import Inventory, NodeSpec, NtuSpec
-from nms.outage import (
-    Affected,
-    CaseSink,
-    IncidentOpen,
-    Priority,
-    UpstreamOpen,
-    ntu_degraded_key,
-    ntu_down_key,
-)
+from nms.detector.cases import CaseDesk, DetectorStats
+from nms.detector.fleet import Fleet, profile_thresholds
+from nms.detector.settings import DegradedSettings
+from nms.detector.store import LastProbe, StoredState, load_states, save_states
+from nms.detector.tracked import Tracked
+from nms.detector.upstream import UpstreamIncidents
+from nms.inventory.model import Inventory, NodeSpec
 from probes.observation import PingResult, SnmpResult
 
+__all__ = ["Detector", "DetectorStats", "StatusListener", "Tracked", "profile_thresholds"]
+
 log = logging.getLogger("nms.detector")
-
-T = TypeVar("T")
-
-_REASONS = frozenset(r.value for r in quality.Reason)
-
-# Consecutive failed ICMP bursts, while SNMP answers, before ICMP counts as filtered.
-_ICMP_FILTERED_AFTER = 2
-
-
-@dataclass(slots=True)
-class Tracked:
-    spec: NtuSpec
-    state: NtuState
-    thresholds: quality.Thresholds
-    case_ref: str | None = None
-    pending_open: OpenCase | None = None
-    """A confirmed outage whose case could not be opened yet: retried every tick."""
-    pending_restore: RestoreCase | None = None
-    """A restoration the case service has not recorded yet: retried every tick (in
-    memory only; after a restart the open case is adopted and restored again, with
-    the first good probe after the restart as its end)."""
-    last_probe: LastProbe | None = None
-    quality: quality.QualityState = field(default_factory=quality.QualityState)
-    degraded_case_ref: str | None = None
-    degraded_reasons: str | None = None
-    snmp: SnmpView = field(default_factory=SnmpView)
-    last_snmp: SnmpResult | None = None
-    icmp_fail_streak: int = 0
-    last_icmp_fail_at: datetime | None = None
-    blocked_by: str | None = None
-    """The upstream node whose outage made this NTU unreachable (until it is up)."""
-    reported: frozenset[str] | None = None
-    """For a node with an open outage: the affected NTUs its incident lists."""
-    detected_at: datetime | None = None
-
-    def stored(self) -> StoredState:
-        return StoredState(
-            state=self.state,
-            case_ref=self.case_ref,
-            case_pending=self.pending_open is not None,
-            degraded_case_ref=self.degraded_case_ref,
-            degraded_reasons=self.degraded_reasons,
-            snmp=self.snmp,
-        )
-
-
-@dataclass(slots=True)
-class DetectorStats:
-    cases_opened: int = 0
-    degraded_opened: int = 0
-    cases_restored: int = 0
-    case_errors: int = 0
-    observations: int = 0
-    snmp_observations: int = 0
-    reboots: int = 0
-
-
-def profile_thresholds(
-    inventory: Inventory, defaults: DegradedSettings
-) -> dict[str, quality.Thresholds]:
-    """P2 thresholds per profile id ("" = the defaults).
-
-    Raises:
-        InventoryError: a profile whose values contradict each other or the defaults.
-    """
-    result = {"": defaults.thresholds()}
-    problems = []
-    for profile in inventory.profiles:
-        try:
-            merged = DegradedSettings.model_validate(defaults.model_dump() | profile.overrides())
-            result[profile.id] = merged.thresholds()
-        except ValueError as exc:
-            problems.append(f"{inventory.source}: profiles.{profile.id}: {exc}")
-    if problems:
-        raise InventoryError(problems)
-    return result
-
 
 #: ``(ntu_id, previous status, new state, case reference)``; must not block.
 StatusListener = Callable[[str, Status, NtuState, str | None], None]
 
 
 class Detector:
+    """Feeds probe results and ticks to every NTU's machines and executes their actions."""
+
     def __init__(
         self,
         *,
         rules: Rules,
         degraded: DegradedSettings,
         clock: Clock,
-        sink: CaseSink,
+        sink: IncidentSink,
         sessionmaker: async_sessionmaker[AsyncSession],
         icmp_enabled: bool = True,
         snmp_max_age: timedelta = timedelta(minutes=3),
     ) -> None:
         """Args:
+        rules: the availability thresholds (``detector.*`` settings).
+        degraded: the default P2 thresholds (profiles override them).
+        clock: the source of ``now``.
+        sink: the case service (in process, over the bus or HTTP).
+        sessionmaker: the database of the detector's own state.
         icmp_enabled: whether the ICMP loop runs at all (else SNMP alone decides).
         snmp_max_age: how long an SNMP verdict on the WAN interface stays valid
             (about two SNMP intervals); older, it no longer overrides ICMP.
         """
         self._icmp_enabled = icmp_enabled
-        self._snmp_max_age = snmp_max_age
+        self._fusion = fusion.Rules(snmp_max_age=snmp_max_age)
         self._rules = rules
         self._degraded = degraded
         self._clock = clock
         self._sink = sink
         self._sessionmaker = sessionmaker
-        self._stored: dict[str, StoredState] = {}
-        self._dirty: set[str] = set()
-        self.ntus: dict[str, Tracked] = {}
-        self.nodes: dict[str, Tracked] = {}
-        self._parents: dict[str, str | None] = {}
-        self._depth: dict[str, int] = {}
+        self._fleet = Fleet()
         self.stats = DetectorStats()
+        self._desk = CaseDesk(sink=sink, fleet=self._fleet, stats=self.stats)
+        self._upstream = UpstreamIncidents(desk=self._desk, fleet=self._fleet, stats=self.stats)
+        self._saved: dict[str, StoredState] = {}
+        """What the database holds: a row is written only when its state differs."""
+        self._dirty: set[str] = set()
+        self._settling: dict[str, None] = {}
+        """Entries with case actions of this batch, sent at its end (in order)."""
+        self._changes: list[tuple[Tracked, Status, NtuState]] = []
+        # One batch or tick at a time: the tick task and the batch consumer run
+        # concurrently, and a batch's collected actions belong to that batch.
+        self._lock = asyncio.Lock()
         #: Called on every status change (the distributed wiring publishes them).
         self.on_status: StatusListener | None = None
         # ntu id -> (behaviour "mute" | "skip", end of the covering maintenance)
         self._maintenance: dict[str, tuple[str, datetime]] = {}
 
+    @property
+    def ntus(self) -> dict[str, Tracked]:
+        """The tracked NTUs, by id."""
+        return self._fleet.ntus
+
+    @property
+    def nodes(self) -> dict[str, Tracked]:
+        """The tracked upstream nodes, by id."""
+        return self._fleet.nodes
+
     async def load(self, inventory: Inventory) -> None:
-        """Resume from the database, then track the NTUs of ``inventory``."""
-        self._stored = await load_states(self._sessionmaker)
-        resumed = sum(1 for spec in inventory.ntus if spec.id in self._stored)
+        """Resume from the database, then track the entries of ``inventory``.
+
+        Raises:
+            InventoryError: a service profile is invalid.
+        """
+        stored = await load_states(self._sessionmaker)
+        self._saved = dict(stored)
+        self._fleet.resume(stored)
+        resumed = sum(1 for spec in inventory.ntus if spec.id in stored)
         self.set_inventory(inventory)
-        self._adopt(await load_open_incidents(self._sessionmaker))
+        self._adopt(await self._sink.open_incident_refs())
         down = sum(1 for t in self.ntus.values() if t.state.case_open)
         log.info(
             "detector resumed %d NTU states (%d with an open outage), %d new",
@@ -223,80 +161,31 @@ class Detector:
         """
         for ntu_id, tracked in self.ntus.items():
             down_ref = open_cases.get(ntu_down_key(ntu_id))
-            if down_ref is not None and tracked.case_ref is None:
+            if down_ref is not None and tracked.outage.ref is None:
                 tracked.state = replace(tracked.state, case_open=True)
-                tracked.case_ref = down_ref
-                tracked.pending_open = None
+                tracked.outage = replace(tracked.outage, ref=down_ref, pending_open=None)
                 self._dirty.add(ntu_id)
                 log.warning("ntu=%s adopts open case %s after a restart", ntu_id, down_ref)
-            elif tracked.state.case_open and tracked.case_ref is None:
+            elif tracked.state.case_open and tracked.outage.ref is None:
                 # Confirmed before the restart, never opened: open it at the next tick.
                 start = tracked.state.confirm_from or tracked.state.outage_start
                 if start is not None:
-                    tracked.pending_open = OpenCase(outage_start=start, detected_at=start)
+                    pending = OpenCase(outage_start=start, detected_at=start)
+                    tracked.outage = replace(tracked.outage, pending_open=pending)
             degraded_ref = open_cases.get(ntu_degraded_key(ntu_id))
-            if degraded_ref is not None and tracked.degraded_case_ref is None:
-                tracked.degraded_case_ref = degraded_ref
-                tracked.quality = quality.QualityState(degraded=True)
+            if degraded_ref is not None and tracked.degraded.ref is None:
+                machine = quality.QualityState(degraded=True)
+                tracked.degraded = replace(tracked.degraded, machine=machine, ref=degraded_ref)
                 self._dirty.add(ntu_id)
 
     def set_inventory(self, inventory: Inventory) -> None:
-        """Track exactly the NTUs of ``inventory``, keeping the state of known ones.
+        """Track exactly the entries of ``inventory``, keeping the state of known ones.
 
         Raises:
             InventoryError: a service profile is invalid (nothing changed).
         """
         thresholds = profile_thresholds(inventory, self._degraded)
-        self.ntus = self._track(inventory.ntus, self.ntus, thresholds)
-        self.nodes = self._track(inventory.nodes, self.nodes, thresholds)
-        self._parents = inventory.parents()
-        self._depth = {i: topology.depth(i, self._parents) for i in self._parents}
-
-    def _track(
-        self,
-        specs: Iterable[NtuSpec],
-        known: dict[str, Tracked],
-        thresholds: dict[str, quality.Thresholds],
-    ) -> dict[str, Tracked]:
-        now = self._clock.now()
-        tracked: dict[str, Tracked] = {}
-        for spec in specs:
-            limits = thresholds[spec.profile or ""]
-            current = known.get(spec.id)
-            if current is not None:
-                current.spec = spec
-                current.thresholds = limits
-                tracked[spec.id] = current
-                continue
-            stored = self._stored.get(spec.id)
-            if stored is None:
-                tracked[spec.id] = Tracked(spec, NtuState.initial(now), limits)
-                continue
-            item = Tracked(
-                spec,
-                stored.state,
-                limits,
-                case_ref=stored.case_ref,
-                pending_open=_pending(stored),
-                degraded_case_ref=stored.degraded_case_ref,
-                degraded_reasons=stored.degraded_reasons,
-                snmp=stored.snmp or SnmpView(),
-            )
-            if stored.degraded_case_ref is not None:
-                # The windows are gone with the old process, the verdict is not: the P2
-                # stays open until the NTU has been clear for clear_after again.
-                reasons = (stored.degraded_reasons or "").split(",")
-                item.quality = quality.QualityState(
-                    degraded=True,
-                    active=frozenset(quality.Reason(r) for r in reasons if r in _REASONS),
-                )
-            tracked[spec.id] = item
-        for gone in set(known) - set(tracked):
-            self._stored[gone] = known[gone].stored()
-        return tracked
-
-    def _lookup(self, key: str) -> Tracked | None:
-        return self.ntus.get(key) or self.nodes.get(key)
+        self._fleet.set_inventory(inventory, thresholds, NtuState.initial(self._clock.now()))
 
     def set_maintenance(self, covered: dict[str, tuple[str, datetime]]) -> None:
         """The NTUs in an active maintenance window: id -> (behaviour, window end).
@@ -314,9 +203,10 @@ class Detector:
             )
         for ntu_id in self._maintenance.keys() - covered.keys():
             tracked = self.ntus.get(ntu_id)
-            if tracked is not None and tracked.degraded_case_ref is None:
+            if tracked is not None and tracked.degraded.ref is None:
                 # What the planned work did (reboots, loss) is not a degradation after it.
-                tracked.quality = quality.reset(tracked.quality)
+                machine = quality.reset(tracked.degraded.machine)
+                tracked.degraded = replace(tracked.degraded, machine=machine)
         self._maintenance = dict(covered)
 
     def _mute_until(self, ntu_id: str, at: datetime) -> datetime | None:
@@ -327,140 +217,85 @@ class Detector:
 
     # -- events ------------------------------------------------------------------------
 
-    async def observe(self, results: Iterable[PingResult]) -> None:
-        """Feed one batch of ICMP results; persist what changed."""
-        now = self._clock.now()
-        # Parents first: a child sees its ancestors' verdict of this same cycle.
-        for result in sorted(results, key=lambda r: self._depth.get(r.key, 0)):
-            tracked = self._lookup(result.key)
-            if tracked is None:
-                continue  # removed from the inventory while its probe was in flight
-            self.stats.observations += 1
-            await self._on_ping(tracked, result, now)
-            self._dirty.add(result.key)
-        await self._sync_upstream(now)
-        await self._persist()
-
-    async def observe_snmp(self, results: Iterable[SnmpResult]) -> None:
-        """Feed one batch of SNMP results; persist what changed."""
-        now = self._clock.now()
-        for result in sorted(results, key=lambda r: self._depth.get(r.key, 0)):
-            tracked = self._lookup(result.key)
-            if tracked is None:
-                continue
-            self.stats.snmp_observations += 1
-            await self._on_snmp(tracked, result, now)
-            self._dirty.add(result.key)
-        await self._sync_upstream(now)
-        await self._persist()
+    async def observe(self, batch: Batch) -> None:
+        """Feed one batch of ICMP or SNMP results; send its case calls, persist it."""
+        async with self._lock:
+            now = self._clock.now()
+            for result in self._fleet.ordered(batch.results):
+                tracked = self._fleet.lookup(result.key)
+                if tracked is None:
+                    continue  # removed from the inventory while its probe was in flight
+                if isinstance(result, PingResult):
+                    self.stats.observations += 1
+                    await self._on_ping(tracked, result, now)
+                else:
+                    self.stats.snmp_observations += 1
+                    await self._on_snmp(tracked, result, now)
+                self._dirty.add(result.key)
+            await self._finish(now)
 
     async def tick(self) -> None:
-        """Evaluate time-based rules (staleness) for every NTU."""
-        now = self._clock.now()
-        for ntu_id, tracked in [*self.nodes.items(), *self.ntus.items()]:
-            if (tracked.pending_open or tracked.pending_restore) and await self._settle(tracked):
-                self._dirty.add(ntu_id)
-            if await self._apply(tracked, Tick(), now):
-                self._dirty.add(ntu_id)
-        await self._sync_upstream(now)
-        await self._persist()
-
-    async def _settle(self, tracked: Tracked) -> bool:
-        """Send what the case service missed: the open, then the restore. True if any."""
-        spec = tracked.spec
-        progressed = False
-        if tracked.pending_open is not None:
-            ok, ref = await self._call(spec, self._open_down(tracked, tracked.pending_open))
-            if not ok:
-                return False
-            tracked.case_ref, tracked.pending_open, progressed = ref, None, True
-        restore = tracked.pending_restore
-        if restore is not None:
-            ok, _ = await self._call(
-                spec,
-                self._sink.restore_incident(
-                    dedup_key=self._down_key(spec), restored_at=restore.restored_at
-                ),
-            )
-            if not ok:
-                return progressed
-            self.stats.cases_restored += 1
-            log.info(
-                "ntu=%s restored at %s; case %s solved",
-                spec.id,
-                restore.restored_at.isoformat(timespec="seconds"),
-                tracked.case_ref,
-            )
-            tracked.case_ref, tracked.pending_restore, progressed = None, None, True
-            tracked.reported = None
-        return progressed
+        """Retry what the case service missed; evaluate time-based rules (staleness)."""
+        async with self._lock:
+            now = self._clock.now()
+            pending = [
+                t.spec.id for t in self._fleet.everything() if t.pending_open or t.pending_restore
+            ]
+            await self._settle(pending, now)
+            for tracked in list(self._fleet.everything()):
+                if await self._apply(tracked, Tick(), now):
+                    self._dirty.add(tracked.spec.id)
+            await self._finish(now)
 
     async def _on_ping(self, tracked: Tracked, result: PingResult, now: datetime) -> None:
         tracked.last_probe = LastProbe(
             rtt_avg=result.rtt_avg, loss=result.loss, jitter=result.jitter
         )
-        if result.reachable:
-            tracked.icmp_fail_streak = 0
-            if tracked.snmp.icmp_filtered:
-                log.info("ntu=%s answers ICMP again", tracked.spec.id)
-            tracked.snmp.icmp_filtered = False
-        else:
-            tracked.icmp_fail_streak += 1
-            tracked.last_icmp_fail_at = result.started_at
+        fused = fusion.on_ping(tracked.signals, result, rules=self._fusion)
+        tracked.signals = fused.signals
+        if fused.icmp_filtered is False:
+            log.info("ntu=%s answers ICMP again", tracked.spec.id)
         await self._quality(tracked, quality.Reachability(result.started_at, result.reachable), now)
-        if not (tracked.snmp.icmp_filtered and not result.reachable):
-            last = tracked.last_snmp
-            wan_down = (
-                last is not None
-                and result.started_at - last.started_at <= self._snmp_max_age
-                and wan_service_down(last)
-            )
-            ok = result.reachable and not wan_down
-            await self._apply(tracked, self._observed(tracked, result.started_at, ok), now)
-        if tracked.state.status == Status.UP and result.sent and not tracked.snmp.icmp_filtered:
+        if fused.ok is not None:
+            await self._apply(tracked, self._observed(tracked, result.started_at, fused.ok), now)
+        if fused.burst and tracked.state.status == Status.UP:
             burst = quality.Burst(result.started_at, result.sent, result.received, result.rtt_avg)
             await self._quality(tracked, burst, now)
 
     async def _on_snmp(self, tracked: Tracked, result: SnmpResult, now: datetime) -> None:
-        previous, tracked.last_snmp = tracked.last_snmp, result
-        view = tracked.snmp
-        if not result.reachable:
-            if view.icmp_filtered or not self._icmp_probed(tracked):
-                # SNMP is the only signal left (ICMP filtered, or not probed at all).
-                await self._apply(tracked, self._observed(tracked, result.started_at, False), now)
-            return
-        self._note_reboot(tracked, previous, result, now)
-        view.wan_if_index = result.if_index
-        view.wan_oper_status = result.if_oper_status
-        view.wan_admin_status = result.if_admin_status
-        if (
-            tracked.icmp_fail_streak >= _ICMP_FILTERED_AFTER
-            and tracked.last_icmp_fail_at is not None
-            and result.started_at >= tracked.last_icmp_fail_at
-            and not view.icmp_filtered
-        ):
-            view.icmp_filtered = True
+        spec = tracked.spec
+        fused = fusion.on_snmp(
+            tracked.signals,
+            result,
+            rules=self._fusion,
+            icmp_probed=self._icmp_enabled and spec.probe.icmp.enabled,
+            last_observation_at=tracked.state.last_observation_at,
+        )
+        tracked.signals = fused.signals
+        if fused.reboot is not None:
+            self.stats.reboots += 1
+            log.warning(
+                "ntu=%s rebooted at about %s (sysUpTime went from %d to %d); no case",
+                spec.id,
+                fused.reboot.at.isoformat(timespec="seconds"),
+                fused.reboot.uptime_before,
+                fused.reboot.uptime_after,
+            )
+        if fused.icmp_filtered:
             log.warning(
                 "ntu=%s does not answer ICMP but SNMP answers: ICMP filtered, not an outage",
-                tracked.spec.id,
+                spec.id,
             )
-        if wan_admin_down(result) and previous is not None and not wan_admin_down(previous):
-            log.warning("ntu=%s WAN interface administratively down (no case)", tracked.spec.id)
-        ok = not wan_service_down(result)
-        await self._apply(tracked, self._observed(tracked, result.started_at, ok), now)
-        measured = rates(previous, result) if previous is not None else None
-        if measured is not None:
-            view.in_bps, view.out_bps = measured.in_bps, measured.out_bps
-            view.error_rate = measured.errors_per_second
-            if measured.errors_per_second is not None and tracked.state.status == Status.UP:
-                sample = quality.ErrorRate(result.started_at, measured.errors_per_second)
-                await self._quality(tracked, sample, now)
-
-    def _icmp_probed(self, tracked: Tracked) -> bool:
-        return self._icmp_enabled and tracked.spec.probe.icmp.enabled
+        if fused.wan_admin_down:
+            log.warning("ntu=%s WAN interface administratively down (no case)", spec.id)
+        if fused.ok is not None:
+            await self._apply(tracked, self._observed(tracked, result.started_at, fused.ok), now)
+        errors = fused.rates.errors_per_second if fused.rates is not None else None
+        if errors is not None and tracked.state.status == Status.UP:
+            await self._quality(tracked, quality.ErrorRate(result.started_at, errors), now)
 
     def _observed(self, tracked: Tracked, at: datetime, ok: bool) -> Observed:
-        verdict = self._verdict(tracked.spec.id)
+        verdict = self._fleet.verdict(tracked.spec.id)
         return Observed(
             at=at,
             ok=ok,
@@ -469,37 +304,6 @@ class Detector:
             upstream_since=verdict.since,
         )
 
-    def _verdict(self, ident: str) -> topology.Verdict:
-        chain = []
-        for ancestor in topology.ancestors_of(ident, self._parents):
-            found = self._lookup(ancestor)
-            if found is not None:
-                chain.append((ancestor, found.state))
-        return topology.upstream_verdict(chain)
-
-    def _note_reboot(
-        self, tracked: Tracked, previous: SnmpResult | None, result: SnmpResult, now: datetime
-    ) -> None:
-        view = tracked.snmp
-        uptime = result.sys_uptime
-        if uptime is None:
-            return
-        if view.sys_uptime is not None:
-            since = previous.started_at if previous else tracked.state.last_observation_at
-            elapsed = (result.started_at - since).total_seconds() if since else 0.0
-            if rebooted(view.sys_uptime, uptime, max(elapsed, 0.0)):
-                view.last_reboot_at = result.started_at - timedelta_ticks(uptime)
-                view.reboots += 1
-                self.stats.reboots += 1
-                log.warning(
-                    "ntu=%s rebooted at about %s (sysUpTime went from %d to %d); no case",
-                    tracked.spec.id,
-                    view.last_reboot_at.isoformat(timespec="seconds"),
-                    view.sys_uptime,
-                    uptime,
-                )
-        view.sys_uptime = uptime
-
     # -- the availability machine -------------------------------------------------------
 
     async def _apply(self, tracked: Tracked, event: Event, now: datetime) -> bool:
@@ -507,39 +311,35 @@ class Detector:
         if new == tracked.state:
             return False
         spec = tracked.spec
-        case_ref = tracked.case_ref
+        outage = tracked.outage
         for action in actions:
             if isinstance(action, OpenCase) and isinstance(spec, NodeSpec):
-                tracked.detected_at = action.detected_at
-                ok, ref = await self._call(spec, self._open_upstream(tracked, new, now))
-                if not ok:
+                tracked.upstream = replace(tracked.upstream, detected_at=action.detected_at)
+                ref = await self._upstream.open(tracked, new, now)
+                if ref is None:
                     return False
-                case_ref = ref
+                outage = replace(outage, ref=ref)
             elif isinstance(action, OpenCase):
-                tracked.pending_restore = None  # down again before an old restore got through
-                ok, ref = await self._call(spec, self._open_down(tracked, action))
-                if ok:
-                    case_ref = ref
-                else:
-                    # The outage is real even if the case service is not reachable
-                    # now: remember it and open the case as soon as it is (every tick).
-                    tracked.pending_open = action
+                # The outage is real even if the case service is not reachable now: the
+                # NTU is down with its open pending, sent with the batch's others.
+                outage = replace(outage, pending_open=action, pending_restore=None)
+                self._settling[spec.id] = None
             elif isinstance(action, RestoreCase):
                 # The NTU is back whatever the case service says: the state moves on,
-                # and a restore that cannot be sent now is retried every tick.
-                tracked.case_ref = case_ref
-                tracked.pending_restore = action
-                await self._settle(tracked)
-                case_ref = tracked.case_ref
+                # the restore is sent at the end of the batch (retried every tick).
+                outage = replace(outage, pending_restore=action)
+                self._settling[spec.id] = None
                 # The outage's lost bursts must not count as degradation afterwards.
-                tracked.quality = quality.reset(tracked.quality)
+                machine = quality.reset(tracked.degraded.machine)
+                tracked.degraded = replace(tracked.degraded, machine=machine)
             else:
                 log.warning(
                     "ntu=%s no probe data since %s: unknown (NOC alert, no case)",
                     spec.id,
                     action.last_observation_at,
                 )
-        if new.status != tracked.state.status and new.status == Status.SUSPECT:
+        previous = tracked.state.status
+        if new.status != previous and new.status == Status.SUSPECT:
             start = new.outage_start.isoformat(timespec="seconds") if new.outage_start else "?"
             muted = isinstance(event, Observed) and event.mute_until is not None
             log.info(
@@ -549,124 +349,26 @@ class Detector:
                 " (in maintenance: no case before the window ends)" if muted else "",
             )
         if new.status == Status.UNREACHABLE:
-            blocker = self._verdict(spec.id).blocker
-            if tracked.state.status != Status.UNREACHABLE:
+            blocker = self._fleet.verdict(spec.id).blocker
+            if previous != Status.UNREACHABLE:
                 log.info("ntu=%s unreachable behind %s (no case of its own)", spec.id, blocker)
-            tracked.blocked_by = blocker or tracked.blocked_by
+            blocked = blocker or tracked.upstream.blocked_by
+            tracked.upstream = replace(tracked.upstream, blocked_by=blocked)
         elif new.status == Status.UP:
-            tracked.blocked_by = None
-        previous = tracked.state.status
-        tracked.state = new
-        tracked.case_ref = case_ref
-        if new.status != previous and self.on_status is not None:
-            self.on_status(spec.id, previous, new, case_ref)
+            tracked.upstream = replace(tracked.upstream, blocked_by=None)
+        tracked.state, tracked.outage = new, outage
+        if new.status != previous:
+            self._changes.append((tracked, previous, new))
         return True
-
-    @staticmethod
-    def _down_key(spec: NtuSpec) -> str:
-        if isinstance(spec, NodeSpec):
-            return topology.node_down_key(spec.id)
-        return ntu_down_key(spec.id)
-
-    def _parent_key(self, blocker: str | None) -> str | None:
-        """Dedup key of the case that covered an NTU while it was unreachable: the
-        node's upstream incident, or the own case of an NTU that is its parent."""
-        if blocker is None:
-            return None
-        found = self._lookup(blocker)
-        return self._down_key(found.spec) if found is not None else None
-
-    def _affected(self, node_id: str) -> dict[str, str]:
-        """The NTUs unreachable behind ``node_id``: NTU id -> customer id."""
-        return {
-            t.spec.id: t.spec.customer
-            for t in self.ntus.values()
-            if t.state.status == Status.UNREACHABLE and t.blocked_by == node_id
-        }
-
-    async def _open_upstream(self, tracked: Tracked, state: NtuState, now: datetime) -> str:
-        spec = tracked.spec
-        assert isinstance(spec, NodeSpec)
-        affected = self._affected(spec.id)
-        start = state.confirm_from or state.outage_start or now
-        ref = await self._sink.open_upstream_incident(
-            UpstreamOpen(
-                node_id=spec.id,
-                dedup_key=topology.node_down_key(spec.id),
-                site=spec.site,
-                outage_start=start,
-                detected_at=tracked.detected_at or now,
-                summary=f"Node {spec.id} ({spec.kind}, {spec.address}) down since "
-                f"{start.isoformat(timespec='seconds')}",
-                affected=tuple(Affected(n, c) for n, c in sorted(affected.items())),
-            )
-        )
-        if tracked.reported is None:
-            self.stats.cases_opened += 1
-            log.info("node=%s down since %s: upstream P1 case %s", spec.id, start, ref)
-        if tracked.reported != frozenset(affected):
-            log.info(
-                "node=%s upstream case %s: %d NTUs of %d customers unreachable",
-                spec.id,
-                ref,
-                len(affected),
-                len(set(affected.values())),
-            )
-        tracked.reported = frozenset(affected)
-        return ref
-
-    async def _sync_upstream(self, now: datetime) -> None:
-        """Add the NTUs that became unreachable to their node's upstream incident."""
-        for tracked in self.nodes.values():
-            if not tracked.state.case_open:
-                continue
-            if tracked.reported == frozenset(self._affected(tracked.spec.id)):
-                continue
-            ok, ref = await self._call(
-                tracked.spec, self._open_upstream(tracked, tracked.state, now)
-            )
-            if ok and ref is not None:
-                tracked.case_ref = ref
-                self._dirty.add(tracked.spec.id)
-
-    async def _open_down(self, tracked: Tracked, action: OpenCase) -> str:
-        spec = tracked.spec
-        supersedes = ntu_degraded_key(spec.id) if tracked.degraded_case_ref else None
-        ref = await self._sink.open_incident(
-            _ntu_incident(
-                spec,
-                dedup_key=ntu_down_key(spec.id),
-                priority="P1",
-                outage_start=action.outage_start,
-                detected_at=action.detected_at,
-                summary=f"down: no service since "
-                f"{action.outage_start.isoformat(timespec='seconds')}",
-                supersedes=supersedes,
-                parent_key=self._parent_key(tracked.blocked_by),
-            )
-        )
-        self.stats.cases_opened += 1
-        delay = (action.detected_at - action.outage_start).total_seconds()
-        log.info(
-            "ntu=%s down since %s (%.0f s): P1 case %s%s",
-            spec.id,
-            action.outage_start.isoformat(timespec="seconds"),
-            delay,
-            ref,
-            f" (upgraded from P2 {tracked.degraded_case_ref})" if supersedes else "",
-        )
-        tracked.degraded_case_ref = None
-        tracked.degraded_reasons = None
-        tracked.quality = quality.reset(tracked.quality)
-        return ref
 
     # -- the quality machine ------------------------------------------------------------
 
     async def _quality(self, tracked: Tracked, sample: quality.Sample, now: datetime) -> None:
         if isinstance(tracked.spec, NodeSpec):
             return  # no P2 for upstream nodes
-        new, actions = quality.step(tracked.quality, sample, now, tracked.thresholds)
-        spec = tracked.spec
+        p2 = tracked.degraded
+        new, actions = quality.step(p2.machine, sample, now, tracked.thresholds)
+        ref, reasons = p2.ref, p2.reasons
         for action in actions:
             if isinstance(action, quality.OpenDegraded):
                 if tracked.state.case_open:
@@ -674,132 +376,74 @@ class Detector:
                     continue
                 if (
                     tracked.state.status != Status.UP
-                    or tracked.degraded_case_ref
-                    or self._mute_until(spec.id, now) is not None
+                    or ref
+                    or self._mute_until(tracked.spec.id, now) is not None
                 ):
                     # Not while the NTU is (maybe) down or in maintenance: decide again
                     # at the next sample.
-                    new = replace(new, degraded=tracked.degraded_case_ref is not None)
+                    new = replace(new, degraded=ref is not None)
                     continue
-                ok, ref = await self._call(spec, self._open_degraded(tracked, action, now))
-                if not ok:
-                    return  # keep the old quality state; the next sample retries
-                tracked.degraded_case_ref = ref
-                tracked.degraded_reasons = ",".join(sorted(action.reasons))
-            elif tracked.degraded_case_ref is not None:
-                ok, _ = await self._call(
-                    spec,
-                    self._sink.restore_incident(
-                        dedup_key=ntu_degraded_key(spec.id), restored_at=action.at
-                    ),
-                )
-                if not ok:
+                opened = await self._desk.open_degraded(tracked, action, now)
+                if opened is None:
+                    # Keep the old quality state; the next sample retries.
+                    tracked.degraded = replace(p2, ref=ref, reasons=reasons)
                     return
-                self.stats.cases_restored += 1
-                log.info(
-                    "ntu=%s service quality normal since %s; P2 case %s solved",
-                    spec.id,
-                    action.at.isoformat(timespec="seconds"),
-                    tracked.degraded_case_ref,
-                )
-                tracked.degraded_case_ref = None
-                tracked.degraded_reasons = None
-        tracked.quality = new
-        self._dirty.add(spec.id)
-
-    async def _open_degraded(
-        self, tracked: Tracked, action: quality.OpenDegraded, now: datetime
-    ) -> str:
-        spec = tracked.spec
-        ref = await self._sink.open_incident(
-            _ntu_incident(
-                spec,
-                dedup_key=ntu_degraded_key(spec.id),
-                priority="P2",
-                outage_start=action.start,
-                detected_at=now,
-                summary=f"degraded: {action.detail}",
-            )
-        )
-        self.stats.degraded_opened += 1
-        log.info(
-            "ntu=%s degraded since %s (%s): P2 case %s",
-            spec.id,
-            action.start.isoformat(timespec="seconds"),
-            action.detail,
-            ref,
-        )
-        return ref
+                ref, reasons = opened, ",".join(sorted(action.reasons))
+            elif ref is not None:
+                tracked.degraded = replace(p2, ref=ref, reasons=reasons)
+                if not await self._desk.restore_degraded(tracked, action.at):
+                    return
+                ref = reasons = None
+        tracked.degraded = replace(p2, machine=new, ref=ref, reasons=reasons)
+        self._dirty.add(tracked.spec.id)
 
     # -- plumbing -----------------------------------------------------------------------
 
-    async def _call(self, spec: NtuSpec, call: Awaitable[T]) -> tuple[bool, T | None]:
-        """Await a case-service call; on failure log, count, and report not-ok."""
-        try:
-            return True, await call
-        except Exception:
-            self.stats.case_errors += 1
-            log.exception("ntu=%s case service call failed; will retry", spec.id)
-            return False, None
+    async def _finish(self, now: datetime) -> None:
+        """End of a batch or tick: send its case calls, tell listeners, persist."""
+        ids, self._settling = list(self._settling), {}
+        await self._settle(ids, now)
+        self._dirty |= await self._upstream.sync(now)
+        changes, self._changes = self._changes, []
+        if self.on_status is not None:
+            for tracked, previous, new in changes:
+                self.on_status(tracked.spec.id, previous, new, tracked.outage.ref)
+        await self._persist()
+
+    async def _settle(self, ids: Iterable[str], now: datetime) -> None:
+        """Send what the case service has not recorded yet: the opens (the NTUs' in one
+        call), then the restores of the entries whose case is open."""
+        items = [t for t in map(self._fleet.lookup, ids) if t is not None]
+        opening = [t for t in items if t.outage.pending_open is not None]
+        ntus = [t for t in opening if not isinstance(t.spec, NodeSpec)]
+        if ntus and await self._desk.open_outages(ntus):
+            self._dirty.update(t.spec.id for t in ntus)
+        for node in (t for t in opening if isinstance(t.spec, NodeSpec)):
+            ref = await self._upstream.open(node, node.state, now)
+            if ref is not None:
+                node.outage = replace(node.outage, ref=ref, pending_open=None)
+                self._dirty.add(node.spec.id)
+        for tracked in items:
+            if tracked.outage.pending_open is None and await self._desk.restore_outage(tracked):
+                self._dirty.add(tracked.spec.id)
 
     async def _persist(self) -> None:
-        """Write every changed state; on failure they stay dirty for the next try."""
-        # Swap the set out before awaiting: the tick task and the batch consumer both
-        # persist, and a change made by one while the other saves must not be lost.
+        """Write the changed machine states, then report the public status of every
+        entry of the batch; on failure they stay dirty for the next try."""
         ids, self._dirty = self._dirty, set()
-        dirty = [t for t in map(self._lookup, ids) if t is not None]
-        if not dirty:
+        items = [t for t in map(self._fleet.lookup, ids) if t is not None]
+        if not items:
             return
         try:
-            await save_states(
-                self._sessionmaker,
-                ((t.spec.id, t.stored(), t.last_probe) for t in dirty),
-            )
+            states = [(t.spec.id, t.stored()) for t in items]
+            changed = [(i, s) for i, s in states if self._saved.get(i) != s]
+            await save_states(self._sessionmaker, changed)
+            self._saved.update(changed)
+            await self._sink.report_ntu_status([t.public() for t in items])
         except BaseException:
-            self._dirty |= ids  # saved next time
+            self._dirty |= ids  # saved (or reported) next time
             raise
 
     def counts(self) -> dict[Status, int]:
-        counts = dict.fromkeys(Status, 0)
-        for tracked in self.ntus.values():
-            counts[tracked.state.status] += 1
-        return counts
-
-
-def _ntu_incident(
-    spec: NtuSpec,
-    *,
-    dedup_key: str,
-    priority: Priority,
-    outage_start: datetime,
-    detected_at: datetime,
-    summary: str,
-    supersedes: str | None = None,
-    parent_key: str | None = None,
-) -> IncidentOpen:
-    """The case service request for one NTU's incident (P1 down or P2 degraded)."""
-    return IncidentOpen(
-        dedup_key=dedup_key,
-        priority=priority,
-        ntu_id=spec.id,
-        customer_id=spec.customer,
-        service_id=spec.service_id,
-        site=spec.site,
-        outage_start=outage_start,
-        detected_at=detected_at,
-        summary=f"NTU {spec.id} ({spec.address}) {summary}",
-        supersedes=supersedes,
-        parent_key=parent_key,
-    )
-
-
-def _pending(stored: StoredState) -> OpenCase | None:
-    if not stored.case_pending:
-        return None
-    start = stored.state.confirm_from or stored.state.outage_start
-    return OpenCase(outage_start=start, detected_at=start) if start is not None else None
-
-
-def timedelta_ticks(ticks: int) -> timedelta:
-    """TimeTicks (hundredths of a second) as a timedelta."""
-    return timedelta(seconds=ticks / 100)
+        """NTUs by status."""
+        return self._fleet.counts()

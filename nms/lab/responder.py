@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Self
 
 from nms.lab.plan import LabHost
+from nms.lab.procs import stop_process
 from probes.errors import DecodeError
 from probes.icmp import codec
 
@@ -126,13 +127,7 @@ class LatencyResponder:
         from nms.lab import faults
 
         if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait()
+            stop_process(self._proc, timeout=5)
             if self._proc.stdout is not None:
                 self._proc.stdout.close()
         self._proc = None

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from nms.lab import netns
 from nms.lab.plan import LAB_V4, LAB_V6
+from nms.lab.procs import stop_process
 
 log = logging.getLogger("nms.lab")
 
@@ -147,12 +148,7 @@ class SnmpdAgent:
         """Stop the agent (SIGTERM, then SIGKILL), by its PID. Idempotent."""
         proc = self._proc
         if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, timeout=3)
             log.info("snmpd pid %d in %s stopped", proc.pid, self.netns)
         self._cleanup()
 

@@ -21,6 +21,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from nms.lab import netns
+from nms.lab.procs import stop_process
 
 log = logging.getLogger("nms.lab")
 
@@ -132,13 +133,8 @@ class SnmpsimAgent:
     def stop(self) -> None:
         """Stop by PID (SIGTERM, then SIGKILL) and remove the temp dir. Idempotent."""
         proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            stop_process(proc, timeout=5)
         self._proc = None
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)

@@ -34,6 +34,13 @@ DELAY_BUCKETS: tuple[float, ...] = (
 
 
 class BusCollector(Collector):
+    """An ``MqttBus``'s counters, labelled with this process's ``role``.
+
+    Args:
+        stats: the bus's ``stats``.
+        role: ``probe`` or ``detector``.
+    """
+
     def __init__(self, stats: BusStats, *, role: str) -> None:
         self._stats = stats
         self._role = role
@@ -83,11 +90,20 @@ class BusCollector(Collector):
 
 @dataclass(frozen=True, slots=True)
 class ShardView:
+    """A shard's last heartbeat and when it arrived."""
+
     heartbeat: Heartbeat
     at: datetime
 
 
 class ShardMonitor(Collector):
+    """The probe shards as the active detector hears them (see the module docstring).
+
+    Args:
+        clock: when heartbeats arrive, and how old they are.
+        stale_after: a shard without a heartbeat for this long is down.
+    """
+
     def __init__(self, *, clock: Clock, stale_after: timedelta) -> None:
         self._clock = clock
         self._stale_after = stale_after
@@ -95,6 +111,7 @@ class ShardMonitor(Collector):
         self._counts: set[int] = set()
 
     def note(self, heartbeat: Heartbeat) -> None:
+        """Remember ``heartbeat`` as its shard's latest."""
         try:
             shard = Shard.parse(heartbeat.shard)
         except ValueError:
@@ -103,12 +120,14 @@ class ShardMonitor(Collector):
         self._last[shard.label] = ShardView(heartbeat, self._clock.now())
 
     def up(self, label: str) -> bool:
+        """Whether shard ``label`` ("I/N") is alive and beat within ``stale_after``."""
         view = self._last.get(label)
         if view is None or not view.heartbeat.alive:
             return False
         return self._clock.now() - view.at < self._stale_after
 
     def labels(self) -> list[str]:
+        """Every shard heard of, and every shard their counts imply, sorted."""
         implied = {Shard(i, n).label for n in self._counts for i in range(1, n + 1)}
         return sorted(implied | set(self._last))
 

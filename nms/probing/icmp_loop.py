@@ -8,25 +8,33 @@ and the next one starts at once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Protocol
 
-from nms.app.settings import IcmpSettings
+from nms.bus.batch import PingBatch
 from nms.clock import Clock
 from nms.noc.probe_metrics import ProbeStats
-from probes.icmp.sweeper import IcmpSweeper, SweepSettings
+from nms.probing.settings import IcmpSettings
+from probes.icmp.sweeper import SweepSettings
 from probes.observation import PingResult, PingTarget
 
 log = logging.getLogger("nms.probes")
 
-Publish = Callable[[Sequence[PingResult]], Awaitable[None]]
+Publish = Callable[[PingBatch], Awaitable[None]]
 
 _BATCH_SIZE = 256
 _BATCH_SECONDS = 0.2
 
 
+class Sweeper(Protocol):
+    """What the loop needs of ``probes.icmp.sweeper.IcmpSweeper``."""
+
+    def sweep(self, targets: Sequence[PingTarget]) -> AsyncIterator[PingResult]: ...
+
+
 def sweep_settings(icmp: IcmpSettings) -> SweepSettings:
+    """The sweeper's settings from the ``probes.icmp`` section."""
     return SweepSettings(
         count=icmp.count,
         spacing=icmp.spacing.total_seconds(),
@@ -36,10 +44,20 @@ def sweep_settings(icmp: IcmpSettings) -> SweepSettings:
 
 
 class ProbeLoop:
+    """Sweeps the targets every ``settings.interval`` and publishes the results.
+
+    Args:
+        sweeper: sends the bursts (``IcmpSweeper``).
+        settings: the ``probes.icmp`` section (its ``interval`` is the cycle).
+        publish: where each ``PingBatch`` goes (``Bus.publish``).
+        stats: the loop's counters, updated after every cycle.
+        clock: measures the cycles and waits for the next one.
+    """
+
     def __init__(
         self,
         *,
-        sweeper: IcmpSweeper,
+        sweeper: Sweeper,
         settings: IcmpSettings,
         publish: Publish,
         stats: ProbeStats,
@@ -57,6 +75,7 @@ class ProbeLoop:
         self._targets = list(targets)
 
     async def run(self) -> None:
+        """Sweep at a fixed rate until cancelled; a failed cycle is counted and logged."""
         next_start = self._clock.monotonic()
         while True:
             started = self._clock.monotonic()
@@ -82,7 +101,7 @@ class ProbeLoop:
                     self._interval,
                 )
                 next_start = now
-            await asyncio.sleep(next_start - now)
+            await self._clock.sleep(next_start - now)
 
     async def _cycle(self, targets: Sequence[PingTarget]) -> None:
         batch: list[PingResult] = []
@@ -91,7 +110,8 @@ class ProbeLoop:
             batch.append(result)
             now = self._clock.monotonic()
             if len(batch) >= _BATCH_SIZE or now - flushed >= _BATCH_SECONDS:
-                await self._publish(batch)
+                await self._publish(PingBatch(results=tuple(batch)))
                 batch = []
                 flushed = now
-        await self._publish(batch)
+        if batch:
+            await self._publish(PingBatch(results=tuple(batch)))

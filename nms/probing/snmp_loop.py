@@ -8,16 +8,16 @@ up to one interval later.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
-from nms.app.settings import SnmpSettings
+from nms.bus.batch import SnmpBatch
 from nms.clock import Clock
-from nms.inventory.loader import NtuSpec
+from nms.inventory.model import NtuSpec
+from nms.probing.settings import SnmpSettings
 from probes.observation import IPAddress, SnmpResult
 from probes.snmp.client import ClientSettings
-from probes.snmp.poller import SnmpPoller
 from probes.snmp.target import (
     AuthProtocol,
     PrivProtocol,
@@ -30,12 +30,21 @@ from probes.snmp.traps import TrapEvent
 
 log = logging.getLogger("nms.snmp")
 
-Publish = Callable[[Sequence[SnmpResult]], Awaitable[None]]
+Publish = Callable[[SnmpBatch], Awaitable[None]]
 
 _VERSIONS = {"1": SnmpVersion.V1, "2c": SnmpVersion.V2C, "3": SnmpVersion.V3}
 
 
+class Poller(Protocol):
+    """What the loop needs of ``probes.snmp.poller.SnmpPoller``."""
+
+    async def poll(self, targets: Sequence[SnmpTarget]) -> Sequence[SnmpResult]: ...
+
+    def forget(self, key: str) -> None: ...
+
+
 def client_settings(snmp: SnmpSettings) -> ClientSettings:
+    """The SNMP client's settings from the ``probes.snmp`` section."""
     timeout = snmp.timeout.total_seconds()
     return ClientSettings(
         timeout=timeout,
@@ -79,10 +88,19 @@ def snmp_target(spec: NtuSpec) -> SnmpTarget | None:
 
 
 class SnmpLoop:
+    """Polls the targets every ``settings.interval``, and one NTU at once on request.
+
+    Args:
+        poller: runs the GETs and walks (``SnmpPoller``).
+        settings: the ``probes.snmp`` section (its ``interval`` is the cycle).
+        publish: where each ``SnmpBatch`` goes (``Bus.publish``).
+        clock: measures the cycles and waits for the next one.
+    """
+
     def __init__(
         self,
         *,
-        poller: SnmpPoller,
+        poller: Poller,
         settings: SnmpSettings,
         publish: Publish,
         clock: Clock,
@@ -130,6 +148,7 @@ class SnmpLoop:
             self._wake.set()
 
     async def run(self) -> None:
+        """Poll at a fixed rate until cancelled, and at once after ``poll_now``."""
         next_cycle = self._clock.monotonic()
         while True:
             now = self._clock.monotonic()
@@ -144,10 +163,18 @@ class SnmpLoop:
                 await self._poll([self._targets[k] for k in keys if k in self._targets])
                 continue
             self._wake.clear()
-            delay = max(0.0, next_cycle - self._clock.monotonic())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
+            await self._sleep_or_wake(max(0.0, next_cycle - self._clock.monotonic()))
+
+    async def _sleep_or_wake(self, delay: float) -> None:
+        """Wait on the clock for ``delay``, or less if ``poll_now`` wakes the loop."""
+        sleep = asyncio.ensure_future(self._clock.sleep(delay))
+        wake = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((sleep, wake), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Whichever did not finish (and both, when we are cancelled) must not linger.
+            sleep.cancel()
+            wake.cancel()
 
     async def _poll(self, targets: list[SnmpTarget]) -> None:
         if not targets:
@@ -158,4 +185,4 @@ class SnmpLoop:
             self.errors += 1
             log.exception("SNMP poll of %d targets failed; retrying next interval", len(targets))
             return
-        await self._publish(results)
+        await self._publish(SnmpBatch(results=tuple(results)))

@@ -6,17 +6,15 @@ this one place combines the two, so neither undoes the other.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.maintenance.repository import active_coverage
+from caseapi.coverage import maintenance_coverage
 from nms.clock import Clock
-from nms.detector.engine import Detector
-from nms.inventory.loader import Inventory
+from nms.inventory.model import Inventory
 from nms.probing.icmp_loop import ProbeLoop
 from nms.probing.snmp_loop import SnmpLoop
 from probes.observation import PingTarget
@@ -25,6 +23,14 @@ log = logging.getLogger("nms.maintenance")
 
 
 class TargetPlanner:
+    """Gives each probe loop its targets: the inventory less the ``skip`` set.
+
+    Args:
+        inventory: the NTUs and upstream nodes to probe.
+        icmp: the ICMP loop (NTUs and nodes with ICMP enabled), or None.
+        snmp: the SNMP loop (NTUs; it keeps those with an ``snmp`` section), or None.
+    """
+
     def __init__(
         self, *, inventory: Inventory, icmp: ProbeLoop | None, snmp: SnmpLoop | None
     ) -> None:
@@ -35,10 +41,12 @@ class TargetPlanner:
         self._push()
 
     def set_inventory(self, inventory: Inventory) -> None:
+        """A reloaded inventory: the loops get the new targets at their next cycle."""
         self._inventory = inventory
         self._push()
 
     def set_skip(self, skip: frozenset[str]) -> None:
+        """Stop probing these NTU/node ids (and probe again those no longer in it)."""
         if skip != self._skip:
             self._skip = skip
             self._push()
@@ -62,6 +70,12 @@ class SkipTarget(Protocol):
     def set_skip(self, skip: frozenset[str]) -> None: ...
 
 
+class MaintenanceSink(Protocol):
+    """Who holds back proactive cases for NTUs in maintenance: the detector."""
+
+    def set_maintenance(self, covered: dict[str, tuple[str, datetime]]) -> None: ...
+
+
 class MaintenanceWatcher:
     """Reads the active maintenance windows every ``period`` and applies them.
 
@@ -73,7 +87,7 @@ class MaintenanceWatcher:
         self,
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
-        detector: Detector,
+        detector: MaintenanceSink,
         planner: SkipTarget,
         clock: Clock,
     ) -> None:
@@ -83,8 +97,8 @@ class MaintenanceWatcher:
         self._clock = clock
 
     async def refresh(self) -> None:
-        async with self._sessionmaker() as session:
-            coverage = await active_coverage(session, at=self._clock.now())
+        """Read the windows active now and hand them to the detector and the planner."""
+        coverage = await maintenance_coverage(self._sessionmaker, at=self._clock.now())
         covered: dict[str, tuple[str, datetime]] = {
             ntu_id: (c.behaviour, c.until) for ntu_id, c in coverage.items()
         }
@@ -94,10 +108,11 @@ class MaintenanceWatcher:
         )
 
     async def run(self, period: timedelta) -> None:
+        """``refresh`` every ``period`` of the clock until cancelled; a failure is logged."""
         while True:
             try:
                 await self.refresh()
             except Exception:
                 # The previous view stays in force; the next refresh retries.
                 log.exception("could not read maintenance windows")
-            await asyncio.sleep(period.total_seconds())
+            await self._clock.sleep(period.total_seconds())

@@ -27,8 +27,8 @@ from caseapi.api.app import create_app
 from caseapi.auth.principal import Role
 from caseapi.auth.service import ApiKeyService
 from caseapi.cases.service import CaseService
+from caseapi.clock import Clock
 from caseapi.ntus.models import Customer
-from nms.clock import Clock
 from tests.caseapi.conftest import Database
 
 

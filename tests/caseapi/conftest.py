@@ -30,9 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from caseapi.cases.service import CaseService
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
 from caseapi.core.errors import DatabaseUnavailableError
+from caseapi.incidents import IncidentOpen, IncidentService, Priority, ntu_down_key
 from caseapi.models import Base  # registers every table (schema comparison, TRUNCATE)
 from nms.clock import FakeClock
-from nms.outage import IncidentOpen, Priority, ntu_down_key
 from tests.conftest import require
 
 PG_ADMIN_URL = os.environ.get(
@@ -178,12 +178,13 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def service(database: Database, clock: FakeClock) -> CaseService:
-    return CaseService(
-        sessionmaker=database.sessionmaker,
-        clock=clock,
-        monitoring_window_p1=timedelta(hours=24),
-        monitoring_window_p2=timedelta(hours=72),
-    )
+    return CaseService(sessionmaker=database.sessionmaker, clock=clock)
+
+
+@pytest.fixture
+def incidents(database: Database, clock: FakeClock) -> IncidentService:
+    """The detector's side of the case service, on the same database and clock."""
+    return IncidentService(sessionmaker=database.sessionmaker, clock=clock)
 
 
 def incident(

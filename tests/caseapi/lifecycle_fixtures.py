@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from caseapi.auth.principal import Principal, Role
 from caseapi.cases import repository
+from caseapi.cases.config import DEFAULT_SLA
 from caseapi.cases.enums import CaseEventKind, CasePriority, CaseStatus, CaseType
 from caseapi.cases.models import Case, CaseNotification
 from caseapi.cases.service import CaseService
-from caseapi.cases.sla import SlaSettings
 from caseapi.cases.snapshot import CaseSnapshot, SlaPolicy
-from caseapi.core.timers import CaseTicker
+from caseapi.cases.ticker import CaseTicker
 from caseapi.ntus.models import Customer, Ntu, NtuState
 from nms.clock import FakeClock
 from tests.caseapi.conftest import START, Database
@@ -23,7 +23,7 @@ from tests.caseapi.conftest import START, Database
 ENGINEER = Principal(key_id=None, name="alice", role=Role.ENGINEER)
 CUSTOMER = Principal(key_id=None, name="acme-portal", role=Role.CUSTOMER, customer_id="cust-1")
 
-POLICY: SlaPolicy = SlaSettings().policy()
+POLICY: SlaPolicy = DEFAULT_SLA.policy()
 
 
 def snapshot(

@@ -13,6 +13,7 @@ from caseapi.api.app import create_app
 from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
 from caseapi.core.database import make_engine, make_sessionmaker
+from caseapi.incidents import IncidentService
 from caseapi.ntus.models import Customer, Ntu, NtuState
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import client_for, make_app, mint_key
@@ -33,7 +34,7 @@ async def client(
 
 
 @pytest.fixture
-async def fleet(database: Database, service: CaseService, clock: FakeClock) -> dict[str, str]:
+async def fleet(database: Database, incidents: IncidentService, clock: FakeClock) -> dict[str, str]:
     """Two customers, four NTUs (one never judged), and cases on two of them."""
     async with database.sessionmaker() as session:
         session.add_all(
@@ -68,10 +69,10 @@ async def fleet(database: Database, service: CaseService, clock: FakeClock) -> d
         )
         await session.commit()
     refs = {
-        "ntu-1": await service.open_incident(incident("ntu-1", customer_id="acme")),
+        "ntu-1": await incidents.open_incident(incident("ntu-1", customer_id="acme")),
     }
     clock.advance(timedelta(minutes=1))
-    refs["ntu-3"] = await service.open_incident(
+    refs["ntu-3"] = await incidents.open_incident(
         incident("ntu-3", customer_id="umbrella", priority="P2")
     )
     return refs
@@ -127,9 +128,9 @@ async def test_list_cases_filters(
     assert [case["ntu_id"] for case in response.json()["data"]] == ntus
 
 
-async def test_list_cases_paginates(client: httpx.AsyncClient, service: CaseService) -> None:
+async def test_list_cases_paginates(client: httpx.AsyncClient, incidents: IncidentService) -> None:
     for n in range(5):
-        await service.open_incident(incident(f"ntu-{n}"))
+        await incidents.open_incident(incident(f"ntu-{n}"))
     refs: list[str] = []
     url = "/v1/cases?limit=2"
     while True:
@@ -183,10 +184,13 @@ async def test_unknown_route_is_a_problem_too(client: httpx.AsyncClient) -> None
 
 
 async def test_timeline(
-    client: httpx.AsyncClient, service: CaseService, clock: FakeClock, fleet: dict[str, str]
+    client: httpx.AsyncClient,
+    incidents: IncidentService,
+    clock: FakeClock,
+    fleet: dict[str, str],
 ) -> None:
     clock.advance(timedelta(minutes=20))
-    await service.restore_incident(dedup_key="ntu:ntu-1:down", restored_at=clock.now())
+    await incidents.restore_incident(dedup_key="ntu:ntu-1:down", restored_at=clock.now())
 
     response = await client.get(f"/v1/cases/{fleet['ntu-1']}/timeline")
 

@@ -17,6 +17,7 @@ from caseapi.auth.service import PREFIX_LENGTH, hash_secret
 from caseapi.auth.tenancy import contract_refusal, ensure_visible
 from caseapi.cases.service import CaseService
 from caseapi.core.errors import NtuNotFoundError
+from caseapi.incidents import IncidentService
 from caseapi.ntus.models import Ntu
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import (
@@ -256,7 +257,7 @@ async def test_service_validation_without_http(app: FastAPI) -> None:
 
 
 async def test_a_200_character_key_name_fits_every_column_that_stores_an_actor(
-    app: FastAPI, service: CaseService
+    app: FastAPI, incidents: IncidentService
 ) -> None:
     # Principal.actor is "role:name"; names may be 200 characters (the old 64-character
     # columns made every write by such a key fail on PostgreSQL).
@@ -266,7 +267,7 @@ async def test_a_200_character_key_name_fits_every_column_that_stores_an_actor(
         created = await admin.post("/v1/apikeys", json={"name": long_name, "role": "engineer"})
         assert created.status_code == 201, created.text
         assert created.json()["created_by"] == "admin:" + "a" * 200
-    ref = await service.open_incident(incident("ntu-1", customer_id="acme"))
+    ref = await incidents.open_incident(incident("ntu-1", customer_id="acme"))
     actor = "engineer:" + long_name
     async with client_for(app, created.json()["key"]) as engineer:
         taken = await engineer.post(f"/v1/cases/{ref}/take")

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 
 from caseapi.auth.principal import STAFF_ROLES, Role
 from caseapi.cases.service import CaseService
+from caseapi.incidents import IncidentService
 from caseapi.ntus.models import Ntu
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import add_customer, client_for, make_app, mint_key
@@ -138,7 +139,9 @@ class World:
 
 
 @pytest.fixture
-async def world(database: Database, service: CaseService, clock: FakeClock) -> World:
+async def world(
+    database: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
+) -> World:
     app = make_app(database, service, clock)
     for customer in ("acme", "umbrella"):
         await add_customer(database.sessionmaker, customer)
@@ -152,8 +155,8 @@ async def world(database: Database, service: CaseService, clock: FakeClock) -> W
             ]
         )
         await session.commit()
-    ref_a = await service.open_incident(incident("ntu-a", customer_id="acme"))
-    ref_b = await service.open_incident(incident("ntu-b", customer_id="umbrella"))
+    ref_a = await incidents.open_incident(incident("ntu-a", customer_id="acme"))
+    ref_b = await incidents.open_incident(incident("ntu-b", customer_id="umbrella"))
     keys: dict[str, str | None] = {
         "customer_a": await mint_key(app, role=Role.CUSTOMER, customer_id="acme"),
         "customer_b": await mint_key(app, role=Role.CUSTOMER, customer_id="umbrella"),

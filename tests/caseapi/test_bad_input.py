@@ -16,6 +16,7 @@ from caseapi.auth.principal import Role
 from caseapi.cases.enums import CaseStatus
 from caseapi.cases.service import CaseService
 from caseapi.core.database import encode_cursor
+from caseapi.incidents import IncidentService
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import authed_client, make_app
 from tests.caseapi.conftest import Database, incident
@@ -89,10 +90,12 @@ async def app(database: Database, service: CaseService, clock: FakeClock) -> Fas
     return make_app(database, service, clock)
 
 
-async def test_malformed_input_is_a_problem_not_a_crash(app: FastAPI, service: CaseService) -> None:
+async def test_malformed_input_is_a_problem_not_a_crash(
+    app: FastAPI, service: CaseService, incidents: IncidentService
+) -> None:
     # One app and case for all requests (each is refused, so none changes the case);
     # failures are collected so one run names every bad answer.
-    ref = await service.open_incident(incident("ntu-1"))
+    ref = await incidents.open_incident(incident("ntu-1"))
     failures: list[str] = []
     async with authed_client(app, role=Role.ADMIN) as admin:
         for method, path, kwargs in CASES:
@@ -107,8 +110,8 @@ async def test_malformed_input_is_a_problem_not_a_crash(app: FastAPI, service: C
     assert (case.version, case.status) == (1, CaseStatus.NEW)
 
 
-async def test_odd_but_valid_input_is_answered(app: FastAPI, service: CaseService) -> None:
-    ref = await service.open_incident(incident("ntu-1"))
+async def test_odd_but_valid_input_is_answered(app: FastAPI, incidents: IncidentService) -> None:
+    ref = await incidents.open_incident(incident("ntu-1"))
     failures: list[str] = []
     async with authed_client(app, role=Role.ADMIN) as admin:
         for method, path, kwargs in VALID:
@@ -118,8 +121,10 @@ async def test_odd_but_valid_input_is_answered(app: FastAPI, service: CaseServic
     assert not failures, "\n".join(failures)
 
 
-async def test_a_nul_is_refused_before_anything_changes(app: FastAPI, service: CaseService) -> None:
-    ref = await service.open_incident(incident("ntu-1"))
+async def test_a_nul_is_refused_before_anything_changes(
+    app: FastAPI, incidents: IncidentService
+) -> None:
+    ref = await incidents.open_incident(incident("ntu-1"))
     async with authed_client(app, role=Role.ADMIN) as admin:
         response = await admin.post(f"/v1/cases/{ref}/comments", json={"body": NUL})
         assert response.json()["errors"] == [

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from caseapi.auth.principal import Role
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.service import CaseService
+from caseapi.incidents import IncidentService
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import add_customer, authed_client, make_app
 from tests.caseapi.conftest import Database, incident
@@ -101,9 +102,11 @@ async def test_no_support_contracts_are_refused(
 
 
 async def test_tenancy_another_customers_case_is_404(
-    service: CaseService, acme: httpx.AsyncClient, other: httpx.AsyncClient
+    incidents: IncidentService,
+    acme: httpx.AsyncClient,
+    other: httpx.AsyncClient,
 ) -> None:
-    ref = await service.open_incident(incident("ntu-1", customer_id="cust-1"))
+    ref = await incidents.open_incident(incident("ntu-1", customer_id="cust-1"))
     assert (await acme.get(f"/v1/cases/{ref}")).status_code == 200
     for method, path in [
         ("GET", f"/v1/cases/{ref}"),
@@ -117,9 +120,11 @@ async def test_tenancy_another_customers_case_is_404(
 
 
 async def test_customer_view_hides_internal_fields_and_events(
-    service: CaseService, staff: httpx.AsyncClient, acme: httpx.AsyncClient
+    incidents: IncidentService,
+    staff: httpx.AsyncClient,
+    acme: httpx.AsyncClient,
 ) -> None:
-    ref = await service.open_incident(incident("ntu-1", customer_id="cust-1"))
+    ref = await incidents.open_incident(incident("ntu-1", customer_id="cust-1"))
     await staff.post(f"/v1/cases/{ref}/assign", json={"assignee": "bob"})
     handoff = {"to_level": "L2", "summary": "s", "details": "d", "hypotheses": ["fibre cut"]}
     assert (await staff.post(f"/v1/cases/{ref}/handoff", json=handoff)).status_code == 200
@@ -136,9 +141,9 @@ async def test_customer_view_hides_internal_fields_and_events(
 
 
 async def test_staff_only_endpoints_are_403_for_customers(
-    service: CaseService, acme: httpx.AsyncClient
+    incidents: IncidentService, acme: httpx.AsyncClient
 ) -> None:
-    ref = await service.open_incident(incident("ntu-1", customer_id="cust-1"))
+    ref = await incidents.open_incident(incident("ntu-1", customer_id="cust-1"))
     for path, body in [
         ("transitions", {"to": "in_progress"}),
         ("assign", {"assignee": "x"}),
@@ -148,8 +153,10 @@ async def test_staff_only_endpoints_are_403_for_customers(
         _problem(await acme.post(f"/v1/cases/{ref}/{path}", json=body), 403, "forbidden")
 
 
-async def test_transitions_are_guarded(service: CaseService, staff: httpx.AsyncClient) -> None:
-    ref = await service.open_incident(incident("ntu-1"))
+async def test_transitions_are_guarded(
+    incidents: IncidentService, staff: httpx.AsyncClient
+) -> None:
+    ref = await incidents.open_incident(incident("ntu-1"))
     body = _problem(
         await staff.post(f"/v1/cases/{ref}/transitions", json={"to": "closed"}),
         409,
@@ -164,8 +171,8 @@ async def test_transitions_are_guarded(service: CaseService, staff: httpx.AsyncC
     assert done.json()["status"] == "solved"
 
 
-async def test_if_match(service: CaseService, staff: httpx.AsyncClient) -> None:
-    ref = await service.open_incident(incident("ntu-1"))
+async def test_if_match(incidents: IncidentService, staff: httpx.AsyncClient) -> None:
+    ref = await incidents.open_incident(incident("ntu-1"))
     tag = (await staff.get(f"/v1/cases/{ref}")).headers["etag"]
     taken = await staff.post(f"/v1/cases/{ref}/take", headers={"If-Match": tag})
     assert taken.status_code == 200
@@ -181,11 +188,15 @@ async def test_if_match(service: CaseService, staff: httpx.AsyncClient) -> None:
 
 
 async def test_customer_escalation_needs_a_miss(
-    service: CaseService, clock: FakeClock, database: Database, acme: httpx.AsyncClient
+    service: CaseService,
+    incidents: IncidentService,
+    clock: FakeClock,
+    database: Database,
+    acme: httpx.AsyncClient,
 ) -> None:
     from tests.caseapi.lifecycle_fixtures import ticker
 
-    ref = await service.open_incident(incident("ntu-1", customer_id="cust-1"))
+    ref = await incidents.open_incident(incident("ntu-1", customer_id="cust-1"))
     body = _problem(await acme.post(f"/v1/cases/{ref}/escalate"), 409, "escalation_not_allowed")
     assert "no commitment has been missed" in body["detail"]
     clock.advance(timedelta(minutes=31))
@@ -194,9 +205,9 @@ async def test_customer_escalation_needs_a_miss(
     assert (await service.get_case(ref)).escalation_level.value == "L3"
 
 
-async def test_list_filters_for_staff(service: CaseService, staff: httpx.AsyncClient) -> None:
-    ref = await service.open_incident(incident("ntu-1"))
-    await service.open_incident(incident("ntu-2"))
+async def test_list_filters_for_staff(incidents: IncidentService, staff: httpx.AsyncClient) -> None:
+    ref = await incidents.open_incident(incident("ntu-1"))
+    await incidents.open_incident(incident("ntu-2"))
     await staff.post(f"/v1/cases/{ref}/assign", json={"assignee": "bob"})
     mine = (await staff.get("/v1/cases?assignee=bob")).json()
     assert [c["ref"] for c in mine["data"]] == [ref]
@@ -205,9 +216,9 @@ async def test_list_filters_for_staff(service: CaseService, staff: httpx.AsyncCl
 
 
 async def test_invalid_transition_problem_names_from_and_to(
-    staff: httpx.AsyncClient, service: CaseService
+    staff: httpx.AsyncClient, incidents: IncidentService
 ) -> None:
-    ref = await service.open_incident(incident("ntu-1"))
+    ref = await incidents.open_incident(incident("ntu-1"))
     response = await staff.post(f"/v1/cases/{ref}/transitions", json={"to": "rfo_pending"})
     body = _problem(response, 409, "invalid_transition")
     assert (body["from"], body["to"]) == ("new", "rfo_pending")

@@ -16,8 +16,9 @@ from caseapi.cases import repository as case_repository
 from caseapi.cases.enums import CaseEventKind, CaseStatus, EscalationLevel
 from caseapi.cases.service import CaseService
 from caseapi.cases.store import on_staff_reply
+from caseapi.cases.ticker import CaseTicker
 from caseapi.core.errors import CaseNotFoundError
-from caseapi.core.timers import CaseTicker
+from caseapi.incidents import IncidentService
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import add_customer, authed_client, make_app
 from tests.caseapi.conftest import START, Database, incident
@@ -33,8 +34,8 @@ async def app(database: Database, service: CaseService, clock: FakeClock) -> Fas
 
 
 @pytest.fixture
-async def ref(service: CaseService) -> str:
-    return await service.open_incident(incident("ntu-1", customer_id="acme"))
+async def ref(incidents: IncidentService) -> str:
+    return await incidents.open_incident(incident("ntu-1", customer_id="acme"))
 
 
 def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -194,10 +195,14 @@ async def test_database_refuses_to_change_a_comment(
 
 
 async def test_staff_public_reply_stops_the_first_response_breach(
-    app: FastAPI, database: Database, service: CaseService, clock: FakeClock
+    app: FastAPI,
+    database: Database,
+    service: CaseService,
+    incidents: IncidentService,
+    clock: FakeClock,
 ) -> None:
-    answered = await service.open_incident(incident("ntu-1", customer_id="acme"))
-    noted = await service.open_incident(incident("ntu-2", customer_id="acme"))
+    answered = await incidents.open_incident(incident("ntu-1", customer_id="acme"))
+    noted = await incidents.open_incident(incident("ntu-2", customer_id="acme"))
     clock.advance(timedelta(minutes=10))
     async with authed_client(app, role=Role.ENGINEER) as engineer:
         for ref, visibility in ((answered, "public"), (noted, "internal")):
@@ -220,9 +225,9 @@ async def test_staff_public_reply_stops_the_first_response_breach(
 
 
 async def test_on_staff_reply_ignores_finished_cases(
-    database: Database, service: CaseService, clock: FakeClock
+    database: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
-    ref = await service.open_incident(incident("ntu-1", customer_id="acme"))
+    ref = await incidents.open_incident(incident("ntu-1", customer_id="acme"))
     # A merged duplicate never heard from support (merging is not a response to it).
     async with database.sessionmaker() as session:
         case = await case_repository.get_case_by_ref(session, ref=ref)

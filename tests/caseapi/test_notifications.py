@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -13,14 +14,15 @@ from sqlalchemy import select
 
 from caseapi.auth.principal import Principal, Role
 from caseapi.cases.models import Case, CaseEvent, CaseNotification
-from caseapi.cases.service import CaseService
 from caseapi.comments.models import Visibility
 from caseapi.comments.service import CommentService
+from caseapi.incidents import IncidentService
+from caseapi.notifications.config import DEFAULT_DISPATCHER
 from caseapi.notifications.dispatcher import NotificationDispatcher, backoff_delay
 from caseapi.notifications.models import Notification, NotificationDelivery
 from caseapi.notifications.outbox import backlog, enqueue, on_case_event
 from caseapi.notifications.repository import Job
-from caseapi.notifications.settings import NotificationSettings
+from caseapi.notifications.settings import DispatcherSettings
 from nms.clock import FakeClock
 from tests.caseapi.conftest import START, Database, incident
 from tests.caseapi.notification_fixtures import (
@@ -36,7 +38,7 @@ from tests.caseapi.notification_fixtures import (
 FROM = "noc@nms.example"
 
 
-def settings_for(smtp: SmtpSink | None = None, **overrides: Any) -> NotificationSettings:
+def settings_for(smtp: SmtpSink | None = None, **overrides: Any) -> DispatcherSettings:
     values: dict[str, Any] = {
         "smtp_host": "127.0.0.1" if smtp else None,
         "smtp_port": smtp.port if smtp else 25,
@@ -47,17 +49,17 @@ def settings_for(smtp: SmtpSink | None = None, **overrides: Any) -> Notification
         "backoff_cap": timedelta(seconds=60),
     }
     values.update(overrides)
-    return NotificationSettings(**values)
+    return replace(DEFAULT_DISPATCHER, **values)
 
 
-def dispatcher(database: Database, clock: FakeClock, settings: NotificationSettings) -> Any:
+def dispatcher(database: Database, clock: FakeClock, settings: DispatcherSettings) -> Any:
     return NotificationDispatcher(
         sessionmaker=database.sessionmaker, settings=settings, clock=clock, rng=lambda: 1.0
     )
 
 
-async def open_case(service: CaseService, database: Database, ntu: str = "ntu-1") -> Case:
-    ref = await service.open_incident(incident(ntu))
+async def open_case(incidents: IncidentService, database: Database, ntu: str = "ntu-1") -> Case:
+    ref = await incidents.open_incident(incident(ntu))
     async with database.sessionmaker() as session:
         case = (await session.execute(select(Case).where(Case.ref == ref))).scalar_one()
         return case
@@ -71,13 +73,13 @@ async def deliveries(database: Database) -> list[NotificationDelivery]:
 
 async def test_mail_and_mqtt_carry_reference_status_and_times(
     database: Database,
-    service: CaseService,
+    incidents: IncidentService,
     clock: FakeClock,
     smtp_sink: SmtpSink,
     mqtt_prefix: str,
 ) -> None:
     await add_customer_with_email(database.sessionmaker, "cust-1", "ops@cust1.example")
-    case = await open_case(service, database)  # the lifecycle hook enqueues case_opened
+    case = await open_case(incidents, database)  # the lifecycle hook enqueues case_opened
     assert await outbox_rows(database.sessionmaker) == [("case_opened", case.ref)]
     settings = settings_for(
         smtp_sink, mqtt_url=f"mqtt://{MQTT_HOST}:{MQTT_PORT}", mqtt_topic_prefix=mqtt_prefix
@@ -121,10 +123,13 @@ async def test_mail_and_mqtt_carry_reference_status_and_times(
 
 
 async def test_smtp_outage_is_retried_with_backoff_until_delivered(
-    database: Database, service: CaseService, clock: FakeClock, smtp_sink: SmtpSink
+    database: Database,
+    incidents: IncidentService,
+    clock: FakeClock,
+    smtp_sink: SmtpSink,
 ) -> None:
     await add_customer_with_email(database.sessionmaker, "cust-1", "ops@cust1.example")
-    case = await open_case(service, database)  # the lifecycle hook enqueues case_opened
+    case = await open_case(incidents, database)  # the lifecycle hook enqueues case_opened
     assert await outbox_rows(database.sessionmaker) == [("case_opened", case.ref)]
     smtp_sink.stop()
     sender = dispatcher(database, clock, settings_for(smtp_sink))
@@ -150,14 +155,14 @@ async def test_smtp_outage_is_retried_with_backoff_until_delivered(
 
 async def test_dispatcher_killed_after_data_before_mark_redelivers_same_message_id(
     database: Database,
-    service: CaseService,
+    incidents: IncidentService,
     clock: FakeClock,
     smtp_sink: SmtpSink,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await add_customer_with_email(database.sessionmaker, "cust-1", "ops@cust1.example")
     # Each opened case enqueues its case_opened notification through the lifecycle hook.
-    refs = [(await open_case(service, database, f"ntu-{n}")).ref for n in range(3)]
+    refs = [(await open_case(incidents, database, f"ntu-{n}")).ref for n in range(3)]
     assert await outbox_rows(database.sessionmaker) == [("case_opened", ref) for ref in refs]
     settings = settings_for(smtp_sink)
     first = dispatcher(database, clock, settings)
@@ -202,13 +207,16 @@ async def test_dispatcher_killed_after_data_before_mark_redelivers_same_message_
 
 
 async def test_lifecycle_hook_and_legacy_outbox_feed_the_dispatcher(
-    database: Database, service: CaseService, clock: FakeClock, smtp_sink: SmtpSink
+    database: Database,
+    incidents: IncidentService,
+    clock: FakeClock,
+    smtp_sink: SmtpSink,
 ) -> None:
     await add_customer_with_email(database.sessionmaker, "cust-1", "ops@cust1.example")
     # The lifecycle's own hook (``add_event`` -> ``on_case_event``): opening the case
     # and a public staff comment enqueue; an internal note and a customer's own
     # reply do not.
-    case = await open_case(service, database)
+    case = await open_case(incidents, database)
     comments = CommentService(sessionmaker=database.sessionmaker, clock=clock)
     engineer = Principal(key_id=None, name="x", role=Role.ENGINEER)
     customer = Principal(key_id=None, name="c", role=Role.CUSTOMER, customer_id="cust-1")

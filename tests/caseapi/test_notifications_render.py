@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from caseapi.cases.models import CaseEvent
+from caseapi.notifications.config import DEFAULT_DISPATCHER
 from caseapi.notifications.enums import MAINTENANCE_KINDS, NotificationKind
 from caseapi.notifications.outbox import kind_for_event
 from caseapi.notifications.render import Envelope, public_payload, render_email
-from caseapi.notifications.settings import NotificationSettings
 
 CET = timezone(timedelta(hours=1))
 FACTS = {
@@ -116,6 +117,6 @@ def test_timeline_entries_map_to_notifications(
 
 def test_settings_refuse_a_claim_shorter_than_a_send() -> None:
     with pytest.raises(ValueError, match="claim_timeout"):
-        NotificationSettings(send_timeout=60, claim_timeout=timedelta(seconds=30))
+        replace(DEFAULT_DISPATCHER, send_timeout=60, claim_timeout=timedelta(seconds=30))
     with pytest.raises(ValueError, match="mqtt_url"):
-        NotificationSettings(mqtt_url="http://broker")
+        replace(DEFAULT_DISPATCHER, mqtt_url="http://broker")

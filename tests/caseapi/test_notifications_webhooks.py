@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -11,12 +12,12 @@ from fastapi import FastAPI
 from caseapi.api.app import create_app
 from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
+from caseapi.incidents import IncidentService, ntu_down_key
+from caseapi.notifications.config import DEFAULT_DISPATCHER
 from caseapi.notifications.dispatcher import NotificationDispatcher
 from caseapi.notifications.service import DeliveryService, WebhookService
-from caseapi.notifications.settings import NotificationSettings
 from caseapi.notifications.signing import SIGNATURE_HEADER, verify
 from nms.clock import FakeClock
-from nms.outage import ntu_down_key
 from tests.caseapi.auth_fixtures import add_customer, authed_client
 from tests.caseapi.conftest import START, Database, incident
 from tests.caseapi.notification_fixtures import (
@@ -25,7 +26,8 @@ from tests.caseapi.notification_fixtures import (
     webhook_sink_fixture,  # noqa: F401
 )
 
-SETTINGS = NotificationSettings(
+SETTINGS = replace(
+    DEFAULT_DISPATCHER,
     send_timeout=3.0,
     claim_timeout=timedelta(seconds=30),
     backoff_base=timedelta(seconds=10),
@@ -53,13 +55,17 @@ def dispatcher(database: Database, clock: FakeClock) -> NotificationDispatcher:
     )
 
 
-async def open_case(service: CaseService, ntu: str) -> str:
+async def open_case(incidents: IncidentService, ntu: str) -> str:
     """Open a case for ``ntu``; the lifecycle hook enqueues its ``case_opened``."""
-    return await service.open_incident(incident(ntu))
+    return await incidents.open_incident(incident(ntu))
 
 
 async def test_signed_deliveries_verify_and_rotation_sends_both_signatures(
-    database: Database, service: CaseService, clock: FakeClock, webhook_sink: WebhookSink
+    database: Database,
+    service: CaseService,
+    incidents: IncidentService,
+    clock: FakeClock,
+    webhook_sink: WebhookSink,
 ) -> None:
     app = make_app(database, service, clock)
     async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-1") as customer:
@@ -73,8 +79,8 @@ async def test_signed_deliveries_verify_and_rotation_sends_both_signatures(
         shown = await customer.get(f"/v1/webhooks/{hook['id']}")
         assert "secret" not in shown.json()
 
-        ref = await open_case(service, "ntu-1")
-        solved = await service.restore_incident(
+        ref = await open_case(incidents, "ntu-1")
+        solved = await incidents.restore_incident(
             dedup_key=ntu_down_key("ntu-1"), restored_at=clock.now()
         )
         assert solved == ref
@@ -101,7 +107,7 @@ async def test_signed_deliveries_verify_and_rotation_sends_both_signatures(
         new_secret = rotated.json()["secret"]
         assert new_secret != old_secret
 
-        await open_case(service, "ntu-3")
+        await open_case(incidents, "ntu-3")
         assert await dispatcher(database, clock).run_once(now) == 1
         second = webhook_sink.requests[1]
         header = second.headers[SIGNATURE_HEADER.lower()]
@@ -111,7 +117,7 @@ async def test_signed_deliveries_verify_and_rotation_sends_both_signatures(
 
         # After the overlap only the new secret signs.
         clock.advance(timedelta(hours=2))
-        await open_case(service, "ntu-4")
+        await open_case(incidents, "ntu-4")
         assert await dispatcher(database, clock).run_once(clock.now()) == 1
         header = webhook_sink.requests[2].headers[SIGNATURE_HEADER.lower()]
         assert header.count("v1=") == 1
@@ -121,7 +127,11 @@ async def test_signed_deliveries_verify_and_rotation_sends_both_signatures(
 
 
 async def test_failing_endpoint_retried_with_backoff_then_failed_and_visible_to_noc(
-    database: Database, service: CaseService, clock: FakeClock, webhook_sink: WebhookSink
+    database: Database,
+    service: CaseService,
+    incidents: IncidentService,
+    clock: FakeClock,
+    webhook_sink: WebhookSink,
 ) -> None:
     webhook_sink.status = 503
     app = make_app(database, service, clock)
@@ -135,7 +145,7 @@ async def test_failing_endpoint_retried_with_backoff_then_failed_and_visible_to_
             "/v1/webhooks", json={"url": webhook_sink.url, "customer_id": "cust-1"}
         )
         assert created.status_code == 201, created.text
-    ref = await open_case(service, "ntu-1")
+    ref = await open_case(incidents, "ntu-1")
     assert await outbox_rows(database.sessionmaker) == [("case_opened", ref)]
     sender = dispatcher(database, clock)
     assert await sender.run_once(START) == 1
@@ -203,12 +213,16 @@ async def test_subscription_tenancy(
 
 
 async def test_two_dispatchers_never_send_the_same_delivery(
-    database: Database, service: CaseService, clock: FakeClock, webhook_sink: WebhookSink
+    database: Database,
+    service: CaseService,
+    incidents: IncidentService,
+    clock: FakeClock,
+    webhook_sink: WebhookSink,
 ) -> None:
     app = make_app(database, service, clock)
     async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-1") as customer:
         await customer.post("/v1/webhooks", json={"url": webhook_sink.url})
-    refs = [await open_case(service, f"ntu-{n}") for n in range(12)]
+    refs = [await open_case(incidents, f"ntu-{n}") for n in range(12)]
     assert await outbox_rows(database.sessionmaker) == [("case_opened", ref) for ref in refs]
     now = clock.now()
     counts = list(

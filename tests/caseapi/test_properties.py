@@ -39,11 +39,11 @@ from caseapi.cases.models import Case
 from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import Event, Reopen, Transition
 from caseapi.cases.store import mark_rfo_published
+from caseapi.cases.ticker import CaseTicker
 from caseapi.core.database import make_engine, make_sessionmaker
-from caseapi.core.timers import CaseTicker
+from caseapi.incidents import IncidentOpen, IncidentService, ntu_degraded_key, ntu_down_key
 from caseapi.models import Base
 from nms.clock import FakeClock
-from nms.outage import IncidentOpen, ntu_degraded_key, ntu_down_key
 from tests.caseapi.conftest import START
 from tests.caseapi.lifecycle_fixtures import CUSTOMER, ENGINEER
 
@@ -115,9 +115,17 @@ async def _history(sessionmaker: async_sessionmaker[AsyncSession], steps: list[S
     await _empty(sessionmaker)
     clock = FakeClock(start=START)
     service = CaseService(sessionmaker=sessionmaker, clock=clock)
-    ticker = CaseTicker(sessionmaker=sessionmaker, clock=clock, sla=service.sla)
+    incidents = IncidentService(sessionmaker=sessionmaker, clock=clock)
+    ticker = CaseTicker(sessionmaker=sessionmaker, clock=clock)
     for number, step in enumerate(steps):
-        await _apply(step, service=service, ticker=ticker, clock=clock, sessionmaker=sessionmaker)
+        await _apply(
+            step,
+            service=service,
+            incidents=incidents,
+            ticker=ticker,
+            clock=clock,
+            sessionmaker=sessionmaker,
+        )
         await _check(sessionmaker, after=f"step {number} {step}")
 
 
@@ -125,6 +133,7 @@ async def _apply(
     step: Step,
     *,
     service: CaseService,
+    incidents: IncidentService,
     ticker: CaseTicker,
     clock: FakeClock,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -133,7 +142,7 @@ async def _apply(
     match step:
         case ("open", key, back):
             p1 = key == DOWN
-            ref = await service.open_incident(
+            ref = await incidents.open_incident(
                 IncidentOpen(
                     dedup_key=key,
                     priority="P1" if p1 else "P2",
@@ -155,7 +164,9 @@ async def _apply(
                 case.restored_at is not None and start < case.restored_at
             ), f"outage at {start} left {case.ref} {case.status}"
         case ("restore", key, back):
-            await service.restore_incident(dedup_key=key, restored_at=now - timedelta(minutes=back))
+            await incidents.restore_incident(
+                dedup_key=key, restored_at=now - timedelta(minutes=back)
+            )
         case ("tick",):
             await ticker.run_once()
         case ("jump", minutes, tick):

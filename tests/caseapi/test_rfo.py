@@ -15,12 +15,12 @@ from caseapi.auth.principal import Role
 from caseapi.cases import repository as case_repository
 from caseapi.cases.enums import CaseEventKind
 from caseapi.cases.service import CaseService
+from caseapi.incidents import IncidentService, ntu_down_key
 from caseapi.rfo.errors import RfoPublishedError
 from caseapi.rfo.facts import impact_duration
 from caseapi.rfo.models import RfoVersion
 from caseapi.rfo.service import apply_changes
 from nms.clock import FakeClock
-from nms.outage import ntu_down_key
 from tests.caseapi.auth_fixtures import add_customer, authed_client, make_app
 from tests.caseapi.conftest import START, Database, incident
 
@@ -41,10 +41,10 @@ async def app(database: Database, service: CaseService, clock: FakeClock) -> Fas
 
 
 @pytest.fixture
-async def ref(service: CaseService, clock: FakeClock) -> str:
-    ref = await service.open_incident(incident("ntu-1", customer_id="acme"))
+async def ref(incidents: IncidentService, clock: FakeClock) -> str:
+    ref = await incidents.open_incident(incident("ntu-1", customer_id="acme"))
     clock.advance(timedelta(minutes=50))
-    await service.restore_incident(dedup_key=ntu_down_key("ntu-1"), restored_at=clock.now())
+    await incidents.restore_incident(dedup_key=ntu_down_key("ntu-1"), restored_at=clock.now())
     return ref
 
 
@@ -73,9 +73,9 @@ async def test_draft_preview_has_the_generated_facts(app: FastAPI, ref: str) -> 
 
 
 async def test_open_impact_is_ongoing_never_negative(
-    app: FastAPI, service: CaseService, clock: FakeClock
+    app: FastAPI, incidents: IncidentService, clock: FakeClock
 ) -> None:
-    ref = await service.open_incident(incident("ntu-2", customer_id="acme"))
+    ref = await incidents.open_incident(incident("ntu-2", customer_id="acme"))
     async with authed_client(app, role=Role.NOC) as noc:
         facts = (await noc.get(f"/v1/cases/{ref}/rfo")).json()["facts"]
     assert (facts["impact_end"], facts["impact_ongoing"]) == (None, True)

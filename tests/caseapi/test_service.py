@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from caseapi.cases import repository
+from caseapi.cases.config import DEFAULT_SLA
 from caseapi.cases.enums import (
     WORKING_STATUSES,
     CaseEventKind,
@@ -24,9 +25,10 @@ from caseapi.cases.repository import CaseFilters
 from caseapi.cases.service import CaseService
 from caseapi.cases.store import mark_rfo_published
 from caseapi.core.errors import CaseNotFoundError, InvalidCursorError
+from caseapi.incidents import IncidentService, IncidentSink, ntu_degraded_key
 from caseapi.ntus.models import Customer
+from caseapi.settings import CaseSettings, MonitoringWindowSettings
 from nms.clock import FakeClock
-from nms.outage import CaseSink, ntu_degraded_key
 from tests.caseapi.conftest import START, Database, incident
 
 REF = re.compile(r"^CS-2026-\d{6}$")
@@ -46,21 +48,23 @@ async def _close(database: Database, ref: str) -> None:
         await session.commit()
 
 
-def test_service_is_a_case_sink(service: CaseService) -> None:
-    sink: CaseSink = service
-    assert sink is service
+def test_incident_service_is_an_incident_sink(incidents: IncidentService) -> None:
+    sink: IncidentSink = incidents
+    assert sink is incidents
 
 
-def test_monitoring_window_must_be_positive(database: Database, clock: FakeClock) -> None:
+def test_monitoring_window_must_be_positive() -> None:
     with pytest.raises(ValueError, match="monitoring_window_p2"):
-        CaseService(
-            sessionmaker=database.sessionmaker, clock=clock, monitoring_window_p2=timedelta(0)
-        )
+        replace(DEFAULT_SLA, monitoring_window_p2=timedelta(0))
+    with pytest.raises(ValueError, match="must be greater than zero"):
+        CaseSettings(monitoring_window=MonitoringWindowSettings(p2=timedelta(0)))
 
 
-async def test_open_creates_one_new_proactive_incident(service: CaseService) -> None:
+async def test_open_creates_one_new_proactive_incident(
+    service: CaseService, incidents: IncidentService
+) -> None:
     request = incident("ntu-1")
-    ref = await service.open_incident(request)
+    ref = await incidents.open_incident(request)
 
     assert REF.match(ref), ref
     assert ref == "CS-2026-000001"
@@ -86,44 +90,49 @@ async def test_open_creates_one_new_proactive_incident(service: CaseService) -> 
     assert timeline[0].data["outage_start"] == request.outage_start.isoformat()
 
 
-async def test_refs_count_up(service: CaseService) -> None:
-    refs = [await service.open_incident(incident(f"ntu-{n}")) for n in range(3)]
+async def test_refs_count_up(incidents: IncidentService) -> None:
+    refs = [await incidents.open_incident(incident(f"ntu-{n}")) for n in range(3)]
     assert refs == ["CS-2026-000001", "CS-2026-000002", "CS-2026-000003"]
 
 
-async def test_open_twice_is_one_case(service: CaseService, database: Database) -> None:
-    first = await service.open_incident(incident("ntu-1"))
-    second = await service.open_incident(incident("ntu-1"))
+async def test_open_twice_is_one_case(
+    service: CaseService, incidents: IncidentService, database: Database
+) -> None:
+    first = await incidents.open_incident(incident("ntu-1"))
+    second = await incidents.open_incident(incident("ntu-1"))
     assert first == second
     assert await _count_cases(database) == 1
     assert len(await service.get_timeline(first)) == 1
 
 
-async def test_concurrent_opens_create_one_case(service: CaseService, database: Database) -> None:
-    refs = await asyncio.gather(*(service.open_incident(incident("ntu-1")) for _ in range(10)))
+async def test_concurrent_opens_create_one_case(
+    incidents: IncidentService, database: Database
+) -> None:
+    refs = await asyncio.gather(*(incidents.open_incident(incident("ntu-1")) for _ in range(10)))
     assert len(set(refs)) == 1
     assert await _count_cases(database) == 1
 
 
 async def test_concurrent_opens_for_different_keys_get_distinct_refs(
-    service: CaseService, database: Database
+    incidents: IncidentService, database: Database
 ) -> None:
-    refs = await asyncio.gather(*(service.open_incident(incident(f"ntu-{n}")) for n in range(10)))
+    refs = await asyncio.gather(*(incidents.open_incident(incident(f"ntu-{n}")) for n in range(10)))
     assert sorted(refs) == [f"CS-2026-{n:06d}" for n in range(1, 11)]
     assert await _count_cases(database) == 10
 
 
 @pytest.mark.parametrize(("priority", "window"), [("P1", 24), ("P2", 72)])
 async def test_restore_solves_and_starts_the_monitoring_window(
-    service: CaseService, clock: FakeClock, priority: str, window: int
+    service: CaseService, incidents: IncidentService, clock: FakeClock, priority: str, window: int
 ) -> None:
     request = incident("ntu-1", priority="P1" if priority == "P1" else "P2")
-    ref = await service.open_incident(request)
+    ref = await incidents.open_incident(request)
     clock.advance(timedelta(minutes=30))
     restored_at = START + timedelta(minutes=25)
 
     assert (
-        await service.restore_incident(dedup_key=request.dedup_key, restored_at=restored_at) == ref
+        await incidents.restore_incident(dedup_key=request.dedup_key, restored_at=restored_at)
+        == ref
     )
 
     case = await service.get_case(ref)
@@ -137,14 +146,16 @@ async def test_restore_solves_and_starts_the_monitoring_window(
     assert timeline[1].data["to"] == "solved"
 
 
-async def test_restore_twice_is_harmless(service: CaseService, clock: FakeClock) -> None:
+async def test_restore_twice_is_harmless(
+    service: CaseService, incidents: IncidentService, clock: FakeClock
+) -> None:
     request = incident("ntu-1")
-    ref = await service.open_incident(request)
-    await service.restore_incident(dedup_key=request.dedup_key, restored_at=START)
+    ref = await incidents.open_incident(request)
+    await incidents.restore_incident(dedup_key=request.dedup_key, restored_at=START)
     solved = await service.get_case(ref)
     clock.advance(timedelta(minutes=5))
 
-    again = await service.restore_incident(
+    again = await incidents.restore_incident(
         dedup_key=request.dedup_key, restored_at=START + timedelta(minutes=5)
     )
 
@@ -158,16 +169,18 @@ async def test_restore_twice_is_harmless(service: CaseService, clock: FakeClock)
     assert len(await service.get_timeline(ref)) == 2
 
 
-async def test_restore_without_open_case_returns_none(service: CaseService) -> None:
-    assert await service.restore_incident(dedup_key="ntu:nope:down", restored_at=START) is None
+async def test_restore_without_open_case_returns_none(incidents: IncidentService) -> None:
+    assert await incidents.restore_incident(dedup_key="ntu:nope:down", restored_at=START) is None
 
 
-async def test_restore_before_outage_start_is_clamped(service: CaseService) -> None:
+async def test_restore_before_outage_start_is_clamped(
+    service: CaseService, incidents: IncidentService
+) -> None:
     request = incident("ntu-1")
-    ref = await service.open_incident(request)
+    ref = await incidents.open_incident(request)
     early = request.outage_start - timedelta(minutes=3)
 
-    await service.restore_incident(dedup_key=request.dedup_key, restored_at=early)
+    await incidents.restore_incident(dedup_key=request.dedup_key, restored_at=early)
 
     case = await service.get_case(ref)
     assert case.restored_at == request.outage_start
@@ -177,18 +190,18 @@ async def test_restore_before_outage_start_is_clamped(service: CaseService) -> N
 
 
 async def test_recurrence_inside_the_window_reopens_the_same_case(
-    service: CaseService, clock: FakeClock
+    service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
     request = incident("ntu-1")
-    ref = await service.open_incident(request)
+    ref = await incidents.open_incident(request)
     clock.advance(timedelta(minutes=20))
-    await service.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
+    await incidents.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
     clock.advance(timedelta(hours=3))
     again = incident(
         "ntu-1", outage_start=clock.now() - timedelta(minutes=10), detected_at=clock.now()
     )
 
-    assert await service.open_incident(again) == ref
+    assert await incidents.open_incident(again) == ref
 
     case = await service.get_case(ref)
     assert case.status is CaseStatus.IN_PROGRESS
@@ -198,36 +211,36 @@ async def test_recurrence_inside_the_window_reopens_the_same_case(
     kinds = [event.kind for event in await service.get_timeline(ref)]
     assert kinds == [CaseEventKind.OPENED, CaseEventKind.RESTORED, CaseEventKind.RECURRED]
     # Opening again while it is being worked changes nothing.
-    assert await service.open_incident(again) == ref
+    assert await incidents.open_incident(again) == ref
     assert (await service.get_case(ref)).reopen_count == 1
 
 
 async def test_late_duplicate_of_the_old_outage_does_not_reopen(
-    service: CaseService, clock: FakeClock
+    service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
     request = incident("ntu-1")
-    ref = await service.open_incident(request)
+    ref = await incidents.open_incident(request)
     clock.advance(timedelta(minutes=20))
-    await service.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
+    await incidents.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
 
-    assert await service.open_incident(request) == ref
+    assert await incidents.open_incident(request) == ref
 
     case = await service.get_case(ref)
     assert (case.status, case.reopen_count) == (CaseStatus.SOLVED, 0)
 
 
 async def test_outage_after_the_window_is_judged_as_if_the_ticker_had_run(
-    service: CaseService, clock: FakeClock, database: Database
+    service: CaseService, incidents: IncidentService, clock: FakeClock, database: Database
 ) -> None:
     # No ticker ran since the window ended: the outage must not vanish into the
     # solved case. RFO owed -> rfo_pending, where an outage puts it back to work.
     owed = incident("ntu-1")
-    ref = await service.open_incident(owed)
-    await service.restore_incident(dedup_key=owed.dedup_key, restored_at=clock.now())
+    ref = await incidents.open_incident(owed)
+    await incidents.restore_incident(dedup_key=owed.dedup_key, restored_at=clock.now())
     clock.advance(timedelta(hours=25))
     late = incident("ntu-1", outage_start=clock.now() - timedelta(minutes=10))
 
-    assert await service.open_incident(late) == ref
+    assert await incidents.open_incident(late) == ref
     case = await service.get_case(ref)
     assert (case.status, case.reopen_count) == (CaseStatus.IN_PROGRESS, 1)
     kinds = [e.kind for e in await service.get_timeline(ref)]
@@ -235,15 +248,15 @@ async def test_outage_after_the_window_is_judged_as_if_the_ticker_had_run(
 
     # RFO published -> the window's end closes it, and the outage opens a linked case.
     paid = incident("ntu-2")
-    old_ref = await service.open_incident(paid)
-    await service.restore_incident(dedup_key=paid.dedup_key, restored_at=clock.now())
+    old_ref = await incidents.open_incident(paid)
+    await incidents.restore_incident(dedup_key=paid.dedup_key, restored_at=clock.now())
     async with database.sessionmaker() as session:
         old = await repository.get_case_by_ref(session, ref=old_ref)
         assert old is not None
         await mark_rfo_published(session, case_id=old.id, at=clock.now(), actor="e")
         await session.commit()
     clock.advance(timedelta(hours=25))
-    new_ref = await service.open_incident(
+    new_ref = await incidents.open_incident(
         incident("ntu-2", outage_start=clock.now() - timedelta(minutes=10))
     )
     assert new_ref != old_ref
@@ -253,27 +266,27 @@ async def test_outage_after_the_window_is_judged_as_if_the_ticker_had_run(
 
 
 async def test_outage_inside_the_window_detected_after_it_is_a_recurrence(
-    service: CaseService, clock: FakeClock
+    service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
     request = incident("ntu-1")
-    ref = await service.open_incident(request)
-    await service.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
+    ref = await incidents.open_incident(request)
+    await incidents.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
     clock.advance(timedelta(hours=24, minutes=5))
     started_inside = incident("ntu-1", outage_start=clock.now() - timedelta(minutes=10))
-    assert await service.open_incident(started_inside) == ref
+    assert await incidents.open_incident(started_inside) == ref
     assert (await service.get_case(ref)).status is CaseStatus.IN_PROGRESS
 
 
 async def test_after_closure_a_new_case_links_to_the_old(
-    service: CaseService, clock: FakeClock, database: Database
+    service: CaseService, incidents: IncidentService, clock: FakeClock, database: Database
 ) -> None:
     request = incident("ntu-1")
-    old_ref = await service.open_incident(request)
-    await service.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
+    old_ref = await incidents.open_incident(request)
+    await incidents.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
     await _close(database, old_ref)
     clock.advance(timedelta(days=3))
 
-    new_ref = await service.open_incident(
+    new_ref = await incidents.open_incident(
         incident("ntu-1", outage_start=clock.now() - timedelta(minutes=10), detected_at=clock.now())
     )
 
@@ -289,7 +302,9 @@ async def test_after_closure_a_new_case_links_to_the_old(
     assert opened.data["recurrence_of"] == old_ref
 
 
-async def test_no_support_for_an_expired_customer(service: CaseService, database: Database) -> None:
+async def test_no_support_for_an_expired_customer(
+    service: CaseService, incidents: IncidentService, database: Database
+) -> None:
     async with database.sessionmaker() as session:
         session.add_all(
             [
@@ -300,22 +315,22 @@ async def test_no_support_for_an_expired_customer(service: CaseService, database
         await session.commit()
 
     flagged = await service.get_case(
-        await service.open_incident(incident("ntu-1", customer_id="expired"))
+        await incidents.open_incident(incident("ntu-1", customer_id="expired"))
     )
     fine = await service.get_case(
-        await service.open_incident(incident("ntu-2", customer_id="good"))
+        await incidents.open_incident(incident("ntu-2", customer_id="good"))
     )
 
     assert flagged.no_support is True
     assert fine.no_support is False
 
 
-async def test_naive_timestamps_are_rejected(service: CaseService) -> None:
+async def test_naive_timestamps_are_rejected(incidents: IncidentService) -> None:
     naive = START.replace(tzinfo=None)
     with pytest.raises(ValueError, match="outage_start"):
-        await service.open_incident(incident("ntu-1", outage_start=naive))
+        await incidents.open_incident(incident("ntu-1", outage_start=naive))
     with pytest.raises(ValueError, match="restored_at"):
-        await service.restore_incident(dedup_key="ntu:ntu-1:down", restored_at=naive)
+        await incidents.restore_incident(dedup_key="ntu:ntu-1:down", restored_at=naive)
 
 
 async def test_get_unknown_case(service: CaseService) -> None:
@@ -325,9 +340,11 @@ async def test_get_unknown_case(service: CaseService) -> None:
         await service.get_timeline("CS-2026-999999")
 
 
-async def test_list_filters_and_paginates(service: CaseService, clock: FakeClock) -> None:
+async def test_list_filters_and_paginates(
+    service: CaseService, incidents: IncidentService, clock: FakeClock
+) -> None:
     for n in range(7):
-        await service.open_incident(incident(f"ntu-{n}", priority="P1" if n % 2 == 0 else "P2"))
+        await incidents.open_incident(incident(f"ntu-{n}", priority="P1" if n % 2 == 0 else "P2"))
         clock.advance(timedelta(minutes=1))
 
     seen: list[str] = []
@@ -359,17 +376,17 @@ async def test_list_filters_and_paginates(service: CaseService, clock: FakeClock
 
 
 async def test_down_after_a_solved_degradation_outlived_its_p1_window_is_not_swallowed(
-    service: CaseService, clock: FakeClock
+    service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
     degraded = incident("ntu-1", priority="P2", dedup_key=ntu_degraded_key("ntu-1"))
-    ref = await service.open_incident(degraded)
-    await service.restore_incident(dedup_key=degraded.dedup_key, restored_at=clock.now())
+    ref = await incidents.open_incident(degraded)
+    await incidents.restore_incident(dedup_key=degraded.dedup_key, restored_at=clock.now())
     clock.advance(timedelta(hours=30))  # inside the P2 window, past a P1 one
     down = replace(
         incident("ntu-1", outage_start=clock.now() - timedelta(minutes=10)),
         supersedes=degraded.dedup_key,
     )
-    new_ref = await service.open_incident(down)
+    new_ref = await incidents.open_incident(down)
     case = await service.get_case(new_ref)
     assert case.status in WORKING_STATUSES, (new_ref == ref, case.status)
     assert case.priority is CasePriority.P1

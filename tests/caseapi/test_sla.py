@@ -19,8 +19,8 @@ from caseapi.cases.enums import (
 from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import Assign, Commitment, SetCommitment, Transition
 from caseapi.cases.store import on_customer_reply
+from caseapi.incidents import IncidentService, ntu_degraded_key
 from nms.clock import FakeClock
-from nms.outage import ntu_degraded_key
 from tests.caseapi.conftest import Database, incident
 from tests.caseapi.lifecycle_fixtures import (
     CUSTOMER,
@@ -42,9 +42,9 @@ D = timedelta(days=1)
 
 
 async def test_first_response_breach_at_30_minutes(
-    database: Database, service: CaseService, clock: FakeClock
+    database: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
-    ref = await service.open_incident(incident("ntu-1"))
+    ref = await incidents.open_incident(incident("ntu-1"))
     tick = ticker(database, clock, service)
     assert await advance(clock, tick, 29 * M) == 0
     assert (await service.get_case(ref)).escalation_level is EscalationLevel.L1
@@ -60,10 +60,10 @@ async def test_first_response_breach_at_30_minutes(
 
 
 async def test_unassigned_flag_at_one_hour(
-    database: Database, service: CaseService, clock: FakeClock
+    database: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
-    flagged = await service.open_incident(incident("ntu-1"))
-    taken = await service.open_incident(incident("ntu-2"))
+    flagged = await incidents.open_incident(incident("ntu-1"))
+    taken = await incidents.open_incident(incident("ntu-2"))
     await service.act(ENGINEER, taken, lambda _: Assign(assignee="alice", actor=ENGINEER.actor))
     tick = ticker(database, clock, service)
     await advance(clock, tick, 59 * M)
@@ -74,9 +74,9 @@ async def test_unassigned_flag_at_one_hour(
 
 
 async def test_escalation_l1_l2_l3(
-    database: Database, service: CaseService, clock: FakeClock
+    database: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
-    ref = await service.open_incident(incident("ntu-1"))
+    ref = await incidents.open_incident(incident("ntu-1"))
     tick = ticker(database, clock, service)
     await advance(clock, tick, 30 * M)  # first response missed: L2
     promise = Commitment(kind=CommitmentKind.NEXT_UPDATE, due_at=clock.now() + 30 * M)
@@ -97,9 +97,9 @@ async def _promise(service: CaseService, ref: str, due_at: datetime) -> None:
 
 
 async def test_deadlines_missed_in_one_tick_escalate_one_step(
-    database: Database, service: CaseService, clock: FakeClock
+    database: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
-    ref = await service.open_incident(incident("ntu-1"))
+    ref = await incidents.open_incident(incident("ntu-1"))
     tick = ticker(database, clock, service)
     promise = Commitment(kind=CommitmentKind.NEXT_UPDATE, due_at=clock.now() + 20 * M)
     # Setting a commitment is a response, so back-date nothing: miss the promise and
@@ -126,13 +126,13 @@ async def test_deadlines_missed_in_one_tick_escalate_one_step(
 
 
 async def test_p1_closes_24h_after_solved_once_the_rfo_is_published(
-    database: Database, service: CaseService, clock: FakeClock
+    database: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
     request = incident("ntu-1")
-    ref = await service.open_incident(request)
+    ref = await incidents.open_incident(request)
     tick = ticker(database, clock, service)
     clock.advance(20 * M)
-    await service.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
+    await incidents.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
     solved_at = clock.now()
     await advance(clock, tick, 24 * H - M)
     assert (await service.get_case(ref)).status is CaseStatus.SOLVED
@@ -147,12 +147,12 @@ async def test_p1_closes_24h_after_solved_once_the_rfo_is_published(
 
 
 async def test_p2_with_rfo_already_published_closes_at_72h(
-    database: Database, service: CaseService, clock: FakeClock
+    database: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
     request = incident("ntu-1", priority="P2")
-    ref = await service.open_incident(request)
+    ref = await incidents.open_incident(request)
     tick = ticker(database, clock, service)
-    await service.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
+    await incidents.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
     solved_at = clock.now()
     await publish_rfo(database, ref, clock.now() + H)
     assert (await service.get_case(ref)).status is CaseStatus.SOLVED  # window still runs
@@ -165,15 +165,15 @@ async def test_p2_with_rfo_already_published_closes_at_72h(
 
 
 async def test_recurrence_at_hour_23_reopens(
-    database: Database, service: CaseService, clock: FakeClock
+    database: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
     request = incident("ntu-1")
-    ref = await service.open_incident(request)
+    ref = await incidents.open_incident(request)
     tick = ticker(database, clock, service)
-    await service.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
+    await incidents.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
     await advance(clock, tick, 23 * H)
     again = incident("ntu-1", outage_start=clock.now() - 10 * M, detected_at=clock.now())
-    assert await service.open_incident(again) == ref
+    assert await incidents.open_incident(again) == ref
     case = await service.get_case(ref)
     assert (case.status, case.reopen_count) == (CaseStatus.IN_PROGRESS, 1)
     await advance(clock, tick, 2 * H)  # the old window end does nothing now
@@ -181,17 +181,17 @@ async def test_recurrence_at_hour_23_reopens(
 
 
 async def test_recurrence_after_closure_opens_a_linked_case(
-    database: Database, service: CaseService, clock: FakeClock
+    database: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
     request = incident("ntu-1")
-    old = await service.open_incident(request)
+    old = await incidents.open_incident(request)
     tick = ticker(database, clock, service)
-    await service.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
+    await incidents.restore_incident(dedup_key=request.dedup_key, restored_at=clock.now())
     await publish_rfo(database, old, clock.now())
     await advance(clock, tick, 24 * H)
     assert (await service.get_case(old)).status is CaseStatus.CLOSED
     clock.advance(H)
-    new = await service.open_incident(
+    new = await incidents.open_incident(
         incident("ntu-1", outage_start=clock.now() - 10 * M, detected_at=clock.now())
     )
     assert new != old
@@ -285,9 +285,9 @@ async def test_customer_reply_resumes_and_moves_the_repair_deadline(
 
 
 async def test_engineer_resolution_starts_the_window(
-    database: Database, service: CaseService, clock: FakeClock
+    database: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
-    ref = await service.open_incident(incident("ntu-1", priority="P2"))
+    ref = await incidents.open_incident(incident("ntu-1", priority="P2"))
     event = Transition(
         to=CaseStatus.SOLVED,
         actor="e",
@@ -300,14 +300,16 @@ async def test_engineer_resolution_starts_the_window(
     assert case.root_cause_category is RootCauseCategory.HARDWARE
 
 
-async def test_down_supersedes_degraded_in_place(service: CaseService, clock: FakeClock) -> None:
+async def test_down_supersedes_degraded_in_place(
+    service: CaseService, incidents: IncidentService, clock: FakeClock
+) -> None:
     degraded = incident("ntu-1", priority="P2", dedup_key=ntu_degraded_key("ntu-1"))
-    ref = await service.open_incident(degraded)
+    ref = await incidents.open_incident(degraded)
     clock.advance(10 * M)
     down = incident("ntu-1", priority="P1", detected_at=clock.now())
     from dataclasses import replace
 
-    assert await service.open_incident(replace(down, supersedes=degraded.dedup_key)) == ref
+    assert await incidents.open_incident(replace(down, supersedes=degraded.dedup_key)) == ref
     case = await service.get_case(ref)
     assert (case.priority, case.dedup_key) == (CasePriority.P1, "ntu:ntu-1:down")
     assert case.ttr_due_at == case.created_at + 4 * H
@@ -316,7 +318,7 @@ async def test_down_supersedes_degraded_in_place(service: CaseService, clock: Fa
     assert changes[0]["to"] == "P1"
     assert changes[0]["reason"] == "NTU went down"
     # The next open for the P1 key finds the same case.
-    assert await service.open_incident(down) == ref
+    assert await incidents.open_incident(down) == ref
     assert await kinds(service, ref) == [
         CaseEventKind.OPENED,
         CaseEventKind.PRIORITY_CHANGED,

@@ -9,8 +9,9 @@ import pytest
 
 from caseapi.cases.enums import CaseEventKind, CaseStatus
 from caseapi.cases.service import CaseService
+from caseapi.cases.ticker import CaseTicker
 from caseapi.core.database import make_engine, make_sessionmaker
-from caseapi.core.timers import CaseTicker
+from caseapi.incidents import IncidentService
 from nms.clock import FakeClock
 from tests.caseapi.conftest import START, Database, incident
 from tests.caseapi.lifecycle_fixtures import events_of, publish_rfo
@@ -21,7 +22,7 @@ H = timedelta(hours=1)
 async def test_restart_in_the_monitoring_window_still_closes_on_time(
     database: Database, clock: FakeClock
 ) -> None:
-    first = CaseService(sessionmaker=database.sessionmaker, clock=clock)
+    first = IncidentService(sessionmaker=database.sessionmaker, clock=clock)
     request = incident("ntu-1")
     ref = await first.open_incident(request)
     await first.restore_incident(dedup_key=request.dedup_key, restored_at=START)
@@ -48,11 +49,11 @@ async def test_restart_in_the_monitoring_window_still_closes_on_time(
 
 @pytest.mark.postgres
 async def test_two_tickers_act_on_each_deadline_once(
-    database: Database, service: CaseService, clock: FakeClock
+    database: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
     if database.backend != "postgres":
         pytest.skip("SKIP LOCKED is the PostgreSQL path; SQLite serialises writers")
-    refs = [await service.open_incident(incident(f"ntu-{n}")) for n in range(40)]
+    refs = [await incidents.open_incident(incident(f"ntu-{n}")) for n in range(40)]
     clock.advance(timedelta(minutes=30))
     engines = [make_engine(database.url) for _ in range(2)]
     try:
@@ -70,9 +71,11 @@ async def test_two_tickers_act_on_each_deadline_once(
         assert len(await events_of(service, ref, CaseEventKind.ESCALATED)) == 1
 
 
-async def test_run_loop_ticks_and_stops_on_cancel(database: Database, service: CaseService) -> None:
+async def test_run_loop_ticks_and_stops_on_cancel(
+    database: Database, service: CaseService, incidents: IncidentService
+) -> None:
     clock = FakeClock(start=START)
-    ref = await service.open_incident(incident("ntu-1"))
+    ref = await incidents.open_incident(incident("ntu-1"))
     ticker = CaseTicker(sessionmaker=database.sessionmaker, clock=clock)
     clock.advance(timedelta(hours=2))
     task = asyncio.create_task(ticker.run(timedelta(milliseconds=10)))

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from caseapi.auth.principal import Role
 from caseapi.cases.models import Case
 from caseapi.cases.service import CaseService
+from caseapi.incidents import Affected, IncidentService, UpstreamOpen
 from nms.clock import FakeClock
-from nms.outage import Affected, UpstreamOpen
 from tests.caseapi.auth_fixtures import authed_client, make_app
 from tests.caseapi.conftest import START, Database, incident
 from tests.caseapi.lifecycle_fixtures import seed
@@ -41,10 +41,10 @@ async def _cases(database: Database) -> list[Case]:
 
 
 async def test_opening_is_idempotent_and_affected_ntus_accumulate(
-    database: Database, service: CaseService
+    database: Database, incidents: IncidentService
 ):
-    ref = await service.open_upstream_incident(upstream(("a1", "cust-1")))
-    again = await service.open_upstream_incident(
+    ref = await incidents.open_upstream_incident(upstream(("a1", "cust-1")))
+    again = await incidents.open_upstream_incident(
         upstream(("a1", "cust-1"), ("a2", "cust-1"), ("b1", "cust-2"))
     )
     assert again == ref
@@ -67,23 +67,23 @@ async def test_opening_is_idempotent_and_affected_ntus_accumulate(
 
 
 async def test_concurrent_openings_make_one_parent_and_one_case_per_customer(
-    database: Database, service: CaseService
+    database: Database, incidents: IncidentService
 ):
     request = upstream(("a1", "cust-1"), ("b1", "cust-2"))
-    refs = await asyncio.gather(*(service.open_upstream_incident(request) for _ in range(5)))
+    refs = await asyncio.gather(*(incidents.open_upstream_incident(request) for _ in range(5)))
     assert len(set(refs)) == 1
     assert len(await _cases(database)) == 3
 
 
 async def test_restoring_the_parent_solves_linked_customer_cases_only(
-    database: Database, service: CaseService, clock: FakeClock
+    database: Database, incidents: IncidentService, clock: FakeClock
 ):
-    await service.open_upstream_incident(upstream(("a1", "cust-1"), ("b1", "cust-2")))
+    await incidents.open_upstream_incident(upstream(("a1", "cust-1"), ("b1", "cust-2")))
     # An NTU's own case linked to the incident is not the incident's to solve.
     own = replace(incident("a9"), parent_key="node:pop1:down")
-    own_ref = await service.open_incident(own)
+    own_ref = await incidents.open_incident(own)
     clock.advance(timedelta(minutes=5))
-    await service.restore_incident(dedup_key="node:pop1:down", restored_at=clock.now())
+    await incidents.restore_incident(dedup_key="node:pop1:down", restored_at=clock.now())
     by_ref = {c.ref: c for c in await _cases(database)}
     assert by_ref[own_ref].status == "new"
     assert by_ref[own_ref].parent_case_id is not None
@@ -111,11 +111,13 @@ async def acme(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def test_staff_see_the_links_and_customers_only_their_own_case(
     app: FastAPI,
     database: Database,
-    service: CaseService,
+    incidents: IncidentService,
     staff: httpx.AsyncClient,
     acme: httpx.AsyncClient,
 ):
-    parent_ref = await service.open_upstream_incident(upstream(("a1", "cust-1"), ("b1", "cust-2")))
+    parent_ref = await incidents.open_upstream_incident(
+        upstream(("a1", "cust-1"), ("b1", "cust-2"))
+    )
     _, mine, theirs = await _cases(database)
     body = (await staff.get(f"/v1/cases/{parent_ref}")).json()
     assert body["parent"] is None
@@ -138,11 +140,13 @@ async def test_staff_see_the_links_and_customers_only_their_own_case(
 
 async def test_public_updates_on_the_parent_flow_to_the_open_linked_cases(
     database: Database,
-    service: CaseService,
+    incidents: IncidentService,
     staff: httpx.AsyncClient,
     acme: httpx.AsyncClient,
 ):
-    parent_ref = await service.open_upstream_incident(upstream(("a1", "cust-1"), ("b1", "cust-2")))
+    parent_ref = await incidents.open_upstream_incident(
+        upstream(("a1", "cust-1"), ("b1", "cust-2"))
+    )
     _, mine, theirs = await _cases(database)
     posted = await staff.post(
         f"/v1/cases/{parent_ref}/comments", json={"body": "Fibre cut; ETA 16:00"}

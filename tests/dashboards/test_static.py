@@ -17,13 +17,14 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from caseapi.cases.service import CaseService
-from nms.app.settings import DegradedSettings
+from nms.detector.settings import DegradedSettings
 from nms.bus.mqtt import BusStats
 from nms.bus.wire import Heartbeat
 from nms.clock import FakeClock
 from nms.detector.availability import Rules
 from nms.detector.engine import Detector
-from nms.detector.store import LastProbe, apply_inventory
+from nms.detector.store import LastProbe
+from nms.inventory.sync import sync_inventory
 from nms.inventory.loader import parse_inventory
 from nms.noc.cluster_metrics import DELAY_BUCKETS, BusCollector, ShardMonitor
 from nms.noc.metrics import build_metrics
@@ -133,7 +134,7 @@ ntus:
 async def exported_names(db: Database) -> set[str]:
     """Every sample name our collectors export, with state in every family."""
     clock = FakeClock()
-    await apply_inventory(db.sessionmaker, INVENTORY)
+    await sync_inventory(db.sessionmaker, INVENTORY)
     service = CaseService(sessionmaker=db.sessionmaker, clock=clock)
     detector = Detector(
         rules=Rules(

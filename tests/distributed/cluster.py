@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
+from nms.lab.procs import kill_process, stop_process
 from tests.caseapi.conftest import PG_ADMIN_URL, _admin
 from tests.nms.nms_process import FAST, free_port, wait_for
 from tests.tcp_proxy import TcpProxy
@@ -88,19 +88,12 @@ class Proc:
 
     def kill(self) -> None:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        kill_process(self.proc)
 
     def stop(self) -> int:
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"{self.name} did not stop within 15 s") from None
+        if not stop_process(self.proc, timeout=15):
+            raise AssertionError(f"{self.name} did not stop within 15 s")
         return self.proc.returncode
 
     def log(self) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from nms.lab.procs import kill_process, stop_process
 
 T = TypeVar("T")
 
@@ -136,20 +137,13 @@ class NmsProcess:
     def kill(self) -> None:
         """kill -9: no chance to clean up."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        kill_process(self.proc)
 
     def stop(self) -> int:
         """SIGTERM, and wait for the clean exit."""
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("nms did not stop within 15 s of SIGTERM") from None
+        if not stop_process(self.proc, timeout=15):
+            raise AssertionError("nms did not stop within 15 s of SIGTERM")
         return self.proc.returncode
 
     def signal(self, sig: int) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
-from nms.detector.store import apply_inventory
+from nms.inventory.sync import sync_inventory
 from nms.inventory.loader import load_inventory
 from tests.nms.nms_process import free_port
 
@@ -80,7 +80,7 @@ def stored_db(tmp_path: Path) -> Path:
         engine = make_engine(f"sqlite+aiosqlite:///{db}")
         try:
             await migrate(engine)
-            await apply_inventory(make_sessionmaker(engine), load_inventory(good))
+            await sync_inventory(make_sessionmaker(engine), load_inventory(good))
         finally:
             await engine.dispose()
 

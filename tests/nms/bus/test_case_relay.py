@@ -65,8 +65,22 @@ def service(database: Database, clock: FakeClock) -> CaseService:
     return CaseService(sessionmaker=database.sessionmaker, clock=clock)
 
 
-def relay_for(database: Database, recorder: Recorder, *, batch: int = 500) -> CaseRelay:
-    return CaseRelay(sessionmaker=database.sessionmaker, send=recorder, batch=batch)
+def relay_for(
+    database: Database, recorder: Recorder, *, batch: int = 500, clock: FakeClock | None = None
+) -> CaseRelay:
+    return CaseRelay(
+        sessionmaker=database.sessionmaker,
+        send=recorder,
+        clock=clock or FakeClock(start=START),
+        batch=batch,
+    )
+
+
+async def asleep(clock: FakeClock) -> None:
+    """Until the relay waits on the clock (its queries run on real time meanwhile)."""
+    async with asyncio.timeout(10):
+        while clock.sleepers == 0:  # noqa: ASYNC110 - the sleeper count is the signal
+            await asyncio.sleep(0.001)
 
 
 async def event_ids(database: Database) -> list[int]:
@@ -214,7 +228,7 @@ async def test_batch_limit(
 async def test_run_drains_full_batches_and_survives_a_failure(
     database: Database, service: CaseService, clock: FakeClock, recorder: Recorder
 ) -> None:
-    relay = relay_for(database, recorder, batch=2)
+    relay = relay_for(database, recorder, batch=2, clock=clock)
     await relay.start_after_newest()
     for ntu in ("ntu-1", "ntu-2", "ntu-3"):
         await open_and_solve(service, clock, ntu)
@@ -222,16 +236,58 @@ async def test_run_drains_full_batches_and_survives_a_failure(
     third = all_ids[2]
     recorder.fail_on = {third}  # fails once; the loop logs it and retries
 
-    task = asyncio.create_task(relay.run(0.01))
+    task = asyncio.create_task(relay.run(5.0))
     try:
-        async with asyncio.timeout(10):
-            await recorder.wait_for(len(all_ids))
+        await asleep(clock)  # the first run: full batches until the failure
+        assert recorder.ids == all_ids[:2]
+        await clock.run_for(4.9)  # the period has not passed: nothing is read
+        assert recorder.ids == all_ids[:2]
+        clock.advance(0.1)
+        await clock.settle()
+        await asleep(clock)  # the second run: from the failed row on, to the end
+        assert recorder.ids == all_ids
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    assert recorder.ids == all_ids
     assert recorder.attempts.count(third) == 2
+
+
+async def test_a_skipped_id_is_watched_for_gap_timeout_on_the_clock(
+    database: Database, service: CaseService, clock: FakeClock, recorder: Recorder
+) -> None:
+    # Rows with chosen ids stand for transactions that commit out of id order.
+    ref = await service.open_incident(incident("ntu-1"))
+    case_id = (await service.get_case(ref)).id
+    relay = CaseRelay(
+        sessionmaker=database.sessionmaker, send=recorder, clock=clock, gap_timeout=30.0
+    )
+    await relay.start_after_newest()
+    base = max(await event_ids(database))
+
+    async def commit_row(event_id: int) -> None:
+        async with database.sessionmaker() as session:
+            session.add(
+                CaseEvent(
+                    id=event_id,
+                    case_id=case_id,
+                    at=START,
+                    kind=CaseEventKind.COMMENT_ADDED,
+                    actor="api",
+                    data={},
+                )
+            )
+            await session.commit()
+
+    await commit_row(base + 3)  # base+1 and base+2 are skipped over: watched from now
+    assert await relay.relay_once() == 1
+    clock.advance(29.0)
+    await commit_row(base + 1)  # within gap_timeout: still relayed
+    assert await relay.relay_once() == 1
+    clock.advance(1.0)
+    await commit_row(base + 2)  # gap_timeout has passed: counted as rolled back
+    assert await relay.relay_once() == 0
+    assert recorder.ids == [base + 3, base + 1]
 
 
 # PostgreSQL only: SQLite has one writer at a time, so ids become visible in order.

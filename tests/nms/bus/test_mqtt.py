@@ -14,8 +14,10 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from nms.bus.batch import PingBatch, SnmpBatch
 from nms.bus.inprocess import Bus, InProcessBus
-from nms.bus.mqtt import BusStats, MqttBus, MqttBusSettings, _Seen, topic_for
+from nms.bus.mqtt import BusStats, MqttBus, MqttBusSettings, topic_for
+from nms.bus.mqtt.intake import Seen
 from nms.bus.wire import (
     MAX_MESSAGE_BYTES,
     CaseChange,
@@ -126,8 +128,8 @@ async def test_every_kind_goes_through_the_broker(mosquitto: Mosquitto) -> None:
     reader = MqttBus(
         settings(mosquitto), client_id="reader", source="reader-cc", subscribe=OBSERVATIONS
     )
-    pings = (ping(), ping("ntu-2", "2001:db8::2"))
-    snmps = (snmp(), snmp("ntu-2"))
+    pings = PingBatch((ping(), ping("ntu-2", "2001:db8::2")))
+    snmps = SnmpBatch((snmp(), snmp("ntu-2")))
     payloads: list[Payload] = [
         pings,
         snmps,
@@ -138,9 +140,9 @@ async def test_every_kind_goes_through_the_broker(mosquitto: Mosquitto) -> None:
     ]
     async with running(sender, detector, reader):
         await eventually(lambda: detector.stats.connected and reader.stats.connected)
-        await sender.publish(list(pings))  # any Sequence, as InProcessBus takes
+        await sender.publish(pings)
         await sender.publish(snmps)
-        await sender.publish([])  # ignored, as by InProcessBus
+        await sender.publish(PingBatch(()))  # ignored, as by InProcessBus
         for payload in payloads[2:]:
             await sender.send(payload, retain=isinstance(payload, NtuStateChange | SkipSet))
         async with asyncio.timeout(5):
@@ -186,8 +188,8 @@ def test_topic_for() -> None:
     def message(payload: Payload, source: str = "probe-2of4-x") -> Message:
         return Message(source=source, seq=1, sent_at=T0, payload=payload)
 
-    assert topic_for("p", message((ping(),))) == "p/probes/probe-2of4-x/ping"
-    assert topic_for("p", message((snmp(),))) == "p/probes/probe-2of4-x/snmp"
+    assert topic_for("p", message(PingBatch((ping(),)))) == "p/probes/probe-2of4-x/ping"
+    assert topic_for("p", message(SnmpBatch((snmp(),)))) == "p/probes/probe-2of4-x/snmp"
     beat = Heartbeat("2/4", True, 0, 0, 0, 0, 0, 0)
     assert topic_for("p", message(beat)) == "p/probes/probe-2of4-x/heartbeat"
     state = NtuStateChange("a/b+c#", "up", "down", T0, None, None)
@@ -235,13 +237,14 @@ def test_url_credentials_are_unquoted() -> None:
 
 async def test_a_batch_too_big_for_one_message_is_split() -> None:
     bus = MqttBus(MqttBusSettings(url="mqtt://127.0.0.1:1"), client_id="c", source="s")
-    batch = [ping(f"ntu-{i:05}-" + "x" * 200) for i in range(20_000)]  # ~5 MB encoded
-    await bus.publish(batch)
-    parts = [decode(entry.data) for entry in bus._queue]
-    assert len(parts) >= 2 and all(len(e.data) <= MAX_MESSAGE_BYTES for e in bus._queue)
-    assert [r for m in parts for r in m.payload] == batch  # type: ignore[union-attr]
+    batch = tuple(ping(f"ntu-{i:05}-" + "x" * 200) for i in range(20_000))  # ~5 MB encoded
+    await bus.publish(PingBatch(batch))
+    queued = bus._outbox.queued()
+    parts = [decode(entry.data) for entry in queued]
+    assert len(parts) >= 2 and all(len(e.data) <= MAX_MESSAGE_BYTES for e in queued)
+    assert tuple(r for m in parts for r in m.payload.results) == batch  # type: ignore[union-attr]
     with pytest.raises(WireError, match="ping\\[1\\]: a SnmpResult in a ping batch"):
-        await bus.publish([ping(), snmp()])  # type: ignore[arg-type]
+        await bus.publish(PingBatch((ping(), snmp())))  # type: ignore[arg-type]
 
 
 # -- what the receiver refuses ----------------------------------------------------------
@@ -253,7 +256,7 @@ async def test_bad_messages_are_counted_and_skipped(
     detector = MqttBus(
         settings(mosquitto), client_id="detector", source="detector-aa", subscribe=["probes/#"]
     )
-    valid = encode(Message("probe-1of1-x", 1, T0, (ping(),)))
+    valid = encode(Message("probe-1of1-x", 1, T0, PingBatch((ping(),))))
     field = valid.replace(b'"192.0.2.7"', b'"999.1.1.1"')
     bad = [
         b"not json",
@@ -271,7 +274,7 @@ async def test_bad_messages_are_counted_and_skipped(
                 await raw.publish(topic, payload, qos=1)
         got = await take(detector, 1)
         await nothing_more(detector, 0.1)
-    assert [m.payload for m in got] == [(ping(),)]
+    assert [m.payload for m in got] == [PingBatch((ping(),))]
     assert detector.stats.rejected == {"malformed": 2, "version": 1, "kind": 1, "field": 1}
     assert detector.stats.received == {"ping": 1}
     logged = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
@@ -287,9 +290,9 @@ async def test_a_duplicate_is_delivered_once(mosquitto: Mosquitto) -> None:
     detector = MqttBus(
         settings(mosquitto), client_id="detector", source="detector-aa", subscribe=OBSERVATIONS
     )
-    first = encode(Message("probe-1of1-x", 1, T0, (ping(),)))
-    second = encode(Message("probe-1of1-x", 2, T0, (ping("ntu-2"),)))
-    other_source = encode(Message("probe-1of1-y", 1, T0, (ping("ntu-3"),)))
+    first = encode(Message("probe-1of1-x", 1, T0, PingBatch((ping(),))))
+    second = encode(Message("probe-1of1-x", 2, T0, PingBatch((ping("ntu-2"),))))
+    other_source = encode(Message("probe-1of1-y", 1, T0, PingBatch((ping("ntu-3"),))))
     async with running(detector):
         await eventually(lambda: detector.stats.connected)
         async with raw_client(mosquitto) as raw:
@@ -307,7 +310,7 @@ async def test_a_duplicate_is_delivered_once(mosquitto: Mosquitto) -> None:
 
 
 def test_dedupe_memory_is_bounded() -> None:
-    seen = _Seen(per_source=3, sources=2)
+    seen = Seen(per_source=3, sources=2)
     assert [seen.add("a", n) for n in (1, 2, 1, 3, 4)] == [True, True, False, True, True]
     assert seen.add("a", 1)  # forgotten: only the last 3 seqs are kept
     assert not seen.add("a", 4)
@@ -336,13 +339,13 @@ async def test_a_broker_restart_loses_nothing(
     async with running(sender, detector):
         await eventually(lambda: sender.stats.connected and detector.stats.connected)
         for i in range(3):
-            await sender.publish([ping(f"before-{i}")])
+            await sender.publish(PingBatch((ping(f"before-{i}"),)))
         before = await take(detector, 3)
 
         mosquitto.stop()
         await eventually(lambda: not sender.stats.connected and not detector.stats.connected)
         for i in range(20):
-            await sender.publish([ping(f"during-{i}")])
+            await sender.publish(PingBatch((ping(f"during-{i}"),)))
             assert sender.stats.buffered == i + 1
         await asyncio.sleep(0.3)  # several reconnect attempts fail meanwhile
         assert sender.stats.buffered == 20 and sender.stats.dropped == 0
@@ -353,8 +356,8 @@ async def test_a_broker_restart_loses_nothing(
         await nothing_more(detector)
         for stats in (sender.stats, detector.stats):
             assert (stats.connects, stats.disconnects) == (2, 1)
-    assert [m.payload[0].key for m in before] == [f"before-{i}" for i in range(3)]  # type: ignore[index]
-    assert [m.payload[0].key for m in during] == [f"during-{i}" for i in range(20)]  # type: ignore[index]
+    assert [m.payload.results[0].key for m in before] == [f"before-{i}" for i in range(3)]  # type: ignore[union-attr]
+    assert [m.payload.results[0].key for m in during] == [f"during-{i}" for i in range(20)]  # type: ignore[union-attr]
     assert sender.stats.published["ping"] == 23
     lost = [r for r in caplog.records if "lost the broker" in r.getMessage()]
     assert len(lost) == 2  # once per bus for the whole outage, not once per attempt
@@ -375,7 +378,7 @@ async def test_a_broker_restart_under_load_delivers_everything_once(mosquitto: M
 
     async def produce() -> None:
         for i in range(total):
-            await sender.publish([ping(f"ntu-{i}")])
+            await sender.publish(PingBatch((ping(f"ntu-{i}"),)))
             await asyncio.sleep(0.002)
 
     async with running(sender, detector):
@@ -388,7 +391,7 @@ async def test_a_broker_restart_under_load_delivers_everything_once(mosquitto: M
         await producer
         got = await take(detector, total, seconds=10)
         await nothing_more(detector)
-    assert [m.payload[0].key for m in got] == [f"ntu-{i}" for i in range(total)]  # type: ignore[index]
+    assert [m.payload.results[0].key for m in got] == [f"ntu-{i}" for i in range(total)]  # type: ignore[union-attr]
     assert sender.stats.dropped == 0
 
 
@@ -410,14 +413,14 @@ async def test_the_buffer_drops_the_oldest_when_full(
         mosquitto.stop()
         await eventually(lambda: not sender.stats.connected)
         for i in range(8):
-            await sender.publish([ping(f"ntu-{i}")])
+            await sender.publish(PingBatch((ping(f"ntu-{i}"),)))
         assert (sender.stats.buffered, sender.stats.dropped) == (5, 3)
         full = [r for r in caplog.records if "outgoing buffer full" in r.getMessage()]
         assert len(full) == 1  # once per burst of drops
         mosquitto.start()
         got = await take(detector, 5)
         await nothing_more(detector)
-    assert [m.payload[0].key for m in got] == [f"ntu-{i}" for i in range(3, 8)]  # type: ignore[index]
+    assert [m.payload.results[0].key for m in got] == [f"ntu-{i}" for i in range(3, 8)]  # type: ignore[union-attr]
     assert sender.stats.buffered == 0 and sender.stats.published["ping"] == 5
 
 
@@ -435,11 +438,11 @@ async def test_a_bus_started_before_the_broker_connects_when_it_comes(tmp_path: 
             assert sender.stats.connects == 0 and sender.stats.buffered == 1
             broker.start()
             await eventually(lambda: sender.stats.connected and detector.stats.connected)
-            await sender.publish([ping()])
+            await sender.publish(PingBatch((ping(),)))
             got = await take(detector, 1)
     finally:
         broker.stop()
-    assert got[0].payload == (ping(),)
+    assert got[0].payload == PingBatch((ping(),))
 
 
 async def test_a_broker_that_never_answers_costs_no_sockets() -> None:
@@ -494,7 +497,7 @@ async def test_a_persistent_subscriber_gets_what_came_while_it_was_away(
     # The detector is gone (a restart, a failover): the broker queues for its session.
     async with running(sender):
         for i in range(5):
-            await sender.publish([ping(f"ntu-{i}")])
+            await sender.publish(PingBatch((ping(f"ntu-{i}"),)))
         await sender.send(Heartbeat("1/1", True, 0, 0, 0, 0, 0, 0))  # QoS 0: not queued
         async with asyncio.timeout(5):
             await sender.flush()
@@ -502,7 +505,7 @@ async def test_a_persistent_subscriber_gets_what_came_while_it_was_away(
     async with running(second):
         got = await take(second, 5)
         await nothing_more(second)
-    assert [m.payload[0].key for m in got] == [f"ntu-{i}" for i in range(5)]  # type: ignore[index]
+    assert [m.payload.results[0].key for m in got] == [f"ntu-{i}" for i in range(5)]  # type: ignore[union-attr]
 
 
 async def test_the_persistent_session_survives_a_broker_restart(mosquitto: Mosquitto) -> None:
@@ -518,12 +521,12 @@ async def test_the_persistent_session_survives_a_broker_restart(mosquitto: Mosqu
     mosquitto.restart()
     sender = MqttBus(settings(mosquitto), client_id="sender", source="probe-1of1-aa")
     async with running(sender):
-        await sender.publish([ping()])
+        await sender.publish(PingBatch((ping(),)))
         async with asyncio.timeout(5):
             await sender.flush()
     async with running(detector):
         got = await take(detector, 1)
-    assert got[0].payload == (ping(),)
+    assert got[0].payload == PingBatch((ping(),))
 
 
 async def test_the_will_tells_the_detector_a_worker_vanished(mosquitto: Mosquitto) -> None:
@@ -661,7 +664,7 @@ async def test_messages_read_just_before_a_disconnect_are_not_lost(tmp_path: Pat
             await eventually(lambda: detector.stats.connected and sender.stats.connected)
             proxy.hold()
             for i in range(200):
-                await sender.publish([ping(f"ntu-{i}")])
+                await sender.publish(PingBatch((ping(f"ntu-{i}"),)))
             await eventually(lambda: proxy.held.count(b"ntu-") == 200)
             # All 200 and then the end of the connection reach the detector together.
             proxy.release_and_end()
@@ -669,7 +672,7 @@ async def test_messages_read_just_before_a_disconnect_are_not_lost(tmp_path: Pat
     finally:
         await proxy.close()
         broker.stop()
-    assert [m.payload[0].key for m in got] == [f"ntu-{i}" for i in range(200)]  # type: ignore[index]
+    assert [m.payload.results[0].key for m in got] == [f"ntu-{i}" for i in range(200)]  # type: ignore[union-attr]
 
 
 def test_stats_start_empty() -> None:

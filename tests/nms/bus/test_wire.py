@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nms.bus.batch import PingBatch, SnmpBatch
 from nms.bus.wire import (
     MAX_MESSAGE_BYTES,
     REASONS,
@@ -25,6 +26,7 @@ from nms.bus.wire import (
     decode,
     encode,
 )
+from nms.bus.wire.events import BodyField, ObjectCodec
 from probes.observation import PingResult, SnmpResult
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -124,8 +126,8 @@ case_changes = st.builds(
 )
 skip_sets = st.builds(SkipSet, ntu_ids=st.frozensets(ids, max_size=10), at=times)
 payloads = (
-    st.lists(ping_results(), min_size=1, max_size=5).map(tuple)
-    | st.lists(snmp_results, min_size=1, max_size=5).map(tuple)
+    st.lists(ping_results(), min_size=1, max_size=5).map(lambda r: PingBatch(tuple(r)))
+    | st.lists(snmp_results, min_size=1, max_size=5).map(lambda r: SnmpBatch(tuple(r)))
     | heartbeats
     | ntu_states
     | case_changes
@@ -167,7 +169,7 @@ def message(payload: Any, **changes: Any) -> Message:
 
 
 def document(payload: Any = None) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(encode(message(payload or (ping(),))))
+    data: dict[str, Any] = json.loads(encode(message(payload or PingBatch((ping(),)))))
     return data
 
 
@@ -202,8 +204,8 @@ def test_every_message_round_trips_exactly(original: Message) -> None:
 @pytest.mark.parametrize(
     "payload",
     [
-        (ping(),),
-        (SnmpResult("ntu-1", ipaddress.ip_address("2001:db8::7"), T0, reachable=False),),
+        PingBatch((ping(),)),
+        SnmpBatch((SnmpResult("ntu-1", ipaddress.ip_address("2001:db8::7"), T0, reachable=False),)),
         Heartbeat("1/2", True, 10, 5, 3, 0, 0, 0),
         NtuStateChange("ntu-1", "down", "suspect", T0, T0, "CASE-2026-000001"),
         CaseChange("CASE-2026-000001", 12, "opened", "open", "P1", "ntu-1", "acme", T0),
@@ -235,11 +237,11 @@ def test_the_documented_layout() -> None:
         out_errors=None,
         in_discards=1,
     )
-    assert encode(message((ping(error="EHOSTUNREACH"),))) == (
+    assert encode(message(PingBatch((ping(error="EHOSTUNREACH"),)))) == (
         b'{"v":1,"k":"ping","src":"probe-1of2-abc","seq":7,"t":1767323045678901,'
         b'"b":[["ntu-1","192.0.2.7",1767323045678901,3,2,[0.0012,0.0015],"EHOSTUNREACH"]]}'
     )
-    assert encode(message((snmp,))) == (
+    assert encode(message(SnmpBatch((snmp,)))) == (
         b'{"v":1,"k":"snmp","src":"probe-1of2-abc","seq":7,"t":1767323045678901,'
         b'"b":[["ntu-2","2001:db8::2",1767323045678901,true,null,123,2,1,1,'
         b"18446744073709551615,5,true,0,null,1]]}"
@@ -250,9 +252,34 @@ def test_the_documented_layout() -> None:
     )
 
 
+def test_the_documented_layout_of_the_object_bodies() -> None:
+    """One field table serves both directions; the bytes are what peers already read."""
+    envelope = b'{"v":1,"k":"%s","src":"probe-1of2-abc","seq":7,"t":1767323045678901,"b":'
+    beat = Heartbeat("1/2", True, 10, 5, 3, 0, 1, 2)
+    assert encode(message(beat)) == envelope % b"heartbeat" + (
+        b'{"shard":"1/2","alive":true,"icmp_targets":10,"snmp_targets":5,"cycles":3,'
+        b'"overruns":0,"buffered":1,"dropped":2}}'
+    )
+    state = NtuStateChange("ntu-1", "down", "suspect", T0, None, "CASE-2026-000001")
+    assert encode(message(state)) == envelope % b"ntu_state" + (
+        b'{"ntu_id":"ntu-1","status":"down","previous":"suspect","at":1767323045678901,'
+        b'"outage_start":null,"case_ref":"CASE-2026-000001"}}'
+    )
+    change = CaseChange("CASE-2026-000001", 12, "opened", "new", "P1", "ntu-1", None, T0)
+    assert encode(message(change)) == envelope % b"case" + (
+        b'{"ref":"CASE-2026-000001","event_id":12,"kind":"opened","status":"new",'
+        b'"priority":"P1","ntu_id":"ntu-1","customer_id":null,"at":1767323045678901}}'
+    )
+
+
+def test_a_body_table_must_name_every_dataclass_field() -> None:
+    with pytest.raises(TypeError, match="skip: body fields must be"):
+        ObjectCodec("skip", SkipSet, (BodyField("at", lambda value, path: value),))
+
+
 def test_times_are_exact_microseconds_of_any_time_zone() -> None:
     plus2 = T0.astimezone(timezone(timedelta(hours=2)))
-    decoded = decode(encode(message((ping(started_at=plus2),), sent_at=plus2)))
+    decoded = decode(encode(message(PingBatch((ping(started_at=plus2),)), sent_at=plus2)))
     assert decoded.sent_at == T0 and decoded.sent_at.tzinfo is UTC
     assert document()["t"] == T0_US
 
@@ -346,7 +373,7 @@ def _ping_row(index: int, value: Any) -> dict[str, Any]:
 
 
 def _snmp_row(index: int, value: Any) -> dict[str, Any]:
-    data = document((SnmpResult("ntu-1", ipaddress.ip_address("192.0.2.1"), T0, True),))
+    data = document(SnmpBatch((SnmpResult("ntu-1", ipaddress.ip_address("192.0.2.1"), T0, True),)))
     data["b"][0][index] = value
     return data
 
@@ -357,6 +384,7 @@ def _body(payload: Any, name: str, value: Any) -> dict[str, Any]:
     return data
 
 
+MIXED_IN = SnmpResult("k", ipaddress.ip_address("192.0.2.1"), T0, True)
 HEARTBEAT = Heartbeat("1/2", True, 1, 1, 1, 0, 0, 0)
 STATE = NtuStateChange("ntu-1", "down", "up", T0, None, None)
 
@@ -410,7 +438,7 @@ def test_rejects_bad_fields_naming_the_field(data: dict[str, Any], text: str) ->
 
 
 def test_a_number_too_big_for_a_float_is_no_rtt() -> None:
-    data = encode(message((ping(rtts=(0.5,)),))).replace(b"[0.5]", b"[1e400]")
+    data = encode(message(PingBatch((ping(rtts=(0.5,)),)))).replace(b"[0.5]", b"[1e400]")
     error = wire_error(data)
     assert str(error) == "ping[0].rtts[0]: inf is not a round-trip time"
 
@@ -443,7 +471,7 @@ def test_big_counters_and_extremes_round_trip() -> None:
         sys_uptime=2**32 - 1,
     )
     early = ping(started_at=datetime(1, 1, 1, tzinfo=UTC), rtts=(5e-324, 1.7976931348623157e308))
-    for payload in [(snmp,), (early,)]:
+    for payload in [SnmpBatch((snmp,)), PingBatch((early,))]:
         original = message(payload, seq=2**63 - 1)
         assert decode(encode(original)) == original
 
@@ -454,14 +482,20 @@ def test_big_counters_and_extremes_round_trip() -> None:
 @pytest.mark.parametrize(
     ("original", "text"),
     [
-        (message((ping(),), sent_at=datetime(2026, 1, 1)), "t: 2026-01-01T00:00:00 is a naive"),
-        (message((ping(started_at=datetime(2026, 1, 1)),)), "ping[0].started_at: 2026-01-01T00:"),
-        (message((ping(rtts=(math.nan,)),)), "ping[0].rtts: (nan,) is not all finite"),
-        (message((ping(),), source="a/b"), "src: 'a/b' is not"),
-        (message((ping(),), seq=0), "seq: 0 is not"),
-        (message(()), "b: an observation batch must not be empty"),
         (
-            message((ping(), SnmpResult("k", ipaddress.ip_address("192.0.2.1"), T0, True))),
+            message(PingBatch((ping(),)), sent_at=datetime(2026, 1, 1)),
+            "t: 2026-01-01T00:00:00 is a naive",
+        ),
+        (
+            message(PingBatch((ping(started_at=datetime(2026, 1, 1)),))),
+            "ping[0].started_at: 2026-01-01T00:",
+        ),
+        (message(PingBatch((ping(rtts=(math.nan,)),))), "ping[0].rtts: (nan,) is not all finite"),
+        (message(PingBatch((ping(),)), source="a/b"), "src: 'a/b' is not"),
+        (message(PingBatch((ping(),)), seq=0), "seq: 0 is not"),
+        (message(PingBatch(())), "b: an observation batch must not be empty"),
+        (
+            message(PingBatch((ping(), MIXED_IN))),  # type: ignore[arg-type]
             "ping[1]: a SnmpResult in a ping batch",
         ),
     ],
@@ -475,5 +509,5 @@ def test_encode_refuses(original: Message, text: str) -> None:
 def test_encode_refuses_a_message_too_big_to_decode() -> None:
     batch = tuple(ping(key=f"ntu-{i}" + "x" * 200) for i in range(20_000))
     with pytest.raises(WireError) as info:
-        encode(message(batch))
+        encode(message(PingBatch(batch)))
     assert info.value.reason == "malformed"

@@ -9,17 +9,17 @@ import pytest
 from sqlalchemy import func, select, update
 
 from caseapi.cases.models import Case
-from caseapi.cases.service import CaseService
-from caseapi.ntus.models import NtuState as NtuStateRow
-from nms.app.settings import DegradedSettings
+from caseapi.incidents import IncidentService
 from nms.clock import FakeClock
 from nms.detector.availability import Rules, Status
 from nms.detector.engine import Detector
-from nms.detector.store import apply_inventory
-from nms.inventory.loader import Inventory, parse_inventory
-from nms.outage import IncidentOpen
+from nms.detector.models import DetectorNtuState
+from nms.detector.settings import DegradedSettings
+from nms.inventory.loader import parse_inventory
+from nms.inventory.model import Inventory
 from probes.observation import PingResult
 from tests.caseapi.conftest import Database
+from tests.nms.detector.helpers import Flaky, pings, store_inventory
 
 INVENTORY = """\
 customers:
@@ -53,7 +53,7 @@ class Harness:
     def __init__(self, db: Database, clock: FakeClock) -> None:
         self.db = db
         self.clock = clock
-        self.service = CaseService(sessionmaker=db.sessionmaker, clock=clock)
+        self.service = IncidentService(sessionmaker=db.sessionmaker, clock=clock)
         self.detector = self.new_detector()
 
     def new_detector(self, sink: object | None = None) -> Detector:
@@ -68,7 +68,7 @@ class Harness:
     async def cycle(self, down: set[str], detector: Detector | None = None) -> None:
         """One probe cycle: every NTU answers except ``down``; then the interval passes."""
         d = detector or self.detector
-        await d.observe([result(self.clock, n, n not in down) for n in d.ntus])
+        await d.observe(pings(result(self.clock, n, n not in down) for n in d.ntus))
         self.clock.advance(INTERVAL)
         await d.tick()
 
@@ -80,7 +80,7 @@ class Harness:
 @pytest.fixture
 async def harness(database: Database) -> Harness:
     clock = FakeClock()
-    await apply_inventory(database.sessionmaker, inventory())
+    await store_inventory(database.sessionmaker, inventory())
     h = Harness(database, clock)
     await h.detector.load(inventory())
     return h
@@ -146,27 +146,6 @@ async def test_restart_at_minute_7_opens_at_minute_10_exactly_once(harness: Harn
     for _ in range(4):
         await harness.cycle({"n1"}, again)
     assert len(await harness.cases()) == 1
-
-
-class Flaky:
-    """The real case service behind a switch that makes every call fail."""
-
-    def __init__(self, service: CaseService) -> None:
-        self.service = service
-        self.down = False
-        self.calls = 0
-
-    async def open_incident(self, request: IncidentOpen) -> str:
-        self.calls += 1
-        if self.down:
-            raise ConnectionError("case service down")
-        return await self.service.open_incident(request)
-
-    async def restore_incident(self, **kwargs):
-        self.calls += 1
-        if self.down:
-            raise ConnectionError("case service down")
-        return await self.service.restore_incident(**kwargs)
 
 
 async def test_a_failing_case_service_is_retried_without_duplicates(harness: Harness):
@@ -244,8 +223,8 @@ async def test_a_case_committed_just_before_a_crash_is_adopted(harness: Harness)
     # Simulate the crash window: the case exists, the NTU's saved state predates it.
     async with harness.db.sessionmaker() as session:
         await session.execute(
-            update(NtuStateRow)
-            .where(NtuStateRow.ntu_id == "n1")
+            update(DetectorNtuState)
+            .where(DetectorNtuState.ntu_id == "n1")
             .values(status="suspect", case_ref=None, case_pending=False)
         )
         await session.commit()
@@ -280,13 +259,13 @@ async def test_inventory_change_keeps_state(harness: Harness):
         await harness.cycle({"n1"})
     start = harness.detector.ntus["n1"].state.outage_start
     smaller = inventory(INVENTORY.replace("  - {id: n2, customer: acme, address: 192.0.2.2}\n", ""))
-    diff = await apply_inventory(harness.db.sessionmaker, smaller)
-    assert diff.removed == ("n2",)
+    removed = await store_inventory(harness.db.sessionmaker, smaller)
+    assert removed == ("n2",)
     harness.detector.set_inventory(smaller)
     assert set(harness.detector.ntus) == {"n1", "n3"}
     assert harness.detector.ntus["n1"].state.outage_start == start
     harness.detector.set_inventory(inventory())
-    await apply_inventory(harness.db.sessionmaker, inventory())
+    await store_inventory(harness.db.sessionmaker, inventory())
     # n2 left and came back: it resumes its state instead of starting unknown.
     assert harness.detector.ntus["n2"].state.status == Status.UP
     async with harness.db.sessionmaker() as session:

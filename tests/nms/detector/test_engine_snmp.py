@@ -10,16 +10,18 @@ import pytest
 from sqlalchemy import select
 
 from caseapi.cases.models import Case
-from caseapi.cases.service import CaseService
-from nms.app.settings import DegradedSettings
+from caseapi.incidents import IncidentService
 from nms.clock import FakeClock
 from nms.detector.availability import Rules, Status
 from nms.detector.engine import Detector
+from nms.detector.settings import DegradedSettings
 from nms.detector.signals import counter_delta, rates, rebooted
-from nms.detector.store import apply_inventory, load_states
-from nms.inventory.loader import Inventory, parse_inventory
+from nms.detector.store import load_states
+from nms.inventory.loader import parse_inventory
+from nms.inventory.model import Inventory
 from probes.observation import PingResult, SnmpResult
 from tests.caseapi.conftest import Database
+from tests.nms.detector.helpers import pings, polls, store_inventory
 
 INVENTORY = """\
 customers:
@@ -46,7 +48,7 @@ class Harness:
     def __init__(self, db: Database, clock: FakeClock) -> None:
         self.db = db
         self.clock = clock
-        self.service = CaseService(sessionmaker=db.sessionmaker, clock=clock)
+        self.service = IncidentService(sessionmaker=db.sessionmaker, clock=clock)
         self.detector = self.new_detector()
         self.uptime = 100_000
         self.octets = 0
@@ -99,9 +101,9 @@ class Harness:
         snmp: SnmpResult | None = None,
         rtt: float = 0.002,
     ) -> None:
-        await self.detector.observe([self.ping("n1", n1), self.ping("n2", n2, rtt)])
+        await self.detector.observe(pings([self.ping("n1", n1), self.ping("n2", n2, rtt)]))
         if snmp is not None:
-            await self.detector.observe_snmp([snmp])
+            await self.detector.observe(polls([snmp]))
         self.clock.advance(INTERVAL)
         await self.detector.tick()
 
@@ -112,7 +114,7 @@ class Harness:
 
 @pytest.fixture
 async def harness(database: Database) -> Harness:
-    await apply_inventory(database.sessionmaker, inventory())
+    await store_inventory(database.sessionmaker, inventory())
     h = Harness(database, FakeClock())
     await h.detector.load(inventory())
     return h
@@ -302,7 +304,7 @@ def test_rates_skip_incomparable_polls():
 
 
 async def test_an_ntu_probed_by_snmp_alone_goes_down(database: Database):
-    await apply_inventory(database.sessionmaker, inventory())
+    await store_inventory(database.sessionmaker, inventory())
     h = Harness(database, FakeClock())
     h.detector = Detector(
         rules=RULES,
@@ -313,10 +315,10 @@ async def test_an_ntu_probed_by_snmp_alone_goes_down(database: Database):
         icmp_enabled=False,  # probes.icmp.enabled: false
     )
     await h.detector.load(inventory())
-    await h.detector.observe_snmp([h.snmp()])
+    await h.detector.observe(polls([h.snmp()]))
     for _ in range(22):
         h.clock.advance(INTERVAL)
-        await h.detector.observe_snmp([h.snmp(reachable=False)])
+        await h.detector.observe(polls([h.snmp(reachable=False)]))
         await h.detector.tick()
     (case,) = await h.cases()
     assert case.ntu_id == "n1"

@@ -12,15 +12,17 @@ from sqlalchemy import select
 
 from caseapi.cases.models import Case
 from caseapi.cases.service import CaseService
+from caseapi.incidents import IncidentService
 from caseapi.ntus.models import Node
-from nms.app.settings import DegradedSettings
 from nms.clock import FakeClock
 from nms.detector.availability import Rules, Status
 from nms.detector.engine import Detector
-from nms.detector.store import apply_inventory
-from nms.inventory.loader import Inventory, parse_inventory
+from nms.detector.settings import DegradedSettings
+from nms.inventory.loader import parse_inventory
+from nms.inventory.model import Inventory
 from probes.observation import PingResult
 from tests.caseapi.conftest import Database
+from tests.nms.detector.helpers import pings, store_inventory
 
 RULES = Rules(down_after=timedelta(minutes=10), restore_after=2, stale_after=timedelta(minutes=2))
 INTERVAL = timedelta(seconds=30)
@@ -50,7 +52,8 @@ class Harness:
     def __init__(self, db: Database, clock: FakeClock) -> None:
         self.db = db
         self.clock = clock
-        self.service = CaseService(sessionmaker=db.sessionmaker, clock=clock)
+        self.service = IncidentService(sessionmaker=db.sessionmaker, clock=clock)
+        self.case_service = CaseService(sessionmaker=db.sessionmaker, clock=clock)
         self.detector = Detector(
             rules=RULES,
             degraded=DegradedSettings(),
@@ -63,15 +66,17 @@ class Harness:
         """One probe cycle over nodes and NTUs (children listed first, on purpose)."""
         keys = [*NTUS, *reversed(NODES)]
         await self.detector.observe(
-            PingResult(
-                key=k,
-                address=ipaddress.ip_address("192.0.2.1"),
-                started_at=self.clock.now(),
-                sent=5,
-                received=0 if k in down else 5,
-                rtts=() if k in down else (0.001,) * 5,
+            pings(
+                PingResult(
+                    key=k,
+                    address=ipaddress.ip_address("192.0.2.1"),
+                    started_at=self.clock.now(),
+                    sent=5,
+                    received=0 if k in down else 5,
+                    rtts=() if k in down else (0.001,) * 5,
+                )
+                for k in keys
             )
-            for k in keys
         )
         self.clock.advance(INTERVAL)
         await self.detector.tick()
@@ -88,7 +93,7 @@ class Harness:
 @pytest.fixture
 async def harness(database: Database) -> Harness:
     clock = FakeClock()
-    await apply_inventory(database.sessionmaker, inventory())
+    await store_inventory(database.sessionmaker, inventory())
     h = Harness(database, clock)
     await h.detector.load(inventory())
     await h.cycle(set())
@@ -140,10 +145,10 @@ async def test_node_down_opens_one_upstream_case_and_one_linked_case_per_custome
     assert harness.status("pop1") == Status.DOWN
     assert harness.status("agg1") == Status.UNREACHABLE
     assert all(harness.status(n) == Status.UNREACHABLE for n in NTUS)
-    ref, children = await harness.service.get_related(parent)
+    ref, children = await harness.case_service.get_related(parent)
     assert ref is None
     assert sorted(children) == sorted(c.ref for c in linked)
-    assert await harness.service.get_related(linked[0]) == (parent.ref, [])
+    assert await harness.case_service.get_related(linked[0]) == (parent.ref, [])
 
 
 async def test_restoring_the_node_solves_the_parent_and_its_linked_cases(harness: Harness):
@@ -243,22 +248,24 @@ ntus:
   - {id: leaf, customer: c0, address: 192.0.2.2, parent: hub}
 """
     inv = parse_inventory(text, source="inv.yaml", fmt="yaml")
-    await apply_inventory(database.sessionmaker, inv)
+    await store_inventory(database.sessionmaker, inv)
     clock = FakeClock()
     h = Harness(database, clock)
     await h.detector.load(inv)
 
     async def cycle(down: set[str]) -> None:
         await h.detector.observe(
-            PingResult(
-                key=k,
-                address=ipaddress.ip_address("192.0.2.1"),
-                started_at=clock.now(),
-                sent=1,
-                received=0 if k in down else 1,
-                rtts=() if k in down else (0.001,),
+            pings(
+                PingResult(
+                    key=k,
+                    address=ipaddress.ip_address("192.0.2.1"),
+                    started_at=clock.now(),
+                    sent=1,
+                    received=0 if k in down else 1,
+                    rtts=() if k in down else (0.001,),
+                )
+                for k in ("leaf", "hub")
             )
-            for k in ("leaf", "hub")
         )
         clock.advance(INTERVAL)
         await h.detector.tick()

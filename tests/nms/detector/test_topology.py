@@ -258,7 +258,8 @@ def test_children_failing_in_the_same_cycle_as_their_parent_open_nothing(pattern
 
 def test_inventory_nodes_unknown_parents_and_cycles_are_reported_with_line_and_field():
     from nms.errors import InventoryError
-    from nms.inventory.loader import NodeSpec, parse_inventory
+    from nms.inventory.loader import parse_inventory
+    from nms.inventory.model import NodeSpec
 
     text = """\
 customers:

@@ -15,18 +15,17 @@ from prometheus_client import CollectorRegistry
 from caseapi.cases.models import CaseNotification
 from caseapi.cases.service import CaseService
 from caseapi.core.timers import CaseTicker
-from nms.app.settings import DegradedSettings
+from nms.bus.batch import PingBatch
 from nms.clock import FakeClock
 from nms.detector.availability import Rules
 from nms.detector.engine import Detector
-from nms.detector.store import apply_inventory
+from nms.detector.settings import DegradedSettings
 from nms.inventory.loader import parse_inventory
-from nms.noc.metrics import (
-    CaseStats,
-    CaseStatsCollector,
-    NmsCollector,
-    build_metrics,
-)
+from nms.inventory.sync import sync_inventory
+from nms.noc.case_metrics import CaseStatsCollector
+from nms.noc.case_stats import CaseStats
+from nms.noc.metrics import build_metrics
+from nms.noc.ntu_metrics import NmsCollector
 from nms.noc.probe_metrics import ProbeStats
 from nms.outage import IncidentOpen, ntu_degraded_key
 from probes.observation import PingResult
@@ -88,7 +87,7 @@ class World:
 
     async def cycle(self, down: set[str]) -> None:
         await self.detector.observe(
-            [ping(self.clock, n, n not in down) for n in self.detector.ntus]
+            PingBatch(tuple(ping(self.clock, n, n not in down) for n in self.detector.ntus))
         )
         self.clock.advance(INTERVAL)
         await self.detector.tick()
@@ -99,7 +98,7 @@ class World:
 
 @pytest.fixture
 async def world(database: Database) -> World:
-    await apply_inventory(database.sessionmaker, INVENTORY)
+    await sync_inventory(database.sessionmaker, INVENTORY)
     w = World(database)
     await w.detector.load(INVENTORY)
     return w

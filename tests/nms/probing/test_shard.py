@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nms.app.probe import shard_inventory
-from nms.inventory.loader import Inventory, parse_inventory
+from nms.inventory.loader import parse_inventory
+from nms.inventory.model import Inventory
 from nms.probing.shard import Shard, hashmod
 
 #: The inventory id pattern (nms.inventory.loader._ID_PATTERN).

@@ -1,0 +1,111 @@
+"""Public: build the case service, its HTTP app and its background loops.
+
+An embedding application (``nms``) supplies the database, a clock and the settings
+sections, and gets back:
+
+- ``build_services``: the case, incident and maintenance services, built once from
+  the settings (``incidents`` is the detector's ``IncidentSink``);
+- ``create_app``: the FastAPI app over those services;
+- ``CaseWorkers``: the loops the case side needs (case ticker, notification
+  dispatcher, maintenance notices), run by one ``run()`` in a ``TaskGroup``, each
+  waiting on the given clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.api.app import create_app
+from caseapi.cases.config import CaseSettings
+from caseapi.cases.incidents import IncidentService
+from caseapi.cases.service import CaseService
+from caseapi.cases.ticker import CaseTicker
+from caseapi.clock import Clock
+from caseapi.maintenance.config import MaintenanceSettings
+from caseapi.maintenance.service import MaintenanceService
+from caseapi.notifications.config import NotificationSettings
+from caseapi.notifications.dispatcher import NotificationDispatcher
+
+__all__ = ["CaseServices", "CaseWorkers", "build_services", "create_app"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseServices:
+    """The services of one case database, sharing one clock and one SLA."""
+
+    cases: CaseService
+    """People's work on cases and the case queries (the API's)."""
+    incidents: IncidentService
+    """The detector's calls (``caseapi.incidents.IncidentSink``)."""
+    maintenance: MaintenanceService
+    """Maintenance windows (the API's and the notice loop's)."""
+
+
+def build_services(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    cases: CaseSettings | None = None,
+    maintenance: MaintenanceSettings | None = None,
+) -> CaseServices:
+    """Build the services from the ``cases.*`` and ``maintenance.*`` settings."""
+    sla = (cases or CaseSettings()).sla()
+    return CaseServices(
+        cases=CaseService(sessionmaker=sessionmaker, clock=clock, sla=sla),
+        incidents=IncidentService(sessionmaker=sessionmaker, clock=clock, sla=sla),
+        maintenance=MaintenanceService(
+            sessionmaker=sessionmaker, clock=clock, settings=maintenance
+        ),
+    )
+
+
+class CaseWorkers:
+    """The case side's background loops; run one set per database (several are safe).
+
+    Every loop keeps its state in the database, so stopping (cancelling ``run``) at
+    any moment loses nothing, and two sets share the work instead of doubling it.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        cases: CaseSettings | None = None,
+        notifications: NotificationSettings | None = None,
+        maintenance: MaintenanceSettings | None = None,
+    ) -> None:
+        """Build the loops from the ``cases.*``, ``notifications.*`` and ``maintenance.*``
+        settings (the defaults where omitted).
+
+        Raises:
+            ValueError: Settings the dispatcher refuses.
+        """
+        cases = cases or CaseSettings()
+        notifications = notifications or NotificationSettings()
+        self._ticker_interval = cases.ticker_interval
+        self._dispatch_interval = notifications.interval.total_seconds()
+        self.ticker = CaseTicker(sessionmaker=sessionmaker, clock=clock, sla=cases.sla())
+        self.dispatcher = (
+            NotificationDispatcher(
+                sessionmaker=sessionmaker, settings=notifications.dispatcher(), clock=clock
+            )
+            if notifications.enabled
+            else None
+        )
+        self.maintenance = MaintenanceService(
+            sessionmaker=sessionmaker, clock=clock, settings=maintenance
+        )
+
+    async def run(self) -> None:
+        """Run every loop until cancelled; each logs and retries its own failures."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.ticker.run(self._ticker_interval), name="case-ticker")
+            if self.dispatcher is not None:
+                tasks.create_task(
+                    self.dispatcher.run(self._dispatch_interval), name="notifications"
+                )
+            tasks.create_task(self.maintenance.run_notices(), name="maintenance-notices")

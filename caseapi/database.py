@@ -1,0 +1,30 @@
+"""Public: the case database's engine, sessions, migrations and errors.
+
+``make_engine`` accepts ``sqlite+aiosqlite:///path`` and ``postgresql+asyncpg://...``;
+``migrate`` brings the schema to the newest revision (safe to run from several
+processes at once on PostgreSQL). Every error raised on purpose derives from
+``CaseApiError``.
+"""
+
+from __future__ import annotations
+
+from caseapi.core.database import make_engine, make_sessionmaker, migrate, session_scope
+from caseapi.core.errors import (
+    CaseApiError,
+    DatabaseConfigError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    mask_url,
+)
+
+__all__ = [
+    "CaseApiError",
+    "DatabaseConfigError",
+    "DatabaseError",
+    "DatabaseUnavailableError",
+    "make_engine",
+    "make_sessionmaker",
+    "mask_url",
+    "migrate",
+    "session_scope",
+]

@@ -1,0 +1,71 @@
+"""The ``notifications.*`` settings, and the dispatcher settings derived from them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from caseapi.core.config import Section, check_mqtt_url
+from caseapi.core.durations import Duration, positive
+from caseapi.notifications.settings import DispatcherSettings
+
+
+class NotificationSettings(Section):
+    """Customer notifications: e-mail, webhooks (always on) and MQTT."""
+
+    enabled: bool = True
+    interval: Duration = timedelta(seconds=5)
+    """How often the dispatcher looks for messages to send."""
+    smtp_host: str | None = None
+    """E-mail is off until this is set."""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "noc@localhost"
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    mqtt_url: str | None = None
+    """``mqtt://[user:password@]host[:port]``; MQTT is off until this is set."""
+    mqtt_topic_prefix: str = "nms/v1"
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_base: Duration = timedelta(seconds=30)
+    backoff_cap: Duration = timedelta(hours=1)
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, url: str | None) -> str | None:
+        return None if url is None else check_mqtt_url(url)
+
+    @model_validator(mode="after")
+    def _check(self) -> NotificationSettings:
+        positive(self.interval)
+        positive(self.backoff_base)
+        if self.backoff_cap < self.backoff_base:
+            raise ValueError("backoff_cap must not be shorter than backoff_base")
+        return self
+
+    def dispatcher(self, **tuning: Any) -> DispatcherSettings:
+        """The dispatcher's settings; ``tuning`` sets its other knobs (tests).
+
+        Raises:
+            ValueError: A combination the dispatcher refuses (see ``DispatcherSettings``).
+        """
+        return DispatcherSettings(
+            smtp_host=self.smtp_host,
+            smtp_port=self.smtp_port,
+            smtp_from=self.smtp_from,
+            smtp_starttls=self.smtp_starttls,
+            smtp_user=self.smtp_user,
+            smtp_password=self.smtp_password.get_secret_value() if self.smtp_password else None,
+            mqtt_url=self.mqtt_url,
+            mqtt_topic_prefix=self.mqtt_topic_prefix,
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+            **tuning,
+        )
+
+
+#: What a dispatcher or service built without settings applies.
+DEFAULT_DISPATCHER = NotificationSettings().dispatcher()

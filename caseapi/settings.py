@@ -1,0 +1,41 @@
+"""The case service's settings: the sections it owns and the duration helpers.
+
+Each section is a frozen pydantic model that forbids unknown keys, so an embedding
+application composes them into its own settings under the keys ``cases``,
+``notifications``, ``maintenance`` and ``database``, and every default is written
+here once (``CaseSettings.sla()``, ``NotificationSettings.dispatcher()`` derive what
+the services apply). Durations are text with a unit (``30s``, ``10m``, ``24h``).
+"""
+
+from __future__ import annotations
+
+from caseapi.cases.config import (
+    CaseSettings,
+    MonitoringWindowSettings,
+    RepairTimeSettings,
+    WaitingCustomerSettings,
+)
+from caseapi.cases.sla import SlaSettings
+from caseapi.core.config import DatabaseSettings, Section, check_mqtt_url
+from caseapi.core.durations import Duration, format_duration, parse_duration, positive
+from caseapi.maintenance.config import MaintenanceSettings
+from caseapi.notifications.config import NotificationSettings
+from caseapi.notifications.settings import DispatcherSettings
+
+__all__ = [
+    "CaseSettings",
+    "DatabaseSettings",
+    "DispatcherSettings",
+    "Duration",
+    "MaintenanceSettings",
+    "MonitoringWindowSettings",
+    "NotificationSettings",
+    "RepairTimeSettings",
+    "Section",
+    "SlaSettings",
+    "WaitingCustomerSettings",
+    "check_mqtt_url",
+    "format_duration",
+    "parse_duration",
+    "positive",
+]

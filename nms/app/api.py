@@ -1,0 +1,51 @@
+"""``nms api``: the case API of the distributed wiring; stateless, run as many as needed.
+
+It answers ``503`` with ``Retry-After`` while the database is unreachable (migrations
+wait it out in the background) and recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from caseapi.database import make_engine, make_sessionmaker
+from nms.app.process import (
+    StopRequestedError,
+    api_server,
+    listen_socket,
+    remove_signal_handlers,
+    stop_event,
+    until_stopped,
+)
+from nms.app.settings import Settings
+from nms.app.wiring import build_api, build_case_services, migrate_until_done
+from nms.clock import Clock
+
+log = logging.getLogger("nms.distributed")
+
+
+async def run_api(settings: Settings, *, clock: Clock) -> None:
+    """Serve the case API until SIGTERM / SIGINT."""
+    listener = listen_socket(settings.api.listen)
+    engine = make_engine(settings.database.url)
+    sessionmaker = make_sessionmaker(engine)
+    app = build_api(sessionmaker, clock, build_case_services(settings, sessionmaker, clock))
+    server = api_server(app)
+    stop = stop_event()
+    log.info("API on http://%s", settings.api.listen)
+    try:
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                # Requests get 503 + Retry-After until the database is there.
+                tasks.create_task(migrate_until_done(engine), name="migrate")
+                tasks.create_task(server.serve(sockets=[listener]), name="api")
+                tasks.create_task(until_stopped(stop), name="stop")
+        except* StopRequestedError:
+            pass
+        server.should_exit = True
+    finally:
+        remove_signal_handlers()
+        listener.close()
+        await engine.dispose()
+    log.info("stopped cleanly")

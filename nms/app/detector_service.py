@@ -1,0 +1,223 @@
+"""The detector side of a process: one object for ``nms run`` and the leading ``nms detector``.
+
+``DetectorService`` owns the detector engine and what keeps it current - the
+observation batches it consumes, the tick that evaluates its deadlines, the
+maintenance windows it follows and the inventory file it reloads - and runs them
+in one task group::
+
+    async with DetectorService(...) as service:
+        await service.run()
+
+Entering resumes the persisted state and reads the active maintenance windows
+before the first observation, so a restart (or a failover) continues every outage
+where it was and applies skip windows at once. Both wirings build it the same way;
+only where the batches come from (the in-process bus or MQTT) and where ``skip``
+sets go (the local probe loops or the probe shards) differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.incidents import IncidentSink
+from nms.app.process import FileWatch
+from nms.app.settings import Settings
+from nms.bus.batch import Batch
+from nms.clock import Clock
+from nms.detector.availability import Rules
+from nms.detector.engine import Detector, profile_thresholds
+from nms.errors import InventoryError
+from nms.inventory.loader import load_inventory
+from nms.inventory.model import Inventory
+from nms.inventory.sync import sync_inventory
+from nms.probing.targets import MaintenanceWatcher, SkipTarget, TargetPlanner
+
+log = logging.getLogger("nms.runtime")
+
+
+def build_detector(
+    settings: Settings,
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    sink: IncidentSink,
+) -> Detector:
+    """The detector engine, with every rule from ``settings`` (detector and probes)."""
+    d = settings.detector
+    return Detector(
+        rules=Rules(
+            down_after=d.down_after, restore_after=d.restore_after, stale_after=d.stale_after
+        ),
+        degraded=d.degraded,
+        clock=clock,
+        sink=sink,
+        sessionmaker=sessionmaker,
+        icmp_enabled=settings.probes.icmp.enabled,
+        # An SNMP verdict on the WAN interface stays valid for about two polls.
+        snmp_max_age=settings.probes.snmp.interval * 2.5,
+    )
+
+
+class InventoryReloader:
+    """Reloads the inventory file on SIGHUP or when it changes on disk.
+
+    A file that fails validation is rejected as a whole, with every problem logged,
+    and the running inventory stays.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        path: Path,
+        current: Inventory,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        detector: Detector,
+        planner: TargetPlanner | None,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._path = path
+        self.current = current
+        self._sessionmaker = sessionmaker
+        self._detector = detector
+        self._planner = planner
+        self._watch = FileWatch(path, self.reload, clock=clock)
+        self.requested = self._watch.requested
+
+    async def watch(self) -> None:
+        await self._watch.run(self._settings.inventory.watch_interval.total_seconds())
+
+    async def reload(self) -> bool:
+        try:
+            inventory = load_inventory(self._path)
+            profile_thresholds(inventory, self._settings.detector.degraded)
+        except InventoryError as exc:
+            log.error(
+                "inventory reload rejected, keeping the running inventory (%d NTUs):\n  %s",
+                len(self.current.ntus),
+                "\n  ".join(exc.problems),
+            )
+            return False
+        diff = await sync_inventory(self._sessionmaker, inventory)
+        self._detector.set_inventory(inventory)
+        if self._planner is not None:
+            self._planner.set_inventory(inventory)
+        self.current = inventory
+        log.info("inventory reloaded from %s: %s", self._path, diff.summary())
+        return True
+
+
+class DetectorService:
+    """The detector engine and the loops that feed it (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        sink: IncidentSink,
+        inventory: Inventory,
+        batches: Callable[[], AsyncIterator[Batch]],
+        skip: SkipTarget,
+        planner: TargetPlanner | None = None,
+        after_each: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Args:
+        batches: Where observations come from (called once, consumed until cancelled).
+        skip: Who stops probing the NTUs of ``skip`` windows.
+        planner: The local probe loops' targets, reloaded with the inventory (None
+            where the probes run elsewhere).
+        after_each: Awaited after every batch and every tick (the distributed leader
+            publishes the state changes they made).
+        """
+        self._settings = settings
+        self._clock = clock
+        self._inventory = inventory
+        self._batches = batches
+        self._after_each = after_each
+        self.detector = build_detector(settings, sessionmaker=sessionmaker, clock=clock, sink=sink)
+        self.maintenance = MaintenanceWatcher(
+            sessionmaker=sessionmaker, detector=self.detector, planner=skip, clock=clock
+        )
+        path = settings.inventory.path
+        self.reloader = (
+            None
+            if path is None
+            else InventoryReloader(
+                settings=settings,
+                path=path,
+                current=inventory,
+                sessionmaker=sessionmaker,
+                detector=self.detector,
+                planner=planner,
+                clock=clock,
+            )
+        )
+
+    @property
+    def inventory(self) -> Inventory:
+        """The inventory in force (the last valid file)."""
+        return self._inventory if self.reloader is None else self.reloader.current
+
+    async def __aenter__(self) -> Self:
+        await self.detector.load(self._inventory)
+        await self.maintenance.refresh()  # before the first probe: skip windows apply at once
+        loop = asyncio.get_running_loop()
+        if self.reloader is not None:
+            loop.add_signal_handler(signal.SIGHUP, self.reloader.requested.set)
+        else:
+            loop.add_signal_handler(
+                signal.SIGHUP, lambda: log.warning("SIGHUP: no inventory file to reload")
+            )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+    async def run(self) -> None:
+        """Consume, tick, follow maintenance and the inventory file until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._consume(), name="detector")
+            tasks.create_task(self._tick(), name="detector-tick")
+            tasks.create_task(
+                self.maintenance.run(self._settings.maintenance.refresh), name="maintenance"
+            )
+            if self.reloader is not None:
+                tasks.create_task(self.reloader.watch(), name="inventory-watch")
+
+    async def _consume(self) -> None:
+        async for batch in self._batches():
+            try:
+                await self.detector.observe(batch)
+            except Exception:
+                # E.g. the database went away: the states stay in memory (dirty) and are
+                # saved with the next batch or tick.
+                log.exception("detector failed on a batch of %d results", len(batch.results))
+            if self._after_each is not None:
+                await self._after_each()
+
+    async def _tick(self) -> None:
+        period = self._settings.detector.tick.total_seconds()
+        while True:
+            await self._clock.sleep(period)
+            try:
+                await self.detector.tick()
+            except Exception:
+                log.exception("detector tick failed")
+            if self._after_each is not None:
+                await self._after_each()

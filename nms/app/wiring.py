@@ -1,0 +1,208 @@
+"""How the parts are built from the settings: one builder each, used by every process.
+
+The settings are read here and nowhere else: each builder hands a component the
+section it owns (``settings.cases`` to the case services, ``settings.probes.icmp``
+to the ICMP loop), once. ``nms run``, ``nms detector``, ``nms probe`` and ``nms api``
+differ only in which of these they build and how they connect them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from caseapi.app import CaseServices, CaseWorkers, build_services, create_app
+from caseapi.database import DatabaseUnavailableError, mask_url, migrate
+from nms.app.settings import Settings, split_listen
+from nms.bus.batch import Batch
+from nms.bus.mqtt import MqttBusSettings
+from nms.clock import Clock
+from nms.detector.engine import profile_thresholds
+from nms.detector.migrate import migrate_detector_state
+from nms.errors import ConfigError
+from nms.inventory.loader import load_inventory
+from nms.inventory.model import Inventory
+from nms.noc.probe_metrics import ProbeStats
+from nms.probing.icmp_loop import ProbeLoop, sweep_settings
+from nms.probing.snmp_loop import SnmpLoop, client_settings
+from probes.icmp.sweeper import IcmpSweeper
+from probes.snmp.client import ClientStats, SnmpClient
+from probes.snmp.poller import SnmpPoller
+from probes.snmp.traps import TrapListener, TrapStats
+from probes.snmp.traps import TrapSettings as ListenerSettings
+
+log = logging.getLogger("nms.runtime")
+
+Publish = Callable[[Batch], Awaitable[None]]
+
+_DB_RETRY_CAP = 30.0
+
+
+# -- inventory and bus --------------------------------------------------------------
+
+
+def load_checked_inventory(settings: Settings, *, required: bool = True) -> Inventory:
+    """The inventory file of ``inventory.path``, validated with the detector's profiles.
+
+    Raises:
+        ConfigError: ``required`` and no inventory file is configured.
+        InventoryError: the file is invalid (every problem, with file, line and field).
+    """
+    path = settings.inventory.path
+    if path is None:
+        if required:
+            raise ConfigError(["inventory.path: needed by this command (--inventory FILE)"])
+        log.warning("no inventory given (--inventory FILE): nothing to probe")
+        return Inventory(customers=(), ntus=())
+    inventory = load_inventory(path)
+    profile_thresholds(inventory, settings.detector.degraded)
+    return inventory
+
+
+def bus_settings(settings: Settings) -> MqttBusSettings:
+    """The MQTT bus of the distributed wiring (``bus.url`` is required there)."""
+    bus = settings.bus
+    if bus.url is None:
+        raise ConfigError(["bus.url: needed by this command (e.g. NMS_BUS__URL=mqtt://host:1883)"])
+    return MqttBusSettings(
+        url=bus.url,
+        topic_prefix=bus.topic_prefix,
+        session_expiry=bus.session_expiry.total_seconds(),
+        buffer_batches=bus.buffer_batches,
+    )
+
+
+# -- the database -------------------------------------------------------------------
+
+
+async def migrate_all(engine: AsyncEngine) -> None:
+    """Bring the case service's tables, then the detector's, to their newest schema.
+
+    The detector's first revision copies its state from the table older versions
+    kept it in, which the case service's migrations created: so this order.
+    """
+    await migrate(engine)
+    await migrate_detector_state(engine)
+
+
+async def migrate_until_done(engine: AsyncEngine) -> None:
+    """Migrate, waiting out a database that is not there yet (never a crash loop)."""
+    delay = 0.5
+    url = mask_url(str(engine.url))
+    while True:
+        try:
+            await migrate_all(engine)
+            log.info("database ready: %s", url)
+            return
+        except DatabaseUnavailableError as exc:
+            log.warning("database unavailable (%s); retrying in %.0f s", exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _DB_RETRY_CAP)
+
+
+# -- the case side ------------------------------------------------------------------
+
+
+def build_case_services(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
+) -> CaseServices:
+    """The case, incident (the detector's sink) and maintenance services."""
+    return build_services(
+        sessionmaker=sessionmaker,
+        clock=clock,
+        cases=settings.cases,
+        maintenance=settings.maintenance,
+    )
+
+
+def build_case_workers(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
+) -> CaseWorkers:
+    """The case ticker, the notification dispatcher and the maintenance notices."""
+    return CaseWorkers(
+        sessionmaker=sessionmaker,
+        clock=clock,
+        cases=settings.cases,
+        notifications=settings.notifications,
+        maintenance=settings.maintenance,
+    )
+
+
+def build_api(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    services: CaseServices,
+    *,
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The case API over ``services`` (embedded and ``nms api``)."""
+    return create_app(
+        sessionmaker=sessionmaker,
+        case_service=services.cases,
+        maintenance_service=services.maintenance,
+        clock=clock,
+        extra_routers=extra_routers,
+    )
+
+
+# -- the probes ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Probes:
+    """The probe loops of this process (None: that probe is switched off)."""
+
+    icmp: ProbeLoop | None
+    snmp: SnmpLoop | None
+    snmp_client: ClientStats | None
+    traps: TrapStats | None
+
+
+async def open_probes(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    *,
+    publish: Publish,
+    stats: ProbeStats,
+    clock: Clock,
+) -> Probes:
+    """Open the ICMP sweeper, SNMP client and trap listener (closed with ``stack``)."""
+    icmp = settings.probes.icmp
+    probe_loop: ProbeLoop | None = None
+    if icmp.enabled:
+        sweeper = IcmpSweeper(settings=sweep_settings(icmp), privileged=icmp.privileged)
+        await stack.enter_async_context(sweeper)
+        probe_loop = ProbeLoop(
+            sweeper=sweeper, settings=icmp, publish=publish, stats=stats, clock=clock
+        )
+    else:
+        log.warning("ICMP probing is disabled (probes.icmp.enabled=false)")
+    if not settings.probes.snmp.enabled:
+        return Probes(icmp=probe_loop, snmp=None, snmp_client=None, traps=None)
+    client = SnmpClient(settings=client_settings(settings.probes.snmp))
+    await stack.enter_async_context(client)
+    snmp_loop = SnmpLoop(
+        poller=SnmpPoller(client=client, wall_clock=clock.now),
+        settings=settings.probes.snmp,
+        publish=publish,
+        clock=clock,
+    )
+    trap_stats = None
+    traps = settings.probes.snmp.traps
+    if traps.enabled:
+        trap_host, trap_port = split_listen(traps.listen)
+        trap_listener = TrapListener(
+            lookup=snmp_loop.trap_source,
+            on_event=snmp_loop.on_trap,
+            settings=ListenerSettings(host=trap_host, port=trap_port),
+        )
+        await stack.enter_async_context(trap_listener)
+        trap_stats = trap_listener.stats
+        log.info("listening for SNMP traps on %s", traps.listen)
+    return Probes(icmp=probe_loop, snmp=snmp_loop, snmp_client=client.stats, traps=trap_stats)

@@ -1,0 +1,180 @@
+"""What an inventory holds: customers, service profiles, upstream nodes and NTUs.
+
+Validated pydantic specs (one per entry of the file) and the ``Inventory`` they make
+up; ``nms.inventory.loader`` reads and checks files into it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from nms.app.settings import Duration
+from probes.observation import IPAddress
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class IcmpOverride(_Strict):
+    enabled: bool = True
+
+
+class ProbeOverride(_Strict):
+    icmp: IcmpOverride = IcmpOverride()
+
+
+class WanSelector(_Strict):
+    """How the poller finds the WAN interface: exactly one of these."""
+
+    index: int | None = Field(default=None, ge=1)
+    name: str | None = None
+    descr: str | None = None
+    alias: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> WanSelector:
+        given = [k for k in ("index", "name", "descr", "alias") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of index, name, descr, alias")
+        return self
+
+
+class SnmpSpec(_Strict):
+    """SNMP access to one NTU. Secrets are ``SecretStr``: never printed or logged."""
+
+    version: Literal["1", "2c", "3"] = "2c"
+    port: int = Field(default=161, ge=1, le=65535)
+    community: SecretStr | None = None
+    user: str | None = None
+    auth_protocol: Literal["SHA", "SHA224", "SHA256", "SHA384", "SHA512", "MD5"] | None = None
+    auth_key: SecretStr | None = None
+    priv_protocol: Literal["AES", "AES192", "AES256", "DES"] | None = None
+    priv_key: SecretStr | None = None
+    wan: WanSelector | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SnmpSpec:
+        if self.version in ("1", "2c"):
+            if self.community is None:
+                raise ValueError(f"SNMP v{self.version} needs a community")
+            if self.user or self.auth_key or self.priv_key:
+                raise ValueError("user, auth_key and priv_key are for SNMP v3 only")
+            return self
+        if not self.user:
+            raise ValueError("SNMP v3 needs a user")
+        if self.auth_key is None:
+            raise ValueError("SNMP v3 needs auth_key (noAuthNoPriv is not supported)")
+        if (self.priv_protocol is None) != (self.priv_key is None):
+            raise ValueError("priv_protocol and priv_key go together")
+        if self.priv_key is not None and self.auth_key is None:
+            raise ValueError("privacy (priv_key) needs authentication (auth_key) too")
+        for key in (self.auth_key, self.priv_key):
+            if key is not None and len(key.get_secret_value()) < 8:
+                raise ValueError("SNMP v3 keys must be at least 8 characters (RFC 3414)")
+        return self
+
+
+class ProfileSpec(_Strict):
+    """A service profile: P2 thresholds that differ from the defaults."""
+
+    id: str = Field(pattern=_ID_PATTERN)
+    window: Duration | None = None
+    loss_open: float | None = Field(default=None, ge=0, le=1)
+    loss_clear: float | None = Field(default=None, ge=0, le=1)
+    latency_open: Duration | None = None
+    latency_clear: Duration | None = None
+    errors_open: float | None = Field(default=None, ge=0)
+    errors_clear: float | None = Field(default=None, ge=0)
+    flap_count: int | None = Field(default=None, ge=2)
+    flap_window: Duration | None = None
+    clear_after: Duration | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: v for k, v in self if k != "id" and v is not None}
+
+
+class CustomerSpec(_Strict):
+    id: str = Field(pattern=_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    contract_status: Literal["active", "expired", "unpaid"] = "active"
+    attributes: dict[str, str | int | float | bool] = {}
+
+
+class NtuSpec(_Strict):
+    id: str = Field(pattern=_ID_PATTERN)
+    customer: str = Field(min_length=1)
+    address: IPAddress
+    service_id: str | None = None
+    site: str | None = None
+    parent: str | None = None
+    probe: ProbeOverride = ProbeOverride()
+    snmp: SnmpSpec | None = None
+    profile: str | None = None
+    attributes: dict[str, str | int | float | bool] = {}
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _address(cls, value: object) -> IPAddress:
+        if not isinstance(value, str):
+            raise ValueError(f"expected an IPv4 or IPv6 address as text, got {value!r}")
+        try:
+            return ipaddress.ip_address(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+
+
+NodeKind = Literal["pop", "aggregation", "supplier_circuit", "other"]
+
+
+class NodeSpec(NtuSpec):
+    """An upstream node (PoP router, aggregation switch, supplier circuit).
+
+    Probed and tracked like an NTU (hence the subclass), but it belongs to no
+    customer and carries no service: its outage opens an internal upstream incident.
+    """
+
+    kind: NodeKind
+    customer: str = ""
+
+    @field_validator("customer")
+    @classmethod
+    def _no_customer(cls, value: str) -> str:
+        if value:
+            raise ValueError("nodes belong to no customer")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    customers: tuple[CustomerSpec, ...]
+    ntus: tuple[NtuSpec, ...]
+    source: str = ""
+    profiles: tuple[ProfileSpec, ...] = ()
+    nodes: tuple[NodeSpec, ...] = ()
+    by_id: dict[str, NtuSpec] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        self.by_id.update({n.id: n for n in self.ntus})
+
+    def parents(self) -> dict[str, str | None]:
+        """Entry id (NTU or node) -> its parent's id."""
+        return {e.id: e.parent for e in (*self.nodes, *self.ntus)}

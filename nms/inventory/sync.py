@@ -1,0 +1,64 @@
+"""The inventory as the case service stores it: customers, NTUs and upstream nodes.
+
+The case service owns those tables (tenancy, entitlement, the NTU a case is about);
+this turns a validated ``Inventory`` into its records and hands them over through
+its public interface, ``caseapi.inventory``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.inventory import (
+    CustomerRecord,
+    InventoryDiff,
+    NodeRecord,
+    NtuRecord,
+)
+from caseapi.inventory import sync_inventory as store_inventory
+from nms.inventory.model import Inventory, NtuSpec
+
+
+def _ntu_record(spec: NtuSpec) -> NtuRecord:
+    probe: dict[str, Any] = spec.probe.model_dump()
+    if spec.snmp is not None:
+        # Never the community or the v3 keys: the case service's tables are read by
+        # the API.
+        probe["snmp"] = spec.snmp.model_dump(
+            mode="json", exclude={"community", "auth_key", "priv_key"}
+        )
+    return NtuRecord(
+        id=spec.id,
+        customer_id=spec.customer,
+        service_id=spec.service_id,
+        site=spec.site,
+        address=str(spec.address),
+        parent=spec.parent,
+        probe=probe,
+        attributes=dict(spec.attributes),
+    )
+
+
+async def sync_inventory(
+    sessionmaker: async_sessionmaker[AsyncSession], inventory: Inventory
+) -> InventoryDiff:
+    """Make the case service's customers, NTUs and nodes match ``inventory``."""
+    return await store_inventory(
+        sessionmaker,
+        customers=[
+            CustomerRecord(
+                id=c.id,
+                name=c.name,
+                contract_status=c.contract_status,
+                attributes=dict(c.attributes),
+            )
+            for c in inventory.customers
+        ],
+        ntus=[_ntu_record(spec) for spec in inventory.ntus],
+        nodes=[
+            NodeRecord(id=n.id, kind=n.kind, address=str(n.address), parent=n.parent, site=n.site)
+            for n in inventory.nodes
+        ],
+    )
