@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.api.app import create_app
 from caseapi.cases.config import CaseSettings
 from caseapi.cases.incidents import IncidentService
+from caseapi.cases.notices import import_reminders
 from caseapi.cases.service import CaseService
 from caseapi.cases.ticker import CaseTicker
 from caseapi.clock import Clock
@@ -91,7 +92,10 @@ class CaseWorkers:
         self.ticker = CaseTicker(sessionmaker=sessionmaker, clock=clock, sla=cases.sla())
         self.dispatcher = (
             NotificationDispatcher(
-                sessionmaker=sessionmaker, settings=notifications.dispatcher(), clock=clock
+                sessionmaker=sessionmaker,
+                settings=notifications.dispatcher(),
+                clock=clock,
+                sources=(import_reminders,),
             )
             if notifications.enabled
             else None

@@ -26,4 +26,4 @@ async def maintenance_coverage(
         return await active_coverage(session, at=at)
 
 
-__all__ = ["Coverage", "active_coverage", "maintenance_coverage"]
+__all__ = ["Coverage", "maintenance_coverage"]

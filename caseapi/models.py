@@ -12,8 +12,9 @@ from caseapi.auth.models import ApiKey
 from caseapi.cases.models import Case, CaseEvent, CaseRefCounter
 from caseapi.comments.models import Comment
 from caseapi.core.base import Base
+from caseapi.customers.models import Customer
 from caseapi.notifications import models as _notifications  # noqa: F401  (registers tables)
-from caseapi.ntus.models import Customer, Ntu, NtuState
+from caseapi.ntus.models import Ntu, NtuState
 from caseapi.rfo.models import RfoVersion
 
 __all__ = [

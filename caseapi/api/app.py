@@ -24,9 +24,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from caseapi.api.deps import reject_nul_characters
+from caseapi.api.guards import reject_nul_characters
 from caseapi.auth.routes import router as apikeys_router
 from caseapi.auth.service import ApiKeyService
+from caseapi.cases import repository as case_repository
 from caseapi.cases.routes import router as cases_router
 from caseapi.cases.service import CaseService
 from caseapi.clock import Clock, SystemClock
@@ -88,6 +89,7 @@ def create_app(
         dependencies=[Depends(reject_nul_characters)],
     )
     app.state.sessionmaker = sessionmaker
+    app.state.open_case_lookup = case_repository.latest_open_case_ref_for_ntu
     app.state.case_service = case_service or CaseService(
         sessionmaker=sessionmaker, clock=clock or SystemClock()
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from caseapi.api.deps import RowId
 from caseapi.auth.deps import AdminPrincipal, ApiKeyServiceDep
 from caseapi.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeysPublic
+from caseapi.core.deps import RowId
 
 router = APIRouter(prefix="/v1/apikeys", tags=["apikeys"])
 

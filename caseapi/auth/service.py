@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.auth import repository
@@ -30,14 +29,15 @@ from caseapi.auth.models import ApiKey
 from caseapi.auth.principal import Principal, Role
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
-from caseapi.ntus import repository as ntu_repository
+from caseapi.core.transaction import write_retrying
+from caseapi.customers import repository as customer_repository
 
 KEY_SCHEME: Final = "nms_"
 PREFIX_LENGTH: Final = len(KEY_SCHEME) + 8
 _SECRET_BYTES: Final = 32
 _SALT_BYTES: Final = 16
-# A prefix collision (48 random bits) is astronomically rare; retry a few times anyway.
-_CREATE_ATTEMPTS: Final = 3
+# A prefix collision (48 random bits) is astronomically rare; ``write_retrying``
+# retries one anyway.
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,9 @@ class ApiKeyService:
         self._validate(
             name=name, role=role, customer_id=customer_id, expires_at=expires_at, now=now
         )
-        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+
+        async def work(session: AsyncSession) -> CreatedKey:
+            # A fresh secret per attempt: a retry follows a prefix collision.
             secret = KEY_SCHEME + secrets.token_urlsafe(_SECRET_BYTES)
             salt = secrets.token_hex(_SALT_BYTES)
             key = ApiKey(
@@ -115,18 +117,12 @@ class ApiKeyService:
                 expires_at=expires_at,
                 revoked_at=None,
             )
-            try:
-                async with session_scope(self._sessionmaker, write=True) as session:
-                    if customer_id is not None:
-                        await self._require_customer(session, customer_id)
-                    await repository.add_key(session, key=key)
-                    await session.commit()
-            except IntegrityError:
-                if attempt == _CREATE_ATTEMPTS:
-                    raise
-                continue
+            if customer_id is not None:
+                await self._require_customer(session, customer_id)
+            await repository.add_key(session, key=key)
             return CreatedKey(key=key, secret=secret)
-        raise AssertionError("unreachable")
+
+        return await write_retrying(self._sessionmaker, work)
 
     @staticmethod
     def _validate(
@@ -151,7 +147,7 @@ class ApiKeyService:
 
     @staticmethod
     async def _require_customer(session: AsyncSession, customer_id: str) -> None:
-        if await ntu_repository.get_customer(session, customer_id=customer_id) is None:
+        if await customer_repository.get_customer(session, customer_id=customer_id) is None:
             raise ApiKeyRequestError(f"no customer with id {customer_id!r}")
 
     async def authenticate(self, secret: str) -> Principal:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.auth.principal import Principal
-from caseapi.auth.tenancy import contract_refusal, customer_scope, ensure_visible
+from caseapi.auth.tenancy import contract_refusal, customer_scope
 from caseapi.cases import repository, store
 from caseapi.cases.enums import (
     INTERNAL_EVENT_KINDS,
@@ -34,37 +34,22 @@ from caseapi.cases.errors import (
     PreconditionFailedError,
 )
 from caseapi.cases.models import Case, CaseCommitment, CaseEvent
+from caseapi.cases.schemas import CaseCreate
 from caseapi.cases.sla import SlaSettings
 from caseapi.cases.snapshot import Event
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.core.durations import format_duration
-from caseapi.core.errors import CaseNotFoundError, NtuNotFoundError
+from caseapi.core.errors import NtuNotFoundError
 from caseapi.core.transaction import write_retrying
+from caseapi.customers import repository as customer_repository
 from caseapi.ntus import repository as ntu_repository
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CaseDraft:
-    """A reactive case as asked for (validated at the HTTP edge for shape only)."""
-
-    type: CaseType
-    summary: str
-    customer_id: str | None = None
-    priority: CasePriority | None = None
-    suggested_priority: CasePriority | None = None
-    subject: CaseSubject | None = None
-    description: str | None = None
-    ntu_id: str | None = None
-    service_id: str | None = None
-    site: str | None = None
-    source: CaseSource = CaseSource.API
-    requested_date: datetime | None = None
-
-    def fingerprint(self) -> str:
-        """SHA-256 of the canonical body: tells an idempotent retry from a reuse."""
-        body = {k: _jsonable(getattr(self, k)) for k in self.__dataclass_fields__}
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+def fingerprint(draft: CaseCreate) -> str:
+    """SHA-256 of the canonical body: tells an idempotent retry from a reuse."""
+    body = {k: _jsonable(v) for k, v in draft.model_dump().items()}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _jsonable(value: object) -> object:
@@ -108,11 +93,7 @@ class CaseActions:
             CaseNotFoundError: No such case, or another customer's.
         """
         async with session_scope(self._sessionmaker) as session:
-            case = await repository.get_case_by_ref(session, ref=ref)
-        if case is None:
-            raise CaseNotFoundError(ref)
-        ensure_visible(principal, case.customer_id, CaseNotFoundError(ref))
-        return case
+            return await store.case_for(session, principal, ref)
 
     async def get_commitments(self, case: Case) -> list[CaseCommitment]:
         """Return the commitments of ``case``, oldest first."""
@@ -131,7 +112,7 @@ class CaseActions:
     # -- create --------------------------------------------------------------------
 
     async def create_case(
-        self, principal: Principal, draft: CaseDraft, *, idempotency_key: str | None = None
+        self, principal: Principal, draft: CaseCreate, *, idempotency_key: str | None = None
     ) -> CreatedCase:
         """Open a reactive case; with ``idempotency_key`` a retry returns the first one.
 
@@ -144,7 +125,7 @@ class CaseActions:
         now = self._clock.now()
         draft = self._check_draft(principal, draft, now)
         scope = f"{principal.role.value}:{principal.key_id or principal.name}"
-        fingerprint = draft.fingerprint()
+        digest = fingerprint(draft)
 
         async def work(session: AsyncSession) -> CreatedCase:
             if idempotency_key is not None:
@@ -152,7 +133,7 @@ class CaseActions:
                     session, scope=scope, key=idempotency_key
                 )
                 if seen is not None:
-                    if seen.request_hash != fingerprint:
+                    if seen.request_hash != digest:
                         raise IdempotencyKeyReusedError(
                             "this Idempotency-Key was used with a different body"
                         )
@@ -165,7 +146,7 @@ class CaseActions:
                     session,
                     scope=scope,
                     key=idempotency_key,
-                    request_hash=fingerprint,
+                    request_hash=digest,
                     case=case,
                     at=now,
                 )
@@ -174,7 +155,7 @@ class CaseActions:
         # Two requests with one key can race (PostgreSQL); the retry finds the winner.
         return await write_retrying(self._sessionmaker, work)
 
-    def _check_draft(self, principal: Principal, draft: CaseDraft, now: datetime) -> CaseDraft:
+    def _check_draft(self, principal: Principal, draft: CaseCreate, now: datetime) -> CaseCreate:
         changes: dict[str, Any] = {}
         if principal.is_customer:
             # Support sets the priority; a customer only suggests one.
@@ -211,14 +192,14 @@ class CaseActions:
                     f"ask for {earliest.isoformat()} or later",
                 )
         changes["priority"] = priority
-        return replace(draft, **changes)
+        return draft.model_copy(update=changes)
 
     async def _insert(
-        self, session: AsyncSession, principal: Principal, draft: CaseDraft, now: datetime
+        self, session: AsyncSession, principal: Principal, draft: CaseCreate, now: datetime
     ) -> Case:
         assert draft.customer_id is not None
         assert draft.priority is not None
-        customer = await ntu_repository.get_customer(session, customer_id=draft.customer_id)
+        customer = await customer_repository.get_customer(session, customer_id=draft.customer_id)
         if customer is None:
             raise CaseValidationError("customer_id", f"no customer {draft.customer_id!r}")
         refusal = contract_refusal(
@@ -276,10 +257,7 @@ class CaseActions:
         """
         now = self._clock.now()
         async with session_scope(self._sessionmaker, write=True) as session:
-            case = await repository.lock_case_by_ref(session, ref=ref)
-            if case is None:
-                raise CaseNotFoundError(ref)
-            ensure_visible(principal, case.customer_id, CaseNotFoundError(ref))
+            case = await store.case_for(session, principal, ref, lock=True)
             if if_match is not None and if_match != case.version:
                 raise PreconditionFailedError(
                     f"the case is at version {case.version}, not {if_match}: reload and retry",

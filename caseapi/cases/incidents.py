@@ -44,7 +44,7 @@ from caseapi.cases.ticker import TICKER_ACTOR
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.core.transaction import write_retrying
-from caseapi.ntus import repository as ntu_repository
+from caseapi.customers import repository as customer_repository
 from caseapi.ntus.status import NtuStatusUpdate, save_statuses
 
 DETECTOR_ACTOR: Final = "detector"
@@ -188,23 +188,8 @@ class IncidentService:
         """Store the public status of the NTUs in ``updates``, in one transaction.
 
         Raises:
-            ValueError: A timestamp in an update is naive (nothing is written).
             DatabaseUnavailableError: The database cannot be reached.
         """
-        for update in updates:
-            _require_aware(
-                since=update.since,
-                **{
-                    name: value
-                    for name in (
-                        "outage_start",
-                        "last_observation_at",
-                        "last_success_at",
-                        "last_reboot_at",
-                    )
-                    if (value := getattr(update, name)) is not None
-                },
-            )
         if not updates:
             return
         async with session_scope(self._sessionmaker, write=True) as session:
@@ -293,7 +278,9 @@ class IncidentService:
         recurrence_of = last if last is not None and last.status is CaseStatus.CLOSED else None
         customer = None
         if request.customer_id is not None:
-            customer = await ntu_repository.get_customer(session, customer_id=request.customer_id)
+            customer = await customer_repository.get_customer(
+                session, customer_id=request.customer_id
+            )
         parent = None
         if request.parent_key is not None:
             parent = await repository.get_last_case_by_dedup_key(
@@ -406,7 +393,7 @@ class IncidentService:
         await store.apply_event(session, case, event, now=now, policy=policy)
         case.dedup_key = request.dedup_key
         await session.flush()
-        await repository.add_event(
+        await store.record_event(
             session,
             case=case,
             at=now,

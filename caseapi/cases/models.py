@@ -37,6 +37,7 @@ from caseapi.cases.enums import (
     RootCauseCategory,
 )
 from caseapi.core.base import ACTOR_LENGTH, Base, UTCDateTime
+from caseapi.core.counters import YearCounter
 
 # Stored as VARCHAR without a CHECK constraint, so adding a member to an enum needs no
 # migration (SQLite cannot alter a CHECK constraint in place).
@@ -164,17 +165,11 @@ class CaseEvent(Base):
     __table_args__ = (Index("ix_case_events_case_id_id", "case_id", "id"),)
 
 
-class CaseRefCounter(Base):
-    """The last case-reference sequence number handed out per year.
-
-    Incremented with an upsert inside the transaction that inserts the case, so the
-    row lock makes references unique and gap-free under concurrency on PostgreSQL.
-    """
+class CaseRefCounter(YearCounter, Base):
+    """The last case-reference sequence number handed out per year
+    (``caseapi.core.counters``)."""
 
     __tablename__ = "case_ref_counters"
-
-    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    last_value: Mapped[int] = mapped_column(Integer)
 
 
 class CaseCommitment(Base):

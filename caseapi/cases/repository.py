@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -30,7 +29,7 @@ from caseapi.cases.models import (
     CaseNotification,
     CaseRefCounter,
 )
-from caseapi.notifications.outbox import on_case_event
+from caseapi.core.counters import next_in_year
 from caseapi.ntus.models import NtuState
 
 
@@ -111,22 +110,10 @@ async def latest_open_case_ref_for_ntu(session: AsyncSession, *, ntu_id: str) ->
 async def next_case_ref(session: AsyncSession, *, year: int) -> str:
     """Take the next reference for ``year``, e.g. ``CS-2026-000042``.
 
-    The counter row stays locked until the caller's transaction ends, so concurrent
-    creators queue here and never share a number; a rollback returns the number.
+    Unique and gap-free under concurrency (``caseapi.core.counters``).
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(CaseRefCounter)
-        .values(year=year, last_value=1)
-        .on_conflict_do_update(
-            index_elements=[CaseRefCounter.year],
-            set_={"last_value": CaseRefCounter.last_value + 1},
-        )
-        .returning(CaseRefCounter.last_value)
-    )
-    value = (await session.execute(stmt)).scalar_one()
-    return format_case_ref(year=year, sequence=value)
+    sequence = await next_in_year(session, CaseRefCounter, year=year)
+    return format_case_ref(year=year, sequence=sequence)
 
 
 def format_case_ref(*, year: int, sequence: int) -> str:
@@ -150,15 +137,11 @@ async def add_event(
     actor: str,
     data: dict[str, Any] | None = None,
 ) -> CaseEvent:
-    """Append a timeline entry to ``case``, and queue what the customer is told of it.
-
-    The notification row is written in the same transaction as the change (a
-    transactional outbox): a change and its notice are stored together or not at all.
-    """
+    """Append a timeline entry to ``case`` (and nothing else: ``store.record_event``
+    also tells the customer what the entry implies)."""
     event = CaseEvent(case_id=case.id, at=at, kind=kind, actor=actor, data=data or {})
     session.add(event)
     await session.flush()
-    await on_case_event(session, case=case, event=event)
     return event
 
 

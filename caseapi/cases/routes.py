@@ -20,10 +20,9 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
-from caseapi.api.deps import CaseServiceDep, RowId
 from caseapi.auth.deps import CurrentPrincipal, StaffPrincipal, require_roles
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
-from caseapi.cases.actions import CaseDraft
+from caseapi.cases.deps import CaseServiceDep
 from caseapi.cases.enums import (
     CasePriority,
     CaseStatus,
@@ -54,6 +53,7 @@ from caseapi.cases.snapshot import (
     Commitment,
     CustomerReply,
     Escalate,
+    Event,
     HandOff,
     MeetCommitment,
     Reopen,
@@ -61,6 +61,7 @@ from caseapi.cases.snapshot import (
     Transition,
 )
 from caseapi.core.base import ACTOR_LENGTH
+from caseapi.core.deps import RowId
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -102,6 +103,14 @@ async def _case_response(
     return JSONResponse(
         view.model_dump(mode="json"), status_code=status, headers={"ETag": etag(case)}
     )
+
+
+async def _act(
+    service: CaseService, principal: Principal, ref: str, event: Event, if_match: str | None
+) -> JSONResponse:
+    """Apply one lifecycle ``event`` to ``ref`` and answer with the changed case."""
+    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
+    return await _case_response(service, principal, case)
 
 
 @router.get("", response_model=CasesPublic)
@@ -150,8 +159,7 @@ async def create_case(
     ] = None,
 ) -> JSONResponse:
     """Open a reactive case (201; 200 with the original for a repeated Idempotency-Key)."""
-    draft = CaseDraft(**body.model_dump())
-    created = await service.create_case(principal, draft, idempotency_key=idempotency_key)
+    created = await service.create_case(principal, body, idempotency_key=idempotency_key)
     return await _case_response(
         service, principal, created.case, status=201 if created.created else 200
     )
@@ -174,16 +182,8 @@ async def update_case(
     """Change a case's priority (support sets it; deadlines follow)."""
     if body.priority is None:
         raise CaseValidationError("priority", "nothing to change")
-    priority = body.priority
-    case = await service.act(
-        principal,
-        ref,
-        lambda _: ChangePriority(
-            priority=priority, actor=principal.actor, reason=body.reason or ""
-        ),
-        if_match=_if_match(if_match),
-    )
-    return await _case_response(service, principal, case)
+    event = ChangePriority(priority=body.priority, actor=principal.actor, reason=body.reason or "")
+    return await _act(service, principal, ref, event, if_match)
 
 
 @router.get("/{ref}/timeline")
@@ -219,8 +219,7 @@ async def transition_case(
         resolution=body.resolution,
         merged_into=body.merged_into,
     )
-    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
-    return await _case_response(service, principal, case)
+    return await _act(service, principal, ref, event, if_match)
 
 
 @router.post("/{ref}/assign", response_model=None, responses=_CASE_RESPONSES)
@@ -233,8 +232,7 @@ async def assign_case(
 ) -> JSONResponse:
     """Assign the case to an engineer."""
     event = Assign(assignee=body.assignee, actor=principal.actor)
-    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
-    return await _case_response(service, principal, case)
+    return await _act(service, principal, ref, event, if_match)
 
 
 @router.post("/{ref}/take", response_model=None, responses=_CASE_RESPONSES)
@@ -243,8 +241,7 @@ async def take_case(
 ) -> JSONResponse:
     """Assign the case to yourself."""
     event = Assign(assignee=principal.name, actor=principal.actor)
-    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
-    return await _case_response(service, principal, case)
+    return await _act(service, principal, ref, event, if_match)
 
 
 @router.post("/{ref}/handoff", response_model=None, responses=_CASE_RESPONSES)
@@ -261,8 +258,7 @@ async def hand_off_case(
     event = HandOff(
         actor=principal.actor, to_level=body.to_level, assignee=body.assignee, summary=summary
     )
-    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
-    return await _case_response(service, principal, case)
+    return await _act(service, principal, ref, event, if_match)
 
 
 @router.post("/{ref}/commitments", response_model=None, responses=_CASE_RESPONSES)
@@ -280,8 +276,7 @@ async def add_commitment(
     due_at = body.due_at or now + timedelta(minutes=body.within_minutes or 0)
     commitment = Commitment(kind=body.kind, due_at=due_at, note=body.note, set_by=principal.actor)
     event = SetCommitment(commitment=commitment, actor=principal.actor)
-    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
-    return await _case_response(service, principal, case)
+    return await _act(service, principal, ref, event, if_match)
 
 
 @router.post("/{ref}/commitments/{commitment_id}/met", response_model=None)
@@ -294,8 +289,7 @@ async def meet_commitment(
 ) -> JSONResponse:
     """Mark a commitment as kept."""
     event = MeetCommitment(commitment_id=commitment_id, actor=principal.actor)
-    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
-    return await _case_response(service, principal, case)
+    return await _act(service, principal, ref, event, if_match)
 
 
 @router.post("/{ref}/escalate", response_model=None, responses=_CASE_RESPONSES)
@@ -312,8 +306,7 @@ async def escalate_case(
         by_customer=principal.is_customer,
         reason=body.reason if body is not None else "",
     )
-    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
-    return await _case_response(service, principal, case)
+    return await _act(service, principal, ref, event, if_match)
 
 
 @router.post("/{ref}/reopen", response_model=None, responses=_CASE_RESPONSES)
@@ -326,8 +319,7 @@ async def reopen_case(
 ) -> JSONResponse:
     """Put a solved case back to work while its monitoring window runs (409 after)."""
     event = Reopen(actor=principal.actor, reason=body.reason if body is not None else "")
-    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
-    return await _case_response(service, principal, case)
+    return await _act(service, principal, ref, event, if_match)
 
 
 @router.post("/{ref}/reply", response_model=None, responses=_CASE_RESPONSES)
@@ -336,5 +328,4 @@ async def reply_to_case(
 ) -> JSONResponse:
     """Answer support as the customer: a case waiting on you goes back to work."""
     event = CustomerReply(actor=principal.actor)
-    case = await service.act(principal, ref, lambda _: event, if_match=_if_match(if_match))
-    return await _case_response(service, principal, case)
+    return await _act(service, principal, ref, event, if_match)

@@ -152,9 +152,11 @@ class CasesPublic(BaseModel):
 
 
 class CaseCreate(BaseModel):
-    """A reactive case. Customers may only suggest a priority; support sets it."""
+    """A reactive case, as the API and the service take it (checked here for shape,
+    by ``CaseService.create_case`` for the rules). Customers may only suggest a
+    priority; support sets it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: CaseType
     summary: ShortText

@@ -8,8 +8,7 @@ change them through ``store.apply_event``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -49,8 +48,6 @@ class CaseService(CaseActions, LegacyIncidentCalls):
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
         sla: SlaSettings | None = None,
-        monitoring_window_p1: timedelta | None = None,
-        monitoring_window_p2: timedelta | None = None,
     ) -> None:
         """Create the service.
 
@@ -58,18 +55,10 @@ class CaseService(CaseActions, LegacyIncidentCalls):
             sessionmaker: Session factory (``caseapi.database.make_sessionmaker``).
             clock: Source of "now" for every stored timestamp.
             sla: SLA durations (``CaseSettings.sla()``); the defaults when omitted.
-            monitoring_window_p1: TEMPORARY, for ``nms`` until it passes ``sla``
-                only: replaces ``sla.monitoring_window_p1``.
-            monitoring_window_p2: TEMPORARY, likewise.
         """
         self._sessionmaker = sessionmaker
         self._clock = clock
-        sla = sla or DEFAULT_SLA
-        if monitoring_window_p1 is not None:
-            sla = replace(sla, monitoring_window_p1=monitoring_window_p1)
-        if monitoring_window_p2 is not None:
-            sla = replace(sla, monitoring_window_p2=monitoring_window_p2)
-        self._sla = sla
+        self._sla = sla = sla or DEFAULT_SLA
         self._incidents = IncidentService(sessionmaker=sessionmaker, clock=clock, sla=sla)
 
     @property

@@ -8,6 +8,9 @@ runs ``lifecycle.step``, writes the snapshot back, syncs commitments, appends th
 timeline entries and outbox rows, bumps ``version`` and recomputes ``next_due_at``
 for the ticker.
 
+``record_event`` writes a timeline entry with what it tells the customer
+(``caseapi.cases.notices``); every entry goes through it.
+
 ``mark_rfo_published``, ``on_customer_reply`` and ``on_staff_reply`` are the hooks
 other domains (RFO, comments) call inside their own transactions; they never build
 lifecycle events themselves.
@@ -22,10 +25,12 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caseapi.cases import lifecycle, repository
+from caseapi.auth.principal import Principal
+from caseapi.auth.tenancy import ensure_visible
+from caseapi.cases import lifecycle, notices, repository
 from caseapi.cases.config import DEFAULT_SLA
 from caseapi.cases.enums import CaseEventKind, CaseStatus, EscalationLevel
-from caseapi.cases.models import Case, CaseCommitment
+from caseapi.cases.models import Case, CaseCommitment, CaseEvent
 from caseapi.cases.sla import SlaSettings
 from caseapi.cases.snapshot import (
     CaseSnapshot,
@@ -38,6 +43,7 @@ from caseapi.cases.snapshot import (
     SlaPolicy,
 )
 from caseapi.core.errors import CaseNotFoundError
+from caseapi.customers import repository as customer_repository
 from caseapi.ntus import repository as ntu_repository
 
 #: Snapshot fields stored as ``cases`` columns of the same name.
@@ -59,6 +65,26 @@ def _commitment(row: CaseCommitment) -> Commitment:
     )
 
 
+async def case_for(
+    session: AsyncSession, principal: Principal, ref: str, *, lock: bool = False
+) -> Case:
+    """Case ``ref`` if ``principal`` may see it, locked for update when ``lock``.
+
+    Another customer's case answers exactly as a missing one (tenancy).
+
+    Raises:
+        CaseNotFoundError: No such case, or another customer's.
+    """
+    if lock:
+        case = await repository.lock_case_by_ref(session, ref=ref)
+    else:
+        case = await repository.get_case_by_ref(session, ref=ref)
+    if case is None:
+        raise CaseNotFoundError(ref)
+    ensure_visible(principal, case.customer_id, CaseNotFoundError(ref))
+    return case
+
+
 async def load_snapshot(session: AsyncSession, case: Case) -> CaseSnapshot:
     """The lifecycle's view of ``case`` (with its commitments)."""
     rows = await repository.list_commitments(session, case_id=case.id)
@@ -70,7 +96,7 @@ async def policy_for(session: AsyncSession, case: Case, settings: SlaSettings) -
     """The SLA policy of ``case``: settings refined by its contract and service order."""
     customer = None
     if case.customer_id is not None:
-        customer = await ntu_repository.get_customer(session, customer_id=case.customer_id)
+        customer = await customer_repository.get_customer(session, customer_id=case.customer_id)
     ntu = None
     if case.ntu_id is not None:
         row = await ntu_repository.get_ntu(session, ntu_id=case.ntu_id)
@@ -120,7 +146,7 @@ async def insert_case(
     await repository.add_case(session, case=case)
     case.next_due_at = lifecycle.next_due_at(await load_snapshot(session, case))
     await session.flush()
-    await repository.add_event(
+    await record_event(
         session,
         case=case,
         at=now,
@@ -129,6 +155,27 @@ async def insert_case(
         data={"status": case.status.value, "priority": case.priority.value, **data},
     )
     return case
+
+
+async def record_event(
+    session: AsyncSession,
+    *,
+    case: Case,
+    at: datetime,
+    kind: CaseEventKind,
+    actor: str,
+    data: Mapping[str, Any] | None = None,
+) -> CaseEvent:
+    """Append a timeline entry to ``case`` and queue what its customer is told of it.
+
+    The notification row is written in the same transaction as the change (a
+    transactional outbox): a change and its notice are stored together or not at all.
+    """
+    event = await repository.add_event(
+        session, case=case, at=at, kind=kind, actor=actor, data=dict(data or {})
+    )
+    await notices.on_case_event(session, case=case, event=event)
+    return event
 
 
 async def apply_event(
@@ -186,7 +233,7 @@ async def store_outcome(
     case.version += 1
     case.updated_at = now
     for entry in outcome.entries:
-        await repository.add_event(
+        await record_event(
             session, case=case, at=now, kind=entry.kind, actor=entry.actor, data=dict(entry.data)
         )
     for note in outcome.notifications:

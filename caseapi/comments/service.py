@@ -28,7 +28,6 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.auth.principal import Principal
-from caseapi.auth.tenancy import ensure_visible
 from caseapi.cases import repository as case_repository
 from caseapi.cases import store as case_store
 from caseapi.cases.enums import CaseEventKind
@@ -38,7 +37,6 @@ from caseapi.comments import repository
 from caseapi.comments.errors import CommentRefusedError, InternalCommentForbiddenError
 from caseapi.comments.models import Comment, Visibility
 from caseapi.core.database import session_scope
-from caseapi.core.errors import CaseNotFoundError
 
 
 class CommentService:
@@ -67,10 +65,7 @@ class CommentService:
         if principal.is_customer and visibility is not Visibility.PUBLIC:
             raise InternalCommentForbiddenError
         async with session_scope(self._sessionmaker, write=True) as session:
-            case = await case_repository.lock_case_by_ref(session, ref=ref)
-            if case is None:
-                raise CaseNotFoundError(ref)
-            ensure_visible(principal, case.customer_id, CaseNotFoundError(ref))
+            case = await case_store.case_for(session, principal, ref, lock=True)
             if principal.is_customer and case.status.is_terminal:
                 raise CommentRefusedError(ref, case.status.value)
             comment = await self._write(session, case, principal, body, visibility)
@@ -108,7 +103,7 @@ class CommentService:
         }
         if visibility is Visibility.PUBLIC:
             data["body"] = body
-        await case_repository.add_event(
+        await case_store.record_event(
             session,
             case=case,
             at=now,
@@ -154,10 +149,7 @@ class CommentService:
             CaseNotFoundError: No such case, or another customer's.
         """
         async with session_scope(self._sessionmaker) as session:
-            case = await case_repository.get_case_by_ref(session, ref=ref)
-            if case is None:
-                raise CaseNotFoundError(ref)
-            ensure_visible(principal, case.customer_id, CaseNotFoundError(ref))
+            case = await case_store.case_for(session, principal, ref)
             visibilities = (
                 [Visibility.PUBLIC]
                 if principal.is_customer

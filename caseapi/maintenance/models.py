@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from caseapi.core.base import ACTOR_LENGTH, Base, UTCDateTime
+from caseapi.core.counters import YearCounter
 
 
 class MaintenanceWindow(Base):
@@ -49,10 +50,7 @@ class MaintenanceWindow(Base):
     version: Mapped[int] = mapped_column(Integer)
 
 
-class MaintenanceRefCounter(Base):
+class MaintenanceRefCounter(YearCounter, Base):
     """The last maintenance-reference sequence number handed out per year."""
 
     __tablename__ = "maintenance_ref_counters"
-
-    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    last_value: Mapped[int] = mapped_column(Integer)

@@ -14,13 +14,14 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caseapi.core.counters import next_in_year
+from caseapi.customers.models import Customer
 from caseapi.maintenance.enums import MaintenanceBehaviour, MaintenanceState
 from caseapi.maintenance.models import MaintenanceRefCounter, MaintenanceWindow
 from caseapi.maintenance.scope import InventoryIndex, InventoryRow, resolve
-from caseapi.ntus.models import Customer, Ntu
+from caseapi.ntus.models import Ntu
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,21 +133,9 @@ async def existing_customers(session: AsyncSession, *, ids: Iterable[str]) -> se
 async def next_ref(session: AsyncSession, *, year: int) -> str:
     """Take the next reference for ``year``, e.g. ``MW-2026-0042``.
 
-    The counter row stays locked until the caller's transaction ends (as for case
-    references), so concurrent creators never share a number.
+    Unique and gap-free under concurrency (``caseapi.core.counters``), as for cases.
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(MaintenanceRefCounter)
-        .values(year=year, last_value=1)
-        .on_conflict_do_update(
-            index_elements=[MaintenanceRefCounter.year],
-            set_={"last_value": MaintenanceRefCounter.last_value + 1},
-        )
-        .returning(MaintenanceRefCounter.last_value)
-    )
-    value = (await session.execute(stmt)).scalar_one()
+    value = await next_in_year(session, MaintenanceRefCounter, year=year)
     return f"MW-{year:04d}-{value:04d}"
 
 

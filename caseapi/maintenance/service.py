@@ -92,9 +92,6 @@ class MaintenanceService:
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
         settings: MaintenanceSettings | None = None,
-        planned_notice: timedelta | None = None,
-        max_duration: timedelta | None = None,
-        emergency_backdate: timedelta | None = None,
     ) -> None:
         """Create the service.
 
@@ -102,19 +99,9 @@ class MaintenanceService:
             sessionmaker: Session factory (``caseapi.database.make_sessionmaker``).
             clock: Source of "now" (notice, states, edits) and of the notice loop's waits.
             settings: The ``maintenance.*`` rules; the defaults when omitted.
-            planned_notice: TEMPORARY override of ``settings.planned_notice``, for
-                ``nms`` until it passes ``settings``.
-            max_duration: TEMPORARY, likewise.
-            emergency_backdate: TEMPORARY, likewise.
         """
         settings = settings or MaintenanceSettings()
-        self.rules = MaintenanceRules(
-            planned_notice=settings.planned_notice if planned_notice is None else planned_notice,
-            max_duration=settings.max_duration if max_duration is None else max_duration,
-            emergency_backdate=(
-                settings.emergency_backdate if emergency_backdate is None else emergency_backdate
-            ),
-        )
+        self.rules = MaintenanceRules.from_settings(settings)
         self._sessionmaker = sessionmaker
         self._clock = clock
         self._refresh = settings.refresh

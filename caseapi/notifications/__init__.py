@@ -1,7 +1,9 @@
 """Customer notifications: transactional outbox, dispatcher, e-mail, webhooks, MQTT.
 
-- ``outbox``: ``enqueue`` (in the caller's transaction), ``on_case_event`` (the
-  case timeline hook) and ``backlog`` (counts for metrics).
+- ``outbox``: ``enqueue`` (in the caller's transaction), ``OutboxSource`` (another
+  domain's outbox fed in per pass) and ``backlog`` (counts for metrics). What a case
+  change tells the customer is the cases' business (``caseapi.cases.notices``):
+  this package knows no domain that uses it.
 - ``dispatcher``: ``NotificationDispatcher`` (delivery guarantee and retries are
   documented there).
 - ``channels``: SMTP, webhook and MQTT senders (topic tree documented there).

@@ -13,7 +13,8 @@ to take part in our transaction, which SMTP, webhooks and MQTT cannot do.
 
 One pass (``run_once(now)``), each step in its own short write transaction:
 
-1. import unsent rows of the lifecycle's legacy outbox (``case_notifications``);
+1. let each ``OutboxSource`` feed its own outbox in (the cases' waiting-customer
+   reminders: ``caseapi.cases.notices.import_reminders``);
 2. fan new ``notifications`` out into ``notification_deliveries`` (one per
    address, webhook subscription and MQTT topic; each retried on its own);
 3. claim due deliveries (``state = pending``, ``next_attempt_at <= now``) with
@@ -40,7 +41,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
@@ -53,6 +54,7 @@ from caseapi.notifications import repository
 from caseapi.notifications.channels import EmailChannel, MqttPublisher, WebhookChannel
 from caseapi.notifications.enums import Channel
 from caseapi.notifications.errors import DeliveryError, PermanentDeliveryError
+from caseapi.notifications.outbox import OutboxSource
 from caseapi.notifications.repository import Job
 from caseapi.notifications.settings import DispatcherSettings
 
@@ -84,6 +86,7 @@ class NotificationDispatcher:
         rng: Callable[[], float] | None = None,
         http_client: httpx.AsyncClient | None = None,
         name: str | None = None,
+        sources: Sequence[OutboxSource] = (),
     ) -> None:
         """Create a dispatcher.
 
@@ -94,6 +97,7 @@ class NotificationDispatcher:
             rng: Uniform [0, 1) source for the jitter (tests pass a constant).
             http_client: Client for webhooks (default: one per pass).
             name: Used in logs and as the MQTT client id prefix.
+            sources: Other outboxes to feed in at the start of every pass.
         """
         self._sessionmaker = sessionmaker
         self._settings = settings
@@ -102,6 +106,7 @@ class NotificationDispatcher:
         self._http_client = http_client
         self.name = name or f"dispatcher-{uuid.uuid4().hex[:8]}"
         self._email = EmailChannel(settings=settings) if settings.email_enabled else None
+        self._sources = tuple(sources)
 
     async def run(self, interval: float) -> None:
         """Pass over the outbox every ``interval`` seconds until cancelled."""
@@ -121,7 +126,8 @@ class NotificationDispatcher:
         """One pass at time ``now``; returns how many deliveries were attempted."""
         limit = self._settings.batch_size
         async with session_scope(self._sessionmaker, write=True) as session:
-            await repository.import_legacy(session, now=now, limit=limit)
+            for source in self._sources:
+                await source(session, now=now, limit=limit)
             await repository.expand_new(session, now=now, settings=self._settings, limit=limit)
             await session.commit()
         async with session_scope(self._sessionmaker, write=True) as session:

@@ -18,7 +18,8 @@ from caseapi.notifications.enums import MAINTENANCE_KINDS, NotificationKind
 
 K = NotificationKind
 
-_CASE_FIELDS: Final = (
+#: The case facts a case message may carry to the customer (nothing else is sent).
+CASE_FIELDS: Final = (
     "ref",
     "status",
     "priority",
@@ -178,7 +179,7 @@ def _time(value: Any) -> Any:
 
 def public_data(kind: str, data: Mapping[str, Any], *, case_ref: str | None) -> dict[str, Any]:
     """The customer-visible fields of ``data`` for ``kind`` (times in UTC ISO)."""
-    common = _MAINTENANCE_FIELDS if kind in MAINTENANCE_KINDS else _CASE_FIELDS
+    common = _MAINTENANCE_FIELDS if kind in MAINTENANCE_KINDS else CASE_FIELDS
     allowed = (*common, *_EXTRA_FIELDS.get(kind, ()))
     out: dict[str, Any] = {}
     for name in allowed:

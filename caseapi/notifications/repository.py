@@ -11,18 +11,15 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caseapi.cases.models import Case, CaseNotification
+from caseapi.customers.models import Customer
 from caseapi.notifications.enums import (
     MAINTENANCE_KINDS,
     Channel,
     DeliveryState,
-    NotificationKind,
 )
 from caseapi.notifications.models import Notification, NotificationDelivery, WebhookSubscription
-from caseapi.notifications.outbox import case_facts, enqueue
 from caseapi.notifications.render import Envelope
 from caseapi.notifications.settings import DispatcherSettings
-from caseapi.ntus.models import Customer
 
 _TOPIC_UNSAFE = re.compile(r"[+#/\x00]")
 
@@ -70,44 +67,6 @@ def notify_emails(customer: Customer | None) -> list[str]:
     raw: Any = (customer.attributes or {}).get("notify_email")
     values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
     return sorted({value.strip() for value in values if isinstance(value, str) and "@" in value})
-
-
-async def import_legacy(session: AsyncSession, *, now: datetime, limit: int) -> int:
-    """Turn unsent rows of the lifecycle's ``case_notifications`` into outbox rows.
-
-    ``waiting_customer_reminder`` becomes a notification; ``case_auto_closed`` is
-    consumed without a message (the ``closed`` timeline entry sends ``case_closed``).
-    ``sent_at`` then means "handed to the dispatcher".
-    """
-    stmt = (
-        select(CaseNotification, Case)
-        .join(Case, Case.id == CaseNotification.case_id)
-        .where(CaseNotification.sent_at.is_(None))
-        .order_by(CaseNotification.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=CaseNotification)
-    )
-    rows = [(a, b) for a, b in (await session.execute(stmt)).all()]
-    for legacy, case in rows:
-        legacy.sent_at = now
-        kind = str(legacy.kind)
-        if (
-            kind != NotificationKind.WAITING_CUSTOMER_REMINDER
-            or case.customer_id is None
-            or case.no_support
-        ):
-            continue
-        data = {**case_facts(case), **(legacy.data or {}), "at": legacy.created_at}
-        await enqueue(
-            session,
-            case_id=case.id,
-            customer_id=case.customer_id,
-            kind=NotificationKind.WAITING_CUSTOMER_REMINDER,
-            data=data,
-            at=legacy.created_at,
-        )
-    await session.flush()
-    return len(rows)
 
 
 async def expand_new(

@@ -11,6 +11,7 @@ from caseapi.auth.principal import Principal
 from caseapi.auth.tenancy import customer_scope, ensure_visible
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
+from caseapi.customers.models import Customer
 from caseapi.notifications import repository
 from caseapi.notifications.config import DEFAULT_DISPATCHER
 from caseapi.notifications.enums import DeliveryState
@@ -31,7 +32,6 @@ from caseapi.notifications.schemas import (
 )
 from caseapi.notifications.settings import DispatcherSettings
 from caseapi.notifications.signing import new_secret
-from caseapi.ntus.models import Customer
 
 
 def _public(row: WebhookSubscription) -> WebhookPublic:

@@ -70,8 +70,3 @@ class DispatcherSettings:
     @property
     def mqtt_enabled(self) -> bool:
         return self.mqtt_url is not None
-
-
-#: TEMPORARY: the old name, for ``nms`` until it builds these with
-#: ``NotificationSettings.dispatcher()``; delete then.
-NotificationSettings = DispatcherSettings

@@ -1,7 +1,9 @@
-"""Customers, NTUs and the detector's durable per-NTU state.
+"""NTUs, upstream nodes and the public status of each NTU (customers: ``caseapi.customers``).
 
-The inventory loader (``nms.inventory.loader``) writes ``customers`` and ``ntus``; the
-detector writes ``ntu_states``; the API reads all three.
+An inventory loader writes ``customers``, ``ntus`` and ``nodes`` through
+``caseapi.inventory.sync_inventory``; a detector reports each NTU's status through
+``IncidentSink.report_ntu_status`` into ``ntu_states``; the API and the case rules
+read them.
 """
 
 from __future__ import annotations
@@ -12,16 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
+import caseapi.customers.models  # noqa: F401  (registers "customers": ntus.customer_id refers to it)
 from caseapi.core.base import Base, UTCDateTime
-
-
-class Customer(Base):
-    __tablename__ = "customers"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    contract_status: Mapped[str] = mapped_column(String(16), default="active")
-    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Ntu(Base):
@@ -41,7 +35,7 @@ class Ntu(Base):
 class Node(Base):
     """An upstream node (PoP, aggregation switch, supplier circuit) from the inventory.
 
-    Its detector state is kept in ``ntu_states`` under its id (ids are unique across
+    Its public status is kept in ``ntu_states`` under its id (ids are unique across
     NTUs and nodes).
     """
 
@@ -55,10 +49,18 @@ class Node(Base):
 
 
 class NtuState(Base):
-    """The detector's state for one NTU; written every time it changes.
+    """The public status of one NTU (or upstream node), as the detector last reported it.
 
-    Kept even when the NTU leaves the inventory for a while, so that a file that
-    drops an NTU by mistake and gets it back loses nothing.
+    Written by ``caseapi.ntus.status.save_statuses`` only; read by ``GET /v1/ntus``,
+    ``/v1/ntus/{id}/status``, the "never auto-close while the NTU is down" rule and
+    the RFO's probe figures. Kept when the NTU leaves the inventory for a while, so
+    that a file that drops an NTU by mistake and gets it back loses nothing.
+
+    Legacy columns, neither read nor written by caseapi: ``confirm_from``,
+    ``first_good_at``, ``good_streak`` and ``case_pending`` held the detector's own
+    machine state before it moved to a table of its own (whose migration copies them
+    from here). They stay so that no migration drops data a detector upgrade still
+    needs; new rows get their defaults.
     """
 
     __tablename__ = "ntu_states"
@@ -67,19 +69,15 @@ class NtuState(Base):
     status: Mapped[str] = mapped_column(String(16))
     since: Mapped[datetime] = mapped_column(UTCDateTime())
     outage_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    confirm_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    first_good_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    good_streak: Mapped[int] = mapped_column(Integer, default=0)
     last_observation_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The open P1 (down) case, as the detector knows it.
     case_ref: Mapped[str | None] = mapped_column(String(32))
-    # Confirmed down, but the case service failed: the open is retried until it works.
-    case_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Last burst, for the API and metrics (seconds / fraction).
     rtt_avg: Mapped[float | None] = mapped_column()
     loss: Mapped[float | None] = mapped_column()
     jitter: Mapped[float | None] = mapped_column()
-    # SNMP view (issue 4): WAN interface status, rates, reboots, ICMP filtering.
+    # SNMP view: WAN interface status, rates, reboots, ICMP filtering.
     icmp_filtered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     wan_if_index: Mapped[int | None] = mapped_column(Integer)
     wan_oper_status: Mapped[int | None] = mapped_column(Integer)
@@ -93,3 +91,9 @@ class NtuState(Base):
     # The open P2 (degraded) case, and why.
     degraded_case_ref: Mapped[str | None] = mapped_column(String(32))
     degraded_reasons: Mapped[str | None] = mapped_column(String(100))
+
+    # -- legacy: the detector's machine state before it moved out (see above) ----------
+    confirm_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_good_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    good_streak: Mapped[int] = mapped_column(Integer, default=0)
+    case_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -1,7 +1,8 @@
-"""Read-side SQL for customers, NTUs and the detector's per-NTU state.
+"""Read-side SQL for customers, NTUs and their public status.
 
-The inventory loader and the detector own the writes to these tables; the API only
-reads them. An NTU without a ``ntu_states`` row has never been judged: ``unknown``.
+The writes are ``caseapi.ntus.sync`` (the inventory) and ``caseapi.ntus.status``
+(the detector's reports). An NTU without a ``ntu_states`` row has never been judged:
+``unknown``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from typing import Final
 from sqlalchemy import ColumnElement, String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caseapi.ntus.models import Customer, Ntu, NtuState
+from caseapi.customers.models import Customer
+from caseapi.ntus.models import Ntu, NtuState
 
 UNKNOWN_STATUS: Final = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
 class NtuRow:
-    """One NTU with its customer and its detector state (``None``: never judged)."""
+    """One NTU with its customer and its status (``None``: never judged)."""
 
     ntu: Ntu
     customer: Customer | None
@@ -32,11 +34,6 @@ class NtuRow:
 
 def _status_column() -> ColumnElement[str]:
     return func.coalesce(NtuState.status, UNKNOWN_STATUS, type_=String)
-
-
-async def get_customer(session: AsyncSession, *, customer_id: str) -> Customer | None:
-    """Return the customer ``customer_id``, if the inventory has it."""
-    return await session.get(Customer, customer_id)
 
 
 async def get_ntu(session: AsyncSession, *, ntu_id: str) -> NtuRow | None:

@@ -6,15 +6,15 @@ customer's NTU answers 404 ``ntu_not_found``, as if it did not exist).
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, Protocol
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from caseapi.api.deps import SessionDep
 from caseapi.auth.deps import CurrentPrincipal
 from caseapi.auth.tenancy import customer_scope, ensure_visible
-from caseapi.cases import repository as case_repository
 from caseapi.core.database import decode_cursor, encode_cursor
+from caseapi.core.deps import SessionDep
 from caseapi.core.errors import NtuNotFoundError
 from caseapi.ntus import repository
 from caseapi.ntus.schemas import NtuPublic, NtusPublic, NtuStatusPublic
@@ -23,6 +23,25 @@ MAX_PAGE_SIZE: Final = 500
 _CURSOR_KEYS: Final = {"id": str}
 
 router = APIRouter(prefix="/v1/ntus", tags=["ntus"])
+
+
+class OpenCaseLookup(Protocol):
+    """The reference of the newest open case on an NTU, if any (a cases query)."""
+
+    async def __call__(self, session: AsyncSession, *, ntu_id: str) -> str | None: ...
+
+
+def get_open_case_lookup(request: Request) -> OpenCaseLookup:
+    """``app.state.open_case_lookup``: the case side's query, wired by ``create_app``.
+
+    Injected rather than imported so that this domain stays below ``cases``, which
+    reads the NTUs.
+    """
+    lookup: OpenCaseLookup = request.app.state.open_case_lookup
+    return lookup
+
+
+OpenCaseLookupDep = Annotated[OpenCaseLookup, Depends(get_open_case_lookup)]
 
 
 @router.get("")
@@ -57,12 +76,12 @@ async def list_ntus(
 
 @router.get("/{ntu_id}/status")
 async def get_ntu_status(
-    ntu_id: str, session: SessionDep, principal: CurrentPrincipal
+    ntu_id: str, session: SessionDep, principal: CurrentPrincipal, open_case: OpenCaseLookupDep
 ) -> NtuStatusPublic:
     """Get the current status of one NTU and its open case, if any."""
     row = await repository.get_ntu(session, ntu_id=ntu_id)
     if row is None:
         raise NtuNotFoundError(ntu_id)
     ensure_visible(principal, row.ntu.customer_id, NtuNotFoundError(ntu_id))
-    case_ref = await case_repository.latest_open_case_ref_for_ntu(session, ntu_id=ntu_id)
+    case_ref = await open_case(session, ntu_id=ntu_id)
     return NtuStatusPublic.from_row(row, case_ref=case_ref)

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.core.database import session_scope
 from caseapi.core.upsert import upsert
-from caseapi.ntus.models import Customer, Node, Ntu
+from caseapi.customers.models import Customer
+from caseapi.ntus.models import Node, Ntu
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

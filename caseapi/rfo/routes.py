@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from caseapi.api.deps import OptionalVersion
 from caseapi.auth.deps import CaseParticipant, StaffPrincipal
+from caseapi.core.deps import OptionalVersion
 from caseapi.rfo.render import render_markdown
 from caseapi.rfo.schemas import RfoFormat, RfoPublic, RfoUpdate
 from caseapi.rfo.service import RfoService, RfoView

@@ -129,7 +129,7 @@ class RfoService:
             CaseNotFoundError: No such case.
         """
         async with session_scope(self._sessionmaker, write=True) as session:
-            case = await self._locked_case(session, principal, ref)
+            case = await case_store.case_for(session, principal, ref, lock=True)
             now = self._clock.now()
             row = await repository.latest_version(session, case_id=case.id)
             if row is None or row.published_at is not None:
@@ -150,7 +150,7 @@ class RfoService:
                 start a correction first).
         """
         async with session_scope(self._sessionmaker, write=True) as session:
-            case = await self._locked_case(session, principal, ref)
+            case = await case_store.case_for(session, principal, ref, lock=True)
             row = await repository.latest_version(session, case_id=case.id)
             if row is None:
                 raise RfoIncompleteError(ref, list(REQUIRED_TO_PUBLISH))
@@ -172,7 +172,7 @@ class RfoService:
                 session, case_id=case.id, at=now, actor=principal.actor
             )
             if not first:
-                await case_repository.add_event(
+                await case_store.record_event(
                     session,
                     case=case,
                     at=now,
@@ -191,14 +191,6 @@ class RfoService:
             ensure_visible(principal, case.customer_id if case else None, RfoNotFoundError(ref))
         if case is None:
             raise CaseNotFoundError(ref)
-        return case
-
-    @staticmethod
-    async def _locked_case(session: AsyncSession, principal: Principal, ref: str) -> Case:
-        case = await case_repository.lock_case_by_ref(session, ref=ref)
-        if case is None:
-            raise CaseNotFoundError(ref)
-        ensure_visible(principal, case.customer_id, CaseNotFoundError(ref))
         return case
 
     @staticmethod

@@ -102,6 +102,7 @@ async def migrate_until_done(engine: AsyncEngine) -> None:
             return
         except DatabaseUnavailableError as exc:
             log.warning("database unavailable (%s); retrying in %.0f s", exc, delay)
+        # Real time, not the clock: this paces connection attempts to a real server.
         await asyncio.sleep(delay)
         delay = min(delay * 2, _DB_RETRY_CAP)
 

@@ -28,7 +28,7 @@ from caseapi.auth.principal import Role
 from caseapi.auth.service import ApiKeyService
 from caseapi.cases.service import CaseService
 from caseapi.clock import Clock
-from caseapi.ntus.models import Customer
+from caseapi.customers.models import Customer
 from tests.caseapi.conftest import Database
 
 

@@ -16,7 +16,8 @@ from caseapi.cases.models import Case, CaseNotification
 from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import CaseSnapshot, SlaPolicy
 from caseapi.cases.ticker import CaseTicker
-from caseapi.ntus.models import Customer, Ntu, NtuState
+from caseapi.customers.models import Customer
+from caseapi.ntus.models import Ntu, NtuState
 from nms.clock import FakeClock
 from tests.caseapi.conftest import START, Database
 

@@ -130,7 +130,7 @@ def mqtt_prefix_fixture() -> str:
 
 async def add_customer_with_email(sessionmaker: Any, customer_id: str, *emails: str) -> None:
     """Insert a customer whose ``attributes.notify_email`` lists ``emails``."""
-    from caseapi.ntus.models import Customer
+    from caseapi.customers.models import Customer
 
     async with sessionmaker() as session:
         session.add(
@@ -147,7 +147,7 @@ async def add_customer_with_email(sessionmaker: Any, customer_id: str, *emails: 
 async def outbox_rows(sessionmaker: Any) -> list[tuple[str, str | None]]:
     """``(kind, case_ref)`` of every outbox row, oldest first.
 
-    Case notifications come from the lifecycle hook (``add_event`` ->
+    Case notifications come from the timeline hook (``store.record_event`` ->
     ``on_case_event``), so tests assert on what it enqueued instead of adding
     their own rows.
     """

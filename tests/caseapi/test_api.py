@@ -13,8 +13,9 @@ from caseapi.api.app import create_app
 from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
 from caseapi.core.database import make_engine, make_sessionmaker
+from caseapi.customers.models import Customer
 from caseapi.incidents import IncidentService
-from caseapi.ntus.models import Customer, Ntu, NtuState
+from caseapi.ntus.models import Ntu, NtuState
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import client_for, make_app, mint_key
 from tests.caseapi.conftest import START, Database, incident

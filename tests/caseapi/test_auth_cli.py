@@ -11,7 +11,7 @@ from caseapi.auth.cli import apikey_main
 from caseapi.auth.errors import AuthenticationError
 from caseapi.auth.service import ApiKeyService
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
-from caseapi.ntus.models import Customer
+from caseapi.customers.models import Customer
 from nms.clock import FakeClock
 from tests.caseapi.conftest import START
 

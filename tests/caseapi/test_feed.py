@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -133,13 +134,9 @@ async def test_a_gap_is_given_up_after_the_timeout(
     # Acknowledge as if the row read had a higher id: the ids below it are gaps,
     # the real row among them, so it comes again until the gap times out.
     (entry,) = await feed.read()
-    feed.ack(FeedEntry(**{**_fields(entry), "event_id": ids[-1] + 3}))
+    feed.ack(replace(entry, event_id=ids[-1] + 3))
     assert feed.last_id == ids[-1] + 3
     now[0] = 5.0
     assert [e.event_id for e in await feed.read()] == ids
     now[0] = 11.0
     assert await feed.read() == []  # the gaps expired: no query for them any more
-
-
-def _fields(entry: FeedEntry) -> dict[str, object]:
-    return {name: getattr(entry, name) for name in entry.__dataclass_fields__}

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from caseapi.customers.models import Customer
 from caseapi.inventory import (
     CustomerRecord,
     InventoryDiff,
@@ -15,7 +16,7 @@ from caseapi.inventory import (
     NtuRecord,
     sync_inventory,
 )
-from caseapi.ntus.models import Customer, Node, Ntu, NtuState
+from caseapi.ntus.models import Node, Ntu, NtuState
 from tests.caseapi.conftest import START, Database
 
 ACME = CustomerRecord(id="acme", name="Acme", attributes={"first_response": "2h"})

@@ -12,6 +12,7 @@ from sqlalchemy import event
 
 from caseapi.auth.principal import Principal, Role
 from caseapi.core.database import session_scope
+from caseapi.customers.models import Customer
 from caseapi.maintenance.enums import MaintenanceBehaviour, MaintenanceKind
 from caseapi.maintenance.repository import (
     active_coverage,
@@ -21,7 +22,7 @@ from caseapi.maintenance.repository import (
 )
 from caseapi.maintenance.scope import InventoryIndex, InventoryRow, resolve
 from caseapi.maintenance.service import MaintenanceDraft, MaintenanceService
-from caseapi.ntus.models import Customer, Ntu
+from caseapi.ntus.models import Ntu
 from nms.clock import FakeClock
 from tests.caseapi.conftest import START, Database
 

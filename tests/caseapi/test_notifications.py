@@ -14,13 +14,14 @@ from sqlalchemy import select
 
 from caseapi.auth.principal import Principal, Role
 from caseapi.cases.models import Case, CaseEvent, CaseNotification
+from caseapi.cases.notices import import_reminders, on_case_event
 from caseapi.comments.models import Visibility
 from caseapi.comments.service import CommentService
 from caseapi.incidents import IncidentService
 from caseapi.notifications.config import DEFAULT_DISPATCHER
 from caseapi.notifications.dispatcher import NotificationDispatcher, backoff_delay
 from caseapi.notifications.models import Notification, NotificationDelivery
-from caseapi.notifications.outbox import backlog, enqueue, on_case_event
+from caseapi.notifications.outbox import backlog, enqueue
 from caseapi.notifications.repository import Job
 from caseapi.notifications.settings import DispatcherSettings
 from nms.clock import FakeClock
@@ -54,7 +55,11 @@ def settings_for(smtp: SmtpSink | None = None, **overrides: Any) -> DispatcherSe
 
 def dispatcher(database: Database, clock: FakeClock, settings: DispatcherSettings) -> Any:
     return NotificationDispatcher(
-        sessionmaker=database.sessionmaker, settings=settings, clock=clock, rng=lambda: 1.0
+        sessionmaker=database.sessionmaker,
+        settings=settings,
+        clock=clock,
+        rng=lambda: 1.0,
+        sources=(import_reminders,),
     )
 
 
@@ -213,7 +218,7 @@ async def test_lifecycle_hook_and_legacy_outbox_feed_the_dispatcher(
     smtp_sink: SmtpSink,
 ) -> None:
     await add_customer_with_email(database.sessionmaker, "cust-1", "ops@cust1.example")
-    # The lifecycle's own hook (``add_event`` -> ``on_case_event``): opening the case
+    # The timeline hook (``store.record_event`` -> ``on_case_event``): opening the case
     # and a public staff comment enqueue; an internal note and a customer's own
     # reply do not.
     case = await open_case(incidents, database)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from caseapi.cases.models import CaseEvent
+from caseapi.cases.notices import kind_for_event
 from caseapi.notifications.config import DEFAULT_DISPATCHER
 from caseapi.notifications.enums import MAINTENANCE_KINDS, NotificationKind
-from caseapi.notifications.outbox import kind_for_event
 from caseapi.notifications.render import Envelope, public_payload, render_email
 
 CET = timezone(timedelta(hours=1))

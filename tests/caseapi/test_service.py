@@ -25,8 +25,8 @@ from caseapi.cases.repository import CaseFilters
 from caseapi.cases.service import CaseService
 from caseapi.cases.store import mark_rfo_published
 from caseapi.core.errors import CaseNotFoundError, InvalidCursorError
+from caseapi.customers.models import Customer
 from caseapi.incidents import IncidentService, IncidentSink, ntu_degraded_key
-from caseapi.ntus.models import Customer
 from caseapi.settings import CaseSettings, MonitoringWindowSettings
 from nms.clock import FakeClock
 from tests.caseapi.conftest import START, Database, incident

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from caseapi.cases.actions import CaseDraft
 from caseapi.cases.enums import (
     CaseEventKind,
     CasePriority,
@@ -16,6 +15,7 @@ from caseapi.cases.enums import (
     NotificationKind,
     RootCauseCategory,
 )
+from caseapi.cases.schemas import CaseCreate
 from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import Assign, Commitment, SetCommitment, Transition
 from caseapi.cases.store import on_customer_reply
@@ -202,7 +202,7 @@ async def test_recurrence_after_closure_opens_a_linked_case(
 
 
 async def _waiting_request(service: CaseService, ntu_id: str | None = None) -> str:
-    draft = CaseDraft(
+    draft = CaseCreate(
         type=CaseType.GENERAL_REQUEST if ntu_id is None else CaseType.INCIDENT,
         subject=CaseSubject.INFORMATION_REQUEST if ntu_id is None else None,
         summary="question",

@@ -36,9 +36,7 @@ async def test_figures_follow_the_cases(
     await incidents.open_incident(incident("ntu-1"))  # outage 10 min before START
     p2_start = START - timedelta(minutes=5)
     await incidents.open_incident(
-        incident(
-            "ntu-2", priority="P2", dedup_key=ntu_degraded_key("ntu-2"), outage_start=p2_start
-        )
+        incident("ntu-2", priority="P2", dedup_key=ntu_degraded_key("ntu-2"), outage_start=p2_start)
     )
     async with database.sessionmaker() as session:
         session.add(CaseNotification(case_id=1, kind="case_auto_closed", created_at=p2_start))

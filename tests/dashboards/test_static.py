@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -16,16 +17,18 @@ import yaml
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from caseapi.cases.service import CaseService
-from nms.detector.settings import DegradedSettings
+from caseapi.app import build_services
+from nms.bus.batch import PingBatch
 from nms.bus.mqtt import BusStats
 from nms.bus.wire import Heartbeat
 from nms.clock import FakeClock
 from nms.detector.availability import Rules
 from nms.detector.engine import Detector
+from nms.detector.migrate import migrate_detector_state
+from nms.detector.settings import DegradedSettings
 from nms.detector.store import LastProbe
-from nms.inventory.sync import sync_inventory
 from nms.inventory.loader import parse_inventory
+from nms.inventory.sync import sync_inventory
 from nms.noc.cluster_metrics import DELAY_BUCKETS, BusCollector, ShardMonitor
 from nms.noc.metrics import build_metrics
 from nms.noc.probe_metrics import ProbeStats
@@ -48,6 +51,7 @@ from tests.dashboards.promql import (
     rules,
     substitute,
 )
+from tests.nms.detector.conftest import drop_detector_schema
 
 PROMTOOL = shutil.which("promtool")
 
@@ -135,7 +139,7 @@ async def exported_names(db: Database) -> set[str]:
     """Every sample name our collectors export, with state in every family."""
     clock = FakeClock()
     await sync_inventory(db.sessionmaker, INVENTORY)
-    service = CaseService(sessionmaker=db.sessionmaker, clock=clock)
+    service = build_services(sessionmaker=db.sessionmaker, clock=clock).incidents
     detector = Detector(
         rules=Rules(
             down_after=timedelta(seconds=60), restore_after=1, stale_after=timedelta(hours=1)
@@ -148,23 +152,32 @@ async def exported_names(db: Database) -> set[str]:
     await detector.load(INVENTORY)
     for ok in (True, False, False, False, False):
         await detector.observe(
-            [
-                PingResult(
-                    key="n1",
-                    address=ipaddress.ip_address("192.0.2.1"),
-                    started_at=clock.now(),
-                    sent=2,
-                    received=2 if ok else 0,
-                    rtts=(0.001, 0.002) if ok else (),
+            PingBatch(
+                results=(
+                    PingResult(
+                        key="n1",
+                        address=ipaddress.ip_address("192.0.2.1"),
+                        started_at=clock.now(),
+                        sent=2,
+                        received=2 if ok else 0,
+                        rtts=(0.001, 0.002) if ok else (),
+                    ),
                 )
-            ]
+            )
         )
         clock.advance(30)
     # The last burst failed (no RTT): give it figures, as an answering NTU has.
     detector.ntus["n1"].last_probe = LastProbe(rtt_avg=0.001, loss=0.5, jitter=0.0)
-    view = detector.ntus["n1"].snmp
-    view.wan_oper_status, view.wan_admin_status = 1, 1
-    view.in_bps = view.out_bps = view.error_rate = 0.0
+    tracked = detector.ntus["n1"]
+    view = replace(
+        tracked.signals.view,
+        wan_oper_status=1,
+        wan_admin_status=1,
+        in_bps=0.0,
+        out_bps=0.0,
+        error_rate=0.0,
+    )
+    tracked.signals = replace(tracked.signals, view=view)
     metrics = build_metrics(
         detector=detector, probes=ProbeStats(), clock=clock, sessionmaker=db.sessionmaker
     )
@@ -192,7 +205,12 @@ async def exported_names(db: Database) -> set[str]:
 
 
 async def test_every_queried_metric_is_exported(database: Database):  # noqa: F811
-    exported = await exported_names(database)
+    await migrate_detector_state(database.engine)
+    try:
+        exported = await exported_names(database)
+    finally:
+        if database.backend == "postgres":
+            await drop_detector_schema(database.engine)  # the session's shared database
     recorded = {r["record"] for r in rules() if "record" in r}
     generated_by_prometheus = {"up"}
     missing = []

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
-from nms.inventory.sync import sync_inventory
 from nms.inventory.loader import load_inventory
+from nms.inventory.sync import sync_inventory
 from tests.nms.nms_process import free_port
 
 GOOD = """\

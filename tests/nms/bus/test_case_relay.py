@@ -16,10 +16,10 @@ from sqlalchemy import select
 from caseapi.cases.enums import CaseEventKind
 from caseapi.cases.models import CaseEvent
 from caseapi.cases.service import CaseService
+from caseapi.incidents import ntu_down_key
 from nms.bus.case_relay import CaseRelay
 from nms.bus.wire import CaseChange, Message, decode, encode
 from nms.clock import FakeClock
-from nms.outage import ntu_down_key
 from tests.caseapi.conftest import START, Database, incident
 
 

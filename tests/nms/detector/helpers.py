@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.incidents import IncidentOpen, IncidentService, NtuStatusUpdate, UpstreamOpen
-from caseapi.ntus.models import Customer, Node, Ntu
+from caseapi.inventory import InventoryDiff
 from nms.bus.batch import PingBatch, SnmpBatch
 from nms.inventory.model import Inventory
+from nms.inventory.sync import sync_inventory
 from probes.observation import PingResult, SnmpResult
 
 
@@ -25,46 +25,10 @@ def polls(results: Iterable[SnmpResult]) -> SnmpBatch:
 
 async def store_inventory(
     sessionmaker: async_sessionmaker[AsyncSession], inventory: Inventory
-) -> tuple[str, ...]:
+) -> InventoryDiff:
     """Customers, NTUs and nodes into the case service's tables, as the composition
-    root does before it starts the detector; returns the NTUs removed."""
-    async with sessionmaker() as session, session.begin():
-        existing = set((await session.scalars(select(Ntu.id))).all())
-        for c in inventory.customers:
-            await session.merge(
-                Customer(
-                    id=c.id,
-                    name=c.name,
-                    contract_status=c.contract_status,
-                    attributes=dict(c.attributes),
-                )
-            )
-        await session.execute(delete(Ntu))
-        await session.execute(delete(Node))
-        for n in inventory.ntus:
-            session.add(
-                Ntu(
-                    id=n.id,
-                    customer_id=n.customer,
-                    service_id=n.service_id,
-                    site=n.site,
-                    address=str(n.address),
-                    parent=n.parent,
-                    probe={},
-                    attributes=dict(n.attributes),
-                )
-            )
-        for node in inventory.nodes:
-            session.add(
-                Node(
-                    id=node.id,
-                    kind=node.kind,
-                    address=str(node.address),
-                    parent=node.parent,
-                    site=node.site,
-                )
-            )
-    return tuple(sorted(existing - {n.id for n in inventory.ntus}))
+    root does before it starts the detector."""
+    return await sync_inventory(sessionmaker, inventory)
 
 
 class Flaky:

@@ -211,7 +211,7 @@ async def test_a_pending_case_survives_a_restart(harness: Harness):
     assert case.outage_start == start
     assert case.status == "solved"
     # The restore that was pending is not saved: the end is the first good probe the
-    # restarted detector saw (documented on Tracked.pending_restore).
+    # restarted detector saw (documented on Outage.pending_restore).
     assert case.restored_at is not None
     assert case.restored_at >= back
 
@@ -259,8 +259,8 @@ async def test_inventory_change_keeps_state(harness: Harness):
         await harness.cycle({"n1"})
     start = harness.detector.ntus["n1"].state.outage_start
     smaller = inventory(INVENTORY.replace("  - {id: n2, customer: acme, address: 192.0.2.2}\n", ""))
-    removed = await store_inventory(harness.db.sessionmaker, smaller)
-    assert removed == ("n2",)
+    diff = await store_inventory(harness.db.sessionmaker, smaller)
+    assert diff.removed == ("n2",)
     harness.detector.set_inventory(smaller)
     assert set(harness.detector.ntus) == {"n1", "n3"}
     assert harness.detector.ntus["n1"].state.outage_start == start

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from caseapi.cases.models import CaseNotification
 from caseapi.cases.service import CaseService
 from caseapi.core.timers import CaseTicker
+from caseapi.incidents import IncidentOpen, ntu_degraded_key
 from nms.bus.batch import PingBatch
 from nms.clock import FakeClock
 from nms.detector.availability import Rules
@@ -27,7 +28,6 @@ from nms.noc.case_stats import CaseStats
 from nms.noc.metrics import build_metrics
 from nms.noc.ntu_metrics import NmsCollector
 from nms.noc.probe_metrics import ProbeStats
-from nms.outage import IncidentOpen, ntu_degraded_key
 from probes.observation import PingResult
 from tests.caseapi.conftest import Database
 

@@ -1,49 +1,13 @@
-"""FastAPI dependencies, as ``Annotated`` aliases used in route signatures."""
+"""Guards mounted on the whole app (shared route dependencies: ``caseapi.core.deps``)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Path, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from fastapi import Request
 
 from caseapi.cases.errors import CaseValidationError
-from caseapi.cases.service import CaseService
-from caseapi.core.database import MAX_ID, session_scope
-
-#: A row id in a path or query: larger values cannot name a row and would overflow
-#: the database's integer type (a driver error, not a clear answer).
-RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
-OptionalVersion = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-
-
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    """Return the session factory given to ``create_app``."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    return sessionmaker
-
-
-SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
-
-
-async def get_session(sessionmaker: SessionmakerDep) -> AsyncIterator[AsyncSession]:
-    """Yield a read session for one request (connected up front, so outages are 503)."""
-    async with session_scope(sessionmaker) as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-
-
-def get_case_service(request: Request) -> CaseService:
-    """Return the case service given to (or built by) ``create_app``."""
-    service: CaseService = request.app.state.case_service
-    return service
-
-
-CaseServiceDep = Annotated[CaseService, Depends(get_case_service)]
 
 
 async def reject_nul_characters(request: Request) -> None:

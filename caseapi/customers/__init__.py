@@ -1,0 +1,1 @@
+"""Customers as the inventory names them: contract status and contract terms."""
