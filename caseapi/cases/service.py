@@ -17,7 +17,6 @@ from caseapi.cases import repository
 from caseapi.cases.actions import CaseActions
 from caseapi.cases.config import DEFAULT_SLA
 from caseapi.cases.incidents import IncidentService
-from caseapi.cases.legacy import LegacyIncidentCalls
 from caseapi.cases.models import Case, CaseEvent
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.sla import SlaSettings
@@ -39,7 +38,7 @@ class CasePage:
     next_cursor: str | None
 
 
-class CaseService(CaseActions, LegacyIncidentCalls):
+class CaseService(CaseActions):
     """Works cases on behalf of people and answers case queries."""
 
     def __init__(

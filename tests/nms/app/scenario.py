@@ -87,7 +87,7 @@ class Scenario:
         self._task = asyncio.create_task(self.service.run(), name="detector-service")
         # Time may move only once the loops wait on the clock (the tick, maintenance).
         async with asyncio.timeout(_WAIT):
-            while self.clock.sleepers < 2:
+            while self.clock.sleepers < 2:  # noqa: ASYNC110 - a count, no event to wait on
                 await asyncio.sleep(0.001)
         return self
 

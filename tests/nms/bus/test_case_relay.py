@@ -13,9 +13,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from caseapi.app import CaseServices, build_services
 from caseapi.cases.enums import CaseEventKind
 from caseapi.cases.models import CaseEvent
-from caseapi.cases.service import CaseService
 from caseapi.incidents import ntu_down_key
 from nms.bus.case_relay import CaseRelay
 from nms.bus.wire import CaseChange, Message, decode, encode
@@ -61,8 +61,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def service(database: Database, clock: FakeClock) -> CaseService:
-    return CaseService(sessionmaker=database.sessionmaker, clock=clock)
+def service(database: Database, clock: FakeClock) -> CaseServices:
+    return build_services(sessionmaker=database.sessionmaker, clock=clock)
 
 
 def relay_for(
@@ -89,21 +89,23 @@ async def event_ids(database: Database) -> list[int]:
         return list((await session.scalars(select(CaseEvent.id).order_by(CaseEvent.id))).all())
 
 
-async def open_and_solve(service: CaseService, clock: FakeClock, ntu_id: str) -> str:
-    ref = await service.open_incident(incident(ntu_id, customer_id=f"cust-{ntu_id}"))
+async def open_and_solve(service: CaseServices, clock: FakeClock, ntu_id: str) -> str:
+    ref = await service.incidents.open_incident(incident(ntu_id, customer_id=f"cust-{ntu_id}"))
     clock.advance(timedelta(minutes=5))
-    solved = await service.restore_incident(dedup_key=ntu_down_key(ntu_id), restored_at=clock.now())
+    solved = await service.incidents.restore_incident(
+        dedup_key=ntu_down_key(ntu_id), restored_at=clock.now()
+    )
     assert solved == ref
     return ref
 
 
 async def test_one_change_per_timeline_row_in_id_order(
-    database: Database, service: CaseService, clock: FakeClock, recorder: Recorder
+    database: Database, service: CaseServices, clock: FakeClock, recorder: Recorder
 ) -> None:
     relay = relay_for(database, recorder)
     await relay.start_after_newest()  # empty database: from the first row
     ref = await open_and_solve(service, clock, "ntu-1")
-    timeline = await service.get_timeline(ref)
+    timeline = await service.cases.get_timeline(ref)
     assert [str(event.kind) for event in timeline] == ["opened", "restored"]
 
     assert await relay.relay_once() == len(timeline)
@@ -123,19 +125,23 @@ async def test_one_change_per_timeline_row_in_id_order(
 
 
 async def test_rows_of_several_cases_interleave_by_id(
-    database: Database, service: CaseService, clock: FakeClock, recorder: Recorder
+    database: Database, service: CaseServices, clock: FakeClock, recorder: Recorder
 ) -> None:
     relay = relay_for(database, recorder)
     await relay.start_after_newest()
-    ref_a = await service.open_incident(incident("ntu-a", customer_id="acme", priority="P2"))
-    ref_b = await service.open_incident(incident("ntu-b", customer_id="globex"))
+    ref_a = await service.incidents.open_incident(
+        incident("ntu-a", customer_id="acme", priority="P2")
+    )
+    ref_b = await service.incidents.open_incident(incident("ntu-b", customer_id="globex"))
     clock.advance(60)
-    await service.restore_incident(dedup_key=ntu_down_key("ntu-a"), restored_at=clock.now())
+    await service.incidents.restore_incident(
+        dedup_key=ntu_down_key("ntu-a"), restored_at=clock.now()
+    )
 
     await relay.relay_once()
     expected = sorted(
-        [(e.id, ref_a) for e in await service.get_timeline(ref_a)]
-        + [(e.id, ref_b) for e in await service.get_timeline(ref_b)]
+        [(e.id, ref_a) for e in await service.cases.get_timeline(ref_a)]
+        + [(e.id, ref_b) for e in await service.cases.get_timeline(ref_b)]
     )
     assert [(c.event_id, c.ref) for c in recorder.sent] == expected
     assert recorder.sent[0].ref == ref_a and recorder.sent[1].ref == ref_b
@@ -147,7 +153,7 @@ async def test_rows_of_several_cases_interleave_by_id(
 
 
 async def test_changes_go_on_the_wire(
-    database: Database, service: CaseService, clock: FakeClock, recorder: Recorder
+    database: Database, service: CaseServices, clock: FakeClock, recorder: Recorder
 ) -> None:
     relay = relay_for(database, recorder)
     await relay.start_after_newest()
@@ -159,32 +165,32 @@ async def test_changes_go_on_the_wire(
 
 
 async def test_a_new_relay_skips_history(
-    database: Database, service: CaseService, clock: FakeClock, recorder: Recorder
+    database: Database, service: CaseServices, clock: FakeClock, recorder: Recorder
 ) -> None:
     await open_and_solve(service, clock, "ntu-old")
     relay = relay_for(database, recorder)
     await relay.start_after_newest()
     assert await relay.relay_once() == 0
 
-    ref = await service.open_incident(incident("ntu-new"))
+    ref = await service.incidents.open_incident(incident("ntu-new"))
     assert await relay.relay_once() == 1
     assert [(c.ref, c.kind, c.ntu_id) for c in recorder.sent] == [(ref, "opened", "ntu-new")]
 
 
 async def test_first_run_without_start_also_skips_history(
-    database: Database, service: CaseService, clock: FakeClock, recorder: Recorder
+    database: Database, service: CaseServices, clock: FakeClock, recorder: Recorder
 ) -> None:
     # A new leader's first relay_once starts after the newest row (no replay).
     await open_and_solve(service, clock, "ntu-old")
     relay = relay_for(database, recorder)
     assert await relay.relay_once() == 0
-    await service.open_incident(incident("ntu-new"))
+    await service.incidents.open_incident(incident("ntu-new"))
     assert await relay.relay_once() == 1
     assert recorder.sent[0].ntu_id == "ntu-new"
 
 
 async def test_a_failed_send_is_sent_again_next_run(
-    database: Database, service: CaseService, clock: FakeClock, recorder: Recorder
+    database: Database, service: CaseServices, clock: FakeClock, recorder: Recorder
 ) -> None:
     relay = relay_for(database, recorder)
     await relay.start_after_newest()
@@ -205,14 +211,16 @@ async def test_a_failed_send_is_sent_again_next_run(
 
 
 async def test_batch_limit(
-    database: Database, service: CaseService, clock: FakeClock, recorder: Recorder
+    database: Database, service: CaseServices, clock: FakeClock, recorder: Recorder
 ) -> None:
     relay = relay_for(database, recorder, batch=2)
     await relay.start_after_newest()
     for ntu in ("ntu-1", "ntu-2", "ntu-3"):
-        await service.open_incident(incident(ntu))
+        await service.incidents.open_incident(incident(ntu))
         clock.advance(1)
-    await service.restore_incident(dedup_key=ntu_down_key("ntu-1"), restored_at=clock.now())
+    await service.incidents.restore_incident(
+        dedup_key=ntu_down_key("ntu-1"), restored_at=clock.now()
+    )
     total = len(await event_ids(database))
     assert total >= 4
 
@@ -226,7 +234,7 @@ async def test_batch_limit(
 
 
 async def test_run_drains_full_batches_and_survives_a_failure(
-    database: Database, service: CaseService, clock: FakeClock, recorder: Recorder
+    database: Database, service: CaseServices, clock: FakeClock, recorder: Recorder
 ) -> None:
     relay = relay_for(database, recorder, batch=2, clock=clock)
     await relay.start_after_newest()
@@ -254,11 +262,11 @@ async def test_run_drains_full_batches_and_survives_a_failure(
 
 
 async def test_a_skipped_id_is_watched_for_gap_timeout_on_the_clock(
-    database: Database, service: CaseService, clock: FakeClock, recorder: Recorder
+    database: Database, service: CaseServices, clock: FakeClock, recorder: Recorder
 ) -> None:
     # Rows with chosen ids stand for transactions that commit out of id order.
-    ref = await service.open_incident(incident("ntu-1"))
-    case_id = (await service.get_case(ref)).id
+    ref = await service.incidents.open_incident(incident("ntu-1"))
+    case_id = (await service.cases.get_case(ref)).id
     relay = CaseRelay(
         sessionmaker=database.sessionmaker, send=recorder, clock=clock, gap_timeout=30.0
     )
@@ -295,11 +303,11 @@ async def test_a_skipped_id_is_watched_for_gap_timeout_on_the_clock(
     "database", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
 async def test_a_row_committed_late_is_not_lost(
-    database: Database, service: CaseService, recorder: Recorder
+    database: Database, service: CaseServices, recorder: Recorder
 ) -> None:
     assert database.backend == "postgres"
-    ref_a = await service.open_incident(incident("ntu-a"))
-    case_a = await service.get_case(ref_a)
+    ref_a = await service.incidents.open_incident(incident("ntu-a"))
+    case_a = await service.cases.get_case(ref_a)
     relay = relay_for(database, recorder)
     await relay.start_after_newest()
 
@@ -310,7 +318,7 @@ async def test_a_row_committed_late_is_not_lost(
             )
         )
         await slow.flush()  # takes the next id; not visible until commit
-        await service.open_incident(incident("ntu-b"))  # a later id, committed first
+        await service.incidents.open_incident(incident("ntu-b"))  # a later id, committed first
         await relay.relay_once()
         await slow.commit()
     await relay.relay_once()

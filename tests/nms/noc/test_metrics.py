@@ -12,9 +12,9 @@ from datetime import timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
+from caseapi.app import build_services
 from caseapi.cases.models import CaseNotification
-from caseapi.cases.service import CaseService
-from caseapi.core.timers import CaseTicker
+from caseapi.cases.ticker import CaseTicker
 from caseapi.incidents import IncidentOpen, ntu_degraded_key
 from nms.bus.batch import PingBatch
 from nms.clock import FakeClock
@@ -62,12 +62,12 @@ class World:
     def __init__(self, db: Database) -> None:
         self.clock = FakeClock()
         self.db = db
-        self.service = CaseService(sessionmaker=db.sessionmaker, clock=self.clock)
+        self.service = build_services(sessionmaker=db.sessionmaker, clock=self.clock)
         self.detector = Detector(
             rules=RULES,
             degraded=DegradedSettings(),
             clock=self.clock,
-            sink=self.service,
+            sink=self.service.incidents,
             sessionmaker=db.sessionmaker,
         )
         self.probes = ProbeStats(cycles=7, overruns=1, errors=2, last_cycle_seconds=1.5, targets=3)
@@ -167,7 +167,7 @@ async def test_case_figures_come_from_the_database(world: World):
     for _ in range(22):
         await world.cycle({"n2"})  # P1 on n2, detected 10 min after the first failure
     p2_start = world.clock.now() - timedelta(minutes=5)
-    await world.service.open_incident(
+    await world.service.incidents.open_incident(
         IncidentOpen(
             dedup_key=ntu_degraded_key("n3"),
             priority="P2",
