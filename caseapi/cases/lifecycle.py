@@ -21,6 +21,13 @@ commitment) raises the escalation level one step, L1 -> L2 -> L3 (L3 is the ceil
 Waiting on the customer pauses the repair clock: on resume its deadline moves by the
 pause.
 
+First response and the unassigned flag are two clocks. The first response is
+support's first word to the customer: only ``Respond`` (a public staff comment, see
+``caseapi.cases.store.on_staff_reply``) stops its clock. Taking, assigning, a status
+change or a commitment say nothing to the customer and leave it running. Taking or
+assigning stops the unassigned flag; a case back in a queue (its assignee cleared, or
+handed off to a level with nobody named) re-arms it ``unassigned_after`` from then.
+
 Escalation rule of the ticker: one ``Tick`` raises the level at most one step, however
 many deadlines it finds missed. Each missed deadline is still recorded on its own
 (``sla_breached`` / ``commitment_missed``), and the one ``escalated`` entry lists them
@@ -256,6 +263,13 @@ class _Step:
             changes["ttr_due_at"] = case.ttr_due_at + max(self.now - case.paused_at, timedelta(0))
         self.set(**changes)
 
+    def requeue(self) -> None:
+        """The case is back in a queue: the unassigned flag re-arms from now."""
+        self.set(
+            unassigned_due_at=self.now + self.policy.unassigned_after,
+            unassigned_flagged_at=None,
+        )
+
     def respond(self, actor: str) -> None:
         if self.case.first_responded_at is None:
             self.set(first_responded_at=self.now)
@@ -300,8 +314,6 @@ def _transition(run: _Step, event: Event) -> None:
             root_cause_category=event.root_cause_category,
             resolution=event.resolution,
         )
-    if to is not S.SOLVED:
-        run.respond(event.actor)
     kind = CaseEventKind.REOPENED if to is S.IN_PROGRESS and case.status is S.SOLVED else None
     extra: dict[str, Any] = {}
     if to is S.MERGED and event.merged_into:
@@ -369,6 +381,13 @@ def _respond(run: _Step, event: Event) -> None:
 def _assign(run: _Step, event: Event) -> None:
     assert isinstance(event, Assign)
     previous = run.case.assignee
+    if event.assignee is None:
+        if previous is None:
+            return
+        run.set(assignee=None)
+        run.log(CaseEventKind.ASSIGNED, event.actor, assignee=None, previous=previous)
+        run.requeue()
+        return
     run.set(assignee=event.assignee)
     run.log(CaseEventKind.ASSIGNED, event.actor, assignee=event.assignee, previous=previous)
     if run.case.status is S.NEW:
@@ -377,9 +396,10 @@ def _assign(run: _Step, event: Event) -> None:
 
 def _hand_off(run: _Step, event: Event) -> None:
     assert isinstance(event, HandOff)
-    old = run.case.escalation_level
+    old, old_assignee = run.case.escalation_level, run.case.assignee
     level = event.to_level if event.to_level.rank > old.rank else old
-    run.set(escalation_level=level, assignee=event.assignee or run.case.assignee)
+    # Without an assignee the case goes to the level's queue: nobody owns it now.
+    run.set(escalation_level=level, assignee=event.assignee)
     run.log(
         CaseEventKind.HANDED_OFF,
         event.actor,
@@ -387,6 +407,9 @@ def _hand_off(run: _Step, event: Event) -> None:
         assignee=event.assignee,
         summary=dict(event.summary),
     )
+    requeued = old_assignee is not None or level is not old
+    if event.assignee is None and requeued and run.case.status in WORKING_STATUSES:
+        run.requeue()
 
 
 def _escalate(run: _Step, event: Event) -> None:
@@ -413,7 +436,6 @@ def _set_commitment(run: _Step, event: Event) -> None:
     if commitment.due_at <= run.now:
         raise ValueError("a commitment must be due in the future")
     run.set(commitments=(*run.case.commitments, commitment))
-    run.respond(event.actor)
     run.log(
         CaseEventKind.COMMITMENT_SET,
         event.actor,

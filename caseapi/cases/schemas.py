@@ -195,9 +195,11 @@ class TransitionRequest(BaseModel):
 
 
 class AssignRequest(BaseModel):
+    """``assignee: null`` puts the case back in the queue (the unassigned flag re-arms)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    assignee: Name
+    assignee: Name | None
 
 
 class HandOffRequest(BaseModel):

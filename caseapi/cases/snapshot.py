@@ -175,9 +175,12 @@ class Respond:
 
 @dataclass(frozen=True, slots=True)
 class Assign:
-    """Give the case to ``assignee`` (``take`` is assigning to oneself)."""
+    """Give the case to ``assignee`` (``take`` is assigning to oneself).
 
-    assignee: str
+    ``None`` puts the case back in the queue (the unassigned flag re-arms).
+    """
+
+    assignee: str | None
     actor: str
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -248,10 +249,20 @@ def _startup_error(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def _cmd_inventory_check(args: argparse.Namespace) -> int:
     inventory = load_inventory(args.file)
-    counts = f"{len(inventory.customers)} customers, {len(inventory.ntus)} NTUs"
-    print(f"{args.file}: valid: {counts}, {len(inventory.nodes)} upstream nodes")
+    counts = ", ".join(
+        (
+            _count(len(inventory.customers), "customer", "customers"),
+            _count(len(inventory.ntus), "NTU", "NTUs"),
+            _count(len(inventory.nodes), "upstream node", "upstream nodes"),
+        )
+    )
+    print(f"{args.file}: valid: {counts}")
     return 0
 
 
@@ -278,6 +289,17 @@ def _print_section(name: str, value: object, indent: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (``nms config show | head``): not an error of ours.
+        # Point stdout at /dev/null so that the interpreter's final flush is quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command in ("run", "probe", "detector", "api"):

@@ -31,6 +31,7 @@ import httpx
 from nms.lab.procs import stop_process
 
 EXIT_NEEDS_ROOT = 2
+LOSS_PERCENT = 30
 T = TypeVar("T")
 
 
@@ -84,6 +85,11 @@ def add_demo_command(subparsers: Any) -> None:
     demo.add_argument("--workdir", type=Path, metavar="DIR", help="where the database and logs go")
     demo.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
     demo.add_argument("--report", type=Path, metavar="FILE", help="also write the cases as JSON")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="after the scenario, keep nms and the lab running until Ctrl-C (API key printed)",
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -108,7 +114,9 @@ def run_demo(args: argparse.Namespace) -> int:
         fleet.up()
         demo.start(fleet)
         demo.play(fleet)
-        demo.summary(args.report)
+        demo.summary(args.report, keep=args.keep)
+        if args.keep:
+            demo.stay()
         return 0
     except KeyboardInterrupt:
         say("Interrupted: tearing down")
@@ -185,6 +193,7 @@ class Demo:
             raise DemoError(f"cannot create an API key: {made.stderr.strip()}")
         self.key = made.stdout.strip()
         say(f"nms is running: API {self.url}/docs, metrics {self.url}/metrics")
+        say(f"  engineer API key, while the demo runs: {self.key}")
         say(f"  (10 min of down is {self.pace.down_after} here, a 24 h window "
             f"{self.pace.monitoring})")  # fmt: skip
 
@@ -200,6 +209,13 @@ class Demo:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc, timeout=15)
+
+    def stay(self) -> None:
+        """Keep nms (and the lab) up until Ctrl-C or SIGTERM."""
+        assert self.proc is not None
+        while self.proc.poll() is None:
+            time.sleep(0.5)
+        raise DemoError(f"nms run exited with {self.proc.returncode}")
 
     # -- API -------------------------------------------------------------------------
 
@@ -267,11 +283,18 @@ class Demo:
         self.call("POST", f"/v1/cases/{ref}/comments", {"body": body, "visibility": "public"})
         say(f"Engineer takes {ref} and tells the customer (first response, inside 30 min)")
 
-        say("FAULT: 30 % packet loss towards ntu-1 -> P2 (degraded) after the loss window")
-        fleet.set_loss(fleet.hosts[1], 30)
+        say(
+            f"FAULT: ntu-1 drops {LOSS_PERCENT} % of the echoes sent to it -> P2 (degraded) "
+            f"once the loss measured over the last {self.pace.window} passes 5 %"
+        )
+        fleet.set_loss(fleet.hosts[1], LOSS_PERCENT)
         p2 = self.wait("the P2 case", lambda: self.case_for("ntu-1", "P2"))
         self.refs["P2"] = p2["ref"]
         say(f"P2 {p2['ref']} opened: {p2['summary']}")
+        say(
+            f"  (the loss measured when it opened; the {self.pace.window} window still "
+            "held bursts from before the fault)"
+        )
 
         say("REPAIR: ntu-0 answers again; the loss on ntu-1 stops")
         fleet.restore_address(fleet.addresses[0])
@@ -308,7 +331,7 @@ class Demo:
         say(f"Engineer publishes RFO v{rfo['version']} of {ref}: {cause}")
         say(f"  look: {self.url}/v1/cases/{ref}/rfo?format=md")
 
-    def summary(self, report: Path | None) -> None:
+    def summary(self, report: Path | None, *, keep: bool) -> None:
         cases = self.cases()
         print("\nCases:")
         print(f"  {'ref':<18} {'prio':<5} {'ntu':<7} {'status':<8} {'outage start':<27} restored")
@@ -321,19 +344,33 @@ class Demo:
         wanted = (
             "nms_ntus{",
             "nms_detector_cases_opened_total",
-            "nms_detection_latency_seconds_sum",
+            "nms_detection_latency_seconds_count",
         )
-        print("\nMetrics (excerpt of /metrics):")
+        print("\nMetrics (excerpt of /metrics, as the scenario ended):")
         for line in page.splitlines():
             if line.startswith(wanted):
                 print(f"  {line}")
-        print(
-            f"\nWhere to look next:\n"
-            f"  the cases      {self.url}/v1/cases (Authorization: Bearer <key>)\n"
-            f"  an RFO         {self.url}/v1/cases/{self.refs['P1']}/rfo?format=md\n"
-            f"  dashboards     dashboards/grafana/*.json (Grafana over Prometheus)\n"
-            f"  work directory {self.workdir} (nms.db, nms.log, inventory.yaml)\n"
+        rfo = httpx.get(
+            f"{self.url}/v1/cases/{self.refs['P1']}/rfo?format=md",
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=10,
         )
+        print(f"\nThe published RFO of {self.refs['P1']}:\n")
+        print("  " + rfo.text.strip().replace("\n", "\n  "))
+        if keep:
+            print(
+                f"\nStill running (Ctrl-C stops nms and tears the lab down):\n"
+                f"  the cases      {self.url}/v1/cases\n"
+                f"  an RFO         {self.url}/v1/cases/{self.refs['P1']}/rfo?format=md\n"
+                f"  metrics        {self.url}/metrics\n"
+                f"  with           Authorization: Bearer {self.key}\n"
+            )
+        else:
+            print(
+                f"\nnms stops with the demo (run it with --keep to look around first).\n"
+                f"  work directory {self.workdir} (nms.db, nms.log, inventory.yaml)\n"
+                f"  dashboards     dashboards/grafana/*.json (Grafana over Prometheus)\n"
+            )
         if report is not None:
             rfos = {
                 c["ref"]: self.call("GET", f"/v1/cases/{c['ref']}/rfo")["status"] for c in cases

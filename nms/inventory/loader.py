@@ -244,7 +244,7 @@ def parse_inventory(text: str, *, source: str, fmt: Literal["yaml", "csv"]) -> I
         if ntu.profile is not None and ntu.profile not in profile_ids:
             problems.append(f"{source}:{line}: {where}.profile: unknown profile {ntu.profile!r}")
     if problems:
-        raise InventoryError(problems)
+        raise InventoryError(sorted(problems, key=_problem_line))
     return Inventory(
         customers=tuple(customers),
         ntus=tuple(n for _, _, n in ntus),
@@ -252,6 +252,14 @@ def parse_inventory(text: str, *, source: str, fmt: Literal["yaml", "csv"]) -> I
         profiles=tuple(profiles),
         nodes=tuple(n for _, _, n in nodes if isinstance(n, NodeSpec)),
     )
+
+
+def _problem_line(problem: str) -> int:
+    """The line a ``source:line: ...`` problem names (0 for the file as a whole), so
+    that problems are listed top to bottom, as an operator fixes them."""
+    _, _, rest = problem.partition(":")
+    number, sep, _ = rest.partition(":")
+    return int(number) if sep and number.isdigit() else 0
 
 
 def _cross_check(

@@ -227,10 +227,16 @@ class NmsCollector(Collector):
         for name, doc, value in (
             ("nms_detector_observations", "ICMP results processed", stats.observations),
             ("nms_detector_snmp_observations", "SNMP results processed", stats.snmp_observations),
-            ("nms_detector_cases_opened", "P1 cases opened by the detector", stats.cases_opened),
-            ("nms_detector_degraded_opened", "P2 cases opened", stats.degraded_opened),
             ("nms_detector_cases_restored", "Cases solved on restoration", stats.cases_restored),
             ("nms_detector_case_errors", "Failed case service calls (retried)", stats.case_errors),
             ("nms_detector_reboots", "NTU reboots seen", stats.reboots),
         ):
             yield CounterMetricFamily(name, doc, value=value)
+        opened = CounterMetricFamily(
+            "nms_detector_cases_opened",
+            "Cases the detector opened: P1 (down, upstream incidents) and P2 (degraded)",
+            labels=["priority"],
+        )
+        opened.add_metric(["P1"], stats.cases_opened)
+        opened.add_metric(["P2"], stats.degraded_opened)
+        yield opened

@@ -131,7 +131,7 @@ async def test_customer_view_hides_internal_fields_and_events(
     seen = (await acme.get(f"/v1/cases/{ref}")).json()
     assert not INTERNAL & seen.keys()
     full = (await staff.get(f"/v1/cases/{ref}")).json()
-    assert (full["assignee"], full["escalation_level"]) == ("bob", "L2")
+    assert (full["assignee"], full["escalation_level"]) == (None, "L2")  # handed to the L2 queue
     kinds = [e["kind"] for e in (await acme.get(f"/v1/cases/{ref}/timeline")).json()["data"]]
     assert "handed_off" not in kinds
     assert "assigned" not in kinds

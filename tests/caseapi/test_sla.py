@@ -102,8 +102,8 @@ async def test_deadlines_missed_in_one_tick_escalate_one_step(
     ref = await incidents.open_incident(incident("ntu-1"))
     tick = ticker(database, clock, service)
     promise = Commitment(kind=CommitmentKind.NEXT_UPDATE, due_at=clock.now() + 20 * M)
-    # Setting a commitment is a response, so back-date nothing: miss the promise and
-    # the repair time together (the ticker was down for 5 h).
+    # A commitment is not a response: miss the promise, the first response and the
+    # repair time together (the ticker was down for 5 h).
     await service.act(ENGINEER, ref, lambda _: SetCommitment(commitment=promise, actor="e"))
     await advance(clock, tick, 5 * H)
     case = await service.get_case(ref)
@@ -113,6 +113,7 @@ async def test_deadlines_missed_in_one_tick_escalate_one_step(
     assert [(e["from"], e["to"]) for e in escalations] == [("L1", "L2")]
     assert escalations[0]["missed"] == [
         "commitment missed: next_update",
+        "first response overdue",
         "time to repair exceeded",
     ]
     # Two more misses in two later ticks: L3, then nothing above it.

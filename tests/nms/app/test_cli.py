@@ -102,7 +102,39 @@ def test_inventory_check_good(tmp_path: Path):
     path.write_text(GOOD)
     result = nms("inventory", "check", str(path))
     assert result.returncode == 0, result.stderr
-    assert "valid: 1 customers, 2 NTUs" in result.stdout
+    assert "valid: 1 customer, 2 NTUs, 0 upstream nodes" in result.stdout
+
+
+def test_inventory_problems_are_listed_top_to_bottom(tmp_path: Path):
+    path = tmp_path / "inv.yaml"
+    path.write_text(
+        "customers:\n"
+        "  - {id: acme, name: ACME}\n"
+        "ntus:\n"
+        "  - {id: a, customer: acme, address: 192.0.2.1, parent: nowhere}\n"
+        "  - {id: b, customer: nobody, address: 192.0.2.2}\n"
+        "  - {id: c, customer: acme, address: not-an-address}\n"
+        "  - {id: a, customer: acme, address: 192.0.2.1}\n"
+    )
+    result = nms("inventory", "check", str(path))
+    assert result.returncode == 2
+    lines = [int(x.split(":")[1]) for x in result.stderr.splitlines() if str(path) in x]
+    assert len(lines) >= 4, result.stderr
+    assert lines == sorted(lines), result.stderr
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path):
+    """``nms config show | head``: no traceback, no BrokenPipeError noise.
+
+    The reader here (``true``) exits before nms has started, so the first write of
+    ``config show`` always meets a closed pipe."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NMS_")}
+    shell = f"{sys.executable} -m nms.app.cli config show | true; exit ${{PIPESTATUS[0]}}"
+    done = subprocess.run(
+        ["bash", "-c", shell], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.stderr == ""
+    assert done.returncode == 0
 
 
 @pytest.mark.parametrize("case", list(BAD_INVENTORIES))

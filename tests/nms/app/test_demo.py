@@ -77,5 +77,18 @@ def test_the_demo_runs_to_the_end_and_its_cases_are_in_the_api(tmp_path: Path):
             assert rfo["status"] == "published"
             assert rfo["root_cause"]
         p1 = nms.get(f"/v1/cases/{by_priority['P1']['ref']}")
-        assert p1["first_responded_at"] is not None  # the engineer took it
+        assert p1["first_responded_at"] is not None  # the engineer answered in public
         assert len(nms.cases()) == 2
+        # What the demo printed is what the database and /metrics said.
+        p2 = nms.get(f"/v1/cases/{by_priority['P2']['ref']}")
+        assert f"P2 {p2['ref']} opened: {p2['summary']}" in out
+        assert f"drops {demo.LOSS_PERCENT} % of the echoes" in out
+        assert 'nms_detector_cases_opened_total{priority="P1"} 1.0' in out
+        assert 'nms_detector_cases_opened_total{priority="P2"} 1.0' in out
+        assert "nms_detection_latency_seconds_count 2.0" in out
+        rfo = nms.get(f"/v1/cases/{p1['ref']}/rfo")
+        assert rfo["root_cause"] in out
+    # Nothing printed at the end points at a URL that is gone with the demo.
+    tail = out.split("The published RFO of", 1)[1]
+    assert "http://" not in tail
+    assert "--keep" in tail

@@ -132,7 +132,8 @@ async def test_per_ntu_and_fleet_gauges_follow_the_detector(world: World):
     assert world.value("nms_ntus_with_open_case", priority="P1") == 1
     assert world.value("nms_ntu_outage_seconds", ntu="n2") == 22 * 30
     assert world.value("nms_ntu_outage_seconds", ntu="n1") is None
-    assert world.value("nms_detector_cases_opened_total") == 1
+    assert world.value("nms_detector_cases_opened_total", priority="P1") == 1
+    assert world.value("nms_detector_cases_opened_total", priority="P2") == 0
 
 
 async def test_probe_counters_carry_the_probe_label(world: World):
