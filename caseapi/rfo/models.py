@@ -27,6 +27,8 @@ class RfoVersion(Base):
     root_cause: Mapped[str | None] = mapped_column(Text)
     corrective_actions: Mapped[str | None] = mapped_column(Text)
     preventive_actions: Mapped[str | None] = mapped_column(Text)
+    #: Why no preventive action applies (set instead of ``preventive_actions``).
+    preventive_not_applicable: Mapped[str | None] = mapped_column(Text)
     #: The generated part, frozen at publication (null while a draft: computed live).
     facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

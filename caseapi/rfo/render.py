@@ -25,6 +25,14 @@ def _text(value: str | None) -> str:
     return value.strip() if value and value.strip() else _NOT_SET
 
 
+def _preventive(rfo: dict[str, Any]) -> str:
+    actions = (rfo.get("preventive_actions") or "").strip()
+    reason = (rfo.get("preventive_not_applicable") or "").strip()
+    if not actions and reason:
+        return f"Not applicable: {reason}"
+    return _text(actions)
+
+
 def render_markdown(rfo: dict[str, Any]) -> str:
     """Render an ``RfoPublic`` dump (``model_dump(mode="json")``) as Markdown."""
     facts = rfo["facts"]
@@ -40,6 +48,11 @@ def render_markdown(rfo: dict[str, Any]) -> str:
         "",
         f"**Summary:** {facts['summary']}",
         "",
+        *(
+            [f"Part of the upstream incident {facts['incident_ref']}.", ""]
+            if facts.get("incident_ref")
+            else []
+        ),
         "## Impact",
         "",
         "| | |",
@@ -52,6 +65,7 @@ def render_markdown(rfo: dict[str, Any]) -> str:
         f"| Case opened | {_value(facts['opened_at'])} |",
         f"| First response | {_value(facts['first_response_at'])} |",
         f"| Restored | {_value(facts['restored_at'])} |",
+        f"| Solved | {_value(facts.get('solved_at'))} |",
         f"| Services affected | {_value(', '.join(facts['services']))} |",
         f"| Sites affected | {_value(', '.join(facts['sites']))} |",
         "",
@@ -73,7 +87,7 @@ def render_markdown(rfo: dict[str, Any]) -> str:
         "",
         "## Preventive actions",
         "",
-        _text(rfo["preventive_actions"]),
+        _preventive(rfo),
         "",
     ]
     return "\n".join(lines)

@@ -38,6 +38,7 @@ def to_public(view: RfoView) -> RfoPublic:
         root_cause=row.root_cause if row else None,
         corrective_actions=row.corrective_actions if row else None,
         preventive_actions=row.preventive_actions if row else None,
+        preventive_not_applicable=row.preventive_not_applicable if row else None,
         facts=view.facts,
         created_at=row.created_at if row else None,
         created_by=row.created_by if row else None,

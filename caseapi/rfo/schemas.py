@@ -27,6 +27,8 @@ class RfoUpdate(BaseModel):
     root_cause: str | None = Field(default=None, max_length=MAX_TEXT)
     corrective_actions: str | None = Field(default=None, max_length=MAX_TEXT)
     preventive_actions: str | None = Field(default=None, max_length=MAX_TEXT)
+    #: Why no preventive action applies; publishing needs this or ``preventive_actions``.
+    preventive_not_applicable: str | None = Field(default=None, max_length=MAX_TEXT)
 
 
 class RfoPublic(BaseModel):
@@ -35,7 +37,9 @@ class RfoPublic(BaseModel):
     ``status`` is ``draft`` or ``published``; ``saved`` is false for a draft that
     exists only as a preview (nobody has written to it yet). ``facts`` holds impact
     start/end/duration, detection, opened, first response, escalations, restored,
-    services, sites and a customer-facing timeline; frozen once published.
+    solved, services, sites and the customer-facing timeline in chronological order
+    (and ``incident_ref`` on a case linked to an upstream incident); frozen once
+    published.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -48,6 +52,7 @@ class RfoPublic(BaseModel):
     root_cause: str | None
     corrective_actions: str | None
     preventive_actions: str | None
+    preventive_not_applicable: str | None
     facts: dict[str, Any]
     created_at: datetime | None
     created_by: str | None

@@ -9,6 +9,14 @@
   publication on the case and may close it) and, for corrections, writes an
   ``rfo_published`` timeline entry with the version (the lifecycle writes the
   entry for the first publication).
+- Publishing needs root cause (with category), corrective and preventive actions;
+  instead of preventive actions the engineer may give the reason none apply
+  (``preventive_not_applicable``).
+- An upstream incident's RFO reaches its linked customer cases: publishing it
+  publishes a version on each (the engineer's text of the incident, the facts of
+  the customer's own case, ``incident_ref`` naming the incident), which notifies the
+  customer and lets the case close like any other. Nothing of another customer is
+  in it. A linked case's own draft is replaced by the incident's text.
 - Customers read only the newest published version of their own cases; anything
   else answers 404 ``rfo_not_found``. Staff read any version, or the draft.
 """
@@ -26,7 +34,7 @@ from caseapi.auth.principal import Principal
 from caseapi.auth.tenancy import ensure_visible
 from caseapi.cases import repository as case_repository
 from caseapi.cases import store as case_store
-from caseapi.cases.enums import CaseEventKind
+from caseapi.cases.enums import CaseEventKind, CaseStatus
 from caseapi.cases.models import Case
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
@@ -36,15 +44,37 @@ from caseapi.rfo.errors import RfoIncompleteError, RfoNotFoundError, RfoPublishe
 from caseapi.rfo.facts import build_facts
 from caseapi.rfo.models import RfoVersion
 
-#: The engineer's fields; all four may be set on a draft.
+#: The engineer's fields; all may be set on a draft.
 EDITABLE_FIELDS: Final = (
     "root_cause_category",
     "root_cause",
     "corrective_actions",
     "preventive_actions",
+    "preventive_not_applicable",
 )
-#: What a version needs before it can be published.
+#: What a version needs before it can be published (preventive actions: see below).
 REQUIRED_TO_PUBLISH: Final = ("root_cause_category", "root_cause", "corrective_actions")
+#: How ``RfoIncompleteError`` names missing preventive actions.
+PREVENTIVE_MISSING: Final = "preventive_actions (or preventive_not_applicable with the reason)"
+
+
+def missing_to_publish(row: RfoVersion) -> list[str]:
+    """The fields ``row`` still needs before publication (empty when complete).
+
+    Preventive actions are required unless the engineer says why none apply.
+    """
+
+    def blank(name: str) -> bool:
+        return not (getattr(row, name) or "").strip()
+
+    missing = [name for name in REQUIRED_TO_PUBLISH if blank(name)]
+    if blank("preventive_actions") and blank("preventive_not_applicable"):
+        missing.append(PREVENTIVE_MISSING)
+    return missing
+
+
+#: Linked cases that get no RFO: withdrawn or folded into another case.
+_NO_RFO: Final = frozenset({CaseStatus.CANCELLED, CaseStatus.MERGED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,36 +183,76 @@ class RfoService:
             case = await case_store.case_for(session, principal, ref, lock=True)
             row = await repository.latest_version(session, case_id=case.id)
             if row is None:
-                raise RfoIncompleteError(ref, list(REQUIRED_TO_PUBLISH))
+                raise RfoIncompleteError(ref, [*REQUIRED_TO_PUBLISH, PREVENTIVE_MISSING])
             if row.published_at is not None:
                 raise RfoPublishedError(ref, row.version)
-            missing = [
-                name for name in REQUIRED_TO_PUBLISH if not (getattr(row, name) or "").strip()
-            ]
+            missing = missing_to_publish(row)
             if missing:
                 raise RfoIncompleteError(ref, missing)
             now = self._clock.now()
-            first = case.rfo_published_at is None
-            events = await case_repository.list_events(session, case_id=case.id)
-            row.facts = build_facts(case, events, now=now)
-            row.published_at = now
-            row.published_by = principal.actor
-            await session.flush()
-            await case_store.mark_rfo_published(
-                session, case_id=case.id, at=now, actor=principal.actor
-            )
-            if not first:
-                await case_store.record_event(
-                    session,
-                    case=case,
-                    at=now,
-                    kind=CaseEventKind.RFO_PUBLISHED,
-                    actor=principal.actor,
-                    data={"version": row.version, "correction": True},
-                )
+            await self._publish_row(session, case, row, actor=principal.actor, now=now)
+            for child in await self._linked_cases(session, case):
+                await self._publish_linked(session, case, row, child, principal.actor, now)
             view = await self._view(session, case, row)
             await session.commit()
             return view
+
+    async def _publish_row(
+        self,
+        session: AsyncSession,
+        case: Case,
+        row: RfoVersion,
+        *,
+        actor: str,
+        now: datetime,
+        extra_facts: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Freeze ``row`` with the facts of ``case`` and record the publication."""
+        first = case.rfo_published_at is None
+        events = await case_repository.list_events(session, case_id=case.id)
+        row.facts = build_facts(case, events, now=now) | dict(extra_facts or {})
+        row.published_at = now
+        row.published_by = actor
+        await session.flush()
+        await case_store.mark_rfo_published(session, case_id=case.id, at=now, actor=actor)
+        if not first:
+            await case_store.record_event(
+                session,
+                case=case,
+                at=now,
+                kind=CaseEventKind.RFO_PUBLISHED,
+                actor=actor,
+                data={"version": row.version, "correction": True},
+            )
+
+    @staticmethod
+    async def _linked_cases(session: AsyncSession, case: Case) -> list[Case]:
+        """The customer cases linked to upstream incident ``case`` (none for others)."""
+        if case.dedup_key is None or not case.dedup_key.startswith("node:"):
+            return []
+        linked = await case_repository.list_linked_cases(
+            session, parent_id=case.id, dedup_prefix=f"{case.dedup_key}:customer:"
+        )
+        return [child for child in linked if child.status not in _NO_RFO]
+
+    async def _publish_linked(
+        self,
+        session: AsyncSession,
+        incident: Case,
+        source: RfoVersion,
+        child: Case,
+        actor: str,
+        now: datetime,
+    ) -> None:
+        locked = await case_repository.lock_case_by_id(session, case_id=child.id)
+        assert locked is not None
+        row = await repository.latest_version(session, case_id=locked.id)
+        if row is None or row.published_at is not None:
+            row = await self._new_draft(session, locked, row, at=now, actor=actor)
+        text = {name: getattr(source, name) for name in EDITABLE_FIELDS}
+        apply_changes(row, text, at=now, actor=actor, ref=locked.ref)
+        extra = {"incident_ref": incident.ref, "incident_rfo_version": source.version}
+        await self._publish_row(session, locked, row, actor=actor, now=now, extra_facts=extra)
 
     async def _visible_case(self, session: AsyncSession, principal: Principal, ref: str) -> Case:
         case = await case_repository.get_case_by_ref(session, ref=ref)

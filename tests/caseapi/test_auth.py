@@ -278,7 +278,12 @@ async def test_a_200_character_key_name_fits_every_column_that_stores_an_actor(
         assert (await engineer.post(f"/v1/cases/{ref}/commitments", json=promise)).is_success
         comment = await engineer.post(f"/v1/cases/{ref}/comments", json={"body": "on it"})
         assert (comment.status_code, comment.json()["author"]) == (201, actor)
-        rfo = {"root_cause_category": "hardware", "root_cause": "PSU", "corrective_actions": "x"}
+        rfo = {
+            "root_cause_category": "hardware",
+            "root_cause": "PSU",
+            "corrective_actions": "x",
+            "preventive_actions": "y",
+        }
         assert (await engineer.put(f"/v1/cases/{ref}/rfo", json=rfo)).is_success
         published = await engineer.post(f"/v1/cases/{ref}/rfo/publish")
         assert published.json()["published_by"] == actor, published.text

@@ -23,6 +23,7 @@ from caseapi.rfo.service import apply_changes
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import add_customer, authed_client, make_app
 from tests.caseapi.conftest import START, Database, incident
+from tests.caseapi.rfo_checks import assert_rfo_tells_the_case
 
 PROBLEM = "application/problem+json"
 CAUSE = {
@@ -69,7 +70,8 @@ async def test_draft_preview_has_the_generated_facts(app: FastAPI, ref: str) -> 
     assert facts["opened_at"] == "2026-03-01T12:00:00+00:00"
     assert (facts["services"], facts["sites"]) == (["svc-ntu-1"], ["site of ntu-1"])
     events = [entry["event"] for entry in facts["timeline"]]
-    assert events[0] == "detected" and "opened" in events and "restored" in events
+    assert events[:3] == ["outage_start", "detected", "opened"]
+    assert events[-2:] == ["restored", "solved"]
 
 
 async def test_open_impact_is_ongoing_never_negative(
@@ -187,3 +189,71 @@ async def test_tenancy_and_roles(app: FastAPI, ref: str) -> None:
         _problem(await admin.get("/v1/cases/CS-1999-000001/rfo"), 404, "case_not_found")
         bad = await admin.put(f"/v1/cases/{ref}/rfo", json={"root_cause_category": "aliens"})
         _problem(bad, 422, "validation_error")
+
+
+async def test_publishing_needs_preventive_actions_or_the_reason_they_do_not_apply(
+    app: FastAPI, ref: str
+) -> None:
+    without = {name: value for name, value in CAUSE.items() if name != "preventive_actions"}
+    async with authed_client(app, role=Role.ENGINEER) as engineer:
+        await engineer.put(f"/v1/cases/{ref}/rfo", json=without)
+        refused = _problem(
+            await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_incomplete"
+        )
+        assert refused["missing"] == [
+            "preventive_actions (or preventive_not_applicable with the reason)"
+        ]
+        blank = {"preventive_not_applicable": "   "}
+        await engineer.put(f"/v1/cases/{ref}/rfo", json=blank)
+        _problem(await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_incomplete")
+        reason = "One-off road works; the supplier's route is already diverse."
+        await engineer.put(f"/v1/cases/{ref}/rfo", json={"preventive_not_applicable": reason})
+        published = await engineer.post(f"/v1/cases/{ref}/rfo/publish")
+        assert published.status_code == 200, published.text
+        assert published.json()["preventive_not_applicable"] == reason
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="acme") as acme:
+        markdown = (await acme.get(f"/v1/cases/{ref}/rfo?format=md")).text
+    assert f"## Preventive actions\n\nNot applicable: {reason}" in markdown
+
+
+async def test_the_rfo_tells_the_worked_case_in_order(
+    app: FastAPI, incidents: IncidentService, clock: FakeClock
+) -> None:
+    ref = await incidents.open_incident(incident("ntu-2", customer_id="acme"))
+    async with authed_client(app, role=Role.ENGINEER) as engineer:
+        clock.advance(timedelta(minutes=4))
+        assert (await engineer.post(f"/v1/cases/{ref}/take")).is_success
+        clock.advance(timedelta(minutes=3))
+        promise = {"kind": "next_update", "due_at": (clock.now() + timedelta(hours=1)).isoformat()}
+        assert (await engineer.post(f"/v1/cases/{ref}/commitments", json=promise)).is_success
+        internal = {"body": "supplier ticket 42", "visibility": "internal"}
+        assert (await engineer.post(f"/v1/cases/{ref}/comments", json=internal)).is_success
+        clock.advance(timedelta(minutes=2))
+        update = {"body": "A fibre cut near the exchange; the supplier is on the way."}
+        assert (await engineer.post(f"/v1/cases/{ref}/comments", json=update)).is_success
+        # The probes saw the service back 3 minutes before the message arrived.
+        clock.advance(timedelta(minutes=40))
+        restored = clock.now() - timedelta(minutes=3)
+        await incidents.restore_incident(dedup_key=ntu_down_key("ntu-2"), restored_at=restored)
+        await engineer.put(f"/v1/cases/{ref}/rfo", json=CAUSE)
+        assert (await engineer.post(f"/v1/cases/{ref}/rfo/publish")).is_success
+        case = (await engineer.get(f"/v1/cases/{ref}")).json()
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="acme") as acme:
+        rfo = (await acme.get(f"/v1/cases/{ref}/rfo")).json()
+        markdown = (await acme.get(f"/v1/cases/{ref}/rfo?format=md")).text
+    assert_rfo_tells_the_case(case, rfo, markdown)
+    timeline = rfo["facts"]["timeline"]
+    assert [entry["event"] for entry in timeline] == [
+        "outage_start",
+        "detected",
+        "opened",
+        "taken",
+        "commitment",
+        "public_update",
+        "first_response",
+        "restored",
+        "solved",
+    ]
+    assert timeline[5]["description"].endswith(update["body"])
+    assert "supplier ticket" not in str(rfo)  # internal notes stay internal
+    assert rfo["facts"]["restored_at"] == restored.isoformat()

@@ -17,10 +17,12 @@ from caseapi.auth.principal import Role
 from caseapi.cases.models import Case
 from caseapi.cases.service import CaseService
 from caseapi.incidents import Affected, IncidentService, UpstreamOpen
+from caseapi.notifications.models import Notification
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import authed_client, make_app
 from tests.caseapi.conftest import START, Database, incident
 from tests.caseapi.lifecycle_fixtures import seed
+from tests.caseapi.rfo_checks import assert_rfo_tells_the_case
 
 
 def upstream(*affected: tuple[str, str]) -> UpstreamOpen:
@@ -163,3 +165,61 @@ async def test_public_updates_on_the_parent_flow_to_the_open_linked_cases(
     assert [c["body"] for c in other["data"]] == ["Fibre cut; ETA 16:00"]
     # It is support's first response on the linked cases too.
     assert (await staff.get(f"/v1/cases/{mine.ref}")).json()["first_responded_at"] is not None
+
+
+async def test_the_incident_rfo_reaches_each_linked_customer_and_nothing_of_the_others(
+    database: Database,
+    incidents: IncidentService,
+    clock: FakeClock,
+    staff: httpx.AsyncClient,
+    acme: httpx.AsyncClient,
+    app: FastAPI,
+):
+    parent_ref = await incidents.open_upstream_incident(
+        upstream(("a1", "cust-1"), ("b1", "cust-2"))
+    )
+    _, mine, theirs = await _cases(database)
+    clock.advance(timedelta(minutes=5))
+    await staff.post(f"/v1/cases/{parent_ref}/comments", json={"body": "Fibre cut at the PoP."})
+    clock.advance(timedelta(minutes=30))
+    await incidents.restore_incident(dedup_key="node:pop1:down", restored_at=clock.now())
+    cause = {
+        "root_cause_category": "supplier",
+        "root_cause": "The supplier's fibre into pop1 was cut.",
+        "corrective_actions": "Spliced.",
+        "preventive_actions": "A second route into pop1.",
+    }
+    assert (await staff.put(f"/v1/cases/{parent_ref}/rfo", json=cause)).is_success
+    published = await staff.post(f"/v1/cases/{parent_ref}/rfo/publish")
+    assert published.status_code == 200, published.text
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-2") as other:
+        readers = {mine.ref: acme, theirs.ref: other}
+        for ref, customer in readers.items():
+            rfo = (await customer.get(f"/v1/cases/{ref}/rfo")).json()
+            assert rfo["status"] == "published", rfo
+            assert rfo["root_cause"] == cause["root_cause"]
+            assert rfo["facts"]["incident_ref"] == parent_ref
+            markdown = (await customer.get(f"/v1/cases/{ref}/rfo?format=md")).text
+            assert f"Part of the upstream incident {parent_ref}." in markdown
+            case = (await customer.get(f"/v1/cases/{ref}")).json()
+            assert case["rfo_published_at"] is not None
+            assert_rfo_tells_the_case(case, rfo, markdown)
+            # Neither customer sees the other: not its case, NTU or customer id.
+            others = {
+                mine.ref: ("cust-2", "b1", theirs.ref),
+                theirs.ref: ("cust-1", "a1", mine.ref),
+            }
+            for secret in others[ref]:
+                assert secret not in str(rfo) and secret not in markdown, secret
+        assert (await acme.get(f"/v1/cases/{theirs.ref}/rfo")).status_code == 404
+        assert (await other.get(f"/v1/cases/{mine.ref}/rfo")).status_code == 404
+        assert (await acme.get(f"/v1/cases/{parent_ref}/rfo")).status_code == 404
+    async with database.sessionmaker() as session:
+        told = (
+            await session.execute(
+                select(Notification.customer_id, Notification.case_ref).where(
+                    Notification.kind == "rfo_published"
+                )
+            )
+        ).all()
+    assert sorted(told) == sorted([("cust-1", mine.ref), ("cust-2", theirs.ref)])

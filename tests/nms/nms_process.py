@@ -83,17 +83,22 @@ class NmsProcess:
     def key(self) -> str:
         """A NOC API key for this database, made on first use with ``nms apikey create``."""
         if self._key is None:
-            made = subprocess.run(
-                [
-                    sys.executable, "-m", "nms.app.cli", "apikey", "create",
-                    "--role", "noc", "--name", "e2e-tests",
-                    "--database", f"sqlite+aiosqlite:///{self.database}",
-                ],
-                capture_output=True, text=True, timeout=60, cwd=self.workdir,
-            )  # fmt: skip
-            assert made.returncode == 0, made.stderr
-            self._key = made.stdout.strip()
+            self._key = self.make_key("noc")
         return self._key
+
+    def make_key(self, role: str, customer: str | None = None) -> str:
+        """A new API key with ``role`` (for ``customer``), made with ``nms apikey create``."""
+        made = subprocess.run(
+            [
+                sys.executable, "-m", "nms.app.cli", "apikey", "create",
+                "--role", role, "--name", f"e2e-tests-{role}-{customer or 'staff'}",
+                *(["--customer", customer] if customer else []),
+                "--database", f"sqlite+aiosqlite:///{self.database}",
+            ],
+            capture_output=True, text=True, timeout=60, cwd=self.workdir,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip()
 
     def start(self, **extra_env: str) -> None:
         assert self.proc is None or self.proc.poll() is not None
@@ -158,6 +163,13 @@ class NmsProcess:
         response = httpx.get(self.url + path, params=params, headers=headers, timeout=5)
         response.raise_for_status()
         return response.json()
+
+    def call(
+        self, method: str, path: str, *, json: Any = None, key: str | None = None
+    ) -> httpx.Response:
+        """One request with ``key`` (the NOC key by default); the response as it came."""
+        headers = {"Authorization": f"Bearer {key or self.key}"}
+        return httpx.request(method, self.url + path, json=json, headers=headers, timeout=5)
 
     def cases(self, **params: Any) -> list[dict[str, Any]]:
         return list(self.get("/v1/cases", limit=500, **params)["data"])

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from nms.lab import LabFleet
+from tests.caseapi.rfo_checks import assert_rfo_tells_the_case
 from tests.lab_fixtures import LabFleetFactory, lab_fleet  # noqa: F401 - fixture
 from tests.nms.nms_process import NmsProcess, running, wait_for, write_inventory
 
@@ -25,6 +26,12 @@ DOWN_AFTER = 4.0
 INTERVAL = 1.0
 # Probe time, batching, one tick and HTTP polling: what "within" allows beyond the rule.
 SLACK = 1.5
+CAUSE = {
+    "root_cause_category": "access_circuit",
+    "root_cause": "The access circuit dropped.",
+    "corrective_actions": "The circuit was restored.",
+    "preventive_not_applicable": "A lab fault: nothing to prevent.",
+}
 
 
 def ts(text: str | None) -> datetime:
@@ -81,7 +88,10 @@ def test_down_ntu_opens_one_p1_and_restoration_solves_it(fleet: LabFleet, nms: N
         status = nms.wait_status("ntu-001", "down", timeout=5)
         assert ts(status["outage_start"]) == outage_start
 
-        # Let it stay down a little longer: still exactly one case.
+        # Support takes it and tells the customer; it stays down: still exactly one case.
+        assert nms.call("POST", f"/v1/cases/{case['ref']}/take").is_success
+        update = {"body": "We see the outage and are on it."}
+        assert nms.call("POST", f"/v1/cases/{case['ref']}/comments", json=update).is_success
         time.sleep(2)
         assert len(nms.cases()) == 1
 
@@ -100,6 +110,16 @@ def test_down_ntu_opens_one_p1_and_restoration_solves_it(fleet: LabFleet, nms: N
         nms.wait_status("ntu-001", "up")
         # The others never moved.
         assert all(c["ntu_id"] == "ntu-001" for c in nms.cases())
+        # The RFO tells the same story as the case, in order.
+        ref = solved["ref"]
+        assert nms.call("PUT", f"/v1/cases/{ref}/rfo", json=CAUSE).is_success
+        assert nms.call("POST", f"/v1/cases/{ref}/rfo/publish").is_success
+        rfo = nms.get(f"/v1/cases/{ref}/rfo")
+        markdown = nms.call("GET", f"/v1/cases/{ref}/rfo?format=md").text
+        assert_rfo_tells_the_case(nms.get(f"/v1/cases/{ref}"), rfo, markdown)
+        steps = [entry["event"] for entry in rfo["facts"]["timeline"]]
+        assert steps[:3] == ["outage_start", "detected", "opened"]
+        assert {"taken", "public_update", "first_response", "restored", "solved"} <= set(steps)
         assert nms.stop() == 0
     assert "stopped cleanly" in nms.log()
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from nms.lab import LabFleet
+from tests.caseapi.rfo_checks import assert_rfo_tells_the_case
 from tests.lab_fixtures import LabFleetFactory, lab_fleet  # noqa: F401 - fixture
 from tests.nms.nms_process import NmsProcess, running, wait_for
 
@@ -98,3 +99,26 @@ def test_node_down_opens_one_upstream_case_and_linked_customer_cases(
             lambda: all(c["status"] == "solved" for c in nms.cases()),
             timeout=15,
         )
+        # The incident's RFO reaches every linked customer, each seeing only its own.
+        cause = {
+            "root_cause_category": "hardware",
+            "root_cause": "The line card of pop1 failed.",
+            "corrective_actions": "The line card was replaced.",
+            "preventive_actions": "Spare line cards are kept at the PoP.",
+        }
+        assert nms.call("PUT", f"/v1/cases/{parent['ref']}/rfo", json=cause).is_success
+        published = nms.call("POST", f"/v1/cases/{parent['ref']}/rfo/publish")
+        assert published.status_code == 200, published.text
+        by_customer = {c["customer_id"]: c["ref"] for c in linked}
+        for customer, other in (("c1", "c2"), ("c2", "c1")):
+            key = nms.make_key("customer", customer)
+            ref = by_customer[customer]
+            rfo = nms.call("GET", f"/v1/cases/{ref}/rfo", key=key).json()
+            assert (rfo["status"], rfo["root_cause"]) == ("published", cause["root_cause"])
+            assert rfo["facts"]["incident_ref"] == parent["ref"]
+            markdown = nms.call("GET", f"/v1/cases/{ref}/rfo?format=md", key=key).text
+            case = nms.call("GET", f"/v1/cases/{ref}", key=key).json()
+            assert_rfo_tells_the_case(case, rfo, markdown)
+            theirs = by_customer[other]
+            assert theirs not in str(rfo) and theirs not in markdown
+            assert nms.call("GET", f"/v1/cases/{theirs}/rfo", key=key).status_code == 404
