@@ -137,6 +137,8 @@ class CaseEventKind(StrEnum):
     AUTO_CLOSE_HELD = "auto_close_held"
     RFO_PUBLISHED = "rfo_published"
     CLOSED = "closed"
+    #: The estimated time of restoration was set, changed or cleared (customer-visible).
+    ETR_SET = "etr_set"
 
 
 #: Timeline kinds a customer never sees: how support organises itself.

@@ -7,6 +7,8 @@ They extend the tree in ``caseapi.core.errors``::
         ├── InvalidTransitionError     409 the lifecycle forbids from -> to
         ├── EscalationNotAllowedError  409 a customer escalation without a missed commitment
         ├── ReopenNotAllowedError      409 reopening outside the monitoring window
+        ├── EtrNotAllowedError         409 an ETR on a general request or a restored case
+        ├── CancelNotAllowedError      409 a customer cancelling a proactive incident
         ├── PreconditionFailedError    412 ``If-Match`` names an older version
         ├── IdempotencyKeyReusedError  422 same ``Idempotency-Key``, different body
         └── CaseValidationError        422 a field breaks a business rule (names it)
@@ -56,6 +58,18 @@ class ReopenNotAllowedError(CaseRuleError):
     """Only a solved case still inside its monitoring window can be reopened."""
 
     code = "reopen_not_allowed"
+
+
+class CancelNotAllowedError(CaseRuleError):
+    """A customer may cancel only a request of its own, not a proactive incident."""
+
+    code = "cancel_not_allowed"
+
+
+class EtrNotAllowedError(CaseRuleError):
+    """Only an incident still being worked has an estimated time of restoration."""
+
+    code = "etr_not_allowed"
 
 
 class PreconditionFailedError(CaseRuleError):

@@ -16,6 +16,12 @@ Statuses::
     solved | rfo_pending --(recurrence / customer reopen)--> in_progress
     any open status -> cancelled | merged;  closed, cancelled, merged are terminal
 
+Cancelling: support may cancel any case in a working status (``Cancel`` or a
+``Transition`` to cancelled). Its customer may cancel a reactive request of its own
+(``Cancel`` with ``by_customer``) but not a proactive incident (the detector's own,
+or one linked to an upstream incident): support closes those once the service is
+restored, with the RFO the customer is owed.
+
 SLA clocks are absolute deadlines. A missed one (first response, time to repair, a
 commitment) raises the escalation level one step, L1 -> L2 -> L3 (L3 is the ceiling).
 Waiting on the customer pauses the repair clock: on resume its deadline moves by the
@@ -23,10 +29,19 @@ pause.
 
 First response and the unassigned flag are two clocks. The first response is
 support's first word to the customer: only ``Respond`` (a public staff comment, see
-``caseapi.cases.store.on_staff_reply``) stops its clock. Taking, assigning, a status
-change or a commitment say nothing to the customer and leave it running. Taking or
-assigning stops the unassigned flag; a case back in a queue (its assignee cleared, or
-handed off to a level with nobody named) re-arms it ``unassigned_after`` from then.
+``caseapi.cases.store.on_staff_reply``) and ``SetEtr`` stop its clock; both are
+updates to the customer and meet the pending ``next_update`` commitments. Taking,
+assigning, a status change or a commitment say nothing to the customer and leave it
+running. Taking or assigning stops the unassigned flag; a case back in a queue (its
+assignee cleared, or handed off to a level with nobody named) re-arms it
+``unassigned_after`` from then.
+
+The estimated time of restoration (``SetEtr``) belongs to an incident still being
+worked: a general request, or a case already restored (solved or further), refuses
+one (``EtrNotAllowedError``). Setting, changing or clearing it is an update to the
+customer: it is the first response if none was given, and it meets every pending
+``next_update`` commitment still due (one already overdue is the ticker's to mark
+missed, as a late update does not keep the promise).
 
 Escalation rule of the ticker: one ``Tick`` raises the level at most one step, however
 many deadlines it finds missed. Each missed deadline is still recorded on its own
@@ -52,17 +67,21 @@ from caseapi.cases.enums import (
     CasePriority,
     CaseStatus,
     CaseType,
+    CommitmentKind,
     EscalationLevel,
     NotificationKind,
     RootCauseCategory,
 )
 from caseapi.cases.errors import (
+    CancelNotAllowedError,
     EscalationNotAllowedError,
+    EtrNotAllowedError,
     InvalidTransitionError,
     ReopenNotAllowedError,
 )
 from caseapi.cases.snapshot import (
     Assign,
+    Cancel,
     CaseSnapshot,
     ChangePriority,
     CustomerReply,
@@ -79,6 +98,7 @@ from caseapi.cases.snapshot import (
     Restore,
     RfoPublished,
     SetCommitment,
+    SetEtr,
     SlaPolicy,
     Tick,
     Transition,
@@ -275,25 +295,46 @@ class _Step:
             self.set(first_responded_at=self.now)
             self.log(CaseEventKind.FIRST_RESPONSE, actor)
 
+    def update_customer(self, actor: str) -> None:
+        """Support told the customer something: first response, promised updates met."""
+        self.respond(actor)
+        kept = []
+        for c in self.case.commitments:
+            if c.pending and c.kind is CommitmentKind.NEXT_UPDATE and c.due_at >= self.now:
+                c = replace(c, met_at=self.now)
+                self.log(
+                    CaseEventKind.COMMITMENT_MET,
+                    actor,
+                    kind=c.kind.value,
+                    due_at=_iso(c.due_at),
+                    late=False,
+                )
+            kept.append(c)
+        self.set(commitments=tuple(kept))
+
 
 def step(case: CaseSnapshot, event: Event, now: datetime, policy: SlaPolicy) -> Outcome:
     """Apply ``event`` to ``case`` at ``now``.
 
     Raises:
         InvalidTransitionError: The event is not allowed in the case's status.
+        CancelNotAllowedError: A customer cancelling a proactive incident.
         EscalationNotAllowedError: A customer escalation with nothing missed.
         ReopenNotAllowedError: A reopen outside the monitoring window.
-        ValueError: A commitment due in the past, or an unknown commitment id.
+        EtrNotAllowedError: An ETR on a general request or a case no longer worked.
+        ValueError: A commitment or ETR in the past, or an unknown commitment id.
     """
     handler = _HANDLERS[type(event)]
     run = _Step(case, now, policy)
-    if case.status in TERMINAL_STATUSES and not isinstance(event, Tick | RfoPublished):
+    if case.status in TERMINAL_STATUSES and not isinstance(event, Tick | RfoPublished | SetEtr):
         raise InvalidTransitionError(case.status.value, _target(event), "the case is finished")
     handler(run, event)
     return run.outcome()
 
 
 def _target(event: Event) -> str:
+    if isinstance(event, Cancel):
+        return S.CANCELLED.value
     return event.to.value if isinstance(event, Transition) else type(event).__name__.lower()
 
 
@@ -373,9 +414,19 @@ def _customer_reply(run: _Step, event: Event) -> None:
         run.move(S.IN_PROGRESS, event.actor, "customer replied", CaseEventKind.STATUS_CHANGED)
 
 
+def _cancel(run: _Step, event: Event) -> None:
+    assert isinstance(event, Cancel)
+    if event.by_customer and run.case.proactive:
+        raise CancelNotAllowedError(
+            "proactive incidents are closed by support after the service is restored; "
+            "write a comment on the case if you no longer need it"
+        )
+    run.move(S.CANCELLED, event.actor, event.reason, CaseEventKind.STATUS_CHANGED)
+
+
 def _respond(run: _Step, event: Event) -> None:
     assert isinstance(event, Respond)
-    run.respond(event.actor)
+    run.update_customer(event.actor)
 
 
 def _assign(run: _Step, event: Event) -> None:
@@ -501,6 +552,36 @@ def _rfo_published(run: _Step, event: Event) -> None:
         run.move(S.CLOSED, event.actor, "RFO published", CaseEventKind.CLOSED)
 
 
+def etr_refusal(case: CaseSnapshot) -> str | None:
+    """Why ``case`` takes no estimated time of restoration; ``None`` when it does."""
+    if case.type is not CaseType.INCIDENT:
+        return "a general request has no service restoration to estimate"
+    if case.status not in WORKING_STATUSES:
+        return f"the case is {case.status.value}: a restored service has no ETR"
+    return None
+
+
+def _set_etr(run: _Step, event: Event) -> None:
+    assert isinstance(event, SetEtr)
+    refusal = etr_refusal(run.case)
+    if refusal is not None:
+        raise EtrNotAllowedError(
+            refusal, case_status=run.case.status.value, case_type=run.case.type.value
+        )
+    if event.etr is not None and event.etr <= run.now:
+        raise ValueError(
+            f"must be in the future: {event.etr.isoformat()} is not after "
+            f"the current time {run.now.isoformat()}"
+        )
+    previous = run.case.etr
+    run.set(etr=event.etr)
+    data: dict[str, Any] = {"etr": _iso(event.etr), "previous": _iso(previous), "note": event.note}
+    if event.from_parent is not None:
+        data["from_parent"] = event.from_parent
+    run.log(CaseEventKind.ETR_SET, event.actor, **data)
+    run.update_customer(event.actor)
+
+
 def _tick(run: _Step, event: Event) -> None:
     assert isinstance(event, Tick)
     now, actor = run.now, event.actor
@@ -594,6 +675,7 @@ _HANDLERS: Final[Mapping[type, Callable[[_Step, Any], None]]] = {
     Recur: _recur,
     Reopen: _reopen,
     CustomerReply: _customer_reply,
+    Cancel: _cancel,
     Respond: _respond,
     Assign: _assign,
     HandOff: _hand_off,
@@ -602,6 +684,7 @@ _HANDLERS: Final[Mapping[type, Callable[[_Step, Any], None]]] = {
     MeetCommitment: _meet_commitment,
     ChangePriority: _change_priority,
     RfoPublished: _rfo_published,
+    SetEtr: _set_etr,
     Tick: _tick,
 }
 

@@ -130,6 +130,10 @@ class Case(Base):
     #: On an upstream incident: the affected NTUs, ``[{"ntu": id, "customer": id}]``.
     affected: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
 
+    # -- restoration estimate (revision 0011) ---------------------------------------
+    #: The estimated time of restoration support gave the customer (``None``: none).
+    etr: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
     # The closed case this one recurs; loaded explicitly (selectinload) when needed.
     previous_case: Mapped[Case | None] = relationship(
         remote_side=lambda: [Case.id], foreign_keys=lambda: [Case.recurrence_of], lazy="raise"

@@ -1,11 +1,12 @@
 """What customers are told about their cases, through the notification outbox.
 
 The case side decides: ``on_case_event`` maps a timeline entry to the notification it
-implies (opened, a public staff update, solved, RFO published, closed) and enqueues it
-in the caller's transaction; ``store.record_event`` calls it for every entry, so no
-writer of the timeline can forget. ``import_reminders`` is the ``OutboxSource`` that
-turns the lifecycle's own outbox (``case_notifications``: waiting-customer reminders)
-into notifications on every dispatcher pass.
+implies (opened, a public staff update, an ETR set, solved, RFO published, closed;
+each carries the case's current ETR) and enqueues it in the caller's transaction;
+``store.record_event`` calls it for every entry, so no writer of the timeline can
+forget. ``import_reminders`` is the ``OutboxSource`` that turns the lifecycle's own
+outbox (``case_notifications``: waiting-customer reminders) into notifications on
+every dispatcher pass.
 
 Cases without a customer and cases flagged ``no_support`` (expired or unpaid
 contracts) tell nobody.
@@ -51,6 +52,8 @@ def kind_for_event(event: CaseEvent) -> NotificationKind | None:
         return K.PUBLIC_UPDATE if public else None
     if kind == "rfo_published":
         return K.RFO_PUBLISHED
+    if kind == "etr_set":
+        return K.ETR_UPDATED
     if kind == "closed":
         return K.CASE_CLOSED
     if data.get("to") == "solved":
@@ -71,6 +74,9 @@ async def on_case_event(session: AsyncSession, *, case: Case, event: CaseEvent) 
     if kind is K.PUBLIC_UPDATE:
         data["body"] = extra.get("body", "")
         data["visibility"] = "public"
+    elif kind is K.ETR_UPDATED:
+        data["previous_etr"] = extra.get("previous")
+        data["note"] = extra.get("note", "")
     elif kind is K.RFO_PUBLISHED:
         data["version"] = extra.get("version", 1)
         data["correction"] = bool(extra.get("correction", False))

@@ -4,8 +4,9 @@ Who may do what (tenancy is the service's: another customer's case is a 404):
 
 - read (list, get, timeline): every role; customers their own cases, customer view.
 - create: customers (their own customer) and staff / service (any customer).
-- work (PATCH, transitions, assign, take, handoff, commitments): staff.
+- work (PATCH, transitions, assign, take, handoff, commitments, ETR): staff.
 - escalate, reopen: customers (own cases) and staff; reply: customers.
+- cancel: customers (their own reactive requests, not proactive incidents) and staff.
 
 Changes honour ``If-Match`` (the ``ETag`` from ``GET``); a stale one is 412.
 """
@@ -34,6 +35,7 @@ from caseapi.cases.models import Case
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.schemas import (
     AssignRequest,
+    CancelRequest,
     CaseCreate,
     CaseCustomerView,
     CaseEventPublic,
@@ -42,6 +44,7 @@ from caseapi.cases.schemas import (
     CaseTimelinePublic,
     CaseUpdate,
     CommitmentCreate,
+    EtrRequest,
     HandOffRequest,
     ReasonRequest,
     TransitionRequest,
@@ -49,6 +52,7 @@ from caseapi.cases.schemas import (
 from caseapi.cases.service import MAX_PAGE_SIZE, CaseService
 from caseapi.cases.snapshot import (
     Assign,
+    Cancel,
     ChangePriority,
     Commitment,
     CustomerReply,
@@ -292,6 +296,21 @@ async def meet_commitment(
     return await _act(service, principal, ref, event, if_match)
 
 
+@router.put("/{ref}/etr", response_model=None, responses=_CASE_RESPONSES)
+async def set_case_etr(
+    ref: str,
+    body: EtrRequest,
+    service: CaseServiceDep,
+    principal: StaffPrincipal,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Set, change or clear (null) an incident's estimated time of restoration."""
+    case = await service.set_etr(
+        principal, ref, etr=body.etr, note=body.note, if_match=_if_match(if_match)
+    )
+    return await _case_response(service, principal, case)
+
+
 @router.post("/{ref}/escalate", response_model=None, responses=_CASE_RESPONSES)
 async def escalate_case(
     ref: str,
@@ -319,6 +338,19 @@ async def reopen_case(
 ) -> JSONResponse:
     """Put a solved case back to work while its monitoring window runs (409 after)."""
     event = Reopen(actor=principal.actor, reason=body.reason if body is not None else "")
+    return await _act(service, principal, ref, event, if_match)
+
+
+@router.post("/{ref}/cancel", response_model=None, responses=_CASE_RESPONSES)
+async def cancel_case(
+    ref: str,
+    body: CancelRequest,
+    service: CaseServiceDep,
+    principal: CustomerOrStaff,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Withdraw a case: customers their own requests (not proactive incidents), staff any."""
+    event = Cancel(actor=principal.actor, reason=body.reason, by_customer=principal.is_customer)
     return await _act(service, principal, ref, event, if_match)
 
 

@@ -15,10 +15,17 @@ Two views of a case:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from caseapi.cases.enums import (
     CaseEventKind,
@@ -91,6 +98,8 @@ class CaseCustomerView(BaseModel):
     root_cause_category: RootCauseCategory | None
     resolution: str | None
     closed_at: datetime | None
+    #: The estimated time of restoration support gave (``None``: none given).
+    etr: datetime | None
     created_at: datetime
     updated_at: datetime
     commitments: list[CommitmentPublic] = []
@@ -227,12 +236,37 @@ class CommitmentCreate(BaseModel):
     note: Annotated[str, Field(max_length=500)] = ""
 
 
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the time is out of range once converted to UTC") from exc
+
+
+class EtrRequest(BaseModel):
+    """Set the estimated time of restoration (an aware time in the future) or clear it
+    (``etr: null``); ``note`` goes to the customer with it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    etr: Annotated[AwareDatetime, AfterValidator(_in_utc)] | None
+    note: Annotated[str, Field(max_length=500)] = ""
+
+
 class ReasonRequest(BaseModel):
     """A free-text reason (escalate, reopen, reply)."""
 
     model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class CancelRequest(BaseModel):
+    """Why the case is withdrawn; required, and not blank."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class CaseEventPublic(BaseModel):
@@ -250,13 +284,16 @@ class CaseEventPublic(BaseModel):
         """Build from a ``CaseEvent``; customer copies lose internal data keys."""
         public = cls.model_validate(event)
         if for_customer:
-            data = {k: v for k, v in event.data.items() if k not in _INTERNAL_DATA_KEYS}
+            hidden = _INTERNAL_DATA_KEYS - _CUSTOMER_DATA_KEYS.get(event.kind, frozenset())
+            data = {k: v for k, v in event.data.items() if k not in hidden}
             public = public.model_copy(update={"data": data})
         return public
 
 
 #: Timeline data that only support sees (same reasons as the internal case fields).
 _INTERNAL_DATA_KEYS = frozenset({"dedup_key", "no_support", "assignee", "previous"})
+#: Exceptions per kind: an ETR's ``previous`` is the estimate the customer was given.
+_CUSTOMER_DATA_KEYS: dict[str, frozenset[str]] = {CaseEventKind.ETR_SET: frozenset({"previous"})}
 
 
 class CaseTimelinePublic(BaseModel):

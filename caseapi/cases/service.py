@@ -1,9 +1,10 @@
 """Case service: the people-facing work on cases and the case queries of the API.
 
-``CaseActions`` (mixed in) holds what people do to cases (create, work, escalate);
-this class adds the queries. The detector's incidents are ``IncidentService``'s
-(``caseapi.cases.incidents``); both create cases through ``store.insert_case`` and
-change them through ``store.apply_event``.
+``CaseActions`` (mixed in) holds what people do to cases (create, work, escalate),
+``EtrActions`` the estimated time of restoration; this class adds the queries. The
+detector's incidents are ``IncidentService``'s (``caseapi.cases.incidents``); both
+create cases through ``store.insert_case`` and change them through
+``store.apply_event``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.cases import repository
 from caseapi.cases.actions import CaseActions
 from caseapi.cases.config import DEFAULT_SLA
+from caseapi.cases.etr import EtrActions
 from caseapi.cases.incidents import IncidentService
 from caseapi.cases.models import Case, CaseEvent
 from caseapi.cases.repository import CaseFilters
@@ -38,7 +40,7 @@ class CasePage:
     next_cursor: str | None
 
 
-class CaseService(CaseActions):
+class CaseService(CaseActions, EtrActions):
     """Works cases on behalf of people and answers case queries."""
 
     def __init__(

@@ -14,6 +14,7 @@ from typing import Any
 from caseapi.cases.enums import (
     CaseEventKind,
     CasePriority,
+    CaseSource,
     CaseStatus,
     CaseSubject,
     CaseType,
@@ -75,6 +76,10 @@ class CaseSnapshot:
     priority: CasePriority
     created_at: datetime
     subject: CaseSubject | None = None
+    #: Proactive unless a person opened it (api, email, phone).
+    source: CaseSource = CaseSource.PROACTIVE
+    #: The upstream incident this case is linked to, if any.
+    parent_case_id: int | None = None
     escalation_level: EscalationLevel = EscalationLevel.L1
     assignee: str | None = None
     first_response_due_at: datetime | None = None
@@ -99,12 +104,18 @@ class CaseSnapshot:
     resolution_method: str | None = None
     root_cause_category: RootCauseCategory | None = None
     resolution: str | None = None
+    etr: datetime | None = None
     commitments: tuple[Commitment, ...] = ()
 
     @property
     def rfo_required(self) -> bool:
         """Every incident owes an RFO, and so does a P3 that asks for one."""
         return self.type is CaseType.INCIDENT or self.subject is CaseSubject.RFO_REQUEST
+
+    @property
+    def proactive(self) -> bool:
+        """Opened by the detector: its own incident, or a customer's linked to an upstream one."""
+        return self.source is CaseSource.PROACTIVE or self.parent_case_id is not None
 
     @property
     def missed_deadlines(self) -> list[str]:
@@ -164,6 +175,15 @@ class CustomerReply:
     """The customer answered (a public comment or an explicit reply)."""
 
     actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Withdraw the case: a customer its own reactive request, support any open case."""
+
+    actor: str
+    reason: str
+    by_customer: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +257,20 @@ class RfoPublished:
 
 
 @dataclass(frozen=True, slots=True)
+class SetEtr:
+    """Support sets (or, with ``None``, clears) the estimated time of restoration.
+
+    ``note`` is for the customer; ``from_parent`` names the upstream incident the
+    estimate came down from, on its linked customer cases.
+    """
+
+    etr: datetime | None
+    actor: str
+    note: str = ""
+    from_parent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed: act on every deadline that is due. ``ntu_down`` blocks auto-close."""
 
@@ -250,6 +284,7 @@ Event = (
     | Recur
     | Reopen
     | CustomerReply
+    | Cancel
     | Respond
     | Assign
     | HandOff
@@ -258,6 +293,7 @@ Event = (
     | MeetCommitment
     | ChangePriority
     | RfoPublished
+    | SetEtr
     | Tick
 )
 

@@ -289,8 +289,9 @@ async def on_staff_reply(session: AsyncSession, *, case_id: int, at: datetime, a
     """Record support's public reply to the customer in the caller's transaction.
 
     The first one is the case's first response (DOMAIN.md: within 30 minutes): it
-    sets ``first_responded_at`` and stops the first-response clock. Later replies,
-    and replies on finished cases, change nothing here.
+    sets ``first_responded_at`` and stops the first-response clock. Every reply is an
+    update to the customer: it meets the pending ``next_update`` commitments still
+    due. Replies on finished cases change nothing here.
 
     Raises:
         CaseNotFoundError: No case has id ``case_id``.
@@ -298,7 +299,7 @@ async def on_staff_reply(session: AsyncSession, *, case_id: int, at: datetime, a
     case = await repository.lock_case_by_id(session, case_id=case_id)
     if case is None:
         raise CaseNotFoundError(str(case_id))
-    if case.status.is_terminal or case.first_responded_at is not None:
+    if case.status.is_terminal:
         return
     # Responding needs no durations: it only stamps the time.
     policy = DEFAULT_SLA.policy()

@@ -23,6 +23,8 @@ class NotificationKind(StrEnum):
     MAINTENANCE_STARTED = "maintenance_started"
     MAINTENANCE_COMPLETED = "maintenance_completed"
     MAINTENANCE_CANCELLED = "maintenance_cancelled"
+    #: The estimated time of restoration of a case was set, changed or cleared.
+    ETR_UPDATED = "etr_updated"
 
 
 MAINTENANCE_KINDS = frozenset(

@@ -4,6 +4,9 @@ Only whitelisted, customer-visible fields ever leave the system: ``public_data``
 copies the fields a kind may show out of the outbox row's ``data`` and drops
 everything else (internal comments, actors, dedup keys). Every timestamp is
 rendered in UTC ISO 8601.
+
+Every case message carries the case's current estimated time of restoration: the
+payload's ``etr`` (``null`` when none is set) and a line of every case e-mail.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ CASE_FIELDS: Final = (
     "restored_at",
     "monitoring_until",
     "closed_at",
+    "etr",
     "at",
 )
 _MAINTENANCE_FIELDS: Final = (
@@ -52,6 +56,7 @@ _EXTRA_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     K.CASE_CLOSED: ("reason",),
     K.WAITING_CUSTOMER_REMINDER: ("waiting_since", "closes_at"),
     K.MAINTENANCE_COMPLETED: ("completed_at", "impact_start", "impact_end", "actual_impact"),
+    K.ETR_UPDATED: ("previous_etr", "note"),
 }
 _TIME_FIELDS: Final = frozenset(
     {
@@ -68,8 +73,12 @@ _TIME_FIELDS: Final = frozenset(
         "completed_at",
         "impact_start",
         "impact_end",
+        "etr",
+        "previous_etr",
     }
 )
+#: How an e-mail shows an ETR that is not set.
+NO_ETR: Final = "not set"
 
 #: kind -> (title, what happened, what is next); ``{field}`` placeholders.
 _TEMPLATES: Final[Mapping[str, tuple[str, str, str]]] = {
@@ -103,7 +112,15 @@ _TEMPLATES: Final[Mapping[str, tuple[str, str, str]]] = {
     K.WAITING_CUSTOMER_REMINDER: (
         "We are waiting for your reply",
         "Case {ref} has been waiting for your reply since {waiting_since}.",
-        "Please reply; without an answer the case closes automatically at {closes_at}.",
+        "Please reply; without an answer the case closes automatically at {closes_at}. "
+        "If you no longer need a request you opened, cancel it with a reason "
+        '(POST /v1/cases/{ref}/cancel, body {{"reason": "..."}}).',
+    ),
+    K.ETR_UPDATED: (
+        "Estimated time of restoration",
+        "Our support team updated the estimated time of restoration (ETR) of case {ref} "
+        "at {at}: {etr} (previously {previous_etr}).{note}",
+        "We keep working on it and will update you on this case; the ETR may change.",
     ),
     K.MAINTENANCE_ANNOUNCED: (
         "Maintenance announced",
@@ -185,8 +202,11 @@ def public_data(kind: str, data: Mapping[str, Any], *, case_ref: str | None) -> 
     for name in allowed:
         if name in data and data[name] is not None:
             out[name] = _time(data[name]) if name in _TIME_FIELDS else data[name]
-    if case_ref is not None and kind not in MAINTENANCE_KINDS:
-        out["ref"] = case_ref
+    if kind not in MAINTENANCE_KINDS:
+        if case_ref is not None:
+            out["ref"] = case_ref
+        # Always there: "no estimate" is news too.
+        out.setdefault("etr", None)
     return out
 
 
@@ -218,6 +238,11 @@ def render_email(envelope: Envelope) -> RenderedEmail:
     title, happened, nxt = _TEMPLATES[envelope.kind]
     fields = public_data(envelope.kind, envelope.data, case_ref=envelope.case_ref)
     values = _Blank({name: _display(value) for name, value in fields.items()})
+    if envelope.kind not in MAINTENANCE_KINDS:
+        values["etr"] = NO_ETR if fields["etr"] is None else fields["etr"]
+    if envelope.kind == K.ETR_UPDATED:
+        values.setdefault("previous_etr", NO_ETR)
+        values["note"] = f"\n\n{fields['note']}" if fields.get("note") else ""
     what = happened.format_map(values)
     then = nxt.format_map(values)
     if envelope.kind in MAINTENANCE_KINDS:
@@ -225,7 +250,12 @@ def render_email(envelope: Envelope) -> RenderedEmail:
         header = [f"Maintenance: {values['maintenance_id']}"]
     else:
         subject = f"[{values['ref']}] {title} - status: {values['status']}"
-        header = [f"Case: {values['ref']}", f"Status: {values['status']}"]
+        header = [
+            f"Case: {values['ref']}",
+            f"Status: {values['status']}",
+            "Estimated time of restoration: "
+            + (NO_ETR if fields["etr"] is None else f"{fields['etr']} (UTC)"),
+        ]
     header.append(f"Sent for event at: {utc_iso(envelope.created_at)} (UTC)")
     greeting = f"Dear {envelope.customer_name},"
     text = "\n".join(

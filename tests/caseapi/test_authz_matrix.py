@@ -67,6 +67,7 @@ EXPECTED: Final[dict[tuple[str, str], Rule]] = {
     ("POST", "/v1/cases/{ref}/handoff"): Rule(STAFF, {}),
     ("POST", "/v1/cases/{ref}/commitments"): Rule(STAFF, {}),
     ("POST", "/v1/cases/{ref}/commitments/{commitment_id}/met"): Rule(STAFF),
+    ("PUT", "/v1/cases/{ref}/etr"): Rule(STAFF, {"etr": "2030-01-01T00:00:00+00:00"}),
     ("POST", "/v1/cases/{ref}/escalate"): Rule(PARTICIPANTS),
     ("POST", "/v1/cases/{ref}/reopen"): Rule(PARTICIPANTS),
     ("POST", "/v1/cases/{ref}/reply"): Rule(CUSTOMER),
@@ -75,6 +76,8 @@ EXPECTED: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/cases/{ref}/rfo"): Rule(PARTICIPANTS),
     ("PUT", "/v1/cases/{ref}/rfo"): Rule(STAFF, {"root_cause": "x"}),
     ("POST", "/v1/cases/{ref}/rfo/publish"): Rule(STAFF),
+    # Last of the case routes: an admitted staff call cancels the case for good.
+    ("POST", "/v1/cases/{ref}/cancel"): Rule(PARTICIPANTS, {"reason": "not needed"}),
     ("GET", "/v1/maintenances"): Rule(ALL),
     ("GET", "/v1/maintenances/{ref}"): Rule(ALL),
     ("POST", "/v1/maintenances"): Rule(STAFF),
@@ -180,6 +183,7 @@ async def world(
                 "root_cause_category": "hardware",
                 "root_cause": "PSU",
                 "corrective_actions": "replaced",
+                "preventive_not_applicable": "a one-off failure",
             }
             await admin.put(f"/v1/cases/{ref}/rfo", json=rfo)
             assert (await admin.post(f"/v1/cases/{ref}/rfo/publish")).status_code == 200

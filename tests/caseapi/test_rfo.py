@@ -231,6 +231,8 @@ async def test_the_rfo_tells_the_worked_case_in_order(
         clock.advance(timedelta(minutes=2))
         update = {"body": "A fibre cut near the exchange; the supplier is on the way."}
         assert (await engineer.post(f"/v1/cases/{ref}/comments", json=update)).is_success
+        etr = {"etr": (clock.now() + timedelta(hours=2)).isoformat(), "note": "splicing"}
+        assert (await engineer.put(f"/v1/cases/{ref}/etr", json=etr)).is_success
         # The probes saw the service back 3 minutes before the message arrived.
         clock.advance(timedelta(minutes=40))
         restored = clock.now() - timedelta(minutes=3)
@@ -251,9 +253,11 @@ async def test_the_rfo_tells_the_worked_case_in_order(
         "commitment",
         "public_update",
         "first_response",
+        "etr",
         "restored",
         "solved",
     ]
     assert timeline[5]["description"].endswith(update["body"])
+    assert timeline[7]["description"] == f"estimated restoration time: {etr['etr']}"
     assert "supplier ticket" not in str(rfo)  # internal notes stay internal
     assert rfo["facts"]["restored_at"] == restored.isoformat()

@@ -1,0 +1,99 @@
+"""The estimated time of restoration (ETR) support gives the customer of an incident.
+
+Mixed into ``CaseService``. The rules are the lifecycle's (``SetEtr`` in
+``caseapi.cases.lifecycle``): only an incident still being worked takes one, it is
+in the future, and setting it is an update to the customer (first response, promised
+updates met); the ``etr_set`` timeline entry tells the customer
+(``caseapi.cases.notices``).
+
+Customers never see an upstream incident (no customer of its own), so an ETR set on
+one is set, in the same transaction, on each of its linked customer cases still
+being worked, each with its own entry (``data["from_parent"]`` names the incident)
+and its own notification.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.auth.principal import Principal
+from caseapi.cases import repository, store
+from caseapi.cases.enums import WORKING_STATUSES
+from caseapi.cases.errors import CaseValidationError, PreconditionFailedError
+from caseapi.cases.models import Case
+from caseapi.cases.sla import SlaSettings
+from caseapi.cases.snapshot import SetEtr
+from caseapi.clock import Clock
+from caseapi.core.database import session_scope
+
+
+class EtrActions:
+    """Setting the ETR; needs ``_sessionmaker``, ``_clock`` and ``_sla``."""
+
+    _sessionmaker: async_sessionmaker[AsyncSession]
+    _clock: Clock
+    _sla: SlaSettings
+
+    async def set_etr(
+        self,
+        principal: Principal,
+        ref: str,
+        *,
+        etr: datetime | None,
+        note: str = "",
+        if_match: int | None = None,
+    ) -> Case:
+        """Set (or with ``None`` clear) the ETR of case ``ref`` and of its linked cases.
+
+        Raises:
+            CaseNotFoundError: No such case, or another customer's.
+            PreconditionFailedError: ``if_match`` is not the current version.
+            EtrNotAllowedError: A general request, or a case no longer being worked.
+            CaseValidationError: ``etr`` is not in the future (names ``etr``).
+        """
+        now = self._clock.now()
+        async with session_scope(self._sessionmaker, write=True) as session:
+            case = await store.case_for(session, principal, ref, lock=True)
+            if if_match is not None and if_match != case.version:
+                raise PreconditionFailedError(
+                    f"the case is at version {case.version}, not {if_match}: reload and retry",
+                    current_version=case.version,
+                )
+            event = SetEtr(etr=etr, note=note, actor=principal.actor)
+            await self._apply(session, case, event, now)
+            for child in await self._linked(session, case):
+                await self._apply(session, child, _from_parent(event, case.ref), now)
+            await session.commit()
+            case_id = case.id
+        async with session_scope(self._sessionmaker) as session:
+            fresh = await repository.get_case_by_id(session, case_id=case_id)
+        assert fresh is not None
+        return fresh
+
+    async def _apply(self, session: AsyncSession, case: Case, event: SetEtr, now: datetime) -> None:
+        policy = await store.policy_for(session, case, self._sla)
+        try:
+            await store.apply_event(session, case, event, now=now, policy=policy)
+        except ValueError as exc:
+            raise CaseValidationError("etr", str(exc)) from exc
+
+    async def _linked(self, session: AsyncSession, case: Case) -> list[Case]:
+        """The customer cases of upstream incident ``case`` still being worked, locked."""
+        if case.customer_id is not None or case.dedup_key is None:
+            return []
+        # Only the affected customers' cases, not NTUs' own cases opened after it.
+        linked = await repository.list_linked_cases(
+            session, parent_id=case.id, dedup_prefix=f"{case.dedup_key}:customer:"
+        )
+        locked = []
+        for child in linked:
+            row = await repository.lock_case_by_id(session, case_id=child.id)
+            if row is not None and row.status in WORKING_STATUSES:
+                locked.append(row)
+        return locked
+
+
+def _from_parent(event: SetEtr, parent_ref: str) -> SetEtr:
+    return SetEtr(etr=event.etr, note=event.note, actor=event.actor, from_parent=parent_ref)
