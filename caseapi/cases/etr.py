@@ -81,12 +81,7 @@ class EtrActions:
 
     async def _linked(self, session: AsyncSession, case: Case) -> list[Case]:
         """The customer cases of upstream incident ``case`` still being worked, locked."""
-        if case.customer_id is not None or case.dedup_key is None:
-            return []
-        # Only the affected customers' cases, not NTUs' own cases opened after it.
-        linked = await repository.list_linked_cases(
-            session, parent_id=case.id, dedup_prefix=f"{case.dedup_key}:customer:"
-        )
+        linked = await repository.list_affected_customer_cases(session, incident=case)
         locked = []
         for child in linked:
             row = await repository.lock_case_by_id(session, case_id=child.id)

@@ -90,6 +90,22 @@ async def list_linked_cases(
     return list((await session.scalars(stmt.order_by(Case.id))).all())
 
 
+async def list_affected_customer_cases(session: AsyncSession, *, incident: Case) -> list[Case]:
+    """Return the customer cases of upstream incident ``incident``, oldest first.
+
+    Empty for any other case. Only the affected customers' cases (dedup key
+    ``<incident key>:customer:<id>``), not NTUs' own cases linked after the outage:
+    what support tells the customers of an incident reaches these.
+    """
+    if incident.customer_id is not None or incident.dedup_key is None:
+        return []
+    if not incident.dedup_key.startswith("node:"):
+        return []
+    return await list_linked_cases(
+        session, parent_id=incident.id, dedup_prefix=f"{incident.dedup_key}:customer:"
+    )
+
+
 async def get_case_ref_by_id(session: AsyncSession, *, case_id: int) -> str | None:
     """Return the reference of case ``case_id``, if it exists."""
     return (await session.execute(select(Case.ref).where(Case.id == case_id))).scalar()

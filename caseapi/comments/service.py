@@ -118,11 +118,7 @@ class CommentService:
     async def _flow_to_linked(
         self, session: AsyncSession, case: Case, principal: Principal, body: str
     ) -> None:
-        if case.dedup_key is None or not case.dedup_key.startswith("node:"):
-            return
-        linked = await case_repository.list_linked_cases(
-            session, parent_id=case.id, dedup_prefix=f"{case.dedup_key}:customer:"
-        )
+        linked = await case_repository.list_affected_customer_cases(session, incident=case)
         for child in linked:
             locked = await case_repository.lock_case_by_id(session, case_id=child.id)
             if locked is None or locked.status.is_terminal:

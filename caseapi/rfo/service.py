@@ -228,11 +228,7 @@ class RfoService:
     @staticmethod
     async def _linked_cases(session: AsyncSession, case: Case) -> list[Case]:
         """The customer cases linked to upstream incident ``case`` (none for others)."""
-        if case.dedup_key is None or not case.dedup_key.startswith("node:"):
-            return []
-        linked = await case_repository.list_linked_cases(
-            session, parent_id=case.id, dedup_prefix=f"{case.dedup_key}:customer:"
-        )
+        linked = await case_repository.list_affected_customer_cases(session, incident=case)
         return [child for child in linked if child.status not in _NO_RFO]
 
     async def _publish_linked(
