@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -104,3 +105,15 @@ async def authed_client(
     key = await mint_key(app, role=role, customer_id=customer_id)
     async with client_for(app, key) as client:
         yield client
+
+
+PROBLEM = "application/problem+json"
+
+
+def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The RFC 9457 body of ``response``, after checking its status and ``code``."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code
+    return body

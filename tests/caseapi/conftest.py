@@ -21,12 +21,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
 from caseapi.core.errors import DatabaseUnavailableError
@@ -208,3 +211,45 @@ def incident(
         detected_at=detected_at,
         summary=f"{ntu_id} down",
     )
+
+
+# The API with its callers. A module that needs other customers defines its own
+# ``app``; these are the common case. Imported in the functions: the fixture modules
+# import this one.
+
+
+@pytest.fixture
+async def app(database: Database, service: CaseService, clock: FakeClock) -> FastAPI:
+    """The case API over ``seed``: cust-1 (ntu-1, ntu-2) and cust-2 (ntu-9)."""
+    from tests.caseapi.auth_fixtures import make_app
+    from tests.caseapi.lifecycle_fixtures import seed
+
+    await seed(database)
+    return make_app(database, service, clock)
+
+
+@pytest.fixture
+async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An engineer."""
+    from tests.caseapi.auth_fixtures import authed_client
+
+    async with authed_client(app, role=Role.ENGINEER) as client:
+        yield client
+
+
+@pytest.fixture
+async def acme(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Customer cust-1."""
+    from tests.caseapi.auth_fixtures import authed_client
+
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-1") as client:
+        yield client
+
+
+@pytest.fixture
+async def other(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Customer cust-2."""
+    from tests.caseapi.auth_fixtures import authed_client
+
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-2") as client:
+        yield client

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import pytest
 from fastapi import FastAPI
 
 from caseapi.auth.principal import Role
@@ -17,10 +16,8 @@ from caseapi.cases.enums import CaseStatus
 from caseapi.cases.service import CaseService
 from caseapi.core.database import encode_cursor
 from caseapi.incidents import IncidentService
-from nms.clock import FakeClock
-from tests.caseapi.auth_fixtures import authed_client, make_app
-from tests.caseapi.conftest import Database, incident
-from tests.caseapi.lifecycle_fixtures import seed
+from tests.caseapi.auth_fixtures import authed_client
+from tests.caseapi.conftest import incident
 
 HUGE: Final = 10**20  # past any integer column
 NUL: Final = "a\x00b"
@@ -82,12 +79,6 @@ VALID: Final[list[tuple[str, str, dict[str, Any]]]] = [
     ("POST", "/v1/cases/{ref}/commitments", {"json": {"kind": "next_update", "due_at": FAR}}),
     ("POST", "/v1/cases/{ref}/comments", {"json": {"body": "a\\u0000b \u00e9 \U0001f600"}}),
 ]
-
-
-@pytest.fixture
-async def app(database: Database, service: CaseService, clock: FakeClock) -> FastAPI:
-    await seed(database)
-    return make_app(database, service, clock)
 
 
 async def test_malformed_input_is_a_problem_not_a_crash(

@@ -7,7 +7,6 @@ and how a refusal answers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -31,12 +30,11 @@ from caseapi.cases.snapshot import Cancel
 from caseapi.feed import entries_after
 from caseapi.incidents import Affected, IncidentService, UpstreamOpen
 from nms.clock import FakeClock
-from tests.caseapi.auth_fixtures import authed_client, make_app
+from tests.caseapi.auth_fixtures import authed_client, problem
 from tests.caseapi.conftest import START, Database, incident
-from tests.caseapi.lifecycle_fixtures import POLICY, advance, kinds, notifications, seed, snapshot
+from tests.caseapi.lifecycle_fixtures import POLICY, advance, kinds, notifications, snapshot
 from tests.caseapi.lifecycle_fixtures import ticker as make_ticker
 
-PROBLEM: Final = "application/problem+json"
 QUERY: Final = {"type": "general_request", "subject": "information_request", "summary": "usage?"}
 OUTAGE: Final = {"type": "incident", "summary": "site down since 9:00", "ntu_id": "ntu-2"}
 SOLVE: Final = {
@@ -46,38 +44,6 @@ SOLVE: Final = {
 }
 H: Final = timedelta(hours=1)
 D: Final = timedelta(days=1)
-
-
-@pytest.fixture
-async def app(database: Database, service: CaseService, clock: FakeClock) -> FastAPI:
-    await seed(database)  # cust-1 (ntu-1, ntu-2) and cust-2 (ntu-9)
-    return make_app(database, service, clock)
-
-
-@pytest.fixture
-async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with authed_client(app, role=Role.ENGINEER) as client:
-        yield client
-
-
-@pytest.fixture
-async def acme(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-1") as client:
-        yield client
-
-
-@pytest.fixture
-async def other(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-2") as client:
-        yield client
-
-
-def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    return body
 
 
 def _at(value: str) -> datetime:
@@ -185,7 +151,7 @@ async def test_customer_may_not_cancel_a_proactive_incident(
     acme: httpx.AsyncClient, service: CaseService, incidents: IncidentService
 ) -> None:
     ref = await incidents.open_incident(incident("ntu-1"))
-    body = _problem(await _cancel(acme, ref, "we rebooted it ourselves"), 409, "cancel_not_allowed")
+    body = problem(await _cancel(acme, ref, "we rebooted it ourselves"), 409, "cancel_not_allowed")
     assert "proactive incidents are closed by support" in body["detail"]
     case = await service.get_case(ref)
     assert (case.status, case.version, case.closed_at) == (CaseStatus.NEW, 1, None)
@@ -207,16 +173,16 @@ async def test_customer_may_not_cancel_a_case_linked_to_an_upstream_incident(
     )
     [own] = (await acme.get("/v1/cases")).json()["data"]
     assert (await acme.get(f"/v1/cases/{own['ref']}")).json()["parent"] is not None
-    _problem(await _cancel(acme, own["ref"], "not us"), 409, "cancel_not_allowed")
+    problem(await _cancel(acme, own["ref"], "not us"), 409, "cancel_not_allowed")
 
 
 async def test_another_customers_case_is_404_as_for_reads(
     acme: httpx.AsyncClient, other: httpx.AsyncClient, service: CaseService
 ) -> None:
     ref = await _open(acme, QUERY)
-    read = _problem(await other.get(f"/v1/cases/{ref}"), 404, "case_not_found")
-    cancel = _problem(await _cancel(other, ref, "mine now"), 404, "case_not_found")
-    missing = _problem(await _cancel(other, "CS-1999-000001", "x"), 404, "case_not_found")
+    read = problem(await other.get(f"/v1/cases/{ref}"), 404, "case_not_found")
+    cancel = problem(await _cancel(other, ref, "mine now"), 404, "case_not_found")
+    missing = problem(await _cancel(other, "CS-1999-000001", "x"), 404, "case_not_found")
     assert (cancel["title"], cancel["detail"]) == (read["title"], read["detail"])
     assert missing.keys() == cancel.keys()
     assert (await service.get_case(ref)).status is CaseStatus.NEW
@@ -228,7 +194,7 @@ async def test_a_cancelled_case_cannot_be_cancelled_again(
     ref = await _open(acme, QUERY)
     assert (await _cancel(acme, ref, "first")).status_code == 200
     for client in (acme, staff):
-        body = _problem(await _cancel(client, ref, "again"), 409, "invalid_transition")
+        body = problem(await _cancel(client, ref, "again"), 409, "invalid_transition")
         assert (body["from"], body["to"]) == ("cancelled", "cancelled")
     assert len(await _cancellations(staff, ref)) == 1
 
@@ -243,14 +209,14 @@ async def test_a_closed_case_cannot_be_cancelled(
     ref = await _open(acme, QUERY)
     assert (await staff.post(f"/v1/cases/{ref}/transitions", json=SOLVE)).status_code == 200
     # Solved, inside its monitoring window: not being worked, so not cancellable either.
-    body = _problem(await _cancel(acme, ref, "done"), 409, "invalid_transition")
+    body = problem(await _cancel(acme, ref, "done"), 409, "invalid_transition")
     assert (body["from"], body["to"]) == ("solved", "cancelled")
     await advance(
         clock, make_ticker(database, clock, service), POLICY.monitoring_window[CasePriority.P3]
     )
     assert (await service.get_case(ref)).status is CaseStatus.CLOSED
     for client in (acme, staff):
-        body = _problem(await _cancel(client, ref, "done"), 409, "invalid_transition")
+        body = problem(await _cancel(client, ref, "done"), 409, "invalid_transition")
         assert (body["from"], body["to"]) == ("closed", "cancelled")
 
 
@@ -260,7 +226,7 @@ async def test_a_merged_case_cannot_be_cancelled(
     ref = await _open(acme, QUERY)
     merge = {"to": "merged", "reason": "duplicate", "merged_into": "CS-2026-000099"}
     assert (await staff.post(f"/v1/cases/{ref}/transitions", json=merge)).status_code == 200
-    _problem(await _cancel(acme, ref, "x"), 409, "invalid_transition")
+    problem(await _cancel(acme, ref, "x"), 409, "invalid_transition")
     assert (await service.get_case(ref)).status is CaseStatus.MERGED
 
 
@@ -273,23 +239,23 @@ async def test_a_reason_is_required(
     body: dict[str, Any], acme: httpx.AsyncClient, service: CaseService
 ) -> None:
     ref = await _open(acme, QUERY)
-    problem = _problem(
+    refused = problem(
         await acme.post(f"/v1/cases/{ref}/cancel", json=body), 422, "validation_error"
     )
-    assert [error["field"] for error in problem["errors"]] == ["reason"]
-    assert problem["detail"].startswith("reason: ")
+    assert [error["field"] for error in refused["errors"]] == ["reason"]
+    assert refused["detail"].startswith("reason: ")
     assert (await service.get_case(ref)).status is CaseStatus.NEW
 
 
 async def test_no_body_is_422(acme: httpx.AsyncClient) -> None:
     ref = await _open(acme, QUERY)
-    _problem(await acme.post(f"/v1/cases/{ref}/cancel"), 422, "validation_error")
+    problem(await acme.post(f"/v1/cases/{ref}/cancel"), 422, "validation_error")
 
 
 async def test_service_callers_may_not_cancel(app: FastAPI, acme: httpx.AsyncClient) -> None:
     ref = await _open(acme, QUERY)
     async with authed_client(app, role=Role.SERVICE) as machine:
-        _problem(await _cancel(machine, ref, "x"), 403, "forbidden")
+        problem(await _cancel(machine, ref, "x"), 403, "forbidden")
 
 
 # -- support ----------------------------------------------------------------------------
@@ -334,7 +300,7 @@ async def test_staff_cancel_honours_if_match(
     ref = await _open(acme, QUERY)
     stale = {"If-Match": '"v0"'}
     response = await staff.post(f"/v1/cases/{ref}/cancel", json={"reason": "x"}, headers=stale)
-    _problem(response, 412, "precondition_failed")
+    problem(response, 412, "precondition_failed")
     tag = (await staff.get(f"/v1/cases/{ref}")).headers["ETag"]
     current = {"If-Match": tag}
     response = await staff.post(f"/v1/cases/{ref}/cancel", json={"reason": "x"}, headers=current)

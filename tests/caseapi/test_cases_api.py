@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -15,44 +13,10 @@ from caseapi.cases.repository import CaseFilters
 from caseapi.cases.service import CaseService
 from caseapi.incidents import IncidentService
 from nms.clock import FakeClock
-from tests.caseapi.auth_fixtures import add_customer, authed_client, make_app
+from tests.caseapi.auth_fixtures import add_customer, authed_client, problem
 from tests.caseapi.conftest import Database, incident
-from tests.caseapi.lifecycle_fixtures import seed
 
-PROBLEM = "application/problem+json"
 INTERNAL = {"dedup_key", "no_support", "assignee", "escalation_level", "version", "next_due_at"}
-
-
-@pytest.fixture
-async def app(database: Database, service: CaseService, clock: FakeClock) -> FastAPI:
-    await seed(database)
-    return make_app(database, service, clock)
-
-
-@pytest.fixture
-async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with authed_client(app, role=Role.ENGINEER) as client:
-        yield client
-
-
-@pytest.fixture
-async def acme(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-1") as client:
-        yield client
-
-
-@pytest.fixture
-async def other(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-2") as client:
-        yield client
-
-
-def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    return body
 
 
 REQUEST = {"type": "general_request", "subject": "information_request", "summary": "usage?"}
@@ -68,13 +32,13 @@ async def test_customer_creates_idempotently(acme: httpx.AsyncClient) -> None:
     again = await acme.post("/v1/cases", json=REQUEST, headers=headers)
     assert (again.status_code, again.json()["ref"]) == (200, body["ref"])
     changed = await acme.post("/v1/cases", json={**REQUEST, "summary": "x"}, headers=headers)
-    _problem(changed, 422, "idempotency_key_reused")
+    problem(changed, 422, "idempotency_key_reused")
     assert len((await acme.get("/v1/cases")).json()["data"]) == 1
 
 
 async def test_customer_may_only_suggest_a_priority(acme: httpx.AsyncClient) -> None:
     bad = await acme.post("/v1/cases", json={**REQUEST, "priority": "P3"})
-    assert _problem(bad, 422, "validation_error")["detail"].startswith("priority")
+    assert problem(bad, 422, "validation_error")["detail"].startswith("priority")
     ok = await acme.post(
         "/v1/cases", json={"type": "incident", "summary": "down", "suggested_priority": "P1"}
     )
@@ -83,7 +47,7 @@ async def test_customer_may_only_suggest_a_priority(acme: httpx.AsyncClient) -> 
 
 async def test_engineer_dispatch_needs_24h_notice(acme: httpx.AsyncClient) -> None:
     soon = {**REQUEST, "subject": "engineer_dispatch", "requested_date": "2026-03-02T11:00:00Z"}
-    body = _problem(await acme.post("/v1/cases", json=soon), 422, "validation_error")
+    body = problem(await acme.post("/v1/cases", json=soon), 422, "validation_error")
     assert "requested_date" in body["detail"]
     assert "at least 1d notice" in body["detail"]
     later = {**soon, "requested_date": "2026-03-02T12:00:00Z"}
@@ -98,7 +62,7 @@ async def test_no_support_contracts_are_refused(
 ) -> None:
     await add_customer(database.sessionmaker, f"c-{status}", contract_status=status)
     async with authed_client(app, role=Role.CUSTOMER, customer_id=f"c-{status}") as client:
-        _problem(await client.post("/v1/cases", json=REQUEST), 403, code)
+        problem(await client.post("/v1/cases", json=REQUEST), 403, code)
 
 
 async def test_tenancy_another_customers_case_is_404(
@@ -115,7 +79,7 @@ async def test_tenancy_another_customers_case_is_404(
         ("POST", f"/v1/cases/{ref}/reopen"),
         ("POST", f"/v1/cases/{ref}/reply"),
     ]:
-        _problem(await other.request(method, path), 404, "case_not_found")
+        problem(await other.request(method, path), 404, "case_not_found")
     assert (await other.get("/v1/cases")).json()["data"] == []
 
 
@@ -150,14 +114,14 @@ async def test_staff_only_endpoints_are_403_for_customers(
         ("take", None),
         ("commitments", {"kind": "next_update", "within_minutes": 30}),
     ]:
-        _problem(await acme.post(f"/v1/cases/{ref}/{path}", json=body), 403, "forbidden")
+        problem(await acme.post(f"/v1/cases/{ref}/{path}", json=body), 403, "forbidden")
 
 
 async def test_transitions_are_guarded(
     incidents: IncidentService, staff: httpx.AsyncClient
 ) -> None:
     ref = await incidents.open_incident(incident("ntu-1"))
-    body = _problem(
+    body = problem(
         await staff.post(f"/v1/cases/{ref}/transitions", json={"to": "closed"}),
         409,
         "invalid_transition",
@@ -165,7 +129,7 @@ async def test_transitions_are_guarded(
     assert "new" in body["detail"]
     assert "closed" in body["detail"]
     no_method = await staff.post(f"/v1/cases/{ref}/transitions", json={"to": "solved"})
-    _problem(no_method, 422, "validation_error")
+    problem(no_method, 422, "validation_error")
     solve = {"to": "solved", "resolution_method": "reboot", "root_cause_category": "software"}
     done = await staff.post(f"/v1/cases/{ref}/transitions", json=solve)
     assert done.json()["status"] == "solved"
@@ -180,7 +144,7 @@ async def test_if_match(incidents: IncidentService, staff: httpx.AsyncClient) ->
     stale = await staff.patch(
         f"/v1/cases/{ref}", json={"priority": "P2"}, headers={"If-Match": tag}
     )
-    _problem(stale, 412, "precondition_failed")
+    problem(stale, 412, "precondition_failed")
     fresh = await staff.patch(
         f"/v1/cases/{ref}", json={"priority": "P2"}, headers={"If-Match": taken.headers["etag"]}
     )
@@ -197,7 +161,7 @@ async def test_customer_escalation_needs_a_miss(
     from tests.caseapi.lifecycle_fixtures import ticker
 
     ref = await incidents.open_incident(incident("ntu-1", customer_id="cust-1"))
-    body = _problem(await acme.post(f"/v1/cases/{ref}/escalate"), 409, "escalation_not_allowed")
+    body = problem(await acme.post(f"/v1/cases/{ref}/escalate"), 409, "escalation_not_allowed")
     assert "no commitment has been missed" in body["detail"]
     clock.advance(timedelta(minutes=31))
     await ticker(database, clock, service).run_once()
@@ -220,12 +184,12 @@ async def test_invalid_transition_problem_names_from_and_to(
 ) -> None:
     ref = await incidents.open_incident(incident("ntu-1"))
     response = await staff.post(f"/v1/cases/{ref}/transitions", json={"to": "rfo_pending"})
-    body = _problem(response, 409, "invalid_transition")
+    body = problem(response, 409, "invalid_transition")
     assert (body["from"], body["to"]) == ("new", "rfo_pending")
     assert body["instance"] == f"/v1/cases/{ref}/transitions"
     # Business-rule validation keeps its ``errors`` list too.
     solve = await staff.post(f"/v1/cases/{ref}/transitions", json={"to": "solved"})
-    errors = _problem(solve, 422, "validation_error")["errors"]
+    errors = problem(solve, 422, "validation_error")["errors"]
     assert errors == [{"field": "resolution_method", "message": "required to solve a case"}]
 
 
@@ -233,7 +197,7 @@ async def test_customer_cannot_open_a_case_on_another_customers_ntu_or_account(
     acme: httpx.AsyncClient, service: CaseService
 ) -> None:
     on_their_ntu = {"type": "incident", "summary": "down", "ntu_id": "ntu-9"}
-    _problem(await acme.post("/v1/cases", json=on_their_ntu), 404, "ntu_not_found")
+    problem(await acme.post("/v1/cases", json=on_their_ntu), 404, "ntu_not_found")
     # A customer_id in the body is overridden by the key's customer.
     created = await acme.post("/v1/cases", json={**REQUEST, "customer_id": "cust-2"})
     assert (created.status_code, created.json()["customer_id"]) == (201, "cust-1")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -20,10 +19,8 @@ from caseapi.cases.ticker import CaseTicker
 from caseapi.core.errors import CaseNotFoundError
 from caseapi.incidents import IncidentService
 from nms.clock import FakeClock
-from tests.caseapi.auth_fixtures import add_customer, authed_client, make_app
+from tests.caseapi.auth_fixtures import add_customer, authed_client, make_app, problem
 from tests.caseapi.conftest import START, Database, incident
-
-PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
@@ -36,14 +33,6 @@ async def app(database: Database, service: CaseService, clock: FakeClock) -> Fas
 @pytest.fixture
 async def ref(incidents: IncidentService) -> str:
     return await incidents.open_incident(incident("ntu-1", customer_id="acme"))
-
-
-def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    return body
 
 
 async def _events(database: Database, ref: str) -> list[Any]:
@@ -84,7 +73,7 @@ async def test_customer_comment_is_a_public_reply(
         response = await acme.post(f"/v1/cases/{ref}/comments", json={"body": "still down"})
         assert response.status_code == 201, response.text
         assert response.json()["author_role"] == "customer"
-        _problem(
+        problem(
             await acme.post(
                 f"/v1/cases/{ref}/comments", json={"body": "x", "visibility": "internal"}
             ),
@@ -128,19 +117,19 @@ async def test_staff_public_comment_is_the_first_response(
 
 async def test_other_customers_case_is_404(app: FastAPI, ref: str) -> None:
     async with authed_client(app, role=Role.CUSTOMER, customer_id="umbrella") as umbrella:
-        _problem(await umbrella.get(f"/v1/cases/{ref}/comments"), 404, "case_not_found")
+        problem(await umbrella.get(f"/v1/cases/{ref}/comments"), 404, "case_not_found")
         response = await umbrella.post(f"/v1/cases/{ref}/comments", json={"body": "hi"})
-        _problem(response, 404, "case_not_found")
+        problem(response, 404, "case_not_found")
     async with authed_client(app, role=Role.ENGINEER) as engineer:
         assert (await engineer.get(f"/v1/cases/{ref}/comments")).json()["count"] == 0
-        _problem(await engineer.get("/v1/cases/CS-1999-000001/comments"), 404, "case_not_found")
+        problem(await engineer.get("/v1/cases/CS-1999-000001/comments"), 404, "case_not_found")
 
 
 async def test_service_role_may_not_comment(app: FastAPI, ref: str) -> None:
     async with authed_client(app, role=Role.SERVICE) as service:
-        _problem(await service.get(f"/v1/cases/{ref}/comments"), 403, "forbidden")
+        problem(await service.get(f"/v1/cases/{ref}/comments"), 403, "forbidden")
         response = await service.post(f"/v1/cases/{ref}/comments", json={"body": "x"})
-        _problem(response, 403, "forbidden")
+        problem(response, 403, "forbidden")
 
 
 async def test_customer_may_not_comment_on_a_closed_case(
@@ -155,7 +144,7 @@ async def test_customer_may_not_comment_on_a_closed_case(
         await session.commit()
     async with authed_client(app, role=Role.CUSTOMER, customer_id="acme") as acme:
         response = await acme.post(f"/v1/cases/{ref}/comments", json={"body": "again"})
-        _problem(response, 409, "case_closed")
+        problem(response, 409, "case_closed")
     async with authed_client(app, role=Role.ENGINEER) as engineer:
         response = await engineer.post(f"/v1/cases/{ref}/comments", json={"body": "note"})
         assert response.status_code == 201
@@ -168,7 +157,7 @@ async def test_customer_may_not_comment_on_a_closed_case(
 async def test_bad_bodies_are_422(app: FastAPI, ref: str, body: dict[str, Any]) -> None:
     async with authed_client(app, role=Role.ENGINEER) as engineer:
         response = await engineer.post(f"/v1/cases/{ref}/comments", json=body)
-        _problem(response, 422, "validation_error")
+        problem(response, 422, "validation_error")
 
 
 async def test_no_update_or_delete_route(app: FastAPI, ref: str) -> None:

@@ -4,7 +4,6 @@ incidents and what the customer is told (timeline, case, mail and webhook)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,7 +36,7 @@ from caseapi.notifications.service import WebhookService
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import authed_client
 from tests.caseapi.conftest import START, Database, incident
-from tests.caseapi.lifecycle_fixtures import POLICY, seed, snapshot
+from tests.caseapi.lifecycle_fixtures import POLICY, snapshot
 from tests.caseapi.notification_fixtures import (
     SmtpSink,
     WebhookSink,
@@ -132,30 +131,6 @@ DISPATCH = replace(
     backoff_base=timedelta(seconds=10),
     backoff_cap=timedelta(seconds=60),
 )
-
-
-@pytest.fixture
-async def app(database: Database, service: CaseService, clock: FakeClock) -> FastAPI:
-    await seed(database)
-    return make_app(database, service, clock)
-
-
-@pytest.fixture
-async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with authed_client(app, role=Role.ENGINEER) as client:
-        yield client
-
-
-@pytest.fixture
-async def acme(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-1") as client:
-        yield client
-
-
-@pytest.fixture
-async def other(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-2") as client:
-        yield client
 
 
 async def put_etr(

@@ -12,23 +12,19 @@ tested in ``test_comments.py`` (``test_staff_public_comment_is_the_first_respons
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, Final
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from caseapi.auth.principal import Role
 from caseapi.cases.enums import CaseEventKind, EscalationLevel
 from caseapi.cases.service import CaseService
 from caseapi.cases.ticker import CaseTicker
 from caseapi.incidents import IncidentService
 from nms.clock import FakeClock
-from tests.caseapi.auth_fixtures import authed_client, make_app
 from tests.caseapi.conftest import START, Database, incident
-from tests.caseapi.lifecycle_fixtures import advance, events_of, kinds, seed, ticker
+from tests.caseapi.lifecycle_fixtures import advance, events_of, kinds, ticker
 
 M: Final = timedelta(minutes=1)
 H: Final = timedelta(hours=1)
@@ -38,18 +34,6 @@ HAND_BACKS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
     "assign_null": ("assign", {"assignee": None}),
     "handoff_to_level": ("handoff", HANDOFF),
 }
-
-
-@pytest.fixture
-async def app(database: Database, service: CaseService, clock: FakeClock) -> FastAPI:
-    await seed(database)
-    return make_app(database, service, clock)
-
-
-@pytest.fixture
-async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with authed_client(app, role=Role.ENGINEER) as client:
-        yield client
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
@@ -21,11 +19,10 @@ from caseapi.rfo.facts import impact_duration
 from caseapi.rfo.models import RfoVersion
 from caseapi.rfo.service import apply_changes
 from nms.clock import FakeClock
-from tests.caseapi.auth_fixtures import add_customer, authed_client, make_app
+from tests.caseapi.auth_fixtures import add_customer, authed_client, make_app, problem
 from tests.caseapi.conftest import START, Database, incident
 from tests.caseapi.rfo_checks import assert_rfo_tells_the_case
 
-PROBLEM = "application/problem+json"
 CAUSE = {
     "root_cause_category": "access_circuit",
     "root_cause": "Fibre cut by road works.",
@@ -47,14 +44,6 @@ async def ref(incidents: IncidentService, clock: FakeClock) -> str:
     clock.advance(timedelta(minutes=50))
     await incidents.restore_incident(dedup_key=ntu_down_key("ntu-1"), restored_at=clock.now())
     return ref
-
-
-def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    return body
 
 
 async def test_draft_preview_has_the_generated_facts(app: FastAPI, ref: str) -> None:
@@ -90,25 +79,25 @@ async def test_publish_makes_it_visible_and_versions_corrections(
     app: FastAPI, ref: str, database: Database, clock: FakeClock
 ) -> None:
     async with authed_client(app, role=Role.CUSTOMER, customer_id="acme") as acme:
-        _problem(await acme.get(f"/v1/cases/{ref}/rfo"), 404, "rfo_not_found")
+        problem(await acme.get(f"/v1/cases/{ref}/rfo"), 404, "rfo_not_found")
         async with authed_client(app, role=Role.ENGINEER) as engineer:
-            _problem(await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_incomplete")
+            problem(await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_incomplete")
             saved = await engineer.put(f"/v1/cases/{ref}/rfo", json={"root_cause": "cut"})
             assert (saved.json()["version"], saved.json()["saved"]) == (1, True)
-            missing = _problem(
+            missing = problem(
                 await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_incomplete"
             )
             assert "root_cause_category" in missing["detail"]
             assert "root_cause_category" in missing["missing"]
             await engineer.put(f"/v1/cases/{ref}/rfo", json=CAUSE)
             # A customer never sees a draft.
-            _problem(await acme.get(f"/v1/cases/{ref}/rfo"), 404, "rfo_not_found")
+            problem(await acme.get(f"/v1/cases/{ref}/rfo"), 404, "rfo_not_found")
             published = await engineer.post(f"/v1/cases/{ref}/rfo/publish")
             assert published.status_code == 200, published.text
             assert published.json()["status"] == "published"
             v1 = (await acme.get(f"/v1/cases/{ref}/rfo")).json()
             assert (v1["version"], v1["root_cause"]) == (1, CAUSE["root_cause"])
-            _problem(await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_published")
+            problem(await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_published")
 
             clock.advance(timedelta(hours=1))
             correction = await engineer.put(
@@ -122,10 +111,10 @@ async def test_publish_makes_it_visible_and_versions_corrections(
             await engineer.post(f"/v1/cases/{ref}/rfo/publish")
             latest = (await acme.get(f"/v1/cases/{ref}/rfo")).json()
             assert (latest["version"], latest["root_cause"]) == (2, "Fibre cut by a digger.")
-            _problem(await acme.get(f"/v1/cases/{ref}/rfo?version=1"), 404, "rfo_not_found")
+            problem(await acme.get(f"/v1/cases/{ref}/rfo?version=1"), 404, "rfo_not_found")
             old = (await engineer.get(f"/v1/cases/{ref}/rfo?version=1")).json()
             assert old == v1  # a published version never changes
-            _problem(await engineer.get(f"/v1/cases/{ref}/rfo?version=9"), 404, "rfo_not_found")
+            problem(await engineer.get(f"/v1/cases/{ref}/rfo?version=9"), 404, "rfo_not_found")
     async with database.sessionmaker() as session:
         case = await case_repository.get_case_by_ref(session, ref=ref)
         assert case is not None and case.rfo_published_at == START + timedelta(minutes=50)
@@ -177,18 +166,18 @@ async def test_tenancy_and_roles(app: FastAPI, ref: str) -> None:
         await engineer.put(f"/v1/cases/{ref}/rfo", json=CAUSE)
         await engineer.post(f"/v1/cases/{ref}/rfo/publish")
     async with authed_client(app, role=Role.CUSTOMER, customer_id="umbrella") as umbrella:
-        _problem(await umbrella.get(f"/v1/cases/{ref}/rfo"), 404, "rfo_not_found")
-        _problem(await umbrella.get("/v1/cases/CS-1999-000001/rfo"), 404, "rfo_not_found")
-        _problem(await umbrella.put(f"/v1/cases/{ref}/rfo", json=CAUSE), 403, "forbidden")
+        problem(await umbrella.get(f"/v1/cases/{ref}/rfo"), 404, "rfo_not_found")
+        problem(await umbrella.get("/v1/cases/CS-1999-000001/rfo"), 404, "rfo_not_found")
+        problem(await umbrella.put(f"/v1/cases/{ref}/rfo", json=CAUSE), 403, "forbidden")
     async with authed_client(app, role=Role.CUSTOMER, customer_id="acme") as acme:
-        _problem(await acme.put(f"/v1/cases/{ref}/rfo", json=CAUSE), 403, "forbidden")
-        _problem(await acme.post(f"/v1/cases/{ref}/rfo/publish"), 403, "forbidden")
+        problem(await acme.put(f"/v1/cases/{ref}/rfo", json=CAUSE), 403, "forbidden")
+        problem(await acme.post(f"/v1/cases/{ref}/rfo/publish"), 403, "forbidden")
     async with authed_client(app, role=Role.SERVICE) as service:
-        _problem(await service.get(f"/v1/cases/{ref}/rfo"), 403, "forbidden")
+        problem(await service.get(f"/v1/cases/{ref}/rfo"), 403, "forbidden")
     async with authed_client(app, role=Role.ADMIN) as admin:
-        _problem(await admin.get("/v1/cases/CS-1999-000001/rfo"), 404, "case_not_found")
+        problem(await admin.get("/v1/cases/CS-1999-000001/rfo"), 404, "case_not_found")
         bad = await admin.put(f"/v1/cases/{ref}/rfo", json={"root_cause_category": "aliens"})
-        _problem(bad, 422, "validation_error")
+        problem(bad, 422, "validation_error")
 
 
 async def test_publishing_needs_preventive_actions_or_the_reason_they_do_not_apply(
@@ -197,7 +186,7 @@ async def test_publishing_needs_preventive_actions_or_the_reason_they_do_not_app
     without = {name: value for name, value in CAUSE.items() if name != "preventive_actions"}
     async with authed_client(app, role=Role.ENGINEER) as engineer:
         await engineer.put(f"/v1/cases/{ref}/rfo", json=without)
-        refused = _problem(
+        refused = problem(
             await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_incomplete"
         )
         assert refused["missing"] == [
@@ -205,7 +194,7 @@ async def test_publishing_needs_preventive_actions_or_the_reason_they_do_not_app
         ]
         blank = {"preventive_not_applicable": "   "}
         await engineer.put(f"/v1/cases/{ref}/rfo", json=blank)
-        _problem(await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_incomplete")
+        problem(await engineer.post(f"/v1/cases/{ref}/rfo/publish"), 409, "rfo_incomplete")
         reason = "One-off road works; the supplier's route is already diverse."
         await engineer.put(f"/v1/cases/{ref}/rfo", json={"preventive_not_applicable": reason})
         published = await engineer.post(f"/v1/cases/{ref}/rfo/publish")

@@ -4,24 +4,20 @@ idempotent and race-safe opening, resolution flowing down, and who sees what."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from caseapi.auth.principal import Role
 from caseapi.cases.models import Case
-from caseapi.cases.service import CaseService
 from caseapi.incidents import Affected, IncidentService, UpstreamOpen
 from caseapi.notifications.models import Notification
 from nms.clock import FakeClock
-from tests.caseapi.auth_fixtures import authed_client, make_app
+from tests.caseapi.auth_fixtures import authed_client
 from tests.caseapi.conftest import START, Database, incident
-from tests.caseapi.lifecycle_fixtures import seed
 from tests.caseapi.rfo_checks import assert_rfo_tells_the_case
 
 
@@ -90,24 +86,6 @@ async def test_restoring_the_parent_solves_linked_customer_cases_only(
     assert by_ref[own_ref].status == "new"
     assert by_ref[own_ref].parent_case_id is not None
     assert sorted(c.status for r, c in by_ref.items() if r != own_ref) == ["solved"] * 3
-
-
-@pytest.fixture
-async def app(database: Database, service: CaseService, clock: FakeClock) -> FastAPI:
-    await seed(database)
-    return make_app(database, service, clock)
-
-
-@pytest.fixture
-async def staff(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with authed_client(app, role=Role.ENGINEER) as client:
-        yield client
-
-
-@pytest.fixture
-async def acme(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-1") as client:
-        yield client
 
 
 async def test_staff_see_the_links_and_customers_only_their_own_case(
