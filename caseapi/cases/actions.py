@@ -258,11 +258,7 @@ class CaseActions:
         now = self._clock.now()
         async with session_scope(self._sessionmaker, write=True) as session:
             case = await store.case_for(session, principal, ref, lock=True)
-            if if_match is not None and if_match != case.version:
-                raise PreconditionFailedError(
-                    f"the case is at version {case.version}, not {if_match}: reload and retry",
-                    current_version=case.version,
-                )
+            PreconditionFailedError.check(current=case.version, if_match=if_match)
             event = make_event(case)
             policy = await store.policy_for(session, case, self._sla)
             try:

@@ -78,6 +78,15 @@ class PreconditionFailedError(CaseRuleError):
     code = "precondition_failed"
     http_status: ClassVar[int] = 412
 
+    @classmethod
+    def check(cls, *, current: int, if_match: int | None) -> None:
+        """Raise unless ``if_match`` is absent or names version ``current``."""
+        if if_match is not None and if_match != current:
+            raise cls(
+                f"the case is at version {current}, not {if_match}: reload and retry",
+                current_version=current,
+            )
+
 
 class IdempotencyKeyReusedError(CaseRuleError):
     """An ``Idempotency-Key`` seen before arrived with a different body."""

@@ -56,11 +56,7 @@ class EtrActions:
         now = self._clock.now()
         async with session_scope(self._sessionmaker, write=True) as session:
             case = await store.case_for(session, principal, ref, lock=True)
-            if if_match is not None and if_match != case.version:
-                raise PreconditionFailedError(
-                    f"the case is at version {case.version}, not {if_match}: reload and retry",
-                    current_version=case.version,
-                )
+            PreconditionFailedError.check(current=case.version, if_match=if_match)
             event = SetEtr(etr=etr, note=note, actor=principal.actor)
             await self._apply(session, case, event, now)
             for child in await self._linked(session, case):
