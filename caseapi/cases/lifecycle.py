@@ -8,6 +8,11 @@ service loads a snapshot, calls ``step`` and stores the outcome in one transacti
 and the ticker does the same with ``Tick`` for every case whose ``next_due_at``
 has come.
 
+In three modules: this one has ``step`` and the handlers of people's and the
+detector's events; ``caseapi.cases.machine`` the transition tables, the pure helpers
+and the ``Run`` accumulator they share; ``caseapi.cases.deadlines`` what ``Tick``
+does (SLA clocks, commitments, window end, reminders, auto-close).
+
 Statuses::
 
     new -> in_progress <-> waiting_customer | waiting_supplier -> solved
@@ -60,17 +65,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from caseapi.cases.deadlines import tick
 from caseapi.cases.enums import (
     TERMINAL_STATUSES,
     WORKING_STATUSES,
     CaseEventKind,
-    CasePriority,
-    CaseStatus,
-    CaseType,
-    CommitmentKind,
     EscalationLevel,
-    NotificationKind,
-    RootCauseCategory,
 )
 from caseapi.cases.errors import (
     CancelNotAllowedError,
@@ -79,18 +79,28 @@ from caseapi.cases.errors import (
     InvalidTransitionError,
     ReopenNotAllowedError,
 )
+from caseapi.cases.machine import (
+    MANUAL_TRANSITIONS,
+    TRANSITIONS,
+    Run,
+    S,
+    close_blockers,
+    etr_refusal,
+    initial_deadlines,
+    iso,
+    next_due_at,
+    value_of,
+)
 from caseapi.cases.snapshot import (
     Assign,
     Cancel,
     CaseSnapshot,
     ChangePriority,
     CustomerReply,
-    Entry,
     Escalate,
     Event,
     HandOff,
     MeetCommitment,
-    Notify,
     Outcome,
     Recur,
     Reopen,
@@ -104,213 +114,15 @@ from caseapi.cases.snapshot import (
     Transition,
 )
 
-S = CaseStatus
-_OPEN_ENDS: Final = frozenset({S.CANCELLED, S.MERGED})
-
-#: Every status change the lifecycle can make, whoever asks. Guards (below) refine it.
-TRANSITIONS: Final[Mapping[CaseStatus, frozenset[CaseStatus]]] = {
-    S.NEW: frozenset({S.IN_PROGRESS, S.WAITING_CUSTOMER, S.WAITING_SUPPLIER, S.SOLVED})
-    | _OPEN_ENDS,
-    S.IN_PROGRESS: frozenset({S.WAITING_CUSTOMER, S.WAITING_SUPPLIER, S.SOLVED}) | _OPEN_ENDS,
-    # -> closed only by the auto-close timer (no reply from the customer).
-    S.WAITING_CUSTOMER: frozenset(
-        {S.IN_PROGRESS, S.WAITING_SUPPLIER, S.SOLVED, S.RFO_PENDING, S.CLOSED}
-    )
-    | _OPEN_ENDS,
-    S.WAITING_SUPPLIER: frozenset({S.IN_PROGRESS, S.WAITING_CUSTOMER, S.SOLVED}) | _OPEN_ENDS,
-    S.SOLVED: frozenset({S.IN_PROGRESS, S.RFO_PENDING, S.CLOSED}),
-    S.RFO_PENDING: frozenset({S.IN_PROGRESS, S.CLOSED}),
-    S.CLOSED: frozenset(),
-    S.CANCELLED: frozenset(),
-    S.MERGED: frozenset(),
-}
-
-#: What an engineer may ask for with ``Transition``; the rest happen through their
-#: own events (window end, RFO publication, auto-close, recurrence, reopen).
-MANUAL_TRANSITIONS: Final[Mapping[CaseStatus, frozenset[CaseStatus]]] = {
-    S.NEW: TRANSITIONS[S.NEW],
-    S.IN_PROGRESS: TRANSITIONS[S.IN_PROGRESS],
-    S.WAITING_CUSTOMER: TRANSITIONS[S.WAITING_CUSTOMER] - {S.CLOSED, S.RFO_PENDING},
-    S.WAITING_SUPPLIER: TRANSITIONS[S.WAITING_SUPPLIER],
-    # Closing by hand is allowed once the close guard holds (the ticker may lag).
-    S.SOLVED: frozenset({S.IN_PROGRESS, S.CLOSED}),
-    S.RFO_PENDING: frozenset({S.CLOSED}),
-    S.CLOSED: frozenset(),
-    S.CANCELLED: frozenset(),
-    S.MERGED: frozenset(),
-}
-
-
-# -- pure helpers ----------------------------------------------------------------------
-
-
-def initial_deadlines(
-    *, created_at: datetime, priority: CasePriority, policy: SlaPolicy
-) -> dict[str, datetime | None]:
-    """SLA deadlines of a case created at ``created_at``."""
-    ttr = policy.ttr.get(priority)
-    return {
-        "first_response_due_at": created_at + policy.first_response,
-        "unassigned_due_at": created_at + policy.unassigned_after,
-        "ttr_due_at": None if ttr is None else created_at + ttr,
-    }
-
-
-def close_blockers(case: CaseSnapshot, now: datetime) -> list[str]:
-    """Why ``case`` may not close at ``now``; empty when it may."""
-    blockers = []
-    if case.status not in (S.SOLVED, S.RFO_PENDING):
-        blockers.append(f"the case is {case.status.value}, not solved")
-    if case.monitoring_until is not None and now < case.monitoring_until:
-        blockers.append(f"the monitoring window runs until {case.monitoring_until.isoformat()}")
-    if case.rfo_required and case.rfo_published_at is None:
-        blockers.append("the RFO is not published")
-    return blockers
-
-
-def next_due_at(case: CaseSnapshot) -> datetime | None:
-    """The earliest deadline the ticker must act on, or ``None``."""
-    if case.status in TERMINAL_STATUSES:
-        return None
-    due: list[datetime | None] = [c.due_at for c in case.commitments if c.pending]
-    if case.status in WORKING_STATUSES:
-        if case.first_responded_at is None and case.first_response_breached_at is None:
-            due.append(case.first_response_due_at)
-        if case.assignee is None and case.unassigned_flagged_at is None:
-            due.append(case.unassigned_due_at)
-        if case.ttr_breached_at is None and case.paused_at is None:
-            due.append(case.ttr_due_at)
-    if case.status is S.SOLVED:
-        due.append(case.monitoring_until)
-    if case.status is S.WAITING_CUSTOMER:
-        if case.reminder_sent_at is None:
-            due.append(case.reminder_due_at)
-        due.append(case.auto_close_due_at)
-    return min((d for d in due if d is not None), default=None)
-
-
-class _Step:
-    """Accumulates one step's changes; keeps ``step`` readable."""
-
-    def __init__(self, case: CaseSnapshot, now: datetime, policy: SlaPolicy) -> None:
-        self.case = case
-        self.now = now
-        self.policy = policy
-        self.entries: list[Entry] = []
-        self.notifications: list[Notify] = []
-
-    def set(self, **changes: Any) -> None:
-        self.case = replace(self.case, **changes)
-
-    def log(self, kind: CaseEventKind, actor: str, /, **data: Any) -> None:
-        self.entries.append(Entry(kind=kind, actor=actor, data=data))
-
-    def outcome(self) -> Outcome:
-        return Outcome(self.case, tuple(self.entries), tuple(self.notifications))
-
-    def escalate(self, actor: str, reason: str, **extra: Any) -> None:
-        old = self.case.escalation_level
-        new = old.raised()
-        if new is old:
-            return
-        self.set(escalation_level=new)
-        self.log(
-            CaseEventKind.ESCALATED,
-            actor,
-            **{"from": old.value, "to": new.value},
-            reason=reason,
-            **extra,
-        )
-
-    def move(
-        self, to: CaseStatus, actor: str, reason: str, kind: CaseEventKind, **extra: Any
-    ) -> None:
-        """Change status with the side effects of leaving and entering states."""
-        case, now = self.case, self.now
-        old = case.status
-        if to not in TRANSITIONS[old]:
-            raise InvalidTransitionError(old.value, to.value, "not allowed by the lifecycle")
-        if old is S.WAITING_CUSTOMER:
-            self._resume()
-        if old in (S.SOLVED, S.RFO_PENDING) and to is S.IN_PROGRESS:
-            ttr = self.policy.ttr.get(self.case.priority)
-            # A new outage gets its own repair time.
-            self.set(
-                reopen_count=self.case.reopen_count + 1,
-                solved_at=None,
-                restored_at=None,
-                monitoring_until=None,
-                ttr_due_at=None if ttr is None else now + ttr,
-                ttr_breached_at=None,
-            )
-        if to is S.WAITING_CUSTOMER:
-            self.set(
-                waiting_since=now,
-                paused_at=now,
-                reminder_due_at=now + self.policy.reminder_after,
-                auto_close_due_at=now + self.policy.close_after,
-            )
-        if to is S.SOLVED:
-            window = self.policy.monitoring_window[self.case.priority]
-            self.set(
-                solved_at=now,
-                restored_at=self.case.restored_at or now,
-                monitoring_until=now + window,
-            )
-        if to in TERMINAL_STATUSES:
-            self.set(closed_at=now)
-        self.set(status=to)
-        data: dict[str, Any] = {"from": old.value, "to": to.value}
-        if reason:
-            data["reason"] = reason
-        if to is S.SOLVED:
-            data["restored_at"] = _iso(self.case.restored_at)
-            data["monitoring_until"] = _iso(self.case.monitoring_until)
-        self.log(kind, actor, **data, **extra)
-
-    def _resume(self) -> None:
-        case = self.case
-        changes: dict[str, Any] = {
-            "paused_at": None,
-            "waiting_since": None,
-            "reminder_due_at": None,
-            "reminder_sent_at": None,
-            "auto_close_due_at": None,
-            "auto_close_held_at": None,
-        }
-        if case.paused_at is not None and case.ttr_due_at is not None:
-            # max(): a clock never runs backwards here, but a pause is never negative.
-            changes["ttr_due_at"] = case.ttr_due_at + max(self.now - case.paused_at, timedelta(0))
-        self.set(**changes)
-
-    def requeue(self) -> None:
-        """The case is back in a queue: the unassigned flag re-arms from now."""
-        self.set(
-            unassigned_due_at=self.now + self.policy.unassigned_after,
-            unassigned_flagged_at=None,
-        )
-
-    def respond(self, actor: str) -> None:
-        if self.case.first_responded_at is None:
-            self.set(first_responded_at=self.now)
-            self.log(CaseEventKind.FIRST_RESPONSE, actor)
-
-    def update_customer(self, actor: str) -> None:
-        """Support told the customer something: first response, promised updates met."""
-        self.respond(actor)
-        kept = []
-        for c in self.case.commitments:
-            if c.pending and c.kind is CommitmentKind.NEXT_UPDATE and c.due_at >= self.now:
-                c = replace(c, met_at=self.now)
-                self.log(
-                    CaseEventKind.COMMITMENT_MET,
-                    actor,
-                    kind=c.kind.value,
-                    due_at=_iso(c.due_at),
-                    late=False,
-                )
-            kept.append(c)
-        self.set(commitments=tuple(kept))
+__all__ = [
+    "MANUAL_TRANSITIONS",
+    "TRANSITIONS",
+    "close_blockers",
+    "etr_refusal",
+    "initial_deadlines",
+    "next_due_at",
+    "step",
+]
 
 
 def step(case: CaseSnapshot, event: Event, now: datetime, policy: SlaPolicy) -> Outcome:
@@ -325,7 +137,7 @@ def step(case: CaseSnapshot, event: Event, now: datetime, policy: SlaPolicy) -> 
         ValueError: A commitment or ETR in the past, or an unknown commitment id.
     """
     handler = _HANDLERS[type(event)]
-    run = _Step(case, now, policy)
+    run = Run(case, now, policy)
     if case.status in TERMINAL_STATUSES and not isinstance(event, Tick | RfoPublished | SetEtr):
         raise InvalidTransitionError(case.status.value, _target(event), "the case is finished")
     handler(run, event)
@@ -338,7 +150,7 @@ def _target(event: Event) -> str:
     return event.to.value if isinstance(event, Transition) else type(event).__name__.lower()
 
 
-def _transition(run: _Step, event: Event) -> None:
+def _transition(run: Run, event: Event) -> None:
     assert isinstance(event, Transition)
     case, to = run.case, event.to
     if to not in MANUAL_TRANSITIONS[case.status]:
@@ -361,11 +173,11 @@ def _transition(run: _Step, event: Event) -> None:
         extra["merged_into"] = event.merged_into
     if to is S.SOLVED:
         extra["resolution_method"] = event.resolution_method
-        extra["root_cause_category"] = _value(event.root_cause_category)
+        extra["root_cause_category"] = value_of(event.root_cause_category)
     run.move(to, event.actor, event.reason, kind or CaseEventKind.STATUS_CHANGED, **extra)
 
 
-def _restore(run: _Step, event: Event) -> None:
+def _restore(run: Run, event: Event) -> None:
     assert isinstance(event, Restore)
     if run.case.status not in WORKING_STATUSES:
         return  # already solved or further: a repeated message changes nothing
@@ -374,7 +186,7 @@ def _restore(run: _Step, event: Event) -> None:
     run.move(S.SOLVED, event.actor, "", CaseEventKind.RESTORED)
 
 
-def _recur(run: _Step, event: Event) -> None:
+def _recur(run: Run, event: Event) -> None:
     assert isinstance(event, Recur)
     case = run.case
     if case.status is S.SOLVED:
@@ -393,7 +205,7 @@ def _recur(run: _Step, event: Event) -> None:
     )
 
 
-def _reopen(run: _Step, event: Event) -> None:
+def _reopen(run: Run, event: Event) -> None:
     assert isinstance(event, Reopen)
     case = run.case
     if case.status is not S.SOLVED or case.monitoring_until is None:
@@ -407,14 +219,14 @@ def _reopen(run: _Step, event: Event) -> None:
     run.move(S.IN_PROGRESS, event.actor, event.reason or "reopened", CaseEventKind.REOPENED)
 
 
-def _customer_reply(run: _Step, event: Event) -> None:
+def _customer_reply(run: Run, event: Event) -> None:
     assert isinstance(event, CustomerReply)
     run.log(CaseEventKind.CUSTOMER_REPLIED, event.actor)
     if run.case.status is S.WAITING_CUSTOMER:
         run.move(S.IN_PROGRESS, event.actor, "customer replied", CaseEventKind.STATUS_CHANGED)
 
 
-def _cancel(run: _Step, event: Event) -> None:
+def _cancel(run: Run, event: Event) -> None:
     assert isinstance(event, Cancel)
     if event.by_customer and run.case.proactive:
         raise CancelNotAllowedError(
@@ -424,12 +236,12 @@ def _cancel(run: _Step, event: Event) -> None:
     run.move(S.CANCELLED, event.actor, event.reason, CaseEventKind.STATUS_CHANGED)
 
 
-def _respond(run: _Step, event: Event) -> None:
+def _respond(run: Run, event: Event) -> None:
     assert isinstance(event, Respond)
     run.update_customer(event.actor)
 
 
-def _assign(run: _Step, event: Event) -> None:
+def _assign(run: Run, event: Event) -> None:
     assert isinstance(event, Assign)
     previous = run.case.assignee
     if event.assignee is None:
@@ -445,7 +257,7 @@ def _assign(run: _Step, event: Event) -> None:
         run.move(S.IN_PROGRESS, event.actor, "assigned", CaseEventKind.STATUS_CHANGED)
 
 
-def _hand_off(run: _Step, event: Event) -> None:
+def _hand_off(run: Run, event: Event) -> None:
     assert isinstance(event, HandOff)
     old, old_assignee = run.case.escalation_level, run.case.assignee
     level = event.to_level if event.to_level.rank > old.rank else old
@@ -463,7 +275,7 @@ def _hand_off(run: _Step, event: Event) -> None:
         run.requeue()
 
 
-def _escalate(run: _Step, event: Event) -> None:
+def _escalate(run: Run, event: Event) -> None:
     assert isinstance(event, Escalate)
     case = run.case
     if event.by_customer:
@@ -481,7 +293,7 @@ def _escalate(run: _Step, event: Event) -> None:
     run.escalate(event.actor, event.reason or ("customer request" if event.by_customer else ""))
 
 
-def _set_commitment(run: _Step, event: Event) -> None:
+def _set_commitment(run: Run, event: Event) -> None:
     assert isinstance(event, SetCommitment)
     commitment = event.commitment
     if commitment.due_at <= run.now:
@@ -491,12 +303,12 @@ def _set_commitment(run: _Step, event: Event) -> None:
         CaseEventKind.COMMITMENT_SET,
         event.actor,
         kind=commitment.kind.value,
-        due_at=_iso(commitment.due_at),
+        due_at=iso(commitment.due_at),
         note=commitment.note,
     )
 
 
-def _meet_commitment(run: _Step, event: Event) -> None:
+def _meet_commitment(run: Run, event: Event) -> None:
     assert isinstance(event, MeetCommitment)
     found = [c for c in run.case.commitments if c.id == event.commitment_id]
     if not found:
@@ -510,12 +322,12 @@ def _meet_commitment(run: _Step, event: Event) -> None:
         CaseEventKind.COMMITMENT_MET,
         event.actor,
         kind=target.kind.value,
-        due_at=_iso(target.due_at),
+        due_at=iso(target.due_at),
         late=target.missed_at is not None,
     )
 
 
-def _change_priority(run: _Step, event: Event) -> None:
+def _change_priority(run: Run, event: Event) -> None:
     assert isinstance(event, ChangePriority)
     case = run.case
     if event.priority is case.priority:
@@ -538,30 +350,21 @@ def _change_priority(run: _Step, event: Event) -> None:
         event.actor,
         **{"from": case.priority.value, "to": event.priority.value},
         reason=event.reason,
-        ttr_due_at=_iso(run.case.ttr_due_at),
+        ttr_due_at=iso(run.case.ttr_due_at),
     )
 
 
-def _rfo_published(run: _Step, event: Event) -> None:
+def _rfo_published(run: Run, event: Event) -> None:
     assert isinstance(event, RfoPublished)
     case = run.case
     if case.rfo_published_at is None:
         run.set(rfo_published_at=event.at)
-        run.log(CaseEventKind.RFO_PUBLISHED, event.actor, at=_iso(event.at))
+        run.log(CaseEventKind.RFO_PUBLISHED, event.actor, at=iso(event.at))
     if case.status in (S.SOLVED, S.RFO_PENDING) and not close_blockers(run.case, run.now):
         run.move(S.CLOSED, event.actor, "RFO published", CaseEventKind.CLOSED)
 
 
-def etr_refusal(case: CaseSnapshot) -> str | None:
-    """Why ``case`` takes no estimated time of restoration; ``None`` when it does."""
-    if case.type is not CaseType.INCIDENT:
-        return "a general request has no service restoration to estimate"
-    if case.status not in WORKING_STATUSES:
-        return f"the case is {case.status.value}: a restored service has no ETR"
-    return None
-
-
-def _set_etr(run: _Step, event: Event) -> None:
+def _set_etr(run: Run, event: Event) -> None:
     assert isinstance(event, SetEtr)
     refusal = etr_refusal(run.case)
     if refusal is not None:
@@ -575,101 +378,14 @@ def _set_etr(run: _Step, event: Event) -> None:
         )
     previous = run.case.etr
     run.set(etr=event.etr)
-    data: dict[str, Any] = {"etr": _iso(event.etr), "previous": _iso(previous), "note": event.note}
+    data: dict[str, Any] = {"etr": iso(event.etr), "previous": iso(previous), "note": event.note}
     if event.from_parent is not None:
         data["from_parent"] = event.from_parent
     run.log(CaseEventKind.ETR_SET, event.actor, **data)
     run.update_customer(event.actor)
 
 
-def _tick(run: _Step, event: Event) -> None:
-    assert isinstance(event, Tick)
-    now, actor = run.now, event.actor
-    if run.case.status in TERMINAL_STATUSES:
-        return
-    missed: list[str] = []  # every deadline this tick finds missed; one escalation step
-    commitments = []
-    for c in run.case.commitments:
-        if c.pending and c.due_at <= now:
-            c = replace(c, missed_at=now)
-            run.log(
-                CaseEventKind.COMMITMENT_MISSED, actor, kind=c.kind.value, due_at=_iso(c.due_at)
-            )
-            missed.append(f"commitment missed: {c.kind.value}")
-        commitments.append(c)
-    run.set(commitments=tuple(commitments))
-    case = run.case
-    if case.status in WORKING_STATUSES:
-        missed.extend(_tick_working(run, actor))
-    if missed:
-        # The module docstring's rule: one step per tick, whatever was missed.
-        run.escalate(actor, "; ".join(missed), missed=missed)
-    case = run.case
-    if case.status is S.SOLVED and case.monitoring_until and now >= case.monitoring_until:
-        if case.rfo_required and case.rfo_published_at is None:
-            run.move(S.RFO_PENDING, actor, "monitoring window ended", CaseEventKind.STATUS_CHANGED)
-        else:
-            run.move(S.CLOSED, actor, "monitoring window ended", CaseEventKind.CLOSED)
-    if run.case.status is S.WAITING_CUSTOMER:
-        _tick_waiting(run, event)
-
-
-def _tick_working(run: _Step, actor: str) -> list[str]:
-    """Record the working-status deadlines due at ``now``; return the missed ones."""
-    case, now = run.case, run.now
-    missed: list[str] = []
-    due = case.first_response_due_at
-    if (
-        due
-        and due <= now
-        and case.first_responded_at is None
-        and not case.first_response_breached_at
-    ):
-        run.set(first_response_breached_at=now)
-        run.log(CaseEventKind.SLA_BREACHED, actor, clock="first_response", due_at=_iso(due))
-        missed.append("first response overdue")
-    due = case.unassigned_due_at
-    if due and due <= now and case.assignee is None and case.unassigned_flagged_at is None:
-        run.set(unassigned_flagged_at=now)
-        run.log(CaseEventKind.UNASSIGNED_FLAGGED, actor, due_at=_iso(due))
-    due = case.ttr_due_at
-    if due and due <= now and case.paused_at is None and case.ttr_breached_at is None:
-        run.set(ttr_breached_at=now)
-        run.log(CaseEventKind.SLA_BREACHED, actor, clock="time_to_repair", due_at=_iso(due))
-        missed.append("time to repair exceeded")
-    return missed
-
-
-def _tick_waiting(run: _Step, event: Tick) -> None:
-    case, now, actor = run.case, run.now, event.actor
-    if case.reminder_due_at and case.reminder_sent_at is None and case.reminder_due_at <= now:
-        run.set(reminder_sent_at=now)
-        run.log(CaseEventKind.REMINDER_SENT, actor, waiting_since=_iso(case.waiting_since))
-        run.notifications.append(
-            Notify(
-                NotificationKind.WAITING_CUSTOMER_REMINDER,
-                {
-                    "waiting_since": _iso(case.waiting_since),
-                    "closes_at": _iso(case.auto_close_due_at),
-                },
-            )
-        )
-    case = run.case
-    if case.auto_close_due_at is None or case.auto_close_due_at > now:
-        return
-    if case.type is CaseType.INCIDENT and event.ntu_down:
-        # DOMAIN.md: never auto-close an incident while its NTU is still down.
-        if case.auto_close_held_at is None:
-            run.log(CaseEventKind.AUTO_CLOSE_HELD, actor, reason="the NTU is still down")
-        run.set(auto_close_held_at=now, auto_close_due_at=now + run.policy.auto_close_recheck)
-        return
-    target = S.RFO_PENDING if case.rfo_required and case.rfo_published_at is None else S.CLOSED
-    kind = CaseEventKind.CLOSED if target is S.CLOSED else CaseEventKind.STATUS_CHANGED
-    run.move(target, actor, "no reply from the customer", kind)
-    run.notifications.append(Notify(NotificationKind.CASE_AUTO_CLOSED, {"status": target.value}))
-
-
-_HANDLERS: Final[Mapping[type, Callable[[_Step, Any], None]]] = {
+_HANDLERS: Final[Mapping[type, Callable[[Run, Any], None]]] = {
     Transition: _transition,
     Restore: _restore,
     Recur: _recur,
@@ -685,13 +401,5 @@ _HANDLERS: Final[Mapping[type, Callable[[_Step, Any], None]]] = {
     ChangePriority: _change_priority,
     RfoPublished: _rfo_published,
     SetEtr: _set_etr,
-    Tick: _tick,
+    Tick: tick,
 }
-
-
-def _value(value: RootCauseCategory | None) -> str | None:
-    return None if value is None else value.value
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
