@@ -4,8 +4,10 @@ Every error body is ``application/problem+json`` with the RFC 9457 members
 (``type``, ``title``, ``status``, ``detail``, ``instance``) plus a machine-readable
 ``code`` (``case_not_found``, ``ntu_not_found``, ``validation_error``,
 ``database_unavailable``, ...). Validation errors add ``errors``: one entry per bad
-field, each naming it. Any domain error's ``problem_extensions`` become extra members
-(``from`` / ``to`` of ``invalid_transition``, ``missing`` of ``rfo_incomplete``).
+field, each naming it. A query parameter the operation does not declare is refused,
+not ignored (``unknown_query_parameter``, with ``unknown`` and ``allowed``). Any
+domain error's ``problem_extensions`` become extra members (``from`` / ``to`` of
+``invalid_transition``, ``missing`` of ``rfo_incomplete``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,7 +26,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from caseapi.api.guards import reject_nul_characters
+from caseapi.api.guards import reject_nul_characters, reject_unknown_query_parameters
 from caseapi.auth.routes import router as apikeys_router
 from caseapi.auth.service import ApiKeyService
 from caseapi.cases import repository as case_repository
@@ -51,6 +53,45 @@ PROBLEM_JSON = "application/problem+json"
 _RESERVED = frozenset({"type", "title", "status", "detail", "instance", "code"})
 
 logger = logging.getLogger(__name__)
+
+_NAMES: Final = {"type": "array", "items": {"type": "string"}}
+#: The 422 of every operation. FastAPI's own entry describes its default body, not
+#: ours, and only operations with parameters get it; every one refuses unknown ones.
+PROBLEM_422: Final[dict[str, Any]] = {
+    "description": (
+        "Problem (RFC 9457): `validation_error` (`errors` names each bad field) or "
+        "`unknown_query_parameter` (`unknown` names them, `allowed` lists the rest)"
+    ),
+    "content": {
+        PROBLEM_JSON: {
+            "schema": {
+                "title": "Problem",
+                "type": "object",
+                "required": ["type", "title", "status", "detail", "code"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "instance": {"type": "string"},
+                    "code": {"type": "string"},
+                    "errors": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "field": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        },
+                    },
+                    "unknown": _NAMES,
+                    "allowed": _NAMES,
+                },
+            }
+        }
+    },
+}
 
 # Errors that mean "the database is not reachable right now", not "the request is
 # wrong": asyncpg raises OSError subclasses for refused connections unwrapped.
@@ -86,7 +127,8 @@ def create_app(
     app = FastAPI(
         title="nms case API",
         version="0.1.0",
-        dependencies=[Depends(reject_nul_characters)],
+        dependencies=[Depends(reject_nul_characters), Depends(reject_unknown_query_parameters)],
+        responses={422: PROBLEM_422},
     )
     app.state.sessionmaker = sessionmaker
     app.state.open_case_lookup = case_repository.latest_open_case_ref_for_ntu

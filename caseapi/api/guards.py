@@ -6,8 +6,13 @@ import json
 from typing import Any
 
 from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyQuery
+from pydantic import BaseModel
 
 from caseapi.cases.errors import CaseValidationError
+from caseapi.core.errors import UnknownQueryParameterError
 
 
 async def reject_nul_characters(request: Request) -> None:
@@ -30,6 +35,57 @@ async def reject_nul_characters(request: Request) -> None:
     # JSON writes NUL as the escape \u0000; parse only when one might be there.
     if b"\x00" in body or (b"u0000" in body and _holds_nul(_json(body))):
         raise CaseValidationError("body", "must not contain NUL characters")
+
+
+async def reject_unknown_query_parameters(request: Request) -> None:
+    """Refuse query parameters the matched operation does not declare (422).
+
+    Ignoring them answers ``GET /v1/cases?customer=x`` with every case, as if it had
+    been filtered. The names allowed are those of the route FastAPI matched
+    (``scope["route"]``): its own query parameters and those of every dependency under
+    it. FastAPI hands over the route as its router declared it, without the
+    dependencies added by ``include_router`` or the app, so query parameters must be
+    declared on the route or its router (the OpenAPI-driven test fails otherwise).
+
+    Routes left out of the OpenAPI document are not checked: the Prometheus
+    ``/metrics`` that ``nms`` mounts (a scrape job's ``params`` must keep working) and
+    any HTML page. FastAPI's ``/docs``, ``/redoc`` and ``/openapi.json`` are not API
+    routes, so no app dependency runs for them. Mounted on the whole app.
+
+    Raises:
+        UnknownQueryParameterError: Names the unknown parameters and the allowed ones.
+    """
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema:
+        return
+    allowed = declared_query_parameters(route.dependant)
+    known = set(allowed)
+    unknown = [name for name in request.query_params if name not in known]
+    if unknown:
+        raise UnknownQueryParameterError(unknown=unknown, allowed=allowed)
+
+
+def declared_query_parameters(dependant: Dependant) -> list[str]:
+    """The query parameter names ``dependant`` and its sub-dependencies read, in order."""
+    names: dict[str, None] = {}
+    pending = [dependant]
+    while pending:
+        current = pending.pop(0)
+        for field in current.query_params:
+            model = field.field_info.annotation
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                # A query parameter model: each of its fields is a parameter.
+                names.update(
+                    dict.fromkeys(info.alias or name for name, info in model.model_fields.items())
+                )
+            else:
+                names[field.alias] = None
+        if isinstance(current.call, APIKeyQuery):
+            names[current.call.model.name] = None
+        pending[:0] = current.dependencies
+    return list(names)
 
 
 def _json(body: bytes) -> Any:

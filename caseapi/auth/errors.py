@@ -7,6 +7,7 @@ response, and adds ``http_headers`` when present::
     CaseApiError
     ├── AuthenticationError        401 unauthenticated (missing/unknown/expired/revoked key)
     ├── PermissionDeniedError      403 forbidden (the role may not do this)
+    │   └── CustomerMismatchError  403 customer_mismatch (a customer key naming another)
     ├── ContractRefusedError       403 contract_expired / account_suspended_unpaid
     ├── ApiKeyRequestError         422 invalid_api_key_request (e.g. unknown customer)
     └── NotFoundError
@@ -41,6 +42,22 @@ class PermissionDeniedError(CaseApiError):
 
     def __init__(self, message: str = "your role may not do this") -> None:
         super().__init__(message)
+
+
+class CustomerMismatchError(PermissionDeniedError):
+    """A customer key named another customer in ``field``; refused, never rewritten."""
+
+    code = "customer_mismatch"
+
+    def __init__(self, *, field: str, named: str, own: str) -> None:
+        self.field = field
+        self.named = named
+        self.own = own
+        super().__init__(
+            f"{field}: a customer key acts for its own customer only: {named!r} is not "
+            f"{own!r} (name your own or leave {field} out)"
+        )
+        self.problem_extensions = {"field": field}
 
 
 class ContractRefusedError(CaseApiError):

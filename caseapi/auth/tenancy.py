@@ -2,14 +2,16 @@
 
 A customer sees only its own objects; anything else is answered as if it did not
 exist (404 with the domain's ``*_not_found`` code), so a customer cannot probe for
-other customers' references.
+other customers' references. A customer key that names a customer (a body's
+``customer_id``, a ``customer`` filter) may name only its own: another is refused
+(403 ``customer_mismatch``), never silently replaced by its own.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from caseapi.auth.errors import ContractRefusedError
+from caseapi.auth.errors import ContractRefusedError, CustomerMismatchError
 from caseapi.auth.principal import Principal
 from caseapi.core.errors import NotFoundError
 
@@ -34,6 +36,25 @@ def ensure_visible(
 def customer_scope(principal: Principal) -> str | None:
     """The customer id every query of this caller must be limited to (``None``: all)."""
     return principal.customer_id if principal.is_customer else None
+
+
+def own_customer(principal: Principal, named: str | None, *, field: str) -> str | None:
+    """The customer a request acts for: a customer key's own, anyone else's as named.
+
+    ``named`` is what the request gave in ``field`` (``None``: nothing); a customer key
+    may leave it out or name itself.
+
+    Raises:
+        CustomerMismatchError: A customer key naming another customer (whether or
+            not it exists: the answer tells nothing about other customers).
+    """
+    if not principal.is_customer:
+        return named
+    own = principal.customer_id
+    assert own is not None  # a customer key is bound to one customer
+    if named is not None and named != own:
+        raise CustomerMismatchError(field=field, named=named, own=own)
+    return own
 
 
 def contract_refusal(*, customer_id: str, contract_status: str) -> ContractRefusedError | None:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.auth.principal import Principal
-from caseapi.auth.tenancy import contract_refusal, customer_scope
+from caseapi.auth.tenancy import contract_refusal, customer_scope, own_customer
 from caseapi.cases import repository, store
 from caseapi.cases.enums import (
     INTERNAL_EVENT_KINDS,
@@ -118,6 +118,7 @@ class CaseActions:
 
         Raises:
             CaseValidationError: A business rule on a field (names it).
+            CustomerMismatchError: A customer key naming another customer.
             ContractRefusedError: The customer's contract gives no support.
             IdempotencyKeyReusedError: The key came before with another body.
             NtuNotFoundError: ``ntu_id`` is not an NTU of the customer.
@@ -163,7 +164,7 @@ class CaseActions:
                 raise CaseValidationError(
                     "priority", "support sets the priority; use suggested_priority"
                 )
-            changes["customer_id"] = principal.customer_id
+            changes["customer_id"] = own_customer(principal, draft.customer_id, field="customer_id")
             changes["source"] = CaseSource.API
         elif draft.customer_id is None:
             raise CaseValidationError("customer_id", "required when support opens a case")

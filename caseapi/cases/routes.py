@@ -3,7 +3,8 @@
 Who may do what (tenancy is the service's: another customer's case is a 404):
 
 - read (list, get, timeline): every role; customers their own cases, customer view.
-- create: customers (their own customer) and staff / service (any customer).
+- create: customers (their own customer; naming another is 403 ``customer_mismatch``)
+  and staff / service (any customer).
 - work (PATCH, transitions, assign, take, handoff, commitments, ETR): staff.
 - escalate, reopen: customers (own cases) and staff; reply: customers.
 - cancel: customers (their own reactive requests, not proactive incidents) and staff.

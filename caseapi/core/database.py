@@ -13,6 +13,13 @@ transaction that reads and then writes fails with "database is locked" at once
 (the recipe in SQLAlchemy's SQLite dialect docs) and let writers ask for
 ``BEGIN IMMEDIATE`` through ``WRITE_TRANSACTION``: they then queue on the write lock
 with ``busy_timeout`` instead of failing.
+
+SQLite file mode: the database holds API key hashes, webhook secrets and customers'
+data, and SQLite creates a new file 0644 (less the umask). So before the first
+connection we create a missing file ourselves, mode 0600 whatever the umask; SQLite
+gives its ``-wal``, ``-shm`` and ``-journal`` files the database file's mode. An
+existing file keeps its mode (its owner may have chosen it, e.g. for a backup
+group); if others can read or write it, a warning says so.
 """
 
 from __future__ import annotations
@@ -20,10 +27,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
+import os
+import stat
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from alembic import command
 from alembic.config import Config
@@ -38,6 +49,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from caseapi.core.errors import DatabaseConfigError, DatabaseUnavailableError, InvalidCursorError
+
+logger = logging.getLogger(__name__)
 
 #: Advisory lock key held while migrating on PostgreSQL (any constant of our own).
 _MIGRATION_LOCK: Final = 0x6E6D735F6D696772  # "nms_migr"
@@ -54,6 +67,9 @@ MAX_ID: Final = 2**31 - 1
 #: (see the module docstring), ignored by PostgreSQL. Use with
 #: ``await session.connection(execution_options=WRITE_TRANSACTION)`` first thing.
 WRITE_TRANSACTION: Final[Mapping[str, Any]] = {"sqlite_begin": "IMMEDIATE"}
+
+#: The mode of a SQLite database file we create (and so of its side files).
+SQLITE_FILE_MODE: Final = 0o600
 
 
 def make_engine(
@@ -109,6 +125,20 @@ def _make_sqlite_engine(url: URL, *, busy_timeout: float, echo: bool) -> AsyncEn
     engine = create_async_engine(url, echo=echo, connect_args={"timeout": busy_timeout})
     busy_ms = int(busy_timeout * 1000)
 
+    checked = False
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _before_connect(
+        _dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]
+    ) -> None:
+        # Before every new DBAPI connection (once the file exists, that costs one
+        # failed open). Returning None lets the dialect connect as usual.
+        nonlocal checked
+        path = _sqlite_path(str(cargs[0]), uri=bool(cparams.get("uri")))
+        if path is not None and not _create_private(path) and not checked:
+            _warn_if_shared(path)
+        checked = True
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Stop the driver from emitting its own BEGIN; _on_begin does it.
@@ -132,6 +162,52 @@ def _make_sqlite_engine(url: URL, *, busy_timeout: float, echo: bool) -> AsyncEn
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _sqlite_path(name: str, *, uri: bool) -> str | None:
+    """The file SQLite opens for ``name``, or None when it will not create one."""
+    if not uri or not name.startswith("file:"):
+        return name
+    # A URI filename (``?uri=true``): file:path?mode=...; only the default mode and
+    # ``rwc`` create a missing file.
+    parts = urlsplit(name)
+    mode = parse_qs(parts.query).get("mode", ["rwc"])[-1]
+    path = unquote(parts.path)
+    if mode != "rwc" or path in ("", ":memory:"):
+        return None
+    return path
+
+
+def _create_private(path: str) -> bool:
+    """Create ``path`` empty with ``SQLITE_FILE_MODE`` unless it exists (an empty
+    file is an empty SQLite database); return whether it was created."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, SQLITE_FILE_MODE)
+    except OSError:
+        # It exists (or is a symlink), or e.g. its directory is missing: then
+        # SQLite's own open reports the problem, as before.
+        return False
+    try:
+        # The umask can only take bits away; set the mode exactly, so that a strict
+        # umask (0o277) cannot leave the owner unable to write either.
+        os.fchmod(fd, SQLITE_FILE_MODE)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _warn_if_shared(path: str) -> None:
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        logger.warning(
+            "database file %s is open to other users (mode %04o) and holds API key "
+            "hashes and webhook secrets: chmod 600 it",
+            path,
+            mode,
+        )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -10,15 +10,18 @@ Every error raised on purpose by ``caseapi`` derives from one root, so callers
     ├── NotFoundError                 a lookup by key found nothing
     │   ├── CaseNotFoundError
     │   └── NtuNotFoundError
-    └── InvalidCursorError            a pagination cursor we did not issue
+    ├── InvalidCursorError            a pagination cursor we did not issue
+    └── UnknownQueryParameterError    422 a query parameter the operation does not take
 
-Each carries its context as attributes (``url``, ``ref``, ``ntu_id``, ``cursor``) and
-a machine-readable ``code`` that the API puts into problem+json bodies.
+Each carries its context as attributes (``url``, ``ref``, ``ntu_id``, ``cursor``,
+``unknown``) and a machine-readable ``code`` that the API puts into problem+json bodies.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import ClassVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -96,3 +99,31 @@ class InvalidCursorError(CaseApiError):
     def __init__(self, cursor: str) -> None:
         self.cursor = cursor
         super().__init__("invalid pagination cursor")
+
+
+class UnknownQueryParameterError(CaseApiError):
+    """The request names query parameters the operation does not take.
+
+    Refused rather than ignored: ``GET /v1/cases?customer=x`` must not answer every
+    case as if it had been filtered. ``unknown`` and ``allowed`` are in request and
+    declaration order.
+    """
+
+    code = "unknown_query_parameter"
+    http_status: ClassVar[int] = 422
+
+    def __init__(self, *, unknown: Sequence[str], allowed: Sequence[str]) -> None:
+        self.unknown = list(unknown)
+        self.allowed = list(allowed)
+        named = ", ".join(name or "''" for name in self.unknown)
+        takes = (
+            f"allowed: {', '.join(self.allowed)}" if self.allowed else "this operation takes none"
+        )
+        super().__init__(f"unknown query parameter(s): {named}; {takes}")
+        self.problem_extensions = {
+            "unknown": self.unknown,
+            "allowed": self.allowed,
+            "errors": [
+                {"field": name, "message": "unknown query parameter"} for name in self.unknown
+            ],
+        }

@@ -4,7 +4,7 @@ Who may do what (tenancy is the service's: a window that covers none of a
 customer's NTUs is a 404 for that customer):
 
 - read (list, get): every role; customers only windows covering their NTUs, with
-  the scope reduced to those NTUs.
+  the scope reduced to those NTUs (``?customer=`` another customer: 403).
 - announce, edit, cancel, complete: staff (engineer, noc, admin).
 
 Changes honour ``If-Match`` (the ``ETag`` from ``GET``); a stale one is 412.

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.auth.principal import Principal
+from caseapi.auth.tenancy import own_customer
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.maintenance import notices, repository
@@ -353,7 +354,11 @@ class MaintenanceService:
 
         ``ntu`` keeps windows covering that NTU, ``customer`` windows covering one of
         that customer's NTUs; customers only ever get windows covering their own.
+
+        Raises:
+            CustomerMismatchError: A customer naming another customer in ``customer``.
         """
+        customer = own_customer(principal, customer, field="customer")
         now = self._clock.now()
         async with session_scope(self._sessionmaker) as session:
             windows = await repository.list_windows(session, states=states, at=now)

@@ -1,8 +1,10 @@
 """Webhook subscriptions (``/v1/webhooks``) and the NOC's view of deliveries.
 
 Customers manage their own subscriptions; engineers and admins manage anyone's;
-another customer's subscription is answered 404. ``GET /v1/notifications`` is for
-staff (``?state=failed`` is the NOC's list of what did not get through).
+another customer's subscription is answered 404, and a customer naming another
+customer (``customer_id`` in a body or the query) is 403 ``customer_mismatch``.
+``GET /v1/notifications`` is for staff (``?state=failed`` is the NOC's list of what
+did not get through).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from caseapi.auth.deps import StaffPrincipal, require_roles
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
 from caseapi.clock import SystemClock
+from caseapi.core.deps import RowId
 from caseapi.notifications.enums import DeliveryState
 from caseapi.notifications.schemas import (
     DeliveriesPublic,
@@ -76,7 +79,7 @@ async def list_webhooks(
 
 @router.get("/v1/webhooks/{subscription_id}")
 async def get_webhook(
-    subscription_id: int, principal: Reader, service: WebhookServiceDep
+    subscription_id: RowId, principal: Reader, service: WebhookServiceDep
 ) -> WebhookPublic:
     """Show one webhook subscription (never its secret)."""
     return await service.get(principal=principal, subscription_id=subscription_id)
@@ -84,7 +87,7 @@ async def get_webhook(
 
 @router.patch("/v1/webhooks/{subscription_id}")
 async def update_webhook(
-    subscription_id: int, body: WebhookUpdate, principal: Writer, service: WebhookServiceDep
+    subscription_id: RowId, body: WebhookUpdate, principal: Writer, service: WebhookServiceDep
 ) -> WebhookPublic:
     """Change a subscription's URL, event types, description or active flag."""
     return await service.update(principal=principal, subscription_id=subscription_id, body=body)
@@ -92,7 +95,7 @@ async def update_webhook(
 
 @router.delete("/v1/webhooks/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_webhook(
-    subscription_id: int, principal: Writer, service: WebhookServiceDep
+    subscription_id: RowId, principal: Writer, service: WebhookServiceDep
 ) -> Response:
     """Delete a subscription; its pending deliveries fail as undeliverable."""
     await service.delete(principal=principal, subscription_id=subscription_id)
@@ -101,7 +104,7 @@ async def delete_webhook(
 
 @router.post("/v1/webhooks/{subscription_id}/rotate")
 async def rotate_webhook_secret(
-    subscription_id: int,
+    subscription_id: RowId,
     principal: Writer,
     service: WebhookServiceDep,
     body: WebhookRotate | None = None,
@@ -128,7 +131,7 @@ async def list_notifications(
 
 @router.post("/v1/notifications/{delivery_id}/retry", status_code=status.HTTP_204_NO_CONTENT)
 async def retry_notification(
-    delivery_id: int, principal: Operator, service: DeliveryServiceDep
+    delivery_id: RowId, principal: Operator, service: DeliveryServiceDep
 ) -> Response:
     """Queue a failed delivery again with a fresh attempt budget."""
     await service.retry(delivery_id=delivery_id)

@@ -6,9 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.auth.errors import PermissionDeniedError
 from caseapi.auth.principal import Principal
-from caseapi.auth.tenancy import customer_scope, ensure_visible
+from caseapi.auth.tenancy import ensure_visible, own_customer
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.customers.models import Customer
@@ -64,14 +63,10 @@ class WebhookService:
         """Subscribe; the response holds the secret, never shown again.
 
         Raises:
-            PermissionDeniedError: A customer naming another customer.
+            CustomerMismatchError: A customer naming another customer.
             WebhookRequestError: Staff without ``customer_id``, or an unknown customer.
         """
-        customer_id = body.customer_id
-        if principal.is_customer:
-            if customer_id not in (None, principal.customer_id):
-                raise PermissionDeniedError("customers subscribe for themselves only")
-            customer_id = principal.customer_id
+        customer_id = own_customer(principal, body.customer_id, field="customer_id")
         if customer_id is None:
             raise WebhookRequestError("customer_id is required")
         now = self._clock.now()
@@ -95,7 +90,12 @@ class WebhookService:
             return WebhookWithSecret(**_public(row).model_dump(), secret=row.secret)
 
     async def list(self, *, principal: Principal, customer_id: str | None) -> list[WebhookPublic]:
-        scope = customer_scope(principal) or customer_id
+        """Subscriptions of ``customer_id`` (all: ``None``); a customer's own only.
+
+        Raises:
+            CustomerMismatchError: A customer naming another customer.
+        """
+        scope = own_customer(principal, customer_id, field="customer_id")
         async with session_scope(self._sessionmaker) as session:
             rows = await repository.list_subscriptions(session, customer_id=scope)
             return [_public(row) for row in rows]

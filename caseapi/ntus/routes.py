@@ -1,7 +1,8 @@
 """HTTP routes for NTUs and their current status (read-only).
 
 Every authenticated role may read; a customer sees only its own NTUs (another
-customer's NTU answers 404 ``ntu_not_found``, as if it did not exist).
+customer's NTU answers 404 ``ntu_not_found``, as if it did not exist; naming another
+customer in ``?customer=`` is 403 ``customer_mismatch``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caseapi.auth.deps import CurrentPrincipal
-from caseapi.auth.tenancy import customer_scope, ensure_visible
+from caseapi.auth.tenancy import ensure_visible, own_customer
 from caseapi.core.database import decode_cursor, encode_cursor
 from caseapi.core.deps import SessionDep
 from caseapi.core.errors import NtuNotFoundError
@@ -53,13 +54,9 @@ async def list_ntus(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> NtusPublic:
-    """List NTUs by id with their current status."""
+    """List NTUs by id with their current status (a customer: its own)."""
     after_id = decode_cursor(cursor, keys=_CURSOR_KEYS)["id"] if cursor is not None else None
-    scope = customer_scope(principal)
-    if scope is not None:
-        if customer is not None and customer != scope:
-            return NtusPublic(data=[], count=0, next_cursor=None)
-        customer = scope
+    customer = own_customer(principal, customer, field="customer")
     # One extra row tells whether another page exists.
     rows = await repository.list_ntus(
         session, customer_id=customer, status=status, after_id=after_id, limit=limit + 1

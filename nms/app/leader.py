@@ -422,7 +422,9 @@ class _FileLock:
         if self._fd is not None:
             return True
         try:
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            # Owner only, like the database: a flock needs no write access, so a
+            # lock file others can read lets any local user hold the lock.
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise _UnavailableError(f"cannot open lock file {self._path}: {exc}") from exc
         try:

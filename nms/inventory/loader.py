@@ -24,6 +24,13 @@ optional ``customer_name`` column)::
 Loading validates everything and reports every problem at once, each with file,
 line and field, so that an operator fixes a 5,000-line file in one pass. Nothing
 here touches the database: a bad file never changes what is stored.
+
+Whatever the file holds, loading ends in an ``Inventory`` or an ``InventoryError``,
+in bounded time and memory: a file is read only up to ``MAX_FILE_BYTES``, and YAML
+nesting (``MAX_DEPTH``) and the number of values once aliases are expanded
+(``MAX_VALUES``) are counted while the YAML is composed, before any object is built
+from it. So deep nesting cannot exhaust the stack and an alias bomb ("billion
+laughs") is refused, while an anchor shared by many NTUs (``snmp: *defaults``) works.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import yaml
 from pydantic import (
@@ -50,6 +57,15 @@ from nms.inventory.model import (
 )
 from probes.observation import IPAddress
 
+#: The largest inventory file read: far above 100,000 NTUs with SNMP (about 15 MB).
+MAX_FILE_BYTES: Final = 64 * 1024 * 1024
+#: Levels of YAML nesting, the values inside the innermost list or mapping included;
+#: a real inventory has six (top, section, entry, ``snmp``, ``wan``, its value).
+MAX_DEPTH: Final = 32
+#: YAML values (scalars, lists, mappings, keys included) counted with every alias
+#: expanded; an NTU with SNMP settings is about 20.
+MAX_VALUES: Final = 5_000_000
+
 # --- YAML with line numbers ---------------------------------------------------------
 
 
@@ -60,8 +76,58 @@ class _Lines(dict[str, Any]):
     key_lines: dict[str, int]
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """Well-formed YAML refused for its shape: too deep, too big, or recursive."""
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    """A ``SafeLoader`` that measures each node as it is composed (see the module
+    docstring) and refuses a document beyond ``MAX_DEPTH`` or ``MAX_VALUES``."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        # id(node) -> (values with aliases expanded, levels), for each composed node.
+        # An alias names a node composed earlier, so its measure is known; one that
+        # is not known is an alias inside its own anchor.
+        self._measures: dict[int, tuple[int, int]] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        mark: yaml.Mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            measure = self._measures.get(id(node))
+            if measure is None:
+                raise _Refused(None, None, "an alias inside its own anchor (recursive)", mark)
+            if self._depth + measure[1] > MAX_DEPTH:
+                raise _Refused(None, None, _TOO_DEEP, mark)
+            return node
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(None, None, _TOO_DEEP, mark)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if node is not None:
+            self._measure(node, mark)
+        return node
+
+    def _measure(self, node: yaml.Node, mark: yaml.Mark) -> None:
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        measures = [self._measures[id(child)] for child in children]
+        values = 1 + sum(m[0] for m in measures)
+        if values > MAX_VALUES:
+            raise _Refused(None, None, _TOO_BIG, mark)
+        self._measures[id(node)] = (values, 1 + max((m[1] for m in measures), default=0))
+
+
+_TOO_DEEP = f"too deeply nested (more than {MAX_DEPTH} levels)"
+_TOO_BIG = f"too large: more than {MAX_VALUES:,} values once aliases are expanded"
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Lines:
@@ -70,6 +136,13 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Lines:
     result.line = node.start_mark.line + 1
     result.key_lines = {}
     for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise _Refused(
+                None,
+                None,
+                "a key must be a plain value, not a list or mapping",
+                key_node.start_mark,
+            )
         key = loader.construct_object(key_node, deep=True)
         key = str(key)
         if key in result:
@@ -110,11 +183,25 @@ class _Row:
 def _yaml_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
     try:
         doc = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
+    except yaml.reader.ReaderError as exc:
+        # Raised for the whole text before parsing, with a position, not a mark.
+        line = text.count("\n", 0, exc.position) + 1
+        problems.append(
+            f"{source}:{line}: not valid YAML: character #x{exc.character:02x} is not "
+            "allowed (is it a binary file?)"
+        )
+        return []
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         problem = getattr(exc, "problem", None) or str(exc)
-        problems.append(f"{where}: not valid YAML: {problem}")
+        kind = "" if isinstance(exc, _Refused) else "not valid YAML: "
+        problems.append(f"{where}: {kind}{problem}")
+        return []
+    if doc is None:
+        problems.append(
+            f"{source}:1: empty: expected a mapping with 'customers' and 'ntus' lists at the top"
+        )
         return []
     if not isinstance(doc, _Lines):
         problems.append(
@@ -148,7 +235,11 @@ _CSV_EXTRA = {"customer_name", "contract_status"}
 
 def _csv_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
     reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        problems.append(f"{source}:1: not valid CSV: {exc}")
+        return []
     unknown = [c for c in header if c not in _CSV_NTU_COLUMNS | _CSV_EXTRA]
     for column in unknown:
         problems.append(f"{source}:1: {column}: unknown column")
@@ -316,9 +407,16 @@ def load_inventory(path: Path) -> Inventory:
         InventoryError: every problem, with file, line and field.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise InventoryError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    if len(data) > MAX_FILE_BYTES:
+        limit = MAX_FILE_BYTES // 2**20
+        raise InventoryError([f"{path}: too large: more than {limit} MiB (is it an inventory?)"])
+    try:
+        # As Path.read_text would read it: universal newlines.
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         raise InventoryError([f"{path}: not UTF-8 text ({exc.reason})"]) from exc
     fmt: Literal["yaml", "csv"] = "csv" if path.suffix.lower() == ".csv" else "yaml"

@@ -2,6 +2,11 @@
 
 Validated pydantic specs (one per entry of the file) and the ``Inventory`` they make
 up; ``nms.inventory.loader`` reads and checks files into it.
+
+An NTU's or node's address must be one a device can have (``not_a_device``):
+unspecified, "this network", broadcast, multicast, reserved and IPv4-mapped IPv6
+addresses are refused. Loopback (127.0.0.0/8, ::1) is allowed, because the examples
+and load tests probe it, and so is link-local (the lab's namespaces use 169.254/16).
 """
 
 from __future__ import annotations
@@ -23,6 +28,44 @@ from nms.app.settings import Duration
 from probes.observation import IPAddress
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+
+# IPv4 blocks that are never a device's address (RFC 1122 3.2.1.3, RFC 1112 4).
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+_RESERVED = ipaddress.IPv4Network("240.0.0.0/4")
+
+
+def not_a_device(address: IPAddress) -> str | None:
+    """Why ``address`` cannot be an NTU's or node's address (to follow "<address> is"),
+    or None when it can be."""
+    if address.is_unspecified:
+        return "the unspecified address, never a device's"
+    if address.is_multicast:
+        return "a multicast address, never a device's"
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped
+        if mapped is not None:
+            # Probed as IPv6 it would never reach the device, and written so it
+            # would slip past the duplicate-address check against its IPv4 form.
+            return f"an IPv4-mapped IPv6 address: write it as {mapped}"
+        return None
+    if address == _LIMITED_BROADCAST:
+        return "the broadcast address, never a device's"
+    if address in _THIS_NETWORK:
+        return "in 0.0.0.0/8 ('this network'), never a destination"
+    if address in _RESERVED:
+        return "in the reserved block 240.0.0.0/4, never a device's"
+    return None
+
+
+def _shown(value: object) -> str:
+    """``value`` for an error message: short, whatever the file held."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
 class _Strict(BaseModel):
@@ -135,11 +178,16 @@ class NtuSpec(_Strict):
     @classmethod
     def _address(cls, value: object) -> IPAddress:
         if not isinstance(value, str):
-            raise ValueError(f"expected an IPv4 or IPv6 address as text, got {value!r}")
+            raise ValueError(f"expected an IPv4 or IPv6 address as text, got {_shown(value)}")
+        text = value.strip()
         try:
-            return ipaddress.ip_address(value.strip())
+            address = ipaddress.ip_address(text)
         except ValueError:
-            raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+            raise ValueError(f"{_shown(value)} is not an IPv4 or IPv6 address") from None
+        reason = not_a_device(address)
+        if reason is not None:
+            raise ValueError(f"{text} is {reason}")
+        return address
 
 
 NodeKind = Literal["pop", "aggregation", "supplier_circuit", "other"]

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from caseapi.auth.principal import Role
 from caseapi.cases.enums import CaseStatus
 from caseapi.cases.service import CaseService
-from caseapi.core.database import encode_cursor
+from caseapi.core.database import MAX_ID, encode_cursor
 from caseapi.incidents import IncidentService
 from tests.caseapi.auth_fixtures import authed_client
 from tests.caseapi.conftest import incident
@@ -122,3 +122,52 @@ async def test_a_nul_is_refused_before_anything_changes(
             {"field": "body", "message": "must not contain NUL characters"}
         ]
         assert (await admin.get(f"/v1/cases/{ref}/comments")).json()["count"] == 0
+
+
+#: Past the 32-bit id columns, past a signed and an unsigned 64-bit integer, and
+#: below the first id; MAX_ID itself is in range (and names no row).
+IDS: Final = (0, -1, MAX_ID, MAX_ID + 1, 2**63, 2**64)
+
+
+def _integer_path_parameters(app: FastAPI) -> list[tuple[str, str, str, bool]]:
+    """(method, path, parameter, has a body) for every integer path parameter."""
+    found = []
+    for path, item in app.openapi()["paths"].items():
+        for method, operation in item.items():
+            for param in operation.get("parameters", []):
+                options = param["schema"].get("anyOf", [param["schema"]])
+                if param["in"] == "path" and any(o.get("type") == "integer" for o in options):
+                    found.append((method.upper(), path, param["name"], "requestBody" in operation))
+    return found
+
+
+async def test_ids_out_of_range_are_404_or_422_never_500(
+    app: FastAPI, incidents: IncidentService
+) -> None:
+    # Generated from the OpenAPI document: a new integer path parameter is covered.
+    ref = await incidents.open_incident(incident("ntu-1"))
+    targets = _integer_path_parameters(app)
+    assert {(method, path) for method, path, _, _ in targets} >= {
+        ("GET", "/v1/webhooks/{subscription_id}"),
+        ("PATCH", "/v1/webhooks/{subscription_id}"),
+        ("DELETE", "/v1/webhooks/{subscription_id}"),
+        ("POST", "/v1/webhooks/{subscription_id}/rotate"),
+        ("POST", "/v1/notifications/{delivery_id}/retry"),
+        ("POST", "/v1/cases/{ref}/commitments/{commitment_id}/met"),
+        ("DELETE", "/v1/apikeys/{key_id}"),
+    }
+    failures: list[str] = []
+    async with authed_client(app, role=Role.ADMIN) as admin:
+        for method, path, name, has_body in targets:
+            for value in IDS:
+                url = path.replace("{ref}", ref).replace("{" + name + "}", str(value))
+                response = await admin.request(method, url, json={} if has_body else None)
+                problem = response.headers.get("content-type") == "application/problem+json"
+                if response.status_code not in (404, 422) or not problem:
+                    failures.append(f"{method} {url}: {response.status_code} {response.text[:200]}")
+                elif value > MAX_ID or value < 1:
+                    # Refused at the edge, naming the parameter.
+                    fields = [error["field"] for error in response.json().get("errors", [])]
+                    if name not in fields:
+                        failures.append(f"{method} {url}: {fields}")
+    assert not failures, "\n".join(failures)

@@ -198,8 +198,10 @@ async def test_customer_cannot_open_a_case_on_another_customers_ntu_or_account(
 ) -> None:
     on_their_ntu = {"type": "incident", "summary": "down", "ntu_id": "ntu-9"}
     problem(await acme.post("/v1/cases", json=on_their_ntu), 404, "ntu_not_found")
-    # A customer_id in the body is overridden by the key's customer.
-    created = await acme.post("/v1/cases", json={**REQUEST, "customer_id": "cust-2"})
-    assert (created.status_code, created.json()["customer_id"]) == (201, "cust-1")
+    # Another customer_id in the body is refused, not replaced by the key's customer.
+    foreign = await acme.post("/v1/cases", json={**REQUEST, "customer_id": "cust-2"})
+    assert problem(foreign, 403, "customer_mismatch")["field"] == "customer_id"
     page = await service.list_cases(filters=CaseFilters(customer_id="cust-2"))
     assert page.count == 0
+    created = await acme.post("/v1/cases", json={**REQUEST, "customer_id": "cust-1"})
+    assert (created.status_code, created.json()["customer_id"]) == (201, "cust-1")

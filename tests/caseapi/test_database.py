@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sqlite3
+import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +154,62 @@ async def _aiosqlite_threads_finished() -> None:
         ):
             return
         await asyncio.sleep(0.01)
+
+
+# --- SQLite file modes: the database holds key hashes and webhook secrets -----------
+
+
+@pytest.fixture(params=[0o022, 0o000, 0o277], ids=["umask-022", "umask-000", "umask-277"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def _modes(directory: Path) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in directory.iterdir()}
+
+
+@pytest.mark.parametrize("uri", [False, True], ids=["path", "uri"])
+async def test_a_new_sqlite_file_and_its_side_files_are_private(
+    tmp_path: Path, umask: int, uri: bool
+) -> None:
+    path = tmp_path / "new.db"
+    url = f"sqlite+aiosqlite:///file:{path}?uri=true" if uri else f"sqlite+aiosqlite:///{path}"
+    engine = make_engine(url)
+    try:
+        await migrate(engine)  # writes; the pooled connection keeps -wal and -shm
+        assert _modes(tmp_path) == {"new.db": 0o600, "new.db-wal": 0o600, "new.db-shm": 0o600}
+    finally:
+        await engine.dispose()
+    # A rollback journal (journal_mode other than WAL) takes the file's mode too.
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=PERSIST")
+        conn.execute("CREATE TABLE probe (x INTEGER)")
+    conn.close()
+    assert _modes(tmp_path)["new.db-journal"] == 0o600
+
+
+async def test_an_existing_file_keeps_its_mode_and_a_shared_one_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared, private = tmp_path / "shared.db", tmp_path / "private.db"
+    for path, mode in ((shared, 0o644), (private, 0o600)):
+        path.touch()
+        path.chmod(mode)
+        engine = make_engine(f"sqlite+aiosqlite:///{path}")
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+    assert _modes(tmp_path) == {"shared.db": 0o644, "private.db": 0o600}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"database file {shared} is open to other users (mode 0644) and holds API key "
+        "hashes and webhook secrets: chmod 600 it"
+    ]
 
 
 def test_cursor_round_trip_and_tampering() -> None:

@@ -166,8 +166,10 @@ async def test_customers_see_only_their_windows_and_ntus(app: FastAPI) -> None:
         assert one.status_code == 200 and "b-1" not in one.text and "agg-1" not in one.text
         hidden = await customer_a.get(f"/v1/maintenances/{only_b['ref']}")
         assert hidden.status_code == 404 and hidden.json()["code"] == "maintenance_not_found"
-        other = (await customer_a.get("/v1/maintenances", params={"customer": "cust-b"})).json()
-        assert other["count"] == 0
+        other = await customer_a.get("/v1/maintenances", params={"customer": "cust-b"})
+        assert other.status_code == 403 and other.json()["code"] == "customer_mismatch"
+        own = await customer_a.get("/v1/maintenances", params={"customer": "cust-a"})
+        assert [w["ref"] for w in own.json()["data"]] == [shared["ref"]]
     async with as_role(app, Role.CUSTOMER, "cust-b") as customer_b:
         listed = (await customer_b.get("/v1/maintenances")).json()
         assert {w["ref"] for w in listed["data"]} == {shared["ref"], only_b["ref"]}

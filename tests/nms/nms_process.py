@@ -64,8 +64,10 @@ class NmsProcess:
         inventory: Path,
         database: Path,
         env: dict[str, str] | None = None,
+        umask: int = -1,
     ) -> None:
         self.workdir = workdir
+        self.umask = umask  # of the nms processes; -1: this process's
         self.inventory = inventory
         self.database = database
         self.port = free_port()
@@ -95,7 +97,7 @@ class NmsProcess:
                 *(["--customer", customer] if customer else []),
                 "--database", f"sqlite+aiosqlite:///{self.database}",
             ],
-            capture_output=True, text=True, timeout=60, cwd=self.workdir,
+            capture_output=True, text=True, timeout=60, cwd=self.workdir, umask=self.umask,
         )  # fmt: skip
         assert made.returncode == 0, made.stderr
         return made.stdout.strip()
@@ -126,6 +128,7 @@ class NmsProcess:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            umask=self.umask,
         )
         log.close()
         wait_for("the API to answer", self._healthy, timeout=30)

@@ -17,8 +17,8 @@ from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from caseapi.database import make_engine
 from nms.detector.models import DetectorBase
 
 VERSION_TABLE = "nms_detector_alembic_version"
@@ -48,7 +48,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_with_own_engine(url: str) -> None:
-    engine = create_async_engine(url)
+    # The case service's engine: SQLite pragmas, and a new file created private.
+    engine = make_engine(url)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
 from nms.inventory.loader import load_inventory
 from nms.inventory.sync import sync_inventory
-from tests.nms.nms_process import free_port
+from tests.conftest import require_root
+from tests.nms.nms_process import NmsProcess, free_port, running, wait_for
 
 GOOD = """\
 customers:
@@ -49,10 +51,32 @@ BAD_INVENTORIES = {
     ),
     "not yaml": ("ntus: [ {id: x\n", ":2: not valid YAML: expected ',' or '}'"),
     "not an inventory": ("hello\n", ":1: expected a mapping with 'customers' and 'ntus'"),
+    "empty": ("", ":1: empty: expected a mapping with 'customers' and 'ntus'"),
+    "not a device's address": (
+        GOOD.replace("127.0.10.2", "224.0.0.1"),
+        ":10: ntus[1].address (id acme-depot): 224.0.0.1 is a multicast address",
+    ),
+    "nested 10,000 lists deep": (
+        "ntus: " + "[" * 10_000 + "]" * 10_000 + "\n",
+        ":1: too deeply nested (more than 32 levels)",
+    ),
+    "nested 10,000 mappings deep": (
+        "ntus: " + "{a: " * 10_000 + "x" + "}" * 10_000 + "\n",
+        ":1: too deeply nested (more than 32 levels)",
+    ),
+    "alias bomb": (
+        "customers:\n  - &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        + "".join(
+            f"  - &{b} [{', '.join([f'*{a}'] * 9)}]\n"
+            for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+        )
+        + "ntus:\n  - {id: x, customer: acme, address: *i}\n",
+        ":8: too large: more than 5,000,000 values once aliases are expanded",
+    ),
 }
 
 
-def nms(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+def nms(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, umask: int = -1):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("NMS_")}
     full_env.update(env or {})
     return subprocess.run(
@@ -62,6 +86,7 @@ def nms(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
         env=full_env,
         cwd=cwd,
         timeout=60,
+        umask=umask,
     )
 
 
@@ -156,6 +181,33 @@ def test_bad_inventory_exit_2_names_file_line_field(tmp_path: Path, stored_db: P
 
 
 @pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"ntus: []\n\x00\x01\x02\x7f", ":2: not valid YAML: character #x00 is not allowed"),
+        (bytes(range(256)) * 16, ": not UTF-8 text"),
+    ],
+    ids=["control characters", "not UTF-8"],
+)
+def test_binary_garbage_exit_2(tmp_path: Path, content: bytes, expected: str):
+    path = tmp_path / "inv.yaml"
+    path.write_bytes(content)
+    check = nms("inventory", "check", str(path))
+    assert check.returncode == 2
+    assert f"{path}{expected}" in check.stderr, check.stderr
+    assert "Traceback" not in check.stderr
+
+
+def test_a_huge_file_exit_2(tmp_path: Path):
+    path = tmp_path / "inv.yaml"
+    with path.open("wb") as file:
+        file.truncate(64 * 2**20 + 1)  # sparse: costs no disk
+    check = nms("inventory", "check", str(path))
+    assert check.returncode == 2
+    assert f"{path}: too large: more than 64 MiB" in check.stderr, check.stderr
+    assert "Traceback" not in check.stderr
+
+
+@pytest.mark.parametrize(
     ("env", "expected"),
     [
         ({"NMS_DETECTOR__DOWN_AFTER": "banana"}, "NMS_DETECTOR__DOWN_AFTER: detector.down_after"),
@@ -230,3 +282,40 @@ def test_unreachable_database_exit_1(tmp_path: Path):
     assert "127.0.0.1:1" in result.stderr
     assert "secret" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- the database file is private ----------------------------------------------------
+
+
+def modes(directory: Path, prefix: str) -> dict[str, int]:
+    return {
+        p.name: stat.S_IMODE(p.stat().st_mode)
+        for p in directory.iterdir()
+        if p.name.startswith(prefix)
+    }
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000], ids=["umask-022", "umask-000"])
+def test_apikey_create_makes_a_private_database(tmp_path: Path, umask: int):
+    db = tmp_path / "keys.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    made = nms("apikey", "create", "--role", "noc", "--name", "t", "--database", url, umask=umask)
+    assert made.returncode == 0, made.stderr
+    # The process has ended: SQLite removed -wal and -shm on the last close.
+    assert modes(tmp_path, "keys.db") == {"keys.db": 0o600}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("umask", [0o022, 0o000], ids=["umask-022", "umask-000"])
+def test_nms_run_makes_a_private_database_and_side_files(tmp_path: Path, umask: int):
+    require_root()  # nms run opens ICMP sockets (it probes the loopback NTUs of GOOD)
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text(GOOD)
+    db = tmp_path / "nms.db"
+    process = NmsProcess(workdir=tmp_path, inventory=inventory, database=db, umask=umask)
+    with running(process):
+        # Running, it has migrated and synced the inventory: written, WAL open.
+        names = {"nms.db", "nms.db-wal", "nms.db-shm"}
+        wait_for("the WAL files", lambda: names <= set(modes(tmp_path, "nms.db")), timeout=10)
+        process.make_key("engineer")  # a second process writing to the same files
+        assert modes(tmp_path, "nms.db") == dict.fromkeys(names, 0o600)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nms.errors import InventoryError
-from nms.inventory.loader import load_inventory, parse_inventory
+from nms.inventory.loader import (
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    MAX_VALUES,
+    load_inventory,
+    parse_inventory,
+)
 
 GOOD = textwrap.dedent(
     """\
@@ -111,3 +121,215 @@ def test_file_errors(tmp_path: Path):
     binary.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(InventoryError, match="not UTF-8"):
         load_inventory(binary)
+
+
+# --- addresses that cannot be a device -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("0.0.0.0", "0.0.0.0 is the unspecified address"),
+        ("::", ":: is the unspecified address"),
+        ("0.1.2.3", "0.1.2.3 is in 0.0.0.0/8"),
+        ("255.255.255.255", "255.255.255.255 is the broadcast address"),
+        ("224.0.0.1", "224.0.0.1 is a multicast address"),
+        ("239.255.255.250", "239.255.255.250 is a multicast address"),
+        ("ff02::1", "ff02::1 is a multicast address"),
+        ("240.0.0.1", "240.0.0.1 is in the reserved block 240.0.0.0/4"),
+        (
+            "::ffff:192.0.2.1",
+            "::ffff:192.0.2.1 is an IPv4-mapped IPv6 address: write it as 192.0.2.1",
+        ),
+    ],
+)
+def test_addresses_that_cannot_be_a_device_are_refused(address: str, expected: str):
+    problems = problems_of(GOOD.replace("192.0.2.10", f'"{address}"'))
+    assert problems[0].startswith(f"inv.yaml:9: ntus[0].address (id acme-hq): {expected}")
+
+
+def test_a_node_address_is_checked_too():
+    text = GOOD.replace("ntus:", "nodes:\n  - {id: pop, kind: pop, address: 224.0.0.9}\nntus:")
+    assert problems_of(text) == [
+        "inv.yaml:5: nodes[0].address (id pop): 224.0.0.9 is a multicast address, never a device's"
+    ]
+
+
+def test_a_refused_csv_address_names_its_line():
+    text = "id,customer,address\nn1,c1,192.0.2.1\nn2,c1,0.0.0.0\n"
+    assert problems_of(text, "csv") == [
+        "inv.csv:3: ntus[1].address (id n2): 0.0.0.0 is the unspecified address, never a device's"
+    ]
+
+
+@pytest.mark.parametrize(
+    "address",
+    # Loopback: the examples and load tests; link-local and ULA: the lab (LAB.md);
+    # a /24's first and last addresses are hosts in a wider prefix.
+    ["127.0.0.1", "127.77.10.1", "::1", "169.254.3.2", "fe80::1", "fd4e:5455:3::2",
+     "192.0.2.0", "192.0.2.255", "223.255.255.254"],
+)  # fmt: skip
+def test_loopback_link_local_and_ordinary_addresses_are_allowed(address: str):
+    inv = parse_inventory(GOOD.replace("192.0.2.10", address), source="inv.yaml", fmt="yaml")
+    assert inv.ntus[0].address == ipaddress.ip_address(address)
+
+
+def test_a_huge_non_address_is_not_echoed_whole():
+    problem = problems_of(GOOD.replace("192.0.2.10", "x" * 100_000))[0]
+    assert "is not an IPv4 or IPv6 address" in problem and len(problem) < 200
+    problem = problems_of(GOOD.replace("192.0.2.10", "[" + "1, " * 10_000 + "1]"))[0]
+    assert problem.endswith("expected an IPv4 or IPv6 address as text, got a list")
+
+
+# --- malformed files: always an InventoryError, in bounded time and memory -------------
+
+DEPTH = 10_000
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("ntus: " + "[" * DEPTH + "]" * DEPTH, 1),
+        ("ntus: " + "{a: " * DEPTH + "x" + "}" * DEPTH, 1),
+        ("ntus:\n  " + "- " * DEPTH + "x\n", 2),
+        ("ntus:\n" + "".join(" " * i + "a:\n" for i in range(1, 200)) + " " * 200 + "x\n", 32),
+    ],
+    ids=["flow-lists", "flow-mappings", "block-lists", "block-mappings"],
+)
+def test_deep_nesting_is_refused_not_a_recursion_error(text: str, line: int):
+    assert problems_of(text) == [
+        f"inv.yaml:{line}: too deeply nested (more than {MAX_DEPTH} levels)"
+    ]
+
+
+def nested_attributes(levels: int) -> str:
+    """GOOD with a first NTU whose ``attributes`` make the file ``levels`` levels deep."""
+    # Top mapping, ntus list, NTU mapping, attributes mapping; then lists and a scalar.
+    lists = levels - 5
+    return GOOD.replace(
+        "    site: HQ\n", f"    site: HQ\n    attributes: {{a: {'[' * lists}1{']' * lists}}}\n"
+    )
+
+
+def test_nesting_up_to_the_limit_is_read_then_validated():
+    problems = problems_of(nested_attributes(MAX_DEPTH))
+    assert problems[0].startswith("inv.yaml:9: ntus[0].attributes.a"), problems
+    assert not any("too deeply" in p for p in problems)
+    assert problems_of(nested_attributes(MAX_DEPTH + 1)) == [
+        f"inv.yaml:9: too deeply nested (more than {MAX_DEPTH} levels)"
+    ]
+
+
+def test_aliases_cannot_deepen_past_the_limit():
+    deep = "[" * 20 + "]" * 20
+    text = f"ntus:\n  - &deep {deep}\n  - " + "[" * 20 + "*deep" + "]" * 20 + "\n"
+    assert problems_of(text) == [f"inv.yaml:3: too deeply nested (more than {MAX_DEPTH} levels)"]
+
+
+BILLION_LAUGHS = (
+    "customers:\n  - &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(
+        f"  - &{b} [{', '.join([f'*{a}'] * 9)}]\n"
+        for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + "ntus:\n  - {id: x, customer: acme, address: *i, site: *i}\n"
+)
+
+
+def test_an_alias_bomb_is_refused_before_it_expands():
+    # 9**9 (387 million) "lol"s: refused at the first anchor past MAX_VALUES.
+    assert problems_of(BILLION_LAUGHS) == [
+        f"inv.yaml:8: too large: more than {MAX_VALUES:,} values once aliases are expanded"
+    ]
+
+
+def test_a_shared_anchor_still_works():
+    text = textwrap.dedent(
+        """\
+        customers: [{id: acme, name: ACME}]
+        ntus:
+          - {id: n1, customer: acme, address: 192.0.2.1, snmp: &snmp {community: public}}
+          - {id: n2, customer: acme, address: 192.0.2.2, snmp: *snmp}
+          - {id: n3, customer: acme, address: 192.0.2.3, snmp: *snmp}
+        """
+    )
+    inv = parse_inventory(text, source="inv.yaml", fmt="yaml")
+    communities = [n.snmp.community for n in inv.ntus if n.snmp is not None]
+    assert [c.get_secret_value() for c in communities if c is not None] == ["public"] * 3
+
+
+@pytest.mark.parametrize("text", ["ntus: &a [*a]\n", "ntus: &a {x: *a}\n"])
+def test_a_recursive_alias_is_refused(text: str):
+    assert problems_of(text) == ["inv.yaml:1: an alias inside its own anchor (recursive)"]
+
+
+def test_a_key_that_is_a_list_is_refused():
+    assert problems_of("ntus: []\n? " + "[a] " + "\n: x\n") == [
+        "inv.yaml:2: a key must be a plain value, not a list or mapping"
+    ]
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n", "---\n"])
+def test_an_empty_file(text: str):
+    assert problems_of(text) == [
+        "inv.yaml:1: empty: expected a mapping with 'customers' and 'ntus' lists at the top"
+    ]
+
+
+def test_binary_garbage(tmp_path: Path):
+    path = tmp_path / "garbage.yaml"
+    path.write_bytes(b"ntus: []\n\x00\x01\x02\x03\x7f binary")  # valid UTF-8, not YAML
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert info.value.problems == [
+        f"{path}:2: not valid YAML: character #x00 is not allowed (is it a binary file?)"
+    ]
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(InventoryError, match="not UTF-8"):
+        load_inventory(path)
+
+
+def test_a_huge_file_is_refused_without_reading_it_all(tmp_path: Path):
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as file:
+        file.truncate(MAX_FILE_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert info.value.problems == [f"{path}: too large: more than 64 MiB (is it an inventory?)"]
+
+
+def test_a_csv_header_beyond_the_field_limit(tmp_path: Path):
+    path = tmp_path / "wide.csv"
+    path.write_text("a" * 200_000 + "\n")
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert info.value.problems == [
+        f"{path}:1: not valid CSV: field larger than field limit (131072)"
+    ]
+
+
+def test_line_endings_are_read_as_before(tmp_path: Path):
+    path = tmp_path / "crlf.yaml"
+    path.write_bytes(GOOD.replace("192.0.2.10", "bad").replace("\n", "\r\n").encode())
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert info.value.problems[0].startswith(f"{path}:9: ntus[0].address")
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text())
+def test_any_text_is_an_inventory_or_an_inventory_error(text: str):
+    for fmt in ("yaml", "csv"):
+        with contextlib.suppress(InventoryError):
+            parse_inventory(text, source="inv", fmt=fmt)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=2000))
+def test_any_bytes_are_an_inventory_or_an_inventory_error(data: bytes):
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("x.yaml", "x.csv"):
+            path = Path(tmp) / name
+            path.write_bytes(data)
+            with contextlib.suppress(InventoryError):
+                load_inventory(path)
