@@ -16,13 +16,14 @@ from caseapi.cases.config import (
     WaitingCustomerSettings,
 )
 from caseapi.cases.sla import SlaSettings
-from caseapi.core.config import DatabaseSettings, Section, check_mqtt_url
+from caseapi.core.config import DEFAULT_MAX_BODY, DatabaseSettings, Section, check_mqtt_url
 from caseapi.core.durations import Duration, format_duration, parse_duration, positive
 from caseapi.maintenance.config import MaintenanceSettings
 from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.settings import DispatcherSettings
 
 __all__ = [
+    "DEFAULT_MAX_BODY",
     "CaseSettings",
     "DatabaseSettings",
     "DispatcherSettings",

@@ -26,6 +26,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from caseapi.api.body_limit import CODE as BODY_TOO_LARGE
+from caseapi.api.body_limit import BodyLimit
 from caseapi.api.guards import reject_nul_characters, reject_unknown_query_parameters
 from caseapi.auth.routes import router as apikeys_router
 from caseapi.auth.service import ApiKeyService
@@ -35,6 +37,7 @@ from caseapi.cases.service import CaseService
 from caseapi.clock import Clock, SystemClock
 from caseapi.comments.routes import router as comments_router
 from caseapi.comments.service import CommentService
+from caseapi.core.config import DEFAULT_MAX_BODY
 from caseapi.core.database import session_scope
 from caseapi.core.errors import (
     CaseApiError,
@@ -107,6 +110,7 @@ def create_app(
     extra_routers: Iterable[APIRouter] = (),
     healthz_timeout: float = 5.0,
     retry_after_seconds: int = 5,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
 ) -> FastAPI:
     """Build the API application.
 
@@ -121,6 +125,8 @@ def create_app(
         extra_routers: More routers to mount (other domains, later issues).
         healthz_timeout: Seconds ``/healthz`` waits for the database.
         retry_after_seconds: ``Retry-After`` sent with 503 responses.
+        max_body_bytes: Larger request bodies are refused with 413 before they are
+            read (``caseapi.api.body_limit``).
     """
     if healthz_timeout <= 0 or retry_after_seconds <= 0:
         raise ValueError("healthz_timeout and retry_after_seconds must be positive")
@@ -165,6 +171,7 @@ def create_app(
     for router in extra_routers:
         app.include_router(router)
     _install_error_handlers(app, retry_after=retry_after)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
 
 
@@ -263,6 +270,8 @@ def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> Non
         assert isinstance(exc, StarletteHTTPException)
         status = HTTPStatus(exc.status_code)
         code = status.phrase.lower().replace(" ", "_").replace("-", "_")
+        if exc.status_code == 413:
+            code = BODY_TOO_LARGE  # stable: Python 3.13 renames the phrase
         detail = exc.detail if isinstance(exc.detail, str) else status.description
         return problem(
             exc.status_code,

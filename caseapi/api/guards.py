@@ -40,7 +40,7 @@ async def reject_nul_characters(request: Request) -> None:
 async def reject_unknown_query_parameters(request: Request) -> None:
     """Refuse query parameters the matched operation does not declare (422).
 
-    Ignoring them answers ``GET /v1/cases?customer=x`` with every case, as if it had
+    Ignoring them answers ``GET /v1/cases?custmer=x`` with every case, as if it had
     been filtered. The names allowed are those of the route FastAPI matched
     (``scope["route"]``): its own query parameters and those of every dependency under
     it. FastAPI hands over the route as its router declared it, without the

@@ -12,6 +12,8 @@ They extend the tree in ``caseapi.core.errors``::
         ├── PreconditionFailedError    412 ``If-Match`` names an older version
         ├── IdempotencyKeyReusedError  422 same ``Idempotency-Key``, different body
         └── CaseValidationError        422 a field breaks a business rule (names it)
+    InvalidCursorError                 (``caseapi.core.errors``) a cursor we did not issue
+    └── CursorFiltersChangedError      422 a cursor issued for other list filters
 
 ``http_status`` is the HTTP status the API's generic ``CaseApiError`` handler answers
 with, ``code`` the machine-readable problem code, ``problem_extensions`` extra problem
@@ -20,9 +22,10 @@ members. Entitlement refusals are ``caseapi.auth.errors.ContractRefusedError``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from caseapi.core.errors import CaseApiError
+from caseapi.core.errors import CaseApiError, InvalidCursorError
 
 
 class CaseRuleError(CaseApiError):
@@ -96,11 +99,35 @@ class IdempotencyKeyReusedError(CaseRuleError):
 
 
 class CaseValidationError(CaseRuleError):
-    """A field breaks a business rule; ``field`` names it."""
+    """A field breaks a business rule; ``field`` names it.
+
+    ``others`` maps further fields the same rule involves to what it says of each (a
+    range whose ends disagree names both ends).
+    """
 
     code = "validation_error"
     http_status: ClassVar[int] = 422
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}", errors=[{"field": field, "message": message}])
+    def __init__(
+        self, field: str, message: str, *, others: Mapping[str, str] | None = None
+    ) -> None:
+        errors = [{"field": field, "message": message}]
+        errors += [{"field": name, "message": text} for name, text in (others or {}).items()]
+        super().__init__(f"{field}: {message}", errors=errors)
         self.field = field
+
+
+class CursorFiltersChangedError(InvalidCursorError):
+    """A listing's cursor came back with other filters than the listing it came from.
+
+    Refused rather than followed: the next page would silently belong to another
+    listing (its ``count`` and its rows), which no caller means.
+    """
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(cursor)
+        # The API answers ``str(exc)`` as the cursor's error message.
+        self.args = (
+            "the cursor belongs to a listing with other filters: repeat its filters "
+            "unchanged, or start again without a cursor",
+        )

@@ -83,7 +83,8 @@ class Case(Base):
     reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     recurrence_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     no_support: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Indexed for the ``created_since`` / ``created_before`` filters (revision 0012).
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
     # -- lifecycle (revision 0002) -------------------------------------------------

@@ -16,6 +16,7 @@ from caseapi.cases.enums import (
     WORKING_STATUSES,
     CaseEventKind,
     CasePriority,
+    CaseSource,
     CaseStatus,
     CaseType,
     EscalationLevel,
@@ -35,7 +36,12 @@ from caseapi.ntus.models import NtuState
 
 @dataclass(frozen=True, slots=True)
 class CaseFilters:
-    """Filters for listing cases; ``None`` (or empty) means "any"."""
+    """Filters for listing cases; ``None`` (or empty) means "any".
+
+    A sequence matches any of its values; the filters combine with AND. The times
+    are aware: ``created_since`` / ``updated_since`` inclusive, ``created_before``
+    exclusive.
+    """
 
     statuses: Sequence[CaseStatus] = ()
     priorities: Sequence[CasePriority] = ()
@@ -45,6 +51,9 @@ class CaseFilters:
     assignee: str | None = None
     escalation_levels: Sequence[EscalationLevel] = ()
     types: Sequence[CaseType] = ()
+    sources: Sequence[CaseSource] = ()
+    created_since: datetime | None = None
+    created_before: datetime | None = None
 
 
 def _open() -> ColumnElement[bool]:
@@ -191,6 +200,12 @@ def _filtered(stmt: Select[Any], filters: CaseFilters) -> Select[Any]:
         stmt = stmt.where(Case.escalation_level.in_(list(filters.escalation_levels)))
     if filters.types:
         stmt = stmt.where(Case.type.in_(list(filters.types)))
+    if filters.sources:
+        stmt = stmt.where(Case.source.in_(list(filters.sources)))
+    if filters.created_since is not None:
+        stmt = stmt.where(Case.created_at >= filters.created_since)
+    if filters.created_before is not None:
+        stmt = stmt.where(Case.created_at < filters.created_before)
     return stmt
 
 

@@ -3,6 +3,7 @@
 Who may do what (tenancy is the service's: another customer's case is a 404):
 
 - read (list, get, timeline): every role; customers their own cases, customer view.
+  A customer's ``customer`` filter may name only itself (else 403 ``customer_mismatch``).
 - create: customers (their own customer; naming another is 403 ``customer_mismatch``)
   and staff / service (any customer).
 - work (PATCH, transitions, assign, take, handoff, commitments, ETR): staff.
@@ -20,13 +21,14 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from caseapi.auth.deps import CurrentPrincipal, StaffPrincipal, require_roles
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
+from caseapi.auth.tenancy import own_customer
 from caseapi.cases.deps import CaseServiceDep
 from caseapi.cases.enums import (
     CasePriority,
+    CaseSource,
     CaseStatus,
     CaseType,
     EscalationLevel,
@@ -47,6 +49,7 @@ from caseapi.cases.schemas import (
     CommitmentCreate,
     EtrRequest,
     HandOffRequest,
+    QueryTime,
     ReasonRequest,
     TransitionRequest,
 )
@@ -125,22 +128,36 @@ async def list_cases(
     status: Annotated[list[CaseStatus] | None, Query()] = None,
     priority: Annotated[list[CasePriority] | None, Query()] = None,
     type: Annotated[list[CaseType] | None, Query()] = None,
+    source: Annotated[list[CaseSource] | None, Query()] = None,
     escalation_level: Annotated[list[EscalationLevel] | None, Query()] = None,
     assignee: Annotated[str | None, Query(max_length=ACTOR_LENGTH)] = None,
+    customer: Annotated[str | None, Query(max_length=64)] = None,
     ntu: Annotated[str | None, Query(max_length=64)] = None,
-    updated_since: Annotated[AwareDatetime | None, Query()] = None,
+    created_since: Annotated[QueryTime | None, Query()] = None,
+    created_before: Annotated[QueryTime | None, Query()] = None,
+    updated_since: Annotated[QueryTime | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> CasesPublic:
     """List cases, newest first; repeat a filter to match any of several values."""
+    if created_since and created_before and created_before <= created_since:
+        raise CaseValidationError(
+            "created_before",
+            "must be later than created_since",
+            others={"created_since": "must be earlier than created_before"},
+        )
     filters = CaseFilters(
         statuses=status or (),
         priorities=priority or (),
         types=type or (),
+        sources=source or (),
         # Customers cannot filter on internal fields.
         escalation_levels=() if principal.is_customer else (escalation_level or ()),
         assignee=None if principal.is_customer else assignee,
+        customer_id=own_customer(principal, customer, field="customer"),
         ntu_id=ntu,
+        created_since=created_since,
+        created_before=created_before,
         updated_since=updated_since,
     )
     page = await service.list_cases(

@@ -15,13 +15,15 @@ Two views of a case:
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -241,6 +243,23 @@ def _in_utc(value: datetime) -> datetime:
         return value.astimezone(UTC)
     except OverflowError as exc:
         raise ValueError("the time is out of range once converted to UTC") from exc
+
+
+#: A date and a time of day: what an ISO 8601 / RFC 3339 timestamp starts with.
+_ISO_DATE_TIME: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_text(value: object) -> object:
+    # Pydantic reads a number, or a string of one (``0.5``), as Unix time: a filter
+    # like ``updated_since=0.5`` would silently mean 1970. Only ISO text is a time here.
+    if isinstance(value, str) and not _ISO_DATE_TIME.match(value):
+        raise ValueError("expected an ISO 8601 time with a UTC offset, e.g. 2026-03-01T12:00:00Z")
+    return value
+
+
+#: A time in a query parameter (``created_since``, ``updated_since``): ISO 8601 with
+#: an offset (a naive or numeric one is refused), converted to UTC.
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_utc)]
 
 
 class EtrRequest(BaseModel):

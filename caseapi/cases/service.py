@@ -9,7 +9,11 @@ create cases through ``store.insert_case`` and change them through
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.cases import repository
 from caseapi.cases.actions import CaseActions
 from caseapi.cases.config import DEFAULT_SLA
+from caseapi.cases.errors import CursorFiltersChangedError
 from caseapi.cases.etr import EtrActions
 from caseapi.cases.incidents import IncidentService
 from caseapi.cases.models import Case, CaseEvent
@@ -28,7 +33,28 @@ from caseapi.core.errors import CaseNotFoundError
 
 MAX_PAGE_SIZE: Final = 500
 
-_CURSOR_KEYS: Final = {"id": int}
+#: A cursor holds the keyset position and the fingerprint of the filters it pages.
+_CURSOR_KEYS: Final = {"id": int, "filters": str}
+
+
+def filters_fingerprint(filters: CaseFilters) -> str:
+    """A short digest of what ``filters`` match, however a request spelled them.
+
+    Every field counts (a new filter is covered without touching this); a sequence
+    is a set (order and repeats do not matter) and a time its UTC instant. It only
+    tells listings apart: it is no signature, and needs none, since the filters (the
+    customer scope included) come from each request, never from the cursor.
+    """
+    canonical: dict[str, object] = {}
+    for field in fields(filters):
+        value = getattr(filters, field.name)
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).isoformat()
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            value = sorted({str(item) for item in value})
+        canonical[field.name] = value
+    digest = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+    return digest[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +117,27 @@ class CaseService(CaseActions, EtrActions):
     ) -> CasePage:
         """Return one page of cases, newest first.
 
+        A cursor is bound to the filters of the listing it came from: following it
+        with other filters would silently page another listing, so it is refused.
+
         Args:
             filters: What to match.
             cursor: ``next_cursor`` of the previous page, or ``None`` for the first.
-            limit: Page size, 1 to ``MAX_PAGE_SIZE``.
+            limit: Page size, 1 to ``MAX_PAGE_SIZE`` (may change from page to page).
 
         Raises:
             InvalidCursorError: ``cursor`` was not issued by this service.
+            CursorFiltersChangedError: ``cursor`` was issued for other ``filters``.
         """
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+        fingerprint = filters_fingerprint(filters)
         before_id = None
         if cursor is not None:
-            before_id = decode_cursor(cursor, keys=_CURSOR_KEYS)["id"]
+            position = decode_cursor(cursor, keys=_CURSOR_KEYS)
+            if position["filters"] != fingerprint:
+                raise CursorFiltersChangedError(cursor)
+            before_id = position["id"]
         async with session_scope(self._sessionmaker) as session:
             # One extra row tells whether another page exists.
             items = await repository.list_cases(
@@ -113,7 +147,7 @@ class CaseService(CaseActions, EtrActions):
         next_cursor = None
         if len(items) > limit:
             items = items[:limit]
-            next_cursor = encode_cursor({"id": items[-1].id})
+            next_cursor = encode_cursor({"id": items[-1].id, "filters": fingerprint})
         return CasePage(items=items, count=count, next_cursor=next_cursor)
 
     async def get_timeline(self, ref: str) -> list[CaseEvent]:

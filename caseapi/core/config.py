@@ -8,9 +8,14 @@ object reports a typo by its dotted key.
 
 from __future__ import annotations
 
+from typing import Final
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
+
+#: The API's request body limit by default: far above any body it takes (an RFO's
+#: five text fields of at most 20,000 characters each), far below what would hurt.
+DEFAULT_MAX_BODY: Final = 1024 * 1024
 
 
 class Section(BaseModel):

@@ -104,7 +104,7 @@ class InvalidCursorError(CaseApiError):
 class UnknownQueryParameterError(CaseApiError):
     """The request names query parameters the operation does not take.
 
-    Refused rather than ignored: ``GET /v1/cases?customer=x`` must not answer every
+    Refused rather than ignored: ``GET /v1/cases?custmer=x`` must not answer every
     case as if it had been filtered. ``unknown`` and ``allowed`` are in request and
     declaration order.
     """

@@ -115,7 +115,13 @@ async def _serve(
             )
             if probes.snmp is not None:
                 metrics.collector.attach_snmp(probes.snmp, probes.snmp_client, probes.traps)
-            app = build_api(sessionmaker, clock, services, extra_routers=(metrics.router(),))
+            app = build_api(
+                sessionmaker,
+                clock,
+                services,
+                settings=settings.api,
+                extra_routers=(metrics.router(),),
+            )
             server = api_server(app)
             workers = build_case_workers(settings, sessionmaker, clock)
             await stack.enter_async_context(detector)

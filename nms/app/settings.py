@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import (
     BaseModel,
+    ByteSize,
     ConfigDict,
     Field,
     ValidationError,
@@ -25,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from caseapi.settings import (
+    DEFAULT_MAX_BODY,
     CaseSettings,
     DatabaseSettings,
     Duration,
@@ -66,6 +68,8 @@ class _Section(BaseModel):
 
 class ApiSettings(_Section):
     listen: str = "127.0.0.1:8080"
+    max_body: ByteSize = Field(default=ByteSize(DEFAULT_MAX_BODY), ge=1024, le=2**30)
+    """Request bodies above this size (``1MiB``, ``256KiB``, bytes) are refused with 413."""
 
     @field_validator("listen")
     @classmethod

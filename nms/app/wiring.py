@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from caseapi.app import CaseServices, CaseWorkers, build_services, create_app
 from caseapi.database import DatabaseUnavailableError, mask_url, migrate
-from nms.app.settings import Settings, split_listen
+from nms.app.settings import ApiSettings, Settings, split_listen
 from nms.bus.batch import Batch
 from nms.bus.mqtt import MqttBusSettings
 from nms.clock import Clock
@@ -140,15 +140,18 @@ def build_api(
     clock: Clock,
     services: CaseServices,
     *,
+    settings: ApiSettings | None = None,
     extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The case API over ``services`` (embedded and ``nms api``)."""
+    api = settings or ApiSettings()
     return create_app(
         sessionmaker=sessionmaker,
         case_service=services.cases,
         maintenance_service=services.maintenance,
         clock=clock,
         extra_routers=extra_routers,
+        max_body_bytes=int(api.max_body),
     )
 
 

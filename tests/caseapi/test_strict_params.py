@@ -162,12 +162,14 @@ async def test_known_parameters_keep_working(
 
 async def test_the_issue_examples(staff: httpx.AsyncClient, acme: httpx.AsyncClient) -> None:
     for client in (staff, acme):
+        # ``customer`` has since become a filter of /v1/cases; ``q`` is still unknown.
         response = await client.get("/v1/cases", params={"customer": "globex", "q": "power"})
         body = problem(response, 422, "unknown_query_parameter")
-        assert body["unknown"] == ["customer", "q"]
+        assert body["unknown"] == ["q"]
         assert body["allowed"][:2] == ["status", "priority"]
+        assert "customer" in body["allowed"]
         assert body["detail"].startswith(
-            "unknown query parameter(s): customer, q; allowed: status, priority, "
+            "unknown query parameter(s): q; allowed: status, priority, "
         )
         assert body["instance"] == "/v1/cases"
     # Names are exact: FastAPI reads ``limit``, not ``Limit``.

@@ -63,6 +63,8 @@ def test_file_then_environment(tmp_path, monkeypatch):
         ("probes:\n  icmp:\n    interval: 1s\n    count: 10\n", "does not fit in the interval"),
         ("database:\n  url: mysql://x\n", "database.url"),
         ("api:\n  listen: localhost\n", "api.listen"),
+        ("api:\n  max_body: lots\n", "api.max_body"),
+        ("api:\n  max_body: 10\n", "api.max_body: Input should be greater than or equal to 1024"),
         ("detector: [1, 2\n", "not valid YAML"),
         ("- 1\n", "expected a mapping"),
     ],
@@ -87,3 +89,10 @@ def test_misspelt_environment_variable_is_an_error(monkeypatch):
     monkeypatch.setenv("NMS_DETECTOR__DOWNAFTER", "5s")
     with pytest.raises(ConfigError, match="NMS_DETECTOR__DOWNAFTER: unknown setting"):
         load_settings()
+
+
+def test_the_body_limit_reads_units(tmp_path):
+    path = tmp_path / "nms.yaml"
+    path.write_text("api:\n  max_body: 256KiB\n")
+    assert load_settings(path).api.max_body == 256 * 1024
+    assert load_settings().api.max_body == 1024 * 1024
