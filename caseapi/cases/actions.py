@@ -260,12 +260,7 @@ class CaseActions:
         async with session_scope(self._sessionmaker, write=True) as session:
             case = await store.case_for(session, principal, ref, lock=True)
             PreconditionFailedError.check(current=case.version, if_match=if_match)
-            event = make_event(case)
-            policy = await store.policy_for(session, case, self._sla)
-            try:
-                await store.apply_event(session, case, event, now=now, policy=policy)
-            except ValueError as exc:
-                raise CaseValidationError("request", str(exc)) from exc
+            await store.apply_request(session, case, make_event(case), now=now, sla=self._sla)
             await session.commit()
             case_id = case.id
         async with session_scope(self._sessionmaker) as session:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.auth.principal import Principal
 from caseapi.cases import repository, store
 from caseapi.cases.enums import WORKING_STATUSES
-from caseapi.cases.errors import CaseValidationError, PreconditionFailedError
+from caseapi.cases.errors import PreconditionFailedError
 from caseapi.cases.models import Case
 from caseapi.cases.sla import SlaSettings
 from caseapi.cases.snapshot import SetEtr
@@ -58,22 +58,18 @@ class EtrActions:
             case = await store.case_for(session, principal, ref, lock=True)
             PreconditionFailedError.check(current=case.version, if_match=if_match)
             event = SetEtr(etr=etr, note=note, actor=principal.actor)
-            await self._apply(session, case, event, now)
+            await store.apply_request(session, case, event, now=now, sla=self._sla, field="etr")
             for child in await self._linked(session, case):
-                await self._apply(session, child, _from_parent(event, case.ref), now)
+                child_event = _from_parent(event, case.ref)
+                await store.apply_request(
+                    session, child, child_event, now=now, sla=self._sla, field="etr"
+                )
             await session.commit()
             case_id = case.id
         async with session_scope(self._sessionmaker) as session:
             fresh = await repository.get_case_by_id(session, case_id=case_id)
         assert fresh is not None
         return fresh
-
-    async def _apply(self, session: AsyncSession, case: Case, event: SetEtr, now: datetime) -> None:
-        policy = await store.policy_for(session, case, self._sla)
-        try:
-            await store.apply_event(session, case, event, now=now, policy=policy)
-        except ValueError as exc:
-            raise CaseValidationError("etr", str(exc)) from exc
 
     async def _linked(self, session: AsyncSession, case: Case) -> list[Case]:
         """The customer cases of upstream incident ``case`` still being worked, locked."""

@@ -30,6 +30,7 @@ from caseapi.auth.tenancy import ensure_visible
 from caseapi.cases import lifecycle, notices, repository
 from caseapi.cases.config import DEFAULT_SLA
 from caseapi.cases.enums import CaseEventKind, CaseStatus, EscalationLevel
+from caseapi.cases.errors import CaseValidationError
 from caseapi.cases.models import Case, CaseCommitment, CaseEvent
 from caseapi.cases.sla import SlaSettings
 from caseapi.cases.snapshot import (
@@ -198,6 +199,31 @@ async def apply_event(
         return outcome
     await store_outcome(session, case, before, outcome, now=now)
     return outcome
+
+
+async def apply_request(
+    session: AsyncSession,
+    case: Case,
+    event: Event,
+    *,
+    now: datetime,
+    sla: SlaSettings,
+    field: str = "request",
+) -> Outcome:
+    """``apply_event`` for a person's request, under the case's own SLA policy.
+
+    A bad argument (``ValueError``: a commitment due in the past, an ETR not in the
+    future) is the caller's mistake: it becomes a 422 naming ``field``.
+
+    Raises:
+        CaseRuleError: The lifecycle refused the event (nothing is written).
+        CaseValidationError: A bad argument (nothing is written).
+    """
+    policy = await policy_for(session, case, sla)
+    try:
+        return await apply_event(session, case, event, now=now, policy=policy)
+    except ValueError as exc:
+        raise CaseValidationError(field, str(exc)) from exc
 
 
 async def store_outcome(

@@ -152,7 +152,7 @@ def _event_steps(timeline: _Timeline, case: Case, events: Sequence[CaseEvent]) -
             )
         elif kind is K.STATUS_CHANGED and data.get("to") in _WAITING:
             timeline.add(event.at, str(data["to"]), _WAITING[str(data["to"])])
-        elif str(kind) == "etr_set":
+        elif kind is K.ETR_SET:
             etr = _time(data.get("etr"))
             text = (
                 f"estimated restoration time: {etr.isoformat()}"

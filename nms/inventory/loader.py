@@ -86,44 +86,49 @@ class _Loader(yaml.SafeLoader):
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self._depth = 0
-        # id(node) -> (values with aliases expanded, levels), for each composed node.
-        # An alias names a node composed earlier, so its measure is known; one that
-        # is not known is an alias inside its own anchor.
-        self._measures: dict[int, tuple[int, int]] = {}
+        self._depth = 0  # levels open now
+        self._deepest = 0  # the deepest level reached (since the anchor being composed)
+        self._values = 0  # values composed so far, aliases expanded
+        # anchor -> (values, levels) of its node once composed. Only anchored nodes
+        # are remembered: an alias can only name one. An alias to an anchor not
+        # remembered yet is inside its own anchor.
+        self._anchored: dict[str, tuple[int, int]] = {}
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        mark: yaml.Mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-        if self.check_event(yaml.AliasEvent):
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        mark: yaml.Mark = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
             node = super().compose_node(parent, index)
-            measure = self._measures.get(id(node))
+            measure = self._anchored.get(event.anchor or "")
             if measure is None:
                 raise _Refused(None, None, "an alias inside its own anchor (recursive)", mark)
-            if self._depth + measure[1] > MAX_DEPTH:
+            values, levels = measure
+            if self._depth + levels > MAX_DEPTH:
                 raise _Refused(None, None, _TOO_DEEP, mark)
+            self._deepest = max(self._deepest, self._depth + levels)
+            self._count(values, mark)
             return node
         if self._depth >= MAX_DEPTH:
             raise _Refused(None, None, _TOO_DEEP, mark)
+        anchor = getattr(event, "anchor", None)
+        start, outer_deepest = self._values, self._deepest
         self._depth += 1
+        self._deepest = max(self._deepest, self._depth) if anchor is None else self._depth
+        self._count(1, mark)
         try:
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
-        if node is not None:
-            self._measure(node, mark)
+        if anchor is not None:
+            levels = self._deepest - self._depth
+            self._anchored[anchor] = (self._values - start, levels)
+            self._deepest = max(outer_deepest, self._deepest)
         return node
 
-    def _measure(self, node: yaml.Node, mark: yaml.Mark) -> None:
-        children: list[yaml.Node] = []
-        if isinstance(node, yaml.SequenceNode):
-            children = node.value
-        elif isinstance(node, yaml.MappingNode):
-            children = [part for pair in node.value for part in pair]
-        measures = [self._measures[id(child)] for child in children]
-        values = 1 + sum(m[0] for m in measures)
-        if values > MAX_VALUES:
+    def _count(self, values: int, mark: yaml.Mark) -> None:
+        self._values += values
+        if self._values > MAX_VALUES:
             raise _Refused(None, None, _TOO_BIG, mark)
-        self._measures[id(node)] = (values, 1 + max((m[1] for m in measures), default=0))
 
 
 _TOO_DEEP = f"too deeply nested (more than {MAX_DEPTH} levels)"

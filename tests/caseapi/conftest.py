@@ -33,7 +33,14 @@ from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
 from caseapi.core.errors import DatabaseUnavailableError
-from caseapi.incidents import IncidentOpen, IncidentService, Priority, ntu_down_key
+from caseapi.incidents import (
+    Affected,
+    IncidentOpen,
+    IncidentService,
+    Priority,
+    UpstreamOpen,
+    ntu_down_key,
+)
 from caseapi.models import Base  # registers every table (schema comparison, TRUNCATE)
 from nms.clock import FakeClock
 from tests.conftest import require
@@ -210,6 +217,19 @@ def incident(
         outage_start=outage_start,
         detected_at=detected_at,
         summary=f"{ntu_id} down",
+    )
+
+
+def upstream(*affected: tuple[str, str]) -> UpstreamOpen:
+    """Node ``pop1`` down since 10 min before ``START``, with ``(ntu, customer)`` behind it."""
+    return UpstreamOpen(
+        node_id="pop1",
+        dedup_key="node:pop1:down",
+        site="London",
+        outage_start=START - timedelta(minutes=10),
+        detected_at=START,
+        summary="Node pop1 down",
+        affected=tuple(Affected(n, c) for n, c in affected),
     )
 
 

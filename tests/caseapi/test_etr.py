@@ -27,7 +27,7 @@ from caseapi.cases.lifecycle import step
 from caseapi.cases.models import Case
 from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import Commitment, SetEtr
-from caseapi.incidents import Affected, IncidentService, UpstreamOpen
+from caseapi.incidents import IncidentService
 from caseapi.notifications.config import DEFAULT_DISPATCHER
 from caseapi.notifications.dispatcher import NotificationDispatcher
 from caseapi.notifications.models import Notification
@@ -35,7 +35,7 @@ from caseapi.notifications.render import Envelope, public_payload, render_email
 from caseapi.notifications.service import WebhookService
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import authed_client
-from tests.caseapi.conftest import START, Database, incident
+from tests.caseapi.conftest import START, Database, incident, upstream
 from tests.caseapi.lifecycle_fixtures import POLICY, snapshot
 from tests.caseapi.notification_fixtures import (
     SmtpSink,
@@ -211,18 +211,6 @@ async def test_an_etr_update_meets_the_open_next_update_and_is_the_first_respons
     assert met["met_at"] == api(START + timedelta(minutes=20)) and met["missed_at"] is None
     kinds = [e["kind"] for e in (await staff.get(f"/v1/cases/{ref}/timeline")).json()["data"]]
     assert kinds[-3:] == ["etr_set", "first_response", "commitment_met"]
-
-
-def upstream(*affected: tuple[str, str]) -> UpstreamOpen:
-    return UpstreamOpen(
-        node_id="pop1",
-        dedup_key="node:pop1:down",
-        site="London",
-        outage_start=START - timedelta(minutes=10),
-        detected_at=START,
-        summary="Node pop1 down",
-        affected=tuple(Affected(n, c) for n, c in affected),
-    )
 
 
 async def case_by_customer(database: Database) -> dict[str | None, Case]:

@@ -13,24 +13,12 @@ from sqlalchemy import select
 
 from caseapi.auth.principal import Role
 from caseapi.cases.models import Case
-from caseapi.incidents import Affected, IncidentService, UpstreamOpen
+from caseapi.incidents import IncidentService
 from caseapi.notifications.models import Notification
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import authed_client
-from tests.caseapi.conftest import START, Database, incident
+from tests.caseapi.conftest import Database, incident, upstream
 from tests.caseapi.rfo_checks import assert_rfo_tells_the_case
-
-
-def upstream(*affected: tuple[str, str]) -> UpstreamOpen:
-    return UpstreamOpen(
-        node_id="pop1",
-        dedup_key="node:pop1:down",
-        site="London",
-        outage_start=START - timedelta(minutes=10),
-        detected_at=START,
-        summary="Node pop1 down",
-        affected=tuple(Affected(n, c) for n, c in affected),
-    )
 
 
 async def _cases(database: Database) -> list[Case]:
