@@ -41,8 +41,9 @@ class RfoPublic(BaseModel):
     ``status`` is ``draft`` or ``published``; ``saved`` is false for a draft that
     exists only as a preview (nobody has written to it yet). ``facts`` holds impact
     start/end/duration, detection, opened, first response, escalations, restored,
-    solved, services, sites and the customer-facing timeline in chronological order
-    (and ``incident_ref`` on a case linked to an upstream incident); frozen once
+    solved, services, sites, the customer-facing timeline in chronological order, the
+    NTU's latest probe figures (``probe``: RTT and jitter in ms, loss in %, or null)
+    and ``incident_ref`` on a case linked to an upstream incident; frozen once
     published.
     """
 
