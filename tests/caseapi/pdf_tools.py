@@ -23,16 +23,10 @@ def require_poppler() -> None:
 
 
 def pdf_text(data: bytes, tmp_path: Path, *, layout: bool = False) -> str:
-    """The text of the PDF ``data`` as ``pdftotext`` extracts it.
-
-    In content-stream order (``-raw``): poppler's default reading-order mode drops
-    narrow spaces inside table cells (``1 h`` comes out as ``1h``); ``layout`` keeps
-    the physical layout instead (to measure line widths).
-    """
+    """The text of the PDF ``data`` as ``pdftotext`` extracts it."""
     source = tmp_path / "text-input.pdf"
     source.write_bytes(data)
-    mode = "-layout" if layout else "-raw"
-    args = ["pdftotext", "-enc", "UTF-8", mode, str(source), "-"]
+    args = ["pdftotext", "-enc", "UTF-8", *(["-layout"] if layout else []), str(source), "-"]
     done = subprocess.run(args, capture_output=True, check=True, timeout=TIMEOUT)
     return done.stdout.decode("utf-8")
 

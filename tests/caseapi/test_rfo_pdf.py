@@ -7,6 +7,7 @@ Every PDF is read back with poppler: its text must hold what the Markdown shows
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -35,7 +36,7 @@ from tests.caseapi.notification_fixtures import (
     add_customer_with_email,
     smtp_sink_fixture,  # noqa: F401
 )
-from tests.caseapi.pdf_tools import pdf_text, render_pages, require_poppler
+from tests.caseapi.pdf_tools import TIMEOUT, render_pages, require_poppler
 
 CAUSE = {
     "root_cause_category": "access_circuit",
@@ -105,6 +106,19 @@ def _pdf(response: httpx.Response) -> bytes:
     assert response.headers["content-type"] == PDF
     assert response.content.startswith(b"%PDF-")
     return response.content
+
+
+def pdf_text(data: bytes, tmp_path: Path) -> str:
+    """The PDF's text in content-stream order (``pdftotext -raw``).
+
+    poppler's default reading-order mode drops the narrow spaces inside table cells
+    (``1 h`` comes out as ``1h``); the impact table must read as the Markdown does.
+    """
+    source = tmp_path / "raw-input.pdf"
+    source.write_bytes(data)
+    args = ["pdftotext", "-enc", "UTF-8", "-raw", str(source), "-"]
+    done = subprocess.run(args, capture_output=True, check=True, timeout=TIMEOUT)
+    return done.stdout.decode("utf-8")
 
 
 def _flat(text: str) -> str:
