@@ -304,6 +304,9 @@ async def test_rfo_published_mail_carries_the_pdf(
     async with authed_client(app, role=Role.CUSTOMER, customer_id="acme") as acme:
         assert attached == _pdf(await acme.get(f"/v1/cases/{ref}/rfo?format=pdf"))
     assert CAUSE["root_cause"] in _flat(pdf_text(attached, tmp_path))
+    body = next(part for part in mail.walk() if part.get_content_type() == "text/plain")
+    text = bytes(body.get_payload(decode=True)).decode()
+    assert f"GET /v1/cases/{ref}/rfo (add ?format=pdf for the PDF)" in text
     render_pages(attached, tmp_path)
     # Other mails carry no file.
     assert not [part for part in mails["case_opened"].walk() if part.get_filename()]
