@@ -29,6 +29,8 @@ from caseapi.maintenance.config import MaintenanceSettings
 from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.dispatcher import NotificationDispatcher
+from caseapi.rfo.mail import RfoPdfAttachments
+from caseapi.rfo.service import RfoService
 
 __all__ = ["CaseServices", "CaseWorkers", "build_services", "create_app"]
 
@@ -96,6 +98,11 @@ class CaseWorkers:
                 settings=notifications.dispatcher(),
                 clock=clock,
                 sources=(import_reminders,),
+                attachments=(
+                    (RfoPdfAttachments(service=RfoService(sessionmaker=sessionmaker, clock=clock)),)
+                    if notifications.attach_rfo_pdf
+                    else ()
+                ),
             )
             if notifications.enabled
             else None

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -36,11 +38,14 @@ import httpx
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from caseapi.notifications.attachments import Attachment, AttachmentSource
 from caseapi.notifications.errors import DeliveryError, PermanentDeliveryError
 from caseapi.notifications.render import public_payload, render_email
 from caseapi.notifications.repository import Job
 from caseapi.notifications.settings import DispatcherSettings
 from caseapi.notifications.signing import SIGNATURE_HEADER, signature_header
+
+logger = logging.getLogger(__name__)
 
 USER_AGENT = "nms-notifications/1"
 # Retrying cannot fix these; 408 (timeout) and 429 (rate limit) are worth a retry.
@@ -56,14 +61,23 @@ def message_id(event_id: str, sender: str) -> str:
 class EmailChannel:
     """Sends one mail per delivery (one recipient) with ``aiosmtplib``."""
 
-    def __init__(self, *, settings: DispatcherSettings) -> None:
+    def __init__(
+        self, *, settings: DispatcherSettings, attachments: Sequence[AttachmentSource] = ()
+    ) -> None:
+        """Create the channel.
+
+        Args:
+            settings: SMTP server, sender and timeouts.
+            attachments: Sources of files to attach (``caseapi.notifications.attachments``).
+        """
         if settings.smtp_host is None:
             raise ValueError("EmailChannel needs settings.smtp_host")
         self._settings = settings
         self._host = settings.smtp_host
+        self._attachments = tuple(attachments)
 
-    def build(self, job: Job) -> EmailMessage:
-        """The MIME message (plain text with an HTML alternative) for ``job``."""
+    def build(self, job: Job, attachments: Sequence[Attachment] = ()) -> EmailMessage:
+        """The MIME message (plain text with an HTML alternative, then any files)."""
         rendered = render_email(job.envelope)
         message = EmailMessage()
         message["From"] = self._settings.smtp_from
@@ -76,13 +90,39 @@ class EmailChannel:
             message["X-NMS-Case"] = job.envelope.case_ref
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
+        for attachment in attachments:
+            maintype, subtype = attachment.content_type.split("/")
+            message.add_attachment(
+                attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+            )
         return message
+
+    async def files_for(self, job: Job) -> list[Attachment]:
+        """The files every attachment source has for ``job``'s mail.
+
+        Raises:
+            DeliveryError: A source could not reach its data (retry the mail).
+        """
+        files: list[Attachment] = []
+        for source in self._attachments:
+            try:
+                files.extend(await source(job.envelope))
+            except DeliveryError:
+                raise
+            except Exception:
+                # A broken attachment must not cost the customer the message.
+                logger.exception(
+                    "notification %s: attachment failed; sending without it",
+                    job.envelope.event_id,
+                )
+        return files
 
     async def send(self, job: Job) -> None:
         s = self._settings
+        files = await self.files_for(job)
         try:
             await aiosmtplib.send(
-                self.build(job),
+                self.build(job, files),
                 hostname=self._host,
                 port=s.smtp_port,
                 username=s.smtp_user,

@@ -31,6 +31,8 @@ class NotificationSettings(Section):
     max_attempts: int = Field(default=8, ge=1, le=100)
     backoff_base: Duration = timedelta(seconds=30)
     backoff_cap: Duration = timedelta(hours=1)
+    attach_rfo_pdf: bool = True
+    """Attach the published RFO as a PDF to the ``rfo_published`` e-mail."""
 
     @field_validator("mqtt_url")
     @classmethod

@@ -51,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.notifications import repository
+from caseapi.notifications.attachments import AttachmentSource
 from caseapi.notifications.channels import EmailChannel, MqttPublisher, WebhookChannel
 from caseapi.notifications.enums import Channel
 from caseapi.notifications.errors import DeliveryError, PermanentDeliveryError
@@ -87,6 +88,7 @@ class NotificationDispatcher:
         http_client: httpx.AsyncClient | None = None,
         name: str | None = None,
         sources: Sequence[OutboxSource] = (),
+        attachments: Sequence[AttachmentSource] = (),
     ) -> None:
         """Create a dispatcher.
 
@@ -98,6 +100,7 @@ class NotificationDispatcher:
             http_client: Client for webhooks (default: one per pass).
             name: Used in logs and as the MQTT client id prefix.
             sources: Other outboxes to feed in at the start of every pass.
+            attachments: Sources of files for the e-mails (``attachments`` module).
         """
         self._sessionmaker = sessionmaker
         self._settings = settings
@@ -105,7 +108,11 @@ class NotificationDispatcher:
         self._rng = rng or random.random
         self._http_client = http_client
         self.name = name or f"dispatcher-{uuid.uuid4().hex[:8]}"
-        self._email = EmailChannel(settings=settings) if settings.email_enabled else None
+        self._email = (
+            EmailChannel(settings=settings, attachments=attachments)
+            if settings.email_enabled
+            else None
+        )
         self._sources = tuple(sources)
 
     async def run(self, interval: float) -> None:

@@ -102,7 +102,7 @@ _TEMPLATES: Final[Mapping[str, tuple[str, str, str]]] = {
     K.RFO_PUBLISHED: (
         "Reason for outage published",
         "The reason-for-outage report (version {version}) for case {ref} was published at {at}.",
-        "Read it through the API (GET /v1/cases/{ref}/rfo).",
+        "Read it through the API: GET /v1/cases/{ref}/rfo (add ?format=pdf for the PDF).",
     ),
     K.CASE_CLOSED: (
         "Case closed",

@@ -5,7 +5,8 @@ CaseApiError
 │   └── RfoNotFoundError      404 rfo_not_found
 └── RfoRuleError              409
     ├── RfoPublishedError     409 rfo_published: a published version never changes
-    └── RfoIncompleteError    409 rfo_incomplete: publishing without cause or actions
+    ├── RfoIncompleteError    409 rfo_incomplete: publishing without cause or actions
+    └── RfoNotPublishedError  409 rfo_not_published: a PDF of a version not published
 """
 
 from __future__ import annotations
@@ -58,3 +59,18 @@ class RfoIncompleteError(RfoRuleError):
         self.missing = missing
         self.problem_extensions = {"missing": list(missing)}
         super().__init__(f"the RFO of {ref} cannot be published without: {', '.join(missing)}")
+
+
+class RfoNotPublishedError(RfoRuleError):
+    """The PDF is made only of published versions; ``version`` (or any) is not one."""
+
+    code = "rfo_not_published"
+
+    def __init__(self, ref: str, version: int | None) -> None:
+        self.ref = ref
+        self.version = version
+        which = f"version {version} of the RFO" if version is not None else "the RFO"
+        super().__init__(
+            f"{which} of {ref} is not published yet; the PDF is made only of published "
+            "versions (read the draft as JSON or with format=md)"
+        )

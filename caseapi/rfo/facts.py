@@ -26,6 +26,11 @@ solved                  ``case.solved_at``; earlier ones from their entry's time
   a supplier, escalation levels (without internal reasons), restoration, solving,
   recurrences and reopenings, earlier RFO publications and closure. Never internal
   notes, hand-offs, who works the case or internal reasons.
+- ``probe`` holds the NTU's latest probe figures as of the facts' ``now`` (for a
+  published version: at publication) - RTT and jitter in ms, loss in %, when they
+  were observed and, while the NTU is degraded, why - or ``None`` for a case without
+  an NTU or an NTU never probed. The detector keeps only the latest burst, so these
+  show the service as it was then, not during the outage.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any, Final
 
 from caseapi.cases.enums import CaseEventKind
 from caseapi.cases.models import Case, CaseEvent
+from caseapi.ntus.models import NtuState
 
 K = CaseEventKind
 
@@ -186,8 +192,32 @@ def build_timeline(case: Case, events: Sequence[CaseEvent]) -> list[dict[str, An
     return timeline.sorted()
 
 
-def build_facts(case: Case, events: Sequence[CaseEvent], *, now: datetime) -> dict[str, Any]:
-    """Return the generated facts of the RFO of ``case`` as of ``now``."""
+def _milliseconds(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000.0, 3)
+
+
+def probe_figures(state: NtuState | None) -> dict[str, Any] | None:
+    """The latest probe figures of an NTU (``None`` without a burst seen)."""
+    if state is None or (state.loss is None and state.rtt_avg is None):
+        return None
+    return {
+        "ntu_id": state.ntu_id,
+        "observed_at": _iso(state.last_observation_at),
+        "status": state.status,
+        "rtt_avg_ms": _milliseconds(state.rtt_avg),
+        "jitter_ms": _milliseconds(state.jitter),
+        "loss_percent": None if state.loss is None else round(state.loss * 100.0, 3),
+        "degraded_reasons": state.degraded_reasons,
+    }
+
+
+def build_facts(
+    case: Case, events: Sequence[CaseEvent], *, now: datetime, probe: NtuState | None = None
+) -> dict[str, Any]:
+    """Return the generated facts of the RFO of ``case`` as of ``now``.
+
+    ``probe`` is the state of the case's NTU (its latest probe figures), if any.
+    """
     start = case.outage_start or case.created_at
     end = case.restored_at
     duration = impact_duration(start, end if end is not None else now)
@@ -216,4 +246,5 @@ def build_facts(case: Case, events: Sequence[CaseEvent], *, now: datetime) -> di
         "services": [case.service_id] if case.service_id else [],
         "sites": [case.site] if case.site else [],
         "timeline": build_timeline(case, events),
+        "probe": probe_figures(probe),
     }

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from caseapi.cases.enums import RootCauseCategory
+
+if TYPE_CHECKING:
+    from caseapi.rfo.service import RfoView
 
 MAX_TEXT = 20_000
 
@@ -16,6 +19,7 @@ MAX_TEXT = 20_000
 class RfoFormat(StrEnum):
     JSON = "json"
     MD = "md"
+    PDF = "pdf"
 
 
 class RfoUpdate(BaseModel):
@@ -37,8 +41,9 @@ class RfoPublic(BaseModel):
     ``status`` is ``draft`` or ``published``; ``saved`` is false for a draft that
     exists only as a preview (nobody has written to it yet). ``facts`` holds impact
     start/end/duration, detection, opened, first response, escalations, restored,
-    solved, services, sites and the customer-facing timeline in chronological order
-    (and ``incident_ref`` on a case linked to an upstream incident); frozen once
+    solved, services, sites, the customer-facing timeline in chronological order, the
+    NTU's latest probe figures (``probe``: RTT and jitter in ms, loss in %, or null)
+    and ``incident_ref`` on a case linked to an upstream incident; frozen once
     published.
     """
 
@@ -60,3 +65,26 @@ class RfoPublic(BaseModel):
     updated_by: str | None
     published_at: datetime | None
     published_by: str | None
+
+
+def to_public(view: RfoView) -> RfoPublic:
+    """Shape a service view for the API (and for the Markdown and PDF renderings)."""
+    row = view.row
+    return RfoPublic(
+        case_ref=view.case_ref,
+        version=view.version,
+        status="published" if view.published else "draft",
+        saved=row is not None,
+        root_cause_category=row.root_cause_category if row else None,
+        root_cause=row.root_cause if row else None,
+        corrective_actions=row.corrective_actions if row else None,
+        preventive_actions=row.preventive_actions if row else None,
+        preventive_not_applicable=row.preventive_not_applicable if row else None,
+        facts=view.facts,
+        created_at=row.created_at if row else None,
+        created_by=row.created_by if row else None,
+        updated_at=row.updated_at if row else None,
+        updated_by=row.updated_by if row else None,
+        published_at=row.published_at if row else None,
+        published_by=row.published_by if row else None,
+    )

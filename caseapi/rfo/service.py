@@ -19,6 +19,9 @@
   in it. A linked case's own draft is replaced by the incident's text.
 - Customers read only the newest published version of their own cases; anything
   else answers 404 ``rfo_not_found``. Staff read any version, or the draft.
+- The PDF (``get_published``) is made only of published versions: without a
+  version number the newest published one, for staff as for customers; staff asking
+  for a draft (or a case with nothing published) get 409 ``rfo_not_published``.
 """
 
 from __future__ import annotations
@@ -39,8 +42,15 @@ from caseapi.cases.models import Case
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.core.errors import CaseNotFoundError
+from caseapi.customers.models import Customer
+from caseapi.ntus.models import NtuState
 from caseapi.rfo import repository
-from caseapi.rfo.errors import RfoIncompleteError, RfoNotFoundError, RfoPublishedError
+from caseapi.rfo.errors import (
+    RfoIncompleteError,
+    RfoNotFoundError,
+    RfoNotPublishedError,
+    RfoPublishedError,
+)
 from caseapi.rfo.facts import build_facts
 from caseapi.rfo.models import RfoVersion
 
@@ -89,6 +99,15 @@ class RfoView:
     @property
     def published(self) -> bool:
         return self.row is not None and self.row.published_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedRfo:
+    """A published RFO version with the names its document shows."""
+
+    view: RfoView
+    customer_id: str | None
+    customer_name: str | None
 
 
 def apply_changes(
@@ -150,6 +169,60 @@ class RfoService:
                 row = await repository.latest_version(session, case_id=case.id)
             return await self._view(session, case, row)
 
+    async def get_published(
+        self, *, principal: Principal, ref: str, version: int | None
+    ) -> PublishedRfo:
+        """Return a published RFO version (for its PDF) with the customer's name.
+
+        Customers: as ``get_rfo``. Staff: ``version`` or else the newest published one.
+
+        Raises:
+            RfoNotFoundError: Nothing the caller may read, or no such version.
+            RfoNotPublishedError: Staff asking for a draft version, or a case whose
+                RFO has no published version yet.
+            CaseNotFoundError: Staff asking for a case that does not exist.
+        """
+        async with session_scope(self._sessionmaker) as session:
+            case = await self._visible_case(session, principal, ref)
+            latest = await repository.latest_version(session, case_id=case.id, published_only=True)
+            if version is None:
+                row = latest
+            else:
+                row = await repository.get_version(session, case_id=case.id, version=version)
+            if principal.is_customer:
+                if latest is None or row is None or row.version != latest.version:
+                    raise RfoNotFoundError(ref, version)
+            elif version is not None and row is None:
+                raise RfoNotFoundError(ref, version)
+            if row is None or row.published_at is None:
+                raise RfoNotPublishedError(ref, version)
+            return await self._published(session, case, row)
+
+    async def published_for_customer(
+        self, *, customer_id: str, ref: str, version: int
+    ) -> PublishedRfo | None:
+        """Published ``version`` of the RFO of ``ref`` if the case is ``customer_id``'s.
+
+        For the ``rfo_published`` mail: ``None`` when there is nothing to attach (no
+        such case, another customer's, or the version is not published).
+        """
+        async with session_scope(self._sessionmaker) as session:
+            case = await case_repository.get_case_by_ref(session, ref=ref)
+            if case is None or case.customer_id != customer_id:
+                return None
+            row = await repository.get_version(session, case_id=case.id, version=version)
+            if row is None or row.published_at is None:
+                return None
+            return await self._published(session, case, row)
+
+    async def _published(self, session: AsyncSession, case: Case, row: RfoVersion) -> PublishedRfo:
+        customer = await session.get(Customer, case.customer_id) if case.customer_id else None
+        return PublishedRfo(
+            view=await self._view(session, case, row),
+            customer_id=case.customer_id,
+            customer_name=customer.name if customer else None,
+        )
+
     async def update_draft(
         self, *, principal: Principal, ref: str, changes: Mapping[str, Any]
     ) -> RfoView:
@@ -210,7 +283,8 @@ class RfoService:
         """Freeze ``row`` with the facts of ``case`` and record the publication."""
         first = case.rfo_published_at is None
         events = await case_repository.list_events(session, case_id=case.id)
-        row.facts = build_facts(case, events, now=now) | dict(extra_facts or {})
+        probe = await self._ntu_state(session, case)
+        row.facts = build_facts(case, events, now=now, probe=probe) | dict(extra_facts or {})
         row.published_at = now
         row.published_by = actor
         await session.flush()
@@ -250,6 +324,10 @@ class RfoService:
         extra = {"incident_ref": incident.ref, "incident_rfo_version": source.version}
         await self._publish_row(session, locked, row, actor=actor, now=now, extra_facts=extra)
 
+    @staticmethod
+    async def _ntu_state(session: AsyncSession, case: Case) -> NtuState | None:
+        return None if case.ntu_id is None else await session.get(NtuState, case.ntu_id)
+
     async def _visible_case(self, session: AsyncSession, principal: Principal, ref: str) -> Case:
         case = await case_repository.get_case_by_ref(session, ref=ref)
         if principal.is_customer:
@@ -288,6 +366,7 @@ class RfoService:
             facts = row.facts
         else:
             events = await case_repository.list_events(session, case_id=case.id)
-            facts = build_facts(case, events, now=self._clock.now())
+            probe = await self._ntu_state(session, case)
+            facts = build_facts(case, events, now=self._clock.now(), probe=probe)
         version = row.version if row is not None else 1
         return RfoView(case_ref=case.ref, version=version, row=row, facts=facts)

@@ -1,5 +1,6 @@
 """A real Prometheus scrapes ``nms run`` over the lab during an outage; every panel and
-every rule is queried and must return data.
+every rule is queried and must return data (and the availability and SLA compliance
+rules the right figures).
 
 The lab: host 0 has a net-snmp agent and a WAN interface whose carrier is cut (P1:
 service down while management answers, so RTT, throughput and WAN status all exist
@@ -201,6 +202,27 @@ def test_every_panel_and_rule_returns_data_during_an_outage(
         assert prom.value('nms_ntu_wan_oper_status{ntu="ntu-000"}') != 1
         assert prom.value('sum(nms_cases_escalation_level{priority="P1",level="L2"})') == 1
         assert prom.value("nms_detector_leader") == 1
+
+        # Availability and SLA compliance as the recording rules give them: one NTU of
+        # two is down now; it answered before, so its hour and the fleet's windows lie
+        # in between. The P1 missed its first response: 0 % for P1, below 100 % overall.
+        wait_for(
+            "fleet availability 1/2",
+            lambda: prom.value("nms:fleet_availability:ratio") == 0.5,
+            timeout=10,
+        )
+        worst = prom.query("bottomk(1, nms:ntu_availability:ratio_1h)")
+        assert worst[0]["metric"]["ntu"] == DOWN_NTU, worst
+        lowest = float(worst[0]["value"][1])
+        assert 0 < lowest < 1, worst
+        for window in ("ratio_5m", "ratio_1h", "ratio_1d"):
+            ratio = prom.value(f"nms:fleet_availability:{window}")
+            assert ratio is not None and lowest < ratio < 1, (window, ratio)
+        p1 = 'nms:sla_compliance:ratio_by_priority{priority="P1",sla="first_response"}'
+        assert prom.value(p1) == 0
+        assert not prom.query('nms:sla_compliance:ratio_by_priority{priority="P3"}')  # no case
+        first = prom.value("nms:sla_first_response_compliance:ratio")
+        assert first is not None and first < 1
 
         # Every metric name the panels and rules use is in the scrape.
         page = httpx.get(nms.url + "/metrics", timeout=5).text
