@@ -22,6 +22,7 @@ class AuditFilters:
     actions: Sequence[AuditAction] = ()
     target_type: AuditTarget | None = None
     target_id: str | None = None
+    customer_id: str | None = None
     since: datetime | None = None
     before: datetime | None = None
 
@@ -42,6 +43,8 @@ def _filtered(stmt: Select[Any], filters: AuditFilters) -> Select[Any]:
         stmt = stmt.where(AuditEvent.target_type == filters.target_type.value)
     if filters.target_id is not None:
         stmt = stmt.where(AuditEvent.target_id == filters.target_id)
+    if filters.customer_id is not None:
+        stmt = stmt.where(AuditEvent.customer_id == filters.customer_id)
     if filters.since is not None:
         stmt = stmt.where(AuditEvent.at >= filters.since)
     if filters.before is not None:

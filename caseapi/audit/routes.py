@@ -51,6 +51,7 @@ async def list_audit_events(
     actor: Annotated[str | None, Query(max_length=ACTOR_LENGTH)] = None,
     action: Annotated[list[AuditAction] | None, Query()] = None,
     target: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    customer: Annotated[str | None, Query(max_length=64)] = None,
     since: Annotated[QueryTime | None, Query()] = None,
     before: Annotated[QueryTime | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -67,6 +68,7 @@ async def list_audit_events(
         actions=tuple(action or ()),
         target_type=target_type,
         target_id=target_id,
+        customer_id=customer,
         since=since,
         before=before,
     )

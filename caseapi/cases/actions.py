@@ -3,7 +3,8 @@
 Mixed into ``CaseService``. Every method takes the calling ``Principal``: a customer
 sees only its own customer's cases, and any other case answers ``CaseNotFoundError``
 (404 ``case_not_found``), exactly as if it did not exist. Every change runs in one
-write transaction: lock the case, check ``If-Match``, run the lifecycle, store.
+write transaction: lock the case, check ``If-Match``, run the lifecycle, store, and
+record it in the audit log (``caseapi.cases.audit``).
 """
 
 from __future__ import annotations

@@ -429,6 +429,8 @@ async def test_admins_read_the_log_with_filters_and_pages(
     assert [e["action"] for e in picked["data"]] == ["case.comment", "case.take"]
     assert (await audit(target=f"case:{first}"))["count"] == 1
     assert (await audit(target="case", actor=engineer))["count"] == 4
+    assert (await audit(customer="cust-1", actor=engineer))["count"] == 4
+    assert (await audit(customer="cust-2"))["count"] == 0
     window = await audit(
         actor=engineer,
         since=(START + timedelta(minutes=30)).isoformat(),
