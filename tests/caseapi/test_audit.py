@@ -74,7 +74,8 @@ AUDITED: Final[dict[tuple[str, str], AuditAction]] = {
 }
 
 SECRET_TEXT: Final = "SECRET-BODY-4c1e"
-HOOK_URL: Final = "https://hooks.example.com/T0KEN-in-the-path"
+# Loopback, like the webhook tests: no name to resolve, nothing is sent here.
+HOOK_URL: Final = "http://127.0.0.1:9/hook/T0KEN-in-the-path"
 
 
 def _operations(app: FastAPI) -> set[tuple[str, str]]:
