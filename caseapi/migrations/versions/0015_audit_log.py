@@ -7,11 +7,12 @@ Create Date: 2026-12-06 10:00:00+00:00
 Hand-written to match ``caseapi.audit.models``; the test suite compares the result
 with ``Base.metadata`` on SQLite and PostgreSQL.
 
-Triggers refuse every UPDATE of ``audit_events`` and every DELETE but the retention
-purge's: a row may go only if a permit in ``audit_purge`` (written and removed by the
-purge inside its own transaction, so never visible to another) has a cutoff later
-than the row's time. Both backends compare like with like: PostgreSQL timestamptz,
-and on SQLite the fixed-width UTC text that ``UTCDateTime`` stores in both columns.
+Triggers refuse every UPDATE of ``audit_events`` (and TRUNCATE on PostgreSQL) and
+every DELETE but the retention purge's: a row may go only if a permit in
+``audit_purge`` (written and removed by the purge inside its own transaction, so never
+visible to another) has a cutoff later than the row's time. Both backends compare
+like with like: PostgreSQL timestamptz, and on SQLite the fixed-width UTC text that
+``UTCDateTime`` stores in both columns.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ _PG_TRIGGERS = [
     END $$""",
     """CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
     FOR EACH ROW EXECUTE FUNCTION nms_audit_append_only()""",
+    # TRUNCATE fires no row trigger; refuse it too (SQLite has no TRUNCATE).
+    """CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+    FOR EACH STATEMENT EXECUTE FUNCTION nms_audit_append_only()""",
 ]
 
 
