@@ -7,8 +7,8 @@ sections, and gets back:
   the settings (``incidents`` is the detector's ``IncidentSink``);
 - ``create_app``: the FastAPI app over those services;
 - ``CaseWorkers``: the loops the case side needs (case ticker, notification
-  dispatcher, maintenance notices), run by one ``run()`` in a ``TaskGroup``, each
-  waiting on the given clock.
+  dispatcher, maintenance notices, the audit log's purge), run by one ``run()`` in a
+  ``TaskGroup``, each waiting on the given clock.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.api.app import create_app
+from caseapi.audit.config import AuditSettings
 from caseapi.cases.config import CaseSettings
 from caseapi.cases.incidents import IncidentService
 from caseapi.cases.notices import import_reminders
@@ -80,9 +81,10 @@ class CaseWorkers:
         cases: CaseSettings | None = None,
         notifications: NotificationSettings | None = None,
         maintenance: MaintenanceSettings | None = None,
+        audit: AuditSettings | None = None,
     ) -> None:
-        """Build the loops from the ``cases.*``, ``notifications.*`` and ``maintenance.*``
-        settings (the defaults where omitted).
+        """Build the loops from the ``cases.*``, ``notifications.*``, ``maintenance.*``
+        and ``audit.*`` settings (the defaults where omitted).
 
         Raises:
             ValueError: Settings the dispatcher refuses.
@@ -91,7 +93,12 @@ class CaseWorkers:
         notifications = notifications or NotificationSettings()
         self._ticker_interval = cases.ticker_interval
         self._dispatch_interval = notifications.interval.total_seconds()
-        self.ticker = CaseTicker(sessionmaker=sessionmaker, clock=clock, sla=cases.sla())
+        self.ticker = CaseTicker(
+            sessionmaker=sessionmaker,
+            clock=clock,
+            sla=cases.sla(),
+            audit_retention=(audit or AuditSettings()).retention,
+        )
         self.dispatcher = (
             NotificationDispatcher(
                 sessionmaker=sessionmaker,

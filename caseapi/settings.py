@@ -2,13 +2,14 @@
 
 Each section is a frozen pydantic model that forbids unknown keys, so an embedding
 application composes them into its own settings under the keys ``cases``,
-``notifications``, ``maintenance`` and ``database``, and every default is written
+``notifications``, ``maintenance``, ``audit`` and ``database``, and every default is written
 here once (``CaseSettings.sla()``, ``NotificationSettings.dispatcher()`` derive what
 the services apply). Durations are text with a unit (``30s``, ``10m``, ``24h``).
 """
 
 from __future__ import annotations
 
+from caseapi.audit.config import AuditSettings
 from caseapi.cases.config import (
     CaseSettings,
     MonitoringWindowSettings,
@@ -24,6 +25,7 @@ from caseapi.notifications.settings import DispatcherSettings
 
 __all__ = [
     "DEFAULT_MAX_BODY",
+    "AuditSettings",
     "CaseSettings",
     "DatabaseSettings",
     "DispatcherSettings",

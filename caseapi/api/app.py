@@ -29,6 +29,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from caseapi.api.body_limit import CODE as BODY_TOO_LARGE
 from caseapi.api.body_limit import BodyLimit
 from caseapi.api.guards import reject_nul_characters, reject_unknown_query_parameters
+from caseapi.audit.context import AuditContext
+from caseapi.audit.routes import router as audit_router
+from caseapi.audit.service import AuditService
 from caseapi.auth.routes import router as apikeys_router
 from caseapi.auth.service import ApiKeyService
 from caseapi.cases import repository as case_repository
@@ -146,6 +149,7 @@ def create_app(
     app.state.apikey_service = ApiKeyService(sessionmaker=sessionmaker, clock=domain_clock)
     app.state.comment_service = CommentService(sessionmaker=sessionmaker, clock=domain_clock)
     app.state.rfo_service = RfoService(sessionmaker=sessionmaker, clock=domain_clock)
+    app.state.audit_service = AuditService(sessionmaker=sessionmaker, clock=domain_clock)
     if maintenance_service is not None:
         app.state.maintenance_service = maintenance_service
     retry_after = {"Retry-After": str(retry_after_seconds)}
@@ -168,10 +172,13 @@ def create_app(
     app.include_router(rfo_router)
     app.include_router(maintenance_router)
     app.include_router(notifications_router)
+    app.include_router(audit_router)
     for router in extra_routers:
         app.include_router(router)
     _install_error_handlers(app, retry_after=retry_after)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    # Each request's audit origin (client address, request id, then the caller).
+    app.add_middleware(AuditContext)
     return app
 
 

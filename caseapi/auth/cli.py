@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
+from caseapi.audit.context import audit_origin, cli_origin
 from caseapi.auth.errors import ApiKeyNotFoundError, ApiKeyRequestError
 from caseapi.auth.principal import Role
 from caseapi.auth.service import ApiKeyService, key_status
@@ -94,11 +95,13 @@ async def _run(args: argparse.Namespace, clock: Clock) -> int:
     try:
         await migrate(engine)
         service = ApiKeyService(sessionmaker=make_sessionmaker(engine), clock=clock)
-        if args.apikey_command == "create":
-            return await _create(service, args, clock)
-        if args.apikey_command == "list":
-            return await _list(service, clock)
-        key = await service.revoke_key(args.key_id)
+        # The audit log names the operating-system user, from the command line.
+        with audit_origin(cli_origin()):
+            if args.apikey_command == "create":
+                return await _create(service, args, clock)
+            if args.apikey_command == "list":
+                return await _list(service, clock)
+            key = await service.revoke_key(args.key_id)
         print(f"revoked key {key.id} ({key.prefix}, {key.name}) at {_iso(key.revoked_at)}")
         return 0
     finally:

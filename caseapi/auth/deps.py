@@ -20,6 +20,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from caseapi.audit.context import bind_principal
 from caseapi.auth.errors import AuthenticationError, PermissionDeniedError
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
 from caseapi.auth.service import ApiKeyService
@@ -49,7 +50,10 @@ async def get_principal(
     """
     if credentials is None:
         raise AuthenticationError("no bearer credentials")
-    return await service.authenticate(credentials.credentials)
+    principal = await service.authenticate(credentials.credentials)
+    # Every authenticated route's audit rows name this caller (caseapi.audit.context).
+    bind_principal(principal)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

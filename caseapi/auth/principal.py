@@ -11,7 +11,7 @@ Roles:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -32,6 +32,8 @@ class Principal:
     name: str
     role: Role
     customer_id: str | None = None
+    #: The key's public prefix, for the audit log; not part of the caller's identity.
+    key_prefix: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if (self.role == Role.CUSTOMER) != (self.customer_id is not None):

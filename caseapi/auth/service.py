@@ -23,6 +23,8 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.audit import service as audit
+from caseapi.audit.enums import AuditAction, AuditOutcome
 from caseapi.auth import repository
 from caseapi.auth.errors import ApiKeyNotFoundError, ApiKeyRequestError, AuthenticationError
 from caseapi.auth.models import ApiKey
@@ -120,6 +122,14 @@ class ApiKeyService:
             if customer_id is not None:
                 await self._require_customer(session, customer_id)
             await repository.add_key(session, key=key)
+            await audit.record(
+                session,
+                AuditAction.APIKEY_CREATE,
+                at=now,
+                target_id=key.id,
+                customer_id=customer_id,
+                details={"prefix": key.prefix, "role": role, "expires_at": expires_at},
+            )
             return CreatedKey(key=key, secret=secret)
 
         return await write_retrying(self._sessionmaker, work)
@@ -169,7 +179,11 @@ class ApiKeyService:
         if status != "active":
             raise AuthenticationError(f"{status} key")
         return Principal(
-            key_id=key.id, name=key.name, role=Role(key.role), customer_id=key.customer_id
+            key_id=key.id,
+            name=key.name,
+            role=Role(key.role),
+            customer_id=key.customer_id,
+            key_prefix=key.prefix,
         )
 
     async def list_keys(self) -> list[ApiKey]:
@@ -187,7 +201,18 @@ class ApiKeyService:
             key = await repository.get_key(session, key_id=key_id)
             if key is None:
                 raise ApiKeyNotFoundError(key_id)
-            if key.revoked_at is None:
-                key.revoked_at = self._clock.now()
-                await session.commit()
+            now = self._clock.now()
+            unchanged = key.revoked_at is not None
+            if not unchanged:
+                key.revoked_at = now
+            await audit.record(
+                session,
+                AuditAction.APIKEY_REVOKE,
+                at=now,
+                target_id=key.id,
+                customer_id=key.customer_id,
+                details={"prefix": key.prefix, "role": key.role},
+                outcome=AuditOutcome.UNCHANGED if unchanged else AuditOutcome.SUCCESS,
+            )
+            await session.commit()
             return key

@@ -3,7 +3,8 @@
 Mixed into ``CaseService``. Every method takes the calling ``Principal``: a customer
 sees only its own customer's cases, and any other case answers ``CaseNotFoundError``
 (404 ``case_not_found``), exactly as if it did not exist. Every change runs in one
-write transaction: lock the case, check ``If-Match``, run the lifecycle, store.
+write transaction: lock the case, check ``If-Match``, run the lifecycle, store, and
+record it in the audit log (``caseapi.cases.audit``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.audit import service as audit
+from caseapi.audit.enums import AuditAction, AuditOutcome
 from caseapi.auth.principal import Principal
 from caseapi.auth.tenancy import contract_refusal, customer_scope, own_customer
+from caseapi.cases import audit as case_audit
 from caseapi.cases import repository, store
 from caseapi.cases.enums import (
     INTERNAL_EVENT_KINDS,
@@ -140,6 +144,7 @@ class CaseActions:
                         )
                     case = await repository.get_case_by_id(session, case_id=seen.case_id)
                     assert case is not None
+                    await self._record_create(session, case, now, AuditOutcome.UNCHANGED)
                     return CreatedCase(case, created=False)
             case = await self._insert(session, principal, draft, now)
             if idempotency_key is not None:
@@ -151,10 +156,31 @@ class CaseActions:
                     case=case,
                     at=now,
                 )
+            await self._record_create(session, case, now, AuditOutcome.SUCCESS)
             return CreatedCase(case, created=True)
 
         # Two requests with one key can race (PostgreSQL); the retry finds the winner.
         return await write_retrying(self._sessionmaker, work)
+
+    @staticmethod
+    async def _record_create(
+        session: AsyncSession, case: Case, now: datetime, outcome: AuditOutcome
+    ) -> None:
+        # ``unchanged``: an Idempotency-Key replay answered with the first case.
+        await audit.record(
+            session,
+            AuditAction.CASE_CREATE,
+            at=now,
+            target_id=case.ref,
+            customer_id=case.customer_id,
+            details={
+                "type": case.type,
+                "priority": case.priority,
+                "source": case.source,
+                "subject": case.subject,
+            },
+            outcome=outcome,
+        )
 
     def _check_draft(self, principal: Principal, draft: CaseCreate, now: datetime) -> CaseCreate:
         changes: dict[str, Any] = {}
@@ -260,7 +286,12 @@ class CaseActions:
         async with session_scope(self._sessionmaker, write=True) as session:
             case = await store.case_for(session, principal, ref, lock=True)
             PreconditionFailedError.check(current=case.version, if_match=if_match)
-            await store.apply_request(session, case, make_event(case), now=now, sla=self._sla)
+            event = make_event(case)
+            before = case_audit.values_of(case)
+            outcome = await store.apply_request(session, case, event, now=now, sla=self._sla)
+            await case_audit.record_request(
+                session, principal, case, event, before=before, outcome=outcome, at=now
+            )
             await session.commit()
             case_id = case.id
         async with session_scope(self._sessionmaker) as session:

@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.auth.principal import Principal
+from caseapi.cases import audit as case_audit
 from caseapi.cases import repository, store
 from caseapi.cases.enums import WORKING_STATUSES
 from caseapi.cases.errors import PreconditionFailedError
@@ -58,12 +59,26 @@ class EtrActions:
             case = await store.case_for(session, principal, ref, lock=True)
             PreconditionFailedError.check(current=case.version, if_match=if_match)
             event = SetEtr(etr=etr, note=note, actor=principal.actor)
-            await store.apply_request(session, case, event, now=now, sla=self._sla, field="etr")
-            for child in await self._linked(session, case):
+            before = case_audit.values_of(case)
+            outcome = await store.apply_request(
+                session, case, event, now=now, sla=self._sla, field="etr"
+            )
+            linked = await self._linked(session, case)
+            for child in linked:
                 child_event = _from_parent(event, case.ref)
                 await store.apply_request(
                     session, child, child_event, now=now, sla=self._sla, field="etr"
                 )
+            await case_audit.record_request(
+                session,
+                principal,
+                case,
+                event,
+                before=before,
+                outcome=outcome,
+                at=now,
+                linked=len(linked),
+            )
             await session.commit()
             case_id = case.id
         async with session_scope(self._sessionmaker) as session:

@@ -11,6 +11,9 @@ up where the old one stopped. Two tickers never act twice on one deadline: on
 PostgreSQL a batch is claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` and the
 deadline is marked handled (``next_due_at`` moves on) in the same transaction;
 SQLite has a single writer (``BEGIN IMMEDIATE``), which serialises them.
+
+Each run also purges the audit log of rows older than ``audit.retention``
+(``caseapi.audit.service.AuditService.purge``: a read when there is nothing to do).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.audit.config import DEFAULT_RETENTION
+from caseapi.audit.service import AuditService
 from caseapi.cases import lifecycle, repository, store
 from caseapi.cases.config import DEFAULT_SLA
 from caseapi.cases.sla import SlaSettings
@@ -44,6 +49,7 @@ class CaseTicker:
         clock: Clock,
         sla: SlaSettings | None = None,
         batch_size: int = 100,
+        audit_retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         """Create the ticker.
 
@@ -52,9 +58,14 @@ class CaseTicker:
             clock: Source of "now" for ``run``.
             sla: SLA durations (``CaseSettings.sla()``, the same as the services').
             batch_size: Cases claimed per transaction.
+            audit_retention: Audit rows older than this are purged (``audit.retention``).
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if audit_retention <= timedelta(0):
+            raise ValueError("audit_retention must be positive")
+        self._audit = AuditService(sessionmaker=sessionmaker, clock=clock)
+        self._audit_retention = audit_retention
         self._sessionmaker = sessionmaker
         self._clock = clock
         self._sla = sla or DEFAULT_SLA
@@ -72,7 +83,11 @@ class CaseTicker:
             count = await self._batch(now)
             handled += count
             if count < self._batch_size:
-                return handled
+                break
+        purged = await self._audit.purge(retention=self._audit_retention, now=now)
+        if purged:
+            logger.info("audit log: purged %d rows older than the retention", purged)
+        return handled
 
     async def _batch(self, now: datetime) -> int:
         async with session_scope(self._sessionmaker, write=True) as session:

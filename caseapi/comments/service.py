@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.audit import service as audit
+from caseapi.audit.enums import AuditAction
 from caseapi.auth.principal import Principal
 from caseapi.cases import repository as case_repository
 from caseapi.cases import store as case_store
@@ -69,8 +71,22 @@ class CommentService:
             if principal.is_customer and case.status.is_terminal:
                 raise CommentRefusedError(ref, case.status.value)
             comment = await self._write(session, case, principal, body, visibility)
+            copies = 0
             if visibility is Visibility.PUBLIC and not principal.is_customer:
-                await self._flow_to_linked(session, case, principal, body)
+                copies = await self._flow_to_linked(session, case, principal, body)
+            # The comment's id and visibility, never its body.
+            await audit.record(
+                session,
+                AuditAction.CASE_COMMENT,
+                at=comment.created_at,
+                target_id=case.ref,
+                customer_id=case.customer_id,
+                details={
+                    "comment_id": comment.id,
+                    "visibility": visibility,
+                    "linked_cases": copies,
+                },
+            )
             await session.commit()
             return comment
 
@@ -117,7 +133,8 @@ class CommentService:
 
     async def _flow_to_linked(
         self, session: AsyncSession, case: Case, principal: Principal, body: str
-    ) -> None:
+    ) -> int:
+        copies = 0
         linked = await case_repository.list_affected_customer_cases(session, incident=case)
         for child in linked:
             locked = await case_repository.lock_case_by_id(session, case_id=child.id)
@@ -126,6 +143,8 @@ class CommentService:
             await self._write(
                 session, locked, principal, body, Visibility.PUBLIC, {"from_parent": case.ref}
             )
+            copies += 1
+        return copies
 
     async def _on_public_comment(
         self, session: AsyncSession, case: Case, principal: Principal

@@ -27,6 +27,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.audit import service as audit
+from caseapi.audit.enums import AuditAction
 from caseapi.auth.principal import Principal
 from caseapi.auth.tenancy import own_customer
 from caseapi.clock import Clock
@@ -160,6 +162,16 @@ class MaintenanceService:
             await repository.add_window(session, window=window)
             await notices.announce(session, window=window, at=now)
             view = await self._view(session, principal, window, now=now)
+            await self._audit(
+                session,
+                AuditAction.MAINTENANCE_CREATE,
+                window,
+                now,
+                kind=window.kind,
+                starts_at=window.starts_at,
+                ends_at=window.ends_at,
+                affected_ntus=len(view.covered),
+            )
             await session.commit()
             return view
 
@@ -215,6 +227,9 @@ class MaintenanceService:
             window.starts_at, window.ends_at = starts_at, ends_at
             self._touch(window, principal, now)
             view = await self._view(session, principal, window, now=now)
+            await self._audit(
+                session, AuditAction.MAINTENANCE_UPDATE, window, now, changed=sorted(changes)
+            )
             await session.commit()
             return view
 
@@ -243,6 +258,7 @@ class MaintenanceService:
             self._touch(window, principal, now)
             await notices.cancelled(session, window=window, at=now)
             view = await self._view(session, principal, window, now=now)
+            await self._audit(session, AuditAction.MAINTENANCE_CANCEL, window, now, state=state)
             await session.commit()
             return view
 
@@ -285,6 +301,7 @@ class MaintenanceService:
             self._touch(window, principal, now)
             await notices.completed(session, window=window, at=now)
             view = await self._view(session, principal, window, now=now)
+            await self._audit(session, AuditAction.MAINTENANCE_COMPLETE, window, now, state=state)
             await session.commit()
             return view
 
@@ -419,6 +436,17 @@ class MaintenanceService:
                 current_version=window.version,
             )
         return window
+
+    @staticmethod
+    async def _audit(
+        session: AsyncSession,
+        action: AuditAction,
+        window: MaintenanceWindow,
+        now: datetime,
+        **details: Any,
+    ) -> None:
+        # A window may span customers: the row names none.
+        await audit.record(session, action, at=now, target_id=window.ref, details=details)
 
     @staticmethod
     def _touch(window: MaintenanceWindow, principal: Principal, now: datetime) -> None:

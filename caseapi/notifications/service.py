@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.audit import service as audit
+from caseapi.audit.enums import AuditAction
 from caseapi.auth.principal import Principal
 from caseapi.auth.tenancy import ensure_visible, own_customer
 from caseapi.clock import Clock
@@ -86,6 +89,7 @@ class WebhookService:
             )
             session.add(row)
             await session.flush()
+            await _audit(session, AuditAction.WEBHOOK_CREATE, row, now, event_types=row.event_types)
             await session.commit()
             return WebhookWithSecret(**_public(row).model_dump(), secret=row.secret)
 
@@ -119,6 +123,9 @@ class WebhookService:
                 row.active = body.active
             row.updated_at = self._clock.now()
             await session.flush()
+            # Field names only: a webhook URL may carry a token.
+            changed = sorted(body.model_dump(exclude_none=True))
+            await _audit(session, AuditAction.WEBHOOK_UPDATE, row, row.updated_at, changed=changed)
             await session.commit()
             return _public(row)
 
@@ -126,6 +133,7 @@ class WebhookService:
         async with session_scope(self._sessionmaker, write=True) as session:
             row = await self._visible(session, principal, subscription_id, lock=True)
             await session.delete(row)
+            await _audit(session, AuditAction.WEBHOOK_DELETE, row, self._clock.now())
             await session.commit()
 
     async def rotate(
@@ -145,6 +153,13 @@ class WebhookService:
             row.secret = new_secret()
             row.updated_at = now
             await session.flush()
+            await _audit(
+                session,
+                AuditAction.WEBHOOK_ROTATE,
+                row,
+                now,
+                overlap_seconds=overlap.total_seconds(),
+            )
             await session.commit()
             return WebhookWithSecret(**_public(row).model_dump(), secret=row.secret)
 
@@ -157,6 +172,19 @@ class WebhookService:
             raise WebhookNotFoundError(subscription_id)
         ensure_visible(principal, row.customer_id, WebhookNotFoundError(subscription_id))
         return row
+
+
+async def _audit(
+    session: AsyncSession,
+    action: AuditAction,
+    row: WebhookSubscription,
+    at: datetime,
+    **details: Any,
+) -> None:
+    # Never the URL, the description or a secret: ids, names and counts.
+    await audit.record(
+        session, action, at=at, target_id=row.id, customer_id=row.customer_id, details=details
+    )
 
 
 def _delivery(row: NotificationDelivery, kind: str, **extra: object) -> DeliveryPublic:
@@ -206,8 +234,10 @@ class DeliveryService:
 
     async def retry(self, *, delivery_id: int) -> None:
         async with session_scope(self._sessionmaker, write=True) as session:
-            if not await repository.requeue(
-                session, delivery_id=delivery_id, now=self._clock.now()
-            ):
+            now = self._clock.now()
+            if not await repository.requeue(session, delivery_id=delivery_id, now=now):
                 raise DeliveryNotFoundError(delivery_id)
+            await audit.record(
+                session, AuditAction.NOTIFICATION_RETRY, at=now, target_id=delivery_id
+            )
             await session.commit()

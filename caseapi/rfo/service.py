@@ -33,6 +33,8 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.audit import service as audit
+from caseapi.audit.enums import AuditAction
 from caseapi.auth.principal import Principal
 from caseapi.auth.tenancy import ensure_visible
 from caseapi.cases import repository as case_repository
@@ -239,6 +241,14 @@ class RfoService:
                 row = await self._new_draft(session, case, row, at=now, actor=principal.actor)
             apply_changes(row, changes, at=now, actor=principal.actor, ref=ref)
             await session.flush()
+            await audit.record(
+                session,
+                AuditAction.RFO_UPDATE,
+                at=now,
+                target_id=ref,
+                customer_id=case.customer_id,
+                details={"version": row.version, "changed": sorted(changes)},
+            )
             view = await self._view(session, case, row)
             await session.commit()
             return view
@@ -264,8 +274,17 @@ class RfoService:
                 raise RfoIncompleteError(ref, missing)
             now = self._clock.now()
             await self._publish_row(session, case, row, actor=principal.actor, now=now)
-            for child in await self._linked_cases(session, case):
+            linked = await self._linked_cases(session, case)
+            for child in linked:
                 await self._publish_linked(session, case, row, child, principal.actor, now)
+            await audit.record(
+                session,
+                AuditAction.RFO_PUBLISH,
+                at=now,
+                target_id=ref,
+                customer_id=case.customer_id,
+                details={"version": row.version, "linked_cases": len(linked)},
+            )
             view = await self._view(session, case, row)
             await session.commit()
             return view

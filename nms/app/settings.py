@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from caseapi.settings import (
     DEFAULT_MAX_BODY,
+    AuditSettings,
     CaseSettings,
     DatabaseSettings,
     Duration,
@@ -164,6 +165,7 @@ class Settings(BaseSettings):
     cases: CaseSettings = CaseSettings()
     notifications: NotificationSettings = NotificationSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    audit: AuditSettings = AuditSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     bus: BusSettings = BusSettings()

@@ -132,6 +132,7 @@ def build_case_workers(
         cases=settings.cases,
         notifications=settings.notifications,
         maintenance=settings.maintenance,
+        audit=settings.audit,
     )
 
 

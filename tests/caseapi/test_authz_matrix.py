@@ -92,6 +92,8 @@ EXPECTED: Final[dict[tuple[str, str], Rule]] = {
     ("POST", "/v1/webhooks/{subscription_id}/rotate"): Rule(WEBHOOK_WRITERS),
     ("GET", "/v1/notifications"): Rule(STAFF),
     ("POST", "/v1/notifications/{delivery_id}/retry"): Rule(frozenset({Role.NOC, Role.ADMIN})),
+    # Everyone else 403, customers too: the log is not scoped per customer.
+    ("GET", "/v1/audit"): Rule(ADMIN),
 }
 #: FastAPI's own documentation routes: public, and carry no data.
 DOC_PATHS: Final = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

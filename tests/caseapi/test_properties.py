@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.audit.repository import add_permit
 from caseapi.auth.principal import Principal
 from caseapi.cases import repository
 from caseapi.cases.enums import WORKING_STATUSES, CaseStatus, CaseType, RootCauseCategory
@@ -231,6 +232,9 @@ async def _check(sessionmaker: async_sessionmaker[AsyncSession], *, after: str) 
 
 async def _empty(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     async with sessionmaker() as session:
+        # The audit log lets rows go only under a purge permit (caseapi.audit.models).
+        await add_permit(session, cutoff=datetime(9999, 1, 1, tzinfo=UTC))
+        await session.execute(text("DELETE FROM audit_events"))
         for table in reversed(Base.metadata.sorted_tables):
             await session.execute(text(f"DELETE FROM {table.name}"))
         await session.commit()

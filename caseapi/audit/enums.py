@@ -1,0 +1,76 @@
+"""Audit vocabularies as ``StrEnum`` with stable lowercase values.
+
+The values are stored in ``audit_events`` and appear in the API (``GET /v1/audit``
+filters on them), so they never change; new members may be added. An action is
+``<target type>.<verb>``, dotted, so a reader can group them by their first part.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AuditAction(StrEnum):
+    # API keys (the API and ``nms apikey``)
+    APIKEY_CREATE = "apikey.create"
+    APIKEY_REVOKE = "apikey.revoke"
+    # Cases
+    CASE_CREATE = "case.create"
+    CASE_PRIORITY = "case.priority"
+    CASE_TRANSITION = "case.transition"
+    CASE_ASSIGN = "case.assign"
+    CASE_TAKE = "case.take"
+    CASE_HANDOFF = "case.handoff"
+    CASE_COMMITMENT_SET = "case.commitment.set"
+    CASE_COMMITMENT_MET = "case.commitment.met"
+    CASE_ETR = "case.etr"
+    CASE_ESCALATE = "case.escalate"
+    CASE_REOPEN = "case.reopen"
+    CASE_CANCEL = "case.cancel"
+    CASE_REPLY = "case.reply"
+    CASE_COMMENT = "case.comment"
+    # RFOs
+    RFO_UPDATE = "rfo.update"
+    RFO_PUBLISH = "rfo.publish"
+    # Maintenance windows
+    MAINTENANCE_CREATE = "maintenance.create"
+    MAINTENANCE_UPDATE = "maintenance.update"
+    MAINTENANCE_CANCEL = "maintenance.cancel"
+    MAINTENANCE_COMPLETE = "maintenance.complete"
+    # Webhook subscriptions and deliveries
+    WEBHOOK_CREATE = "webhook.create"
+    WEBHOOK_UPDATE = "webhook.update"
+    WEBHOOK_DELETE = "webhook.delete"
+    WEBHOOK_ROTATE = "webhook.rotate"
+    NOTIFICATION_RETRY = "notification.retry"
+    # Reports (recorded by the reports feature)
+    REPORT_EXPORT = "report.export"
+
+
+class ActorKind(StrEnum):
+    """Who acted: an API key, a person at the ``nms`` command line, or the system."""
+
+    API_KEY = "api_key"
+    CLI = "cli"
+    SYSTEM = "system"
+
+
+class AuditOutcome(StrEnum):
+    """What the action did. Refused or failed actions roll back and leave no row."""
+
+    SUCCESS = "success"
+    #: Accepted but nothing changed: revoking a revoked key, an Idempotency-Key replay,
+    #: a lifecycle event that changed nothing.
+    UNCHANGED = "unchanged"
+
+
+class AuditTarget(StrEnum):
+    """The kind of object an action is about (``target_type``)."""
+
+    API_KEY = "apikey"
+    CASE = "case"
+    RFO = "rfo"
+    MAINTENANCE = "maintenance"
+    WEBHOOK = "webhook"
+    NOTIFICATION = "notification"
+    REPORT = "report"
