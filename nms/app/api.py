@@ -31,7 +31,9 @@ async def run_api(settings: Settings, *, clock: Clock) -> None:
     engine = make_engine(settings.database.url)
     sessionmaker = make_sessionmaker(engine)
     services = build_case_services(settings, sessionmaker, clock)
-    app = build_api(sessionmaker, clock, services, settings=settings.api)
+    app = build_api(
+        sessionmaker, clock, services, settings=settings.api, attachments=settings.attachments
+    )
     server = api_server(app)
     stop = stop_event()
     log.info("API on http://%s", settings.api.listen)

@@ -120,6 +120,7 @@ async def _serve(
                 clock,
                 services,
                 settings=settings.api,
+                attachments=settings.attachments,
                 extra_routers=(metrics.router(),),
             )
             server = api_server(app)

@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from caseapi.settings import (
     DEFAULT_MAX_BODY,
+    AttachmentSettings,
     AuditSettings,
     CaseSettings,
     DatabaseSettings,
@@ -166,6 +167,7 @@ class Settings(BaseSettings):
     notifications: NotificationSettings = NotificationSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     audit: AuditSettings = AuditSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     bus: BusSettings = BusSettings()

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from caseapi.app import CaseServices, CaseWorkers, build_services, create_app
 from caseapi.database import DatabaseUnavailableError, mask_url, migrate
+from caseapi.settings import AttachmentSettings
 from nms.app.settings import ApiSettings, Settings, split_listen
 from nms.bus.batch import Batch
 from nms.bus.mqtt import MqttBusSettings
@@ -142,6 +143,7 @@ def build_api(
     services: CaseServices,
     *,
     settings: ApiSettings | None = None,
+    attachments: AttachmentSettings | None = None,
     extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The case API over ``services`` (embedded and ``nms api``)."""
@@ -153,6 +155,7 @@ def build_api(
         clock=clock,
         extra_routers=extra_routers,
         max_body_bytes=int(api.max_body),
+        attachments=attachments,
     )
 
 
