@@ -400,7 +400,7 @@ async def test_attachments_are_immutable_in_the_database(
 
 
 def test_settings_are_validated() -> None:
-    assert AttachmentSettings(max_size="2MiB").max_size == 2 * 1024 * 1024  # type: ignore[arg-type]
+    assert AttachmentSettings(max_size="2MiB").max_size == 2 * 1024 * 1024
     for bad in ({"directory": "relative/dir"}, {"max_size": 0}, {"max_per_case": 0}, {"x": 1}):
         with pytest.raises(ValidationError):
-            AttachmentSettings(**bad)  # type: ignore[arg-type]
+            AttachmentSettings(**bad)
