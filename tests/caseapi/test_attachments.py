@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import os
+import socket
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Any, Final
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import select, text
@@ -33,8 +37,9 @@ from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
 from caseapi.incidents import IncidentService
 from nms.clock import FakeClock
-from tests.caseapi.auth_fixtures import add_customer, authed_client, problem
+from tests.caseapi.auth_fixtures import add_customer, authed_client, mint_key, problem
 from tests.caseapi.conftest import Database, incident
+from tests.caseapi.notification_fixtures import free_port
 
 MAX_SIZE: Final = 64 * 1024
 MAX_PER_CASE: Final = 3
@@ -274,36 +279,33 @@ async def test_a_full_case_refuses_one_more(
     assert len(await _rows(database)) == MAX_PER_CASE
 
 
-@pytest.mark.parametrize(
-    ("request_kwargs", "field"),
-    [
-        ({"files": {"file": ("e.txt", b"", "text/plain")}}, "file"),
-        ({"files": {"other": ("e.txt", b"x", "text/plain")}}, "other"),
-        ({"data": {"visibility": "public"}, "files": {"x": ("a", b"1")}}, "x"),
-        ({"json": {"file": "x"}}, "body"),
-        ({"files": {"file": ("a.txt", b"x")}, "data": {"visibility": "secret"}}, "visibility"),
-        ({"files": {"file": ("a.txt", b"x")}, "data": {"comment": "a\x00b"}}, "comment"),
-        ({"files": {"file": ("a.txt", b"x")}, "data": {"comment": "c" * 20_001}}, "comment"),
-        (
-            {
-                "content": b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"'
-                b"\r\n\r\nxyz",
-                "headers": {"content-type": "multipart/form-data; boundary=b"},
-            },
-            "body",
-        ),
-    ],
-)
+#: (request keyword arguments, the field the 422 names)
+BAD_UPLOADS: Final[list[tuple[dict[str, Any], str]]] = [
+    ({"files": {"file": ("e.txt", b"", "text/plain")}}, "file"),
+    ({"files": {"other": ("e.txt", b"x", "text/plain")}}, "other"),
+    ({"data": {"visibility": "public"}, "files": {"x": ("a", b"1")}}, "x"),
+    ({"json": {"file": "x"}}, "body"),
+    ({"files": {"file": ("a.txt", b"x")}, "data": {"visibility": "secret"}}, "visibility"),
+    ({"files": {"file": ("a.txt", b"x")}, "data": {"comment": "a\x00b"}}, "comment"),
+    ({"files": {"file": ("a.txt", b"x")}, "data": {"comment": "c" * 20_001}}, "comment"),
+    (
+        {
+            "content": b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"'
+            b"\r\n\r\nxyz",
+            "headers": {"content-type": "multipart/form-data; boundary=b"},
+        },
+        "body",
+    ),
+]
+
+
 async def test_bad_uploads_are_422_naming_the_field(
-    staff: httpx.AsyncClient,
-    ref: str,
-    database: Database,
-    request_kwargs: dict[str, Any],
-    field: str,
+    staff: httpx.AsyncClient, ref: str, database: Database
 ) -> None:
-    response = await staff.post(f"/v1/cases/{ref}/attachments", **request_kwargs)
-    refused = problem(response, 422, "validation_error")
-    assert refused["errors"][0]["field"] == field, refused
+    for request_kwargs, field in BAD_UPLOADS:
+        response = await staff.post(f"/v1/cases/{ref}/attachments", **request_kwargs)
+        refused = problem(response, 422, "validation_error")
+        assert refused["errors"][0]["field"] == field, refused
     assert await _rows(database) == []
 
 
@@ -404,3 +406,63 @@ def test_settings_are_validated() -> None:
     for bad in ({"directory": "relative/dir"}, {"max_size": 0}, {"max_per_case": 0}, {"x": 1}):
         with pytest.raises(ValidationError):
             AttachmentSettings(**bad)
+
+
+async def test_a_real_server_answers_413_without_reading_the_rest(
+    app: FastAPI, ref: str, database: Database
+) -> None:
+    # Over a real socket (uvicorn): the refusal closes the connection instead of
+    # draining a body the client keeps sending, and the client still reads the 413.
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
+        )
+    )
+    task = asyncio.create_task(server.serve(), name="attachments-api")
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers only a flag
+        await asyncio.sleep(0.01)
+    key = await mint_key(app, role=Role.ENGINEER)
+    total = 64 * 1024 * 1024
+    try:
+        sent, answer = await asyncio.to_thread(_post_raw, port, ref, key, total)
+    finally:
+        server.should_exit = True
+        await task
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), answer[:300]
+    assert b"connection: close" in head.lower()
+    refused = json.loads(payload)
+    assert (refused["code"], refused["max_size"]) == ("attachment_too_large", MAX_SIZE)
+    # What the socket buffers took before the close, not the 64 MiB.
+    assert sent < total // 4, sent
+    assert await _rows(database) == []
+
+
+def _post_raw(port: int, ref: str, key: str, total: int) -> tuple[int, bytes]:
+    """Send a multipart upload of ``total`` bytes until the server stops taking it;
+    return how much was sent and the server's answer."""
+    part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'
+    head = (
+        f"POST /v1/cases/{ref}/attachments HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {key}\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    # No length to refuse up front: the upload reader counts the file as it comes.
+    chunk = b"%x\r\n%s\r\n" % (65536, b"y" * 65536)
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(head + b"%x\r\n%s\r\n" % (len(part), part))
+        try:
+            while sent < total:
+                sent += sock.send(chunk)
+        except OSError:
+            pass  # the server closed the connection: expected
+        answer = b""
+        try:
+            while data := sock.recv(65536):
+                answer += data
+        except OSError:
+            pass  # a reset after the answer
+    return sent, answer
