@@ -12,6 +12,7 @@ else (HTML, SVG, unknown) as ``application/octet-stream``.
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -110,6 +111,7 @@ async def download_attachment(
     """Download an attachment's bytes, always as a download (never shown inline)."""
     download = await service.download(principal=principal, ref=ref, attachment_id=attachment_id)
     attachment = download.attachment
+    digest = base64.b64encode(bytes.fromhex(attachment.sha256)).decode()
     return Response(
         download.data,
         media_type=served_type(attachment.content_type),
@@ -118,6 +120,7 @@ async def download_attachment(
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; sandbox",
             "Cache-Control": "private, no-store",
-            "X-Attachment-SHA256": attachment.sha256,
+            # RFC 9530: the client can check what it got against what was stored.
+            "Repr-Digest": f"sha-256=:{digest}:",
         },
     )

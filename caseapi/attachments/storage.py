@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Final
 
 from caseapi.attachments.errors import AttachmentUnavailableError
 from caseapi.attachments.models import Attachment, Storage
+
+logger = logging.getLogger(__name__)
 
 DIRECTORY_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
@@ -61,6 +64,15 @@ async def read_bytes(attachment: Attachment, directory: Path | None) -> bytes:
         AttachmentUnavailableError: Missing, unreadable or altered bytes, or a file
             stored in a directory that is no longer configured.
     """
+    try:
+        return await _read_checked(attachment, directory)
+    except AttachmentUnavailableError as exc:
+        # Lost or altered storage is the operator's to know, not only the caller's.
+        logger.error("%s", exc)
+        raise
+
+
+async def _read_checked(attachment: Attachment, directory: Path | None) -> bytes:
     if attachment.storage == Storage.DATABASE:
         data = attachment.data
         if data is None:

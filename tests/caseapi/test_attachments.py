@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -124,6 +125,8 @@ async def test_upload_list_download_round_trip(
         assert got.content == PNG and hashlib.sha256(got.content).hexdigest() == sha
         assert got.headers["content-type"] == "image/png"
         assert got.headers["x-content-type-options"] == "nosniff"
+        digest = base64.b64encode(hashlib.sha256(got.content).digest()).decode()
+        assert got.headers["repr-digest"] == f"sha-256=:{digest}:"
         assert got.headers["content-disposition"] == (
             "attachment; filename=\"trace.png\"; filename*=UTF-8''trace.png"
         )
