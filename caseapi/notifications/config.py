@@ -5,11 +5,30 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 
 from caseapi.core.config import Section, check_mqtt_url
 from caseapi.core.durations import Duration, positive
+from caseapi.notifications.addresses import WebhookPolicy
 from caseapi.notifications.settings import DispatcherSettings
+
+
+class WebhookSettings(Section):
+    """Where webhooks may be delivered (``caseapi.notifications.addresses``)."""
+
+    allow_http: bool = False
+    """Accept ``http://`` URLs (labs only: production webhooks are ``https://``)."""
+    internal_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    """The provider's own networks (CIDR): refused like private addresses."""
+    allow_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    """Exceptions (CIDR): legitimate internal receivers, allowed whatever their class."""
+
+    def policy(self) -> WebhookPolicy:
+        return WebhookPolicy(
+            allow_http=self.allow_http,
+            internal_networks=tuple(self.internal_networks),
+            allow_networks=tuple(self.allow_networks),
+        )
 
 
 class NotificationSettings(Section):
@@ -31,6 +50,7 @@ class NotificationSettings(Section):
     max_attempts: int = Field(default=8, ge=1, le=100)
     backoff_base: Duration = timedelta(seconds=30)
     backoff_cap: Duration = timedelta(hours=1)
+    webhooks: WebhookSettings = WebhookSettings()
 
     @field_validator("mqtt_url")
     @classmethod
@@ -63,6 +83,7 @@ class NotificationSettings(Section):
             max_attempts=self.max_attempts,
             backoff_base=self.backoff_base,
             backoff_cap=self.backoff_cap,
+            webhook_policy=self.webhooks.policy(),
             **tuning,
         )
 

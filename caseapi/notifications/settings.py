@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from caseapi.notifications.addresses import WebhookPolicy
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DispatcherSettings:
@@ -40,6 +42,8 @@ class DispatcherSettings:
     concurrency: int = 10
     #: How long the old webhook secret keeps signing after a rotation (default).
     webhook_rotation_overlap: timedelta = timedelta(hours=24)
+    #: Where webhooks may be delivered (``notifications.webhooks.*``).
+    webhook_policy: WebhookPolicy = WebhookPolicy()  # noqa: RUF009 - frozen, shared safely
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
