@@ -19,6 +19,7 @@ asks the system (``getaddrinfo``). Proxies from the environment are never used
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -149,6 +150,12 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+@functools.cache
+def _verifying_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes tens of milliseconds; a context is safe to share.
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a connection pool whose every connection is checked."""
 
@@ -159,11 +166,11 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         resolver: Resolver = system_resolver,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(verify=ssl_context or _verifying_context(), trust_env=False)
         # httpx takes no network backend of its own; its pool does. Replacing the
         # pool keeps httpx's request conversion and exception mapping unchanged.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context or _verifying_context(),
             network_backend=_GuardedBackend(policy=policy, resolver=resolver),
         )
 

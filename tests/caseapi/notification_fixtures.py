@@ -100,6 +100,8 @@ class WebhookSink:
     url: str
     status: int = 200
     requests: list[Received] = field(default_factory=list)
+    #: Sent with every answer (a ``Location`` for a redirect).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture(name="webhook_sink")
@@ -111,7 +113,7 @@ async def webhook_sink_fixture() -> AsyncIterator[WebhookSink]:
     @app.post("/hook")
     async def hook(request: Request) -> Response:
         sink.requests.append(Received(dict(request.headers), await request.body()))
-        return Response(status_code=sink.status)
+        return Response(status_code=sink.status, headers=sink.headers)
 
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
