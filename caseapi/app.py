@@ -25,6 +25,7 @@ from caseapi.cases.notices import import_reminders
 from caseapi.cases.service import CaseService
 from caseapi.cases.ticker import CaseTicker
 from caseapi.clock import Clock
+from caseapi.core.secrets import SecretBox
 from caseapi.maintenance.config import MaintenanceSettings
 from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.config import NotificationSettings
@@ -78,9 +79,11 @@ class CaseWorkers:
         cases: CaseSettings | None = None,
         notifications: NotificationSettings | None = None,
         maintenance: MaintenanceSettings | None = None,
+        secrets: SecretBox | None = None,
     ) -> None:
         """Build the loops from the ``cases.*``, ``notifications.*`` and ``maintenance.*``
-        settings (the defaults where omitted).
+        settings (the defaults where omitted); ``secrets`` opens the stored webhook
+        secrets (``caseapi.secrets``).
 
         Raises:
             ValueError: Settings the dispatcher refuses.
@@ -96,6 +99,7 @@ class CaseWorkers:
                 settings=notifications.dispatcher(),
                 clock=clock,
                 sources=(import_reminders,),
+                secrets=secrets,
             )
             if notifications.enabled
             else None

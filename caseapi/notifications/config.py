@@ -44,7 +44,7 @@ class NotificationSettings(Section):
     smtp_starttls: bool = False
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
-    mqtt_url: str | None = None
+    mqtt_url: str | None = Field(default=None, repr=False)  # may carry a password
     """``mqtt://[user:password@]host[:port]``; MQTT is off until this is set."""
     mqtt_topic_prefix: str = "nms/v1"
     max_attempts: int = Field(default=8, ge=1, le=100)

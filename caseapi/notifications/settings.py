@@ -7,7 +7,7 @@ others (claim timeout, batch size, ...) are tuning knobs only tests change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -27,9 +27,9 @@ class DispatcherSettings:
     smtp_from: str
     smtp_starttls: bool
     smtp_user: str | None
-    smtp_password: str | None
+    smtp_password: str | None = field(repr=False)
     #: ``mqtt://[user:password@]host[:port]``.
-    mqtt_url: str | None
+    mqtt_url: str | None = field(repr=False)  # may carry a password
     mqtt_topic_prefix: str
     max_attempts: int
     backoff_base: timedelta

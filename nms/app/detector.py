@@ -43,6 +43,8 @@ from nms.app.wiring import (
     bus_settings,
     load_checked_inventory,
     migrate_until_done,
+    seal_stored_secrets,
+    secret_box,
 )
 from nms.bus.batch import Batch, PingBatch, SnmpBatch
 from nms.bus.case_relay import CaseRelay
@@ -73,6 +75,7 @@ class DetectorNode:
         self._clock = clock
         self._inventory = load_checked_inventory(settings)
         self._bus_settings = bus_settings(settings)
+        self._secrets = secret_box(settings)
         self._lock = LeaderLock(
             settings.database.url, check=settings.cluster.leader_check.total_seconds()
         )
@@ -125,6 +128,7 @@ class DetectorNode:
     async def _lead_forever(self, engine: AsyncEngine) -> None:
         sessionmaker = make_sessionmaker(engine)
         await migrate_until_done(engine)
+        await seal_stored_secrets(sessionmaker, self._secrets)
         while True:
             await self._lock.acquire()
             self.terms += 1
@@ -238,7 +242,9 @@ class DetectorNode:
                     tasks.create_task(relay.run(1.0), name="case-relay")
                     tasks.create_task(refresh_case_stats(), name="case-stats")
                     tasks.create_task(
-                        build_case_workers(settings, sessionmaker, clock).run(),
+                        build_case_workers(
+                            settings, sessionmaker, clock, secrets=self._secrets
+                        ).run(),
                         name="case-workers",
                     )
         finally:

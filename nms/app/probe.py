@@ -29,12 +29,16 @@ from nms.app.process import (
     stop_event,
 )
 from nms.app.settings import Settings, format_duration
-from nms.app.wiring import bus_settings, load_checked_inventory, open_probes
+from nms.app.wiring import (
+    bus_settings,
+    load_checked_inventory,
+    load_settings_inventory,
+    open_probes,
+)
 from nms.bus.mqtt import MqttBus
 from nms.bus.wire import Heartbeat, SkipSet
 from nms.clock import Clock
 from nms.errors import InventoryError
-from nms.inventory.loader import load_inventory
 from nms.inventory.model import Inventory
 from nms.noc.cluster_metrics import BusCollector
 from nms.noc.probe_metrics import ProbeCollector, ProbeStats
@@ -109,7 +113,7 @@ async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
             async def reload() -> None:
                 nonlocal mine
                 try:
-                    new = load_inventory(cast(Path, settings.inventory.path))
+                    new = load_settings_inventory(settings, cast(Path, settings.inventory.path))
                 except InventoryError as exc:
                     log.error(
                         "inventory reload rejected, keeping the running one:\n  %s",
