@@ -269,7 +269,10 @@ def _count(n: int, one: str, many: str) -> str:
 
 
 def _cmd_inventory_check(args: argparse.Namespace) -> int:
-    inventory = load_inventory(args.file)
+    from nms.app.secrets import settings_box
+
+    # enc: credentials open with the keys of the environment (NMS_SECRETS__*).
+    inventory = load_inventory(args.file, secrets=settings_box(load_settings(None)))
     counts = ", ".join(
         (
             _count(len(inventory.customers), "customer", "customers"),
