@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -112,7 +113,10 @@ async def test_webhook_secrets_are_stored_encrypted_and_still_sign(
     incidents: IncidentService,
     clock: FakeClock,
     webhook_sink: WebhookSink,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="caseapi")  # (aiosqlite's DEBUG echoes SQL)
     box = SecretBox([K1])
     settings = replace(DEFAULT_DISPATCHER, webhook_policy=LAB_WEBHOOKS, send_timeout=3.0)
     app = create_app(sessionmaker=database.sessionmaker, case_service=service, clock=clock)
@@ -139,6 +143,21 @@ async def test_webhook_secrets_are_stored_encrypted_and_still_sign(
     header = request.headers["x-nms-signature"]
     for plain in (first, second):  # both signatures during the overlap
         assert verify(header, request.body, plain, now=START.timestamp())
+
+    # Started with the wrong key, a dispatcher fails the delivery (retried later)
+    # and says why, without a secret in the log or the NOC's view.
+    await incidents.open_incident(incident("ntu-2"))
+    wrong = NotificationDispatcher(
+        sessionmaker=database.sessionmaker, settings=settings, clock=clock, secrets=SecretBox([K2])
+    )
+    assert await wrong.run_once(START) == 1
+    assert len(webhook_sink.requests) == 1
+    assert "does not open with any configured key" in caplog.text
+    async with authed_client(app, role=Role.NOC) as noc:
+        page = (await noc.get("/v1/notifications")).text
+    for text in (caplog.text, page):
+        for value in (first, second, secret, previous, K1, K2):
+            assert value not in text
 
 
 async def test_start_up_seals_clear_rows_refuses_a_wrong_key_and_rotation_re_encrypts(

@@ -33,7 +33,12 @@ from caseapi.notifications.addresses import (
 from caseapi.notifications.config import DEFAULT_DISPATCHER, NotificationSettings
 from caseapi.notifications.dispatcher import NotificationDispatcher
 from caseapi.notifications.service import WebhookService
-from caseapi.notifications.transport import ForbiddenAddressError, guarded_client
+from caseapi.notifications.transport import (
+    ForbiddenAddressError,
+    UnresolvableHostError,
+    guarded_client,
+    system_resolver,
+)
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import authed_client
 from tests.caseapi.conftest import START, Database, incident
@@ -229,6 +234,10 @@ async def test_every_connection_is_checked_and_nothing_forbidden_is_connected(
     async with guarded_client(policy=WebhookPolicy(allow_http=True), resolver=Resolver({})) as c:
         with pytest.raises(ForbiddenAddressError):
             await c.post(f"http://127.0.0.1:{port}/hook", content=b"{}")
+    # No answer at all: a failure to retry, not a connection either.
+    async with guarded_client(policy=WebhookPolicy(allow_http=True), resolver=Resolver({})) as c:
+        with pytest.raises(UnresolvableHostError):
+            await c.post(f"http://gone.example.net:{port}/hook", content=b"{}")
     assert connections[0] == 0
     # The control: allowed, the same listener is reached (so 0 above means refused).
     allowed = WebhookPolicy(allow_http=True, allow_networks=(net("127.0.0.1/32"),))
@@ -358,3 +367,10 @@ async def test_redirects_are_not_followed(
     assert "redirect to http://169.254.169.254/latest/meta-data/ not followed" in str(
         failed["last_error"]
     )
+
+
+async def test_the_system_resolver_reads_literals_without_asking_dns() -> None:
+    # Numeric hosts only: a name would send a query off this machine.
+    assert await system_resolver("127.0.0.1", 80) == [ip("127.0.0.1")]
+    assert await system_resolver("::1", 80) == [ip("::1")]
+    assert await system_resolver("2130706433", 80) == [ip("127.0.0.1")]  # inet_aton form
