@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from caseapi.database import make_engine, make_sessionmaker
+from caseapi.database import make_engine, make_sessionmaker, mask_url
 from nms.app.detector_service import DetectorService
 from nms.app.leader import LeaderLock
 from nms.app.process import (
@@ -233,7 +233,7 @@ class DetectorNode:
                     "detector leading: %d NTUs, down after %s; bus %s",
                     len(inventory.ntus),
                     format_duration(settings.detector.down_after),
-                    settings.bus.url,
+                    mask_url(settings.bus.url or ""),  # it may carry a password
                 )
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(bus.run(), name="bus")

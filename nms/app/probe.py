@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
+from caseapi.database import mask_url
 from nms.app.process import (
     FileWatch,
     StopRequestedError,
@@ -164,7 +165,7 @@ async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
                 len(inventory.ntus),
                 len(mine.nodes),
                 format_duration(settings.probes.icmp.interval),
-                settings.bus.url,
+                mask_url(settings.bus.url or ""),  # it may carry a password
                 settings.cluster.probe_listen,
             )
             try:
