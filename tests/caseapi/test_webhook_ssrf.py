@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
 import httpx
 import pytest
+import trustme
 from fastapi import FastAPI
 
 from caseapi.api.app import create_app
@@ -35,6 +37,7 @@ from caseapi.notifications.dispatcher import NotificationDispatcher
 from caseapi.notifications.service import WebhookService
 from caseapi.notifications.transport import (
     ForbiddenAddressError,
+    GuardedTransport,
     UnresolvableHostError,
     guarded_client,
     system_resolver,
@@ -374,3 +377,40 @@ async def test_the_system_resolver_reads_literals_without_asking_dns() -> None:
     assert await system_resolver("127.0.0.1", 80) == [ip("127.0.0.1")]
     assert await system_resolver("::1", 80) == [ip("::1")]
     assert await system_resolver("2130706433", 80) == [ip("127.0.0.1")]  # inet_aton form
+
+
+async def test_tls_to_the_pinned_address_is_verified_against_the_host_name() -> None:
+    """SNI and the certificate check use the URL's name, not the address connected to."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("receiver.test").configure_cert(server_context)
+    names: list[str | None] = []
+    server_context.sni_callback = lambda _socket, name, _context: names.append(name)
+    requests: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    policy = WebhookPolicy(allow_networks=(net("127.0.0.1/32"),))
+    resolver = Resolver({"receiver.test": ["127.0.0.1"], "impostor.test": ["127.0.0.1"]})
+    transport = GuardedTransport(policy=policy, resolver=resolver, ssl_context=client_context)
+    try:
+        async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
+            answer_ = await client.post(f"https://receiver.test:{port}/hook", content=b"{}")
+            assert answer_.status_code == 204
+            # Same address, another name: the certificate does not match it.
+            with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
+                await client.post(f"https://impostor.test:{port}/hook", content=b"{}")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert names[0] == "receiver.test" and names[1] == "impostor.test"
+    assert requests[0].startswith(b"POST /hook HTTP/1.1\r\n")
+    assert f"host: receiver.test:{port}".encode() in requests[0].lower()
