@@ -37,6 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from caseapi.core.secrets import SecretBox, SecretDecryptError, open_secret
+from caseapi.notifications.addresses import WebhookUrlError
 from caseapi.notifications.errors import DeliveryError, PermanentDeliveryError
 from caseapi.notifications.render import public_payload, render_email
 from caseapi.notifications.repository import Job
@@ -117,6 +118,11 @@ class WebhookChannel:
             raise PermanentDeliveryError(
                 "subscription deleted or disabled", channel="webhook", target=job.target
             )
+        try:
+            # The rules may have tightened since the subscription (allow_http off).
+            self._settings.webhook_policy.check_url(job.webhook.url)
+        except WebhookUrlError as exc:
+            raise PermanentDeliveryError(str(exc), channel="webhook", target=job.target) from exc
         try:
             keys = [open_secret(stored, self._secrets) for stored in job.webhook.secrets]
         except SecretDecryptError as exc:

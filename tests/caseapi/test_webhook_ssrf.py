@@ -316,6 +316,29 @@ async def test_a_name_rebound_to_loopback_after_subscription_is_refused_at_deliv
     assert webhook_sink.requests == []
 
 
+async def test_rules_tightened_after_subscription_apply_at_delivery(
+    database: Database,
+    service: CaseService,
+    incidents: IncidentService,
+    clock: FakeClock,
+    webhook_sink: WebhookSink,
+) -> None:
+    lab = WebhookPolicy(allow_http=True, allow_networks=(net("127.0.0.0/8"),))
+    app = create_app(sessionmaker=database.sessionmaker, case_service=service, clock=clock)
+    app.state.webhook_service = WebhookService(
+        sessionmaker=database.sessionmaker,
+        clock=clock,
+        settings=replace(DEFAULT_DISPATCHER, webhook_policy=lab),
+    )
+    await subscribe(app, webhook_sink.url)
+    await incidents.open_incident(incident("ntu-1"))
+    # Restarted without the lab settings: http and loopback are no longer allowed.
+    assert await dispatcher(database, clock, WebhookPolicy(), Resolver({})).run_once(START) == 1
+    assert webhook_sink.requests == []
+    [failed] = await failed_deliveries(app)
+    assert failed["attempts"] == 1 and "must use https" in str(failed["last_error"])
+
+
 async def test_delivery_connects_to_the_checked_address_with_the_name_as_host(
     database: Database,
     service: CaseService,
