@@ -2,14 +2,14 @@
 
 The address check of ``caseapi.notifications.addresses`` runs at subscription
 (``checked_addresses``) and again inside every TCP connection the dispatcher opens
-(``guarded_transport``): the transport's network backend resolves the host through
-the same resolver, refuses the connection if any answer is forbidden, and connects
-to one of the addresses it has just checked. Nothing resolves the name a second
-time after the check, so a DNS answer that changes between subscription and
-delivery, or between the check and the connect (rebinding), reaches nothing.
-TLS still runs against the host name (SNI and certificate verification), and the
-``Host`` header is the URL's, because httpx starts TLS with the origin's name on
-the stream this backend returns.
+(``GuardedTransport``, ``guarded_client``): the transport's network backend resolves
+the host through the same resolver, refuses the connection if any answer is
+forbidden, and connects to one of the addresses it has just checked. Nothing
+resolves the name a second time after the check, so a DNS answer that changes
+between subscription and delivery, or between the check and the connect
+(rebinding), reaches nothing. TLS still runs against the host name (SNI and
+certificate verification), and the ``Host`` header is the URL's, because httpx
+starts TLS with the origin's name on the stream this backend returns.
 
 The resolver is injectable (``Resolver``): tests pass one they control; the default
 asks the system (``getaddrinfo``). Proxies from the environment are never used
