@@ -233,6 +233,13 @@ async def test_every_connection_is_checked_and_nothing_forbidden_is_connected(
                     await client.post(f"http://hooks.example.net:{port}/hook", content=b"{}")
             assert caught.value.address_class is kind, address
             assert resolver.asked == ["hooks.example.net"]
+    # The provider's own networks, as configured.
+    internal = WebhookPolicy(allow_http=True, internal_networks=(net("8.8.4.0/24"),))
+    resolver = Resolver({"hooks.example.net": ["8.8.4.4"]})
+    async with guarded_client(policy=internal, resolver=resolver) as client:
+        with pytest.raises(ForbiddenAddressError) as caught:
+            await client.post(f"http://hooks.example.net:{port}/hook", content=b"{}")
+    assert caught.value.address_class is AddressClass.INTERNAL
     # A literal URL is checked without asking any resolver.
     async with guarded_client(policy=WebhookPolicy(allow_http=True), resolver=Resolver({})) as c:
         with pytest.raises(ForbiddenAddressError):
