@@ -48,9 +48,12 @@ from caseapi.core.errors import (
     InvalidCursorError,
     NotFoundError,
 )
+from caseapi.core.secrets import SecretBox
 from caseapi.maintenance.routes import router as maintenance_router
 from caseapi.maintenance.service import MaintenanceService
+from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.routes import router as notifications_router
+from caseapi.notifications.service import WebhookService
 from caseapi.ntus.routes import router as ntus_router
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
@@ -114,6 +117,8 @@ def create_app(
     healthz_timeout: float = 5.0,
     retry_after_seconds: int = 5,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    notifications: NotificationSettings | None = None,
+    secrets: SecretBox | None = None,
 ) -> FastAPI:
     """Build the API application.
 
@@ -130,6 +135,9 @@ def create_app(
         retry_after_seconds: ``Retry-After`` sent with 503 responses.
         max_body_bytes: Larger request bodies are refused with 413 before they are
             read (``caseapi.api.body_limit``).
+        notifications: Where webhooks may point (``notifications.webhooks.*``;
+            the strict defaults when omitted).
+        secrets: Encrypts webhook secrets at rest (``None``: stored as given).
     """
     if healthz_timeout <= 0 or retry_after_seconds <= 0:
         raise ValueError("healthz_timeout and retry_after_seconds must be positive")
@@ -152,6 +160,12 @@ def create_app(
     app.state.audit_service = AuditService(sessionmaker=sessionmaker, clock=domain_clock)
     if maintenance_service is not None:
         app.state.maintenance_service = maintenance_service
+    app.state.webhook_service = WebhookService(
+        sessionmaker=sessionmaker,
+        clock=domain_clock,
+        settings=(notifications or NotificationSettings()).dispatcher(),
+        secrets=secrets,
+    )
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.get("/healthz", tags=["health"], response_model=None)
