@@ -1,0 +1,116 @@
+"""Full-text search of cases: one interface, an SQLite FTS5 and a PostgreSQL implementation.
+
+``text_search(dialect)`` gives the ``TextSearch`` of a backend; its ``matching``
+returns a condition on ``cases`` for ``caseapi.cases.repository`` to AND with the
+other filters, so search keeps the listing's order, pagination and count. A case
+matches when each term of the search (``caseapi.cases.search``) is found in its
+reference, summary and description, or in one of its comments that the caller may
+read (public ones only, unless ``internal`` is set for staff).
+
+Per term, both are ``cases.id IN (cases whose text matches UNION cases with a
+matching comment)``: each side is answered from its own full-text index, which an
+``OR`` across the two tables would not allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+    text,
+    union,
+)
+
+from caseapi.cases.models import CASE_DOCUMENT, Case
+from caseapi.cases.search import Search, Term, render_fts5, render_tsquery
+from caseapi.comments.models import COMMENT_DOCUMENT, Comment, Visibility
+from caseapi.core.fulltext import PG_CONFIG
+
+
+class TextSearch(Protocol):
+    """Turns a parsed search into a condition on ``cases``."""
+
+    def matching(self, search: Search, *, internal: bool) -> ColumnElement[bool]:
+        """The cases ``search`` finds; ``internal``: internal comments count too."""
+        ...
+
+
+def _every_term(
+    search: Search, term_matching: Callable[[Term], ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    return and_(*(term_matching(term) for term in search.terms))
+
+
+def _visibilities(internal: bool) -> list[str]:
+    if internal:
+        return [Visibility.PUBLIC.value, Visibility.INTERNAL.value]
+    return [Visibility.PUBLIC.value]
+
+
+_CASES_FTS: Final = table("cases_fts", column("rowid"))
+_COMMENTS_FTS: Final = table("comments_fts", column("rowid"))
+
+
+class Fts5Search:
+    """SQLite: the FTS5 tables ``cases_fts`` and ``comments_fts`` (migration 0013)."""
+
+    def matching(self, search: Search, *, internal: bool) -> ColumnElement[bool]:
+        """The cases ``search`` finds; ``internal``: internal comments count too."""
+        return _every_term(search, lambda term: self._term(term, internal=internal))
+
+    def _term(self, term: Term, *, internal: bool) -> ColumnElement[bool]:
+        query: BindParameter[str] = bindparam("q", render_fts5(term), unique=True)
+        # ``<table> MATCH`` searches every column of the FTS5 table.
+        in_cases: Select[Any] = select(_CASES_FTS.c.rowid).where(
+            literal_column("cases_fts").op("MATCH")(query)
+        )
+        in_comments: Select[Any] = (
+            select(Comment.case_id)
+            .join(_COMMENTS_FTS, _COMMENTS_FTS.c.rowid == Comment.id)
+            .where(
+                literal_column("comments_fts").op("MATCH")(query),
+                Comment.visibility.in_(_visibilities(internal)),
+            )
+        )
+        return Case.id.in_(union(in_cases, in_comments))
+
+
+class PostgresSearch:
+    """PostgreSQL: ``tsvector`` expressions with GIN indexes (migration 0013)."""
+
+    def matching(self, search: Search, *, internal: bool) -> ColumnElement[bool]:
+        """The cases ``search`` finds; ``internal``: internal comments count too."""
+        return _every_term(search, lambda term: self._term(term, internal=internal))
+
+    def _term(self, term: Term, *, internal: bool) -> ColumnElement[bool]:
+        # The configuration as a literal (a bound parameter would have to be a regconfig).
+        config = text(f"'{PG_CONFIG}'")
+        query = func.to_tsquery(config, bindparam("q", render_tsquery(term), unique=True))
+        in_cases: Select[Any] = select(Case.id).where(CASE_DOCUMENT.bool_op("@@")(query))
+        in_comments: Select[Any] = select(Comment.case_id).where(
+            COMMENT_DOCUMENT.bool_op("@@")(query),
+            Comment.visibility.in_(_visibilities(internal)),
+        )
+        return Case.id.in_(union(in_cases, in_comments))
+
+
+_SEARCHES: Final[dict[str, TextSearch]] = {"sqlite": Fts5Search(), "postgresql": PostgresSearch()}
+
+
+def text_search(dialect: str) -> TextSearch:
+    """The full-text search of the ``dialect`` (``sqlite`` or ``postgresql``)."""
+    try:
+        return _SEARCHES[dialect]
+    except KeyError:
+        raise ValueError(f"no full-text search for database dialect {dialect!r}") from None
