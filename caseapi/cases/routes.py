@@ -180,7 +180,8 @@ async def list_cases(
         updated_since=updated_since,
         severities=severity or (),
         search=search,
-        internal_text=not principal.is_customer,
+        # Only a search reads text (and only then is the listing another one for staff).
+        internal_text=search is not None and not principal.is_customer,
     )
     page = await service.list_cases(
         filters=service.scope_filters(principal, filters), cursor=cursor, limit=limit

@@ -22,7 +22,7 @@ from caseapi.cases.search import MAX_SEARCH_LENGTH, parse_search
 from caseapi.core.database import alembic_config
 from tests.caseapi.auth_fixtures import problem
 from tests.caseapi.conftest import Database
-from tests.caseapi.test_case_filters import walk
+from tests.caseapi.test_case_filters import Params, walk
 
 #: name -> (customer, type, priority, summary, description)
 CASES: Final = {
@@ -234,7 +234,7 @@ async def test_search_beside_the_other_filters_across_pages(
     staff: httpx.AsyncClient, acme: httpx.AsyncClient, corpus: Corpus
 ) -> None:
     router = {"geneva", "dispatch", "reboots"}
-    cases = [
+    cases: list[tuple[Params, set[str]]] = [
         ({"q": "router"}, router),
         ({"q": "router", "status": "in_progress"}, {"reboots"}),
         ({"q": "router", "status": "new"}, {"geneva", "dispatch"}),
