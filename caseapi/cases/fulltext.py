@@ -32,10 +32,10 @@ from sqlalchemy import (
     union,
 )
 
-from caseapi.cases.models import CASE_DOCUMENT, Case
+from caseapi.cases.models import Case
 from caseapi.cases.search import Search, Term, render_fts5, render_tsquery
-from caseapi.comments.models import COMMENT_DOCUMENT, Comment, Visibility
-from caseapi.core.fulltext import PG_CONFIG
+from caseapi.comments.models import Comment, Visibility
+from caseapi.core.fulltext import PG_CONFIG, PG_VECTOR
 
 
 class TextSearch(Protocol):
@@ -60,6 +60,9 @@ def _visibilities(internal: bool) -> list[str]:
 
 _CASES_FTS: Final = table("cases_fts", column("rowid"))
 _COMMENTS_FTS: Final = table("comments_fts", column("rowid"))
+# The generated columns are not mapped (``caseapi.core.fulltext`` says why).
+_PG_CASES: Final = table("cases", column("id"), column(PG_VECTOR))
+_PG_COMMENTS: Final = table("comments", column("case_id"), column("visibility"), column(PG_VECTOR))
 
 
 class Fts5Search:
@@ -87,7 +90,7 @@ class Fts5Search:
 
 
 class PostgresSearch:
-    """PostgreSQL: ``tsvector`` expressions with GIN indexes (migration 0013)."""
+    """PostgreSQL: generated ``tsvector`` columns with GIN indexes (migration 0013)."""
 
     def matching(self, search: Search, *, internal: bool) -> ColumnElement[bool]:
         """The cases ``search`` finds; ``internal``: internal comments count too."""
@@ -97,10 +100,12 @@ class PostgresSearch:
         # The configuration as a literal (a bound parameter would have to be a regconfig).
         config = text(f"'{PG_CONFIG}'")
         query = func.to_tsquery(config, bindparam("q", render_tsquery(term), unique=True))
-        in_cases: Select[Any] = select(Case.id).where(CASE_DOCUMENT.bool_op("@@")(query))
-        in_comments: Select[Any] = select(Comment.case_id).where(
-            COMMENT_DOCUMENT.bool_op("@@")(query),
-            Comment.visibility.in_(_visibilities(internal)),
+        in_cases: Select[Any] = select(_PG_CASES.c.id).where(
+            _PG_CASES.c[PG_VECTOR].bool_op("@@")(query)
+        )
+        in_comments: Select[Any] = select(_PG_COMMENTS.c.case_id).where(
+            _PG_COMMENTS.c[PG_VECTOR].bool_op("@@")(query),
+            _PG_COMMENTS.c.visibility.in_(_visibilities(internal)),
         )
         return Case.id.in_(union(in_cases, in_comments))
 

@@ -38,7 +38,6 @@ from caseapi.cases.enums import (
 )
 from caseapi.core.base import ACTOR_LENGTH, Base, UTCDateTime
 from caseapi.core.counters import YearCounter
-from caseapi.core.fulltext import pg_document, postgresql_only
 
 # Stored as VARCHAR without a CHECK constraint, so adding a member to an enum needs no
 # migration (SQLite cannot alter a CHECK constraint in place).
@@ -154,12 +153,6 @@ class Case(Base):
         # Finding the last case for a key (recurrence_of) regardless of status.
         Index("ix_cases_dedup_key_id", "dedup_key", "id"),
     )
-
-
-#: The searched text of a case (revision 0013; ``caseapi.core.fulltext``). SQLite's
-#: counterpart is the FTS5 table ``cases_fts``, which no model can declare.
-CASE_DOCUMENT = pg_document(Case.ref, Case.summary, Case.description)
-postgresql_only(Index("ix_cases_search", CASE_DOCUMENT, postgresql_using="gin"))
 
 
 class CaseEvent(Base):

@@ -13,7 +13,6 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from caseapi.core.base import ACTOR_LENGTH, Base, UTCDateTime
-from caseapi.core.fulltext import pg_document, postgresql_only
 
 
 class Visibility(StrEnum):
@@ -34,9 +33,3 @@ class Comment(Base):
     body: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_comments_case_id_id", "case_id", "id"),)
-
-
-#: The searched text of a comment (revision 0013; ``caseapi.core.fulltext``). SQLite's
-#: counterpart is the FTS5 table ``comments_fts``.
-COMMENT_DOCUMENT = pg_document(Comment.body)
-postgresql_only(Index("ix_comments_search", COMMENT_DOCUMENT, postgresql_using="gin"))

@@ -4,10 +4,10 @@ Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-06 10:00:00+00:00
 
-PostgreSQL: GIN indexes on ``to_tsvector('simple', ...)`` expressions of ``cases``
-and ``comments``, the same expressions ``caseapi.core.fulltext.pg_document`` builds
-for the models and the queries (the suite compares them). Building the index reads
-the existing rows: that is the backfill.
+PostgreSQL: a stored generated ``tsvector`` column ``search_vector`` on ``cases``
+and ``comments`` (``to_tsvector('simple', ...)``), each with a GIN index; adding the
+column computes it for the existing rows. Not models: ``caseapi.core.fulltext``
+says why, and the schema comparison leaves these names out.
 
 SQLite: FTS5 external-content tables ``cases_fts`` and ``comments_fts`` (their text
 stays in ``cases`` / ``comments``; FTS5 keeps only the index), kept in step by
@@ -29,19 +29,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _pg_document(columns: str) -> str:
-    return f"to_tsvector('simple', regexp_replace({columns}, '[^[:alnum:]]+', ' ', 'g'))"
+def _pg_vector(columns: str) -> str:
+    # caseapi.core.fulltext: the 'simple' configuration, non-alphanumerics as spaces.
+    return (
+        "tsvector GENERATED ALWAYS AS (to_tsvector('simple', regexp_replace("
+        f"{columns}, '[^[:alnum:]]+', ' ', 'g'))) STORED"
+    )
 
 
 _PG_UPGRADE = [
-    "CREATE INDEX ix_cases_search ON cases USING gin ("
-    + _pg_document(
+    # Adding a stored generated column rewrites the table: that is the backfill.
+    "ALTER TABLE cases ADD COLUMN search_vector "
+    + _pg_vector(
         "coalesce(ref, '') || ' ' || coalesce(summary, '') || ' ' || coalesce(description, '')"
-    )
-    + ")",
-    "CREATE INDEX ix_comments_search ON comments USING gin ("
-    + _pg_document("coalesce(body, '')")
-    + ")",
+    ),
+    "CREATE INDEX ix_cases_search ON cases USING gin (search_vector)",
+    "ALTER TABLE comments ADD COLUMN search_vector " + _pg_vector("coalesce(body, '')"),
+    "CREATE INDEX ix_comments_search ON comments USING gin (search_vector)",
 ]
 
 _TOKENIZE = "tokenize = 'unicode61 remove_diacritics 0'"
@@ -87,8 +91,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP INDEX ix_comments_search")
-        op.execute("DROP INDEX ix_cases_search")
+        # Dropping a column drops its indexes.
+        op.execute("ALTER TABLE comments DROP COLUMN search_vector")
+        op.execute("ALTER TABLE cases DROP COLUMN search_vector")
         return
     for trigger in (
         "comments_fts_delete",
