@@ -64,7 +64,7 @@ def parse_search(text: str) -> Search:
     words = text.split()
     terms: list[Term] = []
     for word in words:
-        tokens = tuple(token.casefold() for token in _TOKEN.findall(word))
+        tokens = tuple(_lower(token) for token in _TOKEN.findall(word))
         if tokens:
             terms.append(Term(tokens=tokens, prefix=False))
     if not terms:
@@ -74,6 +74,13 @@ def parse_search(text: str) -> Search:
     if typing and _TOKEN.search(last):
         terms[-1] = Term(tokens=terms[-1].tokens, prefix=True)
     return Search(terms=tuple(terms))
+
+
+def _lower(token: str) -> str:
+    # Both databases fold case themselves; this only makes one search one cursor
+    # however it is typed. A letter whose lower case is longer ("İ" -> "i" + U+0307,
+    # a combining dot both tokenisers take for a separator) is left to them.
+    return "".join(lower if len(lower := char.lower()) == 1 else char for char in token)
 
 
 def render_fts5(term: Term) -> str:

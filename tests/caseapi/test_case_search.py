@@ -8,21 +8,37 @@ customer never gets another customer's case, whatever its text.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import re
+import sqlite3
 from dataclasses import dataclass
 from typing import Any, Final
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Connection, select, text
+from sqlalchemy.engine import make_url
 
 from caseapi.cases import repository
 from caseapi.cases.models import Case
 from caseapi.cases.repository import CaseFilters
-from caseapi.cases.search import MAX_SEARCH_LENGTH, parse_search
+from caseapi.cases.search import (
+    MAX_SEARCH_LENGTH,
+    Search,
+    SearchSyntaxError,
+    parse_search,
+    render_fts5,
+    render_tsquery,
+)
 from caseapi.core.database import alembic_config
 from tests.caseapi.auth_fixtures import problem
-from tests.caseapi.conftest import Database
+from tests.caseapi.conftest import PG_ADMIN_URL, Database
 from tests.caseapi.test_case_filters import Params, walk
+from tests.conftest import require
 
 #: name -> (customer, type, priority, summary, description)
 CASES: Final = {
@@ -170,6 +186,100 @@ async def test_a_reference_is_found_exactly_and_by_prefix(
     assert await found(other, {"q": ref[:-1]}) == corpus.expect(OWN["other"])
 
 
+#: What the query syntaxes of FTS5 and tsquery give meaning.
+_SYNTAX = st.sampled_from(list("\"'*():&|!<>-^+~{}[],.;_\\%@#/= \t\n"))
+_OPERATORS = st.sampled_from(["NEAR", "AND", "OR", "NOT", "NEAR(", "a:*", "<->", "''", "\\'"])
+#: Letters and digits of scripts without combining marks, where every tokeniser
+#: agrees on what a word is. (Elsewhere, e.g. Devanagari vowel signs, glibc's
+#: alnum on PostgreSQL and SQLite's unicode61 split words differently.)
+_LETTERS = st.characters(categories=["Lu", "Ll", "Nd"], max_codepoint=0x4FF) | st.sampled_from(
+    list("日本語中文")
+)
+#: Search-box text that both backends must understand alike.
+_WORDS = st.lists(st.one_of(_LETTERS, _SYNTAX) | _OPERATORS, max_size=60).map("".join)
+#: Anything a URL can carry (UTF-8, so no lone surrogate) but NUL, which the API's
+#: guards refuse before any route.
+_ANY = (
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=MAX_SEARCH_LENGTH)
+    | _WORDS
+)
+
+
+def _parsed(q: str) -> Search | None:
+    try:
+        search = parse_search(q)
+    except SearchSyntaxError:
+        assert len(q) > MAX_SEARCH_LENGTH or not re.search(r"[^\W_]", q), q
+        return None
+    assert len(q) <= MAX_SEARCH_LENGTH
+    return search
+
+
+def _fts5(q: str, *, must_find: bool) -> None:
+    search = _parsed(q)
+    if search is None:
+        return
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.execute(
+            "CREATE VIRTUAL TABLE t USING fts5(body, tokenize = 'unicode61 remove_diacritics 0')"
+        )
+        db.execute("INSERT INTO t (body) VALUES (?)", (q,))
+        for term in search.terms:
+            query = render_fts5(term)
+            (found,) = db.execute("SELECT count(*) FROM t WHERE t MATCH ?", (query,)).fetchone()
+            # Each term of a text is found in that same text.
+            assert found == 1 or not must_find, (q, query)
+
+
+@settings(max_examples=300, deadline=None)
+@given(q=_WORDS)
+def test_each_term_is_found_in_its_own_text_by_fts5(q: str) -> None:
+    _fts5(q, must_find=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(q=_ANY)
+def test_any_text_is_a_valid_fts5_query_or_refused(q: str) -> None:
+    _fts5(q, must_find=False)
+
+
+async def _tsquery(texts: list[str], *, must_find: bool) -> None:
+    url = make_url(PG_ADMIN_URL).set(drivername="postgresql")
+    try:
+        conn = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        require(False, f"PostgreSQL unavailable: {exc}")
+        return
+    try:
+        for q in texts:
+            search = _parsed(q)
+            for term in search.terms if search else ():
+                # Tokenised as migration 0013's generated column is.
+                found = await conn.fetchval(
+                    "SELECT to_tsvector('simple', regexp_replace($1, '[^[:alnum:]]+', ' ', 'g'))"
+                    " @@ to_tsquery('simple', $2)",
+                    q,
+                    render_tsquery(term),
+                )
+                assert found or not must_find, (q, render_tsquery(term))
+    finally:
+        await conn.close()
+
+
+@pytest.mark.postgres
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(_WORDS, min_size=20, max_size=20))
+def test_each_term_is_found_in_its_own_text_by_postgresql(texts: list[str]) -> None:
+    asyncio.run(_tsquery(texts, must_find=True))
+
+
+@pytest.mark.postgres
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(_ANY, min_size=20, max_size=20))
+def test_any_text_is_a_valid_tsquery_or_refused(texts: list[str]) -> None:
+    asyncio.run(_tsquery(texts, must_find=False))
+
+
 def test_a_whole_reference_is_exact_and_a_partial_one_a_prefix() -> None:
     assert not parse_search("CS-2026-000042").terms[-1].prefix
     assert not parse_search("see CS-2026-0000421.").terms[-1].prefix
@@ -226,6 +336,9 @@ async def test_a_search_without_words_or_too_long_is_a_422_naming_q(
     longest = ("fibre " * MAX_SEARCH_LENGTH)[: MAX_SEARCH_LENGTH - 1] + "x"
     assert len(longest) == MAX_SEARCH_LENGTH
     assert (await staff.get("/v1/cases", params={"q": longest})).status_code == 200
+    # Bytes that are no UTF-8 (a lone surrogate, a stray byte) are no words either.
+    for raw in ("%ED%A0%80", "%FF", "%C0%AF"):
+        problem(await staff.get(f"/v1/cases?q={raw}"), 422, "validation_error")
     body = problem(await staff.get("/v1/cases", params={"q": "&|"}), 422, "validation_error")
     assert "letter or a digit" in body["errors"][0]["message"]
 
