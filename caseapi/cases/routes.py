@@ -85,7 +85,8 @@ _Q_HELP: Final = (
     " public comments only). Every word must match; a word of several parts"
     " (`CS-2026-000042`) matches them in a row; the last word matches as a prefix"
     " unless it is a whole case reference or the text ends with a space; no stemming;"
-    f" punctuation only separates words. At most {MAX_SEARCH_LENGTH} characters."
+    f" punctuation only separates words. At most {MAX_SEARCH_LENGTH} characters. Results keep"
+    " the list's order (newest first) and combine with every other filter."
 )
 _SEVERITY_HELP: Final = (
     "Impact: `outage` (incident at P1), `degraded` (incident below P1), `request`"
