@@ -54,7 +54,12 @@ from caseapi.cases.schemas import (
     ReasonRequest,
     TransitionRequest,
 )
-from caseapi.cases.search import MAX_SEARCH_LENGTH, SearchSyntaxError, parse_search
+from caseapi.cases.search import (
+    MAX_SEARCH_LENGTH,
+    MAX_SEARCH_TERMS,
+    SearchSyntaxError,
+    parse_search,
+)
 from caseapi.cases.service import MAX_PAGE_SIZE, CaseService
 from caseapi.cases.snapshot import (
     Assign,
@@ -85,7 +90,8 @@ _Q_HELP: Final = (
     " public comments only). Every word must match; a word of several parts"
     " (`CS-2026-000042`) matches them in a row; the last word matches as a prefix"
     " unless it is a whole case reference or the text ends with a space; no stemming;"
-    f" punctuation only separates words. At most {MAX_SEARCH_LENGTH} characters. Results keep"
+    f" punctuation only separates words. At most {MAX_SEARCH_LENGTH} characters and"
+    f" {MAX_SEARCH_TERMS} different words. Results keep"
     " the list's order (newest first) and combine with every other filter."
 )
 _SEVERITY_HELP: Final = (

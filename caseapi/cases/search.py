@@ -28,6 +28,9 @@ from typing import Final
 
 #: Longest ``q`` accepted (characters), documented in the API.
 MAX_SEARCH_LENGTH: Final = 200
+#: Most distinct terms in one search: each is an index lookup on every searched
+#: table, and a search box rarely holds more than a few words.
+MAX_SEARCH_TERMS: Final = 16
 
 _TOKEN: Final = re.compile(r"[^\W_]+")
 #: A whole case reference (``caseapi.cases.repository.format_case_ref``).
@@ -57,7 +60,8 @@ def parse_search(text: str) -> Search:
     """Parse a search box's text.
 
     Raises:
-        SearchSyntaxError: Longer than ``MAX_SEARCH_LENGTH`` or without a letter or digit.
+        SearchSyntaxError: Longer than ``MAX_SEARCH_LENGTH``, more than ``MAX_SEARCH_TERMS``
+            different words, or without a letter or digit.
     """
     if len(text) > MAX_SEARCH_LENGTH:
         raise SearchSyntaxError(f"at most {MAX_SEARCH_LENGTH} characters, got {len(text)}")
@@ -73,7 +77,11 @@ def parse_search(text: str) -> Search:
     typing = not text[-1].isspace() and _CASE_REF.fullmatch(last.strip("\"'()[]<>.,;")) is None
     if typing and _TOKEN.search(last):
         terms[-1] = Term(tokens=terms[-1].tokens, prefix=True)
-    return Search(terms=tuple(terms))
+    # A repeated word asks nothing more.
+    distinct = tuple(dict.fromkeys(terms))
+    if len(distinct) > MAX_SEARCH_TERMS:
+        raise SearchSyntaxError(f"at most {MAX_SEARCH_TERMS} different words, got {len(distinct)}")
+    return Search(terms=distinct)
 
 
 def _lower(token: str) -> str:

@@ -28,6 +28,7 @@ from caseapi.cases.models import Case
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.search import (
     MAX_SEARCH_LENGTH,
+    MAX_SEARCH_TERMS,
     Search,
     SearchSyntaxError,
     parse_search,
@@ -209,7 +210,10 @@ def _parsed(q: str) -> Search | None:
     try:
         search = parse_search(q)
     except SearchSyntaxError:
-        assert len(q) > MAX_SEARCH_LENGTH or not re.search(r"[^\W_]", q), q
+        words = len({word for word in q.split() if re.search(r"[^\W_]", word)})
+        # (The last word, a prefix, may differ from the same word earlier: hence >=.)
+        refused = len(q) > MAX_SEARCH_LENGTH or words >= MAX_SEARCH_TERMS or words == 0
+        assert refused, q
         return None
     assert len(q) <= MAX_SEARCH_LENGTH
     return search
@@ -329,10 +333,12 @@ async def test_query_syntax_characters_are_only_separators(
 async def test_a_search_without_words_or_too_long_is_a_422_naming_q(
     staff: httpx.AsyncClient, acme: httpx.AsyncClient
 ) -> None:
-    for q in [*NO_WORDS, "a" * (MAX_SEARCH_LENGTH + 1), "fibre " * 200]:
+    too_many = " ".join(f"w{n}" for n in range(MAX_SEARCH_TERMS + 1))
+    for q in [*NO_WORDS, "a" * (MAX_SEARCH_LENGTH + 1), "fibre " * 200, too_many]:
         for client in (staff, acme):
             body = problem(await client.get("/v1/cases", params={"q": q}), 422, "validation_error")
             assert [error["field"] for error in body["errors"]] == ["q"], q
+    # Repeated words count once: 33 words, 2 different ones.
     longest = ("fibre " * MAX_SEARCH_LENGTH)[: MAX_SEARCH_LENGTH - 1] + "x"
     assert len(longest) == MAX_SEARCH_LENGTH
     assert (await staff.get("/v1/cases", params={"q": longest})).status_code == 200
