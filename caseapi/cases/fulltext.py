@@ -7,9 +7,16 @@ matches when each term of the search (``caseapi.cases.search``) is found in its
 reference, summary and description, or in one of its comments that the caller may
 read (public ones only, unless ``internal`` is set for staff).
 
-Per term, both are ``cases.id IN (cases whose text matches UNION cases with a
+Per term, both ask ``cases.id IN (cases whose text matches UNION cases with a
 matching comment)``: each side is answered from its own full-text index, which an
-``OR`` across the two tables would not allow.
+``OR`` across the two tables would not allow. PostgreSQL asks a narrow listing (one
+customer's cases) per case instead: ``own vector matches OR EXISTS (a comment of
+this case matches)``.
+
+Bench (``bench/case_search.py``, PostgreSQL, 100,000 cases, 200,000 comments, a
+loaded 2-core machine), one page and its count: one customer 5-20 ms; staff with
+rare words 10-50 ms, with words in a third of the cases about 100-250 ms, with a
+word in every case about 550 ms (the count reads every match).
 """
 
 from __future__ import annotations
