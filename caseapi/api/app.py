@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -241,6 +241,18 @@ def _field_name(loc: Iterable[int | str]) -> str:
     return ".".join(parts) or "request"
 
 
+#: Pydantic error types whose message lists the allowed values but not the one given.
+_CHOICE_ERRORS: Final = frozenset({"enum", "literal_error"})
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    message = str(error.get("msg", ""))
+    given = error.get("input")
+    if error.get("type") in _CHOICE_ERRORS and isinstance(given, str):
+        message += f", not {given[:100]!r}"
+    return message
+
+
 def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> None:
     async def on_case_api_error(request: Request, exc: Exception) -> JSONResponse:
         # Any domain error that declares ``http_status`` (and optionally
@@ -277,7 +289,7 @@ def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> Non
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
-            {"field": _field_name(error.get("loc", ())), "message": str(error.get("msg", ""))}
+            {"field": _field_name(error.get("loc", ())), "message": _message(error)}
             for error in exc.errors()
         ]
         detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
