@@ -145,8 +145,8 @@ def message_id_list(value: str, *, limit: int = _MAX_IDS) -> tuple[str, ...]:
 
 
 def _token(value: str) -> str:
-    """Return the first ``;``-separated token of a header, lower-cased (``auto-replied``)."""
-    return value.split(";", 1)[0].strip().strip('"').lower()
+    """Return the first ``;``-separated token, comments removed, lower-cased (``auto-replied``)."""
+    return _COMMENT.sub(" ", value).split(";", 1)[0].strip().strip('"').lower()
 
 
 def _addresses(message: Message, name: str) -> list[str]:

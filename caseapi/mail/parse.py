@@ -27,6 +27,7 @@ the signature (``strip_quoted_reply``); the full text is always kept in ``text``
 from __future__ import annotations
 
 import binascii
+import itertools
 import mimetypes
 import re
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ MAX_DEPTH = 10
 MAX_PARTS = 500
 MAX_HEADER_FIELDS = 300
 MAX_HEADER_BYTES = 16 * 1024
+MAX_TEXT_CHARS = 1_000_000
+MAX_HTML_CHARS = 2_000_000
 _KEEP_ALWAYS = frozenset(
     {b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"in-reply-to", b"references",
      b"content-type", b"content-transfer-encoding", b"mime-version", b"auto-submitted",
@@ -336,6 +339,11 @@ def _text_of(part: Message, content_type: str, defects: list[str]) -> str:
     if defect:
         defects.append(f"{content_type}: {defect}")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    limit = MAX_HTML_CHARS if content_type == "text/html" else MAX_TEXT_CHARS
+    if len(text) > limit:
+        # A case comment is read by people; the raw message keeps the rest.
+        defects.append(f"{content_type} part longer than {limit} characters cut")
+        text = text[:limit]
     if content_type == "text/html":
         return html_to_text(text)
     if (_param(part, "format") or "").lower() == "flowed":
@@ -527,58 +535,58 @@ def _alternative(children: list[Message], body: _Body, depth: int) -> None:
 # --- quoted replies ----------------------------------------------------------------------
 
 _REPLY_HEADER = re.compile(
-    r"^\s*(On\s.{0,300}\swrote:|Il\s(giorno\s)?.{0,300}\sha\sscritto:|"
-    r"Le\s.{0,300}\sa\sécrit\s?:|Am\s.{0,300}\sschrieb\s.{0,200}:)\s*$",
-    re.IGNORECASE,
+    # Gmail and Apple Mail wrap a long attribution line once; a quoted one is not ours.
+    r"^[ \t]*(?:On|Il|Le|Am)[ \t][^\n]{0,300}?(?:\n(?!>)[^\n]{0,200}?)?[ \t\n]"
+    r"(?:wrote|ha\s+scritto|a\s+écrit|schrieb[^\n]{0,100}?)[ \t]?:[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
 )
 _ORIGINAL_MESSAGE = re.compile(
-    r"^\s*-{2,}\s*(Original Message|Messaggio originale|Ursprüngliche Nachricht)\s*-{2,}\s*$",
-    re.IGNORECASE,
+    r"^[ \t]*-{2,}[ \t]*(?:Original Message|Messaggio originale|Ursprüngliche Nachricht)"
+    r"[ \t]*-{2,}[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
 )
 _FORWARDED = re.compile(
-    r"^\s*-*\s*(Forwarded message|Begin forwarded message|Messaggio inoltrato|"
-    r"Inizio messaggio inoltrato)\s*:?\s*-*\s*$",
-    re.IGNORECASE,
+    r"^[ \t]*-*[ \t]*(?:Forwarded message|Begin forwarded message|Messaggio inoltrato|"
+    r"Inizio messaggio inoltrato)[ \t]*:?[ \t]*-*[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
 )
-_OUTLOOK_FROM = re.compile(r"^\s*\**(From|Da|De|Von)\s*:\**\s", re.IGNORECASE)
+_OUTLOOK_FROM = re.compile(r"^[ \t]*\**(?:From|Da|De|Von)[ \t]*:\**[ \t]", re.IGNORECASE | re.M)
 _OUTLOOK_SENT = re.compile(
-    r"^\s*\**(Sent|Date|Inviato|Data|Envoyé|Gesendet)\s*:\**\s", re.IGNORECASE
+    r"^[ \t]*\**(?:Sent|Date|Inviato|Data|Envoyé|Gesendet)[ \t]*:\**[ \t]", re.IGNORECASE
 )
 
 
-def _reply_cut(lines: list[str]) -> int | None:
-    """Return the index of the first line of the quoted original, if one is recognised."""
-    for index, line in enumerate(lines):
-        joined = f"{line} {lines[index + 1]}" if index + 1 < len(lines) else line
-        if _REPLY_HEADER.match(line) or (
-            line.strip() and not line.lstrip().startswith(">") and _REPLY_HEADER.match(joined)
-        ):
-            return index
-        if _ORIGINAL_MESSAGE.match(line):
-            return index
-        if _OUTLOOK_FROM.match(line) and any(
-            _OUTLOOK_SENT.match(after) for after in lines[index + 1 : index + 5]
-        ):
+def _reply_cut(text: str) -> int | None:
+    """Return the offset where the quoted original starts, if one is recognised."""
+    starts = [
+        match.start()
+        for match in (_REPLY_HEADER.search(text), _ORIGINAL_MESSAGE.search(text))
+        if match
+    ]
+    for match in itertools.islice(_OUTLOOK_FROM.finditer(text), 200):
+        following = text[match.end() : match.end() + 2000].split("\n", 5)[1:5]
+        if any(_OUTLOOK_SENT.match(line) for line in following):
+            start = match.start()
+            previous = text.rfind("\n", 0, max(start - 1, 0)) + 1
             # An underscore rule often precedes Outlook's header block.
-            if index and set(lines[index - 1].strip()) == {"_"}:
-                return index - 1
-            return index
-    return None
+            if start and set(text[previous : start - 1].strip()) == {"_"}:
+                start = previous
+            starts.append(start)
+            break
+    return min(starts) if starts else None
 
 
 def strip_quoted_reply(text: str) -> str:
     """Return the new part of a reply: without the quoted original and the signature.
 
+    A forwarded message is content, not a quote: nothing after its marker is cut.
     Conservative: when stripping would leave nothing, the text is returned unchanged.
     """
-    lines = text.split("\n")
-    forward = next(
-        (index for index, line in enumerate(lines) if _FORWARDED.match(line)), len(lines)
-    )
-    cut = _reply_cut(lines[:forward])
-    if cut is not None:
-        lines = lines[:cut]
-    lines = [line for line in lines if not line.lstrip().startswith(">")]
+    forward = _FORWARDED.search(text)
+    head = text[: forward.start()] if forward else text
+    cut = _reply_cut(head)
+    kept = text if cut is None else text[:cut]
+    lines = [line for line in kept.split("\n") if not line.lstrip().startswith(">")]
     for index in range(len(lines) - 1, -1, -1):
         if lines[index] in ("-- ", "--"):
             lines = lines[:index]
