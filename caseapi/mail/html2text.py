@@ -1,4 +1,4 @@
-"""HTML mail to safe plain text, and bytes to text whatever the charset label says.
+"""Mail bodies to text: HTML to safe text, charsets, format=flowed, quoted-reply stripping.
 
 ``html_to_text`` uses the stdlib ``html.parser``: it drops ``script``, ``style``, ``head``
 and other non-content elements, keeps link text and shows the target in brackets, shows an
@@ -10,12 +10,19 @@ normalizes whitespace. It never fetches anything: no URL is followed, no image l
 Windows-1252, then ISO-8859-1 (which cannot fail). ``iso-8859-1`` and ``us-ascii`` labels
 are read as Windows-1252, as browsers do (WHATWG Encoding), because mail clients mislabel
 smart quotes and the euro sign that way.
+
+``unflow`` undoes RFC 3676 ``format=flowed``. ``strip_quoted_reply`` cuts a reply at the
+quoted original: Gmail/Apple "On ... wrote:" (also wrapped on two lines), Italian "Il giorno
+... ha scritto:", French and German equivalents, "-----Original Message-----", Outlook's
+"From:/Sent:" header block (EN/IT/FR/DE), then drops ``>`` lines and the ``-- `` signature.
+A forwarded message is content and is never cut; if nothing would be left, nothing is cut.
 """
 
 from __future__ import annotations
 
 import codecs
 import html
+import itertools
 import re
 from html.parser import HTMLParser
 
@@ -66,6 +73,10 @@ class _TextExtractor(HTMLParser):
             self.lines.append("> " * self._quote)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body":
+            # Browsers close an unclosed <head> at <body>; so must we, or lose the mail.
+            # (Inside <script>/<style> the parser sees no tags, so this cannot unhide them.)
+            self._skip.clear()
         if self._skip:
             if tag not in _VOID and len(self._skip) < _MAX_DEPTH:
                 self._skip.append(tag)
@@ -224,3 +235,90 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
         return text, f"charset {charset!r} did not fit; decoded as {codec}"
     shown = charset or "none"
     return data.decode("latin-1", "replace"), f"charset {shown!r} did not fit; decoded as latin-1"
+
+
+def unflow(text: str, delsp: bool) -> str:
+    """Undo RFC 3676 ``format=flowed``: join soft-broken lines of the same quote depth."""
+    out: list[str] = []
+    carry: str | None = None
+    carry_depth = -1
+    for line in text.split("\n"):
+        depth = len(line) - len(line.lstrip(">"))
+        body = line[depth:]
+        body = body.removeprefix(" ")  # space-stuffing
+        if carry is not None and depth != carry_depth:
+            out.append(carry)
+            carry = None
+        content = ("> " * depth if depth else "") + body if carry is None else carry + body
+        if body.endswith(" ") and body != "-- ":
+            carry = content[:-1] if delsp else content
+            carry_depth = depth
+        else:
+            out.append(content)
+            carry = None
+    if carry is not None:
+        out.append(carry)
+    return "\n".join(out)
+
+
+# --- quoted replies ----------------------------------------------------------------------
+
+_REPLY_HEADER = re.compile(
+    # Gmail and Apple Mail wrap a long attribution line once; a quoted one is not ours.
+    r"^[ \t]*(?:On|Il|Le|Am)[ \t][^\n]{0,300}?(?:\n(?!>)[^\n]{0,200}?)?[ \t\n]"
+    r"(?:wrote|ha\s+scritto|a\s+écrit|schrieb[^\n]{0,100}?)[ \t]?:[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ORIGINAL_MESSAGE = re.compile(
+    r"^[ \t]*-{2,}[ \t]*(?:Original Message|Messaggio originale|Ursprüngliche Nachricht)"
+    r"[ \t]*-{2,}[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_FORWARDED = re.compile(
+    r"^[ \t]*-*[ \t]*(?:Forwarded message|Begin forwarded message|Messaggio inoltrato|"
+    r"Inizio messaggio inoltrato)[ \t]*:?[ \t]*-*[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_OUTLOOK_FROM = re.compile(r"^[ \t]*\**(?:From|Da|De|Von)[ \t]*:\**[ \t]", re.IGNORECASE | re.M)
+_OUTLOOK_SENT = re.compile(
+    r"^[ \t]*\**(?:Sent|Date|Inviato|Data|Envoyé|Gesendet)[ \t]*:\**[ \t]", re.IGNORECASE
+)
+
+
+def _reply_cut(text: str) -> int | None:
+    """Return the offset where the quoted original starts, if one is recognised."""
+    starts = [
+        match.start()
+        for match in (_REPLY_HEADER.search(text), _ORIGINAL_MESSAGE.search(text))
+        if match
+    ]
+    for match in itertools.islice(_OUTLOOK_FROM.finditer(text), 200):
+        following = text[match.end() : match.end() + 2000].split("\n", 5)[1:5]
+        if any(_OUTLOOK_SENT.match(line) for line in following):
+            start = match.start()
+            previous = text.rfind("\n", 0, max(start - 1, 0)) + 1
+            # An underscore rule often precedes Outlook's header block.
+            if start and set(text[previous : start - 1].strip()) == {"_"}:
+                start = previous
+            starts.append(start)
+            break
+    return min(starts) if starts else None
+
+
+def strip_quoted_reply(text: str) -> str:
+    """Return the new part of a reply: without the quoted original and the signature.
+
+    A forwarded message is content, not a quote: nothing after its marker is cut.
+    Conservative: when stripping would leave nothing, the text is returned unchanged.
+    """
+    forward = _FORWARDED.search(text)
+    head = text[: forward.start()] if forward else text
+    cut = _reply_cut(head)
+    kept = text if cut is None else text[:cut]
+    lines = [line for line in kept.split("\n") if not line.lstrip().startswith(">")]
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index] in ("-- ", "--"):
+            lines = lines[:index]
+            break
+    reply = tidy_text("\n".join(lines)).strip()
+    return reply or text

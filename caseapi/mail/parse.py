@@ -3,12 +3,12 @@
 Real mail is messy, so every step has a fallback and records what it repaired in
 ``ParsedMail.defects`` instead of failing:
 
-- the stdlib ``email`` parser builds the MIME tree with the ``compat32`` policy: the
-  ``default`` policy parses every structured header into objects, which made a 3,000-part
-  message take 3-10 s here against 0.2 s (a 10 MB mail of tiny parts would stall ingest
-  for minutes), and its header parser is where malformed headers raise. Each header value
-  is capped at ``MAX_HEADER_BYTES`` at every level, and the top block at
-  ``MAX_HEADER_FIELDS`` fields;
+- the stdlib ``email`` parser builds the MIME tree with the ``compat32`` policy, not
+  ``default``: ``default`` parses each structured header into objects while parsing, so a
+  10,000-part message took 10 s against 0.6 s (a 10 MB mail of tiny parts would stall the
+  poller for minutes), and its header parser is where malformed headers raise. We read
+  headers raw anyway. Each header value is cut at ``MAX_HEADER_BYTES`` at every level,
+  and the top block keeps at most ``MAX_HEADER_FIELDS`` fields (plus the ones we read);
 - headers are read raw (``Message.raw_items``) and decoded here: RFC 2047 encoded-words
   (adjacent words joined before decoding, so a character split across two words survives),
   8-bit bytes as UTF-8 or Windows-1252;
@@ -19,15 +19,15 @@ Real mail is messy, so every step has a fallback and records what it repaired in
 - attachment names lose any path, control characters and reserved device names, and an
   empty name becomes ``attachment-<n>.<ext>``.
 
-``MailParseError`` is raised only when the input is not a mail at all (empty, or without a
-single header field we know). ``reply_text`` is ``text`` without the quoted original and
-the signature (``strip_quoted_reply``); the full text is always kept in ``text``.
+``MailParseError`` is raised only when the input is not a mail at all: empty, without a
+single header field we know, or a structure the parser cannot build (thousands of nested
+parts exhaust its recursion). ``reply_text`` is ``text`` without the quoted original and
+the signature (``html2text.strip_quoted_reply``); the full text is always kept in ``text``.
 """
 
 from __future__ import annotations
 
 import binascii
-import itertools
 import mimetypes
 import re
 from dataclasses import dataclass
@@ -47,7 +47,13 @@ from caseapi.mail.classify import (
     message_id_list,
     normalize_message_id,
 )
-from caseapi.mail.html2text import decode_bytes, html_to_text, tidy_text
+from caseapi.mail.html2text import (
+    decode_bytes,
+    html_to_text,
+    strip_quoted_reply,
+    tidy_text,
+    unflow,
+)
 
 __all__ = [
     "AutoKind",
@@ -113,7 +119,26 @@ class MailAttachment:
 
 @dataclass(frozen=True, slots=True)
 class ParsedMail:
-    """Everything the mail channel needs from one message; see ``MAIL_DESIGN.md``."""
+    """Everything the mail channel needs from one message (``MAIL_DESIGN.md``).
+
+    Attributes:
+        message_id: normalized ``<id>``, or None when absent or unusable.
+        in_reply_to: normalized ids of ``In-Reply-To``.
+        references: normalized ids of ``References`` (the newest 100), in order.
+        subject: RFC 2047 decoded, whitespace folded.
+        sender: lower-cased addr-spec of ``From`` (``""`` when none or unparseable).
+        sender_name: decoded display name of ``From``.
+        recipients: ``To`` and ``Cc`` addr-specs, lower-cased, unique.
+        date: ``Date`` as aware UTC, or None when absent or unparseable.
+        auto: the sender classification (``classify``).
+        bounce: the delivery report's details for ``BOUNCE`` (and delay reports).
+        text: the whole body as safe text; forwarded messages inline; for a delivery
+            report only its human-readable part.
+        reply_text: ``text`` without the quoted original and signature.
+        attachments: files, in order (detached signatures dropped).
+        size: ``len(raw)``.
+        defects: what was repaired or guessed, human readable.
+    """
 
     message_id: str | None
     in_reply_to: tuple[str, ...]
@@ -309,30 +334,6 @@ def _payload(part: Message, defects: list[str]) -> bytes:
     return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
 
 
-def _unflow(text: str, delsp: bool) -> str:
-    """Undo RFC 3676 ``format=flowed``: join soft-broken lines of the same quote depth."""
-    out: list[str] = []
-    carry: str | None = None
-    carry_depth = -1
-    for line in text.split("\n"):
-        depth = len(line) - len(line.lstrip(">"))
-        body = line[depth:]
-        body = body.removeprefix(" ")  # space-stuffing
-        if carry is not None and depth != carry_depth:
-            out.append(carry)
-            carry = None
-        content = ("> " * depth if depth else "") + body if carry is None else carry + body
-        if body.endswith(" ") and body != "-- ":
-            carry = content[:-1] if delsp else content
-            carry_depth = depth
-        else:
-            out.append(content)
-            carry = None
-    if carry is not None:
-        out.append(carry)
-    return "\n".join(out)
-
-
 def _text_of(part: Message, content_type: str, defects: list[str]) -> str:
     data = _payload(part, defects)
     text, defect = decode_bytes(data, _param(part, "charset"))
@@ -347,7 +348,7 @@ def _text_of(part: Message, content_type: str, defects: list[str]) -> str:
     if content_type == "text/html":
         return html_to_text(text)
     if (_param(part, "format") or "").lower() == "flowed":
-        text = _unflow(text, (_param(part, "delsp") or "").lower() == "yes")
+        text = unflow(text, (_param(part, "delsp") or "").lower() == "yes")
     return tidy_text(text)
 
 
@@ -532,69 +533,6 @@ def _alternative(children: list[Message], body: _Body, depth: int) -> None:
             _walk(child, body, depth + 1)
 
 
-# --- quoted replies ----------------------------------------------------------------------
-
-_REPLY_HEADER = re.compile(
-    # Gmail and Apple Mail wrap a long attribution line once; a quoted one is not ours.
-    r"^[ \t]*(?:On|Il|Le|Am)[ \t][^\n]{0,300}?(?:\n(?!>)[^\n]{0,200}?)?[ \t\n]"
-    r"(?:wrote|ha\s+scritto|a\s+écrit|schrieb[^\n]{0,100}?)[ \t]?:[ \t]*$",
-    re.IGNORECASE | re.MULTILINE,
-)
-_ORIGINAL_MESSAGE = re.compile(
-    r"^[ \t]*-{2,}[ \t]*(?:Original Message|Messaggio originale|Ursprüngliche Nachricht)"
-    r"[ \t]*-{2,}[ \t]*$",
-    re.IGNORECASE | re.MULTILINE,
-)
-_FORWARDED = re.compile(
-    r"^[ \t]*-*[ \t]*(?:Forwarded message|Begin forwarded message|Messaggio inoltrato|"
-    r"Inizio messaggio inoltrato)[ \t]*:?[ \t]*-*[ \t]*$",
-    re.IGNORECASE | re.MULTILINE,
-)
-_OUTLOOK_FROM = re.compile(r"^[ \t]*\**(?:From|Da|De|Von)[ \t]*:\**[ \t]", re.IGNORECASE | re.M)
-_OUTLOOK_SENT = re.compile(
-    r"^[ \t]*\**(?:Sent|Date|Inviato|Data|Envoyé|Gesendet)[ \t]*:\**[ \t]", re.IGNORECASE
-)
-
-
-def _reply_cut(text: str) -> int | None:
-    """Return the offset where the quoted original starts, if one is recognised."""
-    starts = [
-        match.start()
-        for match in (_REPLY_HEADER.search(text), _ORIGINAL_MESSAGE.search(text))
-        if match
-    ]
-    for match in itertools.islice(_OUTLOOK_FROM.finditer(text), 200):
-        following = text[match.end() : match.end() + 2000].split("\n", 5)[1:5]
-        if any(_OUTLOOK_SENT.match(line) for line in following):
-            start = match.start()
-            previous = text.rfind("\n", 0, max(start - 1, 0)) + 1
-            # An underscore rule often precedes Outlook's header block.
-            if start and set(text[previous : start - 1].strip()) == {"_"}:
-                start = previous
-            starts.append(start)
-            break
-    return min(starts) if starts else None
-
-
-def strip_quoted_reply(text: str) -> str:
-    """Return the new part of a reply: without the quoted original and the signature.
-
-    A forwarded message is content, not a quote: nothing after its marker is cut.
-    Conservative: when stripping would leave nothing, the text is returned unchanged.
-    """
-    forward = _FORWARDED.search(text)
-    head = text[: forward.start()] if forward else text
-    cut = _reply_cut(head)
-    kept = text if cut is None else text[:cut]
-    lines = [line for line in kept.split("\n") if not line.lstrip().startswith(">")]
-    for index in range(len(lines) - 1, -1, -1):
-        if lines[index] in ("-- ", "--"):
-            lines = lines[:index]
-            break
-    reply = tidy_text("\n".join(lines)).strip()
-    return reply or text
-
-
 # --- the whole message -------------------------------------------------------------------
 
 
@@ -640,7 +578,8 @@ def parse_mail(
         The parsed mail; repairs and guesses are listed in ``defects``.
 
     Raises:
-        MailParseError: the input is empty or has no header field we know.
+        MailParseError: the input is empty, has no header field we know, or its MIME
+            structure cannot be built (pathological nesting).
     """
     raw = bytes(raw)
     if not raw.strip():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from caseapi.mail.html2text import decode_bytes, html_to_text
 
@@ -51,6 +53,18 @@ def test_images_show_only_their_alt_text() -> None:
 )
 def test_malformed_markup_never_raises(markup: str) -> None:
     assert isinstance(html_to_text(markup), str)
+
+
+def test_unclosed_head_ends_at_body() -> None:
+    assert html_to_text("<html><head><title>t</title><meta x><body><p>Kept</p>") == "Kept"
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.text(alphabet=st.sampled_from(list("<>/!-[]&;#abpscript =\"'x\n")), max_size=300))
+def test_any_markup_gives_text_without_tags_of_ours(markup: str) -> None:
+    text = html_to_text(markup)
+    assert isinstance(text, str)
+    assert "\x00" not in text
 
 
 def test_marked_section_fallback_still_drops_scripts() -> None:
