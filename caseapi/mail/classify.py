@@ -284,7 +284,7 @@ def _original_ids(message: Message, text: str) -> tuple[str, ...]:
     return tuple(unique[:_MAX_IDS])
 
 
-def _delivery_report(message: Message, text: str) -> tuple[AutoKind, Bounce] | None:
+def _delivery_report(message: Message, text: str) -> tuple[AutoKind, Bounce | None] | None:
     """Read an RFC 3464 report anywhere in the first levels of the message."""
     for part in _walk(message, max_depth=3):
         if _content_type(part) not in {"message/delivery-status", "message/global-delivery-status"}:
@@ -308,8 +308,8 @@ def _delivery_report(message: Message, text: str) -> tuple[AutoKind, Bounce] | N
         if failed:
             return AutoKind.BOUNCE, bounce
         if other:
-            # Delayed, delivered or relayed: a report, but no failure to record.
-            return AutoKind.AUTO_REPLY, bounce
+            # Delayed, delivered or relayed: automatic, but no failure to record.
+            return AutoKind.AUTO_REPLY, None
     return None
 
 
@@ -333,14 +333,13 @@ def classify(
         loop_marker: our ``X-Loop`` value.
 
     Returns:
-        The kind and, for ``BOUNCE`` (and delay reports), what the report says.
+        The kind and, for ``BOUNCE`` only, what the report says.
     """
     if _is_loop(message, sender, own_addresses, loop_marker):
         return AutoKind.LOOP, None
     report = _delivery_report(message, text)
     if report is not None:
-        kind, bounce = report
-        return kind, bounce
+        return report
     if _is_daemon(message):
         recipients = tuple(dict.fromkeys(addr.lower() for addr in _QMAIL_RECIPIENT.findall(text)))
         if recipients or _BOUNCE_SUBJECT.search(subject):

@@ -131,7 +131,7 @@ class ParsedMail:
         recipients: ``To`` and ``Cc`` addr-specs, lower-cased, unique.
         date: ``Date`` as aware UTC, or None when absent or unparseable.
         auto: the sender classification (``classify``).
-        bounce: the delivery report's details for ``BOUNCE`` (and delay reports).
+        bounce: the delivery report's details, set exactly when ``auto`` is ``BOUNCE``.
         text: the whole body as safe text; forwarded messages inline; for a delivery
             report only its human-readable part.
         reply_text: ``text`` without the quoted original and signature.

@@ -613,6 +613,22 @@ OUTLOOK_ENCODED_FILENAME = build(
     ),
 )
 
+GMAIL_HTML_ONLY_REPLY = build(
+    *BASIC,
+    "Subject: Re: [CS-2026-000009] Jitter",
+    "Message-ID: <CAF=html@mail.gmail.com>",
+    "References: <out-9@isp.example>",
+    'Content-Type: text/html; charset="UTF-8"',
+    "Content-Transfer-Encoding: base64",
+    body=b64(
+        b'<div dir="ltr">Jitter is back to <b>normal</b> &mdash; thanks.</div><br>'
+        b'<div class="gmail_quote"><div dir="ltr" class="gmail_attr">On Mon, Dec 7, 2026 at '
+        b'9:00\xe2\x80\xafAM ISP Support &lt;<a href="mailto:support@isp.example">'
+        b'support@isp.example</a>&gt; wrote:<br></div><blockquote class="gmail_quote">'
+        b"We changed the queue profile.</blockquote></div>"
+    ),
+)
+
 CORPUS: dict[str, bytes] = {
     name.lower(): value
     for name, value in list(globals().items())

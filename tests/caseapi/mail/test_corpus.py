@@ -70,6 +70,13 @@ EXPECTED: dict[str, Expect | str] = {
         reply="It happened again at 10:40, about 30% loss.",
         extra={"in_reply_to": ("<out-7@isp.example>",)},
     ),
+    "gmail_html_only_reply": Expect(
+        "Re: [CS-2026-000009] Jitter",
+        ANNA,
+        text=("Jitter is back to normal \u2014 thanks.", "> We changed the queue profile."),
+        reply="Jitter is back to normal \u2014 thanks.",
+        extra={"references": ("<out-9@isp.example>",)},
+    ),
     "gmail_reply_it": Expect(
         "Re: [CS-2026-000008] Rallentamenti",
         ANNA,
@@ -110,7 +117,6 @@ EXPECTED: dict[str, Expect | str] = {
         "mailer-daemon@mx.isp.example",
         AutoKind.AUTO_REPLY,
         text=("Still trying.",),
-        bounce_to=(),
     ),
     "vacation": Expect(
         "Fuori sede / Out of office: [CS-2026-000042] Link down",
@@ -264,6 +270,7 @@ def _check(parsed: ParsedMail, expect: Expect) -> None:
         assert parsed.message_id == expect.message_id
     for snippet in expect.defects:
         assert any(snippet in defect for defect in parsed.defects), (snippet, parsed.defects)
+    assert (parsed.bounce is not None) == (parsed.auto is AutoKind.BOUNCE)
     if expect.bounce_to is None:
         assert parsed.bounce is None
     else:
@@ -304,6 +311,7 @@ def _parse_or_refuse(raw: bytes) -> None:
         assert reason
         return
     assert isinstance(parsed.auto, AutoKind)
+    assert (parsed.bounce is not None) == (parsed.auto is AutoKind.BOUNCE)
     assert parsed.size == len(raw)
     for item in parsed.attachments:
         assert item.filename and "/" not in item.filename and "\\" not in item.filename
