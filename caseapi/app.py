@@ -26,6 +26,7 @@ from caseapi.cases.notices import import_reminders
 from caseapi.cases.service import CaseService
 from caseapi.cases.ticker import CaseTicker
 from caseapi.clock import Clock
+from caseapi.core.secrets import SecretBox
 from caseapi.maintenance.config import MaintenanceSettings
 from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.config import NotificationSettings
@@ -82,9 +83,11 @@ class CaseWorkers:
         notifications: NotificationSettings | None = None,
         maintenance: MaintenanceSettings | None = None,
         audit: AuditSettings | None = None,
+        secrets: SecretBox | None = None,
     ) -> None:
         """Build the loops from the ``cases.*``, ``notifications.*``, ``maintenance.*``
-        and ``audit.*`` settings (the defaults where omitted).
+        and ``audit.*`` settings (the defaults where omitted); ``secrets`` opens the
+        stored webhook secrets (``caseapi.secrets``).
 
         Raises:
             ValueError: Settings the dispatcher refuses.
@@ -110,6 +113,7 @@ class CaseWorkers:
                     if notifications.attach_rfo_pdf
                     else ()
                 ),
+                secrets=secrets,
             )
             if notifications.enabled
             else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -55,9 +55,12 @@ from caseapi.core.errors import (
     InvalidCursorError,
     NotFoundError,
 )
+from caseapi.core.secrets import SecretBox
 from caseapi.maintenance.routes import router as maintenance_router
 from caseapi.maintenance.service import MaintenanceService
+from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.routes import router as notifications_router
+from caseapi.notifications.service import WebhookService
 from caseapi.ntus.routes import router as ntus_router
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
@@ -122,6 +125,8 @@ def create_app(
     retry_after_seconds: int = 5,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     attachments: AttachmentSettings | None = None,
+    notifications: NotificationSettings | None = None,
+    secrets: SecretBox | None = None,
 ) -> FastAPI:
     """Build the API application.
 
@@ -140,6 +145,9 @@ def create_app(
             read (``caseapi.api.body_limit``); not the upload's (``attachments``).
         attachments: Limits and storage of attachments (the defaults when omitted);
             the upload's body limit is ``max_size`` plus the multipart overhead.
+        notifications: Where webhooks may point (``notifications.webhooks.*``;
+            the strict defaults when omitted).
+        secrets: Encrypts webhook secrets at rest (``None``: stored as given).
     """
     if healthz_timeout <= 0 or retry_after_seconds <= 0:
         raise ValueError("healthz_timeout and retry_after_seconds must be positive")
@@ -169,6 +177,12 @@ def create_app(
     app.state.audit_service = AuditService(sessionmaker=sessionmaker, clock=domain_clock)
     if maintenance_service is not None:
         app.state.maintenance_service = maintenance_service
+    app.state.webhook_service = WebhookService(
+        sessionmaker=sessionmaker,
+        clock=domain_clock,
+        settings=(notifications or NotificationSettings()).dispatcher(),
+        secrets=secrets,
+    )
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.get("/healthz", tags=["health"], response_model=None)
@@ -251,6 +265,18 @@ def _field_name(loc: Iterable[int | str]) -> str:
     return ".".join(parts) or "request"
 
 
+#: Pydantic error types whose message lists the allowed values but not the one given.
+_CHOICE_ERRORS: Final = frozenset({"enum", "literal_error"})
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    message = str(error.get("msg", ""))
+    given = error.get("input")
+    if error.get("type") in _CHOICE_ERRORS and isinstance(given, str):
+        message += f", not {given[:100]!r}"
+    return message
+
+
 def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> None:
     async def on_case_api_error(request: Request, exc: Exception) -> JSONResponse:
         # Any domain error that declares ``http_status`` (and optionally
@@ -287,7 +313,7 @@ def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> Non
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
-            {"field": _field_name(error.get("loc", ())), "message": str(error.get("msg", ""))}
+            {"field": _field_name(error.get("loc", ())), "message": _message(error)}
             for error in exc.errors()
         ]
         detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors)

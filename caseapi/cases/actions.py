@@ -305,8 +305,9 @@ class CaseActions:
     def scope_filters(
         self, principal: Principal, filters: repository.CaseFilters
     ) -> repository.CaseFilters:
-        """Limit ``filters`` to what ``principal`` may list."""
+        """Limit ``filters`` to what ``principal`` may list (a customer: its own
+        cases, searched in their public text only)."""
         scope = customer_scope(principal)
         if scope is None:
             return filters
-        return replace(filters, customer_id=scope)
+        return replace(filters, customer_id=scope, internal_text=False)

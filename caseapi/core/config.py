@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: The API's request body limit by default: far above any body it takes (an RFO's
 #: five text fields of at most 20,000 characters each), far below what would hurt.
@@ -25,7 +25,7 @@ class Section(BaseModel):
 
 
 class DatabaseSettings(Section):
-    url: str = "sqlite+aiosqlite:///./nms.db"
+    url: str = Field(default="sqlite+aiosqlite:///./nms.db", repr=False)  # may carry a password
 
     @field_validator("url")
     @classmethod

@@ -8,4 +8,8 @@
   documented there).
 - ``channels``: SMTP, webhook and MQTT senders (topic tree documented there).
 - ``routes``: webhook subscriptions and the NOC's view of failed deliveries.
+- ``addresses`` (pure) and ``transport``: where a webhook may be delivered, checked
+  at subscription and at every connection (SSRF, DNS rebinding, no redirects).
+- ``at_rest``: the stored webhook secrets under the secret keys (start-up check,
+  rotation); the keys themselves are ``caseapi.core.secrets``.
 """

@@ -38,12 +38,15 @@ import httpx
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from caseapi.core.secrets import SecretBox, SecretDecryptError, open_secret
+from caseapi.notifications.addresses import WebhookUrlError
 from caseapi.notifications.attachments import Attachment, AttachmentSource
 from caseapi.notifications.errors import DeliveryError, PermanentDeliveryError
 from caseapi.notifications.render import public_payload, render_email
 from caseapi.notifications.repository import Job
 from caseapi.notifications.settings import DispatcherSettings
 from caseapi.notifications.signing import SIGNATURE_HEADER, signature_header
+from caseapi.notifications.transport import ForbiddenAddressError, UnresolvableHostError
 
 logger = logging.getLogger(__name__)
 
@@ -139,15 +142,33 @@ class EmailChannel:
 class WebhookChannel:
     """POSTs the signed JSON event to a subscription's URL."""
 
-    def __init__(self, *, settings: DispatcherSettings, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        *,
+        settings: DispatcherSettings,
+        client: httpx.AsyncClient,
+        secrets: SecretBox | None = None,
+    ) -> None:
         self._settings = settings
         self._client = client
+        self._secrets = secrets
 
     async def send(self, job: Job, *, timestamp: int) -> None:
         if job.webhook is None:
             raise PermanentDeliveryError(
                 "subscription deleted or disabled", channel="webhook", target=job.target
             )
+        try:
+            # The rules may have tightened since the subscription (allow_http off).
+            self._settings.webhook_policy.check_url(job.webhook.url)
+        except WebhookUrlError as exc:
+            raise PermanentDeliveryError(str(exc), channel="webhook", target=job.target) from exc
+        try:
+            keys = [open_secret(stored, self._secrets) for stored in job.webhook.secrets]
+        except SecretDecryptError as exc:
+            # A key configuration problem (start-up checks for it): retried, so
+            # nothing is lost once the key is back.
+            raise DeliveryError(str(exc), channel="webhook", target=job.target) from exc
         body = json.dumps(public_payload(job.envelope), separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
@@ -157,12 +178,18 @@ class WebhookChannel:
             "X-NMS-Event": job.envelope.kind,
             "X-NMS-Delivery": str(job.delivery_id),
             "X-NMS-Attempt": str(job.attempt),
-            SIGNATURE_HEADER: signature_header(job.webhook.secrets, timestamp, body),
+            SIGNATURE_HEADER: signature_header(keys, timestamp, body),
         }
         try:
             response = await self._client.post(
                 job.webhook.url, content=body, headers=headers, timeout=self._settings.send_timeout
             )
+        except ForbiddenAddressError as exc:
+            # Checked at every connection: the name may point elsewhere since it was
+            # subscribed (DNS rebinding). Retrying would only knock again.
+            raise PermanentDeliveryError(str(exc), channel="webhook", target=job.target) from exc
+        except UnresolvableHostError as exc:
+            raise DeliveryError(str(exc), channel="webhook", target=job.target) from exc
         except httpx.HTTPError as exc:
             raise DeliveryError(
                 f"{type(exc).__name__}: {exc}", channel="webhook", target=job.target
@@ -170,6 +197,16 @@ class WebhookChannel:
         if response.is_success:
             return
         error = f"HTTP {response.status_code} from {job.webhook.url}"
+        if response.is_redirect:
+            # Following it would reach an address nobody checked; the subscriber
+            # must subscribe the final URL.
+            location = response.headers.get("location", "(no Location)")
+            raise PermanentDeliveryError(
+                f"{error}: redirect to {location[:200]} not followed (webhooks never "
+                "follow redirects; subscribe the final URL)",
+                channel="webhook",
+                target=job.target,
+            )
         if 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX:
             raise PermanentDeliveryError(error, channel="webhook", target=job.target)
         raise DeliveryError(error, channel="webhook", target=job.target)

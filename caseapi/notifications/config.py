@@ -5,11 +5,30 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 
 from caseapi.core.config import Section, check_mqtt_url
 from caseapi.core.durations import Duration, positive
+from caseapi.notifications.addresses import WebhookPolicy
 from caseapi.notifications.settings import DispatcherSettings
+
+
+class WebhookSettings(Section):
+    """Where webhooks may be delivered (``caseapi.notifications.addresses``)."""
+
+    allow_http: bool = False
+    """Accept ``http://`` URLs (labs only: production webhooks are ``https://``)."""
+    internal_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    """The provider's own networks (CIDR): refused like private addresses."""
+    allow_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    """Exceptions (CIDR): legitimate internal receivers, allowed whatever their class."""
+
+    def policy(self) -> WebhookPolicy:
+        return WebhookPolicy(
+            allow_http=self.allow_http,
+            internal_networks=tuple(self.internal_networks),
+            allow_networks=tuple(self.allow_networks),
+        )
 
 
 class NotificationSettings(Section):
@@ -25,7 +44,7 @@ class NotificationSettings(Section):
     smtp_starttls: bool = False
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
-    mqtt_url: str | None = None
+    mqtt_url: str | None = Field(default=None, repr=False)  # may carry a password
     """``mqtt://[user:password@]host[:port]``; MQTT is off until this is set."""
     mqtt_topic_prefix: str = "nms/v1"
     max_attempts: int = Field(default=8, ge=1, le=100)
@@ -33,6 +52,7 @@ class NotificationSettings(Section):
     backoff_cap: Duration = timedelta(hours=1)
     attach_rfo_pdf: bool = True
     """Attach the published RFO as a PDF to the ``rfo_published`` e-mail."""
+    webhooks: WebhookSettings = WebhookSettings()
 
     @field_validator("mqtt_url")
     @classmethod
@@ -65,6 +85,7 @@ class NotificationSettings(Section):
             max_attempts=self.max_attempts,
             backoff_base=self.backoff_base,
             backoff_cap=self.backoff_cap,
+            webhook_policy=self.webhooks.policy(),
             **tuning,
         )
 

@@ -50,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
+from caseapi.core.secrets import SecretBox
 from caseapi.notifications import repository
 from caseapi.notifications.attachments import AttachmentSource
 from caseapi.notifications.channels import EmailChannel, MqttPublisher, WebhookChannel
@@ -58,6 +59,7 @@ from caseapi.notifications.errors import DeliveryError, PermanentDeliveryError
 from caseapi.notifications.outbox import OutboxSource
 from caseapi.notifications.repository import Job
 from caseapi.notifications.settings import DispatcherSettings
+from caseapi.notifications.transport import Resolver, guarded_client, system_resolver
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ class NotificationDispatcher:
         name: str | None = None,
         sources: Sequence[OutboxSource] = (),
         attachments: Sequence[AttachmentSource] = (),
+        resolver: Resolver = system_resolver,
+        secrets: SecretBox | None = None,
     ) -> None:
         """Create a dispatcher.
 
@@ -97,10 +101,13 @@ class NotificationDispatcher:
             settings: Channels, retries and limits.
             clock: Source of ``now`` for ``run``.
             rng: Uniform [0, 1) source for the jitter (tests pass a constant).
-            http_client: Client for webhooks (default: one per pass).
+            http_client: Client for webhooks (default: one per pass that checks
+                every connection against ``settings.webhook_policy``).
             name: Used in logs and as the MQTT client id prefix.
             sources: Other outboxes to feed in at the start of every pass.
             attachments: Sources of files for the e-mails (``attachments`` module).
+            resolver: How webhook host names are resolved (tests pass their own).
+            secrets: Opens the stored webhook secrets (``None``: stored in clear).
         """
         self._sessionmaker = sessionmaker
         self._settings = settings
@@ -114,6 +121,8 @@ class NotificationDispatcher:
             else None
         )
         self._sources = tuple(sources)
+        self._resolver = resolver
+        self._secrets = secrets
 
     async def run(self, interval: float) -> None:
         """Pass over the outbox every ``interval`` seconds until cancelled."""
@@ -156,7 +165,7 @@ class NotificationDispatcher:
         for job in other_jobs:
             queues.setdefault((job.channel, job.target), []).append(job)
         async with self._http() as client, asyncio.TaskGroup() as group:
-            webhooks = WebhookChannel(settings=self._settings, client=client)
+            webhooks = WebhookChannel(settings=self._settings, client=client, secrets=self._secrets)
             for (channel, target), queue in queues.items():
                 group.create_task(
                     self._deliver_in_order(queue, now, semaphore, webhooks),
@@ -170,7 +179,9 @@ class NotificationDispatcher:
         if self._http_client is not None:
             yield self._http_client
             return
-        async with httpx.AsyncClient(follow_redirects=False) as client:
+        async with guarded_client(
+            policy=self._settings.webhook_policy, resolver=self._resolver
+        ) as client:
             yield client
 
     async def _deliver_in_order(

@@ -7,6 +7,9 @@ CaseApiError
 │   ├── WebhookNotFoundError      404 webhook_not_found
 │   └── DeliveryNotFoundError     404 notification_not_found
 └── WebhookRequestError           422 invalid_webhook_request
+    └── WebhookUrlRejectedError   422 webhook_scheme_forbidden, webhook_userinfo_forbidden,
+                                      webhook_host_invalid, webhook_host_unresolvable,
+                                      webhook_address_forbidden (see ``addresses``)
 """
 
 from __future__ import annotations
@@ -52,3 +55,16 @@ class DeliveryNotFoundError(NotFoundError):
 class WebhookRequestError(CaseApiError):
     code = "invalid_webhook_request"
     http_status: ClassVar[int] = 422
+
+
+class WebhookUrlRejectedError(WebhookRequestError):
+    """A webhook URL that breaks a delivery rule; ``code`` names the rule.
+
+    ``problem_extensions`` carry ``field`` (``url``) and, for an address,
+    ``address`` and ``address_class`` (``loopback``, ``private``, ...).
+    """
+
+    def __init__(self, message: str, *, code: str, **extensions: str) -> None:
+        self.code = code
+        self.problem_extensions = {"field": "url", **extensions}
+        super().__init__(message)

@@ -19,6 +19,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from caseapi.core.base import ACTOR_LENGTH, Base, UTCDateTime
 
 KIND_LENGTH = 40
+#: A 49-character secret encrypted: 4 + 164 characters; room for longer tokens.
+SECRET_LENGTH = 400
 
 
 class Notification(Base):
@@ -68,8 +70,9 @@ class NotificationDelivery(Base):
 class WebhookSubscription(Base):
     """A customer's HTTPS endpoint and the event types it wants.
 
-    The secrets are stored as given because the dispatcher needs them to sign; the
-    API shows each one once, when it is created.
+    The dispatcher needs the secrets themselves to sign, so they are stored
+    encrypted (``enc:<Fernet token>``, ``caseapi.core.secrets``) where a secret key
+    is configured, else as given; the API shows each one once, when it is created.
     """
 
     __tablename__ = "webhook_subscriptions"
@@ -81,9 +84,9 @@ class WebhookSubscription(Base):
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
     description: Mapped[str] = mapped_column(String(200), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    secret: Mapped[str] = mapped_column(String(100))
+    secret: Mapped[str] = mapped_column(String(SECRET_LENGTH))
     #: The secret before the last rotation, still signed with until it expires.
-    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(SECRET_LENGTH))
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -27,7 +27,11 @@ _TOPIC_UNSAFE = re.compile(r"[+#/\x00]")
 @dataclass(frozen=True, slots=True)
 class WebhookTarget:
     url: str
+    #: As stored (``enc:...`` when encrypted at rest); the channel opens them.
     secrets: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return f"WebhookTarget(url={self.url!r}, secrets=<{len(self.secrets)} hidden>)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,17 @@ from caseapi.auth.principal import Principal
 from caseapi.auth.tenancy import ensure_visible, own_customer
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
+from caseapi.core.secrets import SecretBox, seal_secret
 from caseapi.customers.models import Customer
 from caseapi.notifications import repository
+from caseapi.notifications.addresses import WebhookUrlError
 from caseapi.notifications.config import DEFAULT_DISPATCHER
 from caseapi.notifications.enums import DeliveryState
 from caseapi.notifications.errors import (
     DeliveryNotFoundError,
     WebhookNotFoundError,
     WebhookRequestError,
+    WebhookUrlRejectedError,
 )
 from caseapi.notifications.models import NotificationDelivery, WebhookSubscription
 from caseapi.notifications.outbox import backlog
@@ -34,6 +37,13 @@ from caseapi.notifications.schemas import (
 )
 from caseapi.notifications.settings import DispatcherSettings
 from caseapi.notifications.signing import new_secret
+from caseapi.notifications.transport import (
+    ForbiddenAddressError,
+    Resolver,
+    UnresolvableHostError,
+    checked_addresses,
+    system_resolver,
+)
 
 
 def _public(row: WebhookSubscription) -> WebhookPublic:
@@ -57,10 +67,52 @@ class WebhookService:
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
         settings: DispatcherSettings | None = None,
+        resolver: Resolver = system_resolver,
+        secrets: SecretBox | None = None,
     ) -> None:
+        """Build the service.
+
+        Args:
+            sessionmaker: Session factory of the case database.
+            clock: Source of ``now``.
+            settings: The webhook address policy and rotation overlap.
+            resolver: How webhook host names are resolved (tests pass their own).
+            secrets: Encrypts the signing secrets before they are stored
+                (``None``: stored as given, for a database without a key).
+        """
         self._sessionmaker = sessionmaker
         self._clock = clock
         self._settings = settings or DEFAULT_DISPATCHER
+        self._resolver = resolver
+        self._secrets = secrets
+
+    async def check_url(self, url: str) -> None:
+        """Refuse ``url`` unless webhooks may be delivered there now.
+
+        The dispatcher checks again at every connection; this check tells the
+        subscriber at once.
+
+        Raises:
+            WebhookUrlRejectedError: The rule it breaks, as ``code``.
+        """
+        policy = self._settings.webhook_policy
+        try:
+            target = policy.check_url(url)
+            await checked_addresses(
+                target.host, target.port, policy=policy, resolver=self._resolver
+            )
+        except WebhookUrlError as exc:
+            code = "webhook_host_invalid" if exc.rule == "host" else f"webhook_{exc.rule}_forbidden"
+            raise WebhookUrlRejectedError(str(exc), code=code) from None
+        except ForbiddenAddressError as exc:
+            raise WebhookUrlRejectedError(
+                str(exc),
+                code="webhook_address_forbidden",
+                address=str(exc.address),
+                address_class=exc.address_class.value,
+            ) from None
+        except UnresolvableHostError as exc:
+            raise WebhookUrlRejectedError(str(exc), code="webhook_host_unresolvable") from None
 
     async def create(self, *, principal: Principal, body: WebhookCreate) -> WebhookWithSecret:
         """Subscribe; the response holds the secret, never shown again.
@@ -68,11 +120,14 @@ class WebhookService:
         Raises:
             CustomerMismatchError: A customer naming another customer.
             WebhookRequestError: Staff without ``customer_id``, or an unknown customer.
+            WebhookUrlRejectedError: A URL webhooks may not be delivered to.
         """
         customer_id = own_customer(principal, body.customer_id, field="customer_id")
         if customer_id is None:
             raise WebhookRequestError("customer_id is required")
+        await self.check_url(str(body.url))
         now = self._clock.now()
+        secret = new_secret()
         async with session_scope(self._sessionmaker, write=True) as session:
             if await session.get(Customer, customer_id) is None:
                 raise WebhookRequestError(f"unknown customer {customer_id!r}")
@@ -82,7 +137,7 @@ class WebhookService:
                 event_types=body.event_types,
                 description=body.description,
                 active=True,
-                secret=new_secret(),
+                secret=seal_secret(secret, self._secrets),
                 created_by=principal.actor,
                 created_at=now,
                 updated_at=now,
@@ -91,7 +146,7 @@ class WebhookService:
             await session.flush()
             await _audit(session, AuditAction.WEBHOOK_CREATE, row, now, event_types=row.event_types)
             await session.commit()
-            return WebhookWithSecret(**_public(row).model_dump(), secret=row.secret)
+            return WebhookWithSecret(**_public(row).model_dump(), secret=secret)
 
     async def list(self, *, principal: Principal, customer_id: str | None) -> list[WebhookPublic]:
         """Subscriptions of ``customer_id`` (all: ``None``); a customer's own only.
@@ -111,6 +166,9 @@ class WebhookService:
     async def update(
         self, *, principal: Principal, subscription_id: int, body: WebhookUpdate
     ) -> WebhookPublic:
+        if body.url is not None:
+            # Resolved before the transaction: a slow DNS answer holds no lock.
+            await self.check_url(str(body.url))
         async with session_scope(self._sessionmaker, write=True) as session:
             row = await self._visible(session, principal, subscription_id, lock=True)
             if body.url is not None:
@@ -148,9 +206,11 @@ class WebhookService:
         now = self._clock.now()
         async with session_scope(self._sessionmaker, write=True) as session:
             row = await self._visible(session, principal, subscription_id, lock=True)
+            # The stored (sealed) value moves as it is: it opens with the same keys.
             row.previous_secret = row.secret if overlap > timedelta(0) else None
             row.previous_secret_expires_at = now + overlap if overlap > timedelta(0) else None
-            row.secret = new_secret()
+            secret = new_secret()
+            row.secret = seal_secret(secret, self._secrets)
             row.updated_at = now
             await session.flush()
             await _audit(
@@ -161,7 +221,7 @@ class WebhookService:
                 overlap_seconds=overlap.total_seconds(),
             )
             await session.commit()
-            return WebhookWithSecret(**_public(row).model_dump(), secret=row.secret)
+            return WebhookWithSecret(**_public(row).model_dump(), secret=secret)
 
     @staticmethod
     async def _visible(

@@ -7,9 +7,11 @@ others (claim timeout, batch size, ...) are tuning knobs only tests change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
+
+from caseapi.notifications.addresses import WebhookPolicy
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,9 +27,9 @@ class DispatcherSettings:
     smtp_from: str
     smtp_starttls: bool
     smtp_user: str | None
-    smtp_password: str | None
+    smtp_password: str | None = field(repr=False)
     #: ``mqtt://[user:password@]host[:port]``.
-    mqtt_url: str | None
+    mqtt_url: str | None = field(repr=False)  # may carry a password
     mqtt_topic_prefix: str
     max_attempts: int
     backoff_base: timedelta
@@ -40,6 +42,8 @@ class DispatcherSettings:
     concurrency: int = 10
     #: How long the old webhook secret keeps signing after a rotation (default).
     webhook_rotation_overlap: timedelta = timedelta(hours=24)
+    #: Where webhooks may be delivered (``notifications.webhooks.*``).
+    webhook_policy: WebhookPolicy = WebhookPolicy()  # noqa: RUF009 - frozen, shared safely
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

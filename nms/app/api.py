@@ -19,7 +19,13 @@ from nms.app.process import (
     until_stopped,
 )
 from nms.app.settings import Settings
-from nms.app.wiring import build_api, build_case_services, migrate_until_done
+from nms.app.wiring import (
+    build_api,
+    build_case_services,
+    migrate_until_done,
+    seal_stored_secrets,
+    secret_box,
+)
 from nms.clock import Clock
 
 log = logging.getLogger("nms.distributed")
@@ -27,13 +33,25 @@ log = logging.getLogger("nms.distributed")
 
 async def run_api(settings: Settings, *, clock: Clock) -> None:
     """Serve the case API until SIGTERM / SIGINT."""
+    box = secret_box(settings)
     listener = listen_socket(settings.api.listen)
     engine = make_engine(settings.database.url)
     sessionmaker = make_sessionmaker(engine)
     services = build_case_services(settings, sessionmaker, clock)
     app = build_api(
-        sessionmaker, clock, services, settings=settings.api, attachments=settings.attachments
+        sessionmaker,
+        clock,
+        services,
+        settings=settings.api,
+        attachments=settings.attachments,
+        notifications=settings.notifications,
+        secrets=box,
     )
+
+    async def prepare() -> None:
+        await migrate_until_done(engine)
+        await seal_stored_secrets(sessionmaker, box)
+
     server = api_server(app)
     stop = stop_event()
     log.info("API on http://%s", settings.api.listen)
@@ -41,7 +59,7 @@ async def run_api(settings: Settings, *, clock: Clock) -> None:
         try:
             async with asyncio.TaskGroup() as tasks:
                 # Requests get 503 + Retry-After until the database is there.
-                tasks.create_task(migrate_until_done(engine), name="migrate")
+                tasks.create_task(prepare(), name="migrate")
                 tasks.create_task(server.serve(sockets=[listener]), name="api")
                 tasks.create_task(until_stopped(stop), name="stop")
         except* StopRequestedError:

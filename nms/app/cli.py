@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from caseapi.database import CaseApiError
+from caseapi.database import CaseApiError, mask_url
+from caseapi.secrets import SecretDecryptError, SecretKeyError
 from nms.app.settings import DatabaseSettings, Settings, format_duration, load_settings
 from nms.clock import SystemClock
 from nms.errors import ConfigError, InventoryError, ListenError
@@ -126,6 +127,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_apikey_commands(sub, default_database=DatabaseSettings().url)
 
+    from nms.app.secrets import add_secrets_commands
+
+    add_secrets_commands(sub, _add_config)
+
     from nms.app.demo import add_demo_command
 
     add_demo_command(sub)
@@ -169,6 +174,13 @@ def _settings_for_run(args: argparse.Namespace) -> Settings:
             settings = _override(settings, "cluster", flag="listen", detector_listen=args.listen)
         else:
             settings = _override(settings, "api", listen=args.listen)
+    if getattr(args, "database", None) is not None:
+        settings = _override(settings, "database", url=args.database)
+    return settings
+
+
+def _settings_for_secrets(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
     if getattr(args, "database", None) is not None:
         settings = _override(settings, "database", url=args.database)
     return settings
@@ -230,6 +242,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if isinstance(known, IcmpPermissionError):
             _print_problems("cannot probe, not started", [str(known)])
             return EXIT_USAGE
+        if isinstance(known, SecretKeyError | SecretDecryptError):
+            _print_problems("secret key problem, not started", [str(known)])
+            return EXIT_USAGE
         if isinstance(known, CaseApiError):
             _print_problems("database problem", [str(known)])
             return EXIT_RUNTIME
@@ -254,7 +269,10 @@ def _count(n: int, one: str, many: str) -> str:
 
 
 def _cmd_inventory_check(args: argparse.Namespace) -> int:
-    inventory = load_inventory(args.file)
+    from nms.app.secrets import settings_box
+
+    # enc: credentials open with the keys of the environment (NMS_SECRETS__*).
+    inventory = load_inventory(args.file, secrets=settings_box(load_settings(None)))
     counts = ", ".join(
         (
             _count(len(inventory.customers), "customer", "customers"),
@@ -285,6 +303,10 @@ def _print_section(name: str, value: object, indent: int) -> None:
         shown = format_duration(value)
     elif isinstance(value, bool):
         shown = str(value).lower()
+    elif isinstance(value, str) and "://" in value:
+        shown = mask_url(value)  # database, bus and MQTT URLs may carry a password
+    elif isinstance(value, list):
+        shown = "[" + ", ".join(str(item) for item in value) + "]"
     print(f"{pad}{name}: {'null' if shown is None else shown}")
 
 
@@ -314,12 +336,19 @@ def _main(argv: Sequence[str] | None) -> int:
             from caseapi.cli import run_apikey_command
 
             return run_apikey_command(args)
+        if args.command == "secrets":
+            from nms.app.secrets import run_secrets_command
+
+            return run_secrets_command(args, _settings_for_secrets)
         return _cmd_config_show(args)
     except ConfigError as exc:
         _print_problems("invalid configuration, not started", exc.problems)
         return EXIT_USAGE
     except InventoryError as exc:
         _print_problems("invalid inventory", exc.problems)
+        return EXIT_USAGE
+    except (SecretKeyError, SecretDecryptError) as exc:
+        _print_problems("secret key problem", [str(exc)])
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

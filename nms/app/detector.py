@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from caseapi.database import make_engine, make_sessionmaker
+from caseapi.database import make_engine, make_sessionmaker, mask_url
 from nms.app.detector_service import DetectorService
 from nms.app.leader import LeaderLock
 from nms.app.process import (
@@ -43,6 +43,8 @@ from nms.app.wiring import (
     bus_settings,
     load_checked_inventory,
     migrate_until_done,
+    seal_stored_secrets,
+    secret_box,
 )
 from nms.bus.batch import Batch, PingBatch, SnmpBatch
 from nms.bus.case_relay import CaseRelay
@@ -73,6 +75,7 @@ class DetectorNode:
         self._clock = clock
         self._inventory = load_checked_inventory(settings)
         self._bus_settings = bus_settings(settings)
+        self._secrets = secret_box(settings)
         self._lock = LeaderLock(
             settings.database.url, check=settings.cluster.leader_check.total_seconds()
         )
@@ -125,6 +128,7 @@ class DetectorNode:
     async def _lead_forever(self, engine: AsyncEngine) -> None:
         sessionmaker = make_sessionmaker(engine)
         await migrate_until_done(engine)
+        await seal_stored_secrets(sessionmaker, self._secrets)
         while True:
             await self._lock.acquire()
             self.terms += 1
@@ -229,7 +233,7 @@ class DetectorNode:
                     "detector leading: %d NTUs, down after %s; bus %s",
                     len(inventory.ntus),
                     format_duration(settings.detector.down_after),
-                    settings.bus.url,
+                    mask_url(settings.bus.url or ""),  # it may carry a password
                 )
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(bus.run(), name="bus")
@@ -238,7 +242,9 @@ class DetectorNode:
                     tasks.create_task(relay.run(1.0), name="case-relay")
                     tasks.create_task(refresh_case_stats(), name="case-stats")
                     tasks.create_task(
-                        build_case_workers(settings, sessionmaker, clock).run(),
+                        build_case_workers(
+                            settings, sessionmaker, clock, secrets=self._secrets
+                        ).run(),
                         name="case-workers",
                     )
         finally:

@@ -30,12 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.incidents import IncidentSink
 from nms.app.process import FileWatch
 from nms.app.settings import Settings
+from nms.app.wiring import load_settings_inventory
 from nms.bus.batch import Batch
 from nms.clock import Clock
 from nms.detector.availability import Rules
 from nms.detector.engine import Detector, profile_thresholds
 from nms.errors import InventoryError
-from nms.inventory.loader import load_inventory
 from nms.inventory.model import Inventory
 from nms.inventory.sync import sync_inventory
 from nms.probing.targets import MaintenanceWatcher, SkipTarget, TargetPlanner
@@ -98,7 +98,7 @@ class InventoryReloader:
 
     async def reload(self) -> bool:
         try:
-            inventory = load_inventory(self._path)
+            inventory = load_settings_inventory(self._settings, self._path)
             profile_thresholds(inventory, self._settings.detector.degraded)
         except InventoryError as exc:
             log.error(

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.app import CaseServices
 from caseapi.database import make_engine, make_sessionmaker, mask_url
+from caseapi.secrets import SecretBox
 from nms.app.detector_service import DetectorService
 from nms.app.process import (
     StopRequestedError,
@@ -38,6 +39,8 @@ from nms.app.wiring import (
     load_checked_inventory,
     migrate_all,
     open_probes,
+    seal_stored_secrets,
+    secret_box,
 )
 from nms.bus.inprocess import InProcessBus
 from nms.clock import Clock
@@ -59,12 +62,14 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
         caseapi.database.CaseApiError: the database cannot be used.
     """
     inventory = load_checked_inventory(settings, required=False)
+    box = secret_box(settings)
     listener = listen_socket(settings.api.listen)
     engine = make_engine(settings.database.url)
     try:
         await migrate_all(engine)
         log.info("database ready: %s", mask_url(settings.database.url))
         sessionmaker = make_sessionmaker(engine)
+        await seal_stored_secrets(sessionmaker, box)
         diff = await sync_inventory(sessionmaker, inventory)
         log.info(
             "inventory %s: %d customers, %d NTUs (%s)",
@@ -74,7 +79,7 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
             diff.summary(),
         )
         services = build_case_services(settings, sessionmaker, clock)
-        await _serve(settings, clock, inventory, sessionmaker, services, listener)
+        await _serve(settings, clock, inventory, sessionmaker, services, listener, box)
     finally:
         listener.close()
         await engine.dispose()
@@ -87,6 +92,7 @@ async def _serve(
     sessionmaker: async_sessionmaker[AsyncSession],
     services: CaseServices,
     listener: socket.socket,
+    box: SecretBox | None,
 ) -> None:
     bus = InProcessBus()
     probe_stats = ProbeStats()
@@ -122,9 +128,11 @@ async def _serve(
                 settings=settings.api,
                 attachments=settings.attachments,
                 extra_routers=(metrics.router(),),
+                notifications=settings.notifications,
+                secrets=box,
             )
             server = api_server(app)
-            workers = build_case_workers(settings, sessionmaker, clock)
+            workers = build_case_workers(settings, sessionmaker, clock, secrets=box)
             await stack.enter_async_context(detector)
             log.info(
                 "nms running: %d NTUs, ICMP every %s, down after %s; API and /metrics on http://%s",

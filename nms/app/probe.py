@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
+from caseapi.database import mask_url
 from nms.app.process import (
     FileWatch,
     StopRequestedError,
@@ -29,12 +30,16 @@ from nms.app.process import (
     stop_event,
 )
 from nms.app.settings import Settings, format_duration
-from nms.app.wiring import bus_settings, load_checked_inventory, open_probes
+from nms.app.wiring import (
+    bus_settings,
+    load_checked_inventory,
+    load_settings_inventory,
+    open_probes,
+)
 from nms.bus.mqtt import MqttBus
 from nms.bus.wire import Heartbeat, SkipSet
 from nms.clock import Clock
 from nms.errors import InventoryError
-from nms.inventory.loader import load_inventory
 from nms.inventory.model import Inventory
 from nms.noc.cluster_metrics import BusCollector
 from nms.noc.probe_metrics import ProbeCollector, ProbeStats
@@ -109,7 +114,7 @@ async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
             async def reload() -> None:
                 nonlocal mine
                 try:
-                    new = load_inventory(cast(Path, settings.inventory.path))
+                    new = load_settings_inventory(settings, cast(Path, settings.inventory.path))
                 except InventoryError as exc:
                     log.error(
                         "inventory reload rejected, keeping the running one:\n  %s",
@@ -160,7 +165,7 @@ async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
                 len(inventory.ntus),
                 len(mine.nodes),
                 format_duration(settings.probes.icmp.interval),
-                settings.bus.url,
+                mask_url(settings.bus.url or ""),  # it may carry a password
                 settings.cluster.probe_listen,
             )
             try:

@@ -20,11 +20,14 @@ from pydantic import (
     ByteSize,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from caseapi.secrets import ENC_PREFIX, SecretBox, SecretDecryptError, SecretKeyError
 from caseapi.settings import (
     DEFAULT_MAX_BODY,
     AttachmentSettings,
@@ -83,7 +86,7 @@ class ApiSettings(_Section):
 class BusSettings(_Section):
     """The MQTT bus of the distributed wiring (``nms probe`` / ``nms detector``)."""
 
-    url: str | None = None
+    url: str | None = Field(default=None, repr=False)  # may carry a password
     """``mqtt://[user:password@]host[:port]``; needed by ``nms probe`` and ``nms detector``."""
     topic_prefix: str = "nms/v1"
     session_expiry: Duration = timedelta(hours=1)
@@ -156,6 +159,46 @@ class LogSettings(_Section):
         return level.lower()
 
 
+class SecretsSettings(_Section):
+    """The keys that encrypt secrets at rest (``nms.app.secrets``)."""
+
+    key: SecretStr | None = None
+    """The current key; best given as NMS_SECRETS__KEY (make one: nms secrets generate-key)."""
+    previous_keys: list[SecretStr] = Field(default_factory=list)
+    """Older keys, still accepted for decryption during a rotation."""
+    key_file: Path | None = None
+    """File with one key a line, the current first; mode 0600. Default with SQLite:
+    ``<database file>.key``, created on first start."""
+
+
+def _open_encrypted(value: Any, box: SecretBox | None, path: tuple[str, ...]) -> Any:
+    """``value`` with every ``enc:`` string in it decrypted (settings input, any depth)."""
+    if isinstance(value, dict):
+        return {k: _open_encrypted(v, box, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_open_encrypted(v, box, (*path, str(i))) for i, v in enumerate(value)]
+    if isinstance(value, SecretStr):
+        opened = _open_encrypted(value.get_secret_value(), box, path)
+        return SecretStr(opened)
+    if not isinstance(value, str) or not value.startswith(ENC_PREFIX):
+        return value
+    key = ".".join(path)
+    env = "NMS_" + "__".join(path).upper()
+    where = f"environment {env}" if env in os.environ else key
+    if box is None:
+        raise ValueError(
+            f"{where}: encrypted (enc:...) but no secret key is configured "
+            "(secrets.key_file or NMS_SECRETS__KEY)"
+        )
+    try:
+        return box.decrypt(value)
+    except SecretDecryptError:
+        raise ValueError(
+            f"{where}: cannot decrypt: not made with any configured secret key "
+            "(wrong key, or the key it was made with is no longer configured)"
+        ) from None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NMS_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -174,6 +217,24 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = ClusterSettings()
     inventory: InventorySettings = InventorySettings()
     log: LogSettings = LogSettings()
+    secrets: SecretsSettings = SecretsSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decrypt(cls, data: Any) -> Any:
+        # Before the sections validate: an ``enc:`` URL must open before it is parsed.
+        if not isinstance(data, dict):
+            return data
+        from nms.app.secrets import box_for, keys_from_raw
+
+        try:
+            box = box_for(keys_from_raw(data, DatabaseSettings().url))
+        except SecretKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return {
+            name: value if name == "secrets" else _open_encrypted(value, box, (name,))
+            for name, value in data.items()
+        }
 
     @classmethod
     def settings_customise_sources(
@@ -217,6 +278,10 @@ def _format_validation(exc: ValidationError, path: Path | None) -> list[str]:
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
+        if not loc:
+            # Whole-settings checks (encrypted values) name their key themselves.
+            lines.append(message)
+            continue
         lines.append(f"{origin}: {key}: {message}")
     return lines
 

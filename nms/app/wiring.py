@@ -13,14 +13,17 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from caseapi.app import CaseServices, CaseWorkers, build_services, create_app
 from caseapi.database import DatabaseUnavailableError, mask_url, migrate
+from caseapi.secrets import SecretBox, seal_webhook_secrets
 from caseapi.settings import AttachmentSettings
-from nms.app.settings import ApiSettings, Settings, split_listen
+from nms.app.secrets import owned_box, settings_box, settings_keys
+from nms.app.settings import ApiSettings, NotificationSettings, Settings, split_listen
 from nms.bus.batch import Batch
 from nms.bus.mqtt import MqttBusSettings
 from nms.clock import Clock
@@ -61,9 +64,19 @@ def load_checked_inventory(settings: Settings, *, required: bool = True) -> Inve
             raise ConfigError(["inventory.path: needed by this command (--inventory FILE)"])
         log.warning("no inventory given (--inventory FILE): nothing to probe")
         return Inventory(customers=(), ntus=())
-    inventory = load_inventory(path)
+    inventory = load_settings_inventory(settings, path)
     profile_thresholds(inventory, settings.detector.degraded)
     return inventory
+
+
+def load_settings_inventory(settings: Settings, path: Path) -> Inventory:
+    """``load_inventory`` with the keys of ``settings`` for ``enc:`` SNMP credentials.
+
+    Raises:
+        InventoryError: As ``load_inventory``.
+        SecretKeyError: The keys cannot be used.
+    """
+    return load_inventory(path, secrets=settings_box(settings))
 
 
 def bus_settings(settings: Settings) -> MqttBusSettings:
@@ -111,6 +124,30 @@ async def migrate_until_done(engine: AsyncEngine) -> None:
 # -- the case side ------------------------------------------------------------------
 
 
+def secret_box(settings: Settings) -> SecretBox | None:
+    """The keys of a process that stores secrets (creates the default key file).
+
+    Raises:
+        SecretKeyError: The configured keys cannot be used.
+    """
+    return owned_box(keys=settings_keys(settings), database_url=settings.database.url)
+
+
+async def seal_stored_secrets(
+    sessionmaker: async_sessionmaker[AsyncSession], box: SecretBox | None
+) -> None:
+    """Check that every stored secret opens with ``box`` and encrypt any in clear.
+
+    Raises:
+        SecretDecryptError: The configured keys do not open them (exit 2).
+    """
+    stored = await seal_webhook_secrets(sessionmaker, box)
+    if stored.rewritten:
+        log.info("encrypted %d webhook secrets stored in clear", stored.rewritten)
+    if stored.plain:
+        log.warning("%d webhook secrets are stored in clear (no secret key)", stored.plain)
+
+
 def build_case_services(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
 ) -> CaseServices:
@@ -124,12 +161,17 @@ def build_case_services(
 
 
 def build_case_workers(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    *,
+    secrets: SecretBox | None = None,
 ) -> CaseWorkers:
     """The case ticker, the notification dispatcher and the maintenance notices."""
     return CaseWorkers(
         sessionmaker=sessionmaker,
         clock=clock,
+        secrets=secrets,
         cases=settings.cases,
         notifications=settings.notifications,
         maintenance=settings.maintenance,
@@ -145,6 +187,8 @@ def build_api(
     settings: ApiSettings | None = None,
     attachments: AttachmentSettings | None = None,
     extra_routers: Sequence[APIRouter] = (),
+    notifications: NotificationSettings | None = None,
+    secrets: SecretBox | None = None,
 ) -> FastAPI:
     """The case API over ``services`` (embedded and ``nms api``)."""
     api = settings or ApiSettings()
@@ -156,6 +200,8 @@ def build_api(
         extra_routers=extra_routers,
         max_body_bytes=int(api.max_body),
         attachments=attachments,
+        notifications=notifications,
+        secrets=secrets,
     )
 
 

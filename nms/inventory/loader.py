@@ -47,8 +47,10 @@ from pydantic import (
     ValidationError,
 )
 
+from caseapi.secrets import SecretBox
 from nms.errors import InventoryError
 from nms.inventory.model import (
+    SECRETS_CONTEXT,
     CustomerSpec,
     Inventory,
     NodeSpec,
@@ -289,8 +291,14 @@ _MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def parse_inventory(text: str, *, source: str, fmt: Literal["yaml", "csv"]) -> Inventory:
-    """Validate an inventory document.
+def parse_inventory(
+    text: str,
+    *,
+    source: str,
+    fmt: Literal["yaml", "csv"],
+    secrets: SecretBox | None = None,
+) -> Inventory:
+    """Validate an inventory document; ``secrets`` opens ``enc:`` SNMP credentials.
 
     Raises:
         InventoryError: listing every problem as ``source:line: field: message``.
@@ -308,7 +316,7 @@ def parse_inventory(text: str, *, source: str, fmt: Literal["yaml", "csv"]) -> I
             problems.append(f"{source}:{row.line}: {where}: expected a mapping of fields")
             continue
         try:
-            spec = model.model_validate(dict(row.data))
+            spec = model.model_validate(dict(row.data), context={SECRETS_CONTEXT: secrets})
         except ValidationError as exc:
             for err in exc.errors():
                 loc = tuple(err["loc"])
@@ -405,8 +413,10 @@ def _cross_check(
             node = parents[node]
 
 
-def load_inventory(path: Path) -> Inventory:
+def load_inventory(path: Path, *, secrets: SecretBox | None = None) -> Inventory:
     """Read and validate ``path`` (``.csv`` is CSV, anything else YAML).
+
+    ``secrets`` opens the ``enc:`` values of SNMP credentials (``nms secrets encrypt``).
 
     Raises:
         InventoryError: every problem, with file, line and field.
@@ -425,4 +435,4 @@ def load_inventory(path: Path) -> Inventory:
     except UnicodeDecodeError as exc:
         raise InventoryError([f"{path}: not UTF-8 text ({exc.reason})"]) from exc
     fmt: Literal["yaml", "csv"] = "csv" if path.suffix.lower() == ".csv" else "yaml"
-    return parse_inventory(text, source=str(path), fmt=fmt)
+    return parse_inventory(text, source=str(path), fmt=fmt, secrets=secrets)

@@ -20,14 +20,18 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from caseapi.secrets import ENC_PREFIX, SecretBox, SecretDecryptError
 from nms.app.settings import Duration
 from probes.observation import IPAddress
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+#: Validation context key of the ``SecretBox`` that opens ``enc:`` credentials.
+SECRETS_CONTEXT = "secrets"
 
 # IPv4 blocks that are never a device's address (RFC 1122 3.2.1.3, RFC 1112 4).
 _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
@@ -113,6 +117,24 @@ class SnmpSpec(_Strict):
     @classmethod
     def _version_text(cls, value: object) -> object:
         return str(value) if isinstance(value, int) else value
+
+    @field_validator("community", "auth_key", "priv_key", mode="before")
+    @classmethod
+    def _open(cls, value: object, info: ValidationInfo) -> object:
+        # ``enc:...`` (``nms secrets encrypt``) opens with the configured keys.
+        if not isinstance(value, str) or not value.startswith(ENC_PREFIX):
+            return value
+        context = info.context if isinstance(info.context, dict) else {}
+        box = context.get(SECRETS_CONTEXT)
+        if not isinstance(box, SecretBox):
+            raise ValueError(
+                "encrypted (enc:...) but no secret key is configured "
+                "(secrets.key_file or NMS_SECRETS__KEY)"
+            )
+        try:
+            return box.decrypt(value)
+        except SecretDecryptError:
+            raise ValueError("cannot decrypt: not made with any configured secret key") from None
 
     @model_validator(mode="after")
     def _credentials(self) -> SnmpSpec:

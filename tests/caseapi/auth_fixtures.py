@@ -30,12 +30,27 @@ from caseapi.auth.service import ApiKeyService
 from caseapi.cases.service import CaseService
 from caseapi.clock import Clock
 from caseapi.customers.models import Customer
+from caseapi.notifications.config import NotificationSettings
 from tests.caseapi.conftest import Database
 
 
 def make_app(database: Database, service: CaseService, clock: Clock) -> FastAPI:
-    """An app over the test database whose key expiry follows ``clock``."""
-    return create_app(sessionmaker=database.sessionmaker, case_service=service, clock=clock)
+    """An app over the test database whose key expiry follows ``clock``.
+
+    Webhooks may point at 127.0.0.0/8 over http, as in a lab (``LAB_WEBHOOK_SETTINGS``).
+    """
+    return create_app(
+        sessionmaker=database.sessionmaker,
+        case_service=service,
+        clock=clock,
+        notifications=LAB_WEBHOOK_SETTINGS,
+    )
+
+
+#: ``notifications.webhooks`` of a lab: http and 127.0.0.0/8 allowed.
+LAB_WEBHOOK_SETTINGS = NotificationSettings.model_validate(
+    {"webhooks": {"allow_http": True, "allow_networks": ["127.0.0.0/8"]}}
+)
 
 
 async def add_customer(

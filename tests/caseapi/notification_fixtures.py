@@ -12,6 +12,7 @@ Import the ``*_fixture`` functions into a test module to use the fixtures.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +26,12 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
 
+from caseapi.notifications.addresses import WebhookPolicy
 from tests.conftest import require
+
+#: The lab exception the ``notifications.webhooks`` settings exist for: the test
+#: receivers listen on 127.0.0.1 over plain HTTP.
+LAB_WEBHOOKS = WebhookPolicy(allow_http=True, allow_networks=(ipaddress.ip_network("127.0.0.0/8"),))
 
 MQTT_HOST = "127.0.0.1"
 MQTT_PORT = 1883
@@ -94,6 +100,8 @@ class WebhookSink:
     url: str
     status: int = 200
     requests: list[Received] = field(default_factory=list)
+    #: Sent with every answer (a ``Location`` for a redirect).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture(name="webhook_sink")
@@ -105,7 +113,7 @@ async def webhook_sink_fixture() -> AsyncIterator[WebhookSink]:
     @app.post("/hook")
     async def hook(request: Request) -> Response:
         sink.requests.append(Received(dict(request.headers), await request.body()))
-        return Response(status_code=sink.status)
+        return Response(status_code=sink.status, headers=sink.headers)
 
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"

@@ -36,7 +36,7 @@ from caseapi.core.database import make_engine, make_sessionmaker
 from caseapi.notifications.models import Notification, NotificationDelivery
 from caseapi.notifications.service import DeliveryService, WebhookService
 from nms.clock import FakeClock
-from tests.caseapi.auth_fixtures import authed_client, make_app, problem
+from tests.caseapi.auth_fixtures import LAB_WEBHOOK_SETTINGS, authed_client, make_app, problem
 from tests.caseapi.conftest import START, Database
 from tests.caseapi.lifecycle_fixtures import seed
 
@@ -90,7 +90,11 @@ async def app(database: Database, service: CaseService, clock: FakeClock) -> Fas
     ``acme`` use it)."""
     await seed(database)
     app = make_app(database, service, clock)
-    app.state.webhook_service = WebhookService(sessionmaker=database.sessionmaker, clock=clock)
+    app.state.webhook_service = WebhookService(
+        sessionmaker=database.sessionmaker,
+        clock=clock,
+        settings=LAB_WEBHOOK_SETTINGS.dispatcher(),
+    )
     app.state.delivery_service = DeliveryService(sessionmaker=database.sessionmaker, clock=clock)
     return app
 

@@ -38,6 +38,7 @@ from tests.caseapi.auth_fixtures import authed_client
 from tests.caseapi.conftest import START, Database, incident, upstream
 from tests.caseapi.lifecycle_fixtures import POLICY, snapshot
 from tests.caseapi.notification_fixtures import (
+    LAB_WEBHOOKS,
     SmtpSink,
     WebhookSink,
     add_customer_with_email,
@@ -126,6 +127,7 @@ def make_app(database: Database, service: CaseService, clock: FakeClock) -> Fast
 
 DISPATCH = replace(
     DEFAULT_DISPATCHER,
+    webhook_policy=LAB_WEBHOOKS,
     send_timeout=3.0,
     claim_timeout=timedelta(seconds=30),
     backoff_base=timedelta(seconds=10),

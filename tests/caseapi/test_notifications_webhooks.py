@@ -21,6 +21,7 @@ from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import add_customer, authed_client
 from tests.caseapi.conftest import START, Database, incident
 from tests.caseapi.notification_fixtures import (
+    LAB_WEBHOOKS,
     WebhookSink,
     outbox_rows,
     webhook_sink_fixture,  # noqa: F401
@@ -28,6 +29,7 @@ from tests.caseapi.notification_fixtures import (
 
 SETTINGS = replace(
     DEFAULT_DISPATCHER,
+    webhook_policy=LAB_WEBHOOKS,
     send_timeout=3.0,
     claim_timeout=timedelta(seconds=30),
     backoff_base=timedelta(seconds=10),

@@ -1,7 +1,7 @@
 """The audit log: ``audit_events`` (append-only) and the purge permit ``audit_purge``.
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-06 10:00:00+00:00
 
 Hand-written to match ``caseapi.audit.models``; the test suite compares the result
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0012"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -286,13 +286,14 @@ def test_busy_port_exit_2(tmp_path: Path, stored_db: Path):
 def test_unreachable_database_exit_1(tmp_path: Path):
     inv = tmp_path / "inv.yaml"
     inv.write_text(GOOD)
-    url = "postgresql+asyncpg://nms:secret@127.0.0.1:1/nms"
+    # A password no log line could contain by chance ("secret" is in the key warning).
+    url = "postgresql+asyncpg://nms:pw-7Hq2xZ@127.0.0.1:1/nms"
     listen = f"127.0.0.1:{free_port()}"
     result = nms("run", "--inventory", str(inv), "--listen", listen, "--database", url)
     assert result.returncode == 1
     assert "database problem" in result.stderr
     assert "127.0.0.1:1" in result.stderr
-    assert "secret" not in result.stderr
+    assert "pw-7Hq2xZ" not in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -330,4 +331,5 @@ def test_nms_run_makes_a_private_database_and_side_files(tmp_path: Path, umask: 
         names = {"nms.db", "nms.db-wal", "nms.db-shm"}
         wait_for("the WAL files", lambda: names <= set(modes(tmp_path, "nms.db")), timeout=10)
         process.make_key("engineer")  # a second process writing to the same files
-        assert modes(tmp_path, "nms.db") == dict.fromkeys(names, 0o600)
+        # With the secret key file the first start made beside the database.
+        assert modes(tmp_path, "nms.db") == dict.fromkeys({*names, "nms.db.key"}, 0o600)
