@@ -282,6 +282,15 @@ async def test_a_full_case_refuses_one_more(
     assert len(await _rows(database)) == MAX_PER_CASE
 
 
+async def test_concurrent_uploads_never_pass_the_count_limit(
+    staff: httpx.AsyncClient, ref: str, database: Database
+) -> None:
+    # All pass the early check together; the case's row lock lets only three in.
+    responses = await asyncio.gather(*(_upload(staff, ref, f"r{n}.txt") for n in range(6)))
+    assert sorted(r.status_code for r in responses) == [201] * 3 + [409] * 3
+    assert len(await _rows(database)) == MAX_PER_CASE
+
+
 #: (request keyword arguments, the field the 422 names)
 BAD_UPLOADS: Final[list[tuple[dict[str, Any], str]]] = [
     ({"files": {"file": ("e.txt", b"", "text/plain")}}, "file"),
