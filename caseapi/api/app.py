@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caseapi.api.body_limit import CODE as BODY_TOO_LARGE
 from caseapi.api.body_limit import BodyLimit
+from caseapi.api.client_address import IPNetwork
 from caseapi.api.guards import reject_nul_characters, reject_unknown_query_parameters
 from caseapi.auth.routes import router as apikeys_router
 from caseapi.auth.service import ApiKeyService
@@ -49,6 +50,7 @@ from caseapi.maintenance.routes import router as maintenance_router
 from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.routes import router as notifications_router
 from caseapi.ntus.routes import router as ntus_router
+from caseapi.ratelimit.service import RateLimiter
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
 
@@ -111,6 +113,8 @@ def create_app(
     healthz_timeout: float = 5.0,
     retry_after_seconds: int = 5,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    rate_limiter: RateLimiter | None = None,
+    trusted_proxies: Sequence[IPNetwork] = (),
 ) -> FastAPI:
     """Build the API application.
 
@@ -127,6 +131,10 @@ def create_app(
         retry_after_seconds: ``Retry-After`` sent with 503 responses.
         max_body_bytes: Larger request bodies are refused with 413 before they are
             read (``caseapi.api.body_limit``).
+        rate_limiter: Limits on failed authentications, case creation and comments
+            (``caseapi.ratelimit``); none when omitted.
+        trusted_proxies: Peers whose ``X-Forwarded-For`` names the client
+            (``caseapi.api.client_address``); none when omitted.
     """
     if healthz_timeout <= 0 or retry_after_seconds <= 0:
         raise ValueError("healthz_timeout and retry_after_seconds must be positive")
@@ -148,6 +156,8 @@ def create_app(
     app.state.rfo_service = RfoService(sessionmaker=sessionmaker, clock=domain_clock)
     if maintenance_service is not None:
         app.state.maintenance_service = maintenance_service
+    app.state.rate_limiter = rate_limiter
+    app.state.trusted_proxies = tuple(trusted_proxies)
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.get("/healthz", tags=["health"], response_model=None)

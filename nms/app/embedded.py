@@ -35,6 +35,7 @@ from nms.app.wiring import (
     build_api,
     build_case_services,
     build_case_workers,
+    build_rate_limiter,
     load_checked_inventory,
     migrate_all,
     open_probes,
@@ -107,11 +108,13 @@ async def _serve(
                 skip=planner,
                 planner=planner,
             )
+            limiter = build_rate_limiter(settings.api)
             metrics = build_metrics(
                 detector=detector.detector,
                 probes=probe_stats,
                 clock=clock,
                 sessionmaker=sessionmaker,
+                rate_limits=limiter.stats,
             )
             if probes.snmp is not None:
                 metrics.collector.attach_snmp(probes.snmp, probes.snmp_client, probes.traps)
@@ -120,6 +123,7 @@ async def _serve(
                 clock,
                 services,
                 settings=settings.api,
+                rate_limiter=limiter,
                 extra_routers=(metrics.router(),),
             )
             server = api_server(app)

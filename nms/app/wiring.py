@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from caseapi.app import CaseServices, CaseWorkers, build_services, create_app
+from caseapi.app import CaseServices, CaseWorkers, RateLimiter, build_services, create_app
 from caseapi.database import DatabaseUnavailableError, mask_url, migrate
 from nms.app.settings import ApiSettings, Settings, split_listen
 from nms.bus.batch import Batch
@@ -135,15 +135,22 @@ def build_case_workers(
     )
 
 
+def build_rate_limiter(settings: ApiSettings) -> RateLimiter:
+    """The API's rate limits (``api.rate_limits``), shared with its metrics."""
+    return RateLimiter(settings=settings.rate_limits)
+
+
 def build_api(
     sessionmaker: async_sessionmaker[AsyncSession],
     clock: Clock,
     services: CaseServices,
     *,
     settings: ApiSettings | None = None,
+    rate_limiter: RateLimiter | None = None,
     extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """The case API over ``services`` (embedded and ``nms api``)."""
+    """The case API over ``services`` (embedded and ``nms api``); rate limited by
+    ``rate_limiter``, or by a new one from ``settings`` when omitted."""
     api = settings or ApiSettings()
     return create_app(
         sessionmaker=sessionmaker,
@@ -152,6 +159,8 @@ def build_api(
         clock=clock,
         extra_routers=extra_routers,
         max_body_bytes=int(api.max_body),
+        rate_limiter=rate_limiter or build_rate_limiter(api),
+        trusted_proxies=api.trusted_proxies,
     )
 
 
