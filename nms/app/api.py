@@ -69,5 +69,6 @@ async def run_api(settings: Settings, *, clock: Clock) -> None:
     finally:
         remove_signal_handlers()
         listener.close()
+        await limiter.close()
         await engine.dispose()
     log.info("stopped cleanly")

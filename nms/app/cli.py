@@ -96,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
         "api",
         help="distributed: serve the case API (stateless; run as many as needed)",
         description="Serve the case API on the shared database. Answers 503 with "
-        "Retry-After while the database is unreachable.",
+        "Retry-After while the database is unreachable; /metrics serves its rate limit "
+        "counters (share the limits between replicas with api.rate_limits.storage_url).",
     )
     _add_config(api)
     api.add_argument("--database", metavar="URL", help="SQLAlchemy URL (PostgreSQL)")

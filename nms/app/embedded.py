@@ -109,6 +109,7 @@ async def _serve(
                 planner=planner,
             )
             limiter = build_rate_limiter(settings.api)
+            stack.push_async_callback(limiter.close)
             metrics = build_metrics(
                 detector=detector.detector,
                 probes=probe_stats,
