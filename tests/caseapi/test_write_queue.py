@@ -26,6 +26,7 @@ from tests.caseapi.conftest import Database
 
 WRITERS = 20
 WRITES = 5
+REQUEST = {"type": "general_request", "subject": "other", "summary": "s"}
 
 
 async def test_twenty_concurrent_writers_all_succeed(database: Database, clock: FakeClock) -> None:
@@ -44,8 +45,7 @@ async def test_twenty_concurrent_writers_all_succeed(database: Database, clock: 
         key = await mint_key(app, role=Role.ENGINEER)
         statuses: collections.Counter[int] = collections.Counter()
         async with client_for(app, key) as client:
-            request = {"type": "general_request", "subject": "other", "summary": "s"}
-            created = await client.post("/v1/cases", json={**request, "customer_id": "acme"})
+            created = await client.post("/v1/cases", json={**REQUEST, "customer_id": "acme"})
             ref = created.json()["ref"]
 
             async def writer(n: int) -> None:
@@ -82,9 +82,14 @@ async def sqlite_sessionmaker(
 
 
 async def test_a_writer_that_gets_no_turn_is_unavailable_and_readers_never_wait(
-    sqlite_sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+    sqlite_sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
 ) -> None:
     monkeypatch.setattr(core_database, "WRITE_QUEUE_TIMEOUT", 0.2)
+    app = create_app(sessionmaker=sqlite_sessionmaker, clock=clock)
+    await add_customer(sqlite_sessionmaker, "acme")
+    key = await mint_key(app, role=Role.CUSTOMER, customer_id="acme")
     holding, release = asyncio.Event(), asyncio.Event()
 
     async def hold() -> None:
@@ -100,6 +105,13 @@ async def test_a_writer_that_gets_no_turn_is_unavailable_and_readers_never_wait(
         with pytest.raises(DatabaseUnavailableError, match="no turn to write within 0 s"):
             async with session_scope(sqlite_sessionmaker, write=True):
                 pass
+        # In the API: 503 with Retry-After, and the client is told to come back.
+        async with client_for(app, key) as client:
+            response = await client.post("/v1/cases", json=REQUEST)
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == "database_unavailable"
+            assert response.headers["Retry-After"] == "5"
+            assert (await client.get("/v1/cases")).json()["count"] == 0
     finally:
         release.set()
         await holder
