@@ -181,6 +181,10 @@ class RateLimiter:
         for item in self._items[limit]:
             # A refused hit means the window is already full: the next attempt is 429.
             await self._guarded(self._strategy.hit(item, limit.value, subject), True)
+            # One line when a failure fills the window, not one per refused request
+            # (an attacker would write the log full).
+            if not await self._guarded(self._strategy.test(item, limit.value, subject), True):
+                logger.warning("%s blocked: %s reached (%s)", subject, limit, item)
 
     async def _refusal(
         self, limit: Limit, item: limits.RateLimitItem, subject: str
@@ -191,7 +195,7 @@ class RateLimiter:
         )
         wait = item.get_expiry() if stats is None else stats.reset_time - self._wall()
         retry_after = max(1, math.ceil(wait))
-        logger.info("rate limit %s reached by %s: retry after %d s", limit, subject, retry_after)
+        logger.debug("rate limit %s refuses %s: retry after %d s", limit, subject, retry_after)
         return RateLimitedError(limit=limit.value, retry_after=retry_after, what=_WHAT[limit])
 
     async def _guarded(self, call: Awaitable[T], fallback: T) -> T:

@@ -286,6 +286,9 @@ def _print_section(name: str, value: object, indent: int) -> None:
         shown = format_duration(value)
     elif isinstance(value, bool):
         shown = str(value).lower()
+    elif isinstance(value, tuple | list):
+        # As YAML writes a list (api.trusted_proxies), not as Python's repr.
+        shown = "[" + ", ".join(str(item) for item in value) + "]"
     print(f"{pad}{name}: {'null' if shown is None else shown}")
 
 

@@ -100,7 +100,7 @@ async def seeded(database: Database) -> Database:
 
 
 async def test_failures_from_an_address_get_429_before_the_key_is_checked_others_pass(
-    seeded: Database, service: CaseService, clock: FakeClock
+    seeded: Database, service: CaseService, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     rl = limiter(auth_failures_per_address="3/minute")
     app = app_with(seeded, service, clock, rl)
@@ -118,6 +118,9 @@ async def test_failures_from_an_address_get_429_before_the_key_is_checked_others
     assert (await get_cases(app, guess(), address="127.0.0.3")).status_code == 401
     assert rl.stats.rejected[Limit.AUTH_FAILURES_PER_ADDRESS] == 3
     assert rl.stats.rejected[Limit.AUTH_FAILURES_PER_KEY] == 0
+    # One log line when the address was blocked, none per refused request.
+    blocked = [r.getMessage() for r in caplog.records if "blocked" in r.getMessage()]
+    assert blocked == ["127.0.0.2 blocked: auth_failures_per_address reached (3 per 1 minute)"]
 
 
 async def test_missing_credentials_are_not_failures(
