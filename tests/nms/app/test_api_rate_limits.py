@@ -6,25 +6,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
+from pathlib import Path
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.app import build_services
+from caseapi.database import make_engine, make_sessionmaker
 from nms.app.process import api_server
 from nms.app.settings import ApiSettings
 from nms.app.wiring import build_api
 from nms.clock import FakeClock
-from tests.caseapi.conftest import START, Database
+from tests.caseapi.conftest import START, sqlite_template  # noqa: F401 - fixture
 
 
-async def test_forwarded_for_from_loopback_is_not_believed_by_default(database: Database) -> None:
+async def test_forwarded_for_from_loopback_is_not_believed_by_default(
+    sqlite_template: Path,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    # The database is not what is tested here: SQLite only.
+    path = tmp_path / "api.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    sessionmaker = make_sessionmaker(engine)
+    try:
+        await _check(sessionmaker)
+    finally:
+        await engine.dispose()
+
+
+async def _check(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     clock = FakeClock(start=START)
     settings = ApiSettings(rate_limits={"auth_failures_per_address": "3/minute"})
     app = build_api(
-        database.sessionmaker,
+        sessionmaker,
         clock,
-        build_services(sessionmaker=database.sessionmaker, clock=clock),
+        build_services(sessionmaker=sessionmaker, clock=clock),
         settings=settings,
     )
     listener = socket.create_server(("127.0.0.1", 0))
