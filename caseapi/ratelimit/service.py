@@ -15,7 +15,9 @@ act for every customer and service keys are the operator's own machines.
 
 The storage is the library's: in this process (``memory://``) or Redis, shared by
 API replicas. A storage that fails or is slow lets requests through (fail open: an
-outage of Redis must not take the API down) and is counted and logged.
+outage of Redis must not take the API down) and is counted and logged; then it is
+left alone for ``STORAGE_RETRY_AFTER``, so a storage that times out does not slow
+every request down.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any, Final, TypeVar
 
 import coredis
@@ -65,13 +68,16 @@ _WHAT: Final = {
 #: guesser use 2**64 of them.
 _IPV6_SUBJECT_PREFIX: Final = 64
 
+#: Seconds a failed storage is left alone (requests pass unchecked, and are counted).
+STORAGE_RETRY_AFTER: Final = 5.0
+
 #: Errors of a storage that is down or misbehaving (wrapped by ``wrap_exceptions``).
 _STORAGE_DOWN: Final = (StorageError, TimeoutError, OSError)
 
 
 @dataclass(slots=True)
 class RateLimitStats:
-    """Counters for the metrics: refusals per limit, storage failures."""
+    """Counters for the metrics: refusals per limit, checks not made (storage down)."""
 
     rejected: dict[Limit, int] = field(default_factory=lambda: dict.fromkeys(Limit, 0))
     storage_errors: int = 0
@@ -112,6 +118,7 @@ class RateLimiter:
         *,
         settings: RateLimitSettings | None = None,
         wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """Create the limiter.
 
@@ -119,6 +126,7 @@ class RateLimiter:
             settings: The limits and their storage; the defaults when omitted.
             wall: Seconds since the epoch, the time base of the ``limits`` library
                 (its storages read ``time.time``); used for ``Retry-After`` only.
+            monotonic: When to try a failed storage again.
         """
         settings = settings or RateLimitSettings()
         self._items = {limit: parse_limit(getattr(settings, limit.value)) for limit in Limit}
@@ -126,7 +134,9 @@ class RateLimiter:
         self._strategy = MovingWindowRateLimiter(self._storage)
         self._timeout = settings.storage_timeout.total_seconds()
         self._wall = wall
+        self._monotonic = monotonic
         self._storage_down = False
+        self._retry_storage_at = 0.0
         self.stats = RateLimitStats()
 
     async def close(self) -> None:
@@ -161,10 +171,13 @@ class RateLimiter:
         """Count one use of ``limit`` by ``subject`` (a customer id), if there is room.
 
         Raises:
-            RateLimitedError: ``limit`` is used up for ``subject``; nothing was counted.
+            RateLimitedError: ``limit`` is used up for ``subject`` (the full window did
+                not count this use).
         """
         for item in self._items[limit]:
-            allowed = await self._guarded(self._strategy.hit(item, limit.value, subject), True)
+            allowed = await self._guarded(
+                partial(self._strategy.hit, item, limit.value, subject), True
+            )
             if not allowed:
                 # A moving window's hit takes nothing when it refuses; the items
                 # before this one did take theirs, which only errs on the strict side.
@@ -174,16 +187,20 @@ class RateLimiter:
 
     async def _check(self, limit: Limit, subject: str) -> None:
         for item in self._items[limit]:
-            if not await self._guarded(self._strategy.test(item, limit.value, subject), True):
+            if not await self._guarded(
+                partial(self._strategy.test, item, limit.value, subject), True
+            ):
                 raise await self._refusal(limit, item, subject)
 
     async def _hit(self, limit: Limit, subject: str) -> None:
         for item in self._items[limit]:
             # A refused hit means the window is already full: the next attempt is 429.
-            await self._guarded(self._strategy.hit(item, limit.value, subject), True)
+            await self._guarded(partial(self._strategy.hit, item, limit.value, subject), True)
             # One line when a failure fills the window, not one per refused request
             # (an attacker would write the log full).
-            if not await self._guarded(self._strategy.test(item, limit.value, subject), True):
+            if not await self._guarded(
+                partial(self._strategy.test, item, limit.value, subject), True
+            ):
                 logger.warning("%s blocked: %s reached (%s)", subject, limit, item)
 
     async def _refusal(
@@ -191,23 +208,32 @@ class RateLimiter:
     ) -> RateLimitedError:
         self.stats.rejected[limit] += 1
         stats = await self._guarded(
-            self._strategy.get_window_stats(item, limit.value, subject), None
+            partial(self._strategy.get_window_stats, item, limit.value, subject), None
         )
         wait = item.get_expiry() if stats is None else stats.reset_time - self._wall()
         retry_after = max(1, math.ceil(wait))
         logger.debug("rate limit %s refuses %s: retry after %d s", limit, subject, retry_after)
         return RateLimitedError(limit=limit.value, retry_after=retry_after, what=_WHAT[limit])
 
-    async def _guarded(self, call: Awaitable[T], fallback: T) -> T:
-        """Await a storage call within the timeout; ``fallback`` when the storage fails."""
+    async def _guarded(self, call: Callable[[], Awaitable[T]], fallback: T) -> T:
+        """Make a storage call within the timeout; ``fallback`` when the storage fails.
+
+        After a failure the storage is left alone for ``STORAGE_RETRY_AFTER``: a
+        storage that times out must not add its timeout to every request.
+        """
+        now = self._monotonic()
+        if self._storage_down and now < self._retry_storage_at:
+            self.stats.storage_errors += 1
+            return fallback
         try:
             async with asyncio.timeout(self._timeout):
-                result = await call
+                result = await call()
         except _STORAGE_DOWN as exc:
             self.stats.storage_errors += 1
             if not self._storage_down:
                 logger.warning("rate limit storage unavailable, limits not enforced: %r", exc)
             self._storage_down = True
+            self._retry_storage_at = self._monotonic() + STORAGE_RETRY_AFTER
             return fallback
         if self._storage_down:
             logger.info("rate limit storage available again")

@@ -3,8 +3,9 @@
 ``RateLimitCollector`` serves a ``RateLimiter``'s counters at scrape time:
 ``nms_api_rate_limited_total{limit}`` (requests refused with 429, per limit: its
 setting name under ``api.rate_limits``, a closed set of four, each always exported)
-and ``nms_api_rate_limit_storage_errors_total`` (storage calls that failed or timed
-out; the limits were not enforced for those requests).
+and ``nms_api_rate_limit_storage_errors_total`` (checks not made: the storage failed,
+timed out, or is left alone for a few seconds after a failure; those requests passed
+unchecked).
 """
 
 from __future__ import annotations
@@ -34,6 +35,6 @@ class RateLimitCollector(Collector):
         yield rejected
         yield CounterMetricFamily(
             "nms_api_rate_limit_storage_errors",
-            "Rate limit storage calls that failed or timed out (the request was let through)",
+            "Rate limit checks not made because the storage failed (the request passed)",
             value=self._stats.storage_errors,
         )

@@ -310,3 +310,37 @@ async def test_an_unreachable_storage_fails_open_and_is_counted(
         await rl.close()
     assert rl.stats.storage_errors >= 4
     assert sum(rl.stats.rejected.values()) == 0
+
+
+async def test_a_silent_storage_costs_one_timeout_not_one_per_request(
+    seeded: Database, service: CaseService, clock: FakeClock
+) -> None:
+    # An injected fault: a "Redis" on loopback that accepts and never answers.
+    connections = 0
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    rl = RateLimiter(
+        settings=RateLimitSettings(
+            storage_url=f"redis://127.0.0.1:{port}/0", storage_timeout="200ms"
+        )
+    )
+    app = app_with(seeded, service, clock, rl)
+    good = await mint_key(app, role=Role.ENGINEER)
+    try:
+        for _ in range(5):
+            assert (await get_cases(app, good)).status_code == 200
+    finally:
+        await rl.close()
+        server.close()
+        await server.wait_closed()
+    # The first check waited 200 ms; every other one (two a request) was let through
+    # at once while the storage is left alone.
+    assert connections == 1
+    assert rl.stats.storage_errors == 10
