@@ -20,7 +20,8 @@ SQLite's busy wait is no queue, though: a waiting writer sleeps and polls, and w
 process, write sessions (``session_scope(..., write=True)``) on a SQLite engine take
 their turn from a FIFO ``asyncio.Lock`` first; only the head of that queue asks
 SQLite for the lock, which it then gets at once unless another process (``nms
-apikey create``) or a writer outside ``session_scope`` holds it. A turn not given
+apikey create``) or a writer outside ``session_scope`` holds it (the detector's
+state store writes through ``session_scope`` too). A turn not given
 within ``WRITE_QUEUE_TIMEOUT`` is ``DatabaseUnavailableError`` (503 with
 ``Retry-After``), as is a lock still held elsewhere after ``busy_timeout``.
 
