@@ -338,9 +338,9 @@ async def session_scope(
         engine = bind if isinstance(bind, Engine) else bind.engine
         url = engine.url.render_as_string(hide_password=False)
         if write and engine.dialect.name == "sqlite":
-            await stack.enter_async_context(_write_turn(engine, url=url))
-        # Entered after the turn, so closed (connection back in the pool, rolled
-        # back if uncommitted) before the next writer's turn begins.
+            await stack.enter_async_context(_write_turn(engine, session, url=url))
+        # Entered after the turn: closing it (a rollback if uncommitted) ends the turn
+        # at the latest.
         await stack.enter_async_context(session)
         try:
             await session.connection(execution_options=WRITE_TRANSACTION if write else None)
@@ -350,8 +350,10 @@ async def session_scope(
 
 
 @asynccontextmanager
-async def _write_turn(engine: Engine, *, url: str) -> AsyncIterator[None]:
-    """Hold this process's SQLite write turn for ``engine`` (FIFO, bounded wait)."""
+async def _write_turn(engine: Engine, session: AsyncSession, *, url: str) -> AsyncIterator[None]:
+    """Hold this process's SQLite write turn for ``engine`` (FIFO, bounded wait) until
+    ``session``'s transaction ends: its commit or rollback frees SQLite's lock, so the
+    next writer may begin while this one still returns its connection."""
     loop = asyncio.get_running_loop()
     queues = _write_queues.setdefault(engine, weakref.WeakKeyDictionary())
     lock = queues.setdefault(loop, asyncio.Lock())
@@ -362,7 +364,21 @@ async def _write_turn(engine: Engine, *, url: str) -> AsyncIterator[None]:
         raise DatabaseUnavailableError(
             f"no turn to write within {WRITE_QUEUE_TIMEOUT:.0f} s", url=url
         ) from None
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            lock.release()
+
+    def on_end(_session: Any, transaction: Any) -> None:
+        if transaction.parent is None:  # the outermost one: the database's transaction
+            release()
+
+    event.listen(session.sync_session, "after_transaction_end", on_end)
     try:
         yield
     finally:
-        lock.release()
+        event.remove(session.sync_session, "after_transaction_end", on_end)
+        release()

@@ -117,3 +117,15 @@ async def test_a_writer_that_gets_no_turn_is_unavailable_and_readers_never_wait(
         await holder
     async with session_scope(sqlite_sessionmaker, write=True) as session:
         assert (await session.execute(text("SELECT 1"))).scalar() == 1
+
+
+async def test_the_turn_ends_with_the_transaction(
+    sqlite_sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(core_database, "WRITE_QUEUE_TIMEOUT", 0.5)
+    async with session_scope(sqlite_sessionmaker, write=True) as first:
+        await first.commit()
+        # Committed: SQLite's lock is free, so the next writer need not wait for this
+        # session to close.
+        async with session_scope(sqlite_sessionmaker, write=True) as second:
+            assert (await second.execute(text("SELECT 1"))).scalar() == 1
