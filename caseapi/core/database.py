@@ -21,9 +21,10 @@ process, write sessions (``session_scope(..., write=True)``) on a SQLite engine 
 their turn from a FIFO ``asyncio.Lock`` first; only the head of that queue asks
 SQLite for the lock, which it then gets at once unless another process (``nms
 apikey create``) or a writer outside ``session_scope`` holds it (the detector's
-state store writes through ``session_scope`` too). A turn not given
-within ``WRITE_QUEUE_TIMEOUT`` is ``DatabaseUnavailableError`` (503 with
-``Retry-After``), as is a lock still held elsewhere after ``busy_timeout``.
+state store writes through ``session_scope`` too). A turn ends with its transaction
+(commit or rollback). A turn not given within ``WRITE_QUEUE_TIMEOUT`` is
+``DatabaseUnavailableError`` (503 with ``Retry-After``), as is a lock still held
+elsewhere after ``busy_timeout``.
 
 SQLite file mode: the database holds API key hashes, webhook secrets and customers'
 data, and SQLite creates a new file 0644 (less the umask). So before the first
