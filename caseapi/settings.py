@@ -2,8 +2,8 @@
 
 Each section is a frozen pydantic model that forbids unknown keys, so an embedding
 application composes them into its own settings under the keys ``cases``,
-``notifications``, ``maintenance``, ``audit``, ``attachments`` and ``database``, and
-every default is written here once (``CaseSettings.sla()``,
+``notifications``, ``maintenance``, ``audit``, ``attachments``, ``database`` and
+``api.rate_limits``, and every default is written here once (``CaseSettings.sla()``,
 ``NotificationSettings.dispatcher()`` derive what the services apply). Durations
 are text with a unit (``30s``, ``10m``, ``24h``).
 """
@@ -24,6 +24,7 @@ from caseapi.core.durations import Duration, format_duration, parse_duration, po
 from caseapi.maintenance.config import MaintenanceSettings
 from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.settings import DispatcherSettings
+from caseapi.ratelimit.config import RateLimitSettings
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -36,6 +37,7 @@ __all__ = [
     "MaintenanceSettings",
     "MonitoringWindowSettings",
     "NotificationSettings",
+    "RateLimitSettings",
     "RepairTimeSettings",
     "Section",
     "SlaSettings",

@@ -18,7 +18,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from caseapi.app import CaseServices, CaseWorkers, build_services, create_app
+from caseapi.app import CaseServices, CaseWorkers, RateLimiter, build_services, create_app
 from caseapi.database import DatabaseUnavailableError, mask_url, migrate
 from caseapi.secrets import SecretBox, seal_webhook_secrets
 from caseapi.settings import AttachmentSettings
@@ -179,6 +179,11 @@ def build_case_workers(
     )
 
 
+def build_rate_limiter(settings: ApiSettings) -> RateLimiter:
+    """The API's rate limits (``api.rate_limits``), shared with its metrics."""
+    return RateLimiter(settings=settings.rate_limits)
+
+
 def build_api(
     sessionmaker: async_sessionmaker[AsyncSession],
     clock: Clock,
@@ -186,11 +191,13 @@ def build_api(
     *,
     settings: ApiSettings | None = None,
     attachments: AttachmentSettings | None = None,
+    rate_limiter: RateLimiter | None = None,
     extra_routers: Sequence[APIRouter] = (),
     notifications: NotificationSettings | None = None,
     secrets: SecretBox | None = None,
 ) -> FastAPI:
-    """The case API over ``services`` (embedded and ``nms api``)."""
+    """The case API over ``services`` (embedded and ``nms api``); rate limited by
+    ``rate_limiter``, or by a new one from ``settings`` when omitted."""
     api = settings or ApiSettings()
     return create_app(
         sessionmaker=sessionmaker,
@@ -202,6 +209,8 @@ def build_api(
         attachments=attachments,
         notifications=notifications,
         secrets=secrets,
+        rate_limiter=rate_limiter or build_rate_limiter(api),
+        trusted_proxies=api.trusted_proxies,
     )
 
 
