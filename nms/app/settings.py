@@ -34,6 +34,7 @@ from caseapi.settings import (
     CaseSettings,
     DatabaseSettings,
     Duration,
+    MailSettings,
     MaintenanceSettings,
     NotificationSettings,
     check_mqtt_url,
@@ -53,6 +54,7 @@ __all__ = [
     "DetectorSettings",
     "Duration",
     "IcmpSettings",
+    "MailSettings",
     "MaintenanceSettings",
     "NotificationSettings",
     "ProbeSettings",
@@ -207,6 +209,7 @@ class Settings(BaseSettings):
     probes: ProbeSettings = ProbeSettings()
     cases: CaseSettings = CaseSettings()
     notifications: NotificationSettings = NotificationSettings()
+    mail: MailSettings = MailSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     audit: AuditSettings = AuditSettings()
     database: DatabaseSettings = DatabaseSettings()

@@ -175,6 +175,7 @@ def build_case_workers(
         notifications=settings.notifications,
         maintenance=settings.maintenance,
         audit=settings.audit,
+        mail=settings.mail,
     )
 
 
