@@ -6,7 +6,7 @@ and calls ``sync_inventory``; it never writes the tables itself.
 
 from __future__ import annotations
 
-from caseapi.customers.contacts import CONTACT_ROLES, DEFAULT_ROLES
+from caseapi.customers.contacts import CONTACT_ROLES, DEFAULT_ROLES, check_email
 from caseapi.notifications.templating import shipped_languages
 from caseapi.ntus.sync import (
     ContactRecord,
@@ -25,6 +25,7 @@ __all__ = [
     "InventoryDiff",
     "NodeRecord",
     "NtuRecord",
+    "check_email",
     "shipped_languages",
     "sync_inventory",
 ]

@@ -56,9 +56,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_contacts")),
         sa.UniqueConstraint("email", name=op.f("uq_customer_contacts_email")),
     )
-    op.create_index(
-        op.f("ix_customer_contacts_customer_id"), "customer_contacts", ["customer_id"]
-    )
+    op.create_index(op.f("ix_customer_contacts_customer_id"), "customer_contacts", ["customer_id"])
 
 
 def downgrade() -> None:
