@@ -121,7 +121,6 @@ class EmailChannel:
         auto = "auto-replied" if job.envelope.kind in REPLY_KINDS else "auto-generated"
         message["Auto-Submitted"] = auto
         message["X-Loop"] = mail.address
-        message["Content-Language"] = job.language
         message["X-NMS-Event"] = job.envelope.kind
         if job.envelope.case_ref:
             message["X-NMS-Case"] = job.envelope.case_ref
@@ -132,6 +131,8 @@ class EmailChannel:
             message.add_attachment(
                 attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
             )
+        # Last: making the message multipart moves every Content-* header to a part.
+        message["Content-Language"] = job.language
         return message
 
     async def files_for(self, job: Job) -> list[Attachment]:
