@@ -235,7 +235,8 @@ async def test_notify_contacts_get_case_mails_in_their_language_and_answers_go_t
     )
     assert await sender.run_once(START) == 4
 
-    by_rcpt = {rcpt[0]: mail for rcpt, mail in zip(smtp_sink.recipients, smtp_sink.messages, strict=True)}
+    sent = zip(smtp_sink.recipients, smtp_sink.messages, strict=True)
+    by_rcpt = {rcpt[0]: mail for rcpt, mail in sent}
     assert set(by_rcpt) == {
         "mario@cust1.example",
         "jane@cust1.example",
