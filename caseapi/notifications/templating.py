@@ -136,6 +136,8 @@ def parse_template(text: str, *, kind: str, path: str) -> MailTemplate:
         raise TemplateError(f"{path}:1: the first line must be 'Subject: ...'")
     subject_text = first.removeprefix(_SUBJECT).strip()
     body_text = rest.removeprefix("\n")
+    # The file line of the body's first line (after the blank line, if any).
+    body_start = 2 + (len(rest) - len(body_text))
     if not subject_text or not body_text.strip():
         raise TemplateError(f"{path}: needs a subject and a body")
     allowed = placeholders(kind)
@@ -148,7 +150,7 @@ def parse_template(text: str, *, kind: str, path: str) -> MailTemplate:
             )
         for name in template.get_identifiers():
             if name not in allowed:
-                line = 1 if offset == 0 else 2 + _line_of(body_text, name)
+                line = 1 if offset == 0 else body_start - 1 + _line_of(body_text, name)
                 raise TemplateError(
                     f"{path}:{line}: unknown placeholder ${{{name}}} for {kind} "
                     f"(known: {', '.join(sorted(allowed))})"

@@ -437,7 +437,7 @@ def _check_contacts(
     for row, customer in customers:
         for index, contact in enumerate(customer.contacts):
             line = _line_of(row.data, ("contacts", index, "email")) or row.line
-            where = f"customers[{row.index}].contacts[{index}].email (id {customer.id})"
+            where = f"customers[{row.index}].contacts.{index}.email (id {customer.id})"
             first = seen.get(contact.email)
             if first is not None:
                 owner, first_line = first

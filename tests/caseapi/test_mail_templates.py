@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from caseapi.notifications.models import NotificationDelivery
 from caseapi.notifications.outbox import enqueue
 from caseapi.notifications.render import Envelope, render_email
 from caseapi.notifications.templating import SHIPPED_DIR, load_templates
+from nms.app.settings import load_settings
 from nms.clock import FakeClock
+from nms.errors import ConfigError
 from tests.caseapi.conftest import START, Database
 from tests.caseapi.notification_fixtures import (
     SmtpSink,
@@ -141,7 +144,7 @@ def test_the_shipped_templates_load_and_mail_settings_check_their_values() -> No
         staff_addresses=["Alice@Example.net"],
         staff_domains=["@Provider.example"],
         rate_limit="5 per minute",
-        max_size="2MiB",  # type: ignore[arg-type]
+        max_size="2MiB",
     )
     assert settings.address == "help@example.net" and settings.rate() == (5, "minute")
     assert settings.is_staff("alice@example.NET") and settings.is_staff("bob@provider.example")
@@ -205,7 +208,7 @@ async def test_notify_contacts_get_case_mails_in_their_language_and_answers_go_t
     legacy = ["MARIO@cust1.example", "ops@cust1.example"]
     await sync_inventory(
         database.sessionmaker,
-        customers=[customer(*contacts, notify_email=legacy)],  # type: ignore[arg-type]
+        customers=[customer(*contacts, notify_email=legacy)],
         ntus=[],
         nodes=[],
     )
@@ -264,3 +267,20 @@ async def test_notify_contacts_get_case_mails_in_their_language_and_answers_go_t
     async with database.sessionmaker() as session:
         targets = (await session.execute(select(NotificationDelivery.target))).scalars().all()
     assert sorted(targets) == sorted(by_rcpt)  # no webhook/MQTT for the answer
+
+
+def test_nms_refuses_to_start_with_a_broken_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("NMS_")]:
+        monkeypatch.delenv(name)
+    _copy(tmp_path / "tpl", "en", "case_solved", "Subject: [${ref}] ok\nSolved at ${solved}.\n")
+    config = tmp_path / "nms.yaml"
+    config.write_text(f"mail:\n  templates_dir: {tmp_path / 'tpl'}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    [problem] = caught.value.problems
+    assert problem.startswith(
+        f"{config}: mail: templates_dir: {tmp_path}/tpl/en/case_solved.txt:2:"
+    )
+    assert "unknown placeholder ${solved}" in problem
