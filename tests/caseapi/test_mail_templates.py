@@ -23,6 +23,8 @@ from caseapi.notifications.templating import SHIPPED_DIR, load_templates
 from nms.app.settings import load_settings
 from nms.clock import FakeClock
 from nms.errors import ConfigError
+from nms.inventory.loader import parse_inventory
+from nms.inventory.sync import sync_inventory as sync_nms_inventory
 from tests.caseapi.conftest import START, Database
 from tests.caseapi.notification_fixtures import (
     SmtpSink,
@@ -194,6 +196,19 @@ async def test_contacts_sync_with_the_inventory(database: Database) -> None:
         assert await contact_by_email(session, "jane@cust1.example") is None
         found = await contact_by_email(session, "mario@cust1.example")
         assert found is not None and (found.customer_id, found.language) == ("cust-2", "en")
+    # The same from an inventory file, as nms reloads it.
+    inventory = parse_inventory(
+        "customers:\n  - id: cust-2\n    name: Two\n    contacts:\n"
+        "      - {email: Mario@Cust1.example, language: it, roles: [notify, escalation]}\n"
+        "ntus: []\n",
+        source="inv.yaml",
+        fmt="yaml",
+    )
+    await sync_nms_inventory(database.sessionmaker, inventory)
+    async with database.sessionmaker() as session:
+        found = await contact_by_email(session, "mario@cust1.example")
+        assert found is not None
+        assert (found.language, found.roles) == ("it", ("notify", "escalation"))
 
 
 async def test_notify_contacts_get_case_mails_in_their_language_and_answers_go_to_the_writer(
