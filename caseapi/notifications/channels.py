@@ -5,7 +5,8 @@ Each channel turns one claimed ``Job`` into one send and raises ``DeliveryError`
 translated here. Every message carries the outbox row's ``event_id`` so that a
 receiver can drop duplicates (delivery is at-least-once, see ``dispatcher``):
 
-- e-mail: ``Message-ID: <event-id@domain>`` (the same for every retry);
+- e-mail: ``Message-ID: <event-id@domain>`` (the same for every retry and every
+  recipient), threaded to its case with ``In-Reply-To`` / ``References``;
 - webhooks: ``Idempotency-Key`` and ``X-NMS-Event-Id`` headers, ``id`` in the body;
 - MQTT: user property ``idempotency-key`` and ``id`` in the JSON payload.
 

@@ -1,9 +1,11 @@
-"""Message content: the public event payload and the e-mail templates (pure).
+"""Message content: the public event payload and the e-mails (pure).
 
 Only whitelisted, customer-visible fields ever leave the system: ``public_data``
 copies the fields a kind may show out of the outbox row's ``data`` and drops
-everything else (internal comments, actors, dedup keys). Every timestamp is
-rendered in UTC ISO 8601.
+everything else (internal comments, actors, dedup keys, the ``to`` of an answer).
+The payload's timestamps are UTC ISO 8601. An e-mail fills the template file of its
+kind in the recipient's language (``caseapi.notifications.templating``) with those
+fields as the language shows them (``caseapi.notifications.languages``).
 
 Every case message carries the case's current estimated time of restoration: the
 payload's ``etr`` (``null`` when none is set) and a line of every case e-mail.
