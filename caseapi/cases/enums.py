@@ -20,6 +20,19 @@ class CasePriority(StrEnum):
     P3 = "P3"
 
 
+class CaseSeverity(StrEnum):
+    """The impact a customer understands, derived from type and priority (never stored).
+
+    ``outage``: an incident at P1 (service down or severely impacted); ``degraded``:
+    an incident below P1 (intermittent or degraded; P2, or lower if support lowered
+    it); ``request``: a general request, whatever its priority (no service impact).
+    """
+
+    OUTAGE = "outage"
+    DEGRADED = "degraded"
+    REQUEST = "request"
+
+
 class CaseSource(StrEnum):
     PROACTIVE = "proactive"
     API = "api"
@@ -139,6 +152,8 @@ class CaseEventKind(StrEnum):
     CLOSED = "closed"
     #: The estimated time of restoration was set, changed or cleared (customer-visible).
     ETR_SET = "etr_set"
+    #: A file was attached; ``data["visibility"]`` says whether customers see it.
+    ATTACHMENT_ADDED = "attachment_added"
 
 
 #: Timeline kinds a customer never sees: how support organises itself.

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -16,12 +16,14 @@ from caseapi.cases.enums import (
     WORKING_STATUSES,
     CaseEventKind,
     CasePriority,
+    CaseSeverity,
     CaseSource,
     CaseStatus,
     CaseType,
     EscalationLevel,
     NotificationKind,
 )
+from caseapi.cases.fulltext import text_search
 from caseapi.cases.models import (
     Case,
     CaseCommitment,
@@ -30,6 +32,7 @@ from caseapi.cases.models import (
     CaseNotification,
     CaseRefCounter,
 )
+from caseapi.cases.search import Search
 from caseapi.core.counters import next_in_year
 from caseapi.ntus.models import NtuState
 
@@ -40,7 +43,8 @@ class CaseFilters:
 
     A sequence matches any of its values; the filters combine with AND. The times
     are aware: ``created_since`` / ``updated_since`` inclusive, ``created_before``
-    exclusive.
+    exclusive. ``search`` is full text (``caseapi.cases.fulltext``): internal
+    comments count only with ``internal_text`` (staff).
     """
 
     statuses: Sequence[CaseStatus] = ()
@@ -54,6 +58,9 @@ class CaseFilters:
     sources: Sequence[CaseSource] = ()
     created_since: datetime | None = None
     created_before: datetime | None = None
+    severities: Sequence[CaseSeverity] = ()
+    search: Search | None = None
+    internal_text: bool = False
 
 
 def _open() -> ColumnElement[bool]:
@@ -183,7 +190,18 @@ async def set_case_status(
     await session.flush()
 
 
-def _filtered(stmt: Select[Any], filters: CaseFilters) -> Select[Any]:
+def _severity(severity: CaseSeverity) -> ColumnElement[bool]:
+    """The cases of ``severity`` (``CaseSeverity`` says how it derives)."""
+    match severity:
+        case CaseSeverity.OUTAGE:
+            return and_(Case.type == CaseType.INCIDENT, Case.priority == CasePriority.P1)
+        case CaseSeverity.DEGRADED:
+            return and_(Case.type == CaseType.INCIDENT, Case.priority != CasePriority.P1)
+        case CaseSeverity.REQUEST:
+            return Case.type == CaseType.GENERAL_REQUEST
+
+
+def _filtered(stmt: Select[Any], filters: CaseFilters, *, dialect: str) -> Select[Any]:
     if filters.statuses:
         stmt = stmt.where(Case.status.in_(list(filters.statuses)))
     if filters.priorities:
@@ -206,6 +224,14 @@ def _filtered(stmt: Select[Any], filters: CaseFilters) -> Select[Any]:
         stmt = stmt.where(Case.created_at >= filters.created_since)
     if filters.created_before is not None:
         stmt = stmt.where(Case.created_at < filters.created_before)
+    if filters.severities:
+        stmt = stmt.where(or_(*(_severity(s) for s in sorted(set(filters.severities)))))
+    if filters.search is not None:
+        search = text_search(dialect)
+        # One customer's cases are few: the search may check them one by one.
+        narrow = filters.customer_id is not None
+        matching = search.matching(filters.search, internal=filters.internal_text, narrow=narrow)
+        stmt = stmt.where(matching)
     return stmt
 
 
@@ -216,7 +242,9 @@ async def list_cases(
 
     ``before_id`` is the keyset position: only cases with a smaller id are returned.
     """
-    stmt = _filtered(select(Case), filters).options(selectinload(Case.previous_case))
+    dialect = session.get_bind().dialect.name
+    stmt = _filtered(select(Case), filters, dialect=dialect)
+    stmt = stmt.options(selectinload(Case.previous_case))
     if before_id is not None:
         stmt = stmt.where(Case.id < before_id)
     stmt = stmt.order_by(Case.id.desc()).limit(limit)
@@ -225,7 +253,8 @@ async def list_cases(
 
 async def count_cases(session: AsyncSession, *, filters: CaseFilters) -> int:
     """Count all cases matching ``filters`` (every page, not one)."""
-    stmt = _filtered(select(func.count()).select_from(Case), filters)
+    dialect = session.get_bind().dialect.name
+    stmt = _filtered(select(func.count()).select_from(Case), filters, dialect=dialect)
     return int((await session.execute(stmt)).scalar_one())
 
 

@@ -28,6 +28,7 @@ from caseapi.auth.tenancy import own_customer
 from caseapi.cases.deps import CaseServiceDep
 from caseapi.cases.enums import (
     CasePriority,
+    CaseSeverity,
     CaseSource,
     CaseStatus,
     CaseType,
@@ -52,6 +53,12 @@ from caseapi.cases.schemas import (
     QueryTime,
     ReasonRequest,
     TransitionRequest,
+)
+from caseapi.cases.search import (
+    MAX_SEARCH_LENGTH,
+    MAX_SEARCH_TERMS,
+    SearchSyntaxError,
+    parse_search,
 )
 from caseapi.cases.service import MAX_PAGE_SIZE, CaseService
 from caseapi.cases.snapshot import (
@@ -78,6 +85,19 @@ CustomerOnly = Annotated[Principal, Depends(require_roles(Role.CUSTOMER))]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=100)]
 _ETAG: Final = re.compile(r'^(?:W/)?"v(\d+)"$')
 _CASE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {200: {"model": CasePublic}}
+_Q_HELP: Final = (
+    "Full-text search of the reference, summary, description and comments (customers:"
+    " public comments only). Every word must match; a word of several parts"
+    " (`CS-2026-000042`) matches them in a row; the last word matches as a prefix"
+    " unless it is a whole case reference or the text ends with a space; no stemming;"
+    f" punctuation only separates words. At most {MAX_SEARCH_LENGTH} characters and"
+    f" {MAX_SEARCH_TERMS} different words. Results keep"
+    " the list's order (newest first) and combine with every other filter."
+)
+_SEVERITY_HELP: Final = (
+    "Impact: `outage` (incident at P1), `degraded` (incident below P1), `request`"
+    " (general request). Repeat to match any of them."
+)
 
 
 def etag(case: Case) -> str:
@@ -136,10 +156,16 @@ async def list_cases(
     created_since: Annotated[QueryTime | None, Query()] = None,
     created_before: Annotated[QueryTime | None, Query()] = None,
     updated_since: Annotated[QueryTime | None, Query()] = None,
+    severity: Annotated[list[CaseSeverity] | None, Query(description=_SEVERITY_HELP)] = None,
+    q: Annotated[str | None, Query(max_length=MAX_SEARCH_LENGTH, description=_Q_HELP)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> CasesPublic:
     """List cases, newest first; repeat a filter to match any of several values."""
+    try:
+        search = None if q is None else parse_search(q)
+    except SearchSyntaxError as exc:
+        raise CaseValidationError("q", str(exc)) from None
     if created_since and created_before and created_before <= created_since:
         raise CaseValidationError(
             "created_before",
@@ -159,6 +185,10 @@ async def list_cases(
         created_since=created_since,
         created_before=created_before,
         updated_since=updated_since,
+        severities=severity or (),
+        search=search,
+        # Only a search reads text (and only then is the listing another one for staff).
+        internal_text=search is not None and not principal.is_customer,
     )
     page = await service.list_cases(
         filters=service.scope_filters(principal, filters), cursor=cursor, limit=limit

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import Final
 
@@ -50,6 +50,8 @@ def filters_fingerprint(filters: CaseFilters) -> str:
         value = getattr(filters, field.name)
         if isinstance(value, datetime):
             value = value.astimezone(UTC).isoformat()
+        elif is_dataclass(value) and not isinstance(value, type):
+            value = asdict(value)
         elif isinstance(value, Sequence) and not isinstance(value, str):
             value = sorted({str(item) for item in value})
         canonical[field.name] = value

@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from caseapi.cases.models import Case
 from caseapi.core.base import Base
 from caseapi.core.database import make_engine
+from caseapi.core.fulltext import include_in_schema_comparison
 from caseapi.ntus.models import Ntu
 
 # Importing the model modules registers their tables on Base.metadata.
@@ -29,6 +30,8 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
+        # The FTS5 virtual tables of SQLite's search cannot be declared as models.
+        include_name=include_in_schema_comparison,
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
     )

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from caseapi.secrets import ENC_PREFIX, SecretBox, SecretDecryptError, SecretKeyError
 from caseapi.settings import (
     DEFAULT_MAX_BODY,
+    AttachmentSettings,
     AuditSettings,
     CaseSettings,
     DatabaseSettings,
@@ -212,6 +213,7 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     audit: AuditSettings = AuditSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     bus: BusSettings = BusSettings()

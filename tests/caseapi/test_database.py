@@ -37,12 +37,20 @@ from caseapi.core.errors import (
     DatabaseUnavailableError,
     InvalidCursorError,
 )
+from caseapi.core.fulltext import include_in_schema_comparison
 from tests.caseapi.conftest import START, Database
 
 
 def _diffs(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "compare_server_default": True}
+        connection,
+        opts={
+            "compare_type": True,
+            "compare_server_default": True,
+            # The search's tables, columns and indexes (FTS5 on SQLite, a generated
+            # tsvector on PostgreSQL) cannot be models: caseapi.core.fulltext.
+            "include_name": include_in_schema_comparison,
+        },
     )
     return list(compare_metadata(context, Base.metadata))
 

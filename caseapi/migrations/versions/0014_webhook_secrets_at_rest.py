@@ -1,7 +1,7 @@
 """Webhook secrets encrypted at rest: room for the encrypted form.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-06 10:00:00+00:00
 
 ``webhook_subscriptions.secret`` and ``previous_secret`` grow from 100 to 400
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
