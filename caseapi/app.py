@@ -29,6 +29,7 @@ from caseapi.cases.service import CaseService
 from caseapi.cases.ticker import CaseTicker
 from caseapi.clock import Clock
 from caseapi.core.secrets import SecretBox
+from caseapi.mail.config import MailSettings
 from caseapi.maintenance.config import MaintenanceSettings
 from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.config import NotificationSettings
@@ -95,10 +96,11 @@ class CaseWorkers:
         maintenance: MaintenanceSettings | None = None,
         audit: AuditSettings | None = None,
         secrets: SecretBox | None = None,
+        mail: MailSettings | None = None,
     ) -> None:
-        """Build the loops from the ``cases.*``, ``notifications.*``, ``maintenance.*``
-        and ``audit.*`` settings (the defaults where omitted); ``secrets`` opens the
-        stored webhook secrets (``caseapi.secrets``).
+        """Build the loops from the ``cases.*``, ``notifications.*``, ``mail.*``,
+        ``maintenance.*`` and ``audit.*`` settings (the defaults where omitted);
+        ``secrets`` opens the stored webhook secrets (``caseapi.secrets``).
 
         Raises:
             ValueError: Settings the dispatcher refuses.
@@ -125,6 +127,7 @@ class CaseWorkers:
                     else ()
                 ),
                 secrets=secrets,
+                mail=mail,
             )
             if notifications.enabled
             else None

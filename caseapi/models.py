@@ -14,7 +14,8 @@ from caseapi.auth.models import ApiKey
 from caseapi.cases.models import Case, CaseEvent, CaseRefCounter
 from caseapi.comments.models import Comment
 from caseapi.core.base import Base
-from caseapi.customers.models import Customer
+from caseapi.customers.models import Customer, CustomerContact
+from caseapi.mail.models import MailMessage
 from caseapi.notifications import models as _notifications  # noqa: F401  (registers tables)
 from caseapi.ntus.models import Ntu, NtuState
 from caseapi.rfo.models import RfoVersion
@@ -30,6 +31,8 @@ __all__ = [
     "CaseRefCounter",
     "Comment",
     "Customer",
+    "CustomerContact",
+    "MailMessage",
     "Ntu",
     "NtuState",
     "RfoVersion",

@@ -36,6 +36,7 @@ from caseapi.settings import (
     CaseSettings,
     DatabaseSettings,
     Duration,
+    MailSettings,
     MaintenanceSettings,
     NotificationSettings,
     RateLimitSettings,
@@ -56,6 +57,7 @@ __all__ = [
     "DetectorSettings",
     "Duration",
     "IcmpSettings",
+    "MailSettings",
     "MaintenanceSettings",
     "NotificationSettings",
     "ProbeSettings",
@@ -215,6 +217,7 @@ class Settings(BaseSettings):
     probes: ProbeSettings = ProbeSettings()
     cases: CaseSettings = CaseSettings()
     notifications: NotificationSettings = NotificationSettings()
+    mail: MailSettings = MailSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     audit: AuditSettings = AuditSettings()
     attachments: AttachmentSettings = AttachmentSettings()

@@ -70,13 +70,16 @@ def load_checked_inventory(settings: Settings, *, required: bool = True) -> Inve
 
 
 def load_settings_inventory(settings: Settings, path: Path) -> Inventory:
-    """``load_inventory`` with the keys of ``settings`` for ``enc:`` SNMP credentials.
+    """``load_inventory`` with the keys of ``settings`` for ``enc:`` SNMP credentials
+    and the contact languages of its mail templates (``mail.templates_dir``).
 
     Raises:
         InventoryError: As ``load_inventory``.
         SecretKeyError: The keys cannot be used.
     """
-    return load_inventory(path, secrets=settings_box(settings))
+    return load_inventory(
+        path, secrets=settings_box(settings), languages=settings.mail.templates().languages
+    )
 
 
 def bus_settings(settings: Settings) -> MqttBusSettings:
@@ -176,6 +179,7 @@ def build_case_workers(
         notifications=settings.notifications,
         maintenance=settings.maintenance,
         audit=settings.audit,
+        mail=settings.mail,
     )
 
 
