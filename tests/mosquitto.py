@@ -8,6 +8,12 @@ few tens of milliseconds); calling them from a test coroutine is fine - nothing 
 the loop can do anything useful while the broker is down anyway.
 
 Use the function-scoped fixture ``mosquitto``: ``async def test_x(mosquitto): ...``.
+
+``Mosquitto(tmp_path, pki=Pki(...))`` is the production set-up instead
+(``deploy/mosquitto/mosquitto-tls.conf``): TLS only, a client certificate signed by
+the test's CA required, its common name as the user name, and the ACL file
+``deploy/mosquitto/acl`` - the committed one, so that what it allows is tested.
+``tls_fixture`` (``mosquitto_tls``) is that broker, started.
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
+from tests.pki import Pki
 
 BINARY = Path(shutil.which("mosquitto") or "/usr/sbin/mosquitto")
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
+ACL_FILE = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "acl"
 
 
 def _free_port() -> int:
@@ -41,10 +49,19 @@ def _free_port() -> int:
 class Mosquitto:
     """One broker process; ``start()`` it, ``stop()`` it (the fixture does both)."""
 
-    def __init__(self, tmp_path: Path, *, port: int | None = None, extra_config: str = "") -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        port: int | None = None,
+        extra_config: str = "",
+        pki: Pki | None = None,
+        acl_file: Path | None = ACL_FILE,
+    ) -> None:
         self.directory = tmp_path / "mosquitto"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = port or _free_port()
+        self.pki = pki
         self.config = self.directory / "mosquitto.conf"
         self.log = self.directory / "mosquitto.log"
         self._stderr = self.directory / "stderr.log"
@@ -52,9 +69,25 @@ class Mosquitto:
         # Run as root, mosquitto switches to the 'mosquitto' user, which cannot write to
         # a pytest tmp_path; "user <ourselves>" keeps the current user.
         user = pwd.getpwuid(os.getuid()).pw_name
+        if pki is None:
+            access = "allow_anonymous true\n"
+        else:
+            # As deploy/mosquitto/mosquitto-tls.conf: only clients with a certificate
+            # of our CA, known by its common name, limited by the ACL file.
+            access = (
+                f"cafile {pki.ca}\n"
+                f"certfile {pki.server.cert}\n"
+                f"keyfile {pki.server.key}\n"
+                "tls_version tlsv1.2\n"
+                "require_certificate true\n"
+                "use_identity_as_username true\n"
+                "allow_anonymous false\n"
+            )
+            if acl_file is not None:
+                access += f"acl_file {acl_file}\n"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"{access}"
             "persistence true\n"
             f"persistence_location {self.directory}/\n"
             "max_queued_messages 100000\n"
@@ -67,7 +100,8 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        scheme = "mqtt" if self.pki is None else "mqtts"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -156,3 +190,21 @@ def mosquitto_fixture(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 mosquitto = mosquitto_fixture
+
+
+@pytest.fixture(name="mosquitto_tls")
+def tls_fixture(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A started TLS broker (client certificates, the ACL file): ``broker.pki`` signs."""
+    require(
+        shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists(),
+        "needs the mosquitto broker (apt install mosquitto)",
+    )
+    broker = Mosquitto(tmp_path, pki=Pki(tmp_path / "pki"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+mosquitto_tls = tls_fixture

@@ -5,7 +5,8 @@
 side, and the receive loop is also what notices a dead connection. On any
 ``MqttError`` it logs once per outage, backs off (``reconnect_base`` doubling up to
 ``reconnect_cap``, with jitter so that a fleet of workers does not reconnect in step)
-and connects again. See ``nms.bus.mqtt`` for the delivery choices.
+and connects again. See ``nms.bus.mqtt`` for the delivery choices, and
+``nms.bus.mqtt.session`` for why a stop (cancelling ``run``) always ends, promptly.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from paho.mqtt.properties import Properties
 from nms.bus.batch import Batch, PingBatch, SnmpBatch
 from nms.bus.mqtt.intake import Intake
 from nms.bus.mqtt.outbox import Outbox, Outgoing
-from nms.bus.mqtt.session import connect, disconnect, mqtt_error, subscribe
+from nms.bus.mqtt.session import connect, disconnect, mqtt_error, publish, subscribe
 from nms.bus.mqtt.settings import Broker, MqttBusSettings
 from nms.bus.mqtt.stats import BusStats
+from nms.bus.mqtt.tls import TlsFiles, client_context
 from nms.bus.mqtt.topics import qos_for, topic_for
 from nms.bus.wire import Message, Payload, WireError, encode
 from nms.clock import Clock, SystemClock
@@ -54,6 +56,12 @@ class MqttBus:
         persistent: keep the session (and its queued messages) across reconnects.
         will: published by the broker if this process vanishes without a DISCONNECT.
         clock: stamps messages (``now``) and measures how long a connection held.
+        sender: the topic level of this process's ``probes/`` messages (default
+            ``source``): a probe worker's user name at the broker (``probe-1of2``),
+            which the broker's ACL lets it write under and nowhere else.
+
+    Raises:
+        ValueError: a bad argument; ``TlsError`` (a ValueError) for a TLS file.
     """
 
     def __init__(
@@ -66,6 +74,7 @@ class MqttBus:
         persistent: bool = False,
         will: Payload | None = None,
         clock: Clock | None = None,
+        sender: str | None = None,
     ) -> None:
         if not client_id:
             raise ValueError("client_id must not be empty")
@@ -79,6 +88,8 @@ class MqttBus:
         self.stats = BusStats()
         self._settings = settings
         self._broker = Broker.parse(settings.url)
+        self._tls = client_context(settings.tls or TlsFiles()) if self._broker.tls else None
+        self._sender = sender
         self._client_id = client_id
         self._source = source
         self._filters = [f"{settings.topic_prefix}/{f}" for f in subscribe]
@@ -148,7 +159,7 @@ class MqttBus:
             Outgoing(
                 seq=message.seq,
                 kind=kind,
-                topic=topic_for(self._settings.topic_prefix, message),
+                topic=topic_for(self._settings.topic_prefix, message, self._sender),
                 data=data,
                 qos=qos_for(kind),
                 retain=retain,
@@ -180,7 +191,7 @@ class MqttBus:
             try:
                 client = self._client()
                 async with contextlib.AsyncExitStack() as stack:
-                    await connect(client)
+                    await connect(client, timeout=self._settings.timeout)
                     stack.push_async_callback(disconnect, client)
                     connected_at = self._clock.monotonic()
                     if outage_logged:
@@ -237,13 +248,17 @@ class MqttBus:
         if self._will is not None:
             message = self._message(self._will)
             will = aiomqtt.Will(
-                topic_for(self._settings.topic_prefix, message), encode(message), qos=1
+                topic_for(self._settings.topic_prefix, message, self._sender),
+                encode(message),
+                qos=1,
             )
+        s, broker = self._settings, self._broker
         client = aiomqtt.Client(
-            self._broker.host,
-            self._broker.port,
-            username=self._broker.username,
-            password=self._broker.password,
+            broker.host,
+            broker.port,
+            username=s.username if s.username is not None else broker.username,
+            password=s.password if s.username is not None else broker.password,
+            tls_context=self._tls,
             identifier=self._client_id,
             protocol=aiomqtt.ProtocolVersion.V5,
             will=will,
@@ -304,12 +319,13 @@ class MqttBus:
         self, client: aiomqtt.Client, entry: Outgoing, window: asyncio.Semaphore
     ) -> None:
         try:
-            await client.publish(
+            await publish(
+                client,
                 entry.topic,
                 entry.data,
                 qos=entry.qos,
                 retain=entry.retain,
-                timeout=self._settings.timeout,
+                ack_timeout=self._settings.timeout,
             )
         finally:
             window.release()

@@ -210,7 +210,7 @@ def test_both_buses_satisfy_the_protocol() -> None:
 @pytest.mark.parametrize(
     ("changes", "text"),
     [
-        ({"url": "http://host"}, "expected mqtt://"),
+        ({"url": "http://host"}, r"expected mqtt\[s\]://"),
         ({"url": "mqtt://"}, "no host"),
         ({"url": "mqtt://host:99999"}, "out of range"),
         ({"url": "mqtt://host/path"}, "unexpected path"),
