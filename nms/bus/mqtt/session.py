@@ -36,8 +36,9 @@ finishes (paho bounds it by ``connect_timeout``), so no socket outlives the atte
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiomqtt
@@ -70,6 +71,7 @@ async def connect(client: aiomqtt.Client, *, timeout: float) -> None:  # noqa: A
     closed = loop.create_future()
     errors: list[str] = []
     _watch(client, loop, closed, errors)
+    register = _defer_registration(client)
     opening = loop.run_in_executor(None, client._client_connect)
     try:
         async with asyncio.timeout(timeout):
@@ -77,6 +79,7 @@ async def connect(client: aiomqtt.Client, *, timeout: float) -> None:  # noqa: A
                 await asyncio.shield(opening)
             except OSError as exc:  # ssl.SSLError and socket errors; the thread is done
                 raise aiomqtt.MqttError(_describe(exc)) from None
+            register()
             done, _ = await asyncio.wait(
                 {client._connected, closed}, return_when=asyncio.FIRST_COMPLETED
             )
@@ -117,6 +120,38 @@ def _watch(
 
     paho.on_socket_close = socket_closed
     paho.on_log = log
+
+
+def _defer_registration(client: aiomqtt.Client) -> Callable[[], None]:
+    """Hold back aiomqtt's socket registrations until paho's connect thread is done.
+
+    aiomqtt registers the socket's reader and writer from that thread, each with a
+    ``call_soon_threadsafe``; the reader can run, see the broker close the connection
+    (a refused certificate: TLS 1.3 reports it after the handshake) and close the
+    socket before the writer's registration runs - which then fails on a closed file
+    descriptor ("Exception in callback ... add_writer", one per retry). And a connect
+    abandoned by a stop should register nothing at all. So: record them in the
+    thread, replay them on the loop once the thread is done, all in one go.
+    """
+    paho = client._client
+    on_open, on_write = paho.on_socket_open, paho.on_socket_register_write
+    held: list[Callable[[], None]] = []
+
+    def opened(inner: Any, userdata: Any, sock: Any) -> None:
+        if on_open is not None:
+            held.append(functools.partial(on_open, inner, userdata, sock))
+
+    def wants_write(inner: Any, userdata: Any, sock: Any) -> None:
+        if on_write is not None:
+            held.append(functools.partial(on_write, inner, userdata, sock))
+
+    def register() -> None:
+        paho.on_socket_open, paho.on_socket_register_write = on_open, on_write
+        for call in held:
+            call()
+
+    paho.on_socket_open, paho.on_socket_register_write = opened, wants_write
+    return register
 
 
 def _settle(future: asyncio.Future[None]) -> None:

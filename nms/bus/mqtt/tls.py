@@ -61,6 +61,23 @@ def check_file(path: Path, key: str, *, secret: bool = False) -> Path:
     return path
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """An SSL socket that closes itself when its handshake fails.
+
+    paho wraps the TCP socket and runs the handshake in its connect; when the
+    handshake fails (the broker's certificate does not verify, or the broker refuses
+    ours) it raises without closing the socket, which then lingers until the garbage
+    collector finds it - one file descriptor per retry, and a ResourceWarning.
+    """
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
 def client_context(files: TlsFiles) -> ssl.SSLContext:
     """The SSL context of a client that checks the broker (TLS >= 1.2, host name on).
 
@@ -73,6 +90,7 @@ def client_context(files: TlsFiles) -> ssl.SSLContext:
         check_file(files.cert, "bus.tls_cert")
         check_file(files.key, "bus.tls_key", secret=True)
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.sslsocket_class = _ClosingSSLSocket
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     # create_default_context sets both; said again because they are the point.
     context.check_hostname = True
