@@ -38,27 +38,32 @@ class TlsFiles:
             raise TlsError(f"{missing}: needed too (bus.tls_cert and bus.tls_key go together)")
 
 
-def check_file(path: Path, key: str, *, secret: bool = False) -> Path:
+def check_file(path: Path, *, secret: bool = False) -> Path:
     """``path`` if it is a readable file, and (``secret``) readable by its owner only.
 
     Raises:
-        TlsError: naming ``key`` and the path.
+        TlsError: naming the path and what is wrong (the caller names the setting).
     """
     try:
         info = path.stat()
     except OSError as exc:
-        raise TlsError(f"{key}: {path}: {exc.strerror or exc}") from None
+        raise TlsError(f"{path}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise TlsError(f"{key}: {path}: not a file")
+        raise TlsError(f"{path}: not a file")
     if not os.access(path, os.R_OK):
-        raise TlsError(f"{key}: {path}: not readable by this user")
+        raise TlsError(f"{path}: not readable by this user")
     mode = stat.S_IMODE(info.st_mode)
     if secret and mode & 0o077:
         # Like ssh with its keys: a private key others can read is no longer private.
-        raise TlsError(
-            f"{key}: {path} is open to other users (mode {mode:04o}): chmod 600 {path} (or 400)"
-        )
+        raise TlsError(f"{path} is open to other users (mode {mode:04o}): chmod 600 it")
     return path
+
+
+def _check(path: Path, key: str, *, secret: bool = False) -> None:
+    try:
+        check_file(path, secret=secret)
+    except TlsError as exc:
+        raise TlsError(f"{key}: {exc}") from None
 
 
 class _ClosingSSLSocket(ssl.SSLSocket):
@@ -85,10 +90,10 @@ def client_context(files: TlsFiles) -> ssl.SSLContext:
         TlsError: a file cannot be read or is not a PEM certificate / matching key.
     """
     if files.ca is not None:
-        check_file(files.ca, "bus.tls_ca")
+        _check(files.ca, "bus.tls_ca")
     if files.cert is not None and files.key is not None:
-        check_file(files.cert, "bus.tls_cert")
-        check_file(files.key, "bus.tls_key", secret=True)
+        _check(files.cert, "bus.tls_cert")
+        _check(files.key, "bus.tls_key", secret=True)
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     context.sslsocket_class = _ClosingSSLSocket
     context.minimum_version = ssl.TLSVersion.TLSv1_2
