@@ -9,10 +9,11 @@ the loop can do anything useful while the broker is down anyway.
 
 Use the function-scoped fixture ``mosquitto``: ``async def test_x(mosquitto): ...``.
 
-``Mosquitto(tmp_path, pki=Pki(...))`` is the production set-up instead
-(``deploy/mosquitto/mosquitto-tls.conf``): TLS only, a client certificate signed by
-the test's CA required, its common name as the user name, and the ACL file
-``deploy/mosquitto/acl`` - the committed one, so that what it allows is tested.
+``Mosquitto(tmp_path, pki=Pki(...))`` runs the production TLS configuration instead -
+``deploy/mosquitto/mosquitto-tls.conf`` itself, pointed at this test's port, CA and
+server certificate: TLS only, a client certificate of the CA required, its common
+name as the user name, and the committed ACL file ``deploy/mosquitto/acl`` - so what
+the documented set-up allows and refuses is what the tests check.
 ``tls_fixture`` (``mosquitto_tls``) is that broker, started.
 """
 
@@ -36,7 +37,30 @@ from tests.pki import Pki
 BINARY = Path(shutil.which("mosquitto") or "/usr/sbin/mosquitto")
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
-ACL_FILE = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "acl"
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
+ACL_FILE = DEPLOY / "acl"
+TLS_CONFIG = DEPLOY / "mosquitto-tls.conf"
+
+
+def _production_tls_config(
+    port: int, pki: Pki, acl_file: Path | None, directory: Path, log: Path
+) -> str:
+    """``deploy/mosquitto/mosquitto-tls.conf`` with this test's port, files and log."""
+    text = TLS_CONFIG.read_text()
+    replacements = {
+        "listener 8883\n": f"listener {port} 127.0.0.1\n",
+        "/mosquitto/certs/ca.pem": str(pki.ca),
+        "/mosquitto/certs/server.pem": str(pki.server.cert),
+        "/mosquitto/certs/server.key": str(pki.server.key),
+        "acl_file /mosquitto/config/acl\n": f"acl_file {acl_file}\n" if acl_file else "",
+        "/mosquitto/data/": f"{directory}/",
+        "log_dest stdout\n": f"log_dest file {log}\n",
+    }
+    for old, new in replacements.items():
+        # A change to the production file that this mapping misses must fail here.
+        assert old in text, f"{TLS_CONFIG.name} no longer has {old!r}"
+        text = text.replace(old, new)
+    return text
 
 
 def _free_port() -> int:
@@ -70,33 +94,26 @@ class Mosquitto:
         # a pytest tmp_path; "user <ourselves>" keeps the current user.
         user = pwd.getpwuid(os.getuid()).pw_name
         if pki is None:
-            access = "allow_anonymous true\n"
-        else:
-            # As deploy/mosquitto/mosquitto-tls.conf: only clients with a certificate
-            # of our CA, known by its common name, limited by the ACL file.
-            access = (
-                f"cafile {pki.ca}\n"
-                f"certfile {pki.server.cert}\n"
-                f"keyfile {pki.server.key}\n"
-                "tls_version tlsv1.2\n"
-                "require_certificate true\n"
-                "use_identity_as_username true\n"
-                "allow_anonymous false\n"
+            self.config.write_text(
+                f"listener {self.port} 127.0.0.1\n"
+                "allow_anonymous true\n"
+                "persistence true\n"
+                f"persistence_location {self.directory}/\n"
+                "max_queued_messages 100000\n"
+                f"log_dest file {self.log}\n"
+                "log_type all\n"
+                "connection_messages true\n"
+                f"user {user}\n"
+                f"{extra_config}"
             )
-            if acl_file is not None:
-                access += f"acl_file {acl_file}\n"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            f"{access}"
-            "persistence true\n"
-            f"persistence_location {self.directory}/\n"
-            "max_queued_messages 100000\n"
-            f"log_dest file {self.log}\n"
-            "log_type all\n"
-            "connection_messages true\n"
-            f"user {user}\n"
-            f"{extra_config}"
-        )
+        else:
+            self.config.write_text(
+                _production_tls_config(self.port, pki, acl_file, self.directory, self.log)
+                + "log_type all\n"
+                "connection_messages true\n"
+                f"user {user}\n"
+                f"{extra_config}"
+            )
 
     @property
     def url(self) -> str:
