@@ -87,6 +87,9 @@ async def connect(client: aiomqtt.Client, *, timeout: float) -> None:  # noqa: A
                 why = errors[-1] if errors else "no reason given"
                 raise aiomqtt.MqttError(f"the broker closed the connection before CONNACK: {why}")
             client._connected.result()  # MqttConnectError for a refusal (e.g. not authorised)
+        # Connected: paho's own log lines again (a lost connection, a callback's error).
+        client._client.on_log = None
+        client._client.enable_logger(client._logger)
     except TimeoutError:
         _abandon(client, opening)
         raise aiomqtt.MqttError(f"no CONNACK from the broker within {timeout:g} s") from None
@@ -105,6 +108,8 @@ def _watch(
 
     aiomqtt learns of a connection that ends before CONNACK only from its own timeout;
     a broker refusing our certificate would then read "timed out", not the reason.
+    Until CONNACK, paho's lines go into the error (which the bus logs once per
+    outage) instead of the log, where a refused worker would repeat them every retry.
     """
     paho = client._client
     on_close = paho.on_socket_close
@@ -120,6 +125,7 @@ def _watch(
 
     paho.on_socket_close = socket_closed
     paho.on_log = log
+    paho.disable_logger()
 
 
 def _defer_registration(client: aiomqtt.Client) -> Callable[[], None]:

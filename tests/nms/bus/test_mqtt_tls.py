@@ -107,6 +107,7 @@ async def test_a_worker_without_a_valid_certificate_is_refused_and_retries(
     refusals = [w for w in warnings if f"cannot reach the broker 127.0.0.1:{broker.port}" in w]
     assert len(refusals) == 1, warnings  # once per outage, not once per retry
     assert reason in refusals[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_the_broker_is_checked_against_the_ca(
