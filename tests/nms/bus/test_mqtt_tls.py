@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +23,13 @@ from nms.bus.mqtt import MqttBus, MqttBusSettings
 from nms.bus.mqtt.settings import Broker
 from nms.bus.mqtt.tls import TlsError, TlsFiles, client_context
 from nms.bus.wire import Heartbeat, NtuStateChange, SkipSet
+from tests.conftest import require
 from tests.mosquitto import Mosquitto, tls_fixture  # noqa: F401 - fixture "mosquitto_tls"
 from tests.nms.bus.test_mqtt import T0, eventually, nothing_more, ping, running, take
 from tests.pki import Pki
 
 EVERYTHING = ["probes/#", "control/#", "detector/#", "cases/#"]
+FAST: dict[str, Any] = {"reconnect_base": 0.05, "reconnect_cap": 0.2, "timeout": 3.0}
 
 
 def files(pki: Pki, name: str | None) -> TlsFiles:
@@ -202,3 +207,43 @@ def test_tls_files_are_checked(tmp_path: Path) -> None:
     context = client_context(TlsFiles(ca=pki.ca, cert=pair.cert, key=pair.key))
     assert context.check_hostname
     assert context.minimum_version.name == "TLSv1_2"
+
+
+@pytest.fixture
+def password_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker with a ``password_file`` (user probe-1of2, password s3cret), no anonymous."""
+    passwd = shutil.which("mosquitto_passwd")
+    require(passwd is not None, "needs mosquitto_passwd (Debian package mosquitto)")
+    assert passwd is not None
+    passwords = tmp_path / "passwords"
+    subprocess.run([passwd, "-b", "-c", str(passwords), "probe-1of2", "s3cret"], check=True)
+    broker = Mosquitto(tmp_path, extra_config=f"password_file {passwords}\n")
+    text = broker.config.read_text()
+    broker.config.write_text(text.replace("allow_anonymous true\n", "allow_anonymous false\n"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def test_a_password_file_broker_takes_username_and_password(
+    password_broker: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The alternative to client certificates (here in clear on loopback; over
+    ``mqtts://`` the same settings travel encrypted)."""
+
+    def login(password: str) -> MqttBus:
+        settings = MqttBusSettings(
+            url=password_broker.url, username="probe-1of2", password=password, **FAST
+        )
+        return MqttBus(settings, client_id=f"c-{password}", source=f"s-{password}")
+
+    good, bad = login("s3cret"), login("wrong")
+    async with running(good, bad):
+        await eventually(lambda: good.stats.connected)
+        await eventually(lambda: any("retrying" in r.message for r in caplog.records))
+    assert bad.stats.connects == 0
+    refusal = next(r.message for r in caplog.records if "retrying" in r.message)
+    assert "cannot reach the broker" in refusal and "Not authorized" in refusal
+    assert "s3cret" not in caplog.text and "wrong" not in caplog.text
