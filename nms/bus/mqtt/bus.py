@@ -25,7 +25,14 @@ from paho.mqtt.properties import Properties
 from nms.bus.batch import Batch, PingBatch, SnmpBatch
 from nms.bus.mqtt.intake import Intake
 from nms.bus.mqtt.outbox import Outbox, Outgoing
-from nms.bus.mqtt.session import connect, disconnect, mqtt_error, publish, subscribe
+from nms.bus.mqtt.session import (
+    connect,
+    disconnect,
+    mqtt_error,
+    on_refusal,
+    publish,
+    subscribe,
+)
 from nms.bus.mqtt.settings import Broker, MqttBusSettings
 from nms.bus.mqtt.stats import BusStats
 from nms.bus.mqtt.tls import TlsFiles, client_context
@@ -103,6 +110,7 @@ class MqttBus:
         self._inbox: asyncio.Queue[Message] = asyncio.Queue()
         self._intake = Intake(stats=self.stats, clock=self._clock, inbox=self._inbox)
         self._random = random.Random()
+        self._refusals_warned = 0  # the connection (stats.connects) last warned about
 
     # -- sending -------------------------------------------------------------------
 
@@ -270,7 +278,23 @@ class MqttBus:
         )
         # aiomqtt warns above 10 pending calls; we keep up to _WINDOW on purpose.
         client.pending_calls_threshold = _WINDOW + 4
+        on_refusal(client, self._refused)
         return client
+
+    def _refused(self, topic: str, reason: str) -> None:
+        # The message is gone (the broker acknowledged it): say so once per
+        # connection, loudly - it is a deployment error, not a passing outage.
+        self.stats.refused += 1
+        first = self._refusals_warned != self.stats.connects
+        self._refusals_warned = self.stats.connects
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "bus: the broker refused a message on %s (%s) and dropped it: its ACL does "
+            "not let this client write there; check the ACL file and this process's "
+            "user name at the broker (its certificate's CN)",
+            topic,
+            reason,
+        )
 
     def _connected(self) -> None:
         self.stats.connected = True

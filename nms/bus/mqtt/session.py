@@ -39,7 +39,7 @@ import asyncio
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import aiomqtt
 from paho.mqtt.client import MQTT_LOG_ERR, MQTT_LOG_WARNING
@@ -243,6 +243,26 @@ async def publish(
             await client.publish(topic, data, qos=qos, retain=retain, timeout=math.inf)
     except TimeoutError:
         raise aiomqtt.MqttError(f"no PUBACK from the broker within {ack_timeout:g} s") from None
+
+
+def on_refusal(client: aiomqtt.Client, refused: Callable[[str, str], None]) -> None:
+    """Call ``refused(topic, reason)`` for each message the broker acknowledged as refused.
+
+    An MQTT v5 broker acknowledges a QoS 1 message its ACL forbids with a PUBACK
+    "Not authorized" (0x87) and drops it: for aiomqtt that is a publish like any
+    other, and the sender would never know its messages go nowhere.
+    """
+    paho = client._client
+    on_publish = paho.on_publish
+
+    def published(inner: Any, userdata: Any, mid: int, code: Any, properties: Any) -> None:
+        if isinstance(code, ReasonCode) and code.is_failure:
+            message = paho._out_messages.get(mid)
+            refused(message.topic if message is not None else "?", str(code))
+        if on_publish is not None:
+            cast(Any, on_publish)(inner, userdata, mid, code, properties)
+
+    paho.on_publish = published
 
 
 def mqtt_error(group: ExceptionGroup[Exception]) -> aiomqtt.MqttError:

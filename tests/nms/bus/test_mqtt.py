@@ -189,6 +189,9 @@ def test_topic_for() -> None:
     assert topic_for("p", message(SnmpBatch((snmp(),)))) == "p/probes/probe-2of4-x/snmp"
     beat = Heartbeat("2/4", True, 0, 0, 0, 0, 0, 0)
     assert topic_for("p", message(beat)) == "p/probes/probe-2of4-x/heartbeat"
+    # A probe worker's sender: its user name at the broker, which the ACL lets it use.
+    assert topic_for("p", message(beat), "probe-2of4") == "p/probes/probe-2of4/heartbeat"
+    assert topic_for("p", message(beat), "a/b#") == "p/probes/a_b_/heartbeat"
     state = NtuStateChange("a/b+c#", "up", "down", T0, None, None)
     assert topic_for("p", message(state)) == "p/detector/ntus/a_b_c_"
     case = CaseChange("CASE-2026-000001", 1, "opened", "open", "P1", None, None, T0)

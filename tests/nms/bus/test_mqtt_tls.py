@@ -129,7 +129,7 @@ async def test_the_broker_is_checked_against_the_ca(
 
 
 async def test_the_acl_drops_what_a_worker_writes_outside_its_own_prefix(
-    mosquitto_tls: Mosquitto,
+    mosquitto_tls: Mosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = mosquitto_tls
     # Shard 1/2's certificate, posing as shard 2/2, and writing what only the detector may.
@@ -153,6 +153,12 @@ async def test_the_acl_drops_what_a_worker_writes_outside_its_own_prefix(
     assert [m.payload for m in got] == [PingBatch((ping("genuine"),))]
     assert impostor.stats.connects == 1  # dropped, not disconnected
     assert broker.log.read_text().count("Denied PUBLISH from") >= 3
+    # The impostor is told (QoS 1: PUBACK "Not authorized"), once per connection.
+    assert impostor.stats.refused == 3 and honest.stats.refused == 0
+    warnings = [r.message for r in caplog.records if r.levelno == logging.WARNING]
+    refused = [w for w in warnings if "the broker refused a message" in w]
+    assert len(refused) == 1, warnings
+    assert "nms/v1/probes/probe-2of2/ping (Not authorized)" in refused[0]
 
 
 # -- settings and files ------------------------------------------------------------------
