@@ -25,14 +25,7 @@ from paho.mqtt.properties import Properties
 from nms.bus.batch import Batch, PingBatch, SnmpBatch
 from nms.bus.mqtt.intake import Intake
 from nms.bus.mqtt.outbox import Outbox, Outgoing
-from nms.bus.mqtt.session import (
-    connect,
-    disconnect,
-    mqtt_error,
-    on_refusal,
-    publish,
-    subscribe,
-)
+from nms.bus.mqtt.session import Crew, connect, disconnect, on_refusal, publish, subscribe
 from nms.bus.mqtt.settings import Broker, MqttBusSettings
 from nms.bus.mqtt.stats import BusStats
 from nms.bus.mqtt.tls import TlsFiles, client_context
@@ -205,14 +198,13 @@ class MqttBus:
                     if outage_logged:
                         log.info("bus: connected to the broker again")
                         outage_logged = False
+                    crew = Crew()
+                    crew.spawn(self._receive(client), name="bus-receive")
+                    crew.spawn(self._transmit(client, crew), name="bus-send")
                     try:
-                        async with asyncio.TaskGroup() as tasks:
-                            tasks.create_task(self._receive(client), name="bus-receive")
-                            tasks.create_task(self._transmit(client, tasks), name="bus-send")
+                        await crew.wait()
                     finally:
                         self._disconnected()
-            except ExceptionGroup as group:
-                error = mqtt_error(group)
             except aiomqtt.MqttError as exc:
                 error = exc
             # Only a connection that held for a while resets the backoff: one that drops
@@ -315,10 +307,11 @@ class MqttBus:
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         # Also the watchdog: the iterator raises MqttError when the connection drops,
-        # which fails the task group and so stops _transmit's waits for acks.
+        # which fails the crew and so stops _transmit's waits for acks.
         try:
             async for raw in client.messages:
                 self._intake.accept(raw.topic.value, bytes(raw.payload))
+            raise aiomqtt.MqttError("the broker's message stream ended")
         finally:
             # aiomqtt's iterator stops at a disconnect even when messages are still in
             # its queue - messages paho has acknowledged to the broker already, so the
@@ -328,7 +321,7 @@ class MqttBus:
                 raw = queue.get_nowait()
                 self._intake.accept(raw.topic.value, bytes(raw.payload))
 
-    async def _transmit(self, client: aiomqtt.Client, tasks: asyncio.TaskGroup) -> None:
+    async def _transmit(self, client: aiomqtt.Client, crew: Crew) -> None:
         await subscribe(client, self._filters, ack_timeout=self._settings.timeout)
         self._connected()
         window = asyncio.Semaphore(_WINDOW)
@@ -337,7 +330,7 @@ class MqttBus:
             entry = await self._outbox.take()
             # Tasks start in creation order and publish() hands the packet to paho
             # before its first await, so the broker gets the messages in queue order.
-            tasks.create_task(self._publish(client, entry, window), name=f"bus-pub-{entry.seq}")
+            crew.spawn(self._publish(client, entry, window), name=f"bus-pub-{entry.seq}")
 
     async def _publish(
         self, client: aiomqtt.Client, entry: Outgoing, window: asyncio.Semaphore

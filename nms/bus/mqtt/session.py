@@ -1,31 +1,40 @@
 """One aiomqtt connection: connect, subscribe, publish, disconnect - and stop cleanly.
 
-Why this module does not use aiomqtt's ``async with`` nor its ``timeout=``
---------------------------------------------------------------------------
+Why a stop used to hang, and why this module looks the way it does
+------------------------------------------------------------------
 
-A stop is a cancellation of ``MqttBus.run``: its task group cancels the receive,
-send and publish tasks, then the connection is closed. One CI run hung 300 s there.
-The mechanism: aiomqtt bounds every wait for the broker (CONNACK, SUBACK, PUBACK, the
-end of a DISCONNECT) with ``asyncio.wait_for(inner, timeout)``, and in Python 3.11
-``wait_for`` *swallows a cancellation* that arrives in the loop iteration in which
-``inner`` completes: it sees the cancel, finds ``inner`` done, and returns its result
-instead of raising (bpo-42130, gh-86296; rewritten on top of ``asyncio.timeout`` in
-3.12). The cancelled task carries on as if nothing happened. When that task is
-``_transmit`` and the swallowed cancel lands as the broker's SUBACK arrives (a stop
-right after a (re)connect), it goes on into its endless "take the next message"
-loop; the task group waits for it forever, ``run`` never returns, and neither does
-whoever stopped it. Rare - the cancel must land in the one iteration in which the ack
-is processed - so it showed up once in many CI runs, and earlier mitigations (bounding
-the clean-up, closing the socket) did not reach it.
+A stop is one ``cancel()`` of the task running ``MqttBus.run``. One CI run hung 300 s
+there: the cancellation was *swallowed* - the task carried on as if never cancelled,
+reconnected, and whoever awaited it waited forever. Python 3.11 has two ways to lose
+a cancellation, and the bus used both:
 
-The fix is structural: nothing on the bus awaits ``asyncio.wait_for`` with a timeout.
-Every aiomqtt call gets ``timeout=math.inf``, for which aiomqtt's ``wait_for(x, None)``
-is a plain ``await x`` that a cancellation always interrupts, and the bound is ours:
-``asyncio.timeout``, built on ``Task.cancel``/``uncancel``, which lets an outside
-cancellation win over its own expiry. Connect and disconnect are done here rather
-than by ``Client.__aenter__``/``__aexit__`` (which wait through ``wait_for`` with the
-client's default timeout), and each ends by closing the socket itself, so a stop
-takes at most ``DISCONNECT_WAIT`` even when the broker is stalled or gone.
+1. ``asyncio.wait_for(inner, timeout)``, which aiomqtt wraps around every wait for the
+   broker (CONNACK, SUBACK, PUBACK, the end of DISCONNECT), returns ``inner``'s result
+   instead of raising when the cancel arrives in the loop iteration in which
+   ``inner`` completes (bpo-42130; 3.12 rebuilt ``wait_for`` on ``asyncio.timeout``).
+   A ``_transmit`` whose cancel landed as the SUBACK arrived went on into its endless
+   "take the next message" loop, and the task group waited for it for ever.
+2. ``asyncio.TaskGroup.__aexit__``, when a child has just failed (the broker dropped
+   the connection: ``_receive`` raises) and so the group is aborting, swallows a
+   cancellation of the waiting task and raises the child's error instead: ``run``
+   took the stop for a lost connection, backed off and reconnected. A stop during a
+   broker restart hits this; ``tests/nms/bus/test_mqtt_stop.py`` shows both (the
+   bus before this change fails all three of its scenarios).
+
+Both are narrow races - the cancel must land in one particular loop iteration - so
+the hang showed once in many CI runs, and the earlier mitigations (bounding the
+clean-up, closing the socket) did not reach it. The fix is structural: no await on
+the bus can swallow a cancellation.
+
+- Every aiomqtt call gets ``timeout=math.inf``, for which aiomqtt's
+  ``wait_for(x, None)`` is a plain ``await x``; the bound is ours, ``asyncio.timeout``,
+  which lets an outside cancellation win over its own expiry.
+- Connect and disconnect are done here, not by ``Client.__aenter__``/``__aexit__``
+  (which wait through ``wait_for`` with the client's default timeout); each ends by
+  closing the socket itself, so a stop takes at most ``DISCONNECT_WAIT`` even when the
+  broker is stalled or gone.
+- The connection's tasks run in a ``Crew``, not a ``TaskGroup``: the waiting task
+  awaits one future, which a cancellation always interrupts.
 
 Connect runs paho's blocking ``connect`` (TCP, the TLS handshake, sending CONNECT) in
 an executor thread, as aiomqtt does. A thread cannot be cancelled: a stop while it
@@ -38,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, cast
 
 import aiomqtt
@@ -265,17 +274,47 @@ def on_refusal(client: aiomqtt.Client, refused: Callable[[str, str], None]) -> N
     paho.on_publish = published
 
 
-def mqtt_error(group: ExceptionGroup[Exception]) -> aiomqtt.MqttError:
-    """The MqttError that ended a connection; anything else is a bug and re-raised."""
-    matched, rest = group.split(aiomqtt.MqttError)
-    if rest is not None:
-        raise rest
-    assert matched is not None
-    error: Exception = matched
-    while isinstance(error, ExceptionGroup):
-        error = error.exceptions[0]
-    assert isinstance(error, aiomqtt.MqttError)
-    return error
+class Crew:
+    """The tasks of one connection; the first to fail ends it - and a stop always ends it.
+
+    What ``asyncio.TaskGroup`` does, without its 3.11 habit of swallowing a
+    cancellation that arrives as a child fails (see the module docstring): the
+    waiting task awaits one future, which a cancellation always interrupts.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` as one of the connection's tasks."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()  # retrieved, whether first or not
+        if error is not None and not self._failed.done():
+            self._failed.set_result(error)
+
+    async def wait(self) -> None:
+        """Until a task fails; raise its error, after cancelling and awaiting the rest.
+
+        Raises:
+            aiomqtt.MqttError: the connection failed (anything else is a bug).
+        """
+        try:
+            error = await self._failed
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            if self._tasks:
+                # Each ends at its next await (none of them shields); bounded all the same.
+                await asyncio.wait(self._tasks, timeout=DISCONNECT_WAIT)
+        raise error
 
 
 async def disconnect(client: aiomqtt.Client) -> None:

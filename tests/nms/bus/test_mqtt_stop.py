@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import random
 import threading
@@ -22,11 +23,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
 from nms.bus.batch import PingBatch
 from nms.bus.mqtt import MqttBus, MqttBusSettings
-from nms.bus.mqtt.session import DISCONNECT_WAIT, pending_connects
+from nms.bus.mqtt.session import DISCONNECT_WAIT, Crew, pending_connects
 from nms.bus.mqtt.tls import TlsFiles
 from tests.conftest import require
 from tests.mosquitto import BINARY, Mosquitto, mosquitto_fixture  # noqa: F401 - "mosquitto"
@@ -48,9 +50,17 @@ async def stop(task: asyncio.Task[None]) -> float:
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=STOP_BOUND * 3)
     took = time.monotonic() - started
-    assert done, f"run() still running {took:.1f} s after one cancel"
+    assert done, f"run() still running {took:.1f} s after one cancel:\n{stacks()}"
     assert task.cancelled(), f"run() ended with {task.exception()!r}, not cancelled"
     return took
+
+
+def stacks() -> str:
+    """Where every task is (for a stop that hangs)."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=out)
+    return out.getvalue()
 
 
 @contextlib.asynccontextmanager
@@ -169,6 +179,36 @@ async def test_stops_during_a_send_burst_are_bounded(mosquitto: Mosquitto) -> No
             acknowledged += bus.stats.published["ping"]
     # The stops did land mid-burst: some of the messages were acknowledged, not all.
     assert 0 < acknowledged < STOPS * 100
+
+
+async def test_a_stop_as_a_connection_task_fails_is_not_swallowed() -> None:
+    """Deterministic: the cancel lands in the very iteration in which a task fails.
+
+    ``asyncio.TaskGroup`` on Python 3.11 raises the task's error here instead (the
+    stop becomes a reconnect); ``Crew`` lets the cancellation through.
+    """
+    failing = asyncio.Event()
+
+    async def fail() -> None:
+        await failing.wait()
+        raise aiomqtt.MqttError("connection lost")
+
+    async def serve() -> None:
+        crew = Crew()
+        crew.spawn(fail(), name="fail")
+        crew.spawn(asyncio.Event().wait(), name="idle")  # type: ignore[arg-type]
+        await crew.wait()
+
+    task = asyncio.create_task(serve())
+    await asyncio.sleep(0.01)  # serve() waits on its crew
+    failing.set()
+    await asyncio.sleep(0)  # fail() runs and raises: the crew is told
+    task.cancel()  # ...and the stop arrives in the same iteration
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(1):
+        while len(asyncio.all_tasks()) > 1:  # noqa: ASYNC110 - the crew's tasks end
+            await asyncio.sleep(0)
 
 
 @pytest.fixture(autouse=True)
