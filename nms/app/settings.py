@@ -40,6 +40,7 @@ from caseapi.settings import (
     parse_duration,
 )
 from caseapi.settings import positive as _positive
+from nms.bus.mqtt.settings import masked
 from nms.bus.mqtt.tls import check_file
 from nms.detector.settings import DegradedSettings, DetectorSettings
 from nms.errors import ConfigError
@@ -122,8 +123,8 @@ class BusSettings(_Section):
             return data
         userinfo, _, host = parts.netloc.rpartition("@")
         user, has_password, password = userinfo.partition(":")
-        if data.get("username") is not None or (has_password and data.get("password")):
-            raise ValueError("url: a user (or password) in the url and in username: give one")
+        if data.get("username") is not None or data.get("password") is not None:
+            return data  # given twice: the url's check says so, without the password
         moved = {**data, "url": urlunsplit(parts._replace(netloc=host))}
         moved["username"] = unquote(user)
         if has_password:
@@ -134,6 +135,11 @@ class BusSettings(_Section):
     @classmethod
     def _check_url(cls, url: str | None) -> str | None:
         if url is not None:
+            if "@" in urlsplit(url).netloc:
+                raise ValueError(
+                    f"{masked(url)!r}: a user in the url and in bus.username or bus.password; "
+                    "give them in one place"
+                )
             check_mqtt_url(url)
         return url
 

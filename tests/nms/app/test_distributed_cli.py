@@ -363,8 +363,12 @@ def test_the_bus_password_is_never_shown(
     ("env", "expected"),
     [
         (
-            {"NMS_BUS__URL": "mqtt://u:p@h", "NMS_BUS__USERNAME": "v"},
-            "a user (or password) in the url and in username: give one",
+            {"NMS_BUS__URL": "mqtt://u:s3cret@h", "NMS_BUS__USERNAME": "v"},
+            "NMS_BUS__URL: bus.url: 'mqtt://u:***@h': a user in the url and in bus.username",
+        ),
+        (
+            {"NMS_BUS__URL": "mqtt://u@h", "NMS_BUS__PASSWORD": "p"},
+            "NMS_BUS__URL: bus.url: 'mqtt://u@h': a user in the url and in bus.username",
         ),
         ({"NMS_BUS__URL": "mqtts://h", "NMS_BUS__PASSWORD": "p"}, "password: needs username"),
         (
