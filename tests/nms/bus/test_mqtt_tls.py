@@ -22,7 +22,7 @@ from nms.bus.batch import PingBatch
 from nms.bus.mqtt import MqttBus, MqttBusSettings
 from nms.bus.mqtt.settings import Broker
 from nms.bus.mqtt.tls import TlsError, TlsFiles, client_context
-from nms.bus.wire import Heartbeat, NtuStateChange, SkipSet
+from nms.bus.wire import CaseChange, Heartbeat, NtuStateChange, Payload, SkipSet
 from tests.conftest import require
 from tests.mosquitto import Mosquitto, tls_fixture  # noqa: F401 - fixture "mosquitto_tls"
 from tests.nms.bus.test_mqtt import T0, eventually, nothing_more, ping, running, take
@@ -73,6 +73,43 @@ async def test_workers_and_the_detector_talk_over_tls(mosquitto_tls: Mosquitto) 
         control = await take(worker, 1)
     assert [m.kind for m in got] == ["ping", "heartbeat"]
     assert control[0].payload == skip
+
+
+async def test_the_detector_writes_states_cases_and_the_skip_set(
+    mosquitto_tls: Mosquitto,
+) -> None:
+    broker = mosquitto_tls
+    leader = bus(broker, "detector")
+    follower = bus(broker, "detector", subscribe=["detector/#", "cases/#", "control/#"])
+    payloads: list[Payload] = [
+        NtuStateChange("ntu-1", "down", "suspect", T0, T0, "CASE-2026-000001"),
+        CaseChange("CASE-2026-000001", 1, "opened", "open", "P1", "ntu-1", "acme", T0),
+        SkipSet(frozenset({"ntu-3"}), T0),
+    ]
+    async with running(leader, follower):
+        await eventually(lambda: leader.stats.connected and follower.stats.connected)
+        for payload in payloads:
+            await leader.send(payload)
+        got = await take(follower, 3)
+    assert [m.payload for m in got] == payloads
+    assert leader.stats.refused == 0
+
+
+async def test_a_worker_may_not_read_other_workers_observations(
+    mosquitto_tls: Mosquitto,
+) -> None:
+    broker = mosquitto_tls
+    # Mosquitto grants the subscription and checks each message against the ACL.
+    snoop = bus(broker, "probe-1of2", subscribe=["probes/#"])
+    other = bus(broker, "probe-2of2", sender="probe-2of2")
+    detector = bus(broker, "detector", subscribe=["probes/#"])
+    async with running(snoop, other, detector):
+        await eventually(
+            lambda: snoop.stats.connected and other.stats.connected and detector.stats.connected
+        )
+        await other.publish(PingBatch((ping(),)))
+        await take(detector, 1)
+        await nothing_more(snoop, 0.2)
 
 
 @pytest.mark.parametrize(
