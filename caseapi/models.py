@@ -14,6 +14,7 @@ from caseapi.cases.models import Case, CaseEvent, CaseRefCounter
 from caseapi.comments.models import Comment
 from caseapi.core.base import Base
 from caseapi.customers.models import Customer
+from caseapi.mail.inbound import InboundMail
 from caseapi.notifications import models as _notifications  # noqa: F401  (registers tables)
 from caseapi.ntus.models import Ntu, NtuState
 from caseapi.rfo.models import RfoVersion
@@ -28,6 +29,7 @@ __all__ = [
     "CaseRefCounter",
     "Comment",
     "Customer",
+    "InboundMail",
     "Ntu",
     "NtuState",
     "RfoVersion",
