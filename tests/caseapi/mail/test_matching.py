@@ -13,6 +13,7 @@ from caseapi.mail.matching import (
     CaseFacts,
     Decision,
     MailFacts,
+    Reason,
     SenderFacts,
     decide,
     refusal_reason,
