@@ -56,6 +56,8 @@ class Reason(StrEnum):
     COMMENTED = "commented"
     FOLLOW_UP_OPENED = "follow_up_opened"
     BOUNCE = "bounce"
+    #: A bounce of no mail we know of (or of one already marked failed).
+    BOUNCE_UNMATCHED = "bounce_unmatched"
     LOOP = "loop"
     AUTO_REPLY = "auto_reply"
     BULK = "bulk"
