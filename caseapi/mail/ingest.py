@@ -265,16 +265,22 @@ class MailIngestService:
         with audit_origin(origin):
             return await write_retrying(self._sessionmaker, lambda s: self._ingest(s, mail))
 
+    def parse(self, raw: bytes) -> ParsedMail:
+        """``raw`` parsed with our own address and loop marker.
+
+        Raises:
+            MailParseError: Not a mail at all.
+        """
+        address = self.settings.address
+        return parse_mail(raw, own_addresses=frozenset({address}), loop_marker=address)
+
     def _prepare(self, raw: bytes, *, mailbox: str, uid: int | None) -> _Mail:
-        settings = self.settings
-        too_large = len(raw) > settings.max_size
-        kept = kept_bytes(raw, settings.max_size)
+        too_large = len(raw) > self.settings.max_size
+        kept = kept_bytes(raw, self.settings.max_size)
         parsed: ParsedMail | None = None
         error: str | None = None
         try:
-            parsed = parse_mail(
-                kept, own_addresses=frozenset({settings.address}), loop_marker=settings.address
-            )
+            parsed = self.parse(kept)
         except MailParseError as exc:
             error = exc.reason
         message_id = (parsed.message_id if parsed else None) or synthetic_message_id(parsed, raw)
@@ -419,10 +425,12 @@ class MailIngestService:
         if action is Action.REFUSE:
             assert decision.customer_id is not None
             row.status = InboundStatus.REFUSED
-            await self._answer(
+            await self.answer(
                 session,
                 NotificationKind("request_refused"),
-                mail,
+                to=mail.sender,
+                mail_subject=mail.subject,
+                message_id=mail.message_id,
                 customer_id=decision.customer_id,
                 case=None,
                 now=now,
@@ -434,14 +442,14 @@ class MailIngestService:
             assert decision.case is not None
             comment = await self._comment(session, mail, parsed, decision, now)
             row.comment_id = comment.id
-            row.note = await self._store_attachments(
+            row.note = await self.store_attachments(
                 session,
                 parsed,
                 case_id=decision.case.id,
                 comment_id=comment.id,
                 actor=comment.author,
             )
-            await self._thread(session, decision.case.id, mail, now)
+            await self.join_thread(session, decision.case.id, mail.message_id, now)
             return IngestResult(IngestOutcome.COMMENTED, decision.case.ref, reason.value)
         assert decision.customer_id is not None
         previous = None
@@ -459,10 +467,12 @@ class MailIngestService:
         row.case_id = case.id
         kind = "case_acknowledged" if previous is None else "follow_up_opened"
         extra: dict[str, Any] = {} if previous is None else {"previous_ref": previous.ref}
-        await self._answer(
+        await self.answer(
             session,
             NotificationKind(kind),
-            mail,
+            to=mail.sender,
+            mail_subject=mail.subject,
+            message_id=mail.message_id,
             customer_id=decision.customer_id,
             case=case,
             now=now,
@@ -535,7 +545,7 @@ class MailIngestService:
                     now=now,
                     sla=self._cases.sla,
                 )
-        await self._store_attachments(
+        await self.store_attachments(
             session, parsed, case_id=case.id, comment_id=None, actor=principal.actor
         )
         return case
@@ -554,12 +564,26 @@ class MailIngestService:
         principal = mail_principal(
             mail.sender, customer_id=decision.customer_id, staff=decision.as_staff
         )
+        return await self.comment(
+            session, case, principal, body=body_of(parsed), visibility=Visibility.PUBLIC
+        )
+
+    async def comment(
+        self,
+        session: AsyncSession,
+        case: Case,
+        principal: Principal,
+        *,
+        body: str,
+        visibility: Visibility,
+    ) -> Comment:
+        """Add a mail's text to ``case`` (locked) through the API's comment path, audited.
+
+        Raises:
+            CommentRefusedError: A customer's comment on a finished case.
+        """
         comment, copies = await self._comments.write_comment(
-            session,
-            case=case,
-            principal=principal,
-            body=body_of(parsed),
-            visibility=Visibility.PUBLIC,
+            session, case=case, principal=principal, body=body, visibility=visibility
         )
         await audit.record(
             session,
@@ -567,11 +591,11 @@ class MailIngestService:
             at=comment.created_at,
             target_id=case.ref,
             customer_id=case.customer_id,
-            details={"comment_id": comment.id, "visibility": "public", "linked_cases": copies},
+            details={"comment_id": comment.id, "visibility": visibility, "linked_cases": copies},
         )
         return comment
 
-    async def _store_attachments(
+    async def store_attachments(
         self,
         session: AsyncSession,
         parsed: ParsedMail,
@@ -602,28 +626,26 @@ class MailIngestService:
                 refused.append(f"{attachment.filename} ({exc.code})")
         return f"attachments not stored: {', '.join(refused)}" if refused else None
 
-    async def _answer(
+    async def answer(
         self,
         session: AsyncSession,
         kind: NotificationKind,
-        mail: _Mail,
         *,
+        to: str,
+        mail_subject: str,
+        message_id: str,
         customer_id: str,
         case: Case | None,
         now: datetime,
-        extra: dict[str, Any],
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        """Queue the answer to the mail's sender (only ever a person's mail)."""
+        """Queue the answer to a mail's sender ``to`` (only ever a person's mail).
+
+        The mail's Message-ID joins the case's thread, so the answer threads under it.
+        """
         data: dict[str, Any] = case_facts(case) if case is not None else {}
-        data.update(extra)
-        data.update(
-            {
-                "at": now,
-                "to": mail.sender,
-                "mail_subject": mail.subject,
-                "in_reply_to": mail.message_id,
-            }
-        )
+        data.update(extra or {})
+        data.update({"at": now, "to": to, "mail_subject": mail_subject, "in_reply_to": message_id})
         await enqueue(
             session,
             case_id=case.id if case is not None else None,
@@ -633,7 +655,7 @@ class MailIngestService:
             at=now,
         )
         if case is not None:
-            await self._thread(session, case.id, mail, now)
+            await self.join_thread(session, case.id, message_id, now)
 
     async def _thread(
         self, session: AsyncSession, case_id: int, mail: _Mail, now: datetime

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caseapi.cases.models import Case
 from caseapi.mail import threading
 from caseapi.mail.inbound import InboundMail, InboundStatus
 from caseapi.notifications.enums import Channel, DeliveryState
@@ -168,3 +169,12 @@ def _conditions(filters: HeldFilters) -> list[ColumnElement[bool]]:
     if filters.sender is not None:
         conditions.append(InboundMail.sender == filters.sender.strip().lower())
     return conditions
+
+
+async def case_refs(session: AsyncSession, *, case_ids: set[int | None]) -> dict[int, str]:
+    """Case id -> reference for ``case_ids`` (``None`` ignored)."""
+    wanted = [i for i in case_ids if i is not None]
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Case.id, Case.ref).where(Case.id.in_(wanted)))
+    return {case_id: ref for case_id, ref in rows.all()}
