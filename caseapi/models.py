@@ -8,6 +8,7 @@ import it. A domain that adds a models module adds it here.
 from __future__ import annotations
 
 import caseapi.maintenance.models  # noqa: F401  (registers the maintenance tables)
+from caseapi.attachments.models import Attachment
 from caseapi.audit.models import AuditEvent, AuditPurge
 from caseapi.auth.models import ApiKey
 from caseapi.cases.models import Case, CaseEvent, CaseRefCounter
@@ -21,6 +22,7 @@ from caseapi.rfo.models import RfoVersion
 
 __all__ = [
     "ApiKey",
+    "Attachment",
     "AuditEvent",
     "AuditPurge",
     "Base",

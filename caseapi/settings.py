@@ -2,13 +2,15 @@
 
 Each section is a frozen pydantic model that forbids unknown keys, so an embedding
 application composes them into its own settings under the keys ``cases``,
-``notifications``, ``maintenance``, ``audit`` and ``database``, and every default is written
-here once (``CaseSettings.sla()``, ``NotificationSettings.dispatcher()`` derive what
-the services apply). Durations are text with a unit (``30s``, ``10m``, ``24h``).
+``notifications``, ``maintenance``, ``audit``, ``attachments`` and ``database``, and
+every default is written here once (``CaseSettings.sla()``,
+``NotificationSettings.dispatcher()`` derive what the services apply). Durations
+are text with a unit (``30s``, ``10m``, ``24h``).
 """
 
 from __future__ import annotations
 
+from caseapi.attachments.config import AttachmentSettings
 from caseapi.audit.config import AuditSettings
 from caseapi.cases.config import (
     CaseSettings,
@@ -25,6 +27,7 @@ from caseapi.notifications.settings import DispatcherSettings
 
 __all__ = [
     "DEFAULT_MAX_BODY",
+    "AttachmentSettings",
     "AuditSettings",
     "CaseSettings",
     "DatabaseSettings",

@@ -37,8 +37,11 @@ async def add_comment(
 async def list_comments(
     ref: str, principal: CaseParticipant, service: CommentServiceDep
 ) -> CommentsPublic:
-    """List a case's comments, oldest first; customers see public ones only."""
-    comments = await service.list_comments(principal=principal, ref=ref)
+    """List a case's comments, oldest first, each with its attachments (ids and names);
+    customers see public ones only."""
+    views = await service.list_comments(principal=principal, ref=ref)
     return CommentsPublic(
-        ref=ref, data=[CommentPublic.from_comment(c) for c in comments], count=len(comments)
+        ref=ref,
+        data=[CommentPublic.from_comment(v.comment, v.attachments) for v in views],
+        count=len(views),
     )

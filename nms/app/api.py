@@ -43,6 +43,7 @@ async def run_api(settings: Settings, *, clock: Clock) -> None:
         clock,
         services,
         settings=settings.api,
+        attachments=settings.attachments,
         notifications=settings.notifications,
         secrets=box,
     )

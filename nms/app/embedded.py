@@ -126,6 +126,7 @@ async def _serve(
                 clock,
                 services,
                 settings=settings.api,
+                attachments=settings.attachments,
                 extra_routers=(metrics.router(),),
                 notifications=settings.notifications,
                 secrets=box,

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from caseapi.secrets import ENC_PREFIX, SecretBox, SecretDecryptError, SecretKeyError
 from caseapi.settings import (
     DEFAULT_MAX_BODY,
+    AttachmentSettings,
     AuditSettings,
     CaseSettings,
     DatabaseSettings,
@@ -209,6 +210,7 @@ class Settings(BaseSettings):
     notifications: NotificationSettings = NotificationSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     audit: AuditSettings = AuditSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     bus: BusSettings = BusSettings()

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from caseapi.app import CaseServices, CaseWorkers, build_services, create_app
 from caseapi.database import DatabaseUnavailableError, mask_url, migrate
 from caseapi.secrets import SecretBox, seal_webhook_secrets
+from caseapi.settings import AttachmentSettings
 from nms.app.secrets import owned_box, settings_box, settings_keys
 from nms.app.settings import ApiSettings, NotificationSettings, Settings, split_listen
 from nms.bus.batch import Batch
@@ -184,6 +185,7 @@ def build_api(
     services: CaseServices,
     *,
     settings: ApiSettings | None = None,
+    attachments: AttachmentSettings | None = None,
     extra_routers: Sequence[APIRouter] = (),
     notifications: NotificationSettings | None = None,
     secrets: SecretBox | None = None,
@@ -197,6 +199,7 @@ def build_api(
         clock=clock,
         extra_routers=extra_routers,
         max_body_bytes=int(api.max_body),
+        attachments=attachments,
         notifications=notifications,
         secrets=secrets,
     )
