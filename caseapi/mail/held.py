@@ -39,7 +39,8 @@ from caseapi.customers import repository as customer_repository
 from caseapi.mail import repository
 from caseapi.mail.errors import MailNotFoundError, MailNotHeldError
 from caseapi.mail.inbound import InboundMail, InboundStatus
-from caseapi.mail.ingest import MailIngestService, body_of, mail_principal
+from caseapi.mail.ingest import MailIngestService
+from caseapi.mail.intake import body_of, mail_principal
 from caseapi.mail.parse import AutoKind, MailParseError, ParsedMail
 from caseapi.mail.repository import HeldFilters
 from caseapi.notifications.enums import NotificationKind

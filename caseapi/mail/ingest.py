@@ -28,16 +28,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.audit import service as audit
 from caseapi.audit.context import AuditActor, AuditOrigin, audit_origin
 from caseapi.audit.enums import AuditAction
-from caseapi.auth.principal import Principal, Role
+from caseapi.auth.principal import Principal
 from caseapi.cases import repository as case_repository
 from caseapi.cases import store
 from caseapi.cases.enums import CaseSource, CaseSubject, CaseType
@@ -55,6 +55,21 @@ from caseapi.customers import repository as customer_repository
 from caseapi.customers.contacts import contact_by_email
 from caseapi.mail import repository
 from caseapi.mail.inbound import InboundMail, InboundStatus
+from caseapi.mail.intake import (
+    ATTACHMENT_LIMIT_CODES,
+    DESCRIPTION_LENGTH,
+    NO_SUBJECT,
+    SUMMARY_LENGTH,
+    SYNTHETIC_DOMAIN,
+    AttachmentStore,
+    IngestSettings,
+    body_of,
+    cut,
+    dedup_key,
+    kept_bytes,
+    mail_principal,
+    synthetic_message_id,
+)
 from caseapi.mail.matching import (
     HELD_NOTES,
     Action,
@@ -69,18 +84,6 @@ from caseapi.mail.parse import AutoKind, MailParseError, ParsedMail, find_case_r
 from caseapi.mail.threading import record_message_id
 from caseapi.notifications.enums import NotificationKind
 from caseapi.notifications.outbox import enqueue
-
-#: Of a mail over the size limit we keep its header block (up to this) ...
-MAX_KEPT_HEADER: Final = 64 * 1024
-#: ... and this much of its body, for staff to see what it was.
-KEPT_BODY: Final = 1024
-SUMMARY_LENGTH: Final = 200
-DESCRIPTION_LENGTH: Final = 4000
-COMMENT_LENGTH: Final = 20_000
-NO_SUBJECT: Final = "(no subject)"
-#: The domain of Message-IDs we make up for mails that came without one.
-SYNTHETIC_DOMAIN: Final = "inbound.invalid"
-_ATTACHMENT_LIMIT_CODES: Final = frozenset({"attachment_too_large", "too_many_attachments"})
 
 
 class IngestOutcome(StrEnum):
@@ -103,94 +106,6 @@ class IngestResult:
     reason: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class IngestSettings:
-    """What the ingest needs of the ``mail`` settings (``from_mail`` builds it)."""
-
-    address: str = "support@localhost"
-    staff_addresses: frozenset[str] = frozenset()
-    staff_domains: frozenset[str] = frozenset()
-    max_size: int = 10 * 1024 * 1024
-    rate_count: int = 20
-    rate_window: timedelta = timedelta(hours=1)
-
-    def __post_init__(self) -> None:
-        if self.max_size < 1024 or self.rate_count < 1 or self.rate_window <= timedelta(0):
-            raise ValueError("max_size >= 1024, rate_count >= 1 and a positive rate_window")
-
-    def is_staff(self, address: str) -> bool:
-        key = address.strip().lower()
-        return key in self.staff_addresses or key.rpartition("@")[2] in self.staff_domains
-
-
-class AttachmentStore(Protocol):
-    """``caseapi.attachments.service.AttachmentService.store``'s shape."""
-
-    async def store(
-        self,
-        session: AsyncSession,
-        *,
-        case_id: int,
-        comment_id: int | None,
-        internal: bool,
-        filename: str,
-        content_type: str,
-        data: bytes,
-        actor: str,
-    ) -> object: ...
-
-
-def kept_bytes(raw: bytes, max_size: int) -> bytes:
-    """``raw`` if it is within ``max_size``, else its header block and first KB."""
-    if len(raw) <= max_size:
-        return raw
-    end = -1
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        found = raw.find(separator, 0, MAX_KEPT_HEADER)
-        if found != -1 and (end == -1 or found < end):
-            end = found + len(separator)
-    if end == -1:
-        return raw[: MAX_KEPT_HEADER + KEPT_BODY]
-    return raw[: end + KEPT_BODY]
-
-
-def synthetic_message_id(parsed: ParsedMail | None, raw: bytes) -> str:
-    """A stable Message-ID for a mail without one.
-
-    Made from what does not change in transit (sender, date, subject, text,
-    attachments), not the raw bytes: the MTA pipe and IMAP add different trace
-    headers to one mail. Unreadable mail falls back to the raw bytes.
-    """
-    digest = hashlib.sha256()
-    if parsed is None:
-        digest.update(raw)
-    else:
-        date = parsed.date.isoformat() if parsed.date else ""
-        for part in (parsed.sender, date, parsed.subject, ",".join(parsed.recipients), parsed.text):
-            digest.update(part.encode("utf-8", "replace") + b"\0")
-        for attachment in parsed.attachments:
-            digest.update(hashlib.sha256(attachment.data).digest())
-    return f"<{digest.hexdigest()[:40]}@{SYNTHETIC_DOMAIN}>"
-
-
-def dedup_key(message_id: str, sender: str) -> str:
-    """The unique key of a mail: its Message-ID from its sender."""
-    return hashlib.sha256(f"{message_id}\0{sender}".encode()).hexdigest()
-
-
-def _cut(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    marker = f"\n[... cut at {limit} characters]"
-    return text[: limit - len(marker)] + marker
-
-
-def body_of(parsed: ParsedMail, *, limit: int = COMMENT_LENGTH) -> str:
-    """The text a mail adds to a case: the reply without the quote, else all of it."""
-    text = parsed.reply_text.strip() or parsed.text.strip() or "(empty message)"
-    return _cut(text, limit)
-
-
 @dataclass(slots=True)
 class _Mail:
     """One mail on its way through ``ingest``."""
@@ -205,14 +120,6 @@ class _Mail:
     mailbox: str
     uid: int | None
     too_large: bool
-
-
-def mail_principal(sender: str, *, customer_id: str | None, staff: bool = False) -> Principal:
-    """Who a mail acts as: its customer's contact, or staff (an engineer)."""
-    name = sender[:240] or "unknown"
-    if staff:
-        return Principal(key_id=None, name=name, role=Role.ENGINEER)
-    return Principal(key_id=None, name=name, role=Role.CUSTOMER, customer_id=customer_id)
 
 
 class MailIngestService:
@@ -524,8 +431,8 @@ class MailIngestService:
                 subject = CaseSubject.OTHER  # needs a requested date a mail cannot give
         draft = CaseCreate(
             type=case_type,
-            summary=_cut(parsed.subject.strip() or NO_SUBJECT, SUMMARY_LENGTH),
-            description=_cut(parsed.text.strip() or "(empty message)", DESCRIPTION_LENGTH),
+            summary=cut(parsed.subject.strip() or NO_SUBJECT, SUMMARY_LENGTH),
+            description=cut(parsed.text.strip() or "(empty message)", DESCRIPTION_LENGTH),
             customer_id=customer_id,
             subject=subject,
             ntu_id=previous.ntu_id if previous is not None else None,
@@ -621,7 +528,7 @@ class MailIngestService:
                     actor=actor,
                 )
             except CaseApiError as exc:
-                if exc.code not in _ATTACHMENT_LIMIT_CODES:
+                if exc.code not in ATTACHMENT_LIMIT_CODES:
                     raise
                 refused.append(f"{attachment.filename} ({exc.code})")
         return f"attachments not stored: {', '.join(refused)}" if refused else None
@@ -657,13 +564,14 @@ class MailIngestService:
         if case is not None:
             await self.join_thread(session, case.id, message_id, now)
 
-    async def _thread(
-        self, session: AsyncSession, case_id: int, mail: _Mail, now: datetime
+    async def join_thread(
+        self, session: AsyncSession, case_id: int, message_id: str, now: datetime
     ) -> None:
-        if mail.message_id.endswith(f"@{SYNTHETIC_DOMAIN}>"):
+        """Record a received mail's Message-ID on the case's thread."""
+        if message_id.endswith(f"@{SYNTHETIC_DOMAIN}>"):
             return  # nobody can refer to an id we made up
         await record_message_id(
-            session, case_id=case_id, message_id=mail.message_id, direction="in", at=now
+            session, case_id=case_id, message_id=message_id, direction="in", at=now
         )
 
     async def _bounce(

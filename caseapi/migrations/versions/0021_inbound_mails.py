@@ -1,7 +1,7 @@
 """Mail ingest: ``inbound_mails``, every received mail once, with what became of it.
 
 Revision ID: 0021
-Revises: 0015
+Revises: 0020
 Create Date: 2026-12-06 10:00:00+00:00
 
 Hand-written to match ``caseapi.mail.inbound``; the test suite compares the result
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0021"
-down_revision: str | None = "0015"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
