@@ -15,6 +15,7 @@ from typing import Final, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caseapi.auth.principal import Principal, Role
+from caseapi.mail.config import MailSettings
 from caseapi.mail.parse import ParsedMail
 
 #: Of a mail over the size limit we keep its header block (up to this) ...
@@ -44,6 +45,19 @@ class IngestSettings:
     def __post_init__(self) -> None:
         if self.max_size < 1024 or self.rate_count < 1 or self.rate_window <= timedelta(0):
             raise ValueError("max_size >= 1024, rate_count >= 1 and a positive rate_window")
+
+    @classmethod
+    def from_mail(cls, mail: MailSettings) -> IngestSettings:
+        """The ingest's part of the ``mail`` settings section."""
+        count, unit = mail.rate()
+        return cls(
+            address=mail.address,
+            staff_addresses=frozenset(mail.staff_addresses),
+            staff_domains=frozenset(mail.staff_domains),
+            max_size=int(mail.max_size),
+            rate_count=count,
+            rate_window=_UNITS[unit],
+        )
 
     def is_staff(self, address: str) -> bool:
         key = address.strip().lower()
