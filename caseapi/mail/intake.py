@@ -28,6 +28,13 @@ COMMENT_LENGTH: Final = 20_000
 NO_SUBJECT: Final = "(no subject)"
 #: The domain of Message-IDs we make up for mails that came without one.
 SYNTHETIC_DOMAIN: Final = "inbound.invalid"
+_UNITS: Final = {
+    "second": timedelta(seconds=1),
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+}
+#: Attachment refusals that skip the file, not the mail.
 ATTACHMENT_LIMIT_CODES: Final = frozenset({"attachment_too_large", "too_many_attachments"})
 
 
