@@ -106,7 +106,7 @@ def synthetic_message_id(parsed: ParsedMail | None, raw: bytes) -> str:
     """A stable Message-ID for a mail without one.
 
     Made from what does not change in transit (sender, date, subject, text,
-    attachments), not the raw bytes: the MTA pipe and IMAP add different trace
+    attachments, what a bounce reports), not the raw bytes: the MTA pipe and IMAP add different trace
     headers to one mail. Unreadable mail falls back to the raw bytes.
     """
     digest = hashlib.sha256()
@@ -118,6 +118,10 @@ def synthetic_message_id(parsed: ParsedMail | None, raw: bytes) -> str:
             digest.update(part.encode("utf-8", "replace") + b"\0")
         for attachment in parsed.attachments:
             digest.update(hashlib.sha256(attachment.data).digest())
+        if parsed.bounce is not None:  # two reports may differ only in what they report
+            bounce = parsed.bounce
+            facts = (*bounce.original_message_ids, *bounce.recipients, bounce.status or "")
+            digest.update("\0".join(facts).encode("utf-8", "replace"))
     return f"<{digest.hexdigest()[:40]}@{SYNTHETIC_DOMAIN}>"
 
 
