@@ -64,8 +64,8 @@ async def comments(database: Database, case_id: int) -> list[Comment]:
         return list((await session.execute(stmt)).scalars())
 
 
-async def opened(ingest: MailIngestService, **kwargs: str) -> str:
-    result = await ingest.ingest(mail(**kwargs), mailbox="INBOX", uid=None)
+async def opened(ingest: MailIngestService) -> str:
+    result = await ingest.ingest(mail(), mailbox="INBOX", uid=None)
     assert result.outcome is IngestOutcome.CASE_OPENED, result
     assert result.case_ref is not None
     return result.case_ref
