@@ -8,6 +8,8 @@ mail only after ``ingest`` returned (its transaction has committed then).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.attachments.config import AttachmentSettings
@@ -39,6 +41,7 @@ def build_mail_ingest(
     mail: MailSettings,
     attachments: AttachmentSettings | None = None,
     sla: SlaSettings | None = None,
+    also_ours: Iterable[str] = (),
 ) -> MailIngestService:
     """The mail ingest over ``sessionmaker``, with the API's case, comment and
     attachment rules.
@@ -49,12 +52,14 @@ def build_mail_ingest(
         mail: The ``mail`` settings section (address, staff, ``max_size``, ``rate_limit``).
         attachments: The ``attachments`` section (limits, storage); defaults when omitted.
         sla: SLA durations of the cases it opens (``CaseSettings.sla()``).
+        also_ours: Other addresses our mail is sent from (``notifications.smtp_from``):
+            mail from them is a loop, never answered.
     """
     comments = CommentService(sessionmaker=sessionmaker, clock=clock)
     return MailIngestService(
         sessionmaker=sessionmaker,
         clock=clock,
-        settings=IngestSettings.from_mail(mail),
+        settings=IngestSettings.from_mail(mail, also_ours=also_ours),
         cases=CaseService(sessionmaker=sessionmaker, clock=clock, sla=sla),
         comments=comments,
         attachments=AttachmentService(

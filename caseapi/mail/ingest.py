@@ -179,7 +179,8 @@ class MailIngestService:
             MailParseError: Not a mail at all.
         """
         address = self.settings.address
-        return parse_mail(raw, own_addresses=frozenset({address}), loop_marker=address)
+        ours = self.settings.own_addresses | {address}
+        return parse_mail(raw, own_addresses=ours, loop_marker=address)
 
     def _prepare(self, raw: bytes, *, mailbox: str, uid: int | None) -> _Mail:
         too_large = len(raw) > self.settings.max_size

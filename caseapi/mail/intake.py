@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, Protocol
@@ -43,6 +44,9 @@ class IngestSettings:
     """What the ingest needs of the ``mail`` settings (``from_mail`` builds it)."""
 
     address: str = "support@localhost"
+    #: More addresses our own mail comes from (``notifications.smtp_from``): a mail
+    #: from any of them, or with ``X-Loop: <address>``, is a loop, never answered.
+    own_addresses: frozenset[str] = frozenset()
     staff_addresses: frozenset[str] = frozenset()
     staff_domains: frozenset[str] = frozenset()
     max_size: int = 10 * 1024 * 1024
@@ -54,11 +58,13 @@ class IngestSettings:
             raise ValueError("max_size >= 1024, rate_count >= 1 and a positive rate_window")
 
     @classmethod
-    def from_mail(cls, mail: MailSettings) -> IngestSettings:
-        """The ingest's part of the ``mail`` settings section."""
+    def from_mail(cls, mail: MailSettings, *, also_ours: Iterable[str] = ()) -> IngestSettings:
+        """The ingest's part of the ``mail`` settings section (``also_ours``: see
+        ``own_addresses``)."""
         count, unit = mail.rate()
         return cls(
             address=mail.address,
+            own_addresses=frozenset(a.strip().lower() for a in also_ours if a.strip()),
             staff_addresses=frozenset(mail.staff_addresses),
             staff_domains=frozenset(mail.staff_domains),
             max_size=int(mail.max_size),
