@@ -112,8 +112,8 @@ def synthetic_message_id(parsed: ParsedMail | None, raw: bytes) -> str:
     """A stable Message-ID for a mail without one.
 
     Made from what does not change in transit (sender, date, subject, text,
-    attachments, what a bounce reports), not the raw bytes: the MTA pipe and IMAP add different trace
-    headers to one mail. Unreadable mail falls back to the raw bytes.
+    attachments, what a bounce reports), not the raw bytes: the MTA pipe and IMAP
+    add different trace headers to one mail. Unreadable mail falls back to the raw bytes.
     """
     digest = hashlib.sha256()
     if parsed is None:
