@@ -14,8 +14,9 @@ from caseapi.auth.models import ApiKey
 from caseapi.cases.models import Case, CaseEvent, CaseRefCounter
 from caseapi.comments.models import Comment
 from caseapi.core.base import Base
-from caseapi.customers.models import Customer
+from caseapi.customers.models import Customer, CustomerContact
 from caseapi.mail.inbound import InboundMail
+from caseapi.mail.models import MailMessage
 from caseapi.notifications import models as _notifications  # noqa: F401  (registers tables)
 from caseapi.ntus.models import Ntu, NtuState
 from caseapi.rfo.models import RfoVersion
@@ -31,7 +32,9 @@ __all__ = [
     "CaseRefCounter",
     "Comment",
     "Customer",
+    "CustomerContact",
     "InboundMail",
+    "MailMessage",
     "Ntu",
     "NtuState",
     "RfoVersion",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caseapi.api.body_limit import CODE as BODY_TOO_LARGE
 from caseapi.api.body_limit import BodyLimit, BodyTooLargeError, RouteLimit
+from caseapi.api.client_address import IPNetwork
 from caseapi.api.guards import reject_nul_characters, reject_unknown_query_parameters
 from caseapi.attachments.config import AttachmentSettings
 from caseapi.attachments.errors import AttachmentTooLargeError
@@ -66,6 +67,7 @@ from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.routes import router as notifications_router
 from caseapi.notifications.service import WebhookService
 from caseapi.ntus.routes import router as ntus_router
+from caseapi.ratelimit.service import RateLimiter
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
 
@@ -131,6 +133,8 @@ def create_app(
     attachments: AttachmentSettings | None = None,
     notifications: NotificationSettings | None = None,
     secrets: SecretBox | None = None,
+    rate_limiter: RateLimiter | None = None,
+    trusted_proxies: Sequence[IPNetwork] = (),
     mail_ingest: MailIngestService | None = None,
 ) -> FastAPI:
     """Build the API application.
@@ -153,6 +157,10 @@ def create_app(
         notifications: Where webhooks may point (``notifications.webhooks.*``;
             the strict defaults when omitted).
         secrets: Encrypts webhook secrets at rest (``None``: stored as given).
+        rate_limiter: Limits on failed authentications, case creation and comments
+            (``caseapi.ratelimit``); none when omitted.
+        trusted_proxies: Peers whose ``X-Forwarded-For`` names the client
+            (``caseapi.api.client_address``); none when omitted.
         mail_ingest: The mail ingest the held-mail routes release through (built
             with the default ``mail`` settings and this app's services when omitted).
     """
@@ -190,6 +198,8 @@ def create_app(
         settings=(notifications or NotificationSettings()).dispatcher(),
         secrets=secrets,
     )
+    app.state.rate_limiter = rate_limiter
+    app.state.trusted_proxies = tuple(trusted_proxies)
     app.state.mail_ingest = mail_ingest or MailIngestService(
         sessionmaker=sessionmaker,
         clock=domain_clock,

@@ -71,7 +71,6 @@ class AuditActor:
         """A person at the ``nms`` command line, by operating-system user name."""
         return cls(kind=ActorKind.CLI, name=f"cli:{user}"[:255], id=user[:64])
 
-
     @classmethod
     def mail(cls, sender: str) -> AuditActor:
         """The sender of an inbound mail, by address (``mail:`` when there is none)."""

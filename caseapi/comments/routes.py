@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from caseapi.auth.deps import CaseParticipant
+from caseapi.auth.deps import CaseParticipant, RateLimiterDep, charge_customer
 from caseapi.comments.schemas import CommentCreate, CommentPublic, CommentsPublic
 from caseapi.comments.service import CommentService
+from caseapi.ratelimit.service import Limit
 
 router = APIRouter(prefix="/v1/cases", tags=["comments"])
 
@@ -24,9 +25,14 @@ CommentServiceDep = Annotated[CommentService, Depends(get_comment_service)]
 
 @router.post("/{ref}/comments", status_code=201)
 async def add_comment(
-    ref: str, body: CommentCreate, principal: CaseParticipant, service: CommentServiceDep
+    ref: str,
+    body: CommentCreate,
+    principal: CaseParticipant,
+    service: CommentServiceDep,
+    limiter: RateLimiterDep,
 ) -> CommentPublic:
     """Add a public or internal comment to a case; customers may post public ones only."""
+    await charge_customer(limiter, Limit.COMMENTS_PER_CUSTOMER, principal)
     comment = await service.add_comment(
         principal=principal, ref=ref, body=body.body, visibility=body.visibility
     )

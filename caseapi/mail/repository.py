@@ -13,8 +13,8 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caseapi.cases.models import Case
-from caseapi.mail import threading
 from caseapi.mail.inbound import InboundMail, InboundStatus
+from caseapi.mail.threading import case_for_message_ids as case_by_thread
 from caseapi.notifications.enums import Channel, DeliveryState
 from caseapi.notifications.models import Notification, NotificationDelivery
 
@@ -72,7 +72,7 @@ async def case_for_message_ids(session: AsyncSession, message_ids: Sequence[str]
     wanted = [m for m in dict.fromkeys(message_ids) if m]
     if not wanted:
         return None
-    case_id = await threading.case_for_message_ids(session, wanted)
+    case_id = await case_by_thread(session, wanted)
     if case_id is not None:
         return case_id
     ids = event_ids(wanted)

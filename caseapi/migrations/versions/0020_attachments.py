@@ -1,7 +1,7 @@
 """Attachments: ``attachments``, the files stored with cases (and their comments).
 
 Revision ID: 0020
-Revises: 0015
+Revises: 0019
 Create Date: 2026-12-06 10:00:00+00:00
 
 Hand-written to match ``caseapi.attachments.models``; the test suite compares the
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | None = "0015"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,7 +7,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from caseapi.mail.threading import record_message_id
 from sqlalchemy import select
 
 from caseapi.attachments.models import Attachment
@@ -21,6 +20,7 @@ from caseapi.comments.models import Comment
 from caseapi.mail.inbound import InboundMail
 from caseapi.mail.ingest import IngestOutcome, IngestResult, MailIngestService
 from caseapi.mail.intake import IngestSettings
+from caseapi.mail.threading import record_message_id
 from caseapi.notifications.enums import DeliveryState
 from caseapi.notifications.models import Notification, NotificationDelivery
 from nms.clock import FakeClock
