@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from caseapi.auth.deps import StaffPrincipal
+from caseapi.core.deps import RowId
 from caseapi.mail.errors import MailNotKeptError
 from caseapi.mail.held import (
     MAX_PAGE_SIZE,
@@ -71,7 +72,7 @@ async def list_held_mail(
     responses={200: {"content": {"message/rfc822": {}}}},
 )
 async def get_held_mail(
-    mail_id: int,
+    mail_id: RowId,
     principal: StaffPrincipal,
     service: HeldMailServiceDep,
     format: Annotated[Literal["json", "eml"], Query()] = "json",
@@ -91,7 +92,7 @@ async def get_held_mail(
 
 @router.post("/{mail_id}/release")
 async def release_held_mail(
-    mail_id: int,
+    mail_id: RowId,
     principal: StaffPrincipal,
     service: HeldMailServiceDep,
     body: Annotated[ReleaseBody, Body()],
