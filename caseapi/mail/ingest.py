@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -49,7 +49,7 @@ from caseapi.cases.snapshot import Assign
 from caseapi.clock import Clock
 from caseapi.comments.models import Comment, Visibility
 from caseapi.comments.service import CommentService
-from caseapi.core.errors import CaseApiError
+from caseapi.core.errors import CaseApiError, DatabaseError
 from caseapi.core.transaction import write_retrying
 from caseapi.customers import repository as customer_repository
 from caseapi.customers.contacts import contact_by_email
@@ -84,6 +84,9 @@ from caseapi.mail.parse import AutoKind, MailParseError, ParsedMail, find_case_r
 from caseapi.mail.threading import record_message_id
 from caseapi.notifications.enums import NotificationKind
 from caseapi.notifications.outbox import enqueue
+
+#: Who gives a follow-up case to the previous case's owner (a rule, not the sender).
+FOLLOW_UP_ACTOR: Final = "system:mail"
 
 
 class IngestOutcome(StrEnum):
@@ -170,7 +173,17 @@ class MailIngestService:
         mail = self._prepare(raw, mailbox=mailbox[:200], uid=uid)
         origin = AuditOrigin(client=f"mail:{mail.mailbox}"[:64], actor=AuditActor.mail(mail.sender))
         with audit_origin(origin):
-            return await write_retrying(self._sessionmaker, lambda s: self._ingest(s, mail))
+            try:
+                return await write_retrying(self._sessionmaker, lambda s: self._ingest(s, mail))
+            except DatabaseError:
+                raise  # nothing stored: the caller tries again later
+            except CaseApiError as exc:
+                # A rule refused what the mail asked for (nothing of it was stored):
+                # hold it for staff rather than fail it again on every poll.
+                failure = exc
+            return await write_retrying(
+                self._sessionmaker, lambda s: self._ingest(s, mail, failure=failure)
+            )
 
     def parse(self, raw: bytes) -> ParsedMail:
         """``raw`` parsed with our own address and loop marker.
@@ -197,15 +210,17 @@ class MailIngestService:
             kept=kept,
             parsed=parsed,
             parse_error=error,
-            message_id=message_id[:998],
-            sender=(parsed.sender if parsed else "")[:320],
-            subject=(parsed.subject if parsed else "")[:998],
+            message_id=message_id.replace("\x00", "")[:998],
+            sender=(parsed.sender if parsed else "").replace("\x00", "")[:320],
+            subject=(parsed.subject if parsed else "").replace("\x00", "")[:998],
             mailbox=mailbox,
             uid=uid,
             too_large=too_large,
         )
 
-    async def _ingest(self, session: AsyncSession, mail: _Mail) -> IngestResult:
+    async def _ingest(
+        self, session: AsyncSession, mail: _Mail, *, failure: CaseApiError | None = None
+    ) -> IngestResult:
         now = self._clock.now()
         if mail.uid is not None:
             seen = await repository.by_uid(session, mailbox=mail.mailbox, uid=mail.uid)
@@ -226,7 +241,11 @@ class MailIngestService:
             return result
         # Claims the dedup key (and the uid) before any other write.
         await repository.add(session, row=row)
-        if mail.parsed is None:
+        if failure is not None:
+            result = self._hold(
+                row, mail, Reason.INGEST_FAILED, None, note=f"{failure.code}: {failure}"
+            )
+        elif mail.parsed is None:
             result = self._hold(row, mail, Reason.UNPARSEABLE, None, note=mail.parse_error)
         else:
             decision = await self._decide(session, mail, mail.parsed, row, now)
@@ -449,7 +468,7 @@ class MailIngestService:
                 await store.apply_request(
                     session,
                     case,
-                    Assign(assignee=previous.assignee, actor=principal.actor),
+                    Assign(assignee=previous.assignee, actor=FOLLOW_UP_ACTOR),
                     now=now,
                     sla=self._cases.sla,
                 )

@@ -72,6 +72,8 @@ class Reason(StrEnum):
     CONTRACT_EXPIRED = "contract_expired"
     ACCOUNT_SUSPENDED_UNPAID = "account_suspended_unpaid"
     UNPARSEABLE = "unparseable"
+    #: What the mail asked for was refused by a rule (the note says which).
+    INGEST_FAILED = "ingest_failed"
 
 
 #: What a held reason tells staff (the held list shows it next to the code).
@@ -85,6 +87,7 @@ HELD_NOTES: Final[dict[Reason, str]] = {
     Reason.STAFF_WITHOUT_CASE: "a staff mail that names no case",
     Reason.CASE_CLOSED: "a staff mail on a finished case",
     Reason.UNPARSEABLE: "not a readable e-mail message",
+    Reason.INGEST_FAILED: "what the mail asked for was refused",
 }
 
 

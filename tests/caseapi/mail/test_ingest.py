@@ -13,6 +13,7 @@ from caseapi.attachments.models import Attachment
 from caseapi.audit.models import AuditEvent
 from caseapi.auth.principal import Principal, Role
 from caseapi.cases.enums import CaseSource, CaseStatus
+from caseapi.cases.errors import CaseValidationError
 from caseapi.cases.models import Case
 from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import Transition
@@ -378,3 +379,19 @@ async def test_every_corpus_message_is_ingested_or_held_with_a_reason(
     # Nothing in the corpus is from a known contact: nothing is appended or answered.
     assert {row.status for row in rows} <= {"held", "ignored", "duplicate"}
     assert await outbox(database) == []
+
+
+class Refusing(MailIngestService):
+    async def open_case(self, *args: object, **kwargs: object) -> Case:
+        raise CaseValidationError("summary", "refused by a rule")
+
+
+async def test_a_mail_a_rule_refuses_is_held_not_retried_forever(
+    ingest: MailIngestService, database: Database, clock: FakeClock
+) -> None:
+    refusing = make_ingest(database, clock, cls=Refusing)
+    result = await refusing.ingest(mail(), mailbox="INBOX", uid=4)
+    assert result == IngestResult(IngestOutcome.HELD, None, "ingest_failed")
+    [row] = await inbound(database)
+    assert row.status == "held" and row.note is not None and "validation_error" in row.note
+    assert await count(database, Case) == 0 and await outbox(database) == []
