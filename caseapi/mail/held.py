@@ -215,10 +215,10 @@ class HeldMailService:
                 text = (
                     f"Mail from {row.sender or 'an unknown sender'}, released by staff:\n\n{body}"
                 )
-                comment = await self._ingest.comment(
+                comment = await self._ingest.writer.comment(
                     session, case, author, body=text[:20_000], visibility=request.visibility
                 )
-                await self._ingest.join_thread(session, case.id, row.message_id, now)
+                await self._ingest.writer.join_thread(session, case.id, row.message_id, now)
                 row.case_id, row.comment_id = case.id, comment.id
                 row.status = InboundStatus.RELEASED
                 details.update(action="attach", case=case.ref, visibility=request.visibility)
@@ -229,11 +229,11 @@ class HeldMailService:
                 if customer is None:
                     raise CaseValidationError("customer", f"no customer {request.customer!r}")
                 mail = parsed or self._stand_in(row, body)
-                case = await self._ingest.open_case(
+                case = await self._ingest.writer.open_case(
                     session, row.sender, mail, customer_id=customer.id, previous=None, now=now
                 )
                 if mail.auto is AutoKind.HUMAN and row.sender:
-                    await self._ingest.answer(
+                    await self._ingest.writer.answer(
                         session,
                         NotificationKind("case_acknowledged"),
                         to=row.sender,

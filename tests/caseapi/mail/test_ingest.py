@@ -22,6 +22,7 @@ from caseapi.mail.inbound import InboundMail
 from caseapi.mail.ingest import IngestOutcome, IngestResult, MailIngestService
 from caseapi.mail.intake import IngestSettings
 from caseapi.mail.threading import record_message_id
+from caseapi.mail.writer import MailWriter
 from caseapi.notifications.enums import DeliveryState
 from caseapi.notifications.models import Notification, NotificationDelivery
 from nms.clock import FakeClock
@@ -381,7 +382,7 @@ async def test_every_corpus_message_is_ingested_or_held_with_a_reason(
     assert await outbox(database) == []
 
 
-class Refusing(MailIngestService):
+class RefusingWriter(MailWriter):
     async def open_case(self, *args: object, **kwargs: object) -> Case:
         raise CaseValidationError("summary", "refused by a rule")
 
@@ -389,7 +390,11 @@ class Refusing(MailIngestService):
 async def test_a_mail_a_rule_refuses_is_held_not_retried_forever(
     ingest: MailIngestService, database: Database, clock: FakeClock
 ) -> None:
-    refusing = make_ingest(database, clock, cls=Refusing)
+    refusing = make_ingest(database, clock)
+    writer = refusing.writer
+    refusing.writer = RefusingWriter(
+        cases=writer._cases, comments=writer._comments, attachments=writer._attachments
+    )
     result = await refusing.ingest(mail(), mailbox="INBOX", uid=4)
     assert result == IngestResult(IngestOutcome.HELD, None, "ingest_failed")
     [row] = await inbound(database)
