@@ -222,9 +222,7 @@ class MailIngestService:
                 original.case_id,
             )
             await repository.add(session, row=row)
-            result = await self._duplicate_of(session, original)
-            await session.commit()
-            return result
+            return await self._duplicate_of(session, original)
         # Claims the dedup key (and the uid) before any other write.
         await repository.add(session, row=row)
         if failure is not None:
@@ -246,8 +244,7 @@ class MailIngestService:
             details={"status": row.status, "reason": row.reason, "case": result.case_ref},
         )
         await self._before_commit(session, result)
-        await session.commit()
-        return result
+        return result  # ``write_retrying`` commits
 
     async def _before_commit(self, session: AsyncSession, result: IngestResult) -> None:
         """Called just before the commit (tests inject a crash here)."""
