@@ -20,6 +20,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from caseapi.api.openapi import raises
 from caseapi.auth.errors import AuthenticationError, PermissionDeniedError
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
 from caseapi.auth.service import ApiKeyService
@@ -66,6 +67,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
         raise ValueError("require_roles needs at least one role")
     allowed = frozenset(roles)
 
+    @raises(PermissionDeniedError)
     async def dependency(principal: CurrentPrincipal) -> Principal:
         if principal.role not in allowed:
             raise PermissionDeniedError(

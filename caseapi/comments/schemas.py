@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from caseapi.comments.models import Comment, Visibility
+from caseapi.core.wire import shown_to_customers
 
 MAX_BODY: int = 20_000
 
@@ -16,7 +18,11 @@ class CommentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    body: str = Field(min_length=1, max_length=MAX_BODY)
+    body: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_BODY),
+        shown_to_customers("when `visibility` is `public`; internal comments never are"),
+    ]
     visibility: Visibility = Visibility.PUBLIC
 
 

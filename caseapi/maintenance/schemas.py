@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Final
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from caseapi.core.wire import JsonTime, shown_to_customers
 from caseapi.maintenance.enums import MaintenanceBehaviour, MaintenanceKind, MaintenanceState
 
 ScopeId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -14,6 +15,10 @@ ScopeIds = Annotated[list[ScopeId], Field(max_length=10_000)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=20_000)]
 Impact = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+_SHOWN: Final = "in the window customers get (and in its notices)"
+_TITLE: Final = shown_to_customers(f"the `title`, {_SHOWN}")
+_DESCRIPTION: Final = shown_to_customers(f"the `description`, {_SHOWN}")
+_IMPACT: Final = shown_to_customers(f"the `actual_impact`, {_SHOWN}")
 
 
 class MaintenanceScope(BaseModel):
@@ -32,12 +37,12 @@ class MaintenanceScope(BaseModel):
 class MaintenanceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: Title
-    description: Description = ""
+    title: Annotated[Title, _TITLE]
+    description: Annotated[Description, _DESCRIPTION] = ""
     kind: MaintenanceKind
     behaviour: MaintenanceBehaviour = MaintenanceBehaviour.MUTE
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: JsonTime
+    ends_at: JsonTime
     scope: MaintenanceScope
 
 
@@ -46,19 +51,19 @@ class MaintenanceUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
-    description: Description | None = None
+    title: Annotated[Title | None, _TITLE] = None
+    description: Annotated[Description | None, _DESCRIPTION] = None
     behaviour: MaintenanceBehaviour | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: JsonTime | None = None
+    ends_at: JsonTime | None = None
     scope: MaintenanceScope | None = None
-    actual_impact: Impact | None = None
+    actual_impact: Annotated[Impact | None, _IMPACT] = None
 
 
 class MaintenanceComplete(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    actual_impact: Impact
+    actual_impact: Annotated[Impact, _IMPACT]
 
 
 class MaintenanceCustomerView(BaseModel):

@@ -1,0 +1,273 @@
+"""Schemathesis over every operation of the OpenAPI document, as staff and as a customer.
+
+The document is the app's own (``app.openapi()``), so an endpoint another change
+adds is tested without touching this file. Schemathesis' engine runs its examples,
+coverage and fuzzing phases with every check that applies to a single operation
+(server errors, status codes, content types, response schemas and headers, 405 and
+``Allow``, positive and negative data, ignored auth), against the real app on the
+test's database (SQLite and PostgreSQL). Path parameters are drawn from the
+references and ids seeded here most of the time, so the operations reach real cases,
+comments, RFOs, webhooks and maintenances, not only 404s.
+
+Schemathesis sends its requests from its own thread and event loop; ``LoopBridge``
+hands each one to the app on the test's loop, where the database engine's
+connections live. Nothing leaves the process. Each run's one-line summary is
+printed at the end of the pytest run (``pytest_terminal_summary`` in conftest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from schemathesis.config import SchemathesisConfig
+from schemathesis.engine import Status
+from schemathesis.engine import events as engine_events
+
+from caseapi.auth.principal import Role
+from caseapi.incidents import IncidentService
+from tests.caseapi.auth_fixtures import authed_client, mint_key
+from tests.caseapi.conftest import SCHEMATHESIS_RUNS, Database, incident, upstream
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Examples per operation and phase: the four runs (2 callers x 2 backends) stay
+#: within about two minutes on two cores.
+MAX_EXAMPLES: Final = 12
+#: How often a path parameter is one of the seeded values instead of a generated one.
+KNOWN_VALUE_PROBABILITY: Final = 0.7
+#: What a schema-valid request may still get: the rules the schema cannot say (one
+#: of ``due_at`` / ``within_minutes``, a 14-day notice, a cursor from another
+#: query) are 422; the rest is whose the resource is and what state it is in.
+ACCEPTED: Final = ["2xx", "401", "403", "404", "409", "412", "422", "503"]
+CHECKS: Final = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+    "positive_data_acceptance",
+    "negative_data_rejection",
+    "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
+    "ignored_auth",
+)
+
+
+@dataclass
+class LoopBridge:
+    """An ASGI app that runs each request on ``app`` in ``loop`` (another thread's)."""
+
+    app: FastAPI
+    loop: asyncio.AbstractEventLoop
+    requests: int = 0
+    server_errors: list[str] = field(default_factory=list)
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        future = asyncio.run_coroutine_threadsafe(self._call(dict(scope), body), self.loop)
+        for message in await asyncio.wrap_future(future):
+            await send(message)
+
+    async def _call(self, scope: dict[str, Any], body: bytes) -> list[Message]:
+        self.requests += 1
+        sent: list[Message] = []
+        delivered = False
+
+        async def receive() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            self.server_errors.append(f"{scope['method']} {scope['path']}: {exc!r}")
+            if not sent:
+                raise
+        return sent
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """What path parameters may name: real references and ids of both customers."""
+
+    refs: list[str]
+    ids: list[int]
+    ntus: list[str]
+
+
+async def _seed(app: FastAPI, incidents: IncidentService) -> Seeded:
+    """Cases, comments, an RFO, a commitment, a webhook and a maintenance to work on."""
+    proactive = await incidents.open_incident(incident("ntu-1"))
+    other = await incidents.open_incident(incident("ntu-9", customer_id="cust-2"))
+    node = await incidents.open_upstream_incident(upstream(("ntu-2", "cust-1")))
+    async with authed_client(app, role=Role.ENGINEER) as staff:
+        created = await staff.post(
+            "/v1/cases",
+            json={
+                "type": "general_request",
+                "subject": "other",
+                "summary": "New VLAN",
+                "customer_id": "cust-1",
+            },
+        )
+        assert created.status_code == 201, created.text
+        reactive = created.json()["ref"]
+        for ref in (proactive, reactive):
+            comment = await staff.post(
+                f"/v1/cases/{ref}/comments", json={"body": "Looking", "visibility": "public"}
+            )
+            assert comment.status_code == 201, comment.text
+        commitment = await staff.post(
+            f"/v1/cases/{proactive}/commitments",
+            json={"kind": "next_update", "within_minutes": 30, "note": "next update"},
+        )
+        assert commitment.status_code == 200, commitment.text
+        rfo = await staff.put(f"/v1/cases/{proactive}/rfo", json={"root_cause": "Fibre cut"})
+        assert rfo.status_code == 200, rfo.text
+        webhook = await staff.post(
+            "/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "customer_id": "cust-1"}
+        )
+        assert webhook.status_code == 201, webhook.text
+        maintenance = await staff.post(
+            "/v1/maintenances",
+            json={
+                "title": "Fibre works",
+                "kind": "emergency",
+                "starts_at": "2026-03-01T13:00:00Z",
+                "ends_at": "2026-03-01T15:00:00Z",
+                "scope": {"ntus": ["ntu-1"]},
+            },
+        )
+        assert maintenance.status_code == 201, maintenance.text
+    ids = sorted({1, 2, commitment.json()["commitments"][0]["id"], webhook.json()["id"]})
+    refs = [proactive, reactive, other, node, maintenance.json()["ref"]]
+    return Seeded(refs=refs, ids=ids, ntus=["ntu-1", "ntu-2", "ntu-9"])
+
+
+def _config(key: str, seeded: Seeded) -> SchemathesisConfig:
+    generation = {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"}
+
+    def known(dictionary: str) -> dict[str, Any]:
+        return {"dictionary": dictionary, "probability": KNOWN_VALUE_PROBABILITY}
+
+    return SchemathesisConfig.from_dict(
+        {
+            "seed": 20260301,
+            # Nothing persists between runs: each is the same, and writes nothing here.
+            "cache": {"enabled": False},
+            "headers": {"Authorization": f"Bearer {key}"},
+            "generation": generation,
+            "checks": {
+                "enabled": False,
+                **{name: {"enabled": True} for name in CHECKS},
+                "positive_data_acceptance": {"enabled": True, "expected-statuses": ACCEPTED},
+            },
+            "phases": {"stateful": {"enabled": False}},
+            "dictionaries": {
+                "refs": {"values": seeded.refs},
+                "ids": {"values": seeded.ids},
+                "ntus": {"values": seeded.ntus},
+            },
+            "parameters": {
+                "path.ref": known("refs"),
+                "path.ntu_id": known("ntus"),
+                "path.commitment_id": known("ids"),
+                "path.key_id": known("ids"),
+                "path.subscription_id": known("ids"),
+                "path.delivery_id": known("ids"),
+            },
+        }
+    )
+
+
+@dataclass
+class RunReport:
+    operations: set[str] = field(default_factory=set)
+    failures: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _run_engine(schema: Any) -> RunReport:
+    report = RunReport()
+    for event in schemathesis.engine.from_schema(schema).execute():
+        if isinstance(event, engine_events.ScenarioFinished):
+            report.operations.add(event.recorder.label)
+            if event.status in (Status.FAILURE, Status.ERROR):
+                for case_id, checks in event.recorder.checks.items():
+                    for check in checks:
+                        if check.failure_info is not None:
+                            node = event.recorder.cases[case_id].value
+                            report.failures.append(
+                                f"{event.recorder.label} [{check.name}] "
+                                f"{node.method} {node.formatted_path}: "
+                                f"{check.failure_info.failure.title}"
+                                f" - {check.failure_info.failure.message[:300]}"
+                            )
+        elif isinstance(event, engine_events.NonFatalError):
+            report.errors.append(f"{event.label}: {event.value!r}")
+        elif isinstance(event, engine_events.FatalError):
+            report.errors.append(f"fatal: {event.exception!r}")
+    return report
+
+
+@pytest.mark.parametrize("caller", ["staff", "customer"])
+async def test_every_operation_conforms_to_the_openapi(
+    app: FastAPI,
+    database: Database,
+    incidents: IncidentService,
+    caller: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    seeded = await _seed(app, incidents)
+    if caller == "staff":
+        key = await mint_key(app, role=Role.ENGINEER)
+    else:
+        key = await mint_key(app, role=Role.CUSTOMER, customer_id="cust-1")
+    bridge = LoopBridge(app=app, loop=asyncio.get_running_loop())
+    schema = schemathesis.openapi.from_dict(app.openapi(), config=_config(key, seeded))
+    schema.app = bridge
+    started = time.monotonic()
+    report = await asyncio.to_thread(_run_engine, schema)
+    elapsed = time.monotonic() - started
+    documented = sum(
+        1
+        for item in app.openapi()["paths"].values()
+        for method in item
+        if method in ("get", "put", "post", "patch", "delete")
+    )
+    summary = (
+        f"schemathesis {database.backend}/{caller}: {len(report.operations)} of {documented} "
+        f"operations, {bridge.requests} requests, {len(report.failures)} failures, "
+        f"{len(bridge.server_errors)} server errors, {len(report.errors)} errors, "
+        f"{elapsed:.1f} s"
+    )
+    request.config.stash.setdefault(SCHEMATHESIS_RUNS, []).append(summary)
+    problems = report.errors + bridge.server_errors + report.failures
+    assert not problems, summary + "\n" + "\n".join(problems)
+    assert len(report.operations) == documented, summary
