@@ -25,7 +25,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from caseapi.api import openapi
 from caseapi.api.body_limit import CODE as BODY_TOO_LARGE
@@ -184,16 +183,6 @@ def _field_name(loc: Iterable[int | str]) -> str:
     return ".".join(parts) or "request"
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app serves at ``request``'s path."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "_"})
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
-
-
 def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> None:
     async def on_case_api_error(request: Request, exc: Exception) -> JSONResponse:
         # Any domain error that declares ``http_status`` (and optionally
@@ -251,7 +240,10 @@ def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> Non
         if exc.status_code == 405:
             # Starlette names the methods of the first route that matched the path
             # only; a path served by several routes (GET and PATCH) allows them all.
-            headers["Allow"] = ", ".join(_allowed_methods(request))
+            # ``Allow`` lists the methods the document has for the path.
+            allowed = openapi.allowed_methods(request.app, request.url.path)
+            if allowed:  # else a route outside the document: Starlette's answer stands
+                headers["Allow"] = ", ".join(allowed)
         return problem(
             exc.status_code, code, detail, instance=request.url.path, headers=headers or None
         )

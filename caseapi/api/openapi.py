@@ -11,9 +11,10 @@ operation, so a new route is covered without copying ``responses=`` around:
   and 413 (``request_entity_too_large``);
 - an operation with an ``If-Match`` header: 412 (``precondition_failed``);
 - whatever its dependencies raise: a dependency (``require_roles``, a rate limit)
-  names its errors with ``raises(...)``; the document lists them on every operation
-  it guards;
-- whatever the route itself raises: ``responses=errors(SomeError, ...)`` on the route.
+  names its errors with ``@raises(...)``; the document lists them on every operation
+  it guards (declared on the route, its router, ``include_router`` or the app);
+- whatever the route itself raises: ``responses=errors(SomeError, ...)`` on the route;
+- whatever a middleware answers for every operation: ``declare_everywhere(app, ...)``.
 
 Each error class gives its status (``http_status``; 404 for ``NotFoundError``) and
 its ``code``; all share the ``Problem`` schema (RFC 9457 plus ``code``).
@@ -21,6 +22,8 @@ its ``code``; all share the ``Problem`` schema (RFC 9457 plus ``code``).
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, TypeVar
 
@@ -164,26 +167,38 @@ def document_problems(app: FastAPI, schema: dict[str, Any]) -> None:
     # FastAPI's own validation error shapes describe a body we never send.
     for name in ("HTTPValidationError", "ValidationError"):
         schema["components"]["schemas"].pop(name, None)
-    for path, methods, route in _api_routes(app):
+    everywhere: Errors = getattr(app.state, "problems_everywhere", ())
+    for path, methods, dependant in _api_routes(app):
         item = schema["paths"].get(path, {})
         for method in methods:
             operation = item.get(method.lower())
             if operation is not None:
-                _document(operation, _dependency_errors(route.dependant))
+                _document(operation, [*everywhere, *_dependency_errors(dependant)])
 
 
-def _api_routes(app: FastAPI) -> Iterator[tuple[str, set[str], APIRoute]]:
-    """(path, methods, route) of every documented route, included routers' too."""
+def declare_everywhere(app: FastAPI, *raised: type[Exception] | tuple[int, str]) -> None:
+    """Document ``raised`` on every operation: for errors a middleware answers with."""
+    app.state.problems_everywhere = [*getattr(app.state, "problems_everywhere", ()), *raised]
+    app.openapi_schema = None
+
+
+def _api_routes(app: FastAPI) -> Iterator[tuple[str, set[str], Dependant]]:
+    """(path, methods, dependant) of every documented route, included routers' too.
+
+    The dependant holds every dependency that runs: the route's, its routers' and
+    the app's.
+    """
     contexts = getattr(routing, "iter_route_contexts", None)
     if contexts is None:  # FastAPI before lazily included routers: a flat list
         for route in app.routes:
             if isinstance(route, APIRoute) and route.include_in_schema:
-                yield route.path_format, set(route.methods or ()), route
+                yield route.path_format, set(route.methods or ()), route.dependant
         return
     for context in contexts(app.routes):
         route = context.original_route
         if isinstance(route, APIRoute) and context.include_in_schema:
-            yield context.path_format, set(context.methods or ()), route
+            dependant = getattr(context, "dependant", None) or route.dependant
+            yield context.path_format, set(context.methods or ()), dependant
 
 
 def _dependency_errors(dependant: Dependant) -> list[type[Exception] | tuple[int, str]]:
@@ -229,3 +244,30 @@ def _described(description: str) -> list[str]:
     if not description.startswith("Problem (RFC 9457): "):
         return []
     return [part.strip(" `") for part in description.split(":", 1)[1].split(",")]
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the document lists for ``path`` (HEAD with GET); [] if none does.
+
+    A 405's ``Allow`` comes from here: Starlette's names only the methods of the
+    first route that matched the path, and a path is often served by several.
+    """
+    methods: set[str] = set()
+    for template, item in app.openapi()["paths"].items():
+        if _template_pattern(template).fullmatch(path):
+            methods.update(method.upper() for method in item if method in _METHODS)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+_METHODS: Final = frozenset({"get", "put", "post", "patch", "delete", "head", "options", "trace"})
+
+
+@functools.cache
+def _template_pattern(template: str) -> re.Pattern[str]:
+    # ``/v1/cases/{ref}/rfo`` -> ``/v1/cases/[^/]+/rfo``, as Starlette matches it.
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile(
+        "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+    )

@@ -11,6 +11,7 @@ Every free-text field a request writes says whether customers ever see it
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Final
 
 from pydantic import AwareDatetime, BeforeValidator, Field, StrictBool, StrictInt
@@ -20,7 +21,12 @@ _ISO_DATE_TIME: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
 def iso_text(value: object) -> object:
-    """Refuse anything but ISO 8601 text for a time (a number would mean Unix time)."""
+    """Refuse anything but ISO 8601 text for a time (a number would mean Unix time).
+
+    A ``datetime`` passes: JSON never makes one, Python callers of the schemas do.
+    """
+    if isinstance(value, datetime):
+        return value
     if not isinstance(value, str) or not _ISO_DATE_TIME.match(value):
         raise ValueError("expected an ISO 8601 time with a UTC offset, e.g. 2026-03-01T12:00:00Z")
     return value

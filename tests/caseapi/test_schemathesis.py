@@ -60,7 +60,27 @@ CHECKS: Final = (
     "unsupported_method",
     "allow_header_conformance",
     "ignored_auth",
+    "allow_lists_the_documented_methods",
 )
+HTTP_METHODS: Final = frozenset({"get", "put", "post", "patch", "delete", "options", "trace"})
+
+
+@schemathesis.check
+def allow_lists_the_documented_methods(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A 405's ``Allow`` names every method the document has for the path.
+
+    ``unsupported_method`` only asks for the header (an empty one passes) and
+    ``allow_header_conformance`` reads it only on ``OPTIONS``.
+    """
+    if response.status_code != 405:
+        return None
+    allow = ", ".join(response.headers.get("allow", []))
+    allowed = {method.strip().lower() for method in allow.split(",") if method.strip()}
+    documented = {method for method in case.operation.schema[case.operation.path]}
+    documented &= HTTP_METHODS
+    if documented - allowed:
+        raise AssertionError(f"Allow: {allow!r} misses {sorted(documented - allowed)}")
+    return None
 
 
 @dataclass
@@ -181,6 +201,8 @@ def _config(key: str, seeded: Seeded) -> SchemathesisConfig:
             "seed": 20260301,
             # Nothing persists between runs: each is the same, and writes nothing here.
             "cache": {"enabled": False},
+            # Generation time depends on how loaded the machine is, not on the app.
+            "suppress-health-check": ["too_slow"],
             "headers": {"Authorization": f"Bearer {key}"},
             "generation": generation,
             "checks": {
