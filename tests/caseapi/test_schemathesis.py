@@ -18,8 +18,9 @@ printed at the end of the pytest run (``pytest_terminal_summary`` in conftest).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -31,7 +32,10 @@ from schemathesis.engine import Status
 from schemathesis.engine import events as engine_events
 
 from caseapi.auth.principal import Role
+from caseapi.cases.enums import INTERNAL_EVENT_KINDS
+from caseapi.cases.schemas import CaseCustomerView, CasePublic
 from caseapi.incidents import IncidentService
+from caseapi.maintenance.schemas import MaintenanceCustomerView, MaintenancePublic
 from tests.caseapi.auth_fixtures import authed_client, mint_key
 from tests.caseapi.conftest import SCHEMATHESIS_RUNS, Database, incident, upstream
 
@@ -61,6 +65,7 @@ CHECKS: Final = (
     "allow_header_conformance",
     "ignored_auth",
     "allow_lists_the_documented_methods",
+    "customers_get_no_internal_data",
 )
 HTTP_METHODS: Final = frozenset({"get", "put", "post", "patch", "delete", "options", "trace"})
 
@@ -81,6 +86,53 @@ def allow_lists_the_documented_methods(ctx: Any, response: Any, case: Any) -> bo
     if documented - allowed:
         raise AssertionError(f"Allow: {allow!r} misses {sorted(documented - allowed)}")
     return None
+
+
+#: ``Authorization`` values of the customer keys minted here.
+CUSTOMER_AUTHORIZATIONS: set[str] = set()
+#: Fields only the staff views have: of a case (it has a ``priority``) and of a
+#: maintenance window (it has ``starts_at``).
+INTERNAL_FIELDS: Final = {
+    "priority": set(CasePublic.model_fields) - set(CaseCustomerView.model_fields),
+    "starts_at": set(MaintenancePublic.model_fields) - set(MaintenanceCustomerView.model_fields),
+}
+#: Timeline entries customers never get, and how an internal comment shows.
+INTERNAL_KINDS: Final = {str(kind) for kind in INTERNAL_EVENT_KINDS}
+
+
+@schemathesis.check
+def customers_get_no_internal_data(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A customer key's answer holds no internal field, comment or timeline entry.
+
+    The document allows either view of a case; this says which one a customer gets.
+    """
+    authorization = response.request.headers.get("authorization", "")
+    if authorization not in CUSTOMER_AUTHORIZATIONS or not response.content:
+        return None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None  # Markdown (an RFO) or an empty body
+    leaks = sorted(set(_internal(body)))
+    if leaks:
+        raise AssertionError(f"a customer got internal data: {', '.join(leaks)}")
+    return None
+
+
+def _internal(value: Any) -> Iterator[str]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _internal(item)
+    elif isinstance(value, dict):
+        for marker, internal in INTERNAL_FIELDS.items():
+            if "ref" in value and marker in value:
+                yield from (f"field {name}" for name in internal & value.keys())
+        if value.get("visibility") == "internal":
+            yield "an internal comment"
+        if value.get("kind") in INTERNAL_KINDS and "actor" in value:
+            yield f"a {value['kind']} timeline entry"
+        for item in value.values():
+            yield from _internal(item)
 
 
 @dataclass
@@ -142,7 +194,8 @@ class Seeded:
 
 
 async def _seed(app: FastAPI, incidents: IncidentService) -> Seeded:
-    """Cases, comments, an RFO, a commitment, a webhook and a maintenance to work on."""
+    """Cases, comments (one internal), a commitment, a hand-off, an RFO, a webhook and a
+    maintenance to work on."""
     proactive = await incidents.open_incident(incident("ntu-1"))
     other = await incidents.open_incident(incident("ntu-9", customer_id="cust-2"))
     node = await incidents.open_upstream_incident(upstream(("ntu-2", "cust-1")))
@@ -168,6 +221,16 @@ async def _seed(app: FastAPI, incidents: IncidentService) -> Seeded:
             json={"kind": "next_update", "within_minutes": 30, "note": "next update"},
         )
         assert commitment.status_code == 200, commitment.text
+        # What customers must never get: an internal comment and internal timeline
+        # entries (assigned, handed_off) on their case.
+        internal = [
+            ("comments", {"body": "Suspect the PSU", "visibility": "internal"}),
+            ("take", None),
+            ("handoff", {"to_level": "L2", "summary": "PSU", "details": "Swap it"}),
+        ]
+        for action, body in internal:
+            answer = await staff.post(f"/v1/cases/{proactive}/{action}", json=body)
+            assert answer.is_success, answer.text
         rfo = await staff.put(f"/v1/cases/{proactive}/rfo", json={"root_cause": "Fibre cut"})
         assert rfo.status_code == 200, rfo.text
         webhook = await staff.post(
@@ -271,6 +334,7 @@ async def test_every_operation_conforms_to_the_openapi(
         key = await mint_key(app, role=Role.ENGINEER)
     else:
         key = await mint_key(app, role=Role.CUSTOMER, customer_id="cust-1")
+        CUSTOMER_AUTHORIZATIONS.add(f"Bearer {key}")
     bridge = LoopBridge(app=app, loop=asyncio.get_running_loop())
     schema = schemathesis.openapi.from_dict(app.openapi(), config=_config(key, seeded))
     schema.app = bridge
