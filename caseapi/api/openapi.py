@@ -17,7 +17,8 @@ operation, so a new route is covered without copying ``responses=`` around:
 - whatever a middleware answers for every operation: ``declare_everywhere(app, ...)``.
 
 Each error class gives its status (``http_status``; 404 for ``NotFoundError``) and
-its ``code``; all share the ``Problem`` schema (RFC 9457 plus ``code``).
+its ``code``; all share the ``Problem`` schema (RFC 9457 plus ``code``), and each
+response lists its codes in ``x-problem-codes`` (and in its description).
 """
 
 from __future__ import annotations
@@ -77,11 +78,15 @@ _HEADERS: Final[dict[int, dict[str, Any]]] = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer`"}},
     503: {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}},
 }
+#: A 404's code when the route names none: ``case_not_found``, ``webhook_not_found``...
+_ANY_NOT_FOUND: Final = "*_not_found"
+#: The response member that lists a problem's codes, machine-readable.
+CODES: Final = "x-problem-codes"
 #: Codes of the statuses the document infers from an operation's shape.
 _INFERRED: Final[dict[int, tuple[str, ...]]] = {
     400: ("bad_request",),
     401: ("unauthenticated",),
-    404: ("*_not_found",),
+    404: (_ANY_NOT_FOUND,),
     412: ("precondition_failed",),
     413: ("request_entity_too_large",),
 }
@@ -117,10 +122,12 @@ def _codes(raised: Errors) -> dict[int, list[str]]:
 
 def problem_response(status: int, codes: Iterable[str]) -> dict[str, Any]:
     """An OpenAPI response object: a problem with one of ``codes``."""
-    names = ", ".join(f"`{code}`" for code in codes)
+    listed = list(codes)
+    names = ", ".join(f"`{code}`" for code in listed)
     response: dict[str, Any] = {
         "description": f"Problem (RFC 9457): {names}",
         "content": {PROBLEM_JSON: {"schema": dict(_PROBLEM_REF)}},
+        CODES: listed,
     }
     if status in _HEADERS:
         response["headers"] = _HEADERS[status]
@@ -229,21 +236,13 @@ def _document(operation: dict[str, Any], raised: Errors) -> None:
         codes.setdefault(status, []).extend(names)
     responses = operation.setdefault("responses", {})
     for status, names in sorted(codes.items()):
-        existing = responses.get(str(status), {})
-        declared = existing.get("description", "")
-        # Codes a route declared with ``errors(...)`` come first; the rest follow.
-        merged = [code for code in _described(declared) if code != "*_not_found" or status == 404]
+        # Codes the route declared with ``errors(...)`` come first; the rest follow.
+        merged = list(responses.get(str(status), {}).get(CODES, []))
         merged += [code for code in names if code not in merged]
-        if status == 404 and len(merged) > 1 and "*_not_found" in merged:
-            merged.remove("*_not_found")
+        if len(merged) > 1 and _ANY_NOT_FOUND in merged:
+            merged.remove(_ANY_NOT_FOUND)  # the route named its own
         responses[str(status)] = problem_response(status, merged)
-
-
-def _described(description: str) -> list[str]:
-    # The codes an earlier ``problem_response`` listed: the back-quoted words.
-    if not description.startswith("Problem (RFC 9457): "):
-        return []
-    return [part.strip(" `") for part in description.split(":", 1)[1].split(",")]
+    operation["responses"] = dict(sorted(responses.items()))
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:

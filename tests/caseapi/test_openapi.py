@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI
 
 from caseapi.api.app import create_app
-from caseapi.api.openapi import PROBLEM_JSON, declare_everywhere, errors, raises
+from caseapi.api.openapi import CODES, PROBLEM_JSON, declare_everywhere, errors, raises
 from caseapi.auth.deps import require_roles
 from caseapi.auth.principal import Principal, Role
 from caseapi.cases.errors import InvalidTransitionError
@@ -61,6 +61,7 @@ async def test_a_new_route_documents_its_problems_from_its_shape(
     assert sorted(documented) == ["400", "401", "403", "404", "409", "413", "422", "429", "503"]
     assert "`rate_limited`" in documented["429"]
     assert "`invalid_transition`" in documented["409"]
+    assert operation["responses"]["409"][CODES] == ["invalid_transition"]
     assert "`forbidden`" in documented["403"]
     assert "`validation_error`" in documented["422"]
     assert operation["responses"]["503"]["headers"]["Retry-After"]
