@@ -28,7 +28,6 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from schemathesis.config import SchemathesisConfig
-from schemathesis.engine import Status
 from schemathesis.engine import events as engine_events
 
 from caseapi.auth.principal import Role
@@ -296,8 +295,22 @@ def _config(key: str, seeded: Seeded) -> SchemathesisConfig:
 @dataclass
 class RunReport:
     operations: set[str] = field(default_factory=set)
-    failures: list[str] = field(default_factory=list)
+    checks: int = 0
+    #: (check name, what failed)
+    failures: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    def failed(self, *checks: str) -> int:
+        return sum(1 for name, _ in self.failures if name in checks)
+
+
+#: The checks whose failures are the document and the answers disagreeing.
+SCHEMA_CHECKS: Final = (
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+)
 
 
 def _run_engine(schema: Any) -> RunReport:
@@ -305,17 +318,19 @@ def _run_engine(schema: Any) -> RunReport:
     for event in schemathesis.engine.from_schema(schema).execute():
         if isinstance(event, engine_events.ScenarioFinished):
             report.operations.add(event.recorder.label)
-            if event.status in (Status.FAILURE, Status.ERROR):
-                for case_id, checks in event.recorder.checks.items():
-                    for check in checks:
-                        if check.failure_info is not None:
-                            node = event.recorder.cases[case_id].value
-                            report.failures.append(
-                                f"{event.recorder.label} [{check.name}] "
-                                f"{node.method} {node.formatted_path}: "
-                                f"{check.failure_info.failure.title}"
-                                f" - {check.failure_info.failure.message[:300]}"
+            for case_id, checks in event.recorder.checks.items():
+                report.checks += len(checks)
+                for check in checks:
+                    if check.failure_info is not None:
+                        node = event.recorder.cases[case_id].value
+                        failure = check.failure_info.failure
+                        report.failures.append(
+                            (
+                                check.name,
+                                f"{event.recorder.label} [{check.name}] {node.method} "
+                                f"{node.formatted_path}: {failure.title} - {failure.message[:300]}",
                             )
+                        )
         elif isinstance(event, engine_events.NonFatalError):
             report.errors.append(f"{event.label}: {event.value!r}")
         elif isinstance(event, engine_events.FatalError):
@@ -349,13 +364,14 @@ async def test_every_operation_conforms_to_the_openapi(
         for method in item
         if method in ("get", "put", "post", "patch", "delete")
     )
+    server_errors = len(bridge.server_errors) + report.failed("not_a_server_error")
     summary = (
         f"schemathesis {database.backend}/{caller}: {len(report.operations)} of {documented} "
-        f"operations, {bridge.requests} requests, {len(report.failures)} failures, "
-        f"{len(bridge.server_errors)} server errors, {len(report.errors)} errors, "
-        f"{elapsed:.1f} s"
+        f"operations, {bridge.requests} requests, {report.checks} checks: "
+        f"{server_errors} server errors, {report.failed(*SCHEMA_CHECKS)} schema violations, "
+        f"{len(report.failures)} failures in all, {len(report.errors)} errors ({elapsed:.1f} s)"
     )
     request.config.stash.setdefault(SCHEMATHESIS_RUNS, []).append(summary)
-    problems = report.errors + bridge.server_errors + report.failures
+    problems = report.errors + bridge.server_errors + [text for _, text in report.failures]
     assert not problems, summary + "\n" + "\n".join(problems)
     assert len(report.operations) == documented, summary
