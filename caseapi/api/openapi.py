@@ -76,6 +76,7 @@ _ALWAYS: Final[dict[int, tuple[str, ...]]] = {
 }
 _HEADERS: Final[dict[int, dict[str, Any]]] = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer`"}},
+    429: {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}},
     503: {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}},
 }
 #: A 404's code when the route names none: ``case_not_found``, ``webhook_not_found``...
