@@ -2,12 +2,13 @@
 
 The document is the app's own (``app.openapi()``), so an endpoint another change
 adds is tested without touching this file. Schemathesis' engine runs its examples,
-coverage and fuzzing phases with every check that applies to a single operation
-(server errors, status codes, content types, response schemas and headers, 405 and
-``Allow``, positive and negative data, ignored auth), against the real app on the
-test's database (SQLite and PostgreSQL). Path parameters are drawn from the
-references and ids seeded here most of the time, so the operations reach real cases,
-comments, RFOs, webhooks and maintenances, not only 404s.
+coverage, fuzzing and stateful phases with its checks (server errors, status codes,
+content types, response schemas and headers, 405 and ``Allow``, positive and
+negative data, ignored auth, use after free, resource availability) and two of
+ours (a customer gets no internal data; ``Allow`` names the path's methods), against
+the real app on the test's database (SQLite and PostgreSQL). Path parameters are
+drawn from the references and ids seeded here most of the time, so the operations
+reach real cases, comments, RFOs, webhooks and maintenances, not only 404s.
 
 Schemathesis sends its requests from its own thread and event loop; ``LoopBridge``
 hands each one to the app on the test's loop, where the database engine's
@@ -67,6 +68,9 @@ CHECKS: Final = (
     "ignored_auth",
     "allow_lists_the_documented_methods",
     "customers_get_no_internal_data",
+    # Stateful phase: what one call created or deleted, the next sees.
+    "use_after_free",
+    "ensure_resource_availability",
 )
 HTTP_METHODS: Final = frozenset({"get", "put", "post", "patch", "delete", "options", "trace"})
 
@@ -274,7 +278,7 @@ def _config(key: str, seeded: Seeded) -> SchemathesisConfig:
                 **{name: {"enabled": True} for name in CHECKS},
                 "positive_data_acceptance": {"enabled": True, "expected-statuses": ACCEPTED},
             },
-            "phases": {"stateful": {"enabled": False}},
+            "phases": {"stateful": {"enabled": True}},
             "dictionaries": {
                 "refs": {"values": seeded.refs},
                 "ids": {"values": seeded.ids},
@@ -317,7 +321,8 @@ def _run_engine(schema: Any) -> RunReport:
     report = RunReport()
     for event in schemathesis.engine.from_schema(schema).execute():
         if isinstance(event, engine_events.ScenarioFinished):
-            report.operations.add(event.recorder.label)
+            if event.phase != "stateful":  # a scenario over several operations
+                report.operations.add(event.recorder.label)
             for case_id, checks in event.recorder.checks.items():
                 report.checks += len(checks)
                 for check in checks:
