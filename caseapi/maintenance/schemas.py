@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from caseapi.core.wire import JsonTime, shown_to_customers
 from caseapi.maintenance.enums import MaintenanceBehaviour, MaintenanceKind, MaintenanceState
+from caseapi.maintenance.rules import NOT_NULL
 
 ScopeId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 ScopeIds = Annotated[list[ScopeId], Field(max_length=10_000)]
@@ -46,10 +47,23 @@ class MaintenanceCreate(BaseModel):
     scope: MaintenanceScope
 
 
-class MaintenanceUpdate(BaseModel):
-    """Fields to change; which ones may change depends on the window's state."""
+def _not_null(schema: dict[str, Any]) -> None:
+    # Leaving a field out keeps it; null is refused (``rules.NOT_NULL``), so the
+    # document offers only the value for these.
+    for name in NOT_NULL:
+        prop = schema["properties"][name]
+        options = [option for option in prop.pop("anyOf", []) if option.get("type") != "null"]
+        if len(options) == 1:
+            prop.update(options[0])
+        else:
+            prop["anyOf"] = options
 
-    model_config = ConfigDict(extra="forbid")
+
+class MaintenanceUpdate(BaseModel):
+    """Fields to change (leave out the others); which ones may change depends on the
+    window's state. Only ``actual_impact`` may be null."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_not_null)
 
     title: Annotated[Title | None, _TITLE] = None
     description: Annotated[Description | None, _DESCRIPTION] = None
@@ -58,6 +72,15 @@ class MaintenanceUpdate(BaseModel):
     ends_at: JsonTime | None = None
     scope: MaintenanceScope | None = None
     actual_impact: Annotated[Impact | None, _IMPACT] = None
+
+    @field_validator(*sorted(NOT_NULL), mode="before")
+    @classmethod
+    def _refuse_null(cls, value: object) -> object:
+        # A field left out keeps its value (defaults are not validated); null is
+        # refused here, as the document says, before any other check of the request.
+        if value is None:
+            raise ValueError("must not be null (leave the field out to keep it)")
+        return value
 
 
 class MaintenanceComplete(BaseModel):
