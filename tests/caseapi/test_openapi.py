@@ -96,6 +96,18 @@ async def test_json_fields_refuse_coerced_values(app: FastAPI, incidents: Incide
         )
         assert created.status_code == 201, created.text
         hook = f"/v1/webhooks/{created.json()['id']}"
+        window = await admin.post(
+            "/v1/maintenances",
+            json={
+                "title": "Fibre works",
+                "kind": "emergency",
+                "starts_at": "2026-03-01T13:00:00Z",
+                "ends_at": "2026-03-01T15:00:00Z",
+                "scope": {"ntus": ["ntu-1"]},
+            },
+        )
+        assert window.status_code == 201, window.text
+        maintenance = f"/v1/maintenances/{window.json()['ref']}"
         refused: list[tuple[str, str, dict[str, Any], str]] = [
             ("PUT", f"/v1/cases/{ref}/etr", {"etr": 1893456000}, "etr"),
             (
@@ -108,6 +120,8 @@ async def test_json_fields_refuse_coerced_values(app: FastAPI, incidents: Incide
             ("PATCH", hook, {"active": "true"}, "active"),
             ("POST", f"{hook}/rotate", {"overlap_seconds": "60"}, "overlap_seconds"),
             ("POST", "/v1/apikeys", {"name": "n", "role": "noc", "expires_at": 2e9}, "expires_at"),
+            # Left out keeps it; null is refused, as the document says.
+            ("PATCH", maintenance, {"scope": None}, "scope"),
         ]
         for method, path, body, field in refused:
             response = await admin.request(method, path, json=body)
