@@ -25,6 +25,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from caseapi.api.client_address import ClientAddress
+from caseapi.api.openapi import raises
 from caseapi.audit.context import bind_principal
 from caseapi.auth.errors import AuthenticationError, PermissionDeniedError
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
@@ -116,6 +117,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
         raise ValueError("require_roles needs at least one role")
     allowed = frozenset(roles)
 
+    @raises(PermissionDeniedError)
     async def dependency(principal: CurrentPrincipal) -> Principal:
         if principal.role not in allowed:
             raise PermissionDeniedError(
