@@ -30,6 +30,7 @@ from caseapi.audit.context import bind_principal
 from caseapi.auth.errors import AuthenticationError, PermissionDeniedError
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
 from caseapi.auth.service import KEY_SCHEME, PREFIX_LENGTH, ApiKeyService
+from caseapi.ratelimit.errors import RateLimitedError
 from caseapi.ratelimit.service import Limit, RateLimiter
 
 # auto_error=False: a missing header must become our 401 problem, not FastAPI's 403.
@@ -73,6 +74,7 @@ def key_prefix(secret: str) -> str | None:
     return None
 
 
+@raises(RateLimitedError)
 async def get_principal(
     service: ApiKeyServiceDep,
     limiter: RateLimiterDep,
