@@ -15,6 +15,7 @@ from caseapi.core.base import Base
 from caseapi.customers.models import Customer
 from caseapi.notifications import models as _notifications  # noqa: F401  (registers tables)
 from caseapi.ntus.models import Ntu, NtuState
+from caseapi.reports.models import OutageInterval
 from caseapi.rfo.models import RfoVersion
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "Customer",
     "Ntu",
     "NtuState",
+    "OutageInterval",
     "RfoVersion",
 ]
