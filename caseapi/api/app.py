@@ -49,6 +49,8 @@ from caseapi.maintenance.routes import router as maintenance_router
 from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.routes import router as notifications_router
 from caseapi.ntus.routes import router as ntus_router
+from caseapi.reports.routes import router as reports_router
+from caseapi.reports.service import ReportService
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
 
@@ -146,6 +148,7 @@ def create_app(
     app.state.apikey_service = ApiKeyService(sessionmaker=sessionmaker, clock=domain_clock)
     app.state.comment_service = CommentService(sessionmaker=sessionmaker, clock=domain_clock)
     app.state.rfo_service = RfoService(sessionmaker=sessionmaker, clock=domain_clock)
+    app.state.report_service = ReportService(sessionmaker=sessionmaker, clock=domain_clock)
     if maintenance_service is not None:
         app.state.maintenance_service = maintenance_service
     retry_after = {"Retry-After": str(retry_after_seconds)}
@@ -168,6 +171,7 @@ def create_app(
     app.include_router(rfo_router)
     app.include_router(maintenance_router)
     app.include_router(notifications_router)
+    app.include_router(reports_router)
     for router in extra_routers:
         app.include_router(router)
     _install_error_handlers(app, retry_after=retry_after)
