@@ -215,7 +215,7 @@ def test_range_must_end_after_it_starts() -> None:
         range_period(at(2, 0), at(1, 0), None)
     assert info.value.field == "end"
     with pytest.raises(PeriodError) as info:
-        range_period(datetime(2026, 11, 1), at(2, 0), None)  # noqa: DTZ001 (naive on purpose)
+        range_period(datetime(2026, 11, 1), at(2, 0), None)  # naive on purpose
     assert info.value.field == "start"
     with pytest.raises(PeriodError, match="time zone"):
         month_period(2026, 11, "Mars/Olympus_Mons")
