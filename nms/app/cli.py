@@ -122,9 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(show)
 
     # The web stack is imported lazily elsewhere; key management is light enough.
-    from caseapi.cli import add_apikey_commands
+    from caseapi.cli import add_apikey_commands, add_report_commands
 
     add_apikey_commands(sub, default_database=DatabaseSettings().url)
+    add_report_commands(sub, default_database=DatabaseSettings().url)
 
     from nms.app.demo import add_demo_command
 
@@ -314,6 +315,10 @@ def _main(argv: Sequence[str] | None) -> int:
             from caseapi.cli import run_apikey_command
 
             return run_apikey_command(args)
+        if args.command == "report":
+            from caseapi.cli import run_report_command
+
+            return run_report_command(args)
         return _cmd_config_show(args)
     except ConfigError as exc:
         _print_problems("invalid configuration, not started", exc.problems)

@@ -52,7 +52,11 @@ async def sync_inventory(
                 id=c.id,
                 name=c.name,
                 contract_status=c.contract_status,
-                attributes=dict(c.attributes),
+                # The reports read it there (``caseapi.reports``: "timezone").
+                attributes={
+                    **c.attributes,
+                    **({"timezone": c.timezone} if c.timezone is not None else {}),
+                },
             )
             for c in inventory.customers
         ],

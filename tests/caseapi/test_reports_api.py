@@ -328,3 +328,45 @@ async def test_backfill_rebuilds_what_the_incident_path_wrote(
             await conn.execute(select(OutageInterval).where(OutageInterval.cause == "no_data"))
         ).all()
         assert gaps == []
+
+
+def test_cli_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``nms report`` on a database file: CSV to stdout, PDF to a file, bad input exit 2."""
+    import asyncio
+
+    from caseapi.core.database import make_engine, make_sessionmaker, migrate
+    from nms.app.cli import main
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+
+    async def prepare() -> dict[str, str]:
+        engine = make_engine(url)
+        try:
+            await migrate(engine)
+            db = Database("sqlite", url, engine, make_sessionmaker(engine))
+            clock = FakeClock(start=START)
+            await seed(db, timezone="Europe/London")
+            sink = IncidentService(sessionmaker=db.sessionmaker, clock=clock)
+            return await script_month(db, sink, clock)
+        finally:
+            await engine.dispose()
+
+    refs = asyncio.run(prepare())
+    base = ["report", "--customer", "cust-1", "--month", "2026-03", "--database", url]
+    assert main([*base, "--format", "csv"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert (table[0]["scope"], float(table[0]["downtime_seconds"])) == ("summary", 2.5 * H)
+    assert main([*base, "--format", "json", "--report", "sla"]) == 0
+    assert '"cases": 2' in capsys.readouterr().out
+    require_poppler()
+    out = tmp_path / "acme.pdf"
+    assert main([*base, "--format", "pdf", "--output", str(out)]) == 0
+    text = pdf_text(out.read_bytes(), tmp_path)
+    assert refs["ntu-1"] in text and f"{100 * (1 - 2.5 / 1483):.3f} %" in text
+    capsys.readouterr()
+    assert main(["report", "--customer", "cust-1", "--month", "2026-13", "--database", url]) == 2
+    assert "--month: no such month: '2026-13'" in capsys.readouterr().err
+    assert main(["report", "--customer", "nobody", "--database", url]) == 2
+    assert "--customer: no customer with id 'nobody'" in capsys.readouterr().err
+    assert main(["report", "--format", "pdf", "--month", "2026-03", "--database", url]) == 2
+    assert "--customer" in capsys.readouterr().err

@@ -333,3 +333,15 @@ def test_any_bytes_are_an_inventory_or_an_inventory_error(data: bytes):
             path.write_bytes(data)
             with contextlib.suppress(InventoryError):
                 load_inventory(path)
+
+
+def test_customer_timezone_is_checked():
+    good = GOOD.replace("    name: ACME\n", "    name: ACME\n    timezone: Europe/London\n")
+    inv = parse_inventory(good, source="inv.yaml", fmt="yaml")
+    assert inv.customers[0].timezone == "Europe/London"
+    assert parse_inventory(GOOD, source="inv.yaml", fmt="yaml").customers[0].timezone is None
+    for bad in ("Europe/Lundon", "../../etc/passwd", "''"):
+        text = GOOD.replace("    name: ACME\n", f"    name: ACME\n    timezone: {bad}\n")
+        problems = problems_of(text)
+        assert problems[0].startswith("inv.yaml:4: customers[0].timezone"), problems
+        assert "unknown time zone" in problems[0]
