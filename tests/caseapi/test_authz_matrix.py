@@ -92,6 +92,9 @@ EXPECTED: Final[dict[tuple[str, str], Rule]] = {
     ("POST", "/v1/webhooks/{subscription_id}/rotate"): Rule(WEBHOOK_WRITERS),
     ("GET", "/v1/notifications"): Rule(STAFF),
     ("POST", "/v1/notifications/{delivery_id}/retry"): Rule(frozenset({Role.NOC, Role.ADMIN})),
+    # A customer gets its own report; staff any customer's or the fleet's.
+    ("GET", "/v1/reports/availability"): Rule(PARTICIPANTS),
+    ("GET", "/v1/reports/sla"): Rule(PARTICIPANTS),
 }
 #: FastAPI's own documentation routes: public, and carry no data.
 DOC_PATHS: Final = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
