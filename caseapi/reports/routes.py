@@ -11,6 +11,7 @@ from caseapi.auth.deps import CaseParticipant
 from caseapi.auth.principal import Principal
 from caseapi.reports.document import monthly_pdf
 from caseapi.reports.errors import ReportParameterError
+from caseapi.reports.period import Period
 from caseapi.reports.render import availability_csv, sla_csv
 from caseapi.reports.schemas import (
     AvailabilityPublic,
@@ -60,16 +61,41 @@ def _filename(kind: str, label: str, customer: str | None, ext: str) -> str:
     return f"{kind}-{customer or 'fleet'}-{safe}.{ext}"
 
 
+def _export(
+    principal: Principal,
+    *,
+    report: str,
+    fmt: ReportFormat,
+    customer: str | None,
+    period: Period,
+    content: bytes | str,
+) -> Response:
+    """A report file (CSV or PDF) as a download.
+
+    Every export leaves through here, with who asked (``principal``) and what they
+    took: the one place to record exports.
+    """
+    media_type = CSV if fmt is ReportFormat.CSV else PDF
+    name = _filename(report, period.label, customer, fmt.value)
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 async def _pdf(service: ReportService, principal: Principal, query: ReportQuery) -> Response:
     availability = await service.availability(principal=principal, query=query)
     if availability.customer is None:
         raise ReportParameterError("customer", "the PDF service report is per customer")
     sla = await service.sla(principal=principal, query=query)
-    name = _filename("service-report", availability.period.label, availability.customer.id, "pdf")
-    return Response(
-        monthly_pdf(availability, sla),
-        media_type=PDF,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    return _export(
+        principal,
+        report="service-report",
+        fmt=ReportFormat.PDF,
+        customer=availability.customer.id,
+        period=availability.period,
+        content=monthly_pdf(availability, sla),
     )
 
 
@@ -91,12 +117,13 @@ async def get_availability(
         return await _pdf(service, principal, query)
     report = await service.availability(principal=principal, query=query)
     if chosen is ReportFormat.CSV:
-        who = report.customer.id if report.customer else None
-        name = _filename("availability", report.period.label, who, "csv")
-        return Response(
-            availability_csv(report),
-            media_type=CSV,
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        return _export(
+            principal,
+            report="availability",
+            fmt=chosen,
+            customer=report.customer.id if report.customer else None,
+            period=report.period,
+            content=availability_csv(report),
         )
     return availability_public(report)
 
@@ -119,11 +146,12 @@ async def get_sla(
         return await _pdf(service, principal, query)
     report = await service.sla(principal=principal, query=query)
     if chosen is ReportFormat.CSV:
-        who = report.customer.id if report.customer else None
-        name = _filename("sla", report.period.label, who, "csv")
-        return Response(
-            sla_csv(report),
-            media_type=CSV,
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        return _export(
+            principal,
+            report="sla",
+            fmt=chosen,
+            customer=report.customer.id if report.customer else None,
+            period=report.period,
+            content=sla_csv(report),
         )
     return sla_public(report)

@@ -370,3 +370,57 @@ def test_cli_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "--customer: no customer with id 'nobody'" in capsys.readouterr().err
     assert main(["report", "--format", "pdf", "--month", "2026-03", "--database", url]) == 2
     assert "--customer" in capsys.readouterr().err
+
+
+async def test_history_follows_the_case(
+    app: FastAPI, database: Database, incidents: IncidentService, clock: FakeClock
+) -> None:
+    """Upgrade P2 -> P1, a duplicate open, recurrence, and a person solving first."""
+    from dataclasses import replace
+
+    from caseapi.auth.principal import Role
+    from caseapi.incidents import ntu_degraded_key
+    from tests.caseapi.auth_fixtures import client_for, mint_key
+
+    m = timedelta(minutes=1)
+    degraded = incident(
+        "ntu-1", customer_id="cust-1", priority="P2", dedup_key=ntu_degraded_key("ntu-1")
+    )
+    ref = await incidents.open_incident(degraded)  # degraded since START - 10 min
+    clock.advance(30 * m)
+    down = replace(
+        incident("ntu-1", customer_id="cust-1", outage_start=START + 10 * m),
+        detected_at=START + 30 * m,
+        supersedes=degraded.dedup_key,
+    )
+    assert await incidents.open_incident(down) == ref  # upgraded in place
+    assert await incidents.open_incident(down) == ref  # a duplicate adds nothing
+    await incidents.restore_incident(dedup_key="ntu:ntu-1:down", restored_at=START + 40 * m)
+    clock.advance(60 * m)
+    again = replace(down, outage_start=START + 80 * m, detected_at=START + 90 * m, supersedes=None)
+    assert await incidents.open_incident(again) == ref  # recurrence inside the window
+    # A person solves it before the detector sees the restoration; the detector's
+    # restoration still ends the outage where the probes saw it end.
+    key = await mint_key(app, role=Role.ENGINEER)
+    solve = {"to": "solved", "resolution_method": "remote", "root_cause_category": "power"}
+    async with client_for(app, key) as staff:
+        assert (await staff.post(f"/v1/cases/{ref}/transitions", json=solve)).is_success
+    await incidents.restore_incident(dedup_key="ntu:ntu-1:down", restored_at=START + 100 * m)
+    async with database.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(
+                    OutageInterval.kind,
+                    OutageInterval.start_at,
+                    OutageInterval.end_at,
+                    OutageInterval.counted,
+                    OutageInterval.case_ref,
+                    OutageInterval.service_id,
+                ).order_by(OutageInterval.start_at)
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("degraded", START - 10 * m, START + 10 * m, False, ref, "svc-1"),
+        ("down", START + 10 * m, START + 40 * m, True, ref, "svc-1"),
+        ("down", START + 80 * m, START + 100 * m, True, ref, "svc-1"),
+    ]
