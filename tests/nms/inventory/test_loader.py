@@ -345,3 +345,11 @@ def test_customer_timezone_is_checked():
         problems = problems_of(text)
         assert problems[0].startswith("inv.yaml:4: customers[0].timezone"), problems
         assert "unknown time zone" in problems[0]
+
+
+def test_customer_timezone_in_csv():
+    text = "id,customer,customer_timezone,address\nn1,c1,America/New_York,192.0.2.1\n"
+    inv = parse_inventory(text, source="inv.csv", fmt="csv")
+    assert inv.customers[0].timezone == "America/New_York"
+    problems = problems_of(text.replace("America/New_York", "America/Nowhere"), "csv")
+    assert problems[0].startswith("inv.csv:2: customers[0].timezone"), problems
