@@ -44,6 +44,13 @@ def _local(at: datetime | None, zone: ZoneInfo) -> str:
     return at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def _cause(kind: str, cause: str, counted: bool) -> str:
+    """``"own"``, ``"upstream"``, ``"degraded (own)"``; ``", not counted"`` when the
+    contract does not count it."""
+    text = cause if kind == "down" else f"{kind} ({cause})"
+    return text if counted else f"{text}, not counted"
+
+
 def _figure_rows(f: Figures) -> list[tuple[str, str]]:
     return [
         ("Availability", percent(f.availability)),
@@ -111,6 +118,9 @@ def monthly_pdf(availability: AvailabilityReport, sla: SlaReport) -> bytes:
             ],
             decimals=3,
         )
+        # ``bar_chart`` leaves its bar colour as the fill colour, and tables drawn
+        # after it fill their rows with it: back to white until it resets it itself.
+        doc._pdf.set_fill_color(255, 255, 255)
     groups = [row for row in availability.rows if row.scope in ("service", "site")]
     if groups:
         doc.table(
@@ -126,7 +136,7 @@ def monthly_pdf(availability: AvailabilityReport, sla: SlaReport) -> bytes:
                 ]
                 for row in groups
             ],
-            col_widths=(1, 3, 1.6, 1.6, 1, 1.6),
+            col_widths=(1, 2.2, 1.7, 2, 1.3, 2),
             align=("L", "L", "R", "R", "R", "R"),
         )
     else:
@@ -135,21 +145,20 @@ def monthly_pdf(availability: AvailabilityReport, sla: SlaReport) -> bytes:
     lines = [line for line in availability.outages if line.outage.cause.value != "no_data"]
     if lines:
         doc.table(
-            ["NTU", "Kind / cause", "Start", "End", "Duration", "Counted", "Case", "RFO"],
+            ["NTU", "Cause", "Start", "End", "Duration", "Case", "RFO"],
             [
                 [
                     line.outage.ntu_id,
-                    f"{line.outage.kind.value} / {line.outage.cause.value}",
+                    _cause(line.outage.kind.value, line.outage.cause.value, line.outage.counted),
                     _local(line.start, zone),
                     _local(line.end, zone),
                     duration(line.seconds_in_period),
-                    "yes" if line.outage.counted else "no",
                     line.outage.case_ref or "-",
                     rfo_link(line) or "not yet published",
                 ]
                 for line in lines
             ],
-            col_widths=(1.4, 1.4, 1.8, 1.8, 1.4, 0.9, 1.5, 2.2),
+            col_widths=(1.2, 1.5, 1.7, 1.7, 1.8, 2.4, 1.7),
         )
     else:
         doc.paragraph("No outages in this period.")
