@@ -16,6 +16,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from caseapi.cases.enums import CommitmentKind, EscalationLevel
+from caseapi.cases.models import Case, CaseCommitment
 from caseapi.cases.service import CaseService
 from caseapi.incidents import IncidentService, NtuStatusUpdate
 from caseapi.maintenance.models import MaintenanceWindow
@@ -185,15 +187,39 @@ async def test_sla_and_csv(
     app: FastAPI, database: Database, incidents: IncidentService, clock: FakeClock
 ) -> None:
     refs = await script_month(database, incidents, clock)
+    # On the own case: one commitment met, one missed, and it went to L2.
+    async with database.sessionmaker() as session:
+        case = (await session.execute(select(Case).where(Case.ref == refs["ntu-1"]))).scalar_one()
+        case.escalation_level = EscalationLevel.L2
+        for met in (True, False):
+            session.add(
+                CaseCommitment(
+                    case_id=case.id,
+                    kind=CommitmentKind.NEXT_UPDATE,
+                    due_at=START + timedelta(minutes=30),
+                    set_by="engineer:bob",
+                    created_at=START,
+                    met_at=START + timedelta(minutes=20) if met else None,
+                    missed_at=None if met else START + timedelta(minutes=30),
+                )
+            )
+        await session.commit()
     sla = (await get(app, "/v1/reports/sla?customer=cust-1&month=2026-03")).json()
     # Two P1s (own, upstream), restored well inside the 4 h repair target, never
     # answered: both missed their 30-minute first response.
     assert sla["cases"] == 2
     assert sla["first_response"] == {"met": 0, "missed": 2, "pending": 0}
     assert sla["time_to_repair"] == {"P1": {"met": 2, "missed": 0, "pending": 0}}
-    assert sorted(c["case_ref"] for c in sla["missed_cases"]) == sorted(
-        [refs["ntu-1"], refs["ntu-2"]]
+    assert (sla["commitments_met"], sla["commitments_missed"], sla["escalated"]) == (1, 1, 1)
+    assert sorted((c["case_ref"], c["missed"]) for c in sla["missed_cases"]) == sorted(
+        [
+            (refs["ntu-1"], ["first_response", "commitment"]),
+            (refs["ntu-2"], ["first_response"]),
+        ]
     )
+    # The other customer's upstream case is its own, not cust-1's.
+    fleet = (await get(app, "/v1/reports/sla?month=2026-03")).json()
+    assert fleet["cases"] == 4  # with pop1's internal incident and cust-2's case
 
     response = await get(
         app,
