@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from caseapi.auth.deps import CaseParticipant
 from caseapi.auth.principal import Principal
-from caseapi.reports.document import monthly_pdf
 from caseapi.reports.errors import ReportParameterError
 from caseapi.reports.period import Period
 from caseapi.reports.render import availability_csv, sla_csv
@@ -85,6 +84,10 @@ def _export(
 
 
 async def _pdf(service: ReportService, principal: Principal, query: ReportQuery) -> Response:
+    # Imported on first use: fpdf2 (with Pillow and fontTools) loaded into every API
+    # process at start-up measurably slowed the embedded detector's cycles under load.
+    from caseapi.reports.document import monthly_pdf
+
     availability = await service.availability(principal=principal, query=query)
     if availability.customer is None:
         raise ReportParameterError("customer", "the PDF service report is per customer")
