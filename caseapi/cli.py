@@ -2,11 +2,18 @@
 
 ``add_apikey_commands(subparsers)`` adds ``apikey create|list|revoke``; dispatch
 ``args.command == "apikey"`` to ``run_apikey_command(args)``, which returns the exit
-code.
+code. ``add_report_commands`` / ``run_report_command`` do the same for ``report``.
 """
 
 from __future__ import annotations
 
 from caseapi.auth.cli import add_apikey_commands, apikey_main, run_apikey_command
+from caseapi.reports.cli import add_report_commands, run_report_command
 
-__all__ = ["add_apikey_commands", "apikey_main", "run_apikey_command"]
+__all__ = [
+    "add_apikey_commands",
+    "add_report_commands",
+    "apikey_main",
+    "run_apikey_command",
+    "run_report_command",
+]

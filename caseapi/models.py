@@ -19,6 +19,7 @@ from caseapi.mail.inbound import InboundMail
 from caseapi.mail.models import MailMessage
 from caseapi.notifications import models as _notifications  # noqa: F401  (registers tables)
 from caseapi.ntus.models import Ntu, NtuState
+from caseapi.reports.models import OutageInterval
 from caseapi.rfo.models import RfoVersion
 
 __all__ = [
@@ -37,5 +38,6 @@ __all__ = [
     "MailMessage",
     "Ntu",
     "NtuState",
+    "OutageInterval",
     "RfoVersion",
 ]

@@ -69,6 +69,8 @@ from caseapi.notifications.routes import router as notifications_router
 from caseapi.notifications.service import WebhookService
 from caseapi.ntus.routes import router as ntus_router
 from caseapi.ratelimit.service import RateLimiter
+from caseapi.reports.routes import router as reports_router
+from caseapi.reports.service import ReportService
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
 
@@ -153,6 +155,7 @@ def create_app(
     )
     app.state.rfo_service = RfoService(sessionmaker=sessionmaker, clock=domain_clock)
     app.state.audit_service = AuditService(sessionmaker=sessionmaker, clock=domain_clock)
+    app.state.report_service = ReportService(sessionmaker=sessionmaker, clock=domain_clock)
     if maintenance_service is not None:
         app.state.maintenance_service = maintenance_service
     app.state.webhook_service = WebhookService(
@@ -197,6 +200,7 @@ def create_app(
     app.include_router(notifications_router)
     app.include_router(audit_router)
     app.include_router(mail_router)
+    app.include_router(reports_router)
     for router in extra_routers:
         app.include_router(router)
     _install_error_handlers(app, retry_after=retry_after)

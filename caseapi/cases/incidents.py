@@ -46,6 +46,8 @@ from caseapi.core.database import session_scope
 from caseapi.core.transaction import write_retrying
 from caseapi.customers import repository as customer_repository
 from caseapi.ntus.status import NtuStatusUpdate, save_statuses
+from caseapi.reports import recorder
+from caseapi.reports.availability import OutageCause, OutageKind
 
 DETECTOR_ACTOR: Final = "detector"
 ACTIVE_CONTRACT: Final = "active"
@@ -172,6 +174,11 @@ class IncidentService:
                     if child.status in WORKING_STATUSES:
                         await self._solve(session, child, restored_at)
                 await session.commit()
+            else:
+                # Solved by a person before the detector saw the restoration: the
+                # outage history still ends where the probes say it did.
+                await recorder.close_case(session, case_id=case.id, at=restored_at)
+                await session.commit()
             return case.ref
 
     async def open_incident_refs(self) -> dict[str, str]:
@@ -194,6 +201,7 @@ class IncidentService:
             return
         async with session_scope(self._sessionmaker, write=True) as session:
             await save_statuses(session, updates)
+            await recorder.record_statuses(session, updates)
             await session.commit()
 
     # -- rules ------------------------------------------------------------------
@@ -256,6 +264,17 @@ class IncidentService:
                 child.parent_case_id = parent.id
             if child.summary != summary:
                 child.summary = summary
+            if child.status in WORKING_STATUSES:
+                await recorder.ensure_open(
+                    session,
+                    case_id=child.id,
+                    case_ref=child.ref,
+                    customer_id=customer_id,
+                    ntu_ids=ntu_ids,
+                    kind=OutageKind.DOWN,
+                    cause=OutageCause.UPSTREAM,
+                    start=request.outage_start,
+                )
         await session.flush()
         return parent.ref
 
@@ -266,12 +285,14 @@ class IncidentService:
             case = None  # its window had ended: closed now, the new outage gets a new case
         if case is not None:
             await self._recur(session, case, request, now)
+            await _record_open(session, case, request)
             return case.ref
         if request.supersedes is not None:
             lower = await repository.get_open_case_by_dedup_key(
                 session, dedup_key=request.supersedes
             )
             if lower is not None and await self._upgrade(session, lower, request, now):
+                await _record_open(session, lower, request)
                 return lower.ref
 
         last = await repository.get_last_case_by_dedup_key(session, dedup_key=request.dedup_key)
@@ -319,6 +340,7 @@ class IncidentService:
         await store.insert_case(
             session, case, sla=self._sla, now=now, actor=DETECTOR_ACTOR, data=data
         )
+        await _record_open(session, case, request)
         return case.ref
 
     async def _catch_up(
@@ -416,6 +438,7 @@ class IncidentService:
             now=now,
             policy=policy,
         )
+        await recorder.close_case(session, case_id=case.id, at=restored_at)
         if reported != restored_at and outcome.entries:
             # Clock skew between probe hosts, or a late message: never let the
             # impact end before it started, but keep what was reported.
@@ -426,6 +449,38 @@ class IncidentService:
                 "clamped_to_outage_start": True,
             }
             await session.flush()
+
+
+async def _record_open(session: AsyncSession, case: Case, request: IncidentOpen) -> None:
+    """The outage history of an NTU's own incident: the interval this outage opens.
+
+    Only while the case is being worked (a late or duplicate open of a restored
+    outage opens nothing). An upgrade from P2 ends the degraded interval where the
+    outage starts.
+    """
+    if (
+        case.status not in WORKING_STATUSES
+        or case.ntu_id is None
+        or not request.dedup_key.startswith(NTU_KEY_PREFIX)
+    ):
+        return
+    kind = OutageKind.DOWN if request.priority == "P1" else OutageKind.DEGRADED
+    if kind is OutageKind.DOWN:
+        await recorder.close_case(
+            session, case_id=case.id, at=request.outage_start, kind=OutageKind.DEGRADED
+        )
+    await recorder.ensure_open(
+        session,
+        case_id=case.id,
+        case_ref=case.ref,
+        customer_id=case.customer_id,
+        ntu_ids=[case.ntu_id],
+        kind=kind,
+        cause=OutageCause.OWN,
+        start=request.outage_start,
+        service_id=case.service_id,
+        site=case.site,
+    )
 
 
 def _require_aware(**timestamps: datetime) -> None:

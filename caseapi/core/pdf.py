@@ -403,6 +403,7 @@ class PdfDocument:
             pdf.set_xy(x + label_width + track + 2.0, y)
             pdf.cell(value_width, pitch, f"{bar.value:.{decimals}f} %", align=Align.R)
             pdf.set_xy(x, y + pitch)
+        pdf.set_fill_color(255, 255, 255)  # tables drawn next fill their rows with it
         pdf.ln(3)
 
     def _fit(self, text: str, width: float) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from caseapi.core.pdf import PdfDocument
 from caseapi.rfo.render import (
     format_value,
     impact_rows,
@@ -63,6 +62,10 @@ def render_pdf(rfo: dict[str, Any], *, customer: str | None, generated_at: datet
             the route passes the publication time.
     """
     facts = rfo["facts"]
+    # Imported on first use: fpdf2 (with Pillow and fontTools) loaded into every API
+    # process at start-up measurably slowed the embedded detector's cycles under load.
+    from caseapi.core.pdf import PdfDocument
+
     doc = PdfDocument(
         title=f"Reason for outage: {facts['case_ref']}",
         subtitle=f"Version {rfo['version']} ({state_text(rfo)})",

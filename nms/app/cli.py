@@ -124,9 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(show)
 
     # The web stack is imported lazily elsewhere; key management is light enough.
-    from caseapi.cli import add_apikey_commands
+    from caseapi.cli import add_apikey_commands, add_report_commands
 
     add_apikey_commands(sub, default_database=DatabaseSettings().url)
+    add_report_commands(sub, default_database=DatabaseSettings().url)
 
     from nms.app.secrets import add_secrets_commands
 
@@ -342,6 +343,10 @@ def _main(argv: Sequence[str] | None) -> int:
             from nms.app.secrets import run_secrets_command
 
             return run_secrets_command(args, _settings_for_secrets)
+        if args.command == "report":
+            from caseapi.cli import run_report_command
+
+            return run_report_command(args)
         return _cmd_config_show(args)
     except ConfigError as exc:
         _print_problems("invalid configuration, not started", exc.problems)

@@ -245,7 +245,7 @@ def _yaml_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
 _SECTIONS = ("customers", "profiles", "nodes", "ntus")
 
 _CSV_NTU_COLUMNS = {"id", "customer", "service_id", "site", "address", "parent"}
-_CSV_EXTRA = {"customer_name", "contract_status"}
+_CSV_EXTRA = {"customer_name", "contract_status", "customer_timezone"}
 
 
 def _csv_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
@@ -283,6 +283,8 @@ def _csv_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
             customer = {"id": cid, "name": values.get("customer_name", cid)}
             if "contract_status" in values:
                 customer["contract_status"] = values["contract_status"]
+            if "customer_timezone" in values:
+                customer["timezone"] = values["customer_timezone"]
             customers[cid] = (line, customer)
     for index, (line, customer) in enumerate(customers.values()):
         rows.append(_Row("customers", index, line, customer))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -228,8 +229,23 @@ class CustomerSpec(_Strict):
     id: str = Field(pattern=_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     contract_status: Literal["active", "expired", "unpaid"] = "active"
+    timezone: str | None = None
+    """IANA time zone of the customer's reports (month boundaries); UTC when unset."""
     attributes: dict[str, str | int | float | bool] = {}
     contacts: tuple[ContactSpec, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {_shown(value)} (an IANA name, e.g. Europe/London)"
+            ) from None
+        return value
 
 
 class NtuSpec(_Strict):

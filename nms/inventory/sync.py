@@ -53,7 +53,11 @@ async def sync_inventory(
                 id=c.id,
                 name=c.name,
                 contract_status=c.contract_status,
-                attributes=dict(c.attributes),
+                # The reports read the time zone there (``caseapi.reports``: "timezone").
+                attributes={
+                    **c.attributes,
+                    **({"timezone": c.timezone} if c.timezone is not None else {}),
+                },
                 contacts=[
                     ContactRecord(email=p.email, name=p.name, language=p.language, roles=p.roles)
                     for p in c.contacts

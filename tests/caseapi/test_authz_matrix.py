@@ -103,6 +103,9 @@ EXPECTED: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/mail/held"): Rule(STAFF),
     ("GET", "/v1/mail/held/{mail_id}"): Rule(STAFF),
     ("POST", "/v1/mail/held/{mail_id}/release"): Rule(STAFF, {"action": "discard", "reason": "x"}),
+    # A customer gets its own report; staff any customer's or the fleet's.
+    ("GET", "/v1/reports/availability"): Rule(PARTICIPANTS),
+    ("GET", "/v1/reports/sla"): Rule(PARTICIPANTS),
 }
 #: FastAPI's own documentation routes: public, and carry no data.
 DOC_PATHS: Final = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

@@ -1,7 +1,7 @@
 """Mail: ``mail_messages`` (one thread per case) and ``customer_contacts``.
 
 Revision ID: 0019
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-06 10:00:00+00:00
 
 Hand-written to match ``caseapi.mail.models`` and ``caseapi.customers.models``; the
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -12,6 +12,7 @@ import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -64,6 +65,14 @@ def all_up(nms: NmsProcess, ids: list[str]) -> None:
 
 def test_down_ntu_opens_one_p1_and_restoration_solves_it(fleet: LabFleet, nms: NmsProcess):
     ids = [f"ntu-{i:03d}" for i in range(4)]
+    # cust1 reports in London time; ntu-003 belongs to another customer, cust2.
+    text = nms.inventory.read_text()
+    text = text.replace(
+        "  - {id: cust1, name: Customer One}",
+        "  - {id: cust1, name: Customer One, timezone: Europe/London}\n"
+        "  - {id: cust2, name: Customer Two}",
+    ).replace("customer: cust1, service_id: SVC-003", "customer: cust2, service_id: SVC-003")
+    nms.inventory.write_text(text)
     with running(nms):
         all_up(nms, ids)
         target = fleet.addresses[1]
@@ -120,8 +129,37 @@ def test_down_ntu_opens_one_p1_and_restoration_solves_it(fleet: LabFleet, nms: N
         steps = [entry["event"] for entry in rfo["facts"]["timeline"]]
         assert steps[:3] == ["outage_start", "detected", "opened"]
         assert {"taken", "public_update", "first_response", "restored", "solved"} <= set(steps)
+        assert_month_report_shows(nms, ref, outage_start, restored_at)
         assert nms.stop() == 0
     assert "stopped cleanly" in nms.log()
+
+
+def assert_month_report_shows(
+    nms: NmsProcess, ref: str, outage_start: datetime, restored_at: datetime
+) -> None:
+    """The customer's month report lists exactly this outage; the other's does not."""
+    month = outage_start.astimezone(ZoneInfo("Europe/London")).strftime("%Y-%m")
+    report = nms.get("/v1/reports/availability", customer="cust1", month=month)
+    assert report["period"]["timezone"] == "Europe/London"
+    # A probe cycle late under load may leave a no-data gap: excluded time, never an outage.
+    outages = [o for o in report["outages"] if o["cause"] != "no_data"]
+    assert [(o["ntu_id"], o["kind"], o["cause"], o["case_ref"], o["counted"]) for o in outages] == [
+        ("ntu-001", "down", "own", ref, True)
+    ]
+    duration = (restored_at - outage_start).total_seconds()
+    assert (ts(outages[0]["start"]), ts(outages[0]["end"])) == (outage_start, restored_at)
+    assert outages[0]["seconds_in_period"] == pytest.approx(duration)
+    assert outages[0]["rfo"] == f"/v1/cases/{ref}/rfo"
+    ntu = next(r for r in report["rows"] if r["scope"] == "ntu" and r["id"] == "ntu-001")
+    assert (ntu["downtime_seconds"], ntu["outages"], ntu["p1"]) == (pytest.approx(duration), 1, 1)
+    assert report["summary"]["ntus"] == 3
+    other = nms.call(
+        "GET", f"/v1/reports/availability?month={month}", key=nms.make_key("customer", "cust2")
+    )
+    assert other.status_code == 200, other.text
+    assert other.json()["customer"]["id"] == "cust2"
+    assert other.json()["summary"]["downtime_seconds"] == 0
+    assert ref not in other.text and "ntu-001" not in other.text
 
 
 def test_whole_site_down_opens_one_case_per_ntu(fleet: LabFleet, nms: NmsProcess) -> None:

@@ -10,14 +10,24 @@ site going dark).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from caseapi.auth.principal import Principal, Role
 from caseapi.maintenance.enums import MaintenanceBehaviour, MaintenanceKind
 from caseapi.maintenance.service import MaintenanceDraft
+from caseapi.reports.service import ReportQuery, ReportService, Row
 from nms.detector.availability import Status
 from tests.nms.app.scenario import INTERVAL, Scenario, inventory_of
+
+
+async def ntu_rows(run: Scenario, since: datetime) -> dict[str, Row]:
+    """The availability report of acme from ``since`` to an hour from now, by NTU."""
+    service = ReportService(sessionmaker=run.sessionmaker, clock=run.clock)
+    query = ReportQuery(customer="acme", start=since, end=run.clock.now() + timedelta(hours=1))
+    report = await service.availability(principal=None, query=query)
+    return {row.id: row for row in report.rows if row.scope == "ntu"}
+
 
 DOWN_AFTER = timedelta(minutes=10)  # the production default, not compressed
 CYCLES_TO_DOWN = int(DOWN_AFTER / INTERVAL)  # 20 bursts of 30 s
@@ -65,6 +75,7 @@ async def test_stopped_probes_make_ntus_unknown_and_open_nothing(tmp_path: Path)
     async with Scenario(tmp_path, inventory=inventory_of(2)) as run:
         await run.cycle()
         await run.cycles(4, {"ntu-1": False})  # failing when the probes stop
+        last = run.clock.now()
         assert run.status("ntu-1") is Status.SUSPECT
         await run.silence(timedelta(minutes=2, seconds=30))  # stale_after 2m
         assert run.status("ntu-0") is Status.UNKNOWN
@@ -72,6 +83,18 @@ async def test_stopped_probes_make_ntus_unknown_and_open_nothing(tmp_path: Path)
         await run.silence(DOWN_AFTER)  # missing data is never an outage
         assert await run.open_cases() == []
         assert run.service.detector.counts()[Status.UNKNOWN] == 2
+        # The probes come back. The reports count the gap - from the last observation
+        # to the next, 12.5 minutes of silence and one interval - as no data, neither
+        # up nor down, for both NTUs.
+        since = last - timedelta(hours=1)
+        await run.cycle()
+        rows = await ntu_rows(run, since)
+        gap = (run.clock.now() - last).total_seconds()
+        assert gap == 13 * 60
+        for ntu_id in ("ntu-0", "ntu-1"):
+            figures = rows[ntu_id].figures
+            assert (figures.no_data, figures.downtime, figures.outages) == (gap, 0.0, 0)
+            assert figures.availability == 100.0
 
 
 async def test_maintenance_mutes_and_the_case_counts_from_the_window_end(
@@ -108,6 +131,17 @@ async def test_maintenance_mutes_and_the_case_counts_from_the_window_end(
         # the window's end, not from the failure 30 minutes earlier.
         assert end - INTERVAL <= covered[0].outage_start <= end
         assert covered[0].detected_at - covered[0].outage_start >= DOWN_AFTER
+        # In the reports the window is excluded: the covered NTU's downtime runs from
+        # the window's end (its case's outage start, the last muted probe, is inside
+        # the window); the other's from its first failure.
+        rows = await ntu_rows(run, start - timedelta(hours=1))
+        now = run.clock.now()
+        muted, plain = rows["ntu-0"].figures, rows["ntu-1"].figures
+        assert muted.maintenance == 30 * 60
+        assert covered[0].outage_start < end
+        assert muted.downtime == (now - end).total_seconds()
+        assert plain.maintenance == 0
+        assert plain.downtime == (now - start - INTERVAL).total_seconds()
 
 
 async def test_a_restart_mid_outage_opens_the_case_on_time_once(tmp_path: Path) -> None:

@@ -412,3 +412,23 @@ def test_contact_errors_name_file_line_and_field():
         languages=frozenset({"en", "it", "de"}),
     )
     assert extra.customers[1].contacts[1].language == "de"
+
+
+def test_customer_timezone_is_checked():
+    good = GOOD.replace("    name: ACME\n", "    name: ACME\n    timezone: Europe/London\n")
+    inv = parse_inventory(good, source="inv.yaml", fmt="yaml")
+    assert inv.customers[0].timezone == "Europe/London"
+    assert parse_inventory(GOOD, source="inv.yaml", fmt="yaml").customers[0].timezone is None
+    for bad in ("Europe/Lundon", "../../etc/passwd", "''"):
+        text = GOOD.replace("    name: ACME\n", f"    name: ACME\n    timezone: {bad}\n")
+        problems = problems_of(text)
+        assert problems[0].startswith("inv.yaml:4: customers[0].timezone"), problems
+        assert "unknown time zone" in problems[0]
+
+
+def test_customer_timezone_in_csv():
+    text = "id,customer,customer_timezone,address\nn1,c1,America/New_York,192.0.2.1\n"
+    inv = parse_inventory(text, source="inv.csv", fmt="csv")
+    assert inv.customers[0].timezone == "America/New_York"
+    problems = problems_of(text.replace("America/New_York", "America/Nowhere"), "csv")
+    assert problems[0].startswith("inv.csv:2: customers[0].timezone"), problems

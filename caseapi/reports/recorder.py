@@ -1,0 +1,201 @@
+"""Writing the outage history from the incident path, in the caller's transaction.
+
+``IncidentService`` calls these as it opens, recurs, upgrades and restores cases, so
+an interval and its case are committed together (or not at all):
+
+- an NTU's own P1 (``ntu:<id>:down``) or P2 (``ntu:<id>:degraded``) opens a ``down``
+  or ``degraded`` interval of cause ``own`` at the outage start (the first failed
+  probe); a P2 upgraded to the P1 ends its ``degraded`` interval where the ``down``
+  one starts; a recurrence inside the monitoring window opens a new interval on
+  the same case;
+- an upstream outage's customer case (``node:<id>:down:customer:<cid>``) opens a
+  ``down`` interval of cause ``upstream`` for each affected NTU, from the node's
+  outage start;
+- restoration ends the case's open intervals at ``restored_at``;
+- the detector's status reports (``report_ntu_status``) open a ``no_data`` interval
+  when an NTU becomes ``unknown`` (from its last observation) and end it at the
+  next observation.
+
+Whether an interval counts as downtime is the customer's contract's call, made
+when it is written (``counts``): own outages always; upstream outages unless the
+customer's ``attributes.availability_upstream`` is false; degradations only when
+``attributes.availability_degraded`` is true; no data never.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caseapi.customers.models import Customer
+from caseapi.ntus.models import Ntu
+from caseapi.ntus.status import NtuStatusUpdate
+from caseapi.reports.availability import OutageCause, OutageKind
+from caseapi.reports.models import OutageInterval
+
+UNKNOWN_STATUS = "unknown"
+
+
+def counts(kind: OutageKind, cause: OutageCause, contract: Mapping[str, Any]) -> bool:
+    """Whether an interval of ``kind`` and ``cause`` is downtime under ``contract``.
+
+    Args:
+        kind: Down or degraded.
+        cause: Own, upstream, maintenance or no data.
+        contract: The customer's attributes (contract terms).
+    """
+    if cause in (OutageCause.MAINTENANCE, OutageCause.NO_DATA):
+        return False
+    if kind is OutageKind.DEGRADED:
+        return contract.get("availability_degraded") is True
+    if cause is OutageCause.UPSTREAM:
+        return contract.get("availability_upstream") is not False
+    return True
+
+
+async def ensure_open(
+    session: AsyncSession,
+    *,
+    case_id: int,
+    case_ref: str,
+    customer_id: str | None,
+    ntu_ids: Sequence[str],
+    kind: OutageKind,
+    cause: OutageCause,
+    start: datetime,
+    service_id: str | None = None,
+    site: str | None = None,
+) -> None:
+    """Open an interval on case ``case_id`` for each NTU of ``ntu_ids`` that has none open.
+
+    Idempotent: calling again with the same case and NTUs adds nothing. The NTU's
+    service and site come from the inventory (``service_id`` / ``site`` when the
+    NTU is not in it).
+    """
+    if not ntu_ids:
+        return
+    open_now = set(
+        (
+            await session.execute(
+                select(OutageInterval.ntu_id).where(
+                    OutageInterval.case_id == case_id,
+                    OutageInterval.kind == kind.value,
+                    OutageInterval.end_at.is_(None),
+                )
+            )
+        ).scalars()
+    )
+    missing = [ntu for ntu in ntu_ids if ntu not in open_now]
+    if not missing:
+        return
+    contract: Mapping[str, Any] = {}
+    if customer_id is not None:
+        customer = await session.get(Customer, customer_id)
+        contract = customer.attributes if customer is not None else {}
+    inventory = {
+        row.id: row
+        for row in (await session.execute(select(Ntu).where(Ntu.id.in_(missing)))).scalars()
+    }
+    counted = counts(kind, cause, contract)
+    for ntu_id in missing:
+        ntu = inventory.get(ntu_id)
+        session.add(
+            OutageInterval(
+                ntu_id=ntu_id,
+                customer_id=customer_id,
+                service_id=ntu.service_id if ntu is not None else service_id,
+                site=ntu.site if ntu is not None else site,
+                kind=kind.value,
+                cause=cause.value,
+                start_at=start,
+                end_at=None,
+                case_id=case_id,
+                case_ref=case_ref,
+                counted=counted,
+            )
+        )
+    await session.flush()
+
+
+async def close_case(
+    session: AsyncSession, *, case_id: int, at: datetime, kind: OutageKind | None = None
+) -> None:
+    """End the open intervals of case ``case_id`` (of ``kind`` only, if given) at ``at``.
+
+    An interval never ends before it started: ``at`` earlier than its start ends it
+    at its start (a zero-length interval, which counts nothing).
+    """
+    rows = (
+        await session.execute(
+            select(OutageInterval).where(
+                OutageInterval.case_id == case_id,
+                OutageInterval.end_at.is_(None),
+                *([OutageInterval.kind == kind.value] if kind is not None else []),
+            )
+        )
+    ).scalars()
+    for row in rows:
+        row.end_at = max(row.start_at, at)
+    await session.flush()
+
+
+async def record_statuses(session: AsyncSession, updates: Sequence[NtuStatusUpdate]) -> None:
+    """Open and end ``no_data`` intervals from a batch of status reports.
+
+    One indexed query for the open ones (few: NTUs without data right now) per
+    batch; the inventory is read only when an NTU starts a gap.
+    """
+    latest = {update.ntu_id: update for update in updates}
+    open_gaps = {
+        row.ntu_id: row
+        for row in (
+            await session.execute(
+                select(OutageInterval).where(
+                    OutageInterval.cause == OutageCause.NO_DATA.value,
+                    OutageInterval.end_at.is_(None),
+                )
+            )
+        ).scalars()
+    }
+    starting = [
+        u for u in latest.values() if u.status == UNKNOWN_STATUS and u.ntu_id not in open_gaps
+    ]
+    for ntu_id, row in open_gaps.items():
+        update_ = latest.get(ntu_id)
+        if update_ is None or update_.status == UNKNOWN_STATUS:
+            continue
+        # The gap ends at the first observation after it.
+        end = update_.last_observation_at or update_.since
+        row.end_at = max(row.start_at, end)
+    if starting:
+        inventory = {
+            row.id: row
+            for row in (
+                await session.execute(select(Ntu).where(Ntu.id.in_([u.ntu_id for u in starting])))
+            ).scalars()
+        }
+        for update_ in starting:
+            ntu = inventory.get(update_.ntu_id)
+            if ntu is None:
+                continue  # an upstream node (its status shares the table), not an NTU
+            session.add(
+                OutageInterval(
+                    ntu_id=ntu.id,
+                    customer_id=ntu.customer_id,
+                    service_id=ntu.service_id,
+                    site=ntu.site,
+                    kind=OutageKind.DOWN.value,
+                    cause=OutageCause.NO_DATA.value,
+                    # No data since the last observation, not since stale_after later.
+                    start_at=update_.last_observation_at or update_.since,
+                    end_at=None,
+                    case_id=None,
+                    case_ref=None,
+                    counted=False,
+                )
+            )
+    await session.flush()

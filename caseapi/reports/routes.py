@@ -1,0 +1,163 @@
+"""HTTP routes of the reports: availability and SLA as JSON, CSV or the monthly PDF."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from caseapi.auth.deps import CaseParticipant
+from caseapi.auth.principal import Principal
+from caseapi.reports.errors import ReportParameterError
+from caseapi.reports.period import Period
+from caseapi.reports.render import availability_csv, sla_csv
+from caseapi.reports.schemas import (
+    AvailabilityPublic,
+    ReportFormat,
+    SlaPublic,
+    availability_public,
+    sla_public,
+)
+from caseapi.reports.service import ReportQuery, ReportService
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+CSV = "text/csv; charset=utf-8"
+PDF = "application/pdf"
+_ALTERNATIVES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}, PDF: {}}}}
+
+
+def get_report_service(request: Request) -> ReportService:
+    """Return the report service built by ``create_app``."""
+    service: ReportService = request.app.state.report_service
+    return service
+
+
+ReportServiceDep = Annotated[ReportService, Depends(get_report_service)]
+CustomerParam = Annotated[
+    str | None, Query(description="customer id (staff; a customer key: its own)")
+]
+MonthParam = Annotated[str | None, Query(description="calendar month YYYY-MM")]
+StartParam = Annotated[datetime | None, Query(description="range start, with a UTC offset")]
+EndParam = Annotated[datetime | None, Query(description="range end (exclusive)")]
+FormatParam = Annotated[ReportFormat | None, Query(description="json, csv or pdf")]
+
+
+def _format(request: Request, given: ReportFormat | None) -> ReportFormat:
+    if given is not None:
+        return given
+    accept = request.headers.get("accept", "")
+    if "text/csv" in accept:
+        return ReportFormat.CSV
+    if PDF in accept:
+        return ReportFormat.PDF
+    return ReportFormat.JSON
+
+
+def _filename(kind: str, label: str, customer: str | None, ext: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
+    return f"{kind}-{customer or 'fleet'}-{safe}.{ext}"
+
+
+async def _export(
+    service: ReportService,
+    *,
+    report: str,
+    fmt: ReportFormat,
+    customer: str | None,
+    period: Period,
+    content: bytes | str,
+) -> Response:
+    """A report file (CSV or PDF) as a download.
+
+    Every export leaves through here: the one place that records them in the audit
+    log (``report.export``, the caller named by the auth dependency).
+    """
+    await service.record_export(
+        report=report, fmt=fmt.value, customer=customer, period=period.label, size=len(content)
+    )
+    media_type = CSV if fmt is ReportFormat.CSV else PDF
+    name = _filename(report, period.label, customer, fmt.value)
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def _pdf(service: ReportService, principal: Principal, query: ReportQuery) -> Response:
+    # Imported on first use: fpdf2 (with Pillow and fontTools) loaded into every API
+    # process at start-up measurably slowed the embedded detector's cycles under load.
+    from caseapi.reports.document import monthly_pdf
+
+    availability = await service.availability(principal=principal, query=query)
+    if availability.customer is None:
+        raise ReportParameterError("customer", "the PDF service report is per customer")
+    sla = await service.sla(principal=principal, query=query)
+    return await _export(
+        service,
+        report="service-report",
+        fmt=ReportFormat.PDF,
+        customer=availability.customer.id,
+        period=availability.period,
+        content=monthly_pdf(availability, sla),
+    )
+
+
+@router.get("/availability", response_model=AvailabilityPublic, responses=_ALTERNATIVES)
+async def get_availability(
+    request: Request,
+    principal: CaseParticipant,
+    service: ReportServiceDep,
+    customer: CustomerParam = None,
+    month: MonthParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    format: FormatParam = None,
+) -> AvailabilityPublic | Response:
+    """Availability per NTU, service, site and customer over a month or range."""
+    query = ReportQuery(customer=customer, month=month, start=start, end=end)
+    chosen = _format(request, format)
+    if chosen is ReportFormat.PDF:
+        return await _pdf(service, principal, query)
+    report = await service.availability(principal=principal, query=query)
+    if chosen is ReportFormat.CSV:
+        return await _export(
+            service,
+            report="availability",
+            fmt=chosen,
+            customer=report.customer.id if report.customer else None,
+            period=report.period,
+            content=availability_csv(report),
+        )
+    return availability_public(report)
+
+
+@router.get("/sla", response_model=SlaPublic, responses=_ALTERNATIVES)
+async def get_sla(
+    request: Request,
+    principal: CaseParticipant,
+    service: ReportServiceDep,
+    customer: CustomerParam = None,
+    month: MonthParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    format: FormatParam = None,
+) -> SlaPublic | Response:
+    """SLA compliance (first response, time to repair, commitments) over a month or range."""
+    query = ReportQuery(customer=customer, month=month, start=start, end=end)
+    chosen = _format(request, format)
+    if chosen is ReportFormat.PDF:
+        return await _pdf(service, principal, query)
+    report = await service.sla(principal=principal, query=query)
+    if chosen is ReportFormat.CSV:
+        return await _export(
+            service,
+            report="sla",
+            fmt=chosen,
+            customer=report.customer.id if report.customer else None,
+            period=report.period,
+            content=sla_csv(report),
+        )
+    return sla_public(report)
