@@ -16,6 +16,11 @@ overrides them through ``customers.attributes`` and a service order through
 - ``ntus.attributes.ttr``: time to repair of the service, either one duration for
   every incident priority or a mapping ``{"P1": "4h", "P2": "8h"}``. Without it the
   defaults are P1 4 h, P2 8 h and no repair target for P3 requests.
+- ``ntus.attributes.ttr_site`` / ``ttr_service`` (same forms): the time to repair of
+  the NTU's site and service, written by the inventory sync from the inventory's
+  ``sites`` and ``services`` (the support process: the target is unique to location
+  and service). Precedence, per priority: service > site > the NTU's ``ttr`` >
+  ``cases.ttr``.
 
 A malformed attribute falls back to the default (and is logged): a typo in the
 inventory must not stop cases from being opened.
@@ -98,7 +103,11 @@ class SlaSettings:
                 # P3 requests are watched like P2 incidents (the foundation's choice).
                 CasePriority.P3: self.monitoring_window_p2,
             },
-            ttr=_ttr(self.ttr, ntu.get("ttr")),
+            # Lowest precedence first: each later source overrides what it sets.
+            ttr=_ttr(
+                _ttr(_ttr(self.ttr, ntu.get("ttr")), ntu.get("ttr_site")),
+                ntu.get("ttr_service"),
+            ),
             first_response=_duration(customer, "first_response", self.first_response),
             unassigned_after=self.unassigned_after,
             reminder_after=_duration(
