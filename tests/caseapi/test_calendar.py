@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,9 +23,11 @@ from caseapi.cases.config import CaseSettings
 from caseapi.cases.enums import CaseEventKind, CasePriority, CaseStatus, CaseSubject, CaseType
 from caseapi.cases.schemas import CaseCreate
 from caseapi.cases.service import CaseService
-from caseapi.cases.snapshot import CaseSnapshot, CustomerReply, Transition
+from caseapi.cases.snapshot import CaseSnapshot, ChangePriority, CustomerReply, Transition
 from caseapi.cases.store import on_customer_reply
+from nms.app.settings import load_settings
 from nms.clock import FakeClock
+from nms.errors import ConfigError
 from tests.caseapi.conftest import Database
 from tests.caseapi.lifecycle_fixtures import ENGINEER, advance, events_of, seed, ticker
 
@@ -298,6 +301,29 @@ def test_bad_calendar_settings_name_the_key(
     assert message in error["msg"]
 
 
+def test_a_bad_calendar_in_the_settings_file_stops_start_up_naming_the_key(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "nms.yaml"
+    path.write_text(
+        "cases:\n"
+        "  calendars:\n"
+        "    office: {timezone: Europe/Roma, hours: {mon: ['09:00-18:00']}}\n"
+        "  business_hours: {p3: office}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert raised.value.problems == [
+        f"{path}: cases.calendars.office: timezone: unknown time zone 'Europe/Roma' "
+        "(an IANA name such as 'Europe/Rome')"
+    ]
+    path.write_text(path.read_text().replace("Europe/Roma", "Europe/Rome"))
+    policy = load_settings(path).cases.sla().policy()
+    assert policy.calendars[CasePriority.P3] == Calendar.build(
+        "office", timezone="Europe/Rome", hours={"mon": ["09:00-18:00"]}
+    )
+
+
 # -- the lifecycle ---------------------------------------------------------------------
 
 
@@ -373,3 +399,24 @@ async def test_a_p3_on_friday_evening_is_due_monday_and_not_breached_over_the_we
         await session.commit()
     # 7 h 30 min was left at 09:20; from Wednesday 09:00 that is 16:30 (15:30 UTC).
     assert (await service.get_case(ref)).ttr_due_at == utc(2026, 12, 9, 15, 30)
+
+
+def test_a_priority_change_moves_the_repair_deadline_to_the_new_clock() -> None:
+    policy = office_settings(ttr={"p3": "8h"}).sla().policy()
+    created = rome(2026, 12, 4, 17, 50)  # Friday
+    deadlines = lifecycle.initial_deadlines(
+        created_at=created, priority=CasePriority.P3, policy=policy
+    )
+    assert deadlines["ttr_due_at"] == rome(2026, 12, 7, 16, 50)  # Monday, business hours
+    case = CaseSnapshot(
+        status=CaseStatus.IN_PROGRESS,
+        type=CaseType.INCIDENT,
+        priority=CasePriority.P3,
+        created_at=created,
+        ttr_due_at=deadlines["ttr_due_at"],
+    )
+    now = rome(2026, 12, 4, 18, 0)
+    raised = lifecycle.step(case, ChangePriority(CasePriority.P1, actor="e"), now, policy).snapshot
+    assert raised.ttr_due_at == rome(2026, 12, 4, 21, 50)  # P1 runs 24x7: 4 h from creation
+    lowered = lifecycle.step(raised, ChangePriority(CasePriority.P3, actor="e"), now, policy)
+    assert lowered.snapshot.ttr_due_at == rome(2026, 12, 7, 16, 50)
