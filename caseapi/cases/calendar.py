@@ -7,21 +7,24 @@ allowed, ``00:00-24:00`` is all day) and holidays (local dates, closed all day).
 and return aware UTC datetimes, so a deadline is still stored as an absolute instant.
 A target without a calendar (24x7) is plain addition and never reaches this module.
 
-Business time is real elapsed time while open, not wall-clock time: each day's
-local intervals are turned into UTC instants with ``zoneinfo`` and only those
-instants are counted. What this means at a daylight-saving change, deliberately:
+Business time is real elapsed time while open, not wall-clock time. An instant is
+open when the local wall clock at that instant reads a time inside an open interval
+of that local date (and the date is no holiday). The instants are found per span of
+constant UTC offset (``zoneinfo`` gives the offset; its changes are located to the
+second), so a daylight-saving change is handled exactly, deliberately so:
 
-- Spring forward (Europe/Rome, last Sunday of March, 02:00 -> 03:00): the local
-  times in the gap do not exist. A boundary inside the gap is read as the instant of
-  the change, so an interval ``02:00-03:00`` is empty that day and ``00:00-24:00``
-  is 23 real hours.
-- Fall back (last Sunday of October, 03:00 -> 02:00): the hour from 02:00 to 03:00
-  happens twice. An interval's start is its first occurrence and its end its last,
-  so ``02:00-03:00`` is open for both (2 real hours) and ``00:00-24:00`` is 25.
+- Spring forward (Europe/Rome, last Sunday of March, 02:00 -> 03:00): the wall clock
+  never reads 02:00-02:59, so an interval ``02:00-03:00`` is empty that day,
+  ``01:00-04:00`` is open 2 real hours and ``00:00-24:00`` 23.
+- Fall back (last Sunday of October, 03:00 -> 02:00): the wall clock reads
+  02:00-02:59 twice, so ``02:00-03:00`` is open both times (2 real hours) and
+  ``00:00-24:00`` is 25.
 
 Consequently an all-day calendar (every day ``00:00-24:00``, no holidays) gives
-exactly the 24x7 deadline, DST or not: the days' intervals touch end to start.
-Ordinary ``09:00-17:00`` hours are untouched by a change at 02:00 or 03:00.
+exactly the 24x7 deadline, DST or not, and ordinary ``09:00-17:00`` hours are
+untouched by a change at 02:00 or 03:00. (Offsets are probed once a day: a zone
+changing its offset twice within one day, which no real zone does, would be seen
+as not changing.)
 
 The search is bounded: a calendar with no open hours is refused at construction,
 and ``add_business_time`` gives up with ``CalendarError`` when the duration does
@@ -31,7 +34,7 @@ not fit in ``SEARCH_LIMIT`` (a calendar whose every open day is a holiday).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
@@ -42,6 +45,7 @@ WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: How far ahead ``add_business_time`` looks before giving up.
 SEARCH_LIMIT: Final = timedelta(days=3 * 366)
 _DAY_MINUTES: Final = 24 * 60
+_DAY: Final = timedelta(days=1)
 _INTERVAL: Final = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 #: An open interval of one day in local minutes since midnight, ``(start, end)``.
@@ -128,56 +132,78 @@ class Calendar:
         return cls(name=name, tz=tz, hours=tuple(days), holidays=frozenset(holidays))
 
     def open_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
-        """The UTC instants support is open on local date ``day`` (empty ones left out)."""
-        if day in self.holidays:
-            return []
-        result = []
-        for start, end in self.hours[day.weekday()]:
-            begins = self._instant(day, start, first=True)
-            ends = self._instant(day, end, first=False)
-            if ends > begins:
-                result.append((begins, ends))
-        return result
+        """The UTC spans in which the wall clock reads an open time of local ``day``."""
+        midnight = datetime.combine(day, time()).replace(tzinfo=self.tz).astimezone(UTC)
+        pieces = self._pieces(midnight - _DAY, midnight + 2 * _DAY)
+        return list(_merge((begins, ends) for wall_day, begins, ends in pieces if wall_day == day))
 
-    def _instant(self, day: date, minute: int, *, first: bool) -> datetime:
-        """The UTC instant of local ``day`` at ``minute`` (1440: the next midnight).
+    def intervals(self, a: datetime, b: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """The open UTC intervals near ``[a, b]``, sorted, disjoint, touching ones joined.
 
-        An ambiguous time (fall back) is its first occurrence for an interval's start
-        and its last for its end; a nonexistent one (spring forward) is the instant of
-        the change. The module docstring says why.
+        They cover at least a day either side of ``[a, b]``: enough for any interval
+        that touches it to be whole.
         """
-        if minute == _DAY_MINUTES:
-            day, minute = day + timedelta(days=1), 0
-        naive = datetime.combine(day, time(minute // 60, minute % 60))
-        fold0 = naive.replace(tzinfo=self.tz, fold=0).astimezone(UTC)
-        fold1 = naive.replace(tzinfo=self.tz, fold=1).astimezone(UTC)
-        if fold0 == fold1:
-            return fold0
-        if fold0 < fold1:  # ambiguous: fold=0 is the first occurrence, fold=1 the second
-            return fold0 if first else fold1
-        # In the gap: fold=0 reads it with the old offset (too late), fold=1 with the
-        # new one (too early); the change happened in between. Find it to the second.
-        low, high = fold1, fold0
-        offset_before = low.astimezone(self.tz).utcoffset()
+        return _merge((begins, ends) for _, begins, ends in self._pieces(a - _DAY, b + _DAY))
+
+    def _pieces(self, a: datetime, b: datetime) -> Iterator[tuple[date, datetime, datetime]]:
+        """``(wall date, begins, ends)`` of the open time in ``[a, b)``, in order."""
+        cursor = a.astimezone(UTC)
+        while cursor < b:
+            offset = _offset(cursor, self.tz)
+            step = min(cursor + _DAY, b)
+            if _offset(step, self.tz) != offset:
+                step = self._change(cursor, step, offset)
+            yield from self._segment(cursor, step, offset)
+            cursor = step
+
+    def _change(self, low: datetime, high: datetime, offset: timedelta) -> datetime:
+        """The instant after ``low`` (offset ``offset``) where the offset changes."""
         while high - low > timedelta(seconds=1):
             middle = low + (high - low) / 2
-            if middle.astimezone(self.tz).utcoffset() == offset_before:
+            if _offset(middle, self.tz) == offset:
                 low = middle
             else:
                 high = middle
-        return high.replace(microsecond=0) if high.microsecond else high
+        # Offsets change on whole seconds; ``high`` is less than a second after it.
+        truncated = high.replace(microsecond=0)
+        return truncated if truncated > low else high
 
-    def intervals(self, a: datetime, b: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """The open intervals of the local days from ``a``'s to ``b``'s, in order.
+    def _segment(
+        self, a: datetime, b: datetime, offset: timedelta
+    ) -> Iterator[tuple[date, datetime, datetime]]:
+        """The open pieces of ``[a, b)``, throughout which the UTC offset is ``offset``."""
+        wall_a, wall_b = a + offset, b + offset  # UTC datetimes whose fields are wall time
+        day = wall_a.date()
+        while day <= wall_b.date():
+            if day not in self.holidays:
+                midnight = datetime.combine(day, time(), tzinfo=UTC)
+                for start, end in self.hours[day.weekday()]:
+                    begins = max(midnight + timedelta(minutes=start), wall_a) - offset
+                    ends = min(midnight + timedelta(minutes=end), wall_b) - offset
+                    if begins < ends:
+                        yield day, begins, ends
+            day += _DAY
 
-        One day either side: a local day's intervals may begin before its midnight
-        in UTC (or end after it), and none that touches ``[a, b]`` may be missed.
-        """
-        day = a.astimezone(self.tz).date() - timedelta(days=1)
-        last = b.astimezone(self.tz).date() + timedelta(days=1)
-        while day <= last:
-            yield from self.open_intervals(day)
-            day += timedelta(days=1)
+
+def _offset(instant: datetime, tz: ZoneInfo) -> timedelta:
+    offset = instant.astimezone(tz).utcoffset()
+    assert offset is not None  # a ZoneInfo always has one
+    return offset
+
+
+def _merge(pieces: Iterable[tuple[datetime, datetime]]) -> Iterator[tuple[datetime, datetime]]:
+    """Sorted pieces with overlapping or touching ones joined (an interval running
+    into the next day's, or split where the offset changed, is one)."""
+    pending: tuple[datetime, datetime] | None = None
+    for begins, ends in pieces:
+        if pending is not None and begins <= pending[1]:
+            pending = (pending[0], max(pending[1], ends))
+            continue
+        if pending is not None:
+            yield pending
+        pending = (begins, ends)
+    if pending is not None:
+        yield pending
 
 
 def zone(name: str) -> ZoneInfo:

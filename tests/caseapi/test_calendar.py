@@ -111,6 +111,18 @@ def test_hours_touching_the_changed_hour() -> None:
     assert add_business_time(wide, rome(2026, 3, 29, 1, 0), 90 * M) == rome(2026, 3, 29, 3, 30)
     day = (rome(2026, 3, 29, 0, 0), rome(2026, 3, 30, 0, 0))
     assert business_time_between(wide, *day) == 2 * H
+    # Fall back with boundaries inside the repeated hour: open whenever the wall clock
+    # reads an open time, so 02:00-02:15 and 02:45-03:00 count twice, 02:15-02:45 never.
+    split = Calendar.build(
+        "split", timezone="Europe/Rome", hours={"sun": ["01:00-02:15", "02:45-04:00"]}
+    )
+    assert split.open_intervals(date(2026, 10, 25)) == [
+        (utc(2026, 10, 24, 23, 0), utc(2026, 10, 25, 0, 15)),
+        (utc(2026, 10, 25, 0, 45), utc(2026, 10, 25, 1, 15)),
+        (utc(2026, 10, 25, 1, 45), utc(2026, 10, 25, 3, 0)),
+    ]
+    day = (rome(2026, 10, 25, 0, 0), rome(2026, 10, 26, 0, 0))
+    assert business_time_between(split, *day) == 3 * H
 
 
 def test_all_day_is_24x7_even_across_dst() -> None:
@@ -172,7 +184,15 @@ def test_the_search_is_bounded() -> None:
 
 # -- properties ------------------------------------------------------------------------
 
-ZONES = ("Europe/Rome", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC")
+#: Lord Howe moves 30 minutes; Santiago changes at midnight; Kolkata and UTC never.
+ZONES = (
+    "Europe/Rome",
+    "America/New_York",
+    "Australia/Lord_Howe",
+    "America/Santiago",
+    "Asia/Kolkata",
+    "UTC",
+)
 
 
 @st.composite
@@ -193,7 +213,18 @@ def calendars(draw: st.DrawFn) -> Calendar:
     )
 
 
-starts = st.datetimes(datetime(2026, 1, 1), datetime(2026, 12, 31), timezones=st.just(UTC))
+#: Days around the 2026 offset changes of ``ZONES``, where the mistakes would be.
+CHANGES = [
+    datetime(2026, month, day, tzinfo=UTC)
+    for month, day in ((3, 8), (3, 29), (4, 5), (9, 6), (10, 4), (10, 25), (11, 1))
+]
+anywhere = st.datetimes(datetime(2026, 1, 1), datetime(2026, 12, 31), timezones=st.just(UTC))
+near_a_change = st.builds(
+    lambda day, minutes: day + timedelta(minutes=minutes),
+    st.sampled_from(CHANGES),
+    st.integers(-2 * 24 * 60, 2 * 24 * 60),
+)
+starts = st.one_of(anywhere, near_a_change)
 durations = st.timedeltas(timedelta(0), timedelta(hours=30))
 FEW = settings(max_examples=100, deadline=None)
 
@@ -238,6 +269,26 @@ def test_a_deadline_is_inside_an_open_interval(
         gaps += max(begins - cursor, timedelta(0))
         cursor = max(cursor, min(ends, due))
     assert closed == gaps + (due - cursor)
+
+
+def open_by_the_wall_clock(calendar: Calendar, instant: datetime) -> bool:
+    """The definition, applied literally to one instant."""
+    local = instant.astimezone(calendar.tz)
+    minute = local.hour * 60 + local.minute
+    return local.date() not in calendar.holidays and any(
+        start <= minute < end for start, end in calendar.hours[local.weekday()]
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(calendars(), near_a_change, st.integers(0, 2 * 24 * 60))
+def test_open_time_is_the_minutes_the_wall_clock_reads_open(
+    calendar: Calendar, start: datetime, minutes: int
+) -> None:
+    # Every boundary (intervals on the half hour, offset changes) falls on a minute,
+    # so counting minutes is exact.
+    counted = sum(open_by_the_wall_clock(calendar, start + n * M) for n in range(minutes))
+    assert business_time_between(calendar, start, start + minutes * M) == counted * M
 
 
 # -- settings --------------------------------------------------------------------------
