@@ -135,13 +135,14 @@ class Calendar:
         """The UTC spans in which the wall clock reads an open time of local ``day``."""
         midnight = datetime.combine(day, time()).replace(tzinfo=self.tz).astimezone(UTC)
         pieces = self._pieces(midnight - _DAY, midnight + 2 * _DAY)
-        return list(_merge((begins, ends) for wall_day, begins, ends in pieces if wall_day == day))
+        day_pieces = ((begins, ends) for wall_day, begins, ends in pieces if wall_day == day)
+        return list(_merge(day_pieces, touching=True))
 
     def intervals(self, a: datetime, b: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """The open UTC intervals near ``[a, b]``, sorted, disjoint, touching ones joined.
+        """The open UTC intervals near ``[a, b]``, sorted and disjoint, lazily.
 
-        They cover at least a day either side of ``[a, b]``: enough for any interval
-        that touches it to be whole.
+        They cover at least a day either side of ``[a, b]``. Touching ones are not
+        joined, so that an all-day calendar does not read years ahead at once.
         """
         return _merge((begins, ends) for _, begins, ends in self._pieces(a - _DAY, b + _DAY))
 
@@ -191,12 +192,15 @@ def _offset(instant: datetime, tz: ZoneInfo) -> timedelta:
     return offset
 
 
-def _merge(pieces: Iterable[tuple[datetime, datetime]]) -> Iterator[tuple[datetime, datetime]]:
-    """Sorted pieces with overlapping or touching ones joined (an interval running
-    into the next day's, or split where the offset changed, is one)."""
+def _merge(
+    pieces: Iterable[tuple[datetime, datetime]], *, touching: bool = False
+) -> Iterator[tuple[datetime, datetime]]:
+    """Sorted pieces with overlapping ones joined (two wall-clock intervals can
+    overlap in UTC at a change), and ``touching`` ones too (an interval split where
+    the offset changed is one)."""
     pending: tuple[datetime, datetime] | None = None
     for begins, ends in pieces:
-        if pending is not None and begins <= pending[1]:
+        if pending is not None and (begins < pending[1] or (touching and begins == pending[1])):
             pending = (pending[0], max(pending[1], ends))
             continue
         if pending is not None:
