@@ -25,6 +25,7 @@ from caseapi.cases.schemas import CaseCreate
 from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import CaseSnapshot, ChangePriority, CustomerReply, Transition
 from caseapi.cases.store import on_customer_reply
+from nms.app import cli
 from nms.app.settings import load_settings
 from nms.clock import FakeClock
 from nms.errors import ConfigError
@@ -373,6 +374,23 @@ def test_a_bad_calendar_in_the_settings_file_stops_start_up_naming_the_key(
     assert policy.calendars[CasePriority.P3] == Calendar.build(
         "office", timezone="Europe/Rome", hours={"mon": ["09:00-18:00"]}
     )
+
+
+def test_config_show_prints_calendars_as_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "nms.yaml"
+    path.write_text(
+        "cases:\n  calendars:\n    office: {timezone: Europe/Rome, "
+        "hours: {mon: ['09:00-18:00']}, holidays: ['2026-12-25']}\n"
+    )
+    assert cli.main(["config", "show", "--config", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert (
+        "  calendars:\n    office:\n      timezone: Europe/Rome\n      hours:\n"
+        "        mon: [09:00-18:00]\n      holidays: [2026-12-25]\n  business_hours:\n"
+        "    p1: null\n"
+    ) in shown
 
 
 # -- the lifecycle ---------------------------------------------------------------------
