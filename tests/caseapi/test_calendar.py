@@ -424,16 +424,20 @@ def test_resume_re_places_the_remaining_repair_time_in_business_hours() -> None:
     assert resumed.paused_at is None
 
 
+@pytest.mark.parametrize("chosen_by", ["settings", "contract"])
 async def test_a_p3_on_friday_evening_is_due_monday_and_not_breached_over_the_weekend(
-    database: Database,
+    database: Database, chosen_by: str
 ) -> None:
     clock = FakeClock(start=rome(2026, 12, 4, 17, 50).astimezone(UTC))
-    service = CaseService(
-        sessionmaker=database.sessionmaker,
-        clock=clock,
-        sla=office_settings(ttr={"p3": "8h"}).sla(),
-    )
-    await seed(database)
+    if chosen_by == "settings":  # cases.business_hours.p3
+        sla = office_settings(ttr={"p3": "8h"}).sla()
+        await seed(database)
+    else:  # every priority 24x7 but this customer's P3 (attributes.calendar_p3)
+        sla = CaseSettings.model_validate(
+            {"calendars": {"office": OFFICE_SETTINGS}, "ttr": {"p3": "8h"}}
+        ).sla()
+        await seed(database, calendar_p3="office")
+    service = CaseService(sessionmaker=database.sessionmaker, clock=clock, sla=sla)
     draft = CaseCreate(
         type=CaseType.GENERAL_REQUEST,
         subject=CaseSubject.INFORMATION_REQUEST,
