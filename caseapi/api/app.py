@@ -145,7 +145,9 @@ def create_app(
     # Key expiry, comment and RFO times follow ``clock``: tests pass their FakeClock.
     domain_clock = clock or SystemClock()
     app.state.apikey_service = ApiKeyService(sessionmaker=sessionmaker, clock=domain_clock)
-    app.state.comment_service = CommentService(sessionmaker=sessionmaker, clock=domain_clock)
+    app.state.comment_service = CommentService(
+        sessionmaker=sessionmaker, clock=domain_clock, sla=app.state.case_service.sla
+    )
     attachment_settings = attachments or AttachmentSettings()
     app.state.attachment_service = AttachmentService(
         sessionmaker=sessionmaker,

@@ -6,12 +6,13 @@ ticker apply; nothing else in the case service states a default duration.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from pydantic import model_validator
 
+from caseapi.cases.calendar import Calendar
 from caseapi.cases.enums import CasePriority
-from caseapi.cases.sla import SlaSettings
+from caseapi.cases.sla import ALWAYS, SlaSettings
 from caseapi.core.config import Section
 from caseapi.core.durations import Duration, positive
 
@@ -38,12 +39,46 @@ class WaitingCustomerSettings(Section):
     """How often a held auto-close is retried while the NTU is still down."""
 
 
+class CalendarSettings(Section):
+    """One business-hours calendar (``cases.calendars.<name>``).
+
+    ``hours`` maps ``mon`` ... ``sun`` to local intervals (``"09:00-13:00"``,
+    ``"14:00-18:00"``; ``"00:00-24:00"`` is all day; a weekday left out is closed);
+    ``holidays`` are local dates closed all day.
+    """
+
+    timezone: str
+    hours: dict[str, list[str]] = {}
+    holidays: list[date] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> CalendarSettings:
+        self.calendar("check")  # refuses, naming the field, what cannot be a calendar
+        return self
+
+    def calendar(self, name: str) -> Calendar:
+        return Calendar.build(
+            name, timezone=self.timezone, hours=self.hours, holidays=self.holidays
+        )
+
+
+class BusinessHoursSettings(Section):
+    """The calendar each priority's first response, unassigned flag and time to
+    repair run on: a name from ``cases.calendars``; unset (or ``24x7``) is 24x7."""
+
+    p1: str | None = None
+    p2: str | None = None
+    p3: str | None = None
+
+
 class CaseSettings(Section):
     monitoring_window: MonitoringWindowSettings = MonitoringWindowSettings()
     first_response: Duration = timedelta(minutes=30)
     """Per-contract override: a customer's ``attributes.first_response`` (e.g. 2h)."""
     unassigned_after: Duration = timedelta(hours=1)
     ttr: RepairTimeSettings = RepairTimeSettings()
+    calendars: dict[str, CalendarSettings] = {}
+    business_hours: BusinessHoursSettings = BusinessHoursSettings()
     waiting_customer: WaitingCustomerSettings = WaitingCustomerSettings()
     dispatch_notice: Duration = timedelta(hours=24)
     ticker_interval: Duration = timedelta(seconds=30)
@@ -58,6 +93,16 @@ class CaseSettings(Section):
         w = self.waiting_customer
         for value in (w.reminder_after, w.close_after, w.recheck):
             positive(value)
+        if ALWAYS in self.calendars:
+            raise ValueError(f"calendars.{ALWAYS}: the name {ALWAYS!r} means no calendar")
+        for priority in ("p1", "p2", "p3"):
+            name = getattr(self.business_hours, priority)
+            if name is not None and name != ALWAYS and name not in self.calendars:
+                known = ", ".join(sorted(self.calendars)) or "none configured"
+                raise ValueError(
+                    f"business_hours.{priority}: no calendar {name!r} in cases.calendars "
+                    f"({known}; or {ALWAYS!r})"
+                )
         return self
 
     def sla(self) -> SlaSettings:
@@ -76,6 +121,15 @@ class CaseSettings(Section):
                 CasePriority.P3: self.ttr.p3,
             },
             dispatch_notice=self.dispatch_notice,
+            calendars={name: c.calendar(name) for name, c in self.calendars.items()},
+            business_hours={
+                priority: None if name == ALWAYS else name
+                for priority, name in (
+                    (CasePriority.P1, self.business_hours.p1),
+                    (CasePriority.P2, self.business_hours.p2),
+                    (CasePriority.P3, self.business_hours.p3),
+                )
+            },
         )
 
 

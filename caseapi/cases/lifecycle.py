@@ -333,15 +333,19 @@ def _change_priority(run: Run, event: Event) -> None:
     if event.priority is case.priority:
         return
     ttr = run.policy.ttr.get(event.priority)
+    old_ttr = run.policy.ttr.get(case.priority)
     changes: dict[str, Any] = {"priority": event.priority}
     if case.ttr_breached_at is None:
-        # Keep any pause already credited: shift by the same offset from creation.
+        # Keep any pause already credited: shift by the same offset from the deadline
+        # the old priority had without pauses (in real time; 24x7 it is exact).
         credited = (
-            case.ttr_due_at - case.created_at - run.policy.ttr[case.priority]  # type: ignore[operator]
-            if case.ttr_due_at is not None and run.policy.ttr.get(case.priority) is not None
+            case.ttr_due_at - run.policy.due(case.priority, case.created_at, old_ttr)
+            if case.ttr_due_at is not None and old_ttr is not None
             else timedelta(0)
         )
-        changes["ttr_due_at"] = None if ttr is None else case.created_at + ttr + credited
+        changes["ttr_due_at"] = (
+            None if ttr is None else run.policy.due(event.priority, case.created_at, ttr) + credited
+        )
     if case.solved_at is not None and case.status is S.SOLVED:
         changes["monitoring_until"] = case.solved_at + run.policy.monitoring_window[event.priority]
     run.set(**changes)

@@ -81,9 +81,9 @@ def initial_deadlines(
     """SLA deadlines of a case created at ``created_at``."""
     ttr = policy.ttr.get(priority)
     return {
-        "first_response_due_at": created_at + policy.first_response,
-        "unassigned_due_at": created_at + policy.unassigned_after,
-        "ttr_due_at": None if ttr is None else created_at + ttr,
+        "first_response_due_at": policy.due(priority, created_at, policy.first_response),
+        "unassigned_due_at": policy.due(priority, created_at, policy.unassigned_after),
+        "ttr_due_at": None if ttr is None else policy.due(priority, created_at, ttr),
     }
 
 
@@ -171,7 +171,7 @@ class Run:
                 solved_at=None,
                 restored_at=None,
                 monitoring_until=None,
-                ttr_due_at=None if ttr is None else now + ttr,
+                ttr_due_at=None if ttr is None else self.policy.due(self.case.priority, now, ttr),
                 ttr_breached_at=None,
             )
         if to is S.WAITING_CUSTOMER:
@@ -210,14 +210,24 @@ class Run:
             "auto_close_held_at": None,
         }
         if case.paused_at is not None and case.ttr_due_at is not None:
-            # max(): a clock never runs backwards here, but a pause is never negative.
-            changes["ttr_due_at"] = case.ttr_due_at + max(self.now - case.paused_at, timedelta(0))
+            calendar = self.policy.calendars.get(case.priority)
+            if calendar is not None and case.ttr_due_at > case.paused_at:
+                # Business hours: what was left of the repair time at the pause runs
+                # again from now, in open time (closed hours of the pause cost nothing).
+                left = self.policy.elapsed(case.priority, case.paused_at, case.ttr_due_at)
+                changes["ttr_due_at"] = self.policy.due(case.priority, self.now, left)
+            else:
+                # max(): a clock never runs backwards here, but a pause is never negative.
+                pause = max(self.now - case.paused_at, timedelta(0))
+                changes["ttr_due_at"] = case.ttr_due_at + pause
         self.set(**changes)
 
     def requeue(self) -> None:
         """The case is back in a queue: the unassigned flag re-arms from now."""
         self.set(
-            unassigned_due_at=self.now + self.policy.unassigned_after,
+            unassigned_due_at=self.policy.due(
+                self.case.priority, self.now, self.policy.unassigned_after
+            ),
             unassigned_flagged_at=None,
         )
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from caseapi.cases.calendar import Calendar, add_business_time, business_time_between
 from caseapi.cases.enums import (
     CaseEventKind,
     CasePriority,
@@ -41,6 +42,9 @@ class SlaPolicy:
     close_after: timedelta
     #: How soon an auto-close held back by a down NTU is tried again.
     auto_close_recheck: timedelta
+    #: The business-hours calendar of each priority's first response, unassigned
+    #: flag and time to repair; a priority left out runs 24x7.
+    calendars: Mapping[CasePriority, Calendar | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("first_response", "unassigned_after", "reminder_after", "close_after"):
@@ -48,6 +52,22 @@ class SlaPolicy:
                 raise ValueError(f"{name} must be positive")
         if self.auto_close_recheck <= timedelta(0):
             raise ValueError("auto_close_recheck must be positive")
+
+    def due(self, priority: CasePriority, start: datetime, duration: timedelta) -> datetime:
+        """The deadline ``duration`` after ``start`` on ``priority``'s clock (24x7 or
+        its calendar's open time), as an absolute instant."""
+        calendar = self.calendars.get(priority)
+        if calendar is None:
+            return start + duration
+        return add_business_time(calendar, start, duration)
+
+    def elapsed(self, priority: CasePriority, start: datetime, end: datetime) -> timedelta:
+        """How much of ``priority``'s clock ran from ``start`` to ``end`` (zero if
+        ``end`` is not after ``start``)."""
+        calendar = self.calendars.get(priority)
+        if calendar is None:
+            return max(end - start, timedelta(0))
+        return business_time_between(calendar, start, end)
 
 
 @dataclass(frozen=True, slots=True)

@@ -290,12 +290,18 @@ async def mark_rfo_published(
 
 
 async def on_customer_reply(
-    session: AsyncSession, *, case_id: int, at: datetime, actor: str
+    session: AsyncSession,
+    *,
+    case_id: int,
+    at: datetime,
+    actor: str,
+    sla: SlaSettings = DEFAULT_SLA,
 ) -> None:
     """Record a customer's reply (public comment) in the caller's transaction.
 
     A case waiting on the customer goes back to ``in_progress`` and its repair clock
-    resumes; in any other open status the reply is only noted on the timeline.
+    resumes (``sla``: the settings its policy comes from, for its business-hours
+    calendar); in any other open status the reply is only noted on the timeline.
     Replies on finished cases are ignored (comments there are the comment module's
     business).
 
@@ -307,7 +313,8 @@ async def on_customer_reply(
         raise CaseNotFoundError(str(case_id))
     if case.status.is_terminal:
         return
-    policy = DEFAULT_SLA.policy()
+    # The case's own policy: resuming re-places the repair deadline on its calendar.
+    policy = await policy_for(session, case, sla)
     await apply_event(session, case, CustomerReply(actor=actor), now=at, policy=policy)
 
 

@@ -36,8 +36,10 @@ from caseapi.audit.enums import AuditAction
 from caseapi.auth.principal import Principal
 from caseapi.cases import repository as case_repository
 from caseapi.cases import store as case_store
+from caseapi.cases.config import DEFAULT_SLA
 from caseapi.cases.enums import CaseEventKind
 from caseapi.cases.models import Case
+from caseapi.cases.sla import SlaSettings
 from caseapi.clock import Clock
 from caseapi.comments import repository
 from caseapi.comments.errors import CommentRefusedError, InternalCommentForbiddenError
@@ -56,15 +58,24 @@ class CommentView:
 class CommentService:
     """Writes and reads case comments on behalf of a principal."""
 
-    def __init__(self, *, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        sla: SlaSettings = DEFAULT_SLA,
+    ) -> None:
         """Create the service.
 
         Args:
             sessionmaker: Session factory (``caseapi.core.database.make_sessionmaker``).
             clock: Source of every comment's timestamp.
+            sla: The SLA settings a customer's reply resumes a paused case under
+                (its business-hours calendars); the defaults when omitted.
         """
         self._sessionmaker = sessionmaker
         self._clock = clock
+        self._sla = sla
 
     async def add_comment(
         self, *, principal: Principal, ref: str, body: str, visibility: Visibility
@@ -193,7 +204,7 @@ class CommentService:
         now = self._clock.now()
         if principal.is_customer:
             await case_store.on_customer_reply(
-                session, case_id=case.id, at=now, actor=principal.actor
+                session, case_id=case.id, at=now, actor=principal.actor, sla=self._sla
             )
         else:
             await case_store.on_staff_reply(session, case_id=case.id, at=now, actor=principal.actor)

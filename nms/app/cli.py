@@ -300,8 +300,16 @@ def _print_section(name: str, value: object, indent: int) -> None:
         for key, item in value:
             _print_section(key, item, indent + 1)
         return
+    if isinstance(value, dict) and value:
+        # A mapping of named entries (cases.calendars), shown like a section.
+        print(f"{pad}{name}:")
+        for key, item in value.items():
+            _print_section(str(key), item, indent + 1)
+        return
     shown: object = value
-    if isinstance(value, timedelta):
+    if isinstance(value, dict):
+        shown = "{}"
+    elif isinstance(value, timedelta):
         shown = format_duration(value)
     elif isinstance(value, bool):
         shown = str(value).lower()

@@ -64,6 +64,8 @@ from nms.inventory.model import (
     NodeSpec,
     NtuSpec,
     ProfileSpec,
+    ServiceSpec,
+    SiteSpec,
 )
 from probes.observation import IPAddress
 
@@ -189,7 +191,7 @@ def _line_of(item: object, loc: tuple[int | str, ...]) -> int | None:
 
 @dataclass(slots=True)
 class _Row:
-    section: str  # "customers", "ntus" or "profiles"
+    section: str  # one of _SECTIONS
     index: int
     line: int | None
     data: Any
@@ -242,7 +244,7 @@ def _yaml_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
     return rows
 
 
-_SECTIONS = ("customers", "profiles", "nodes", "ntus")
+_SECTIONS = ("customers", "profiles", "services", "sites", "nodes", "ntus")
 
 _CSV_NTU_COLUMNS = {"id", "customer", "service_id", "site", "address", "parent"}
 _CSV_EXTRA = {"customer_name", "contract_status", "customer_timezone"}
@@ -296,6 +298,8 @@ def _csv_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
 _MODELS: dict[str, type[BaseModel]] = {
     "customers": CustomerSpec,
     "profiles": ProfileSpec,
+    "services": ServiceSpec,
+    "sites": SiteSpec,
     "nodes": NodeSpec,
     "ntus": NtuSpec,
 }
@@ -321,6 +325,7 @@ def parse_inventory(
     customers: list[CustomerSpec] = []
     customer_rows: list[tuple[_Row, CustomerSpec]] = []
     profiles: list[ProfileSpec] = []
+    repair_times: list[tuple[int | None, str, ServiceSpec | SiteSpec]] = []
     ntus: list[tuple[int | None, str, NtuSpec]] = []
     nodes: list[tuple[int | None, str, NtuSpec]] = []
     for row in rows:
@@ -356,6 +361,8 @@ def parse_inventory(
             customer_rows.append((row, spec))
         elif isinstance(spec, ProfileSpec):
             profiles.append(spec)
+        elif isinstance(spec, ServiceSpec | SiteSpec):
+            repair_times.append((row.line, where, spec))
         else:
             assert isinstance(spec, NtuSpec)
             ntus.append((row.line, where, spec))
@@ -365,6 +372,12 @@ def parse_inventory(
     for line, where, ntu in ntus:
         if ntu.profile is not None and ntu.profile not in profile_ids:
             problems.append(f"{source}:{line}: {where}.profile: unknown profile {ntu.profile!r}")
+    seen: set[tuple[str, str]] = set()
+    for line, where, entry in repair_times:
+        kind = where.partition("[")[0]
+        if (kind, entry.id) in seen:
+            problems.append(f"{source}:{line}: {where}.id: duplicate {kind[:-1]} {entry.id!r}")
+        seen.add((kind, entry.id))
     if problems:
         raise InventoryError(sorted(problems, key=_problem_line))
     return Inventory(
@@ -373,6 +386,8 @@ def parse_inventory(
         source=source,
         profiles=tuple(profiles),
         nodes=tuple(n for _, _, n in nodes if isinstance(n, NodeSpec)),
+        services=tuple(e for _, _, e in repair_times if isinstance(e, ServiceSpec)),
+        sites=tuple(e for _, _, e in repair_times if isinstance(e, SiteSpec)),
     )
 
 

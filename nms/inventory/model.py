@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -28,7 +30,7 @@ from pydantic import (
 
 from caseapi.inventory import CONTACT_ROLES, DEFAULT_ROLES, check_email, shipped_languages
 from caseapi.secrets import ENC_PREFIX, SecretBox, SecretDecryptError
-from nms.app.settings import Duration
+from nms.app.settings import Duration, parse_duration
 from probes.observation import IPAddress
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -182,6 +184,67 @@ class ProfileSpec(_Strict):
         return {k: v for k, v in self if k != "id" and v is not None}
 
 
+_PRIORITIES = ("P1", "P2", "P3")
+
+
+def _repair_time(value: object) -> timedelta | dict[str, timedelta]:
+    """``4h`` or ``{P1: 2h, P2: 6h}``, parsed, with one clear message when wrong."""
+    if isinstance(value, dict):
+        parsed = {}
+        for key, item in value.items():
+            if key not in _PRIORITIES:
+                raise ValueError(f"unknown priority {_shown(key)}: one of P1, P2, P3")
+            parsed[key] = _positive(item, f"{key}: ")
+        if not parsed:
+            raise ValueError("expected a duration or a mapping of P1/P2/P3 to durations")
+        return parsed
+    return _positive(value, "")
+
+
+def _positive(value: object, where: str) -> timedelta:
+    try:
+        duration = parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{where}{exc}") from None
+    if duration <= timedelta(0):
+        raise ValueError(f"{where}must be greater than zero")
+    return duration
+
+
+#: A time to repair: one duration for incidents (P1 and P2), or one per priority.
+RepairTime = Annotated[timedelta | dict[str, timedelta], BeforeValidator(_repair_time)]
+
+
+#: NTU attributes the inventory sync writes from ``services`` / ``sites``; an NTU
+#: may not set them itself (``caseapi.cases.sla`` reads them, in that precedence).
+REPAIR_TIME_ATTRIBUTES = ("ttr_service", "ttr_site")
+
+
+class ServiceSpec(_Strict):
+    """A service (an NTU's ``service_id``) with its own time to repair."""
+
+    id: str = Field(min_length=1, max_length=64)
+    ttr: RepairTime
+
+
+class SiteSpec(_Strict):
+    """A site (an NTU's or node's ``site``) with its own time to repair."""
+
+    id: str = Field(min_length=1, max_length=200)
+    ttr: RepairTime
+
+
+def repair_time_text(ttr: RepairTime) -> str | dict[str, str]:
+    """``ttr`` as the case service reads it from NTU attributes (``"14400s"``)."""
+    if isinstance(ttr, dict):
+        return {priority: _seconds(value) for priority, value in ttr.items()}
+    return _seconds(ttr)
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{value.total_seconds():g}s"
+
+
 class ContactSpec(_Strict):
     """A person of a customer: who gets its mails, and whose mails open its cases."""
 
@@ -260,6 +323,19 @@ class NtuSpec(_Strict):
     profile: str | None = None
     attributes: dict[str, str | int | float | bool] = {}
 
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(
+        cls, value: dict[str, str | int | float | bool]
+    ) -> dict[str, str | int | float | bool]:
+        for key in REPAIR_TIME_ATTRIBUTES:
+            if key in value:
+                kind = key.removeprefix("ttr_")
+                raise ValueError(
+                    f"{key} is set by the inventory: give the {kind} a ttr in '{kind}s'"
+                )
+        return value
+
     @field_validator("address", mode="before")
     @classmethod
     def _address(cls, value: object) -> IPAddress:
@@ -304,6 +380,8 @@ class Inventory:
     source: str = ""
     profiles: tuple[ProfileSpec, ...] = ()
     nodes: tuple[NodeSpec, ...] = ()
+    services: tuple[ServiceSpec, ...] = ()
+    sites: tuple[SiteSpec, ...] = ()
     by_id: dict[str, NtuSpec] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:

@@ -19,10 +19,10 @@ from caseapi.inventory import (
     NtuRecord,
 )
 from caseapi.inventory import sync_inventory as store_inventory
-from nms.inventory.model import Inventory, NtuSpec
+from nms.inventory.model import Inventory, NtuSpec, repair_time_text
 
 
-def _ntu_record(spec: NtuSpec) -> NtuRecord:
+def _ntu_record(spec: NtuSpec, inventory: Inventory) -> NtuRecord:
     probe: dict[str, Any] = spec.probe.model_dump()
     if spec.snmp is not None:
         # Never the community or the v3 keys: the case service's tables are read by
@@ -38,8 +38,22 @@ def _ntu_record(spec: NtuSpec) -> NtuRecord:
         address=str(spec.address),
         parent=spec.parent,
         probe=probe,
-        attributes=dict(spec.attributes),
+        attributes={**spec.attributes, **_repair_times(spec, inventory)},
     )
+
+
+def _repair_times(spec: NtuSpec, inventory: Inventory) -> dict[str, Any]:
+    """The ``ttr_service`` / ``ttr_site`` attributes of ``spec`` from the inventory's
+    ``services`` and ``sites`` (``caseapi.cases.sla`` applies their precedence)."""
+    found: dict[str, Any] = {}
+    for key, entries, ref in (
+        ("ttr_service", inventory.services, spec.service_id),
+        ("ttr_site", inventory.sites, spec.site),
+    ):
+        match = next((e for e in entries if ref is not None and e.id == ref), None)
+        if match is not None:
+            found[key] = repair_time_text(match.ttr)
+    return found
 
 
 async def sync_inventory(
@@ -65,7 +79,7 @@ async def sync_inventory(
             )
             for c in inventory.customers
         ],
-        ntus=[_ntu_record(spec) for spec in inventory.ntus],
+        ntus=[_ntu_record(spec, inventory) for spec in inventory.ntus],
         nodes=[
             NodeRecord(id=n.id, kind=n.kind, address=str(n.address), parent=n.parent, site=n.site)
             for n in inventory.nodes
