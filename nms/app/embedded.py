@@ -118,6 +118,7 @@ async def _serve(
                 probes=probe_stats,
                 clock=clock,
                 sessionmaker=sessionmaker,
+                per_ntu=settings.metrics.per_ntu,
             )
             if probes.snmp is not None:
                 metrics.collector.attach_snmp(probes.snmp, probes.snmp_client, probes.traps)

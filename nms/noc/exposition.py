@@ -23,6 +23,8 @@ from collections.abc import Callable
 from typing import cast
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
@@ -34,10 +36,51 @@ _OM_SUFFIXES = ("_created", "_gsum", "_gcount")
 _TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
 
 
-def _escape(value: str) -> str:
+def escape_label(value: str) -> str:
+    """A label value as the text format writes it between quotes."""
     if "\\" in value or '"' in value or "\n" in value:
         return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
     return value
+
+
+_escape = escape_label
+_INF = float("inf")
+
+
+def sample_value(value: float) -> str:
+    """A sample value as ``generate_latest`` writes it (Go-style beyond 1e6, +Inf, NaN)."""
+    value = float(value)
+    return repr(value) if -_INF < value < 1_000_000.0 else _go_float(value)
+
+
+class TextFamily(Metric):
+    """A family whose sample lines are already written (``name{labels} value\\n`` each).
+
+    ``render`` copies ``lines`` as they are: building one string per sample directly
+    costs a fraction of building ``Sample`` tuples and formatting them afterwards,
+    which matters for the per-NTU families (a million samples at 100k NTUs). Other
+    readers of the registry (``generate_latest``, ``get_sample_value``) still get
+    ``samples``, parsed from the lines on first use.
+    """
+
+    def __init__(self, name: str, documentation: str, typ: str, lines: list[str]) -> None:
+        super().__init__(name, documentation, typ)
+        self.lines = lines
+        self._parsed: list[Sample] | None = None
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._parsed is None:
+            self._parsed = []
+            text = f"# TYPE {self.name} {self.type}\n" + "".join(self.lines)
+            for family in text_string_to_metric_families(text):
+                self._parsed.extend(family.samples)
+        return self._parsed
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        # Metric.__init__ assigns an empty list; the lines are the samples.
+        self._parsed = value or None
 
 
 def _line(sample: Sample) -> str:
@@ -72,6 +115,9 @@ def render(registry: CollectorRegistry) -> bytes:
             name += "_info"
         output.append(f"# HELP {name} {_help(metric.documentation)}\n")
         output.append(f"# TYPE {name} {_TYPES.get(kind, kind)}\n")
+        if type(metric) is TextFamily:
+            output.extend(metric.lines)
+            continue
         extra: dict[str, list[str]] = {}
         suffixed = {metric.name + suffix: suffix for suffix in _OM_SUFFIXES}
         for sample in metric.samples:
