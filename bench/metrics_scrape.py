@@ -2,8 +2,9 @@
 
     python bench/metrics_scrape.py [--ntus 100000] [--scrapes 3] [--per-ntu all]
 
-Builds N synthetic NTUs in a real ``Detector`` (95 % up with burst figures, 3 % down
-with an open P1, 1 % suspect, 1 % unknown; every third with SNMP WAN figures), then
+Builds N synthetic NTUs in a real ``Detector`` (93 % up with burst figures, 3 % down
+with an open P1, 1 % each suspect, unknown, recovering, unreachable and up with an
+open P2; every third with SNMP WAN figures), then
 renders the page as ``GET /metrics`` does (``nms.noc.exposition.render``) and prints
 the CPU seconds, size and sample count of a scrape. Not a test: it prints figures.
 """
@@ -37,6 +38,20 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# The fleet's mix, by i % 100: 3 % down with an open P1, 1 % each suspect, unknown,
+# recovering and unreachable, 1 % up with an open P2; the rest up.
+_MIX = {
+    0: Status.DOWN,
+    1: Status.DOWN,
+    2: Status.DOWN,
+    3: Status.SUSPECT,
+    4: Status.UNKNOWN,
+    5: Status.RECOVERING,
+    6: Status.UNREACHABLE,
+}
+_OUTAGE = {Status.DOWN, Status.SUSPECT, Status.RECOVERING}
+
+
 def synthetic_detector(ntus: int, clock: FakeClock) -> Detector:
     """A detector holding ``ntus`` NTUs in a realistic mix of states (no database use)."""
     detector = Detector(
@@ -57,30 +72,23 @@ def synthetic_detector(ntus: int, clock: FakeClock) -> Detector:
             id=f"ntu-{i:06d}", customer="c", address=address, snmp=snmp if i % 3 == 0 else None
         )
         kind = i % 100
-        status = (
-            Status.DOWN
-            if kind < 3
-            else Status.SUSPECT
-            if kind == 3
-            else Status.UNKNOWN
-            if kind == 4
-            else Status.UP
-        )
+        status = _MIX.get(kind, Status.UP)
         seen = None if status == Status.UNKNOWN else now - timedelta(seconds=i % 60)
         state = NtuState(
             status=status,
             since=now - timedelta(hours=1),
-            outage_start=now - timedelta(minutes=5) if kind < 4 else None,
+            outage_start=now - timedelta(minutes=5) if status in _OUTAGE else None,
             last_observation_at=seen,
         )
         view = (
             SnmpView(
-                wan_oper_status=1 if kind >= 3 else 2,
+                wan_oper_status=2 if status == Status.DOWN else 1,
                 wan_admin_status=1,
                 in_bps=1_000_000.0 + i,
                 out_bps=250_000.0 + i,
                 error_rate=0.0,
                 reboots=i % 2,
+                icmp_filtered=kind == 8,
             )
             if spec.snmp is not None
             else SnmpView()
@@ -90,7 +98,7 @@ def synthetic_detector(ntus: int, clock: FakeClock) -> Detector:
             thresholds=Thresholds(),
             state=state,
             outage=Outage(ref=f"C-{i}" if kind < 3 else None),
-            degraded=Degraded(),
+            degraded=Degraded(ref=f"D-{i}" if kind == 7 else None),
             signals=Signals(view=view),
             last_probe=None if seen is None else LastProbe(0.0123 + i * 1e-7, 0.0, 0.0011),
         )
