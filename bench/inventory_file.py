@@ -4,8 +4,9 @@
     /usr/bin/time -v scripts/nms inventory check /tmp/inv100k.yaml
 
 One customer per 20 NTUs, an aggregation node per 500, every third NTU with SNMP
-(sharing one anchored ``snmp`` block, as real files do). Addresses are in 10.0.0.0/8
-and are never contacted by ``inventory check``. Not a test: it writes a file.
+(sharing one anchored ``snmp`` block, as real files do). Addresses are loopback
+(127.1.0.0 on, nodes 127.2.0.0 on): ``inventory check`` contacts none, and even an
+``nms run`` on this file would send nothing off the host. Not a test: it writes a file.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ def write(path: Path, ntus: int) -> None:
     lines += [f"  - {{id: cust{c}, name: Customer {c}}}" for c in range((ntus + 19) // 20)]
     lines.append("nodes:")
     for n in range((ntus + 499) // 500):
-        address = ipaddress.ip_address(0x0B000000 + n)
+        address = ipaddress.ip_address(0x7F020000 + n)
         lines.append(f'  - {{id: agg-{n}, kind: aggregation, address: "{address}"}}')
     lines.append("ntus:")
     for i in range(ntus):
-        address = ipaddress.ip_address(0x0A000000 + i)
+        address = ipaddress.ip_address(0x7F010000 + i)
         entry = (
             f"  - id: ntu-{i:06d}\n    customer: cust{i // 20}\n    service_id: SVC-{i}\n"
             f'    site: Site {i}\n    address: "{address}"\n    parent: agg-{i // 500}'

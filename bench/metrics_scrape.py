@@ -67,7 +67,7 @@ def synthetic_detector(ntus: int, clock: FakeClock) -> Detector:
     snmp = SnmpSpec.model_validate({"community": "public", "wan": {"name": "wan0"}})
     fleet = detector.ntus
     for i in range(ntus):
-        address = ipaddress.ip_address(0x0A000000 + i)  # a label only: never sent
+        address = ipaddress.ip_address(0x7F010000 + i)  # loopback, and never contacted
         spec = NtuSpec.model_construct(
             id=f"ntu-{i:06d}", customer="c", address=address, snmp=snmp if i % 3 == 0 else None
         )
