@@ -31,6 +31,11 @@ nesting (``MAX_DEPTH``) and the number of values once aliases are expanded
 (``MAX_VALUES``) are counted while the YAML is composed, before any object is built
 from it. So deep nesting cannot exhaust the stack and an alias bomb ("billion
 laughs") is refused, while an anchor shared by many NTUs (``snmp: *defaults``) works.
+
+libyaml (C) scans and parses the YAML when PyYAML has it (python3-yaml and the wheels
+do), PyYAML's pure-Python parser otherwise (``YAML_PARSER`` says which; a debug log
+too); the measuring composer above is Python in both cases. A 100k-NTU file: 17 s of
+CPU and 0.8 GB instead of 44 s and 1.15 GB (``bench/inventory_file.py``).
 """
 
 from __future__ import annotations

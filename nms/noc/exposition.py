@@ -1,9 +1,9 @@
 """``/metrics`` pages: rendered in a worker thread, in the text format, quickly.
 
-At 10,000 NTUs a scrape has about 80,000 samples and costs about half a second of
-CPU (collecting the families ~0.4 s, writing the text ~0.2 s). Done inside the event
-loop, that stalled the detector for that long at every scrape (seconds on a loaded
-machine), so ``render_async`` runs it in a thread: the loop keeps consuming probe
+At 100,000 NTUs a scrape has about a million samples and costs about 0.6 s of CPU
+(it was 4.7 s before the per-NTU families were written as text). Done inside the
+event loop, that would stall the detector for that long at every scrape (more on a
+loaded machine), so ``render_async`` runs it in a thread: the loop keeps consuming probe
 results between the thread's GIL slices. The collectors only read the detector's
 state (an inventory reload replaces the NTU dict instead of changing it in place), so
 a page is a consistent-enough snapshot.
@@ -12,7 +12,9 @@ a page is a consistent-enough snapshot.
 name of every sample; ours are fixed identifiers, so ``render`` checks each family's
 name once, escapes a label value only when it holds a character that needs it, and
 otherwise writes exactly what ``generate_latest`` writes, about 40 % faster
-(``tests/nms/test_exposition.py`` compares the two).
+(``tests/nms/test_exposition.py`` compares the two). The per-NTU families go further:
+they arrive as ``TextFamily``, their lines already written, and are copied as they
+are (a scrape at 100k NTUs: 0.6 s of CPU, from 4.7 s).
 """
 
 from __future__ import annotations

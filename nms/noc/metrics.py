@@ -27,9 +27,12 @@ label                       values                                      bound
 ``kind``                    fixed counter names of the SNMP client      < 10
 ==========================  ==========================================  ================
 
-Per-NTU families: about 12 series per NTU, plus one ``nms_ntu_open_case_age_seconds``
-series per open incident (at most two per NTU). At 100k NTUs that is about 1.2M
-series, which one Prometheus holds; everything else is a few dozen series.
+Per-NTU families (``metrics.per_ntu``, see ``nms.noc.ntu_metrics``): with ``all``, 8
+series per ICMP-only NTU and 15 per SNMP NTU (one more during an outage), plus one
+``nms_ntu_open_case_age_seconds`` series per open incident: about 1M series at 100k
+NTUs (a third with SNMP). With ``not_up`` the same for the NTUs not up or with an open
+incident only; with ``none`` nothing per NTU. Everything else is a few dozen series.
+A scrape may ask for a narrower mode than configured (``/metrics?per_ntu=none``).
 """
 
 from __future__ import annotations
