@@ -294,3 +294,23 @@ def test_label_values_are_escaped(ntu: str):
         s.labels["ntu"] for f in text_string_to_metric_families(page.decode()) for s in f.samples
     }
     assert labels == {ntu}
+
+
+async def test_the_detector_status_page_narrows_too(detector: Detector):
+    # ``nms detector`` serves /metrics from nms.app.process.status_app.
+    from httpx import ASGITransport, AsyncClient
+
+    from nms.app.process import status_app
+
+    registry = CollectorRegistry()
+    registry.register(NmsCollector(detector=detector, probes=None, clock=CLOCK, per_ntu="all"))
+    app = status_app(health=dict, registry=lambda: registry)
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+        full = (await client.get("/metrics")).text
+        fleet_only = (await client.get("/metrics?per_ntu=none")).text
+        bad = await client.get("/metrics?per_ntu=every")
+    assert 'nms_ntu_state{ntu="ntu-000011",state="up"} 1.0' in full
+    assert 'nms_metrics_per_ntu_info{mode="none"} 1.0' in fleet_only
+    assert "nms_ntu_" not in fleet_only  # no per-NTU family at all (nms_ntus is fleet)
+    assert 'nms_ntus{state="up"} 279.0' in fleet_only
+    assert bad.status_code == 400
