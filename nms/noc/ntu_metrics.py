@@ -45,8 +45,9 @@ from nms.noc.probe_metrics import (
 PerNtu = Literal["all", "not_up", "none"]
 """``metrics.per_ntu``: which NTUs get per-NTU series (fleet aggregates always)."""
 
-#: Widest first: a scrape may ask for a narrower mode than configured, never a wider.
-_WIDTH: Final[dict[str, int]] = {"all": 2, "not_up": 1, "none": 0}
+#: How much each mode exports: a scrape may ask for a narrower mode, never a wider.
+_WIDTH: Final[dict[PerNtu, int]] = {"all": 2, "not_up": 1, "none": 0}
+_MODES: Final[dict[str, PerNtu]] = {mode: mode for mode in _WIDTH}
 
 #: The mode a scrape asked for (``GET /metrics?per_ntu=...``), set by the route around
 #: the render (the worker thread inherits the context).
@@ -66,9 +67,10 @@ def parse_per_ntu(value: str | None) -> PerNtu | None:
     """
     if value is None:
         return None
-    if value not in _WIDTH:
+    mode = _MODES.get(value)
+    if mode is None:
         raise ValueError("per_ntu: must be one of all, not_up, none")
-    return value  # type: ignore[return-value]  # checked just above
+    return mode
 
 
 def always_leader() -> bool:
