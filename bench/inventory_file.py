@@ -5,7 +5,7 @@
 
 One customer per 20 NTUs, an aggregation node per 500, every third NTU with SNMP
 (sharing one anchored ``snmp`` block, as real files do). Addresses are loopback
-(127.1.0.0 on, nodes 127.2.0.0 on): ``inventory check`` contacts none, and even an
+(NTUs from 127.1.0.0, nodes from 127.200.0.0): ``inventory check`` contacts none, and even an
 ``nms run`` on this file would send nothing off the host. Not a test: it writes a file.
 """
 
@@ -21,7 +21,7 @@ def write(path: Path, ntus: int) -> None:
     lines += [f"  - {{id: cust{c}, name: Customer {c}}}" for c in range((ntus + 19) // 20)]
     lines.append("nodes:")
     for n in range((ntus + 499) // 500):
-        address = ipaddress.ip_address(0x7F020000 + n)
+        address = ipaddress.ip_address(0x7FC80000 + n)
         lines.append(f'  - {{id: agg-{n}, kind: aggregation, address: "{address}"}}')
     lines.append("ntus:")
     for i in range(ntus):
