@@ -34,8 +34,8 @@ laughs") is refused, while an anchor shared by many NTUs (``snmp: *defaults``) w
 
 libyaml (C) scans and parses the YAML when PyYAML has it (python3-yaml and the wheels
 do), PyYAML's pure-Python parser otherwise (``YAML_PARSER`` says which; a debug log
-too); the measuring composer above is Python in both cases. A 100k-NTU file: 17 s of
-CPU and 0.8 GB instead of 44 s and 1.15 GB (``bench/inventory_file.py``).
+too); the measuring composer above is Python in both cases. A 100k-NTU file: 18 s of
+CPU and 0.8 GB instead of 49 s and 1.15 GB (``bench/inventory_file.py``).
 """
 
 from __future__ import annotations
