@@ -213,6 +213,7 @@ class DetectorNode:
             clock=clock,
             sessionmaker=sessionmaker,
             leader=lambda: self.leader,
+            per_ntu=settings.metrics.per_ntu,
         )
         registry = metrics.registry
         registry.register(BusCollector(bus.stats, role="detector"))

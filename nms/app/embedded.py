@@ -122,6 +122,7 @@ async def _serve(
                 clock=clock,
                 sessionmaker=sessionmaker,
                 rate_limits=limiter.stats,
+                per_ntu=settings.metrics.per_ntu,
             )
             if probes.snmp is not None:
                 metrics.collector.attach_snmp(probes.snmp, probes.snmp_client, probes.traps)

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from nms.app.settings import split_listen
 from nms.clock import Clock
 from nms.errors import ListenError
-from nms.noc.exposition import CONTENT_TYPE, render_async
+from nms.noc.metrics import scrape
 
 log = logging.getLogger("nms.runtime")
 
@@ -78,8 +78,8 @@ def status_app(
         return health()
 
     @router.get("/metrics")
-    async def metrics() -> Response:
-        return Response(await render_async(registry()), media_type=CONTENT_TYPE)
+    async def metrics(per_ntu: str | None = None) -> Response:
+        return await scrape(registry(), per_ntu)
 
     app.include_router(router)
     return app

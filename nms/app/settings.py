@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
@@ -62,6 +62,7 @@ __all__ = [
     "IcmpSettings",
     "MailSettings",
     "MaintenanceSettings",
+    "MetricsSettings",
     "NotificationSettings",
     "ProbeSettings",
     "RateLimitSettings",
@@ -223,6 +224,15 @@ class InventorySettings(_Section):
     """How often the inventory file is checked for changes (SIGHUP reloads at once)."""
 
 
+class MetricsSettings(_Section):
+    """What ``/metrics`` exports (``nms run`` and ``nms detector``)."""
+
+    per_ntu: Literal["all", "not_up", "none"] = "all"
+    """Which NTUs get per-NTU series (about 12 each): every NTU, only those not up
+    (suspect, down, recovering, unreachable) or with an open incident, or none. Fleet
+    aggregates are always exported."""
+
+
 class LogSettings(_Section):
     level: str = "info"
 
@@ -293,6 +303,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = ClusterSettings()
     inventory: InventorySettings = InventorySettings()
     log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
     secrets: SecretsSettings = SecretsSettings()
 
     @model_validator(mode="before")

@@ -30,18 +30,21 @@ label                       values                                      bound
 ``limit``                   the ``api.rate_limits`` limit names         4
 ==========================  ==========================================  ================
 
-Per-NTU families: about 12 series per NTU, plus one ``nms_ntu_open_case_age_seconds``
-series per open incident (at most two per NTU). At 100k NTUs that is about 1.2M
-series, which one Prometheus holds; everything else is a few dozen series.
+Per-NTU families (``metrics.per_ntu``, see ``nms.noc.ntu_metrics``): with ``all``, 8
+series per ICMP-only NTU and 15 per SNMP NTU (one more during an outage), plus one
+``nms_ntu_open_case_age_seconds`` series per open incident: about 1M series at 100k
+NTUs (a third with SNMP). With ``not_up`` the same for the NTUs not up or with an open
+incident only; with ``none`` nothing per NTU. Everything else is a few dozen series.
+A scrape may ask for a narrower mode than configured (``/metrics?per_ntu=none``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Response
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -52,7 +55,13 @@ from nms.noc.api_metrics import RateLimitCollector
 from nms.noc.case_metrics import CaseStatsCollector
 from nms.noc.case_stats import CaseStats
 from nms.noc.exposition import CONTENT_TYPE, render_async
-from nms.noc.ntu_metrics import NmsCollector, always_leader
+from nms.noc.ntu_metrics import (
+    SCRAPE_PER_NTU,
+    NmsCollector,
+    PerNtu,
+    always_leader,
+    parse_per_ntu,
+)
 from nms.noc.probe_metrics import ProbeStats
 
 
@@ -63,12 +72,28 @@ def metrics_router(
     router = APIRouter()
 
     @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(per_ntu: str | None = None) -> Response:
         if case_stats is not None:
             await case_stats.maybe_refresh()
-        return Response(await render_async(registry), media_type=CONTENT_TYPE)
+        return await scrape(registry, per_ntu)
 
     return router
+
+
+async def scrape(registry: CollectorRegistry, per_ntu: str | None) -> Response:
+    """The page, per-NTU series narrowed to ``per_ntu`` if a scrape asks (Prometheus
+    ``params: {per_ntu: [none]}``): a second, fleet-only Prometheus, or a cheap one."""
+    try:
+        asked = parse_per_ntu(per_ntu)
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    token = SCRAPE_PER_NTU.set(asked)
+    try:
+        # to_thread copies this context: the collector sees the mode asked for.
+        page = await render_async(registry)
+    finally:
+        SCRAPE_PER_NTU.reset(token)
+    return Response(page, media_type=CONTENT_TYPE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +119,26 @@ def build_metrics(
     at_risk_within: timedelta = timedelta(minutes=15),
     leader: Callable[[], bool] = always_leader,
     rate_limits: RateLimitStats | None = None,
+    per_ntu: PerNtu = "all",
 ) -> Metrics:
     """A fresh registry with both collectors (SNMP counters: ``collector.attach_snmp``),
     and the API's rate limit counters when given ``rate_limits``."""
     registry = CollectorRegistry()
     if rate_limits is not None:
         registry.register(RateLimitCollector(rate_limits))
-    collector = NmsCollector(detector=detector, probes=probes, clock=clock, leader=leader)
+    collector = NmsCollector(
+        detector=detector, probes=probes, clock=clock, leader=leader, per_ntu=per_ntu
+    )
     registry.register(collector)
     stats = CaseStats(
         sessionmaker=sessionmaker, clock=clock, ttl=case_ttl, at_risk_within=at_risk_within
     )
-    registry.register(CaseStatsCollector(stats=stats, clock=clock, ntus=lambda: detector.ntus))
+
+    def exported() -> Iterable[str]:
+        # The NTUs with per-NTU series on this page: a case's age series follows them.
+        if collector.mode() == "all":
+            return detector.ntus
+        return [ntu for ntu, tracked in detector.ntus.items() if collector.exported(tracked)]
+
+    registry.register(CaseStatsCollector(stats=stats, clock=clock, ntus=exported))
     return Metrics(registry=registry, collector=collector, case_stats=stats)

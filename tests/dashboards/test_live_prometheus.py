@@ -6,6 +6,11 @@ The lab: host 0 has a net-snmp agent and a WAN interface whose carrier is cut (P
 service down while management answers, so RTT, throughput and WAN status all exist
 for that NTU); host 1 gets 30 % packet loss (P2). The first-response target is a few
 seconds, so the P1 breaches and escalates while Prometheus watches.
+
+Two more Prometheus scrape the same process with ``?per_ntu=not_up`` and
+``?per_ntu=none`` (``metrics.per_ntu``): before the outage neither has a per-NTU
+series; during it not_up has every panel's data (the two NTUs in trouble), none has
+every fleet panel's and rule's data and no per-NTU series.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +34,9 @@ from tests.dashboards.promql import (
     DISTRIBUTED_ONLY,
     PROMETHEUS,
     dashboard_queries,
+    dashboards,
     metric_names,
+    panels,
     rule_queries,
     rules,
 )
@@ -57,7 +64,9 @@ DOWN_NTU = "ntu-000"
 class Prometheus:
     """``prometheus`` on a free loopback port with a temp config and data dir."""
 
-    def __init__(self, workdir: Path, target: str | list[str]) -> None:
+    def __init__(
+        self, workdir: Path, target: str | list[str], params: dict[str, list[str]] | None = None
+    ) -> None:
         binary = shutil.which("prometheus")
         require(binary is not None, "needs prometheus (Debian package prometheus)")
         assert binary is not None
@@ -67,6 +76,9 @@ class Prometheus:
         job = config["scrape_configs"][0]
         job["scrape_timeout"] = "1s"
         job["static_configs"][0]["targets"] = [target] if isinstance(target, str) else target
+        if params:
+            job["params"] = params
+        workdir.mkdir(exist_ok=True)
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -83,7 +95,10 @@ class Prometheus:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def wait_ready(self) -> Prometheus:
         wait_for("prometheus to be ready", self._ready, timeout=30)
+        return self
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
@@ -117,9 +132,41 @@ class Prometheus:
 def prometheus(workdir: Path, target: str | list[str]) -> Iterator[Prometheus]:
     prom = Prometheus(workdir, target)
     try:
-        yield prom
+        yield prom.wait_ready()
     finally:
         prom.stop()
+
+
+@contextlib.contextmanager
+def narrowed_prometheus(workdir: Path, target: str) -> Iterator[dict[str, Prometheus]]:
+    """Two more Prometheus on the same ``nms run``, scraping it with ``?per_ntu=not_up``
+    and ``?per_ntu=none``: each mode's page from the same process, no second nms."""
+    with contextlib.ExitStack() as stack:
+        proms: dict[str, Prometheus] = {}
+        for mode in ("not_up", "none"):
+            prom = Prometheus(workdir / mode, target, params={"per_ntu": [mode]})
+            stack.callback(prom.stop)
+            proms[mode] = prom
+        for prom in proms.values():
+            prom.wait_ready()
+        yield proms
+
+
+def per_ntu(expr: str) -> bool:
+    """Whether a query reads per-NTU series (empty when metrics.per_ntu is none)."""
+    return any(name.startswith(("nms_ntu_", "nms:ntu_")) for name in metric_names(expr))
+
+
+def reads(prom: Prometheus, expr: str, value: float) -> Callable[[], bool]:
+    return lambda: prom.value(expr) == value
+
+
+PER_NTU_PANEL = next(
+    p["targets"][0]["expr"]
+    for p in panels(dashboards()["nms-ntu-detail.json"])
+    if p["title"] == "Per-NTU series"
+)
+ANY_PER_NTU = '{__name__=~"nms_ntu_.*"}'
 
 
 @pytest.fixture
@@ -146,7 +193,12 @@ def nms(tmp_path: Path, fleet: LabFleet) -> NmsProcess:
 def test_every_panel_and_rule_returns_data_during_an_outage(
     tmp_path: Path, fleet: LabFleet, nms: NmsProcess
 ):
-    with running(nms), prometheus(tmp_path, f"127.0.0.1:{nms.port}") as prom:
+    target = f"127.0.0.1:{nms.port}"
+    with (
+        running(nms),
+        prometheus(tmp_path, target) as prom,
+        narrowed_prometheus(tmp_path, target) as modes,
+    ):
         nms.wait_status("ntu-000", "up", timeout=15)
         nms.wait_status("ntu-001", "up", timeout=15)
         wired = "nms_case_stats_age_seconds" in httpx.get(nms.url + "/metrics", timeout=5).text
@@ -158,6 +210,12 @@ def test_every_panel_and_rule_returns_data_during_an_outage(
             return prom.value('nms_ntu_wan_errors_per_second{ntu="ntu-000"}') is not None
 
         wait_for("a WAN rate in Prometheus", wan_rate, timeout=15)
+        # Both NTUs up: with not_up (and none) no per-NTU series at all, fleet counts yes.
+        for mode, narrow in modes.items():
+            wait_for(
+                f"{mode}: two NTUs up", reads(narrow, 'sum(nms_ntus{state="up"})', 2), timeout=10
+            )
+            assert not narrow.query(ANY_PER_NTU), mode
         wan.carrier_down(fleet.hosts[0])
         fleet.set_loss(fleet.hosts[1], 30)
 
@@ -223,6 +281,34 @@ def test_every_panel_and_rule_returns_data_during_an_outage(
         assert not prom.query('nms:sla_compliance:ratio_by_priority{priority="P3"}')  # no case
         first = prom.value("nms:sla_first_response_compliance:ratio")
         assert first is not None and first < 1
+
+        # The same page with fewer per-NTU series (metrics.per_ntu), as documented.
+        assert prom.value(PER_NTU_PANEL) == 2  # "all" on the NTU detail dashboard
+        not_up, none = modes["not_up"], modes["none"]
+        for mode, narrow, code in (("not_up", not_up, 1), ("none", none, 0)):
+            wait_for(
+                f"{mode}: fleet availability 1/2",
+                reads(narrow, "nms:fleet_availability:ratio", 0.5),
+                timeout=10,
+            )
+            assert narrow.value(PER_NTU_PANEL) == code, mode
+            empty = []
+            for query in [*dashboard_queries(), *rule_queries()]:
+                expr = substitute_vars(query.expr, {"ntu": DOWN_NTU})
+                if (mode == "not_up" or not per_ntu(expr)) and not narrow.query(expr):
+                    empty.append(f"{query.where}: {expr}")
+            assert not empty, f"{mode}: no data:\n" + "\n".join(empty)
+            for window in ("ratio_5m", "ratio_1h"):  # the fleet figures do not change
+                assert narrow.value(f"nms:fleet_availability:{window}") is not None
+        # not_up: the down NTU and the degraded one (a P2 open), each with all its series.
+        assert {r["metric"]["ntu"] for r in not_up.query("nms_ntu_state")} == {"ntu-000", "ntu-001"}
+        assert not_up.value('nms_ntu_wan_oper_status{ntu="ntu-000"}') != 1
+        assert not_up.value('nms_ntu_loss_ratio{ntu="ntu-001"}') is not None
+        # none: no per-NTU series; the fleet figures are the same as with all.
+        assert not none.query(ANY_PER_NTU)
+        assert not none.query("nms:ntu_availability:ratio_1h")
+        assert none.value('sum(nms_ntus{state="down"})') == 1
+        assert none.value('sum(nms_ntus_with_open_case{priority="P2"})') == 1
 
         # Every metric name the panels and rules use is in the scrape.
         page = httpx.get(nms.url + "/metrics", timeout=5).text

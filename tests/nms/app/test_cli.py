@@ -49,7 +49,7 @@ BAD_INVENTORIES = {
         GOOD.replace("    name: ACME", "    name: [A, C]"),
         ":3: customers[0].name (id acme): Input should be a valid string",
     ),
-    "not yaml": ("ntus: [ {id: x\n", ":2: not valid YAML: expected ',' or '}'"),
+    "not yaml": ("ntus: [ {id: x\n", ":2: not valid YAML: did not find expected ',' or '}'"),
     "not an inventory": ("hello\n", ":1: expected a mapping with 'customers' and 'ntus'"),
     "empty": ("", ":1: empty: expected a mapping with 'customers' and 'ntus'"),
     "not a device's address": (

@@ -65,6 +65,8 @@ def test_file_then_environment(tmp_path, monkeypatch):
         ("api:\n  listen: localhost\n", "api.listen"),
         ("api:\n  max_body: lots\n", "api.max_body"),
         ("api:\n  max_body: 10\n", "api.max_body: Input should be greater than or equal to 1024"),
+        ("metrics:\n  per_ntu: some\n", "metrics.per_ntu: Input should be 'all', 'not_up'"),
+        ("metrics:\n  per_ntu_max: 5\n", "metrics.per_ntu_max: unknown key"),
         ("detector: [1, 2\n", "not valid YAML"),
         ("- 1\n", "expected a mapping"),
     ],
@@ -96,3 +98,12 @@ def test_the_body_limit_reads_units(tmp_path):
     path.write_text("api:\n  max_body: 256KiB\n")
     assert load_settings(path).api.max_body == 256 * 1024
     assert load_settings().api.max_body == 1024 * 1024
+
+
+def test_per_ntu_metrics_from_the_file_or_the_environment(tmp_path, monkeypatch):
+    assert load_settings().metrics.per_ntu == "all"
+    path = tmp_path / "nms.yaml"
+    path.write_text("metrics:\n  per_ntu: none\n")
+    assert load_settings(path).metrics.per_ntu == "none"
+    monkeypatch.setenv("NMS_METRICS__PER_NTU", "not_up")
+    assert load_settings(path).metrics.per_ntu == "not_up"

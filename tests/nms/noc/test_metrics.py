@@ -285,3 +285,44 @@ def test_case_stats_rejects_bad_settings():
         CaseStats(sessionmaker=None, clock=FakeClock(), buckets=(5, 1))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout"):
         CaseStats(sessionmaker=None, clock=FakeClock(), timeout=timedelta(0))  # type: ignore[arg-type]
+
+
+async def test_the_route_serves_the_configured_mode_or_a_narrower_one(world: World):
+    from fastapi import FastAPI
+    from httpx import ASGITransport, AsyncClient
+    from prometheus_client.parser import text_string_to_metric_families
+
+    await world.cycle(set())
+    for _ in range(22):
+        await world.cycle({"n2"})  # n2 down with a P1: the only NTU not up
+    metrics = build_metrics(
+        detector=world.detector,
+        probes=world.probes,
+        clock=world.clock,
+        sessionmaker=world.db.sessionmaker,
+        per_ntu="not_up",
+    )
+    app = FastAPI()
+    app.include_router(metrics.router())
+
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+
+        async def ntus_on_page(query: str) -> tuple[str, set[str], set[str]]:
+            response = await client.get("/metrics" + query)
+            assert response.status_code == 200, response.text
+            families = list(text_string_to_metric_families(response.text))
+            (mode,) = {s.labels["mode"] for f in families for s in f.samples if "mode" in s.labels}
+            ntus = {s.labels["ntu"] for f in families for s in f.samples if "ntu" in s.labels}
+            names = {f.name for f in families if f.samples}
+            return mode, ntus, names
+
+        mode, ntus, names = await ntus_on_page("")
+        assert (mode, ntus) == ("not_up", {"n2"})
+        assert "nms_ntu_open_case_age_seconds" in names  # n2's P1, from the case figures
+        assert await ntus_on_page("?per_ntu=all") == (mode, ntus, names)  # never wider
+        mode, ntus, names = await ntus_on_page("?per_ntu=none")
+        assert (mode, ntus) == ("none", set())
+        assert {"nms_ntus", "nms_cases_open", "nms_ntus_with_open_case"} <= names
+        bad = await client.get("/metrics?per_ntu=some")
+        assert bad.status_code == 400
+        assert "per_ntu: must be one of all, not_up, none" in bad.text
