@@ -40,7 +40,7 @@ BINARY = Path(shutil.which("dovecot") or "/usr/sbin/dovecot")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 USER = "support@example.test"
-PASSWORD = "imap-test-password"  # noqa: S105 - a test server's fixed password
+PASSWORD = "imap-test-password"
 MAIL_OWNER = "dovecot"
 
 
@@ -119,7 +119,9 @@ class Dovecot:
         )
         me = pwd.getpwuid(os.getuid()).pw_name
         ssl_lines = "ssl = no\n"
-        listeners = f"  inet_listener imap {{\n    address = 127.0.0.1\n    port = {self.port}\n  }}\n"
+        listeners = (
+            f"  inet_listener imap {{\n    address = 127.0.0.1\n    port = {self.port}\n  }}\n"
+        )
         self.ca_file: Path | None = None
         if tls:
             cert, key = _self_signed(self.directory)

@@ -197,7 +197,9 @@ class ImapConnection:
         if not uids:
             return {}
         uid_set = ",".join(str(uid) for uid in uids)
-        response = await self._call("UID FETCH", self._client.uid("fetch", uid_set, "(RFC822.SIZE)"))
+        response = await self._call(
+            "UID FETCH", self._client.uid("fetch", uid_set, "(RFC822.SIZE)")
+        )
         return parse_sizes(response.lines)
 
     async def fetch(self, uid: int, *, limit: int | None = None) -> bytes | None:

@@ -58,7 +58,9 @@ class ImapSettings(Section):
     @classmethod
     def _check_folder(cls, value: str) -> str:
         if any(c in value for c in '\r\n"\\') or value != value.strip():
-            raise ValueError(f"{value[:80]!r}: a folder name without quotes, backslashes or newlines")
+            raise ValueError(
+                f"{value[:80]!r}: a folder name without quotes, backslashes or newlines"
+            )
         return value
 
     @field_validator("host")

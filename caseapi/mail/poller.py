@@ -156,7 +156,7 @@ class ImapPoller:
 
     async def _back_off(self, failures: int, exc: Exception) -> None:
         delay = min(_BACKOFF_CAP, _BACKOFF_FIRST * 2 ** min(failures - 1, 16))
-        delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+        delay *= random.uniform(0.5, 1.0)
         log.warning("mail: %s; retrying in %.1f s", exc, delay)
         # Real time, not the clock: this paces connection attempts to a real server.
         await asyncio.sleep(delay)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import email
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +71,18 @@ class Ledger:
             self.crash_after_commit.discard(message_id)
             raise asyncio.CancelledError  # the process dies between commit and move
         return Result("case_opened", "CS-2026-000001")
+
+
+async def eventually(condition: Callable[[], bool], seconds: float) -> None:
+    """Wait until ``condition()`` holds; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    for _ in range(int(seconds / 0.05) + 1):
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not true within {seconds} s")
 
 
 def settings(server: Dovecot, **overrides: Any) -> ImapSettings:
@@ -199,13 +213,10 @@ async def test_idle_reads_a_new_mail_at_once(dovecot: Dovecot) -> None:
     reader = poller(dovecot, ledger, poll_interval="60s")
     task = asyncio.create_task(reader.run())
     try:
-        deadline = time.monotonic() + 10
-        while reader.stats.last_poll is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: reader.stats.last_poll is not None, 10)
         await asyncio.sleep(0.3)  # into IDLE
         await asyncio.to_thread(dovecot.append, [mail(7)])
-        while not ledger.committed and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: bool(ledger.committed), 10)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -222,9 +233,7 @@ async def test_run_survives_a_server_restart(dovecot: Dovecot) -> None:
         await asyncio.sleep(1.0)
         await asyncio.to_thread(dovecot.start)
         await asyncio.to_thread(dovecot.append, [mail(3)])
-        deadline = time.monotonic() + 20
-        while not ledger.committed and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: bool(ledger.committed), 20)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -245,7 +254,7 @@ async def test_tls_and_starttls_check_the_certificate(
     assert (await good.poll_once()).ingested == 1
 
     other_ca = tmp_path / "other.pem"
-    other_ca.write_bytes(Path("/etc/ssl/certs/ca-certificates.crt").read_bytes())
+    await asyncio.to_thread(shutil.copy, "/etc/ssl/certs/ca-certificates.crt", other_ca)
     untrusted = settings(dovecot_tls, security=security, port=port, ca_file=other_ca)
     with pytest.raises(ImapError, match="CERTIFICATE_VERIFY_FAILED"):
         await ImapConnection.open(untrusted)
@@ -259,9 +268,7 @@ async def test_a_wrong_password_is_an_auth_error(dovecot: Dovecot) -> None:
 async def test_password_file_is_read(dovecot: Dovecot, tmp_path: Path) -> None:
     secret = tmp_path / "imap-password"
     secret.write_text(dovecot.password + "\n")
-    connection = await ImapConnection.open(
-        settings(dovecot, password=None, password_file=secret)
-    )
+    connection = await ImapConnection.open(settings(dovecot, password=None, password_file=secret))
     await connection.close()
 
 
