@@ -106,6 +106,7 @@ class ImapPoller:
         self.stats = stats or PollerStats()
         self._failures: Counter[int] = Counter()
         self._uidvalidity: int | None = None
+        self._errors_in_a_row = 0
 
     @property
     def mailbox(self) -> str:
@@ -125,37 +126,39 @@ class ImapPoller:
             settings.poll_interval,
             " or at once (IDLE)" if settings.idle else "",
         )
-        failures = 0
         while True:
             try:
                 connection = await ImapConnection.open(settings)
             except ImapError as exc:
-                failures += 1
-                self.stats.poll_errors += 1
-                await self._back_off(failures, exc)
+                await self._back_off(exc)
                 continue
             try:
-                failures = await self._serve(connection)
+                await self._serve(connection)
             except ImapError as exc:
-                failures += 1
-                self.stats.poll_errors += 1
-                await self._back_off(failures, exc)
+                await self._back_off(exc)
+            except Exception as exc:
+                # A bug (ours or the library's) must not stop the process: log, retry.
+                log.exception("mail: the poll failed")
+                await self._back_off(exc)
             finally:
                 await connection.close()
 
-    async def _serve(self, connection: ImapConnection) -> int:
+    async def _serve(self, connection: ImapConnection) -> None:
         """Rounds on one connection until it fails (raises ImapError)."""
         wait = self._settings.poll_interval.total_seconds()
         idle = self._settings.idle and connection.selected.can_idle
         while True:
             await self._round(connection)
+            self._errors_in_a_row = 0
             if idle:
                 await connection.wait_for_news(wait)
             else:
                 await asyncio.sleep(wait)
 
-    async def _back_off(self, failures: int, exc: Exception) -> None:
-        delay = min(_BACKOFF_CAP, _BACKOFF_FIRST * 2 ** min(failures - 1, 16))
+    async def _back_off(self, exc: Exception) -> None:
+        self.stats.poll_errors += 1
+        self._errors_in_a_row += 1
+        delay = min(_BACKOFF_CAP, _BACKOFF_FIRST * 2 ** min(self._errors_in_a_row - 1, 16))
         delay *= random.uniform(0.5, 1.0)
         log.warning("mail: %s; retrying in %.1f s", exc, delay)
         # Real time, not the clock: this paces connection attempts to a real server.

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from caseapi.database import make_engine, make_sessionmaker, mask_url
 from nms.app.detector_service import DetectorService
 from nms.app.leader import LeaderLock
+from nms.app.mail import build_mail_ingest, mail_poller
 from nms.app.process import (
     StopRequestedError,
     api_server,
@@ -221,6 +222,13 @@ class DetectorNode:
         self._registry, self._metrics = registry, metrics
         relay = CaseRelay(sessionmaker=sessionmaker, send=bus.send, clock=clock)
         await relay.start_after_newest()
+        # The leader alone reads the mailbox (a standby's term has not started).
+        poller = mail_poller(
+            settings,
+            build_mail_ingest(settings, sessionmaker, clock, services),
+            clock,
+            registry=registry,
+        )
 
         async def refresh_case_stats() -> None:
             while True:
@@ -241,6 +249,8 @@ class DetectorNode:
                     tasks.create_task(skip.run(), name="skip-publish")
                     tasks.create_task(relay.run(1.0), name="case-relay")
                     tasks.create_task(refresh_case_stats(), name="case-stats")
+                    if poller is not None:
+                        tasks.create_task(poller.run(), name="mail-poller")
                     tasks.create_task(
                         build_case_workers(
                             settings, sessionmaker, clock, secrets=self._secrets

@@ -23,6 +23,7 @@ from caseapi.app import CaseServices
 from caseapi.database import make_engine, make_sessionmaker, mask_url
 from caseapi.secrets import SecretBox
 from nms.app.detector_service import DetectorService
+from nms.app.mail import build_mail_ingest, mail_poller
 from nms.app.process import (
     StopRequestedError,
     api_server,
@@ -132,6 +133,12 @@ async def _serve(
             )
             server = api_server(app)
             workers = build_case_workers(settings, sessionmaker, clock, secrets=box)
+            poller = mail_poller(
+                settings,
+                build_mail_ingest(settings, sessionmaker, clock, services),
+                clock,
+                registry=metrics.registry,
+            )
             await stack.enter_async_context(detector)
             log.info(
                 "nms running: %d NTUs, ICMP every %s, down after %s; API and /metrics on http://%s",
@@ -145,6 +152,8 @@ async def _serve(
                     tasks.create_task(server.serve(sockets=[listener]), name="api")
                     tasks.create_task(detector.run(), name="detector-service")
                     tasks.create_task(workers.run(), name="case-workers")
+                    if poller is not None:
+                        tasks.create_task(poller.run(), name="mail-poller")
                     if probes.icmp is not None:
                         tasks.create_task(probes.icmp.run(), name="icmp-probe")
                     if probes.snmp is not None:
