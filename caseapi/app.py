@@ -6,6 +6,8 @@ sections, and gets back:
 - ``build_services``: the case, incident and maintenance services, built once from
   the settings (``incidents`` is the detector's ``IncidentSink``);
 - ``create_app``: the FastAPI app over those services;
+- ``RateLimiter``: the API's rate limits (``api.rate_limits``), to pass to
+  ``create_app``; its ``stats`` (``RateLimitStats``, by ``Limit``) are for metrics;
 - ``CaseWorkers``: the loops the case side needs (case ticker, notification
   dispatcher, maintenance notices, the audit log's purge), run by one ``run()`` in a
   ``TaskGroup``, each waiting on the given clock.
@@ -27,14 +29,24 @@ from caseapi.cases.service import CaseService
 from caseapi.cases.ticker import CaseTicker
 from caseapi.clock import Clock
 from caseapi.core.secrets import SecretBox
+from caseapi.mail.config import MailSettings
 from caseapi.maintenance.config import MaintenanceSettings
 from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.dispatcher import NotificationDispatcher
+from caseapi.ratelimit.service import Limit, RateLimiter, RateLimitStats
 from caseapi.rfo.mail import RfoPdfAttachments
 from caseapi.rfo.service import RfoService
 
-__all__ = ["CaseServices", "CaseWorkers", "build_services", "create_app"]
+__all__ = [
+    "CaseServices",
+    "CaseWorkers",
+    "Limit",
+    "RateLimitStats",
+    "RateLimiter",
+    "build_services",
+    "create_app",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,10 +96,11 @@ class CaseWorkers:
         maintenance: MaintenanceSettings | None = None,
         audit: AuditSettings | None = None,
         secrets: SecretBox | None = None,
+        mail: MailSettings | None = None,
     ) -> None:
-        """Build the loops from the ``cases.*``, ``notifications.*``, ``maintenance.*``
-        and ``audit.*`` settings (the defaults where omitted); ``secrets`` opens the
-        stored webhook secrets (``caseapi.secrets``).
+        """Build the loops from the ``cases.*``, ``notifications.*``, ``mail.*``,
+        ``maintenance.*`` and ``audit.*`` settings (the defaults where omitted);
+        ``secrets`` opens the stored webhook secrets (``caseapi.secrets``).
 
         Raises:
             ValueError: Settings the dispatcher refuses.
@@ -114,6 +127,7 @@ class CaseWorkers:
                     else ()
                 ),
                 secrets=secrets,
+                mail=mail,
             )
             if notifications.enabled
             else None

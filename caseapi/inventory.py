@@ -6,7 +6,10 @@ and calls ``sync_inventory``; it never writes the tables itself.
 
 from __future__ import annotations
 
+from caseapi.customers.contacts import CONTACT_ROLES, DEFAULT_ROLES, check_email
+from caseapi.notifications.templating import shipped_languages
 from caseapi.ntus.sync import (
+    ContactRecord,
     CustomerRecord,
     InventoryDiff,
     NodeRecord,
@@ -14,4 +17,15 @@ from caseapi.ntus.sync import (
     sync_inventory,
 )
 
-__all__ = ["CustomerRecord", "InventoryDiff", "NodeRecord", "NtuRecord", "sync_inventory"]
+__all__ = [
+    "CONTACT_ROLES",
+    "DEFAULT_ROLES",
+    "ContactRecord",
+    "CustomerRecord",
+    "InventoryDiff",
+    "NodeRecord",
+    "NtuRecord",
+    "check_email",
+    "shipped_languages",
+    "sync_inventory",
+]

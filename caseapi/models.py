@@ -8,18 +8,21 @@ import it. A domain that adds a models module adds it here.
 from __future__ import annotations
 
 import caseapi.maintenance.models  # noqa: F401  (registers the maintenance tables)
+from caseapi.attachments.models import Attachment
 from caseapi.audit.models import AuditEvent, AuditPurge
 from caseapi.auth.models import ApiKey
 from caseapi.cases.models import Case, CaseEvent, CaseRefCounter
 from caseapi.comments.models import Comment
 from caseapi.core.base import Base
-from caseapi.customers.models import Customer
+from caseapi.customers.models import Customer, CustomerContact
+from caseapi.mail.models import MailMessage
 from caseapi.notifications import models as _notifications  # noqa: F401  (registers tables)
 from caseapi.ntus.models import Ntu, NtuState
 from caseapi.rfo.models import RfoVersion
 
 __all__ = [
     "ApiKey",
+    "Attachment",
     "AuditEvent",
     "AuditPurge",
     "Base",
@@ -28,6 +31,8 @@ __all__ = [
     "CaseRefCounter",
     "Comment",
     "Customer",
+    "CustomerContact",
+    "MailMessage",
     "Ntu",
     "NtuState",
     "RfoVersion",

@@ -278,7 +278,7 @@ def test_promtool_accepts_the_prometheus_config_with_the_rules(prometheus_dir: P
         assert f"Checking {prometheus_dir / 'rules' / rules.name}" in output, output
 
 
-def test_prometheus_scrapes_every_probe_and_detector():
+def test_prometheus_scrapes_every_probe_detector_and_api():
     config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     jobs = {
         job["job_name"]: {t for group in job["static_configs"] for t in group["targets"]}
@@ -286,9 +286,9 @@ def test_prometheus_scrapes_every_probe_and_detector():
     }
     expected = {
         f"nms-{kind}": {f"{n}:{listen_port(n)}" for n in NMS_SERVICES if role(n) == kind}
-        for kind in ("probe", "detector")
+        for kind in ("probe", "detector", "api")
     }
-    assert jobs == expected  # `nms api` serves no /metrics
+    assert jobs == expected
 
 
 def mosquitto_conf() -> dict[str, str]:

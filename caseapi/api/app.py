@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -27,8 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caseapi.api.body_limit import CODE as BODY_TOO_LARGE
-from caseapi.api.body_limit import BodyLimit
+from caseapi.api.body_limit import BodyLimit, BodyTooLargeError, RouteLimit
+from caseapi.api.client_address import IPNetwork
 from caseapi.api.guards import reject_nul_characters, reject_unknown_query_parameters
+from caseapi.attachments.config import AttachmentSettings
+from caseapi.attachments.errors import AttachmentTooLargeError
+from caseapi.attachments.routes import UPLOAD_PATH
+from caseapi.attachments.routes import router as attachments_router
+from caseapi.attachments.service import AttachmentService
+from caseapi.attachments.upload import MULTIPART_OVERHEAD
 from caseapi.audit.context import AuditContext
 from caseapi.audit.routes import router as audit_router
 from caseapi.audit.service import AuditService
@@ -55,6 +63,7 @@ from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.routes import router as notifications_router
 from caseapi.notifications.service import WebhookService
 from caseapi.ntus.routes import router as ntus_router
+from caseapi.ratelimit.service import RateLimiter
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
 
@@ -117,8 +126,11 @@ def create_app(
     healthz_timeout: float = 5.0,
     retry_after_seconds: int = 5,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    attachments: AttachmentSettings | None = None,
     notifications: NotificationSettings | None = None,
     secrets: SecretBox | None = None,
+    rate_limiter: RateLimiter | None = None,
+    trusted_proxies: Sequence[IPNetwork] = (),
 ) -> FastAPI:
     """Build the API application.
 
@@ -134,10 +146,16 @@ def create_app(
         healthz_timeout: Seconds ``/healthz`` waits for the database.
         retry_after_seconds: ``Retry-After`` sent with 503 responses.
         max_body_bytes: Larger request bodies are refused with 413 before they are
-            read (``caseapi.api.body_limit``).
+            read (``caseapi.api.body_limit``); not the upload's (``attachments``).
+        attachments: Limits and storage of attachments (the defaults when omitted);
+            the upload's body limit is ``max_size`` plus the multipart overhead.
         notifications: Where webhooks may point (``notifications.webhooks.*``;
             the strict defaults when omitted).
         secrets: Encrypts webhook secrets at rest (``None``: stored as given).
+        rate_limiter: Limits on failed authentications, case creation and comments
+            (``caseapi.ratelimit``); none when omitted.
+        trusted_proxies: Peers whose ``X-Forwarded-For`` names the client
+            (``caseapi.api.client_address``); none when omitted.
     """
     if healthz_timeout <= 0 or retry_after_seconds <= 0:
         raise ValueError("healthz_timeout and retry_after_seconds must be positive")
@@ -156,6 +174,13 @@ def create_app(
     domain_clock = clock or SystemClock()
     app.state.apikey_service = ApiKeyService(sessionmaker=sessionmaker, clock=domain_clock)
     app.state.comment_service = CommentService(sessionmaker=sessionmaker, clock=domain_clock)
+    attachment_settings = attachments or AttachmentSettings()
+    app.state.attachment_service = AttachmentService(
+        sessionmaker=sessionmaker,
+        clock=domain_clock,
+        settings=attachment_settings,
+        comments=app.state.comment_service,
+    )
     app.state.rfo_service = RfoService(sessionmaker=sessionmaker, clock=domain_clock)
     app.state.audit_service = AuditService(sessionmaker=sessionmaker, clock=domain_clock)
     if maintenance_service is not None:
@@ -166,6 +191,8 @@ def create_app(
         settings=(notifications or NotificationSettings()).dispatcher(),
         secrets=secrets,
     )
+    app.state.rate_limiter = rate_limiter
+    app.state.trusted_proxies = tuple(trusted_proxies)
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.get("/healthz", tags=["health"], response_model=None)
@@ -183,6 +210,7 @@ def create_app(
     app.include_router(ntus_router)
     app.include_router(apikeys_router)
     app.include_router(comments_router)
+    app.include_router(attachments_router)
     app.include_router(rfo_router)
     app.include_router(maintenance_router)
     app.include_router(notifications_router)
@@ -190,7 +218,13 @@ def create_app(
     for router in extra_routers:
         app.include_router(router)
     _install_error_handlers(app, retry_after=retry_after)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    upload_limit = RouteLimit(
+        method="POST",
+        path=re.compile(UPLOAD_PATH),
+        max_bytes=int(attachment_settings.max_size) + MULTIPART_OVERHEAD,
+        code=AttachmentTooLargeError.code,
+    )
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, routes=[upload_limit])
     # Each request's audit origin (client address, request id, then the caller).
     app.add_middleware(AuditContext)
     return app
@@ -303,7 +337,10 @@ def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> Non
         assert isinstance(exc, StarletteHTTPException)
         status = HTTPStatus(exc.status_code)
         code = status.phrase.lower().replace(" ", "_").replace("-", "_")
-        if exc.status_code == 413:
+        extensions: dict[str, Any] = {}
+        if isinstance(exc, BodyTooLargeError):
+            code, extensions["max_bytes"] = exc.code, exc.max_bytes
+        elif exc.status_code == 413:
             code = BODY_TOO_LARGE  # stable: Python 3.13 renames the phrase
         detail = exc.detail if isinstance(exc.detail, str) else status.description
         return problem(
@@ -312,6 +349,7 @@ def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> Non
             detail,
             instance=request.url.path,
             headers=dict(exc.headers) if exc.headers else None,
+            **extensions,
         )
 
     app.add_exception_handler(CaseApiError, on_case_api_error)

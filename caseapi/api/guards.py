@@ -18,6 +18,8 @@ from caseapi.core.errors import UnknownQueryParameterError
 async def reject_nul_characters(request: Request) -> None:
     """Refuse NUL characters anywhere in the path, query or JSON body (422).
 
+    A ``multipart/form-data`` body (an upload) is left to its route.
+
     PostgreSQL text cannot hold them (the driver fails: a 500), SQLite would store
     them, and no legitimate field needs one; so every backend refuses them alike.
     Mounted on the whole app.
@@ -31,6 +33,11 @@ async def reject_nul_characters(request: Request) -> None:
     for name, value in request.query_params.multi_items():
         if "\x00" in name or "\x00" in value:
             raise CaseValidationError(name, "must not contain NUL characters")
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type == "multipart/form-data":
+        # Files are bytes (NUL included) and must not be read whole here: the upload
+        # route streams the body and checks its text fields itself.
+        return
     body = await request.body()
     # JSON writes NUL as the escape \u0000; parse only when one might be there.
     if b"\x00" in body or (b"u0000" in body and _holds_nul(_json(body))):

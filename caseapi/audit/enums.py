@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     CASE_CANCEL = "case.cancel"
     CASE_REPLY = "case.reply"
     CASE_COMMENT = "case.comment"
+    CASE_ATTACH = "case.attach"
     # RFOs
     RFO_UPDATE = "rfo.update"
     RFO_PUBLISH = "rfo.publish"

@@ -10,6 +10,10 @@
     async def y(principal: Annotated[Principal, Depends(require_roles(Role.ADMIN))]) -> ...
 
 or the ready-made aliases ``StaffPrincipal`` and ``AdminPrincipal``.
+
+With a ``RateLimiter`` in ``app.state.rate_limiter``, an address or key prefix that
+failed too often is refused (429) before its key is checked, and every failure with
+a presented key is counted (``caseapi.ratelimit.service``).
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from caseapi.api.client_address import ClientAddress
 from caseapi.audit.context import bind_principal
 from caseapi.auth.errors import AuthenticationError, PermissionDeniedError
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
-from caseapi.auth.service import ApiKeyService
+from caseapi.auth.service import KEY_SCHEME, PREFIX_LENGTH, ApiKeyService
+from caseapi.ratelimit.service import Limit, RateLimiter
 
 # auto_error=False: a missing header must become our 401 problem, not FastAPI's 403.
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer nms_...`")
@@ -38,19 +44,59 @@ def get_apikey_service(request: Request) -> ApiKeyService:
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_apikey_service)]
 
 
+def get_rate_limiter(request: Request) -> RateLimiter | None:
+    """Return the app's rate limiter (``None``: no limits, as in most tests)."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    return limiter
+
+
+RateLimiterDep = Annotated[RateLimiter | None, Depends(get_rate_limiter)]
+
+
+async def charge_customer(limiter: RateLimiter | None, limit: Limit, principal: Principal) -> None:
+    """Count one use of the per-customer ``limit`` by a customer key.
+
+    Staff and service keys are not limited: they act for every customer.
+
+    Raises:
+        RateLimitedError: The customer used ``limit`` up (429 with ``Retry-After``).
+    """
+    if limiter is not None and principal.customer_id is not None:
+        await limiter.acquire(limit, principal.customer_id)
+
+
+def key_prefix(secret: str) -> str | None:
+    """The public prefix of a presented key, if it is shaped like one of ours."""
+    if secret.startswith(KEY_SCHEME) and len(secret) > PREFIX_LENGTH:
+        return secret[:PREFIX_LENGTH]
+    return None
+
+
 async def get_principal(
     service: ApiKeyServiceDep,
+    limiter: RateLimiterDep,
+    address: ClientAddress,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """Authenticate the request's bearer key.
 
     Raises:
+        RateLimitedError: The address or the key prefix failed too often (429
+            ``rate_limited`` with ``Retry-After``); the key was not checked.
         AuthenticationError: No bearer key, or an unknown, expired or revoked one
             (401 ``unauthenticated`` with ``WWW-Authenticate: Bearer``).
     """
+    prefix = key_prefix(credentials.credentials) if credentials is not None else None
+    if limiter is not None:
+        await limiter.check_authentication(address=address, key_prefix=prefix)
     if credentials is None:
         raise AuthenticationError("no bearer credentials")
-    principal = await service.authenticate(credentials.credentials)
+    try:
+        principal = await service.authenticate(credentials.credentials)
+    except AuthenticationError:
+        if limiter is not None:
+            await limiter.authentication_failed(address=address, key_prefix=prefix)
+        raise
     # Every authenticated route's audit rows name this caller (caseapi.audit.context).
     bind_principal(principal)
     return principal

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -71,14 +71,17 @@ class CreatedCase:
 def is_customer_visible(event: CaseEvent) -> bool:
     """Whether a customer may see timeline ``event``.
 
-    Internal kinds never; nor the entry of an internal comment: it holds no body,
-    but its existence, author and time are support's business too.
+    Internal kinds never; nor the entry of an internal comment or attachment: it
+    holds no body or file name, but its existence, author and time are support's
+    business too.
     """
     if event.kind in INTERNAL_EVENT_KINDS:
         return False
-    return not (
-        event.kind is CaseEventKind.COMMENT_ADDED and event.data.get("visibility") != "public"
-    )
+    return not (event.kind in _VISIBILITY_KINDS and event.data.get("visibility") != "public")
+
+
+#: Timeline kinds that are public or internal entry by entry (``data["visibility"]``).
+_VISIBILITY_KINDS: Final = frozenset({CaseEventKind.COMMENT_ADDED, CaseEventKind.ATTACHMENT_ADDED})
 
 
 class CaseActions:

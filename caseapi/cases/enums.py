@@ -152,6 +152,8 @@ class CaseEventKind(StrEnum):
     CLOSED = "closed"
     #: The estimated time of restoration was set, changed or cleared (customer-visible).
     ETR_SET = "etr_set"
+    #: A file was attached; ``data["visibility"]`` says whether customers see it.
+    ATTACHMENT_ADDED = "attachment_added"
 
 
 #: Timeline kinds a customer never sees: how support organises itself.

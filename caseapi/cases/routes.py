@@ -22,7 +22,13 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
-from caseapi.auth.deps import CurrentPrincipal, StaffPrincipal, require_roles
+from caseapi.auth.deps import (
+    CurrentPrincipal,
+    RateLimiterDep,
+    StaffPrincipal,
+    charge_customer,
+    require_roles,
+)
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
 from caseapi.auth.tenancy import own_customer
 from caseapi.cases.deps import CaseServiceDep
@@ -77,6 +83,7 @@ from caseapi.cases.snapshot import (
 )
 from caseapi.core.base import ACTOR_LENGTH
 from caseapi.core.deps import RowId
+from caseapi.ratelimit.service import Limit
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -206,11 +213,13 @@ async def create_case(
     body: CaseCreate,
     service: CaseServiceDep,
     principal: CurrentPrincipal,
+    limiter: RateLimiterDep,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
     ] = None,
 ) -> JSONResponse:
     """Open a reactive case (201; 200 with the original for a repeated Idempotency-Key)."""
+    await charge_customer(limiter, Limit.CASE_CREATION_PER_CUSTOMER, principal)
     created = await service.create_case(principal, body, idempotency_key=idempotency_key)
     return await _case_response(
         service, principal, created.case, status=201 if created.created else 200

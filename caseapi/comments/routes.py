@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from caseapi.auth.deps import CaseParticipant
+from caseapi.auth.deps import CaseParticipant, RateLimiterDep, charge_customer
 from caseapi.comments.schemas import CommentCreate, CommentPublic, CommentsPublic
 from caseapi.comments.service import CommentService
+from caseapi.ratelimit.service import Limit
 
 router = APIRouter(prefix="/v1/cases", tags=["comments"])
 
@@ -24,9 +25,14 @@ CommentServiceDep = Annotated[CommentService, Depends(get_comment_service)]
 
 @router.post("/{ref}/comments", status_code=201)
 async def add_comment(
-    ref: str, body: CommentCreate, principal: CaseParticipant, service: CommentServiceDep
+    ref: str,
+    body: CommentCreate,
+    principal: CaseParticipant,
+    service: CommentServiceDep,
+    limiter: RateLimiterDep,
 ) -> CommentPublic:
     """Add a public or internal comment to a case; customers may post public ones only."""
+    await charge_customer(limiter, Limit.COMMENTS_PER_CUSTOMER, principal)
     comment = await service.add_comment(
         principal=principal, ref=ref, body=body.body, visibility=body.visibility
     )
@@ -37,8 +43,11 @@ async def add_comment(
 async def list_comments(
     ref: str, principal: CaseParticipant, service: CommentServiceDep
 ) -> CommentsPublic:
-    """List a case's comments, oldest first; customers see public ones only."""
-    comments = await service.list_comments(principal=principal, ref=ref)
+    """List a case's comments, oldest first, each with its attachments (ids and names);
+    customers see public ones only."""
+    views = await service.list_comments(principal=principal, ref=ref)
     return CommentsPublic(
-        ref=ref, data=[CommentPublic.from_comment(c) for c in comments], count=len(comments)
+        ref=ref,
+        data=[CommentPublic.from_comment(v.comment, v.attachments) for v in views],
+        count=len(views),
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from caseapi.attachments.models import Attachment
 from caseapi.comments.models import Comment, Visibility
 
 MAX_BODY: int = 20_000
@@ -20,6 +22,16 @@ class CommentCreate(BaseModel):
     visibility: Visibility = Visibility.PUBLIC
 
 
+class AttachmentRef(BaseModel):
+    """An attachment a comment carries: ``GET /v1/cases/{ref}/attachments/{id}``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    filename: str
+    size: int
+
+
 class CommentPublic(BaseModel):
     """One comment as the API shows it."""
 
@@ -31,10 +43,13 @@ class CommentPublic(BaseModel):
     author_role: str
     visibility: Visibility
     body: str
+    attachments: list[AttachmentRef] = []
 
     @classmethod
-    def from_comment(cls, comment: Comment) -> CommentPublic:
-        """Build from a row."""
+    def from_comment(
+        cls, comment: Comment, attachments: Sequence[Attachment] = ()
+    ) -> CommentPublic:
+        """Build from a row and the attachments it carries."""
         return cls(
             id=comment.id,
             created_at=comment.created_at,
@@ -42,6 +57,9 @@ class CommentPublic(BaseModel):
             author_role=comment.author_role,
             visibility=Visibility(comment.visibility),
             body=comment.body,
+            attachments=[
+                AttachmentRef(id=a.id, filename=a.filename, size=a.size) for a in attachments
+            ],
         )
 
 

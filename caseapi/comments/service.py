@@ -25,8 +25,12 @@ Rules:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.attachments import repository as attachment_repository
+from caseapi.attachments.models import Attachment
 from caseapi.audit import service as audit
 from caseapi.audit.enums import AuditAction
 from caseapi.auth.principal import Principal
@@ -39,6 +43,14 @@ from caseapi.comments import repository
 from caseapi.comments.errors import CommentRefusedError, InternalCommentForbiddenError
 from caseapi.comments.models import Comment, Visibility
 from caseapi.core.database import session_scope
+
+
+@dataclass(frozen=True, slots=True)
+class CommentView:
+    """A comment and the attachments it carries (those the reader may see)."""
+
+    comment: Comment
+    attachments: tuple[Attachment, ...]
 
 
 class CommentService:
@@ -68,12 +80,9 @@ class CommentService:
             raise InternalCommentForbiddenError
         async with session_scope(self._sessionmaker, write=True) as session:
             case = await case_store.case_for(session, principal, ref, lock=True)
-            if principal.is_customer and case.status.is_terminal:
-                raise CommentRefusedError(ref, case.status.value)
-            comment = await self._write(session, case, principal, body, visibility)
-            copies = 0
-            if visibility is Visibility.PUBLIC and not principal.is_customer:
-                copies = await self._flow_to_linked(session, case, principal, body)
+            comment, copies = await self.write_comment(
+                session, case=case, principal=principal, body=body, visibility=visibility
+            )
             # The comment's id and visibility, never its body.
             await audit.record(
                 session,
@@ -89,6 +98,38 @@ class CommentService:
             )
             await session.commit()
             return comment
+
+    async def write_comment(
+        self,
+        session: AsyncSession,
+        *,
+        case: Case,
+        principal: Principal,
+        body: str,
+        visibility: Visibility,
+    ) -> tuple[Comment, int]:
+        """Add a comment to ``case`` (locked by the caller) in the caller's transaction.
+
+        Everything ``add_comment`` does but the lookup, the audit row and the commit:
+        the rules, the timeline entry, the reply hooks and the copies to linked
+        customer cases. For another action that carries a comment (an attachment).
+
+        Returns:
+            The comment and how many linked customer cases got a copy.
+
+        Raises:
+            InternalCommentForbiddenError: A customer asked for ``internal``.
+            CommentRefusedError: A customer commenting on a finished case.
+        """
+        if principal.is_customer and visibility is not Visibility.PUBLIC:
+            raise InternalCommentForbiddenError
+        if principal.is_customer and case.status.is_terminal:
+            raise CommentRefusedError(case.ref, case.status.value)
+        comment = await self._write(session, case, principal, body, visibility)
+        copies = 0
+        if visibility is Visibility.PUBLIC and not principal.is_customer:
+            copies = await self._flow_to_linked(session, case, principal, body)
+        return comment, copies
 
     async def _write(
         self,
@@ -157,8 +198,9 @@ class CommentService:
         else:
             await case_store.on_staff_reply(session, case_id=case.id, at=now, actor=principal.actor)
 
-    async def list_comments(self, *, principal: Principal, ref: str) -> list[Comment]:
-        """Return the comments of case ``ref`` the caller may read, oldest first.
+    async def list_comments(self, *, principal: Principal, ref: str) -> list[CommentView]:
+        """Return the comments of case ``ref`` the caller may read, oldest first, each
+        with the attachments it carries.
 
         Raises:
             CaseNotFoundError: No such case, or another customer's.
@@ -170,6 +212,16 @@ class CommentService:
                 if principal.is_customer
                 else [Visibility.PUBLIC, Visibility.INTERNAL]
             )
-            return await repository.list_comments(
+            comments = await repository.list_comments(
                 session, case_id=case.id, visibilities=visibilities
             )
+            carried = await attachment_repository.list_for_comments(
+                session,
+                comment_ids=[c.id for c in comments],
+                include_internal=not principal.is_customer,
+            )
+        by_comment: dict[int, list[Attachment]] = {}
+        for attachment in carried:
+            assert attachment.comment_id is not None
+            by_comment.setdefault(attachment.comment_id, []).append(attachment)
+        return [CommentView(c, tuple(by_comment.get(c.id, ()))) for c in comments]

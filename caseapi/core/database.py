@@ -14,6 +14,18 @@ transaction that reads and then writes fails with "database is locked" at once
 ``BEGIN IMMEDIATE`` through ``WRITE_TRANSACTION``: they then queue on the write lock
 with ``busy_timeout`` instead of failing.
 
+SQLite's busy wait is no queue, though: a waiting writer sleeps and polls, and with
+20 writers in one process one of them could lose every poll for the whole
+``busy_timeout`` (1 write in about 2,400 was 503 "database is locked"). So within a
+process, write sessions (``session_scope(..., write=True)``) on a SQLite engine take
+their turn from a FIFO ``asyncio.Lock`` first; only the head of that queue asks
+SQLite for the lock, which it then gets at once unless another process (``nms
+apikey create``) or a writer outside ``session_scope`` holds it (the detector's
+state store writes through ``session_scope`` too). A turn ends with its transaction
+(commit or rollback). A turn not given within ``WRITE_QUEUE_TIMEOUT`` is
+``DatabaseUnavailableError`` (503 with ``Retry-After``), as is a lock still held
+elsewhere after ``busy_timeout``.
+
 SQLite file mode: the database holds API key hashes, webhook secrets and customers'
 data, and SQLite creates a new file 0644 (less the umask). So before the first
 connection we create a missing file ourselves, mode 0600 whatever the umask; SQLite
@@ -24,14 +36,16 @@ group); if others can read or write it, a warning says so.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import logging
 import os
 import stat
+import weakref
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -70,6 +84,15 @@ WRITE_TRANSACTION: Final[Mapping[str, Any]] = {"sqlite_begin": "IMMEDIATE"}
 
 #: The mode of a SQLite database file we create (and so of its side files).
 SQLITE_FILE_MODE: Final = 0o600
+
+#: Seconds a write session waits for its turn in this process's SQLite write queue.
+#: A turn normally takes milliseconds; this only ends a wait behind a stuck writer.
+WRITE_QUEUE_TIMEOUT: Final = 30.0
+
+# One queue per SQLite engine and event loop (an asyncio.Lock belongs to one loop).
+_write_queues: weakref.WeakKeyDictionary[
+    Engine, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
+] = weakref.WeakKeyDictionary()
 
 
 def make_engine(
@@ -301,19 +324,62 @@ async def session_scope(
 
     Connecting eagerly turns "the database is down" into one error,
     ``DatabaseUnavailableError``, before any work starts. ``write=True`` begins
-    with ``WRITE_TRANSACTION`` (see the module docstring). Leaving the block
-    without a commit rolls back.
+    with ``WRITE_TRANSACTION`` and, on SQLite, waits for its turn in the process's
+    write queue first (see the module docstring). Leaving the block without a
+    commit rolls back.
 
     Raises:
-        DatabaseUnavailableError: No connection (or, on SQLite, no write lock
-            within the busy timeout).
+        DatabaseUnavailableError: No connection (or, on SQLite, no turn in the
+            write queue within ``WRITE_QUEUE_TIMEOUT``, or no write lock within
+            the busy timeout).
     """
-    async with sessionmaker() as session:
+    async with AsyncExitStack() as stack:
+        session = sessionmaker()
+        bind = session.get_bind()
+        engine = bind if isinstance(bind, Engine) else bind.engine
+        url = engine.url.render_as_string(hide_password=False)
+        if write and engine.dialect.name == "sqlite":
+            await stack.enter_async_context(_write_turn(engine, session, url=url))
+        # Entered after the turn: closing it (a rollback if uncommitted) ends the turn
+        # at the latest.
+        await stack.enter_async_context(session)
         try:
             await session.connection(execution_options=WRITE_TRANSACTION if write else None)
         except Exception as exc:
-            bind = session.get_bind()
-            engine = bind if isinstance(bind, Engine) else bind.engine
-            url = engine.url.render_as_string(hide_password=False)
             raise DatabaseUnavailableError(f"cannot connect: {_describe(exc)}", url=url) from exc
         yield session
+
+
+@asynccontextmanager
+async def _write_turn(engine: Engine, session: AsyncSession, *, url: str) -> AsyncIterator[None]:
+    """Hold this process's SQLite write turn for ``engine`` (FIFO, bounded wait) until
+    ``session``'s transaction ends: its commit or rollback frees SQLite's lock, so the
+    next writer may begin while this one still returns its connection."""
+    loop = asyncio.get_running_loop()
+    queues = _write_queues.setdefault(engine, weakref.WeakKeyDictionary())
+    lock = queues.setdefault(loop, asyncio.Lock())
+    try:
+        async with asyncio.timeout(WRITE_QUEUE_TIMEOUT):
+            await lock.acquire()
+    except TimeoutError:
+        raise DatabaseUnavailableError(
+            f"no turn to write within {WRITE_QUEUE_TIMEOUT:.0f} s", url=url
+        ) from None
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            lock.release()
+
+    def on_end(_session: Any, transaction: Any) -> None:
+        if transaction.parent is None:  # the outermost one: the database's transaction
+            release()
+
+    event.listen(session.sync_session, "after_transaction_end", on_end)
+    try:
+        yield
+    finally:
+        event.remove(session.sync_session, "after_transaction_end", on_end)
+        release()

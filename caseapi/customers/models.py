@@ -1,4 +1,4 @@
-"""The customers table; written by ``caseapi.inventory.sync_inventory`` only.
+"""The customers and their contacts; written by ``caseapi.inventory.sync_inventory`` only.
 
 Customers are never deleted (cases, NTUs and API keys refer to them).
 ``contract_status`` other than ``active`` means no support; ``attributes`` holds
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from caseapi.core.base import Base
@@ -23,3 +23,24 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(200))
     contract_status: Mapped[str] = mapped_column(String(16), default="active")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CustomerContact(Base):
+    """A person of a customer, as the inventory names them (``contacts:``).
+
+    ``email`` is lower-case and unique across customers: an incoming mail's sender
+    names one customer. ``roles`` (``notify``, ``technical``, ``billing``,
+    ``escalation``) say what they are told; ``notify`` contacts get every case
+    notification, in their ``language``.
+    """
+
+    __tablename__ = "customer_contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -5,7 +5,8 @@ Each channel turns one claimed ``Job`` into one send and raises ``DeliveryError`
 translated here. Every message carries the outbox row's ``event_id`` so that a
 receiver can drop duplicates (delivery is at-least-once, see ``dispatcher``):
 
-- e-mail: ``Message-ID: <event-id@domain>`` (the same for every retry);
+- e-mail: ``Message-ID: <event-id@domain>`` (the same for every retry and every
+  recipient), threaded to its case with ``In-Reply-To`` / ``References``;
 - webhooks: ``Idempotency-Key`` and ``X-NMS-Event-Id`` headers, ``id`` in the body;
 - MQTT: user property ``idempotency-key`` and ``id`` in the JSON payload.
 
@@ -28,7 +29,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
@@ -39,8 +40,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from caseapi.core.secrets import SecretBox, SecretDecryptError, open_secret
+from caseapi.mail.config import MailSettings
+from caseapi.mail.threading import make_message_id
 from caseapi.notifications.addresses import WebhookUrlError
 from caseapi.notifications.attachments import Attachment, AttachmentSource
+from caseapi.notifications.enums import REPLY_KINDS
 from caseapi.notifications.errors import DeliveryError, PermanentDeliveryError
 from caseapi.notifications.render import public_payload, render_email
 from caseapi.notifications.repository import Job
@@ -57,37 +61,67 @@ _RETRYABLE_4XX = frozenset({408, 425, 429})
 
 def message_id(event_id: str, sender: str) -> str:
     """The ``Message-ID`` of every mail about ``event_id``."""
-    domain = sender.rpartition("@")[2] or "localhost"
-    return f"<{event_id}@{domain}>"
+    return make_message_id(event_id, sender)
 
 
 class EmailChannel:
     """Sends one mail per delivery (one recipient) with ``aiosmtplib``."""
 
     def __init__(
-        self, *, settings: DispatcherSettings, attachments: Sequence[AttachmentSource] = ()
+        self,
+        *,
+        settings: DispatcherSettings,
+        attachments: Sequence[AttachmentSource] = (),
+        mail: MailSettings | None = None,
     ) -> None:
         """Create the channel.
 
         Args:
             settings: SMTP server, sender and timeouts.
             attachments: Sources of files to attach (``caseapi.notifications.attachments``).
+            mail: The support mailbox (``Reply-To``, ``X-Loop``) and the templates.
+
+        Raises:
+            ValueError: No SMTP host, or a broken template file.
         """
         if settings.smtp_host is None:
             raise ValueError("EmailChannel needs settings.smtp_host")
         self._settings = settings
         self._host = settings.smtp_host
         self._attachments = tuple(attachments)
+        self._mail = mail or MailSettings()
+        self._templates = self._mail.templates()
 
     def build(self, job: Job, attachments: Sequence[Attachment] = ()) -> EmailMessage:
-        """The MIME message (plain text with an HTML alternative, then any files)."""
-        rendered = render_email(job.envelope)
+        """The MIME message (plain text with an HTML alternative, then any files).
+
+        Threaded (``In-Reply-To`` / ``References``: ``job.thread``) in the
+        recipient's language, answering to the support mailbox, and marked as
+        automatic (RFC 3834) with our ``X-Loop``, so auto-responders stay quiet and
+        our own mail ingest recognises it.
+        """
+        mail = self._mail
+        rendered = render_email(
+            job.envelope,
+            language=job.language,
+            recipient_name=job.recipient_name,
+            support_address=mail.address,
+            templates=self._templates,
+        )
         message = EmailMessage()
         message["From"] = self._settings.smtp_from
         message["To"] = job.target
+        message["Reply-To"] = formataddr((mail.name, mail.address))
         message["Subject"] = rendered.subject
         message["Date"] = format_datetime(job.envelope.created_at)
         message["Message-ID"] = message_id(job.envelope.event_id, self._settings.smtp_from)
+        in_reply_to, references = job.thread
+        if in_reply_to is not None:
+            message["In-Reply-To"] = in_reply_to
+            message["References"] = " ".join(references)
+        auto = "auto-replied" if job.envelope.kind in REPLY_KINDS else "auto-generated"
+        message["Auto-Submitted"] = auto
+        message["X-Loop"] = mail.address
         message["X-NMS-Event"] = job.envelope.kind
         if job.envelope.case_ref:
             message["X-NMS-Case"] = job.envelope.case_ref
@@ -98,6 +132,8 @@ class EmailChannel:
             message.add_attachment(
                 attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
             )
+        # Last: making the message multipart moves every Content-* header to a part.
+        message["Content-Language"] = job.language
         return message
 
     async def files_for(self, job: Job) -> list[Attachment]:

@@ -51,9 +51,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.core.secrets import SecretBox
+from caseapi.mail.config import MailSettings
+from caseapi.mail.threading import record_message_id
 from caseapi.notifications import repository
 from caseapi.notifications.attachments import AttachmentSource
-from caseapi.notifications.channels import EmailChannel, MqttPublisher, WebhookChannel
+from caseapi.notifications.channels import (
+    EmailChannel,
+    MqttPublisher,
+    WebhookChannel,
+    message_id,
+)
 from caseapi.notifications.enums import Channel
 from caseapi.notifications.errors import DeliveryError, PermanentDeliveryError
 from caseapi.notifications.outbox import OutboxSource
@@ -93,6 +100,7 @@ class NotificationDispatcher:
         attachments: Sequence[AttachmentSource] = (),
         resolver: Resolver = system_resolver,
         secrets: SecretBox | None = None,
+        mail: MailSettings | None = None,
     ) -> None:
         """Create a dispatcher.
 
@@ -108,6 +116,10 @@ class NotificationDispatcher:
             attachments: Sources of files for the e-mails (``attachments`` module).
             resolver: How webhook host names are resolved (tests pass their own).
             secrets: Opens the stored webhook secrets (``None``: stored in clear).
+            mail: The support mailbox and the templates of the e-mails (``mail.*``).
+
+        Raises:
+            ValueError: A broken template file (``mail.templates_dir``).
         """
         self._sessionmaker = sessionmaker
         self._settings = settings
@@ -116,7 +128,7 @@ class NotificationDispatcher:
         self._http_client = http_client
         self.name = name or f"dispatcher-{uuid.uuid4().hex[:8]}"
         self._email = (
-            EmailChannel(settings=settings, attachments=attachments)
+            EmailChannel(settings=settings, attachments=attachments, mail=mail)
             if settings.email_enabled
             else None
         )
@@ -148,7 +160,11 @@ class NotificationDispatcher:
             await session.commit()
         async with session_scope(self._sessionmaker, write=True) as session:
             jobs = await repository.claim_due(
-                session, now=now, claim_timeout=self._settings.claim_timeout, limit=limit
+                session,
+                now=now,
+                claim_timeout=self._settings.claim_timeout,
+                limit=limit,
+                sender=self._settings.smtp_from,
             )
             await session.commit()
         if jobs:
@@ -239,11 +255,23 @@ class NotificationDispatcher:
                 await self._record_failure(job, now, exc)
 
     async def _mark_delivered(self, job: Job, now: datetime) -> None:
-        """Mark ``job`` delivered (tests inject a crash here: sent but not marked)."""
+        """Mark ``job`` delivered (tests inject a crash here: sent but not marked).
+
+        A case mail's Message-ID joins the case's thread in the same transaction
+        (``caseapi.mail.threading``; recording it twice changes nothing).
+        """
         async with session_scope(self._sessionmaker, write=True) as session:
             marked = await repository.mark_delivered(
                 session, delivery_id=job.delivery_id, attempt=job.attempt, now=now
             )
+            if job.channel is Channel.EMAIL and job.envelope.case_id is not None:
+                await record_message_id(
+                    session,
+                    case_id=job.envelope.case_id,
+                    message_id=message_id(job.envelope.event_id, self._settings.smtp_from),
+                    direction="out",
+                    at=now,
+                )
             await session.commit()
         if not marked:
             logger.warning(

@@ -25,6 +25,12 @@ class NotificationKind(StrEnum):
     MAINTENANCE_CANCELLED = "maintenance_cancelled"
     #: The estimated time of restoration of a case was set, changed or cleared.
     ETR_UPDATED = "etr_updated"
+    #: Answers to a customer's mail (the mail ingest): a new case was opened for it.
+    CASE_ACKNOWLEDGED = "case_acknowledged"
+    #: Answers to a customer's mail: no case, the contract is expired or unpaid.
+    REQUEST_REFUSED = "request_refused"
+    #: Answers to a customer's mail: a reply to a closed case opened a new one.
+    FOLLOW_UP_OPENED = "follow_up_opened"
 
 
 MAINTENANCE_KINDS = frozenset(
@@ -34,6 +40,17 @@ MAINTENANCE_KINDS = frozenset(
         NotificationKind.MAINTENANCE_STARTED,
         NotificationKind.MAINTENANCE_COMPLETED,
         NotificationKind.MAINTENANCE_CANCELLED,
+    }
+)
+
+#: Kinds about no case (no reference, no thread of a case).
+NO_CASE_KINDS = frozenset({NotificationKind.REQUEST_REFUSED})
+#: Kinds that answer a customer's mail (``Auto-Submitted: auto-replied``).
+REPLY_KINDS = frozenset(
+    {
+        NotificationKind.CASE_ACKNOWLEDGED,
+        NotificationKind.REQUEST_REFUSED,
+        NotificationKind.FOLLOW_UP_OPENED,
     }
 )
 

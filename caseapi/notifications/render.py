@@ -1,9 +1,11 @@
-"""Message content: the public event payload and the e-mail templates (pure).
+"""Message content: the public event payload and the e-mails (pure).
 
 Only whitelisted, customer-visible fields ever leave the system: ``public_data``
 copies the fields a kind may show out of the outbox row's ``data`` and drops
-everything else (internal comments, actors, dedup keys). Every timestamp is
-rendered in UTC ISO 8601.
+everything else (internal comments, actors, dedup keys, the ``to`` of an answer).
+The payload's timestamps are UTC ISO 8601. An e-mail fills the template file of its
+kind in the recipient's language (``caseapi.notifications.templating``) with those
+fields as the language shows them (``caseapi.notifications.languages``).
 
 Every case message carries the case's current estimated time of restoration: the
 payload's ``etr`` (``null`` when none is set) and a line of every case e-mail.
@@ -17,47 +19,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from caseapi.notifications.enums import MAINTENANCE_KINDS, NotificationKind
+from caseapi.notifications.enums import MAINTENANCE_KINDS, NO_CASE_KINDS, NotificationKind
+from caseapi.notifications.languages import language_for
+from caseapi.notifications.templating import (
+    DEFAULT_LANGUAGE,
+    EXTRA_FIELDS,
+    TemplateSet,
+    common_fields,
+    shipped_templates,
+)
 
 K = NotificationKind
 
 #: The case facts a case message may carry to the customer (nothing else is sent).
-CASE_FIELDS: Final = (
-    "ref",
-    "status",
-    "priority",
-    "summary",
-    "site",
-    "service_id",
-    "ntu_id",
-    "outage_start",
-    "detected_at",
-    "restored_at",
-    "monitoring_until",
-    "closed_at",
-    "etr",
-    "at",
-)
-_MAINTENANCE_FIELDS: Final = (
-    "maintenance_id",
-    "title",
-    "maintenance_kind",
-    "starts_at",
-    "ends_at",
-    "services",
-    "sites",
-    "expected_impact",
-    "at",
-)
-#: Fields each kind may show the customer, besides the common ones.
-_EXTRA_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
-    K.PUBLIC_UPDATE: ("body",),
-    K.RFO_PUBLISHED: ("version", "correction"),
-    K.CASE_CLOSED: ("reason",),
-    K.WAITING_CUSTOMER_REMINDER: ("waiting_since", "closes_at"),
-    K.MAINTENANCE_COMPLETED: ("completed_at", "impact_start", "impact_end", "actual_impact"),
-    K.ETR_UPDATED: ("previous_etr", "note"),
-}
+CASE_FIELDS: Final = common_fields(K.CASE_OPENED)
 _TIME_FIELDS: Final = frozenset(
     {
         "outage_start",
@@ -77,82 +52,8 @@ _TIME_FIELDS: Final = frozenset(
         "previous_etr",
     }
 )
-#: How an e-mail shows an ETR that is not set.
+#: How an English e-mail shows an ETR that is not set.
 NO_ETR: Final = "not set"
-
-#: kind -> (title, what happened, what is next); ``{field}`` placeholders.
-_TEMPLATES: Final[Mapping[str, tuple[str, str, str]]] = {
-    K.CASE_OPENED: (
-        "Case opened",
-        "We opened case {ref} ({priority}): {summary}. Site: {site}. "
-        "The problem started at {outage_start} and was detected at {detected_at}.",
-        "An engineer is working on it; we will update you on this case. Quote {ref} in any reply.",
-    ),
-    K.PUBLIC_UPDATE: (
-        "Update",
-        "Our support team wrote on case {ref} at {at}:\n\n{body}",
-        "Reply to this message or through the API to answer.",
-    ),
-    K.CASE_SOLVED: (
-        "Service restored",
-        "Service was restored at {restored_at}; case {ref} is solved.",
-        "We keep monitoring the service until {monitoring_until}. If the problem "
-        "comes back before then, the case is reopened automatically.",
-    ),
-    K.RFO_PUBLISHED: (
-        "Reason for outage published",
-        "The reason-for-outage report (version {version}) for case {ref} was published at {at}.",
-        "Read it through the API: GET /v1/cases/{ref}/rfo (add ?format=pdf for the PDF).",
-    ),
-    K.CASE_CLOSED: (
-        "Case closed",
-        "Case {ref} was closed at {closed_at}.",
-        "Nothing; if you see the problem again, open a new case and quote {ref}.",
-    ),
-    K.WAITING_CUSTOMER_REMINDER: (
-        "We are waiting for your reply",
-        "Case {ref} has been waiting for your reply since {waiting_since}.",
-        "Please reply; without an answer the case closes automatically at {closes_at}. "
-        "If you no longer need a request you opened, cancel it with a reason "
-        '(POST /v1/cases/{ref}/cancel, body {{"reason": "..."}}).',
-    ),
-    K.ETR_UPDATED: (
-        "Estimated time of restoration",
-        "Our support team updated the estimated time of restoration (ETR) of case {ref} "
-        "at {at}: {etr} (previously {previous_etr}).{note}",
-        "We keep working on it and will update you on this case; the ETR may change.",
-    ),
-    K.MAINTENANCE_ANNOUNCED: (
-        "Maintenance announced",
-        "{maintenance_kind} maintenance {maintenance_id}: {title}. Window: {starts_at} "
-        "to {ends_at}. Expected impact: {expected_impact}. Services: {services}.",
-        "We will remind you before the window and tell you when the work is complete.",
-    ),
-    K.MAINTENANCE_REMINDER: (
-        "Maintenance reminder",
-        "Maintenance {maintenance_id} ({title}) starts at {starts_at} and ends at "
-        "{ends_at}. Expected impact: {expected_impact}.",
-        "We will tell you when the work starts and when it is complete.",
-    ),
-    K.MAINTENANCE_STARTED: (
-        "Maintenance started",
-        "Maintenance {maintenance_id} ({title}) started at {at}; planned end {ends_at}.",
-        "We will tell you when the work is complete.",
-    ),
-    K.MAINTENANCE_COMPLETED: (
-        "Maintenance completed",
-        "Maintenance {maintenance_id} ({title}) was completed at {completed_at}. "
-        "Actual impact: {actual_impact} (from {impact_start} to {impact_end}).",
-        "Nothing; if you still see a problem, open a case and quote {maintenance_id}.",
-    ),
-    K.MAINTENANCE_CANCELLED: (
-        "Maintenance cancelled",
-        "Maintenance {maintenance_id} ({title}), planned from {starts_at} to {ends_at}, "
-        "was cancelled at {at}.",
-        "Nothing; the work will not take place in this window. Any new date is announced "
-        "separately.",
-    ),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +67,8 @@ class Envelope:
     case_ref: str | None
     created_at: datetime
     data: Mapping[str, Any]
+    #: The case it is about (threads its mails); ``None`` for maintenance.
+    case_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,13 +99,12 @@ def _time(value: Any) -> Any:
 
 def public_data(kind: str, data: Mapping[str, Any], *, case_ref: str | None) -> dict[str, Any]:
     """The customer-visible fields of ``data`` for ``kind`` (times in UTC ISO)."""
-    common = _MAINTENANCE_FIELDS if kind in MAINTENANCE_KINDS else CASE_FIELDS
-    allowed = (*common, *_EXTRA_FIELDS.get(kind, ()))
+    allowed = (*common_fields(kind), *EXTRA_FIELDS.get(kind, ()))
     out: dict[str, Any] = {}
     for name in allowed:
         if name in data and data[name] is not None:
             out[name] = _time(data[name]) if name in _TIME_FIELDS else data[name]
-    if kind not in MAINTENANCE_KINDS:
+    if kind not in MAINTENANCE_KINDS and kind not in NO_CASE_KINDS:
         if case_ref is not None:
             out["ref"] = case_ref
         # Always there: "no estimate" is news too.
@@ -222,50 +124,64 @@ def public_payload(envelope: Envelope) -> dict[str, Any]:
     }
 
 
-class _Blank(dict[str, Any]):
+class _Blank(dict[str, str]):
+    def __init__(self, values: Mapping[str, str], missing: str) -> None:
+        super().__init__(values)
+        self._missing = missing
+
     def __missing__(self, key: str) -> str:
-        return "(not known yet)"
+        return self._missing
 
 
-def _display(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return ", ".join(str(item) for item in value) or "(none)"
-    return str(value)
+def render_email(
+    envelope: Envelope,
+    *,
+    language: str = DEFAULT_LANGUAGE,
+    recipient_name: str | None = None,
+    support_address: str | None = None,
+    templates: TemplateSet | None = None,
+) -> RenderedEmail:
+    """Subject, plain-text and HTML body of the e-mail for ``envelope``.
 
-
-def render_email(envelope: Envelope) -> RenderedEmail:
-    """Subject, plain-text and HTML body of the e-mail for ``envelope``."""
-    title, happened, nxt = _TEMPLATES[envelope.kind]
+    Args:
+        envelope: The outbox row.
+        language: The recipient's language (``en`` where no template has it).
+        recipient_name: Whom it greets (default: the customer's name).
+        support_address: Where to answer (``mail.address``), for the templates.
+        templates: The checked template files (default: the shipped ones).
+    """
+    templates = templates or shipped_templates()
+    lang = language_for(language if language in templates.languages else DEFAULT_LANGUAGE)
+    template = templates.get(lang.code, envelope.kind)
     fields = public_data(envelope.kind, envelope.data, case_ref=envelope.case_ref)
-    values = _Blank({name: _display(value) for name, value in fields.items()})
-    if envelope.kind not in MAINTENANCE_KINDS:
-        values["etr"] = NO_ETR if fields["etr"] is None else fields["etr"]
+    values = {name: lang.show(name, value) for name, value in fields.items()}
+    if "etr" in fields:
+        values["etr"] = lang.no_etr if fields["etr"] is None else values["etr"]
+        values["etr_shown"] = (
+            lang.no_etr if fields["etr"] is None else lang.with_zone(values["etr"])
+        )
     if envelope.kind == K.ETR_UPDATED:
-        values.setdefault("previous_etr", NO_ETR)
+        values.setdefault("previous_etr", lang.no_etr)
         values["note"] = f"\n\n{fields['note']}" if fields.get("note") else ""
-    what = happened.format_map(values)
-    then = nxt.format_map(values)
-    if envelope.kind in MAINTENANCE_KINDS:
-        subject = f"[Maintenance {values['maintenance_id']}] {title}: {values['title']}"
-        header = [f"Maintenance: {values['maintenance_id']}"]
-    else:
-        subject = f"[{values['ref']}] {title} - status: {values['status']}"
-        header = [
-            f"Case: {values['ref']}",
-            f"Status: {values['status']}",
-            "Estimated time of restoration: "
-            + (NO_ETR if fields["etr"] is None else f"{fields['etr']} (UTC)"),
-        ]
-    header.append(f"Sent for event at: {utc_iso(envelope.created_at)} (UTC)")
-    greeting = f"Dear {envelope.customer_name},"
-    text = "\n".join(
-        [greeting, "", *header, "", "What happened:", what, "", "What is next:", then, ""]
+    if envelope.kind == K.CASE_CLOSED:
+        values.setdefault("reason", "")
+    if "reason" in fields:
+        values["reason_text"] = lang.reason(str(fields["reason"]))
+    values.setdefault("mail_subject", "")
+    values["customer_name"] = envelope.customer_name
+    values["recipient_name"] = recipient_name or envelope.customer_name
+    values["sent_at"] = lang.time(envelope.created_at)
+    values["support_address"] = support_address or ""
+    filled = _Blank(values, lang.unknown)
+    subject = " ".join(template.subject.substitute(filled).split())
+    text = template.body.substitute(filled).rstrip("\n") + "\n"
+    return RenderedEmail(subject=subject, text=text, html=_html(text))
+
+
+def _html(text: str) -> str:
+    """The text as HTML: one paragraph per blank-line-separated block."""
+    blocks = [block for block in text.strip("\n").split("\n\n") if block.strip()]
+    paragraphs = "".join(
+        f"<p>{html.escape(block).replace(chr(10), '<br>')}</p>" for block in blocks
     )
-    esc = html.escape
-    body_html = (
-        f"<html><body><p>{esc(greeting)}</p>"
-        f"<p>{'<br>'.join(esc(line) for line in header)}</p>"
-        f"<h3>What happened</h3><p>{esc(what).replace(chr(10), '<br>')}</p>"
-        f"<h3>What is next</h3><p>{esc(then)}</p></body></html>"
-    )
-    return RenderedEmail(subject=subject, text=text, html=body_html)
+    return f"<html><body>{paragraphs}</body></html>"

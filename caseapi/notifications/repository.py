@@ -11,9 +11,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caseapi.customers.contacts import DEFAULT_LANGUAGE, contact_by_email, contacts_of
 from caseapi.customers.models import Customer
+from caseapi.mail.threading import extend_thread, make_message_id, thread_headers
 from caseapi.notifications.enums import (
     MAINTENANCE_KINDS,
+    REPLY_KINDS,
     Channel,
     DeliveryState,
 )
@@ -22,6 +25,8 @@ from caseapi.notifications.render import Envelope
 from caseapi.notifications.settings import DispatcherSettings
 
 _TOPIC_UNSAFE = re.compile(r"[+#/\x00]")
+#: ``(In-Reply-To, References)`` of a mail; ``(None, ())`` starts a thread.
+Thread = tuple[str | None, tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,11 @@ class Job:
     target: str
     envelope: Envelope
     webhook: WebhookTarget | None = None
+    #: E-mail: the recipient's language and name (a contact's; else ``en``, none).
+    language: str = DEFAULT_LANGUAGE
+    recipient_name: str | None = None
+    #: E-mail: the case's thread before this mail.
+    thread: Thread = (None, ())
 
 
 def topic_for(prefix: str, notification: Notification) -> str:
@@ -62,6 +72,29 @@ def topic_for(prefix: str, notification: Notification) -> str:
     if ntu:
         return f"{base}/ntus/{part(str(ntu))}"
     return f"{base}/events"
+
+
+async def email_targets(
+    session: AsyncSession, notification: Notification, customer: Customer | None
+) -> list[str]:
+    """Who gets ``notification`` by mail, each address once (any case).
+
+    An answer to a mail (``data["to"]``, the ingest's kinds) goes to those
+    addresses only; every other notification to the customer's ``notify``
+    contacts and the legacy ``attributes.notify_email`` addresses.
+    """
+    explicit = (notification.data or {}).get("to")
+    if explicit:
+        values = [explicit] if isinstance(explicit, str) else list(explicit)
+        return sorted({v.strip().lower() for v in values if isinstance(v, str) and "@" in v})
+    contacts = await contacts_of(session, customer_id=notification.customer_id, role="notify")
+    addresses = [contact.email for contact in contacts]
+    seen = set(addresses)
+    for address in notify_emails(customer):
+        if address.lower() not in seen:
+            seen.add(address.lower())
+            addresses.append(address)
+    return addresses
 
 
 def notify_emails(customer: Customer | None) -> list[str]:
@@ -89,7 +122,15 @@ async def expand_new(
         targets: list[tuple[Channel, str]] = []
         if settings.email_enabled:
             customer = await session.get(Customer, notification.customer_id)
-            targets.extend((Channel.EMAIL, address) for address in notify_emails(customer))
+            targets.extend(
+                (Channel.EMAIL, address)
+                for address in await email_targets(session, notification, customer)
+            )
+        if (notification.data or {}).get("to"):
+            # An answer to one person's mail: nothing for webhooks and MQTT.
+            notification.expanded_at = now
+            await _add_deliveries(session, notification, targets, now)
+            continue
         subscriptions = await session.execute(
             select(WebhookSubscription).where(
                 WebhookSubscription.customer_id == notification.customer_id,
@@ -102,25 +143,39 @@ async def expand_new(
                 targets.append((Channel.WEBHOOK, str(subscription.id)))
         if settings.mqtt_enabled:
             targets.append((Channel.MQTT, topic_for(settings.mqtt_topic_prefix, notification)))
-        for channel, target in targets:
-            session.add(
-                NotificationDelivery(
-                    notification_id=notification.id,
-                    channel=channel.value,
-                    target=target,
-                    state=DeliveryState.PENDING.value,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
+        await _add_deliveries(session, notification, targets, now)
         notification.expanded_at = now
     await session.flush()
     return len(notifications)
 
 
+async def _add_deliveries(
+    session: AsyncSession,
+    notification: Notification,
+    targets: list[tuple[Channel, str]],
+    now: datetime,
+) -> None:
+    for channel, target in targets:
+        session.add(
+            NotificationDelivery(
+                notification_id=notification.id,
+                channel=channel.value,
+                target=target,
+                state=DeliveryState.PENDING.value,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+
+
 async def claim_due(
-    session: AsyncSession, *, now: datetime, claim_timeout: timedelta, limit: int
+    session: AsyncSession,
+    *,
+    now: datetime,
+    claim_timeout: timedelta,
+    limit: int,
+    sender: str = "noc@localhost",
 ) -> list[Job]:
     """Claim up to ``limit`` due deliveries for ``claim_timeout`` and return them.
 
@@ -128,6 +183,11 @@ async def claim_due(
     disjoint rows; on SQLite the caller's ``BEGIN IMMEDIATE`` serialises claims.
     Claiming counts as an attempt, so a delivery that crashes its dispatcher
     still ends ``failed`` after ``max_attempts``.
+
+    Each e-mail job carries its recipient's language and its case's thread: the
+    stored one (``caseapi.mail.threading``) extended by the mails claimed before it
+    in this batch, so mails sent together still thread one after the other
+    (``sender``'s domain makes the Message-IDs).
     """
     stmt = (
         select(NotificationDelivery, Notification)
@@ -143,6 +203,8 @@ async def claim_due(
     rows = [(a, b) for a, b in (await session.execute(stmt)).all()]
     jobs: list[Job] = []
     names: dict[str, str] = {}
+    threads: dict[int, Thread] = {}
+    answered: dict[int, Thread] = {}
     for delivery, notification in rows:
         delivery.attempts += 1
         delivery.last_attempt_at = now
@@ -159,6 +221,17 @@ async def claim_due(
                 webhook = WebhookTarget(
                     url=subscription.url, secrets=active_secrets(subscription, now=now)
                 )
+        language: str = DEFAULT_LANGUAGE
+        recipient: str | None = None
+        thread: Thread = (None, ())
+        if delivery.channel == Channel.EMAIL:
+            contact = await contact_by_email(session, delivery.target)
+            if contact is not None:
+                language, recipient = contact.language, contact.name or None
+            if notification.id not in answered:
+                answered[notification.id] = await _thread(session, notification, threads, sender)
+            # Every recipient of one mail gets the same thread (and Message-ID).
+            thread = answered[notification.id]
         jobs.append(
             Job(
                 delivery_id=delivery.id,
@@ -166,6 +239,9 @@ async def claim_due(
                 channel=Channel(delivery.channel),
                 target=delivery.target,
                 webhook=webhook,
+                language=language,
+                recipient_name=recipient,
+                thread=thread,
                 envelope=Envelope(
                     event_id=notification.event_id,
                     kind=notification.kind,
@@ -174,11 +250,31 @@ async def claim_due(
                     case_ref=notification.case_ref,
                     created_at=notification.created_at,
                     data=dict(notification.data or {}),
+                    case_id=notification.case_id,
                 ),
             )
         )
     await session.flush()
     return jobs
+
+
+async def _thread(
+    session: AsyncSession, notification: Notification, threads: dict[int, Thread], sender: str
+) -> Thread:
+    """The thread the mail of ``notification`` answers (see ``claim_due``)."""
+    data = notification.data or {}
+    if notification.case_id is None:
+        # An answer outside any case (``request_refused``) answers the mail itself.
+        answered = data.get("in_reply_to")
+        if notification.kind in REPLY_KINDS and isinstance(answered, str) and answered:
+            return answered, (answered,)
+        return None, ()
+    case_id = notification.case_id
+    if case_id not in threads:
+        threads[case_id] = await thread_headers(session, case_id=case_id)
+    thread = threads[case_id]
+    threads[case_id] = extend_thread(thread, make_message_id(notification.event_id, sender))
+    return thread
 
 
 def active_secrets(subscription: WebhookSubscription, *, now: datetime) -> tuple[str, ...]:

@@ -16,8 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.core.database import session_scope
 from caseapi.core.upsert import upsert
-from caseapi.customers.models import Customer
+from caseapi.customers.models import Customer, CustomerContact
 from caseapi.ntus.models import Node, Ntu
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactRecord:
+    """A person of a customer: ``email`` unique across customers (lower-cased here)."""
+
+    email: str
+    name: str = ""
+    language: str = "en"
+    roles: tuple[str, ...] = ("notify",)
+    """``notify`` (case notifications), ``technical``, ``billing``, ``escalation``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,6 +41,8 @@ class CustomerRecord:
     attributes: Mapping[str, Any] = field(default_factory=dict)
     """Contract terms (``first_response``, ``waiting_customer_close_after``,
     ``notify_email``, ...)."""
+    contacts: Sequence[ContactRecord] = ()
+    """Its people; every contact stored is one of these (others are removed)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +91,7 @@ class InventoryDiff:
 
 def _row(record: CustomerRecord | NtuRecord | NodeRecord) -> dict[str, Any]:
     row = asdict(record)
+    row.pop("contacts", None)  # a table of their own
     for name in ("probe", "attributes"):
         if name in row:
             row[name] = dict(row[name])
@@ -95,11 +109,13 @@ async def sync_inventory(
 
     NTU states and cases are left alone: an NTU that leaves and comes back keeps its
     history. Customers are added and updated, never deleted (cases refer to them).
-    NTUs missing from ``ntus`` are deleted; nodes are replaced by ``nodes``.
+    NTUs missing from ``ntus`` are deleted; nodes are replaced by ``nodes``; the
+    stored contacts become exactly the customers' ``contacts`` (by address).
 
     Raises:
         DatabaseUnavailableError: The database cannot be reached.
-        sqlalchemy.exc.IntegrityError: Two NTUs share an address (nothing changes).
+        sqlalchemy.exc.IntegrityError: Two NTUs share an address, or two contacts an
+            e-mail address (nothing changes).
     """
     async with session_scope(sessionmaker, write=True) as session:
         existing = {row.id: row for row in (await session.scalars(select(Ntu))).all()}
@@ -114,6 +130,7 @@ async def sync_inventory(
             )
         )
         await upsert(session, Customer, [_row(c) for c in customers], ["id"])
+        await _sync_contacts(session, customers)
         if removed:
             await session.execute(delete(Ntu).where(Ntu.id.in_(removed)))
         # Addresses are unique: clear the old rows of changed NTUs first, so that two
@@ -126,3 +143,22 @@ async def sync_inventory(
         await upsert(session, Node, node_rows, ["id"])
         await session.commit()
     return InventoryDiff(added=added, removed=removed, changed=changed)
+
+
+async def _sync_contacts(session: AsyncSession, customers: Sequence[CustomerRecord]) -> None:
+    rows = [
+        {
+            "customer_id": customer.id,
+            "email": contact.email.strip().lower(),
+            "name": contact.name,
+            "language": contact.language,
+            "roles": list(contact.roles),
+        }
+        for customer in customers
+        for contact in customer.contacts
+    ]
+    await session.execute(
+        delete(CustomerContact).where(CustomerContact.email.not_in([r["email"] for r in rows]))
+    )
+    # Keyed by address: a contact moving to another customer keeps its row.
+    await upsert(session, CustomerContact, rows, ["email"])

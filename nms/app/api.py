@@ -1,13 +1,17 @@
 """``nms api``: the case API of the distributed wiring; stateless, run as many as needed.
 
 It answers ``503`` with ``Retry-After`` while the database is unreachable (migrations
-wait it out in the background) and recovers by itself.
+wait it out in the background) and recovers by itself. ``/metrics`` serves its rate
+limit counters (the detector serves the fleet's and the cases' figures); replicas
+share their limits through ``api.rate_limits.storage_url`` (Redis).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+
+from prometheus_client import CollectorRegistry
 
 from caseapi.database import make_engine, make_sessionmaker
 from nms.app.process import (
@@ -22,11 +26,14 @@ from nms.app.settings import Settings
 from nms.app.wiring import (
     build_api,
     build_case_services,
+    build_rate_limiter,
     migrate_until_done,
     seal_stored_secrets,
     secret_box,
 )
 from nms.clock import Clock
+from nms.noc.api_metrics import RateLimitCollector
+from nms.noc.metrics import metrics_router
 
 log = logging.getLogger("nms.distributed")
 
@@ -38,13 +45,19 @@ async def run_api(settings: Settings, *, clock: Clock) -> None:
     engine = make_engine(settings.database.url)
     sessionmaker = make_sessionmaker(engine)
     services = build_case_services(settings, sessionmaker, clock)
+    limiter = build_rate_limiter(settings.api)
+    registry = CollectorRegistry()
+    registry.register(RateLimitCollector(limiter.stats))
     app = build_api(
         sessionmaker,
         clock,
         services,
         settings=settings.api,
+        attachments=settings.attachments,
         notifications=settings.notifications,
         secrets=box,
+        rate_limiter=limiter,
+        extra_routers=(metrics_router(registry),),
     )
 
     async def prepare() -> None:
@@ -67,5 +80,6 @@ async def run_api(settings: Settings, *, clock: Clock) -> None:
     finally:
         remove_signal_handlers()
         listener.close()
+        await limiter.close()
         await engine.dispose()
     log.info("stopped cleanly")

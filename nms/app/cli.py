@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
         "api",
         help="distributed: serve the case API (stateless; run as many as needed)",
         description="Serve the case API on the shared database. Answers 503 with "
-        "Retry-After while the database is unreachable.",
+        "Retry-After while the database is unreachable; /metrics serves its rate limit "
+        "counters (share the limits between replicas with api.rate_limits.storage_url).",
     )
     _add_config(api)
     api.add_argument("--database", metavar="URL", help="SQLAlchemy URL (PostgreSQL)")
@@ -309,7 +310,8 @@ def _print_section(name: str, value: object, indent: int) -> None:
         shown = str(value).lower()
     elif isinstance(value, str) and "://" in value:
         shown = mask_url(value)  # database, bus and MQTT URLs may carry a password
-    elif isinstance(value, list):
+    elif isinstance(value, tuple | list):
+        # As YAML writes a list (api.trusted_proxies), not as Python's repr.
         shown = "[" + ", ".join(str(item) for item in value) + "]"
     print(f"{pad}{name}: {'null' if shown is None else shown}")
 

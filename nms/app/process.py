@@ -61,7 +61,9 @@ class ApiServer(uvicorn.Server):
 
 
 def api_server(app: FastAPI) -> ApiServer:
-    return ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from
+    # 127.0.0.1 and rewrite the client address; api.trusted_proxies decides that.
+    return ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=False))
 
 
 def status_app(

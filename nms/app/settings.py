@@ -20,6 +20,7 @@ from pydantic import (
     ByteSize,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
@@ -30,12 +31,15 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from caseapi.secrets import ENC_PREFIX, SecretBox, SecretDecryptError, SecretKeyError
 from caseapi.settings import (
     DEFAULT_MAX_BODY,
+    AttachmentSettings,
     AuditSettings,
     CaseSettings,
     DatabaseSettings,
     Duration,
+    MailSettings,
     MaintenanceSettings,
     NotificationSettings,
+    RateLimitSettings,
     check_mqtt_url,
     format_duration,
     parse_duration,
@@ -53,9 +57,11 @@ __all__ = [
     "DetectorSettings",
     "Duration",
     "IcmpSettings",
+    "MailSettings",
     "MaintenanceSettings",
     "NotificationSettings",
     "ProbeSettings",
+    "RateLimitSettings",
     "Settings",
     "SnmpSettings",
     "TrapSettings",
@@ -74,6 +80,10 @@ class ApiSettings(_Section):
     listen: str = "127.0.0.1:8080"
     max_body: ByteSize = Field(default=ByteSize(DEFAULT_MAX_BODY), ge=1024, le=2**30)
     """Request bodies above this size (``1MiB``, ``256KiB``, bytes) are refused with 413."""
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
+    """Proxies (addresses or networks) whose ``X-Forwarded-For`` names the client;
+    none by default: the connection's peer is the client."""
+    rate_limits: RateLimitSettings = RateLimitSettings()
 
     @field_validator("listen")
     @classmethod
@@ -207,8 +217,10 @@ class Settings(BaseSettings):
     probes: ProbeSettings = ProbeSettings()
     cases: CaseSettings = CaseSettings()
     notifications: NotificationSettings = NotificationSettings()
+    mail: MailSettings = MailSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     audit: AuditSettings = AuditSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     bus: BusSettings = BusSettings()

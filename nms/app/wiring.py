@@ -18,9 +18,10 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from caseapi.app import CaseServices, CaseWorkers, build_services, create_app
+from caseapi.app import CaseServices, CaseWorkers, RateLimiter, build_services, create_app
 from caseapi.database import DatabaseUnavailableError, mask_url, migrate
 from caseapi.secrets import SecretBox, seal_webhook_secrets
+from caseapi.settings import AttachmentSettings
 from nms.app.secrets import owned_box, settings_box, settings_keys
 from nms.app.settings import ApiSettings, NotificationSettings, Settings, split_listen
 from nms.bus.batch import Batch
@@ -69,13 +70,16 @@ def load_checked_inventory(settings: Settings, *, required: bool = True) -> Inve
 
 
 def load_settings_inventory(settings: Settings, path: Path) -> Inventory:
-    """``load_inventory`` with the keys of ``settings`` for ``enc:`` SNMP credentials.
+    """``load_inventory`` with the keys of ``settings`` for ``enc:`` SNMP credentials
+    and the contact languages of its mail templates (``mail.templates_dir``).
 
     Raises:
         InventoryError: As ``load_inventory``.
         SecretKeyError: The keys cannot be used.
     """
-    return load_inventory(path, secrets=settings_box(settings))
+    return load_inventory(
+        path, secrets=settings_box(settings), languages=settings.mail.templates().languages
+    )
 
 
 def bus_settings(settings: Settings) -> MqttBusSettings:
@@ -175,7 +179,13 @@ def build_case_workers(
         notifications=settings.notifications,
         maintenance=settings.maintenance,
         audit=settings.audit,
+        mail=settings.mail,
     )
+
+
+def build_rate_limiter(settings: ApiSettings) -> RateLimiter:
+    """The API's rate limits (``api.rate_limits``), shared with its metrics."""
+    return RateLimiter(settings=settings.rate_limits)
 
 
 def build_api(
@@ -184,11 +194,14 @@ def build_api(
     services: CaseServices,
     *,
     settings: ApiSettings | None = None,
+    attachments: AttachmentSettings | None = None,
+    rate_limiter: RateLimiter | None = None,
     extra_routers: Sequence[APIRouter] = (),
     notifications: NotificationSettings | None = None,
     secrets: SecretBox | None = None,
 ) -> FastAPI:
-    """The case API over ``services`` (embedded and ``nms api``)."""
+    """The case API over ``services`` (embedded and ``nms api``); rate limited by
+    ``rate_limiter``, or by a new one from ``settings`` when omitted."""
     api = settings or ApiSettings()
     return create_app(
         sessionmaker=sessionmaker,
@@ -197,8 +210,11 @@ def build_api(
         clock=clock,
         extra_routers=extra_routers,
         max_body_bytes=int(api.max_body),
+        attachments=attachments,
         notifications=notifications,
         secrets=secrets,
+        rate_limiter=rate_limiter or build_rate_limiter(api),
+        trusted_proxies=api.trusted_proxies,
     )
 
 

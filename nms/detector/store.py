@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.database import session_scope
 from nms.detector.availability import NtuState, Status
 from nms.detector.fusion import SnmpView
 from nms.detector.models import DetectorNtuState
@@ -110,7 +111,9 @@ async def save_states(
     rows = [_row(ntu_id, stored) for ntu_id, stored in states]
     if not rows:
         return
-    async with sessionmaker() as session, session.begin():
+    # A write session: on SQLite it takes its turn with the API's writers in this
+    # process instead of racing them for the lock (caseapi.database).
+    async with session_scope(sessionmaker, write=True) as session:
         dialect = session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         stmt = insert(_TABLE)
@@ -118,3 +121,4 @@ async def save_states(
         await session.execute(
             stmt.on_conflict_do_update(index_elements=["ntu_id"], set_=update), rows
         )
+        await session.commit()

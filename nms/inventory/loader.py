@@ -3,13 +3,20 @@
 YAML::
 
     customers:
-      - {id: acme, name: ACME Corp}
+      - id: acme
+        name: ACME Corp
+        contacts:
+          - {email: noc@acme.example, name: ACME NOC, language: it, roles: [notify, technical]}
     nodes:
       - {id: pop-lon, kind: pop, address: 192.0.2.1}
       - {id: agg-1, kind: aggregation, address: 192.0.2.2, parent: pop-lon}
     ntus:
       - {id: acme-hq, customer: acme, service_id: SVC-1001, site: Head office,
          address: 192.0.2.10, parent: agg-1}
+
+A customer's ``contacts`` (``email``, ``name``, ``language``: a template folder such
+as ``en`` or ``it``, ``roles``: ``notify`` (the default: gets case notifications),
+``technical``, ``billing``, ``escalation``) each have an address no other contact has.
 
 Upstream nodes (``kind``: pop, aggregation, supplier_circuit, other) are monitored
 like NTUs (ICMP) and belong to no customer. NTUs and nodes name a ``parent`` (a node
@@ -50,6 +57,7 @@ from pydantic import (
 from caseapi.secrets import SecretBox
 from nms.errors import InventoryError
 from nms.inventory.model import (
+    LANGUAGES_CONTEXT,
     SECRETS_CONTEXT,
     CustomerSpec,
     Inventory,
@@ -297,8 +305,11 @@ def parse_inventory(
     source: str,
     fmt: Literal["yaml", "csv"],
     secrets: SecretBox | None = None,
+    languages: frozenset[str] | None = None,
 ) -> Inventory:
     """Validate an inventory document; ``secrets`` opens ``enc:`` SNMP credentials.
+
+    ``languages`` are those contacts may have (default: the shipped templates').
 
     Raises:
         InventoryError: listing every problem as ``source:line: field: message``.
@@ -306,6 +317,7 @@ def parse_inventory(
     problems: list[str] = []
     rows = (_yaml_rows if fmt == "yaml" else _csv_rows)(text, source, problems)
     customers: list[CustomerSpec] = []
+    customer_rows: list[tuple[_Row, CustomerSpec]] = []
     profiles: list[ProfileSpec] = []
     ntus: list[tuple[int | None, str, NtuSpec]] = []
     nodes: list[tuple[int | None, str, NtuSpec]] = []
@@ -316,7 +328,9 @@ def parse_inventory(
             problems.append(f"{source}:{row.line}: {where}: expected a mapping of fields")
             continue
         try:
-            spec = model.model_validate(dict(row.data), context={SECRETS_CONTEXT: secrets})
+            spec = model.model_validate(
+                dict(row.data), context={SECRETS_CONTEXT: secrets, LANGUAGES_CONTEXT: languages}
+            )
         except ValidationError as exc:
             for err in exc.errors():
                 loc = tuple(err["loc"])
@@ -337,12 +351,14 @@ def parse_inventory(
             nodes.append((row.line, where, spec))
         elif isinstance(spec, CustomerSpec):
             customers.append(spec)
+            customer_rows.append((row, spec))
         elif isinstance(spec, ProfileSpec):
             profiles.append(spec)
         else:
             assert isinstance(spec, NtuSpec)
             ntus.append((row.line, where, spec))
     _cross_check(customers, ntus, nodes, source, problems)
+    _check_contacts(customer_rows, source, problems)
     profile_ids = {p.id for p in profiles}
     for line, where, ntu in ntus:
         if ntu.profile is not None and ntu.profile not in profile_ids:
@@ -413,7 +429,29 @@ def _cross_check(
             node = parents[node]
 
 
-def load_inventory(path: Path, *, secrets: SecretBox | None = None) -> Inventory:
+def _check_contacts(
+    customers: list[tuple[_Row, CustomerSpec]], source: str, problems: list[str]
+) -> None:
+    """An e-mail address names one contact: a sender's mail must name one customer."""
+    seen: dict[str, tuple[str, int | None]] = {}
+    for row, customer in customers:
+        for index, contact in enumerate(customer.contacts):
+            line = _line_of(row.data, ("contacts", index, "email")) or row.line
+            where = f"customers[{row.index}].contacts.{index}.email (id {customer.id})"
+            first = seen.get(contact.email)
+            if first is not None:
+                owner, first_line = first
+                problems.append(
+                    f"{source}:{line}: {where}: duplicate e-mail {contact.email!r} "
+                    f"(already a contact of customer {owner!r} at line {first_line})"
+                )
+                continue
+            seen[contact.email] = (customer.id, line)
+
+
+def load_inventory(
+    path: Path, *, secrets: SecretBox | None = None, languages: frozenset[str] | None = None
+) -> Inventory:
     """Read and validate ``path`` (``.csv`` is CSV, anything else YAML).
 
     ``secrets`` opens the ``enc:`` values of SNMP credentials (``nms secrets encrypt``).
@@ -435,4 +473,4 @@ def load_inventory(path: Path, *, secrets: SecretBox | None = None) -> Inventory
     except UnicodeDecodeError as exc:
         raise InventoryError([f"{path}: not UTF-8 text ({exc.reason})"]) from exc
     fmt: Literal["yaml", "csv"] = "csv" if path.suffix.lower() == ".csv" else "yaml"
-    return parse_inventory(text, source=str(path), fmt=fmt, secrets=secrets)
+    return parse_inventory(text, source=str(path), fmt=fmt, secrets=secrets, languages=languages)

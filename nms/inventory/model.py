@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from caseapi.inventory import CONTACT_ROLES, DEFAULT_ROLES, check_email, shipped_languages
 from caseapi.secrets import ENC_PREFIX, SecretBox, SecretDecryptError
 from nms.app.settings import Duration
 from probes.observation import IPAddress
@@ -32,6 +33,9 @@ from probes.observation import IPAddress
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 #: Validation context key of the ``SecretBox`` that opens ``enc:`` credentials.
 SECRETS_CONTEXT = "secrets"
+#: Validation context key of the languages contacts may have (the template folders;
+#: the shipped ones, ``en`` and ``it``, when not given).
+LANGUAGES_CONTEXT = "languages"
 
 # IPv4 blocks that are never a device's address (RFC 1122 3.2.1.3, RFC 1112 4).
 _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
@@ -177,11 +181,55 @@ class ProfileSpec(_Strict):
         return {k: v for k, v in self if k != "id" and v is not None}
 
 
+class ContactSpec(_Strict):
+    """A person of a customer: who gets its mails, and whose mails open its cases."""
+
+    email: str
+    name: str = Field(default="", max_length=200)
+    language: str = "en"
+    roles: tuple[str, ...] = DEFAULT_ROLES
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: object) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected an e-mail address, got {_shown(value)}")
+        return check_email(value)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str, info: ValidationInfo) -> str:
+        context = info.context if isinstance(info.context, dict) else {}
+        known = context.get(LANGUAGES_CONTEXT) or shipped_languages()
+        code = value.lower()
+        if code not in known:
+            raise ValueError(
+                f"unknown language {value!r}: one of {', '.join(sorted(known))} "
+                "(a language is a folder of mail templates)"
+            )
+        return code
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list | tuple):
+            for role in value:
+                if role not in CONTACT_ROLES:
+                    raise ValueError(
+                        f"unknown role {_shown(role)}: one of {', '.join(CONTACT_ROLES)}"
+                    )
+            return tuple(dict.fromkeys(value))
+        return value
+
+
 class CustomerSpec(_Strict):
     id: str = Field(pattern=_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     contract_status: Literal["active", "expired", "unpaid"] = "active"
     attributes: dict[str, str | int | float | bool] = {}
+    contacts: tuple[ContactSpec, ...] = ()
 
 
 class NtuSpec(_Strict):

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.inventory import (
+    ContactRecord,
     CustomerRecord,
     InventoryDiff,
     NodeRecord,
@@ -53,6 +54,10 @@ async def sync_inventory(
                 name=c.name,
                 contract_status=c.contract_status,
                 attributes=dict(c.attributes),
+                contacts=[
+                    ContactRecord(email=p.email, name=p.name, language=p.language, roles=p.roles)
+                    for p in c.contacts
+                ],
             )
             for c in inventory.customers
         ],

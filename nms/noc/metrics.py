@@ -9,6 +9,8 @@ scrape time and never updated from hot paths:
   snapshot of the case figures, which ``metrics_router`` refreshes (at most once per
   TTL) before it renders the page (``nms.noc.exposition``).
 
+and, when the API runs in the same process, ``nms.noc.api_metrics.RateLimitCollector``.
+
 Label cardinality (all label values come from closed sets or from the inventory; no
 case reference, customer name or free text is ever a label):
 
@@ -25,6 +27,7 @@ label                       values                                      bound
 ``outcome``                 met, breached                               2
 ``probe``                   icmp, snmp                                  2
 ``kind``                    fixed counter names of the SNMP client      < 10
+``limit``                   the ``api.rate_limits`` limit names         4
 ==========================  ==========================================  ================
 
 Per-NTU families: about 12 series per NTU, plus one ``nms_ntu_open_case_age_seconds``
@@ -42,8 +45,10 @@ from fastapi import APIRouter, Response
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseapi.app import RateLimitStats
 from nms.clock import Clock
 from nms.detector.engine import Detector
+from nms.noc.api_metrics import RateLimitCollector
 from nms.noc.case_metrics import CaseStatsCollector
 from nms.noc.case_stats import CaseStats
 from nms.noc.exposition import CONTENT_TYPE, render_async
@@ -88,9 +93,13 @@ def build_metrics(
     case_ttl: timedelta = timedelta(seconds=10),
     at_risk_within: timedelta = timedelta(minutes=15),
     leader: Callable[[], bool] = always_leader,
+    rate_limits: RateLimitStats | None = None,
 ) -> Metrics:
-    """A fresh registry with both collectors (SNMP counters: ``collector.attach_snmp``)."""
+    """A fresh registry with both collectors (SNMP counters: ``collector.attach_snmp``),
+    and the API's rate limit counters when given ``rate_limits``."""
     registry = CollectorRegistry()
+    if rate_limits is not None:
+        registry.register(RateLimitCollector(rate_limits))
     collector = NmsCollector(detector=detector, probes=probes, clock=clock, leader=leader)
     registry.register(collector)
     stats = CaseStats(

@@ -60,6 +60,7 @@ AUDITED: Final[dict[tuple[str, str], AuditAction]] = {
     ("POST", "/v1/cases/{ref}/cancel"): A.CASE_CANCEL,
     ("POST", "/v1/cases/{ref}/reply"): A.CASE_REPLY,
     ("POST", "/v1/cases/{ref}/comments"): A.CASE_COMMENT,
+    ("POST", "/v1/cases/{ref}/attachments"): A.CASE_ATTACH,
     ("PUT", "/v1/cases/{ref}/rfo"): A.RFO_UPDATE,
     ("POST", "/v1/cases/{ref}/rfo/publish"): A.RFO_PUBLISH,
     ("POST", "/v1/maintenances"): A.MAINTENANCE_CREATE,
@@ -136,6 +137,8 @@ class Scenario:
         method: str,
         template: str,
         body: Any = None,
+        *,
+        files: dict[str, Any] | None = None,
         **params: Any,
     ) -> tuple[httpx.Response, AuditEvent]:
         before = await _last_id(self.database)
@@ -143,7 +146,10 @@ class Scenario:
         response = await client.request(
             method,
             template.format(**params),
-            json=body,
+            # A multipart upload carries its fields as form data, not JSON.
+            json=body if files is None else None,
+            data=body if files is not None else None,
+            files=files,
             headers={"X-Request-ID": request_id},
         )
         assert response.status_code < 300, (method, template, response.text)
@@ -198,6 +204,16 @@ async def test_each_operation_records_one_row_with_its_action(
     comment = {"body": SECRET_TEXT, "visibility": "internal"}
     _, row = await step(staff, "POST", "/v1/cases/{ref}/comments", comment, ref=ref)
     assert row.details == {"comment_id": 1, "visibility": "internal", "linked_cases": 0}
+    upload = {"file": (f"{SECRET_TEXT}.txt", b"log", "text/plain")}
+    note = {"visibility": "internal", "comment": SECRET_TEXT}
+    _, row = await step(staff, "POST", "/v1/cases/{ref}/attachments", note, files=upload, ref=ref)
+    assert row.details == {
+        "attachment_id": 1,
+        "comment_id": 2,
+        "visibility": "internal",
+        "size": 3,
+        "content_type": "text/plain",
+    }
     waiting = {"to": "waiting_customer", "reason": SECRET_TEXT}
     _, row = await step(staff, "POST", "/v1/cases/{ref}/transitions", waiting, ref=ref)
     assert row.details["status"] == {"from": "in_progress", "to": "waiting_customer"}

@@ -73,6 +73,11 @@ EXPECTED: Final[dict[tuple[str, str], Rule]] = {
     ("POST", "/v1/cases/{ref}/reply"): Rule(CUSTOMER),
     ("GET", "/v1/cases/{ref}/comments"): Rule(PARTICIPANTS),
     ("POST", "/v1/cases/{ref}/comments"): Rule(PARTICIPANTS, {"body": "hello"}),
+    ("GET", "/v1/cases/{ref}/attachments"): Rule(PARTICIPANTS),
+    # Admitted callers send JSON, not a file: 422, after the role and tenancy checks.
+    ("POST", "/v1/cases/{ref}/attachments"): Rule(PARTICIPANTS, {"file": "x"}),
+    # Attachment 1 is support's internal one: 404 to a customer, the file to staff.
+    ("GET", "/v1/cases/{ref}/attachments/{attachment_id}"): Rule(PARTICIPANTS),
     ("GET", "/v1/cases/{ref}/rfo"): Rule(PARTICIPANTS),
     ("PUT", "/v1/cases/{ref}/rfo"): Rule(STAFF, {"root_cause": "x"}),
     ("POST", "/v1/cases/{ref}/rfo/publish"): Rule(STAFF),
@@ -181,6 +186,12 @@ async def world(
         for ref in (ref_a, ref_b):
             internal = {"body": f"{MARKER} do not tell", "visibility": "internal"}
             assert (await admin.post(f"/v1/cases/{ref}/comments", json=internal)).status_code == 201
+            # An internal file whose name is the marker (attachment 1 on customer A's case).
+            upload = {"file": (f"{MARKER}.txt", MARKER.encode(), "text/plain")}
+            attached = await admin.post(
+                f"/v1/cases/{ref}/attachments", files=upload, data={"visibility": "internal"}
+            )
+            assert attached.status_code == 201, attached.text
             rfo = {
                 "root_cause_category": "hardware",
                 "root_cause": "PSU",
@@ -199,7 +210,13 @@ async def world(
 
 def _url(path: str, *, ref: str, ntu: str, key_id: int) -> str:
     return path.format(
-        ref=ref, ntu_id=ntu, key_id=key_id, commitment_id=1, subscription_id=1, delivery_id=1
+        ref=ref,
+        ntu_id=ntu,
+        key_id=key_id,
+        commitment_id=1,
+        subscription_id=1,
+        delivery_id=1,
+        attachment_id=1,
     )
 
 

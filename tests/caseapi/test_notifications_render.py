@@ -10,7 +10,7 @@ import pytest
 from caseapi.cases.models import CaseEvent
 from caseapi.cases.notices import kind_for_event
 from caseapi.notifications.config import DEFAULT_DISPATCHER
-from caseapi.notifications.enums import MAINTENANCE_KINDS, NotificationKind
+from caseapi.notifications.enums import MAINTENANCE_KINDS, NO_CASE_KINDS, NotificationKind
 from caseapi.notifications.render import Envelope, public_payload, render_email
 
 CET = timezone(timedelta(hours=1))
@@ -41,6 +41,9 @@ FACTS = {
     "impact_start": "2026-03-20T01:05:00+00:00",
     "impact_end": "2026-03-20T01:12:00+00:00",
     "actual_impact": "7 minutes of outage",
+    "previous_ref": "CS-2026-000041",
+    "mail_subject": "Line down again",
+    "reason": "contract_expired",
     # Never shown to a customer:
     "dedup_key": "ntu:ntu-1:down",
     "internal_note": "supplier contract is about to lapse",
@@ -54,7 +57,7 @@ def envelope(kind: NotificationKind) -> Envelope:
         kind=kind.value,
         customer_id="cust-1",
         customer_name="Cust One",
-        case_ref=None if kind in MAINTENANCE_KINDS else "CS-2026-000042",
+        case_ref=None if kind in MAINTENANCE_KINDS | NO_CASE_KINDS else "CS-2026-000042",
         created_at=datetime(2026, 3, 1, 13, 5, tzinfo=UTC),
         data=FACTS,
     )
@@ -73,6 +76,11 @@ def test_every_kind_renders_its_facts_and_nothing_internal(kind: NotificationKin
             NotificationKind.MAINTENANCE_ANNOUNCED,
             NotificationKind.MAINTENANCE_REMINDER,
         }
+    elif kind in NO_CASE_KINDS:
+        assert mail.subject == "Re: Line down again - no case opened"
+        assert "your contract with us has expired" in mail.text
+        assert "CS-2026" not in everything
+        return
     else:
         assert mail.subject.startswith("[CS-2026-000042] ")
         assert "status: solved" in mail.subject

@@ -17,7 +17,7 @@ import yaml
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from caseapi.app import build_services
+from caseapi.app import RateLimitStats, build_services
 from nms.bus.batch import PingBatch
 from nms.bus.mqtt import BusStats
 from nms.bus.wire import Heartbeat
@@ -179,7 +179,11 @@ async def exported_names(db: Database) -> set[str]:
     )
     tracked.signals = replace(tracked.signals, view=view)
     metrics = build_metrics(
-        detector=detector, probes=ProbeStats(), clock=clock, sessionmaker=db.sessionmaker
+        detector=detector,
+        probes=ProbeStats(),
+        clock=clock,
+        sessionmaker=db.sessionmaker,
+        rate_limits=RateLimitStats(),
     )
     metrics.collector.attach_snmp(ProbeStats())
     await metrics.case_stats.maybe_refresh()

@@ -333,3 +333,82 @@ def test_any_bytes_are_an_inventory_or_an_inventory_error(data: bytes):
             path.write_bytes(data)
             with contextlib.suppress(InventoryError):
                 load_inventory(path)
+
+
+CONTACTS = textwrap.dedent(
+    """\
+    customers:
+      - id: acme
+        name: ACME
+        contacts:
+          - {email: NOC@Acme.example, name: ACME NOC, language: IT, roles: [notify, technical]}
+          - {email: accounts@acme.example, roles: billing}
+          - email: ops@acme.example
+      - id: beta
+        name: Beta
+        contacts:
+          - {email: beta@beta.example, language: en}
+    ntus: []
+    """
+)
+
+
+def test_contacts_are_read_lower_cased_with_default_roles():
+    inv = parse_inventory(CONTACTS, source="inv.yaml", fmt="yaml")
+    noc, accounts, ops = inv.customers[0].contacts
+    assert (noc.email, noc.name, noc.language, noc.roles) == (
+        "noc@acme.example",
+        "ACME NOC",
+        "it",
+        ("notify", "technical"),
+    )
+    assert accounts.roles == ("billing",) and accounts.language == "en"
+    assert ops.roles == ("notify",)
+
+
+BAD_CONTACTS = textwrap.dedent(
+    """\
+    customers:
+      - id: acme
+        name: ACME
+        contacts:
+          - {email: noc@acme.example}
+          - {email: ops@@acme}
+      - id: gamma
+        name: Gamma
+        contacts:
+          - {email: noc@acme.example}
+          - {email: g@gamma.example, language: de}
+          - {email: h@gamma.example, roles: [boss]}
+    ntus: []
+    """
+)
+
+
+def test_contact_errors_name_file_line_and_field():
+    assert problems_of(BAD_CONTACTS) == [
+        "inv.yaml:6: customers[0].contacts.1.email (id acme): 'ops@@acme' is not an e-mail "
+        "address such as name@example.net",
+        "inv.yaml:11: customers[1].contacts.1.language (id gamma): unknown language 'de': "
+        "one of en, it (a language is a folder of mail templates)",
+        "inv.yaml:12: customers[1].contacts.2.roles (id gamma): unknown role 'boss': "
+        "one of notify, technical, billing, escalation",
+    ]
+    # Once each contact is valid, the same address at two customers is refused.
+    fixed = BAD_CONTACTS.replace("ops@@acme", "ops@acme.example")
+    fixed = fixed.replace(", language: de", "").replace("[boss]", "[escalation]")
+    assert problems_of(fixed) == [
+        "inv.yaml:10: customers[1].contacts.0.email (id gamma): duplicate e-mail "
+        "'noc@acme.example' (already a contact of customer 'acme' at line 5)"
+    ]
+    # A template folder the provider added is a language.
+    extra = parse_inventory(
+        fixed.replace("g@gamma.example}", "g@gamma.example, language: de}").replace(
+            "{email: noc@acme.example}\n      - {email: g",
+            "{email: n2@gamma.example}\n      - {email: g",
+        ),
+        source="inv.yaml",
+        fmt="yaml",
+        languages=frozenset({"en", "it", "de"}),
+    )
+    assert extra.customers[1].contacts[1].language == "de"

@@ -1,0 +1,74 @@
+"""``nms_api_rate_limited_total{limit}``: 429s counted per limit, scraped from /metrics."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.app import build_services
+from caseapi.database import make_engine, make_sessionmaker
+from nms.app.settings import ApiSettings
+from nms.app.wiring import build_api, build_rate_limiter
+from nms.clock import FakeClock
+from nms.noc.api_metrics import RateLimitCollector
+from nms.noc.metrics import metrics_router
+from tests.caseapi.conftest import START, sqlite_template  # noqa: F401 - fixture
+
+LIMITS = (
+    "auth_failures_per_address",
+    "auth_failures_per_key",
+    "case_creation_per_customer",
+    "comments_per_customer",
+)
+
+
+async def test_refusals_are_counted_per_limit_on_metrics(
+    sqlite_template: Path,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    # The database is not what is tested here: SQLite only.
+    path = tmp_path / "api.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    sessionmaker = make_sessionmaker(engine)
+    try:
+        await _check(sessionmaker)
+    finally:
+        await engine.dispose()
+
+
+async def _check(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    clock = FakeClock(start=START)
+    settings = ApiSettings(rate_limits={"auth_failures_per_address": "1/minute"})
+    limiter = build_rate_limiter(settings)
+    registry = CollectorRegistry()
+    registry.register(RateLimitCollector(limiter.stats))
+    app = build_api(
+        sessionmaker,
+        clock,
+        build_services(sessionmaker=sessionmaker, clock=clock),
+        settings=settings,
+        rate_limiter=limiter,
+        extra_routers=(metrics_router(registry),),
+    )
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.2", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        bad = {"Authorization": "Bearer nms_" + "x" * 43}
+        statuses = [(await client.get("/v1/cases", headers=bad)).status_code for _ in range(3)]
+        page = (await client.get("/metrics")).text
+    assert statuses == [401, 429, 429]
+    families = {f.name: f for f in text_string_to_metric_families(page)}
+    samples = {s.labels["limit"]: s.value for s in families["nms_api_rate_limited"].samples}
+    assert samples == {limit: (2.0 if limit == LIMITS[0] else 0.0) for limit in LIMITS}
+    assert families["nms_api_rate_limit_storage_errors"].samples[0].value == 0
+    assert (
+        registry.get_sample_value(
+            "nms_api_rate_limited_total", {"limit": "auth_failures_per_address"}
+        )
+        == 2
+    )
