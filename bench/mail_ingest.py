@@ -28,18 +28,18 @@ from typing import Final
 # The Dovecot harness of the tests: run from the repository's root.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
-from caseapi.database import make_engine, make_sessionmaker  # noqa: E402
-from caseapi.mailbox import ImapPoller, ImapSettings  # noqa: E402
-from nms.app.mail import build_mail_ingest  # noqa: E402
-from nms.app.settings import Settings  # noqa: E402
-from nms.app.wiring import build_case_services, migrate_all  # noqa: E402
-from nms.clock import SystemClock  # noqa: E402
-from nms.inventory.loader import load_inventory  # noqa: E402
-from nms.inventory.sync import sync_inventory  # noqa: E402
-from tests.dovecot import Dovecot, available  # noqa: E402
+from caseapi.database import make_engine, make_sessionmaker
+from caseapi.mailbox import ImapPoller, ImapSettings
+from nms.app.mail import mail_ingest
+from nms.app.settings import Settings
+from nms.app.wiring import migrate_all
+from nms.clock import SystemClock
+from nms.inventory.loader import load_inventory
+from nms.inventory.sync import sync_inventory
+from tests.dovecot import Dovecot, available
 
 ADMIN_URL: Final = os.environ.get(
     "NMS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -119,8 +119,7 @@ async def bench(url: str, server: Dovecot, workdir: Path, count: int) -> None:
         sessionmaker = make_sessionmaker(engine)
         await sync_inventory(sessionmaker, load_inventory(inventory_file))
         clock = SystemClock()
-        services = build_case_services(settings, sessionmaker, clock)
-        ingest = build_mail_ingest(settings, sessionmaker, clock, services)
+        ingest = mail_ingest(settings, sessionmaker, clock)
         imap = ImapSettings(
             host="127.0.0.1",
             port=server.port,

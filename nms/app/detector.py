@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from caseapi.database import make_engine, make_sessionmaker, mask_url
 from nms.app.detector_service import DetectorService
 from nms.app.leader import LeaderLock
-from nms.app.mail import build_mail_ingest, mail_poller
+from nms.app.mail import mail_ingest, mail_poller
 from nms.app.process import (
     StopRequestedError,
     api_server,
@@ -225,7 +225,7 @@ class DetectorNode:
         # The leader alone reads the mailbox (a standby's term has not started).
         poller = mail_poller(
             settings,
-            build_mail_ingest(settings, sessionmaker, clock, services),
+            mail_ingest(settings, sessionmaker, clock),
             clock,
             registry=registry,
         )

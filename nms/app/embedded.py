@@ -23,7 +23,7 @@ from caseapi.app import CaseServices
 from caseapi.database import make_engine, make_sessionmaker, mask_url
 from caseapi.secrets import SecretBox
 from nms.app.detector_service import DetectorService
-from nms.app.mail import build_mail_ingest, mail_poller
+from nms.app.mail import mail_ingest, mail_poller
 from nms.app.process import (
     StopRequestedError,
     api_server,
@@ -141,7 +141,7 @@ async def _serve(
             workers = build_case_workers(settings, sessionmaker, clock, secrets=box)
             poller = mail_poller(
                 settings,
-                build_mail_ingest(settings, sessionmaker, clock, services),
+                mail_ingest(settings, sessionmaker, clock),
                 clock,
                 registry=metrics.registry,
             )

@@ -19,19 +19,16 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.app import CaseServices
 from caseapi.database import make_engine, make_sessionmaker
 from caseapi.mailbox import (
     EX_TEMPFAIL,
     ImapPoller,
     Ingest,
-    MailIngestService,
+    build_mail_ingest,
     deliver,
-    ingest_settings,
     read_bounded,
 )
 from nms.app.settings import Settings
-from nms.app.wiring import build_case_services
 from nms.clock import Clock, SystemClock
 from nms.errors import ConfigError
 from nms.noc.mail_metrics import MailCollector
@@ -53,18 +50,17 @@ exit codes (sysexits, as MTAs read them):
 """
 
 
-def build_mail_ingest(
-    settings: Settings,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    clock: Clock,
-    services: CaseServices,
+def mail_ingest(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
 ) -> Ingest:
-    """The ingest of the case service (``MailIngestService.ingest``) for these settings."""
-    service = MailIngestService(
+    """The case service's mail ingest (``MailIngestService.ingest``) for these settings."""
+    service = build_mail_ingest(
         sessionmaker=sessionmaker,
         clock=clock,
-        settings=ingest_settings(settings.mail),
-        cases=services.cases,
+        mail=settings.mail,
+        attachments=settings.attachments,
+        sla=settings.cases.sla(),
+        also_ours=(settings.notifications.smtp_from,),
     )
     return service.ingest
 
@@ -146,13 +142,10 @@ async def _deliver(settings: Settings, raw: bytes, *, mailbox: str) -> tuple[int
     clock = SystemClock()
     engine = make_engine(settings.database.url)
     try:
-        sessionmaker = make_sessionmaker(engine)
-        services = build_case_services(settings, sessionmaker, clock)
-        ingest = build_mail_ingest(settings, sessionmaker, clock, services)
+        ingest = mail_ingest(settings, make_sessionmaker(engine), clock)
         done = await deliver(
             raw, ingest=ingest, mailbox=mailbox, max_size=int(settings.mail.max_size)
         )
         return done.code, done.message
     finally:
         await engine.dispose()
-

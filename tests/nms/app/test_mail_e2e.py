@@ -94,6 +94,12 @@ def recipients(message: Message) -> set[str]:
     return {address.lower() for _, address in getaddresses(message.get_all("To", []))}
 
 
+def body(message: Message) -> str:
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes), "a single-part text mail"
+    return payload.decode()
+
+
 def ids(header: str | None) -> list[str]:
     return (header or "").split()
 
@@ -180,7 +186,9 @@ def test_the_mail_channel_end_to_end(tmp_path: Path, dovecot: Dovecot, sink: Smt
     with running(world.nms):
         # A known contact's mail opens a case and is acknowledged within one poll.
         started = time.monotonic()
-        world.send(mail(ALICE, "Router down at HQ", "Our line is dead.", message_id="<a1@acme.test>"))
+        world.send(
+            mail(ALICE, "Router down at HQ", "Our line is dead.", message_id="<a1@acme.test>")
+        )
         case = wait_for(
             "the case of alice's mail",
             lambda: next(iter(world.nms.cases(customer="acme")), None),
@@ -201,9 +209,13 @@ def test_the_mail_channel_end_to_end(tmp_path: Path, dovecot: Dovecot, sink: Smt
         world.transition(ref, "in_progress")
         world.transition(ref, "waiting_customer", reason="Which LED is red?")
         world.send(
-            mail(ALICE, f"Re: [{ref}] Router down at HQ", "The red one.", message_id="<a2@acme.test>")
+            mail(
+                ALICE, f"Re: [{ref}] Router down at HQ", "The red one.", message_id="<a2@acme.test>"
+            )
         )
-        wait_for("the reply as a comment", lambda: len(world.comments(ref)) >= 1, timeout=POLL + SLACK)
+        wait_for(
+            "the reply as a comment", lambda: len(world.comments(ref)) >= 1, timeout=POLL + SLACK
+        )
         first = world.comments(ref)[-1]
         assert "The red one." in first["body"] and first["visibility"] == "public"
         assert world.case(ref)["status"] == "in_progress"
@@ -229,7 +241,7 @@ def test_the_mail_channel_end_to_end(tmp_path: Path, dovecot: Dovecot, sink: Smt
         )
         assert response.status_code == 201, response.text
         update = world.wait_mail(ALICE, f"[{ref}]", after=before)
-        assert "An engineer is on the way." in str(update.get_payload(decode=True), "utf-8")
+        assert "An engineer is on the way." in body(update)
         thread = {"<a1@acme.test>", "<a2@acme.test>", "<a3@acme.test>", str(ack["Message-ID"])}
         assert update["In-Reply-To"] in thread
         assert set(ids(update["References"])) & thread
@@ -238,7 +250,9 @@ def test_the_mail_channel_end_to_end(tmp_path: Path, dovecot: Dovecot, sink: Smt
 
         # A forged sender (another customer's contact) is held, not appended.
         count = len(world.comments(ref))
-        world.send(mail(MARIO, f"Re: [{ref}] Router down", "Close it.", message_id="<f1@rossi.test>"))
+        world.send(
+            mail(MARIO, f"Re: [{ref}] Router down", "Close it.", message_id="<f1@rossi.test>")
+        )
         world.wait_processed()
         (forged,) = world.held(sender=MARIO)
         assert forged["reason"] == "sender_not_contact"
@@ -281,21 +295,25 @@ def test_the_mail_channel_end_to_end(tmp_path: Path, dovecot: Dovecot, sink: Smt
         )
         world.transition(ref, "closed")
         before = len(world.mails_to(ALICE))
-        world.send(mail(ALICE, f"Re: [{ref}] Router down", "Down again!", message_id="<a4@acme.test>"))
+        world.send(
+            mail(ALICE, f"Re: [{ref}] Router down", "Down again!", message_id="<a4@acme.test>")
+        )
         follow_up = wait_for(
             "the follow-up case",
             lambda: next((c for c in world.nms.cases(customer="acme") if c["ref"] != ref), None),
             timeout=POLL + SLACK,
         )
         notice = world.wait_mail(ALICE, f"[{follow_up['ref']}]", after=before)
-        assert ref in str(notice["Subject"]) or ref in str(notice.get_payload(decode=True))
+        assert ref in str(notice["Subject"]) or ref in body(notice)
         assert ref in str(world.nms.get(f"/v1/cases/{follow_up['ref']}"))
 
         # The Italian contact gets the Italian templates.
-        world.send(mail(MARIO, "Linea assente", "Nessuna connessione.", message_id="<m1@rossi.test>"))
+        world.send(
+            mail(MARIO, "Linea assente", "Nessuna connessione.", message_id="<m1@rossi.test>")
+        )
         italian = world.wait_mail(MARIO, "[CS-")
         assert "Abbiamo ricevuto" in str(italian["Subject"])
-        assert "Gentile" in str(italian.get_payload(decode=True), "utf-8")
+        assert "Gentile" in body(italian)
 
         assert world.processed()
         assert not dovecot.flags("INBOX")
