@@ -72,6 +72,9 @@ async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
         bus_config,
         client_id=source,
         source=source,
+        # Its topics: probes/probe-<I>of<N>/..., the user name the broker's ACL lets
+        # this shard write under (its certificate's common name).
+        sender=f"probe-{shard.slug}",
         subscribe=["control/skip"],
         will=Heartbeat(
             shard=shard.label,

@@ -13,6 +13,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -45,6 +46,8 @@ from caseapi.settings import (
     parse_duration,
 )
 from caseapi.settings import positive as _positive
+from nms.bus.mqtt.settings import masked
+from nms.bus.mqtt.tls import check_file
 from nms.detector.settings import DegradedSettings, DetectorSettings
 from nms.errors import ConfigError
 from nms.probing.listen import split_listen
@@ -96,7 +99,22 @@ class BusSettings(_Section):
     """The MQTT bus of the distributed wiring (``nms probe`` / ``nms detector``)."""
 
     url: str | None = Field(default=None, repr=False)  # may carry a password
-    """``mqtt://[user:password@]host[:port]``; needed by ``nms probe`` and ``nms detector``."""
+    """``mqtt://host[:port]``, or ``mqtts://host[:port]`` for TLS (port 8883 by default);
+    needed by ``nms probe`` and ``nms detector``. A ``user:password@`` in it moves to
+    ``username`` and ``password`` (so that it is never shown)."""
+    username: str | None = None
+    """The user name to log in with (a broker ``password_file``); a broker that takes
+    the client certificate's name as the user name ignores it."""
+    password: SecretStr | None = None
+    """Its password (needs ``username``); never shown."""
+    tls_ca: Path | None = None
+    """PEM CA certificate the broker's certificate must chain to (``mqtts://`` only;
+    default: the system's trust store). The broker's name must match the URL's host."""
+    tls_cert: Path | None = None
+    """This process's PEM client certificate (with ``tls_key``); its common name is
+    its user name at the broker: ``probe-<I>of<N>`` for shard I/N, ``detector``."""
+    tls_key: Path | None = None
+    """The certificate's unencrypted PEM private key, readable by its owner only."""
     topic_prefix: str = "nms/v1"
     session_expiry: Duration = timedelta(hours=1)
     """How long the broker keeps queueing for the detector while no detector is connected."""
@@ -105,14 +123,62 @@ class BusSettings(_Section):
     heartbeat: Duration = timedelta(seconds=5)
     """How often a probe worker says it is alive."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_out_of_url(cls, data: Any) -> Any:
+        # Before anything else sees the URL: no error message, `config show` or log
+        # line shows its password, because from here on it is not in the URL.
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        parts = urlsplit(data["url"])
+        if "@" not in parts.netloc:
+            return data
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user, has_password, password = userinfo.partition(":")
+        if data.get("username") is not None or data.get("password") is not None:
+            return data  # given twice: the url's check says so, without the password
+        moved = {**data, "url": urlunsplit(parts._replace(netloc=host))}
+        moved["username"] = unquote(user)
+        if has_password:
+            moved["password"] = unquote(password)
+        return moved
+
     @field_validator("url")
     @classmethod
     def _check_url(cls, url: str | None) -> str | None:
         if url is not None:
+            if "@" in urlsplit(url).netloc:
+                raise ValueError(
+                    f"{masked(url)!r}: a user in the url and in bus.username or bus.password; "
+                    "give them in one place"
+                )
             check_mqtt_url(url)
-            if url.startswith("mqtts://"):
-                raise ValueError("TLS (mqtts://) is not supported on the bus yet; use mqtt://")
         return url
+
+    @field_validator("tls_ca", "tls_cert")
+    @classmethod
+    def _check_readable(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            check_file(path)
+        return path
+
+    @field_validator("tls_key")
+    @classmethod
+    def _check_private(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            check_file(path, secret=True)
+        return path
+
+    @model_validator(mode="after")
+    def _check_together(self) -> BusSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both or neither")
+        tls = self.tls_ca is not None or self.tls_cert is not None
+        if tls and not (self.url or "").startswith("mqtts://"):
+            raise ValueError("tls_ca, tls_cert, tls_key: only for an mqtts:// url")
+        if self.password is not None and self.username is None:
+            raise ValueError("password: needs username")
+        return self
 
     @field_validator("topic_prefix")
     @classmethod

@@ -26,6 +26,7 @@ from nms.app.secrets import owned_box, settings_box, settings_keys
 from nms.app.settings import ApiSettings, NotificationSettings, Settings, split_listen
 from nms.bus.batch import Batch
 from nms.bus.mqtt import MqttBusSettings
+from nms.bus.mqtt.tls import TlsError, TlsFiles, client_context
 from nms.clock import Clock
 from nms.detector.engine import profile_thresholds
 from nms.detector.migrate import migrate_detector_state
@@ -87,11 +88,21 @@ def bus_settings(settings: Settings) -> MqttBusSettings:
     bus = settings.bus
     if bus.url is None:
         raise ConfigError(["bus.url: needed by this command (e.g. NMS_BUS__URL=mqtt://host:1883)"])
+    tls = None
+    if bus.url.startswith("mqtts://"):
+        tls = TlsFiles(ca=bus.tls_ca, cert=bus.tls_cert, key=bus.tls_key)
+        try:
+            client_context(tls)  # now, not at the first connect: bad PEM files exit 2
+        except TlsError as exc:
+            raise ConfigError([str(exc)]) from None
     return MqttBusSettings(
         url=bus.url,
         topic_prefix=bus.topic_prefix,
         session_expiry=bus.session_expiry.total_seconds(),
         buffer_batches=bus.buffer_batches,
+        username=bus.username,
+        password=bus.password.get_secret_value() if bus.password is not None else None,
+        tls=tls,
     )
 
 

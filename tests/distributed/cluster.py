@@ -1,7 +1,10 @@
 """A whole distributed deployment as real subprocesses, for end-to-end tests.
 
 Two probe shards, two detectors and one API over a broker (``tests.mosquitto``) and a
-fresh PostgreSQL database reached through a ``TcpProxy`` the test can cut.
+fresh PostgreSQL database reached through a ``TcpProxy`` the test can cut. With a TLS
+broker (``Mosquitto(..., pki=...)``) every process gets its own client certificate:
+``probe-<I>of2`` for shard I/2, ``detector`` for both detectors - the user names the
+broker's ACL file (``deploy/mosquitto/acl``) knows.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sqlalchemy.engine import make_url
 from nms.lab.procs import kill_process, stop_process
 from tests.caseapi.conftest import PG_ADMIN_URL, _admin
 from tests.nms.nms_process import FAST, free_port, wait_for
+from tests.pki import Pki
 from tests.tcp_proxy import TcpProxy
 
 DISTRIBUTED = {
@@ -36,8 +40,17 @@ DISTRIBUTED = {
 class Proc:
     """One ``nms <command>`` subprocess with its log and status port."""
 
-    def __init__(self, name: str, args: list[str], *, port: int, workdir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        port: int,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
+        self.env = env or {}  # this process's own settings (its certificate)
         self.args = args
         self.port = port
         self.workdir = workdir
@@ -49,7 +62,7 @@ class Proc:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, env: dict[str, str]) -> None:
-        full = {k: v for k, v in os.environ.items() if not k.startswith("NMS_")} | env
+        full = {k: v for k, v in os.environ.items() if not k.startswith("NMS_")} | env | self.env
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [
@@ -112,7 +125,14 @@ def drop_database(name: str) -> None:
 
 class Cluster:
     def __init__(
-        self, *, workdir: Path, inventory: Path, database: str, broker: str, env: dict[str, str]
+        self,
+        *,
+        workdir: Path,
+        inventory: Path,
+        database: str,
+        broker: str,
+        env: dict[str, str],
+        pki: Pki | None = None,
     ) -> None:
         self.workdir = workdir
         self.database = database  # direct URL (for tools); processes go through the proxy
@@ -126,17 +146,35 @@ class Cluster:
             **env,
         }
         inv = ["--inventory", str(inventory)]
+
+        def tls(name: str) -> dict[str, str]:
+            if pki is None:
+                return {}
+            pair = pki.client(name)
+            return {
+                "NMS_BUS__TLS_CA": str(pki.ca),
+                "NMS_BUS__TLS_CERT": str(pair.cert),
+                "NMS_BUS__TLS_KEY": str(pair.key),
+            }
+
         self.probes = [
             Proc(
                 f"probe-{i}",
                 ["probe", "--shard", f"{i}/2", *inv],
                 port=free_port(),
                 workdir=workdir,
+                env=tls(f"probe-{i}of2"),
             )
             for i in (1, 2)
         ]
         self.detectors = [
-            Proc(f"detector-{n}", ["detector", *inv], port=free_port(), workdir=workdir)
+            Proc(
+                f"detector-{n}",
+                ["detector", *inv],
+                port=free_port(),
+                workdir=workdir,
+                env=tls("detector"),
+            )
             for n in ("a", "b")
         ]
         self.api = Proc("api", ["api"], port=free_port(), workdir=workdir)

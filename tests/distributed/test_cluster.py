@@ -3,6 +3,10 @@
 Two ``nms probe`` shards, two ``nms detector`` (one leads) and one ``nms api`` over a
 Mosquitto the test owns and a fresh PostgreSQL database reached through a proxy the
 test can cut. Time is compressed as in ``tests/nms/nms_process.FAST``.
+
+The broker is the production set-up: ``mqtts://`` only, a client certificate of the
+test's CA required, and the committed ACL file - each probe shard may write only
+under its own name (``tests/nms/bus/test_mqtt_tls.py`` shows the refusals in-process).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from tests.dashboards.promql import DISTRIBUTED_ONLY
 from tests.dashboards.test_live_prometheus import prometheus
 from tests.distributed.cluster import Cluster, create_database, drop_database, running
 from tests.lab_fixtures import LabFleetFactory, lab_fleet  # noqa: F401 - fixture
-from tests.mosquitto import Mosquitto, mosquitto  # noqa: F401 - fixture
+from tests.mosquitto import Mosquitto, mosquitto_tls  # noqa: F401 - fixture
 from tests.nms.nms_process import wait_for, write_inventory
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.postgres]
@@ -67,8 +71,14 @@ def make_cluster(
 ) -> tuple[Cluster, list[str]]:
     inventory = tmp_path / "inventory.yaml"
     ids = write_inventory(inventory, fleet.addresses)
+    assert broker.pki is not None and broker.url.startswith("mqtts://")
     cluster = Cluster(
-        workdir=tmp_path, inventory=inventory, database=database, broker=broker.url, env=env
+        workdir=tmp_path,
+        inventory=inventory,
+        database=database,
+        broker=broker.url,
+        env=env,
+        pki=broker.pki,
     )
     return cluster, ids
 
@@ -77,9 +87,9 @@ def test_a_dead_shard_leaves_its_ntus_unknown_and_opens_no_case(
     tmp_path: Path,
     fleet: LabFleet,
     database: str,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto_tls: Mosquitto,  # noqa: F811
 ):
-    cluster, ids = make_cluster(tmp_path, fleet, database, mosquitto)
+    cluster, ids = make_cluster(tmp_path, fleet, database, mosquitto_tls)
     with running(cluster) as c:
         c.wait_status(ids, "up", timeout=30)
         first = Shard(1, 2)
@@ -131,10 +141,12 @@ def test_leader_killed_mid_outage_standby_opens_one_case_on_time(
     tmp_path: Path,
     fleet: LabFleet,
     database: str,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto_tls: Mosquitto,  # noqa: F811
 ):
     down_after = 8.0
-    cluster, ids = make_cluster(tmp_path, fleet, database, mosquitto, NMS_DETECTOR__DOWN_AFTER="8s")
+    cluster, ids = make_cluster(
+        tmp_path, fleet, database, mosquitto_tls, NMS_DETECTOR__DOWN_AFTER="8s"
+    )
     with running(cluster) as c:
         c.wait_status(ids, "up", timeout=30)
         leader = c.leader()
@@ -167,18 +179,18 @@ def test_broker_restart_loses_no_case_and_duplicates_none(
     tmp_path: Path,
     fleet: LabFleet,
     database: str,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto_tls: Mosquitto,  # noqa: F811
 ):
-    cluster, ids = make_cluster(tmp_path, fleet, database, mosquitto)
+    cluster, ids = make_cluster(tmp_path, fleet, database, mosquitto_tls)
     with running(cluster) as c:
         c.wait_status(ids, "up", timeout=30)
         fleet.drop_address(fleet.addresses[1])
         wait_for("the first case", c.cases, timeout=4 + INTERVAL + 8)
-        mosquitto.stop()
+        mosquitto_tls.stop()
         fault_at = now()
         fleet.drop_address(fleet.addresses[5])
         time.sleep(3)
-        mosquitto.start()
+        mosquitto_tls.start()
 
         def two_cases() -> list[dict[str, Any]] | None:
             cases = c.cases()
@@ -199,9 +211,9 @@ def test_database_outage_gives_503_and_everything_recovers(
     tmp_path: Path,
     fleet: LabFleet,
     database: str,
-    mosquitto: Mosquitto,  # noqa: F811
+    mosquitto_tls: Mosquitto,  # noqa: F811
 ):
-    cluster, ids = make_cluster(tmp_path, fleet, database, mosquitto)
+    cluster, ids = make_cluster(tmp_path, fleet, database, mosquitto_tls)
     with running(cluster) as c:
         c.wait_status(ids, "up", timeout=30)
         c.proxy.block()

@@ -3,10 +3,19 @@
 Topics (``<prefix>`` is ``bus.topic_prefix``, ``nms/v1`` by default; ``+``, ``#`` and
 ``/`` inside an id become ``_``)::
 
-    <prefix>/probes/<source>/ping|snmp|heartbeat   probe worker -> detector
+    <prefix>/probes/<sender>/ping|snmp|heartbeat   probe worker -> detector
     <prefix>/detector/ntus/<ntu id>                 NTU status, retained
     <prefix>/cases/<case ref>                       case timeline events
     <prefix>/control/skip                           detector -> probes, retained
+
+``<sender>`` is ``probe-<I>of<N>`` for probe shard I/N (``MqttBus(sender=...)``): the
+user name the broker knows the worker by (its certificate's common name), which the
+broker's ACL (``deploy/mosquitto/acl``) lets it write under and nowhere else.
+
+Security: ``mqtts://`` is TLS 1.2+ with the broker's certificate and host name checked
+(``tls``: ``bus.tls_ca``) and, with ``bus.tls_cert``/``bus.tls_key``, a client
+certificate; or a user name and password (``bus.username``/``bus.password``), which
+are never shown in logs, ``repr`` or errors.
 
 Delivery choices, and why:
 
@@ -58,9 +67,10 @@ What callers must keep in mind:
   QoS 1 on receipt, so there is no back-pressure to give the broker): the consumer
   must keep up. ``stats.connected`` means connected *and* subscribed.
 
-The modules: ``settings`` (broker URL, prefix, limits), ``topics`` (where each kind
-goes), ``outbox`` (the bounded outgoing queue), ``intake`` (decode, dedupe, count
-rejects), ``session`` (one aiomqtt connection's set-up and clean-up), ``bus``
+The modules: ``settings`` (broker URL, prefix, limits), ``tls`` (the TLS files and
+the SSL context), ``topics`` (where each kind goes), ``outbox`` (the bounded outgoing
+queue), ``intake`` (decode, dedupe, count rejects), ``session`` (one aiomqtt
+connection: connect, publish, disconnect - and why a stop always ends), ``bus``
 (``MqttBus``: the client loop that ties them together), ``stats`` (``BusStats``).
 """
 

@@ -5,7 +5,8 @@
 side, and the receive loop is also what notices a dead connection. On any
 ``MqttError`` it logs once per outage, backs off (``reconnect_base`` doubling up to
 ``reconnect_cap``, with jitter so that a fleet of workers does not reconnect in step)
-and connects again. See ``nms.bus.mqtt`` for the delivery choices.
+and connects again. See ``nms.bus.mqtt`` for the delivery choices, and
+``nms.bus.mqtt.session`` for why a stop (cancelling ``run``) always ends, promptly.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from paho.mqtt.properties import Properties
 from nms.bus.batch import Batch, PingBatch, SnmpBatch
 from nms.bus.mqtt.intake import Intake
 from nms.bus.mqtt.outbox import Outbox, Outgoing
-from nms.bus.mqtt.session import connect, disconnect, mqtt_error, subscribe
+from nms.bus.mqtt.session import Crew, connect, disconnect, on_refusal, publish, subscribe
 from nms.bus.mqtt.settings import Broker, MqttBusSettings
 from nms.bus.mqtt.stats import BusStats
+from nms.bus.mqtt.tls import TlsFiles, client_context
 from nms.bus.mqtt.topics import qos_for, topic_for
 from nms.bus.wire import Message, Payload, WireError, encode
 from nms.clock import Clock, SystemClock
@@ -54,6 +56,12 @@ class MqttBus:
         persistent: keep the session (and its queued messages) across reconnects.
         will: published by the broker if this process vanishes without a DISCONNECT.
         clock: stamps messages (``now``) and measures how long a connection held.
+        sender: the topic level of this process's ``probes/`` messages (default
+            ``source``): a probe worker's user name at the broker (``probe-1of2``),
+            which the broker's ACL lets it write under and nowhere else.
+
+    Raises:
+        ValueError: a bad argument; ``TlsError`` (a ValueError) for a TLS file.
     """
 
     def __init__(
@@ -66,6 +74,7 @@ class MqttBus:
         persistent: bool = False,
         will: Payload | None = None,
         clock: Clock | None = None,
+        sender: str | None = None,
     ) -> None:
         if not client_id:
             raise ValueError("client_id must not be empty")
@@ -79,6 +88,8 @@ class MqttBus:
         self.stats = BusStats()
         self._settings = settings
         self._broker = Broker.parse(settings.url)
+        self._tls = client_context(settings.tls or TlsFiles()) if self._broker.tls else None
+        self._sender = sender
         self._client_id = client_id
         self._source = source
         self._filters = [f"{settings.topic_prefix}/{f}" for f in subscribe]
@@ -92,6 +103,7 @@ class MqttBus:
         self._inbox: asyncio.Queue[Message] = asyncio.Queue()
         self._intake = Intake(stats=self.stats, clock=self._clock, inbox=self._inbox)
         self._random = random.Random()
+        self._refusals_warned = 0  # the connection (stats.connects) last warned about
 
     # -- sending -------------------------------------------------------------------
 
@@ -148,7 +160,7 @@ class MqttBus:
             Outgoing(
                 seq=message.seq,
                 kind=kind,
-                topic=topic_for(self._settings.topic_prefix, message),
+                topic=topic_for(self._settings.topic_prefix, message, self._sender),
                 data=data,
                 qos=qos_for(kind),
                 retain=retain,
@@ -180,20 +192,19 @@ class MqttBus:
             try:
                 client = self._client()
                 async with contextlib.AsyncExitStack() as stack:
-                    await connect(client)
+                    await connect(client, timeout=self._settings.timeout)
                     stack.push_async_callback(disconnect, client)
                     connected_at = self._clock.monotonic()
                     if outage_logged:
                         log.info("bus: connected to the broker again")
                         outage_logged = False
+                    crew = Crew()
+                    crew.spawn(self._receive(client), name="bus-receive")
+                    crew.spawn(self._transmit(client, crew), name="bus-send")
                     try:
-                        async with asyncio.TaskGroup() as tasks:
-                            tasks.create_task(self._receive(client), name="bus-receive")
-                            tasks.create_task(self._transmit(client, tasks), name="bus-send")
+                        await crew.wait()
                     finally:
                         self._disconnected()
-            except ExceptionGroup as group:
-                error = mqtt_error(group)
             except aiomqtt.MqttError as exc:
                 error = exc
             # Only a connection that held for a while resets the backoff: one that drops
@@ -237,13 +248,17 @@ class MqttBus:
         if self._will is not None:
             message = self._message(self._will)
             will = aiomqtt.Will(
-                topic_for(self._settings.topic_prefix, message), encode(message), qos=1
+                topic_for(self._settings.topic_prefix, message, self._sender),
+                encode(message),
+                qos=1,
             )
+        s, broker = self._settings, self._broker
         client = aiomqtt.Client(
-            self._broker.host,
-            self._broker.port,
-            username=self._broker.username,
-            password=self._broker.password,
+            broker.host,
+            broker.port,
+            username=s.username if s.username is not None else broker.username,
+            password=s.password if s.username is not None else broker.password,
+            tls_context=self._tls,
             identifier=self._client_id,
             protocol=aiomqtt.ProtocolVersion.V5,
             will=will,
@@ -255,7 +270,23 @@ class MqttBus:
         )
         # aiomqtt warns above 10 pending calls; we keep up to _WINDOW on purpose.
         client.pending_calls_threshold = _WINDOW + 4
+        on_refusal(client, self._refused)
         return client
+
+    def _refused(self, topic: str, reason: str) -> None:
+        # The message is gone (the broker acknowledged it): say so once per
+        # connection, loudly - it is a deployment error, not a passing outage.
+        self.stats.refused += 1
+        first = self._refusals_warned != self.stats.connects
+        self._refusals_warned = self.stats.connects
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "bus: the broker refused a message on %s (%s) and dropped it: its ACL does "
+            "not let this client write there; check the ACL file and this process's "
+            "user name at the broker (its certificate's CN)",
+            topic,
+            reason,
+        )
 
     def _connected(self) -> None:
         self.stats.connected = True
@@ -276,10 +307,11 @@ class MqttBus:
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         # Also the watchdog: the iterator raises MqttError when the connection drops,
-        # which fails the task group and so stops _transmit's waits for acks.
+        # which fails the crew and so stops _transmit's waits for acks.
         try:
             async for raw in client.messages:
                 self._intake.accept(raw.topic.value, bytes(raw.payload))
+            raise aiomqtt.MqttError("the broker's message stream ended")
         finally:
             # aiomqtt's iterator stops at a disconnect even when messages are still in
             # its queue - messages paho has acknowledged to the broker already, so the
@@ -289,7 +321,7 @@ class MqttBus:
                 raw = queue.get_nowait()
                 self._intake.accept(raw.topic.value, bytes(raw.payload))
 
-    async def _transmit(self, client: aiomqtt.Client, tasks: asyncio.TaskGroup) -> None:
+    async def _transmit(self, client: aiomqtt.Client, crew: Crew) -> None:
         await subscribe(client, self._filters, ack_timeout=self._settings.timeout)
         self._connected()
         window = asyncio.Semaphore(_WINDOW)
@@ -298,18 +330,19 @@ class MqttBus:
             entry = await self._outbox.take()
             # Tasks start in creation order and publish() hands the packet to paho
             # before its first await, so the broker gets the messages in queue order.
-            tasks.create_task(self._publish(client, entry, window), name=f"bus-pub-{entry.seq}")
+            crew.spawn(self._publish(client, entry, window), name=f"bus-pub-{entry.seq}")
 
     async def _publish(
         self, client: aiomqtt.Client, entry: Outgoing, window: asyncio.Semaphore
     ) -> None:
         try:
-            await client.publish(
+            await publish(
+                client,
                 entry.topic,
                 entry.data,
                 qos=entry.qos,
                 retain=entry.retain,
-                timeout=self._settings.timeout,
+                ack_timeout=self._settings.timeout,
             )
         finally:
             window.release()

@@ -19,3 +19,4 @@ class BusStats:
     duplicates: int = 0
     buffered: int = 0  # outgoing messages not yet acknowledged
     dropped: int = 0  # outgoing messages dropped because the buffer was full
+    refused: int = 0  # outgoing messages the broker acknowledged but refused (its ACL)

@@ -9,8 +9,12 @@ from nms.bus.wire import CaseChange, Message, NtuStateChange, SkipSet
 _UNSAFE_IN_LEVEL = re.compile(r"[+#/\x00]")
 
 
-def topic_for(prefix: str, message: Message) -> str:
-    """The topic ``message`` is published on (see the ``nms.bus.mqtt`` docstring)."""
+def topic_for(prefix: str, message: Message, sender: str | None = None) -> str:
+    """The topic ``message`` is published on (see the ``nms.bus.mqtt`` docstring).
+
+    ``sender`` is the level under ``probes/`` (default: the message's source): a probe
+    worker's user name at the broker, which its ACL limits it to.
+    """
     payload = message.payload
     if isinstance(payload, NtuStateChange):
         return f"{prefix}/detector/ntus/{_level(payload.ntu_id)}"
@@ -18,7 +22,7 @@ def topic_for(prefix: str, message: Message) -> str:
         return f"{prefix}/cases/{_level(payload.ref)}"
     if isinstance(payload, SkipSet):
         return f"{prefix}/control/skip"
-    return f"{prefix}/probes/{_level(message.source)}/{message.kind}"
+    return f"{prefix}/probes/{_level(sender or message.source)}/{message.kind}"
 
 
 def qos_for(kind: str) -> int:

@@ -303,6 +303,11 @@ def test_config_show_lists_bus_and_cluster(capsys: pytest.CaptureFixture[str]) -
     assert (
         "bus:\n"
         "  url: null\n"
+        "  username: null\n"
+        "  password: null\n"
+        "  tls_ca: null\n"
+        "  tls_cert: null\n"
+        "  tls_key: null\n"
         "  topic_prefix: nms/v1\n"
         "  session_expiry: 1h\n"
         "  buffer_batches: 2000\n"
@@ -324,3 +329,101 @@ def test_config_show_applies_the_environment(
     assert result.code == 0, result.err
     assert "  url: mqtt://broker.example:1883\n" in result.out
     assert "  shard_stale_after: 30s\n" in result.out
+
+
+# -- broker credentials and TLS files ------------------------------------------------------
+
+
+def test_the_bus_password_is_never_shown(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nms.app.settings import load_settings
+    from nms.app.wiring import bus_settings
+
+    monkeypatch.setenv("NMS_BUS__URL", "mqtts://probe-1of2:s3cr%3At@broker.example")
+    result = nms(capsys, "config", "show")
+    assert result.code == 0, result.err
+    assert "  url: mqtts://broker.example\n" in result.out
+    assert "  username: probe-1of2\n  password: **********\n" in result.out
+    assert "s3cr" not in result.out
+    settings = load_settings()
+    assert "s3cr" not in repr(settings) and "s3cr" not in str(settings)
+    bus = bus_settings(settings)
+    assert (bus.username, bus.password) == ("probe-1of2", "s3cr:t")
+    assert "s3cr" not in repr(bus)
+    # Nor in an error about the URL.
+    monkeypatch.setenv("NMS_BUS__URL", "mqtt://probe-1of2:s3cret@broker.example:99999")
+    result = nms(capsys, "config", "show")
+    assert result.code == 2
+    assert "bus.url: 'mqtt://broker.example:99999'" in result.err
+    assert "s3cr" not in result.err + result.out
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"NMS_BUS__URL": "mqtt://u:s3cret@h", "NMS_BUS__USERNAME": "v"},
+            "NMS_BUS__URL: bus.url: 'mqtt://u:***@h': a user in the url and in bus.username",
+        ),
+        (
+            {"NMS_BUS__URL": "mqtt://u@h", "NMS_BUS__PASSWORD": "p"},
+            "NMS_BUS__URL: bus.url: 'mqtt://u@h': a user in the url and in bus.username",
+        ),
+        ({"NMS_BUS__URL": "mqtts://h", "NMS_BUS__PASSWORD": "p"}, "password: needs username"),
+        (
+            {"NMS_BUS__URL": "mqtt://h", "NMS_BUS__TLS_CA": "{ca}"},
+            "tls_ca, tls_cert, tls_key: only for an mqtts:// url",
+        ),
+        (
+            {"NMS_BUS__URL": "mqtts://h", "NMS_BUS__TLS_CERT": "{ca}"},
+            "tls_cert and tls_key: give both or neither",
+        ),
+        (
+            {"NMS_BUS__URL": "mqtts://h", "NMS_BUS__TLS_CA": "{missing}"},
+            "NMS_BUS__TLS_CA: bus.tls_ca: {missing}: No such file or directory",
+        ),
+        (
+            {
+                "NMS_BUS__URL": "mqtts://h",
+                "NMS_BUS__TLS_CERT": "{ca}",
+                "NMS_BUS__TLS_KEY": "{open}",
+            },
+            "NMS_BUS__TLS_KEY: bus.tls_key: {open} is open to other users (mode 0644): chmod 600",
+        ),
+    ],
+)
+def test_bad_bus_credentials_or_tls_files_exit_2_naming_the_key(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    inventory: Path,
+    env: dict[str, str],
+    expected: str,
+) -> None:
+    paths = {"ca": tmp_path / "ca.pem", "missing": tmp_path / "no.pem", "open": tmp_path / "k.key"}
+    paths["ca"].write_text("x")
+    paths["open"].write_text("x")
+    paths["open"].chmod(0o644)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(**paths))
+    result = nms(capsys, "probe", "--shard", "1/2", "--inventory", str(inventory))
+    assert_not_started(result, expected.format(**paths))
+
+
+def test_tls_files_that_are_not_pem_exit_2_naming_the_keys(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    inventory: Path,
+) -> None:
+    from tests.pki import Pki
+
+    pki = Pki(tmp_path / "pki")
+    pair, other = pki.client("probe-1of2"), pki.client("detector")
+    monkeypatch.setenv("NMS_BUS__URL", "mqtts://127.0.0.1:1")
+    monkeypatch.setenv("NMS_BUS__TLS_CA", str(pki.ca))
+    monkeypatch.setenv("NMS_BUS__TLS_CERT", str(pair.cert))
+    monkeypatch.setenv("NMS_BUS__TLS_KEY", str(other.key))  # not this certificate's key
+    result = nms(capsys, "detector", "--inventory", str(inventory))
+    assert_not_started(result, "bus.tls_cert, bus.tls_key:", "not a PEM certificate and its")

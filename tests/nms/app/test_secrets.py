@@ -80,10 +80,13 @@ def test_encrypted_settings_open_and_no_secret_is_shown(
     settings = load_settings(config)
     assert settings.notifications.smtp_password is not None
     assert settings.notifications.smtp_password.get_secret_value() == SMTP_PASSWORD
-    assert settings.bus.url == f"mqtt://nms:{BUS_PASSWORD}@127.0.0.1:1883"
+    # The bus URL's credentials move to bus.username / bus.password (never shown).
+    assert settings.bus.url == "mqtt://127.0.0.1:1883"
+    assert settings.bus.username == "nms" and settings.bus.password is not None
+    assert settings.bus.password.get_secret_value() == BUS_PASSWORD
     assert main(["config", "show", "--config", str(config)]) == 0
     shown = capsys.readouterr().out
-    assert "mqtt://nms:***@127.0.0.1:1883" in shown and "smtp_password: **********" in shown
+    assert "mqtt://n:***@127.0.0.1:1883" in shown and "smtp_password: **********" in shown
     dispatcher = settings.notifications.dispatcher()
     for text in (shown, repr(settings), str(settings), repr(dispatcher)):
         for secret in (SMTP_PASSWORD, BUS_PASSWORD, DB_PASSWORD, K1):
