@@ -6,7 +6,7 @@ a private directory of its own under the system temporary folder (Dovecot refuse
 mail access as root, so the mail user is the ``dovecot`` system user, who cannot
 enter a root-only pytest ``tmp_path``). The plain port has no TLS (``ssl = no``);
 ``tls=True`` adds an implicit-TLS port (``tls_port``) with a self-signed certificate
-for 127.0.0.1 (``ca_file``) and allows STARTTLS on the plain port.
+from ``tests.pki`` (``ca_file`` is its CA) and allows STARTTLS on the plain port.
 
 Test mail goes in with ``append()`` (IMAP APPEND, as a real MTA's delivery looks to
 a reader); ``uids()`` and ``flags()`` look at a folder. These are blocking calls on
@@ -18,7 +18,6 @@ Use the fixture ``dovecot``: ``def test_x(dovecot): ...``.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import imaplib
 import os
 import pwd
@@ -35,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
+from tests.pki import Pki
 
 BINARY = Path(shutil.which("dovecot") or "/usr/sbin/dovecot")
 START_TIMEOUT = 15.0
@@ -54,46 +54,6 @@ def _free_port() -> int:
 def available() -> bool:
     """Whether the Dovecot binary (Debian ``dovecot-imapd``) is installed."""
     return BINARY.exists() and Path("/usr/lib/dovecot/imap").exists()
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key (PEM files), made with ``cryptography``."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_file.chmod(0o600)
-    return cert_file, key_file
 
 
 class Dovecot:
@@ -124,8 +84,9 @@ class Dovecot:
         )
         self.ca_file: Path | None = None
         if tls:
-            cert, key = _self_signed(self.directory)
-            self.ca_file = cert
+            pki = Pki(self.directory / "pki")
+            self.ca_file = pki.ca
+            cert, key = pki.server.cert, pki.server.key
             ssl_lines = f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n"
             listeners += (
                 f"  inet_listener imaps {{\n    address = 127.0.0.1\n"
