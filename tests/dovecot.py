@@ -5,8 +5,8 @@
 a private directory of its own under the system temporary folder (Dovecot refuses
 mail access as root, so the mail user is the ``dovecot`` system user, who cannot
 enter a root-only pytest ``tmp_path``). The plain port has no TLS (``ssl = no``);
-``tls=True`` adds an implicit-TLS port (``tls_port``) with a self-signed certificate
-from ``tests.pki`` (``ca_file`` is its CA) and allows STARTTLS on the plain port.
+``tls=True`` adds an implicit-TLS port (``tls_port``) with a certificate of the
+``tests.pki`` test CA (``ca_file``) and allows STARTTLS on the plain port.
 
 Test mail goes in with ``append()`` (IMAP APPEND, as a real MTA's delivery looks to
 a reader); ``uids()`` and ``flags()`` look at a folder. These are blocking calls on

@@ -15,9 +15,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from caseapi.mailbox import PollerStats
+from caseapi.secrets import SecretBox, generate_key, write_key_file
 from nms.app.cli import main
 from nms.app.mail import mail_poller
-from nms.app.settings import Settings
+from nms.app.settings import Settings, load_settings
 from nms.clock import SystemClock
 from nms.noc.mail_metrics import OUTCOMES, MailCollector
 
@@ -68,3 +69,21 @@ def test_outcomes_are_the_ingests_and_a_fresh_poller_shows_no_poll_time() -> Non
     names = {family.name for family in MailCollector(PollerStats()).collect()}
     assert "nms_mail_ingested" in names
     assert "nms_mail_last_poll_timestamp_seconds" not in names
+
+
+def test_the_imap_password_may_be_encrypted_and_is_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = generate_key()
+    key_file = tmp_path / "nms.key"
+    write_key_file(key_file, [key])
+    config = tmp_path / "nms.yaml"
+    config.write_text(
+        "mail:\n  imap:\n    host: mail.test\n    user: support\n"
+        f"    password: {SecretBox([key]).encrypt('imap-s3cret')}\n"
+        f"secrets: {{key_file: {key_file}}}\n"
+    )
+    imap = load_settings(config).mail.imap
+    assert imap.secret() == "imap-s3cret"
+    assert main(["config", "show", "--config", str(config)]) == 0
+    assert "imap-s3cret" not in capsys.readouterr().out
