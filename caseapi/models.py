@@ -15,6 +15,7 @@ from caseapi.cases.models import Case, CaseEvent, CaseRefCounter
 from caseapi.comments.models import Comment
 from caseapi.core.base import Base
 from caseapi.customers.models import Customer, CustomerContact
+from caseapi.mail.inbound import InboundMail
 from caseapi.mail.models import MailMessage
 from caseapi.notifications import models as _notifications  # noqa: F401  (registers tables)
 from caseapi.ntus.models import Ntu, NtuState
@@ -32,6 +33,7 @@ __all__ = [
     "Comment",
     "Customer",
     "CustomerContact",
+    "InboundMail",
     "MailMessage",
     "Ntu",
     "NtuState",

@@ -57,6 +57,10 @@ from caseapi.core.errors import (
     NotFoundError,
 )
 from caseapi.core.secrets import SecretBox
+from caseapi.mail.held import HeldMailService
+from caseapi.mail.ingest import MailIngestService
+from caseapi.mail.intake import IngestSettings
+from caseapi.mail.routes import router as mail_router
 from caseapi.maintenance.routes import router as maintenance_router
 from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.config import NotificationSettings
@@ -131,6 +135,7 @@ def create_app(
     secrets: SecretBox | None = None,
     rate_limiter: RateLimiter | None = None,
     trusted_proxies: Sequence[IPNetwork] = (),
+    mail_ingest: MailIngestService | None = None,
 ) -> FastAPI:
     """Build the API application.
 
@@ -156,6 +161,8 @@ def create_app(
             (``caseapi.ratelimit``); none when omitted.
         trusted_proxies: Peers whose ``X-Forwarded-For`` names the client
             (``caseapi.api.client_address``); none when omitted.
+        mail_ingest: The mail ingest the held-mail routes release through (built
+            with the default ``mail`` settings and this app's services when omitted).
     """
     if healthz_timeout <= 0 or retry_after_seconds <= 0:
         raise ValueError("healthz_timeout and retry_after_seconds must be positive")
@@ -193,6 +200,17 @@ def create_app(
     )
     app.state.rate_limiter = rate_limiter
     app.state.trusted_proxies = tuple(trusted_proxies)
+    app.state.mail_ingest = mail_ingest or MailIngestService(
+        sessionmaker=sessionmaker,
+        clock=domain_clock,
+        settings=IngestSettings(),
+        cases=app.state.case_service,
+        comments=app.state.comment_service,
+        attachments=app.state.attachment_service,
+    )
+    app.state.held_mail_service = HeldMailService(
+        sessionmaker=sessionmaker, clock=domain_clock, ingest=app.state.mail_ingest
+    )
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.get("/healthz", tags=["health"], response_model=None)
@@ -215,6 +233,7 @@ def create_app(
     app.include_router(maintenance_router)
     app.include_router(notifications_router)
     app.include_router(audit_router)
+    app.include_router(mail_router)
     for router in extra_routers:
         app.include_router(router)
     _install_error_handlers(app, retry_after=retry_after)

@@ -71,6 +71,11 @@ class AuditActor:
         """A person at the ``nms`` command line, by operating-system user name."""
         return cls(kind=ActorKind.CLI, name=f"cli:{user}"[:255], id=user[:64])
 
+    @classmethod
+    def mail(cls, sender: str) -> AuditActor:
+        """The sender of an inbound mail, by address (``mail:`` when there is none)."""
+        return cls(kind=ActorKind.MAIL, name=f"mail:{sender}"[:255], id=sender[:64] or None)
+
 
 SYSTEM: Final = AuditActor(kind=ActorKind.SYSTEM, name="system")
 

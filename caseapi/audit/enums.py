@@ -44,6 +44,9 @@ class AuditAction(StrEnum):
     WEBHOOK_DELETE = "webhook.delete"
     WEBHOOK_ROTATE = "webhook.rotate"
     NOTIFICATION_RETRY = "notification.retry"
+    # Inbound mail (the mail ingest and the held list)
+    MAIL_INGEST = "mail.ingest"
+    MAIL_RELEASE = "mail.release"
     # Reports (recorded by the reports feature)
     REPORT_EXPORT = "report.export"
 
@@ -54,6 +57,8 @@ class ActorKind(StrEnum):
     API_KEY = "api_key"
     CLI = "cli"
     SYSTEM = "system"
+    #: A mail's sender (``mail:<address>``): what the mail ingest did on its behalf.
+    MAIL = "mail"
 
 
 class AuditOutcome(StrEnum):
@@ -75,3 +80,4 @@ class AuditTarget(StrEnum):
     WEBHOOK = "webhook"
     NOTIFICATION = "notification"
     REPORT = "report"
+    MAIL = "mail"

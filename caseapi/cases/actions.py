@@ -165,6 +165,30 @@ class CaseActions:
         # Two requests with one key can race (PostgreSQL); the retry finds the winner.
         return await write_retrying(self._sessionmaker, work)
 
+    async def create_in(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        draft: CaseCreate,
+        *,
+        now: datetime,
+        source: CaseSource,
+    ) -> Case:
+        """``create_case`` inside the caller's write transaction, for another channel.
+
+        The same rules, insert and audit row as the API's; ``source`` is the channel
+        (a customer's API request is always ``api``; its mail is ``email``).
+
+        Raises:
+            CaseValidationError: A business rule on a field (names it).
+            ContractRefusedError: The customer's contract gives no support.
+            NtuNotFoundError: ``ntu_id`` is not an NTU of the customer.
+        """
+        draft = self._check_draft(principal, draft, now).model_copy(update={"source": source})
+        case = await self._insert(session, principal, draft, now)
+        await self._record_create(session, case, now, AuditOutcome.SUCCESS)
+        return case
+
     @staticmethod
     async def _record_create(
         session: AsyncSession, case: Case, now: datetime, outcome: AuditOutcome

@@ -33,6 +33,7 @@ from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
 from caseapi.cases.ticker import CaseTicker
 from caseapi.core.database import make_engine, make_sessionmaker
+from caseapi.mail.inbound import InboundMail
 from caseapi.notifications.models import Notification, NotificationDelivery
 from caseapi.notifications.service import DeliveryService, WebhookService
 from nms.clock import FakeClock
@@ -72,6 +73,7 @@ AUDITED: Final[dict[tuple[str, str], AuditAction]] = {
     ("DELETE", "/v1/webhooks/{subscription_id}"): A.WEBHOOK_DELETE,
     ("POST", "/v1/webhooks/{subscription_id}/rotate"): A.WEBHOOK_ROTATE,
     ("POST", "/v1/notifications/{delivery_id}/retry"): A.NOTIFICATION_RETRY,
+    ("POST", "/v1/mail/held/{mail_id}/release"): A.MAIL_RELEASE,
 }
 
 SECRET_TEXT: Final = "SECRET-BODY-4c1e"
@@ -269,8 +271,25 @@ async def test_each_operation_records_one_row_with_its_action(
     delivery_id = await _failed_delivery(database)
     retry = "/v1/notifications/{delivery_id}/retry"
     await step(admin, "POST", retry, delivery_id=delivery_id)
+    # A held mail discarded by staff (attach and open_case also record the case's row)
+    release = "/v1/mail/held/{mail_id}/release"
+    discard = {"action": "discard", "reason": SECRET_TEXT}
+    _, row = await step(staff, "POST", release, discard, mail_id=await _held_mail(database))
+    assert row.details == {"held_reason": "unknown_sender", "action": "discard"}
 
     assert sorted(AUDITED.keys() - step.exercised) == [], "the scenario must call every one"
+
+
+async def _held_mail(database: Database) -> int:
+    async with database.sessionmaker() as session:
+        row = InboundMail(
+            mailbox="INBOX", uid=1, message_id="<m@x.example>", dedup_key="k" * 64,
+            sha256="0" * 64, received_at=START, sender="who@x.example", subject="hi",
+            size=10, status="held", reason="unknown_sender", raw=b"Subject: hi\r\n\r\nhi",
+        )  # fmt: skip
+        session.add(row)
+        await session.commit()
+        return row.id
 
 
 async def _failed_delivery(database: Database) -> int:

@@ -99,6 +99,10 @@ EXPECTED: Final[dict[tuple[str, str], Rule]] = {
     ("POST", "/v1/notifications/{delivery_id}/retry"): Rule(frozenset({Role.NOC, Role.ADMIN})),
     # Everyone else 403, customers too: the log is not scoped per customer.
     ("GET", "/v1/audit"): Rule(ADMIN),
+    # Held inbound mail (possibly another customer's, or spoofed): staff only.
+    ("GET", "/v1/mail/held"): Rule(STAFF),
+    ("GET", "/v1/mail/held/{mail_id}"): Rule(STAFF),
+    ("POST", "/v1/mail/held/{mail_id}/release"): Rule(STAFF, {"action": "discard", "reason": "x"}),
 }
 #: FastAPI's own documentation routes: public, and carry no data.
 DOC_PATHS: Final = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -217,6 +221,7 @@ def _url(path: str, *, ref: str, ntu: str, key_id: int) -> str:
         subscription_id=1,
         delivery_id=1,
         attachment_id=1,
+        mail_id=1,
     )
 
 
