@@ -44,11 +44,15 @@ PASSWORD = "imap-test-password"
 MAIL_OWNER = "dovecot"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_ports(count: int) -> list[int]:
+    """``count`` different free ports (all bound at once, so no two are the same)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def available() -> bool:
@@ -62,8 +66,9 @@ class Dovecot:
     def __init__(self, tmp_path: Path, *, tls: bool = False) -> None:
         self.directory = tmp_path / "dovecot"
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
-        self.tls_port = _free_port() if tls else None
+        ports = _free_ports(2)
+        self.port = ports[0]
+        self.tls_port = ports[1] if tls else None
         self.user, self.password = USER, PASSWORD
         self.config = self.directory / "dovecot.conf"
         self.log = self.directory / "dovecot.log"
