@@ -32,6 +32,7 @@ INGESTED: Final = "$NmsIngested"
 #: Stored on a mail whose ingest failed ``max_failures`` times: left for staff.
 FAILED: Final = "$NmsFailed"
 
+_CLOSE_TIMEOUT: Final = 3.0
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _FETCH_UID = re.compile(rb"\bUID (\d+)")
 _FETCH_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
@@ -261,7 +262,8 @@ class ImapConnection:
     async def close(self) -> None:
         """Log out (best effort, bounded by the timeout) and drop the connection."""
         try:
-            async with asyncio.timeout(self._timeout):
+            # Short: this also runs on the way out of a stopping process.
+            async with asyncio.timeout(min(self._timeout, _CLOSE_TIMEOUT)):
                 await self._client.logout()
         except (TimeoutError, OSError, aioimaplib.AioImapException):
             pass
