@@ -12,6 +12,19 @@ acknowledgement); the other half are their replies, threaded by ``In-Reply-To``
 (each a comment on its case). Prints mails per second and this process's CPU per
 mail (poller, parsing, ingest, database client; Dovecot's and PostgreSQL's own CPU
 are not in it) for each half. Not a test: it prints figures.
+
+Figures (this shared 2-core machine, load average 7-8 from other work, 2026-12-06):
+
+=========  ====================  ====================
+database   new requests (cases)  replies (comments)
+=========  ====================  ====================
+SQLite     19.0 mails/s, 20 ms   16.9 mails/s, 23 ms
+PostgreSQL  9.2 mails/s, 18 ms    6.7 mails/s, 21 ms
+=========  ====================  ====================
+
+(mails per second, and CPU of this process per mail.) CPU per mail is the cost; the
+wall-clock rate is bounded by the loaded machine and, on PostgreSQL, by one commit
+per mail (each mail is its own transaction, by design: exactly once).
 """
 
 from __future__ import annotations
