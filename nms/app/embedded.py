@@ -1,4 +1,4 @@
-"""``nms run``: probes, detector, case service, API and /metrics in one process.
+"""``nms run``: probes, detector, case service, mail, API and /metrics in one process.
 
 ``run_embedded`` validates everything it can before it starts anything (settings,
 inventory, database, ICMP permission), so a bad start fails fast with a clear
