@@ -4,10 +4,10 @@ It stands by until it holds the leader lock (``nms.app.leader``); then it resume
 persisted state, consumes the observations from the bus, opens and solves cases
 (in-process ``CaseService`` on the shared database, idempotent by dedup key), runs
 the case ticker, notifications and maintenance, reads the support mailbox
-(``mail.imap``), and publishes NTU state changes and case events. When it loses the lock (its database connection broke or hung) it stops
-all of that at once and stands by again. The MQTT session of the leader role has one
-name: the next leader takes over what the broker queued meanwhile (and pushes a
-stale leader off the broker).
+(``mail.imap``), and publishes NTU state changes and case events. When it loses the
+lock (its database connection broke or hung) it stops all of that at once and stands
+by again. The MQTT session of the leader role has one name: the next leader takes
+over what the broker queued meanwhile (and pushes a stale leader off the broker).
 """
 
 from __future__ import annotations
