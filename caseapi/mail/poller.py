@@ -148,7 +148,10 @@ class ImapPoller:
         wait = self._settings.poll_interval.total_seconds()
         idle = self._settings.idle and connection.selected.can_idle
         while True:
-            await self._round(connection)
+            # Again until a round does nothing: a mail that came during a round may have
+            # been announced (EXISTS) in the answer to one of its commands, not in IDLE.
+            while (await self._round(connection)).ingested:
+                self._errors_in_a_row = 0
             self._errors_in_a_row = 0
             if idle:
                 await connection.wait_for_news(wait)
