@@ -27,6 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from caseapi.api import openapi
 from caseapi.api.body_limit import CODE as BODY_TOO_LARGE
 from caseapi.api.body_limit import BodyLimit, BodyTooLargeError, RouteLimit
 from caseapi.api.client_address import IPNetwork
@@ -71,49 +72,10 @@ from caseapi.ratelimit.service import RateLimiter
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
 
-PROBLEM_JSON = "application/problem+json"
+PROBLEM_JSON = openapi.PROBLEM_JSON
 _RESERVED = frozenset({"type", "title", "status", "detail", "instance", "code"})
 
 logger = logging.getLogger(__name__)
-
-_NAMES: Final = {"type": "array", "items": {"type": "string"}}
-#: The 422 of every operation. FastAPI's own entry describes its default body, not
-#: ours, and only operations with parameters get it; every one refuses unknown ones.
-PROBLEM_422: Final[dict[str, Any]] = {
-    "description": (
-        "Problem (RFC 9457): `validation_error` (`errors` names each bad field) or "
-        "`unknown_query_parameter` (`unknown` names them, `allowed` lists the rest)"
-    ),
-    "content": {
-        PROBLEM_JSON: {
-            "schema": {
-                "title": "Problem",
-                "type": "object",
-                "required": ["type", "title", "status", "detail", "code"],
-                "properties": {
-                    "type": {"type": "string"},
-                    "title": {"type": "string"},
-                    "status": {"type": "integer"},
-                    "detail": {"type": "string"},
-                    "instance": {"type": "string"},
-                    "code": {"type": "string"},
-                    "errors": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "field": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        },
-                    },
-                    "unknown": _NAMES,
-                    "allowed": _NAMES,
-                },
-            }
-        }
-    },
-}
 
 # Errors that mean "the database is not reachable right now", not "the request is
 # wrong": asyncpg raises OSError subclasses for refused connections unwrapped.
@@ -170,8 +132,9 @@ def create_app(
         title="nms case API",
         version="0.1.0",
         dependencies=[Depends(reject_nul_characters), Depends(reject_unknown_query_parameters)],
-        responses={422: PROBLEM_422},
     )
+    # Every operation's problem responses (401/403/404/409/412/413/422/503...).
+    openapi.install(app)
     app.state.sessionmaker = sessionmaker
     app.state.open_case_lookup = case_repository.latest_open_case_ref_for_ntu
     app.state.case_service = case_service or CaseService(
@@ -362,12 +325,20 @@ def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> Non
         elif exc.status_code == 413:
             code = BODY_TOO_LARGE  # stable: Python 3.13 renames the phrase
         detail = exc.detail if isinstance(exc.detail, str) else status.description
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path
+            # only; a path served by several routes (GET and PATCH) allows them all.
+            # ``Allow`` lists the methods the document has for the path.
+            allowed = openapi.allowed_methods(request.app, request.url.path)
+            if allowed:  # else a route outside the document: Starlette's answer stands
+                headers["Allow"] = ", ".join(allowed)
         return problem(
             exc.status_code,
             code,
             detail,
             instance=request.url.path,
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers or None,
             **extensions,
         )
 

@@ -17,11 +17,14 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from caseapi.api.openapi import errors
+from caseapi.attachments.errors import TooManyAttachmentsError
 from caseapi.attachments.names import content_disposition, served_type
 from caseapi.attachments.schemas import AttachmentPublic, AttachmentsPublic
 from caseapi.attachments.service import AttachmentService
 from caseapi.attachments.upload import read_upload
 from caseapi.auth.deps import CaseParticipant
+from caseapi.comments.errors import CommentRefusedError
 from caseapi.core.deps import RowId
 
 router = APIRouter(prefix="/v1/cases", tags=["attachments"])
@@ -62,7 +65,12 @@ def get_attachment_service(request: Request) -> AttachmentService:
 AttachmentServiceDep = Annotated[AttachmentService, Depends(get_attachment_service)]
 
 
-@router.post("/{ref}/attachments", status_code=201, openapi_extra=_UPLOAD_BODY)
+@router.post(
+    "/{ref}/attachments",
+    status_code=201,
+    openapi_extra=_UPLOAD_BODY,
+    responses=errors(TooManyAttachmentsError, CommentRefusedError),
+)
 async def add_attachment(
     ref: str, request: Request, principal: CaseParticipant, service: AttachmentServiceDep
 ) -> AttachmentPublic:

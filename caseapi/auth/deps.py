@@ -25,10 +25,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from caseapi.api.client_address import ClientAddress
+from caseapi.api.openapi import raises
 from caseapi.audit.context import bind_principal
 from caseapi.auth.errors import AuthenticationError, PermissionDeniedError
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
 from caseapi.auth.service import KEY_SCHEME, PREFIX_LENGTH, ApiKeyService
+from caseapi.ratelimit.errors import RateLimitedError
 from caseapi.ratelimit.service import Limit, RateLimiter
 
 # auto_error=False: a missing header must become our 401 problem, not FastAPI's 403.
@@ -72,6 +74,7 @@ def key_prefix(secret: str) -> str | None:
     return None
 
 
+@raises(RateLimitedError)
 async def get_principal(
     service: ApiKeyServiceDep,
     limiter: RateLimiterDep,
@@ -116,6 +119,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
         raise ValueError("require_roles needs at least one role")
     allowed = frozenset(roles)
 
+    @raises(PermissionDeniedError)
     async def dependency(principal: CurrentPrincipal) -> Principal:
         if principal.role not in allowed:
             raise PermissionDeniedError(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from caseapi.auth.models import ApiKey
 from caseapi.auth.principal import Role
 from caseapi.auth.service import CreatedKey, key_status
+from caseapi.core.wire import JsonTime, internal
 
 
 class ApiKeyCreate(BaseModel):
@@ -16,10 +18,12 @@ class ApiKeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, internal("keys are managed by administrators")] = Field(
+        min_length=1, max_length=200
+    )
     role: Role
     customer_id: str | None = Field(default=None, max_length=64)
-    expires_at: AwareDatetime | None = None
+    expires_at: JsonTime | None = None
 
 
 class ApiKeyPublic(BaseModel):

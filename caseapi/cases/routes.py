@@ -22,6 +22,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
+from caseapi.api.openapi import errors
 from caseapi.auth.deps import (
     CurrentPrincipal,
     RateLimiterDep,
@@ -29,6 +30,7 @@ from caseapi.auth.deps import (
     charge_customer,
     require_roles,
 )
+from caseapi.auth.errors import CustomerMismatchError
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
 from caseapi.auth.tenancy import own_customer
 from caseapi.cases.deps import CaseServiceDep
@@ -40,7 +42,17 @@ from caseapi.cases.enums import (
     CaseType,
     EscalationLevel,
 )
-from caseapi.cases.errors import CaseValidationError, PreconditionFailedError
+from caseapi.cases.errors import (
+    CancelNotAllowedError,
+    CaseRuleError,
+    CaseValidationError,
+    EscalationNotAllowedError,
+    EtrNotAllowedError,
+    IdempotencyKeyReusedError,
+    InvalidTransitionError,
+    PreconditionFailedError,
+    ReopenNotAllowedError,
+)
 from caseapi.cases.models import Case
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.schemas import (
@@ -83,6 +95,7 @@ from caseapi.cases.snapshot import (
 )
 from caseapi.core.base import ACTOR_LENGTH
 from caseapi.core.deps import RowId
+from caseapi.core.errors import NtuNotFoundError
 from caseapi.ratelimit.service import Limit
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -91,7 +104,23 @@ CustomerOrStaff = Annotated[Principal, Depends(require_roles(Role.CUSTOMER, *STA
 CustomerOnly = Annotated[Principal, Depends(require_roles(Role.CUSTOMER))]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=100)]
 _ETAG: Final = re.compile(r'^(?:W/)?"v(\d+)"$')
-_CASE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {200: {"model": CasePublic}}
+#: A case answer: staff and service keys get ``CasePublic``, customer keys
+#: ``CaseCustomerView`` (no internal fields); the ``ETag`` header is its version.
+_CASE_VIEW: Final[dict[str, Any]] = {
+    "model": CasePublic | CaseCustomerView,
+    "description": "The case: `CasePublic` for staff, `CaseCustomerView` for customers",
+    "headers": {"ETag": {"schema": {"type": "string"}, "description": "the case version"}},
+}
+#: What a lifecycle action may be refused with besides the app-wide problems.
+_RULES: Final = (
+    InvalidTransitionError,
+    EscalationNotAllowedError,
+    ReopenNotAllowedError,
+    CancelNotAllowedError,
+    EtrNotAllowedError,
+    CaseRuleError,
+)
+_CASE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {200: _CASE_VIEW, **errors(*_RULES)}
 _Q_HELP: Final = (
     "Full-text search of the reference, summary, description and comments (customers:"
     " public comments only). Every word must match; a word of several parts"
@@ -148,7 +177,7 @@ async def _act(
     return await _case_response(service, principal, case)
 
 
-@router.get("", response_model=CasesPublic)
+@router.get("", response_model=CasesPublic, responses=errors(CustomerMismatchError))
 async def list_cases(
     service: CaseServiceDep,
     principal: CurrentPrincipal,
@@ -208,7 +237,21 @@ async def list_cases(
     return CasesPublic(data=data, count=page.count, next_cursor=page.next_cursor)
 
 
-@router.post("", response_model=None, responses={201: {"model": CasePublic}})
+@router.post(
+    "",
+    response_model=None,
+    responses={
+        200: _CASE_VIEW,
+        201: _CASE_VIEW,
+        **errors(
+            CustomerMismatchError,
+            (403, "contract_expired"),
+            (403, "account_suspended_unpaid"),
+            IdempotencyKeyReusedError,
+            NtuNotFoundError,
+        ),
+    },
+)
 async def create_case(
     body: CaseCreate,
     service: CaseServiceDep,
@@ -226,7 +269,7 @@ async def create_case(
     )
 
 
-@router.get("/{ref}", response_model=None, responses=_CASE_RESPONSES)
+@router.get("/{ref}", response_model=None, responses={200: _CASE_VIEW})
 async def get_case(ref: str, service: CaseServiceDep, principal: CurrentPrincipal) -> JSONResponse:
     """Get one case by its reference (with its ETag)."""
     return await _case_response(service, principal, await service.get_case_for(principal, ref))
@@ -340,7 +383,9 @@ async def add_commitment(
     return await _act(service, principal, ref, event, if_match)
 
 
-@router.post("/{ref}/commitments/{commitment_id}/met", response_model=None)
+@router.post(
+    "/{ref}/commitments/{commitment_id}/met", response_model=None, responses=_CASE_RESPONSES
+)
 async def meet_commitment(
     ref: str,
     commitment_id: RowId,

@@ -41,6 +41,7 @@ from caseapi.cases.enums import (
     RootCauseCategory,
 )
 from caseapi.cases.models import Case, CaseCommitment, CaseEvent
+from caseapi.core.wire import JsonInt, JsonTime, internal, shown_to_customers
 
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
@@ -170,17 +171,17 @@ class CaseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: CaseType
-    summary: ShortText
-    description: Text | None = None
+    summary: Annotated[ShortText, shown_to_customers("the case's `summary`")]
+    description: Annotated[Text | None, shown_to_customers("the case's `description`")] = None
     customer_id: Name | None = None
     priority: CasePriority | None = None
     suggested_priority: CasePriority | None = None
     subject: CaseSubject | None = None
     ntu_id: Name | None = None
     service_id: Name | None = None
-    site: ShortText | None = None
+    site: Annotated[ShortText | None, shown_to_customers("the case's `site`")] = None
     source: CaseSource = CaseSource.API
-    requested_date: AwareDatetime | None = None
+    requested_date: JsonTime | None = None
 
 
 class CaseUpdate(BaseModel):
@@ -189,7 +190,10 @@ class CaseUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     priority: CasePriority | None = None
-    reason: ShortText | None = None
+    reason: Annotated[
+        ShortText | None,
+        shown_to_customers("the `reason` of the timeline's `priority_changed` entry"),
+    ] = None
 
 
 class TransitionRequest(BaseModel):
@@ -198,10 +202,15 @@ class TransitionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to: CaseStatus
-    reason: ShortText | None = None
-    resolution_method: Name | None = None
+    reason: Annotated[
+        ShortText | None,
+        shown_to_customers("the `reason` of the timeline's `status_changed` / `closed` entry"),
+    ] = None
+    resolution_method: Annotated[
+        Name | None, shown_to_customers("the case's `resolution_method`")
+    ] = None
     root_cause_category: RootCauseCategory | None = None
-    resolution: Text | None = None
+    resolution: Annotated[Text | None, shown_to_customers("the case's `resolution`")] = None
     merged_into: Name | None = None
 
 
@@ -213,6 +222,9 @@ class AssignRequest(BaseModel):
     assignee: Name | None
 
 
+_HANDOFF: Final = "a hand-off is an internal timeline entry (`handed_off`)"
+
+
 class HandOffRequest(BaseModel):
     """Forward to a specialist with the structured summary DOMAIN.md asks for."""
 
@@ -220,11 +232,11 @@ class HandOffRequest(BaseModel):
 
     to_level: EscalationLevel
     assignee: Name | None = None
-    summary: ShortText
-    details: Text
-    tests_done: list[ShortText] = []
-    open_questions: list[ShortText] = []
-    hypotheses: list[ShortText] = []
+    summary: Annotated[ShortText, internal(_HANDOFF)]
+    details: Annotated[Text, internal(_HANDOFF)]
+    tests_done: Annotated[list[ShortText], internal(_HANDOFF)] = []
+    open_questions: Annotated[list[ShortText], internal(_HANDOFF)] = []
+    hypotheses: Annotated[list[ShortText], internal(_HANDOFF)] = []
 
 
 class CommitmentCreate(BaseModel):
@@ -233,9 +245,13 @@ class CommitmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: CommitmentKind
-    due_at: AwareDatetime | None = None
-    within_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30)] | None = None
-    note: Annotated[str, Field(max_length=500)] = ""
+    due_at: JsonTime | None = None
+    within_minutes: Annotated[JsonInt, Field(ge=1, le=60 * 24 * 30)] | None = None
+    note: Annotated[
+        str,
+        Field(max_length=500),
+        shown_to_customers("the commitment's `note` on the case and its `commitment_set` entry"),
+    ] = ""
 
 
 def _in_utc(value: datetime) -> datetime:
@@ -268,16 +284,27 @@ class EtrRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    etr: Annotated[AwareDatetime, AfterValidator(_in_utc)] | None
-    note: Annotated[str, Field(max_length=500)] = ""
+    etr: Annotated[JsonTime, AfterValidator(_in_utc)] | None
+    note: Annotated[
+        str,
+        Field(max_length=500),
+        shown_to_customers("the timeline's `etr_set` entry and the ETR notification"),
+    ] = ""
 
 
 class ReasonRequest(BaseModel):
-    """A free-text reason (escalate, reopen, reply)."""
+    """A free-text reason (escalate, reopen)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: Annotated[str, Field(max_length=500)] = ""
+    reason: Annotated[
+        str,
+        Field(max_length=500),
+        shown_to_customers(
+            "on reopen, the `reason` of the timeline's `reopened` entry "
+            "(an escalation, and so its reason, stays internal)"
+        ),
+    ] = ""
 
 
 class CancelRequest(BaseModel):
@@ -285,7 +312,11 @@ class CancelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    reason: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+        shown_to_customers("the `reason` of the timeline's `status_changed` entry"),
+    ]
 
 
 class CaseEventPublic(BaseModel):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from caseapi.attachments.models import Attachment
 from caseapi.comments.models import Comment, Visibility
+from caseapi.core.wire import shown_to_customers
 
 MAX_BODY: int = 20_000
 
@@ -18,7 +20,11 @@ class CommentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    body: str = Field(min_length=1, max_length=MAX_BODY)
+    body: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_BODY),
+        shown_to_customers("when `visibility` is `public`; internal comments never are"),
+    ]
     visibility: Visibility = Visibility.PUBLIC
 
 

@@ -6,9 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
+from caseapi.api.openapi import errors
 from caseapi.auth.deps import StaffPrincipal
 from caseapi.core.deps import RowId
-from caseapi.mail.errors import MailNotKeptError
+from caseapi.mail.errors import MailNotHeldError, MailNotKeptError
 from caseapi.mail.held import (
     MAX_PAGE_SIZE,
     AttachRelease,
@@ -90,7 +91,7 @@ async def get_held_mail(
     return InboundMailDetail.of_view(view)
 
 
-@router.post("/{mail_id}/release")
+@router.post("/{mail_id}/release", responses=errors(MailNotHeldError))
 async def release_held_mail(
     mail_id: RowId,
     principal: StaffPrincipal,

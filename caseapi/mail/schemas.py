@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from caseapi.comments.models import Visibility
+from caseapi.core.wire import internal
 from caseapi.mail.held import HeldMailView
 from caseapi.mail.inbound import InboundMail
 
@@ -85,7 +86,7 @@ class AttachBody(BaseModel):
     """Append the mail to case ``case`` as a comment."""
 
     model_config = ConfigDict(extra="forbid")
-    action: Literal["attach"]
+    action: Literal["attach"] = internal("what staff do with a held mail")
     case: Name
     visibility: Visibility
 
@@ -94,7 +95,7 @@ class OpenCaseBody(BaseModel):
     """Open a new case with the mail for customer ``customer``."""
 
     model_config = ConfigDict(extra="forbid")
-    action: Literal["open_case"]
+    action: Literal["open_case"] = internal("what staff do with a held mail")
     customer: Name
 
 
@@ -102,8 +103,8 @@ class DiscardBody(BaseModel):
     """Drop the mail, saying why."""
 
     model_config = ConfigDict(extra="forbid")
-    action: Literal["discard"]
-    reason: ShortText
+    action: Literal["discard"] = internal("what staff do with a held mail")
+    reason: ShortText = internal("why staff dropped a held mail (audit and the held list)")
 
 
 ReleaseBody = Annotated[AttachBody | OpenCaseBody | DiscardBody, Field(discriminator="action")]

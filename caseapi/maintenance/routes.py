@@ -21,7 +21,9 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
+from caseapi.api.openapi import errors
 from caseapi.auth.deps import CurrentPrincipal, StaffPrincipal
+from caseapi.auth.errors import CustomerMismatchError
 from caseapi.maintenance.enums import MaintenanceKind, MaintenanceState
 from caseapi.maintenance.errors import MaintenancePreconditionError
 from caseapi.maintenance.schemas import (
@@ -113,6 +115,19 @@ def _response(view: MaintenanceView, *, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={"ETag": f'"v{view.window.version}"'})
 
 
+#: What a change may be refused with: the window's state (``code`` says which).
+_STATE_ERRORS: Final = errors(
+    *(
+        (409, code)
+        for code in (
+            "maintenance_cancelled",
+            "maintenance_started",
+            "maintenance_ended",
+            "maintenance_not_started",
+            "maintenance_completed",
+        )
+    )
+)
 _RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     200: {"model": MaintenancePublic | MaintenanceCustomerView}
 }
@@ -135,7 +150,7 @@ async def create_maintenance(
     return _response(await service.create(principal=principal, draft=draft), status=201)
 
 
-@router.get("")
+@router.get("", responses=errors(CustomerMismatchError))
 async def list_maintenances(
     principal: CurrentPrincipal,
     service: MaintenanceServiceDep,
@@ -151,7 +166,7 @@ async def list_maintenances(
     return MaintenancesPublic(data=[to_public(view) for view in views], count=count)
 
 
-@router.get("/{ref}", response_model=MaintenancePublic, responses=_RESPONSES)
+@router.get("/{ref}", response_model=None, responses=_RESPONSES)
 async def get_maintenance(
     ref: str, principal: CurrentPrincipal, service: MaintenanceServiceDep
 ) -> JSONResponse:
@@ -159,7 +174,7 @@ async def get_maintenance(
     return _response(await service.get(principal=principal, ref=ref))
 
 
-@router.patch("/{ref}", response_model=MaintenancePublic)
+@router.patch("/{ref}", response_model=MaintenancePublic, responses=_STATE_ERRORS)
 async def update_maintenance(
     ref: str,
     body: MaintenanceUpdate,
@@ -177,7 +192,7 @@ async def update_maintenance(
     return _response(view)
 
 
-@router.post("/{ref}/cancel", response_model=MaintenancePublic)
+@router.post("/{ref}/cancel", response_model=MaintenancePublic, responses=_STATE_ERRORS)
 async def cancel_maintenance(
     ref: str, principal: StaffPrincipal, service: MaintenanceServiceDep, if_match: IfMatch = None
 ) -> JSONResponse:
@@ -186,7 +201,7 @@ async def cancel_maintenance(
     return _response(view)
 
 
-@router.post("/{ref}/complete", response_model=MaintenancePublic)
+@router.post("/{ref}/complete", response_model=MaintenancePublic, responses=_STATE_ERRORS)
 async def complete_maintenance(
     ref: str,
     body: MaintenanceComplete,

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Final
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from caseapi.core.wire import JsonTime, shown_to_customers
 from caseapi.maintenance.enums import MaintenanceBehaviour, MaintenanceKind, MaintenanceState
+from caseapi.maintenance.rules import NOT_NULL
 
 ScopeId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 ScopeIds = Annotated[list[ScopeId], Field(max_length=10_000)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=20_000)]
 Impact = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+_SHOWN: Final = "in the window customers get (and in its notices)"
+_TITLE: Final = shown_to_customers(f"the `title`, {_SHOWN}")
+_DESCRIPTION: Final = shown_to_customers(f"the `description`, {_SHOWN}")
+_IMPACT: Final = shown_to_customers(f"the `actual_impact`, {_SHOWN}")
 
 
 class MaintenanceScope(BaseModel):
@@ -32,33 +38,55 @@ class MaintenanceScope(BaseModel):
 class MaintenanceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: Title
-    description: Description = ""
+    title: Annotated[Title, _TITLE]
+    description: Annotated[Description, _DESCRIPTION] = ""
     kind: MaintenanceKind
     behaviour: MaintenanceBehaviour = MaintenanceBehaviour.MUTE
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: JsonTime
+    ends_at: JsonTime
     scope: MaintenanceScope
 
 
+def _not_null(schema: dict[str, Any]) -> None:
+    # Leaving a field out keeps it; null is refused (``rules.NOT_NULL``), so the
+    # document offers only the value for these.
+    for name in NOT_NULL:
+        prop = schema["properties"][name]
+        options = [option for option in prop.pop("anyOf", []) if option.get("type") != "null"]
+        if len(options) == 1:
+            prop.update(options[0])
+        else:
+            prop["anyOf"] = options
+
+
 class MaintenanceUpdate(BaseModel):
-    """Fields to change; which ones may change depends on the window's state."""
+    """Fields to change (leave out the others); which ones may change depends on the
+    window's state. Only ``actual_impact`` may be null."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_not_null)
 
-    title: Title | None = None
-    description: Description | None = None
+    title: Annotated[Title | None, _TITLE] = None
+    description: Annotated[Description | None, _DESCRIPTION] = None
     behaviour: MaintenanceBehaviour | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: JsonTime | None = None
+    ends_at: JsonTime | None = None
     scope: MaintenanceScope | None = None
-    actual_impact: Impact | None = None
+    actual_impact: Annotated[Impact | None, _IMPACT] = None
+
+    @field_validator(*sorted(NOT_NULL), mode="before")
+    @classmethod
+    def _refuse_null(cls, value: object) -> object:
+        # A field left out keeps its value (defaults are not validated); null is
+        # refused here, as the document says, before any other check of the request.
+        if value is None:
+            raise ValueError("must not be null (leave the field out to keep it)")
+        return value
 
 
 class MaintenanceComplete(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    actual_impact: Impact
+    actual_impact: Annotated[Impact, _IMPACT]
 
 
 class MaintenanceCustomerView(BaseModel):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Final
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from caseapi.core.wire import JsonBool, JsonInt, shown_to_customers
 from caseapi.notifications.enums import Channel, DeliveryState, NotificationKind
 
 
@@ -16,13 +18,20 @@ def _check_types(values: list[str]) -> list[str]:
     return sorted(set(values))
 
 
+_OWNER: Final = shown_to_customers("to the customer whose webhook it is")
+#: A notification kind; documented as the enum ``_check_types`` enforces.
+EventType = Annotated[
+    str, Field(json_schema_extra={"enum": [kind.value for kind in NotificationKind]})
+]
+
+
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: AnyHttpUrl
     #: Notification kinds to receive; empty means all.
-    event_types: list[str] = Field(default_factory=list)
-    description: str = Field(default="", max_length=200)
+    event_types: list[EventType] = Field(default_factory=list)
+    description: Annotated[str, _OWNER] = Field(default="", max_length=200)
     #: Staff must name the customer; a customer may omit it (always its own).
     customer_id: str | None = Field(default=None, max_length=64)
 
@@ -33,9 +42,9 @@ class WebhookUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: AnyHttpUrl | None = None
-    event_types: list[str] | None = None
-    description: str | None = Field(default=None, max_length=200)
-    active: bool | None = None
+    event_types: list[EventType] | None = None
+    description: Annotated[str | None, _OWNER] = Field(default=None, max_length=200)
+    active: JsonBool | None = None
 
     @field_validator("event_types")
     @classmethod
@@ -47,7 +56,7 @@ class WebhookRotate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: How long the old secret keeps signing (both signatures are sent meanwhile).
-    overlap_seconds: int | None = Field(default=None, ge=0, le=7 * 86400)
+    overlap_seconds: JsonInt | None = Field(default=None, ge=0, le=7 * 86400)
 
 
 class WebhookPublic(BaseModel):

@@ -12,7 +12,9 @@ from typing import Annotated, Final, Protocol
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caseapi.api.openapi import errors
 from caseapi.auth.deps import CurrentPrincipal
+from caseapi.auth.errors import CustomerMismatchError
 from caseapi.auth.tenancy import ensure_visible, own_customer
 from caseapi.core.database import decode_cursor, encode_cursor
 from caseapi.core.deps import SessionDep
@@ -45,7 +47,7 @@ def get_open_case_lookup(request: Request) -> OpenCaseLookup:
 OpenCaseLookupDep = Annotated[OpenCaseLookup, Depends(get_open_case_lookup)]
 
 
-@router.get("")
+@router.get("", responses=errors(CustomerMismatchError))
 async def list_ntus(
     session: SessionDep,
     principal: CurrentPrincipal,

@@ -7,8 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from caseapi.api.openapi import errors
 from caseapi.auth.deps import CaseParticipant, StaffPrincipal
 from caseapi.core.deps import OptionalVersion
+from caseapi.rfo.errors import RfoIncompleteError, RfoPublishedError, RfoRuleError
 from caseapi.rfo.pdf import PDF_MEDIA_TYPE, published_pdf
 from caseapi.rfo.render import render_markdown
 from caseapi.rfo.schemas import RfoFormat, RfoPublic, RfoUpdate, to_public
@@ -79,7 +81,7 @@ async def get_rfo(
     return public
 
 
-@router.put("/{ref}/rfo")
+@router.put("/{ref}/rfo", responses=errors(RfoPublishedError, RfoRuleError))
 async def update_rfo(
     ref: str, body: RfoUpdate, principal: StaffPrincipal, service: RfoServiceDep
 ) -> RfoPublic:
@@ -91,7 +93,7 @@ async def update_rfo(
     return to_public(view)
 
 
-@router.post("/{ref}/rfo/publish")
+@router.post("/{ref}/rfo/publish", responses=errors(RfoIncompleteError, RfoRuleError))
 async def publish_rfo(ref: str, principal: StaffPrincipal, service: RfoServiceDep) -> RfoPublic:
     """Publish the RFO draft: it becomes immutable and visible to the customer."""
     return to_public(await service.publish(principal=principal, ref=ref))

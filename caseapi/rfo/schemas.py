@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from caseapi.cases.enums import RootCauseCategory
+from caseapi.core.wire import shown_to_customers
 
 if TYPE_CHECKING:
     from caseapi.rfo.service import RfoView
@@ -22,17 +23,22 @@ class RfoFormat(StrEnum):
     PDF = "pdf"
 
 
+_PUBLISHED: Final = shown_to_customers("in the RFO once it is published")
+
+
 class RfoUpdate(BaseModel):
     """Fields the engineer writes on the draft; omitted fields are left unchanged."""
 
     model_config = ConfigDict(extra="forbid")
 
     root_cause_category: RootCauseCategory | None = None
-    root_cause: str | None = Field(default=None, max_length=MAX_TEXT)
-    corrective_actions: str | None = Field(default=None, max_length=MAX_TEXT)
-    preventive_actions: str | None = Field(default=None, max_length=MAX_TEXT)
+    root_cause: Annotated[str | None, _PUBLISHED] = Field(default=None, max_length=MAX_TEXT)
+    corrective_actions: Annotated[str | None, _PUBLISHED] = Field(default=None, max_length=MAX_TEXT)
+    preventive_actions: Annotated[str | None, _PUBLISHED] = Field(default=None, max_length=MAX_TEXT)
     #: Why no preventive action applies; publishing needs this or ``preventive_actions``.
-    preventive_not_applicable: str | None = Field(default=None, max_length=MAX_TEXT)
+    preventive_not_applicable: Annotated[str | None, _PUBLISHED] = Field(
+        default=None, max_length=MAX_TEXT
+    )
 
 
 class RfoPublic(BaseModel):
