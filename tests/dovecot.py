@@ -247,8 +247,8 @@ def dovecot_fixture(tmp_path: Path) -> Iterator[Dovecot]:
     """A started Dovecot of this test alone (plain port only), stopped at teardown."""
     require(available(), "needs Dovecot (apt install dovecot-imapd)")
     server = Dovecot(tmp_path)
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.stop()
@@ -260,8 +260,8 @@ def dovecot_tls_fixture(tmp_path: Path) -> Iterator[Dovecot]:
     """As ``dovecot``, with an implicit-TLS port and STARTTLS (``ca_file`` trusts it)."""
     require(available(), "needs Dovecot (apt install dovecot-imapd)")
     server = Dovecot(tmp_path, tls=True)
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.stop()
