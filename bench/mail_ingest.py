@@ -178,8 +178,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nms-bench-mail-") as tmp:
         workdir = Path(tmp)
         server = Dovecot(workdir)
-        server.start()
         try:
+            server.start()
             if args.postgres:
                 asyncio.run(with_postgres(server, workdir, args.mails))
             else:
