@@ -16,7 +16,7 @@ __all__ = [
     "feed",  # the case timeline as a feed
     "incidents",  # the detector -> case contract and its service
     "inventory",  # customers, NTUs and nodes into the case tables
-    "mailbox",  # the mail ingest (IMAP poller, nms mail deliver)
+    "mailbox",  # the mail channel: ingest, IMAP poller, MTA pipe
     "secrets",  # secret keys, encryption at rest, stored webhook secrets
     "settings",  # its settings sections and durations
     "stats",  # case statistics for the NOC

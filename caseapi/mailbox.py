@@ -1,9 +1,12 @@
-"""Public: the mail ingest, for the composition root (the IMAP poller, ``nms mail deliver``).
+"""Public: the mail channel for the composition root: ingest, IMAP poller, MTA pipe.
 
 ``build_mail_ingest`` assembles a ``MailIngestService`` from the ``mail`` and
 ``attachments`` settings; ``MailIngestService.ingest(raw, mailbox=..., uid=...)``
 stores one mail exactly once and answers an ``IngestResult``. Move or flag a fetched
 mail only after ``ingest`` returned (its transaction has committed then).
+
+``ImapPoller`` reads ``mail.imap``'s folder into the ingest (``nms run``, the leading
+``nms detector``); ``deliver`` is the core of ``nms mail deliver`` (sysexits codes).
 """
 
 from __future__ import annotations
@@ -19,18 +22,37 @@ from caseapi.cases.sla import SlaSettings
 from caseapi.clock import Clock
 from caseapi.comments.service import CommentService
 from caseapi.mail.config import MailSettings
+from caseapi.mail.deliver import EX_DATAERR, EX_OK, EX_TEMPFAIL, Delivered, deliver, read_bounded
+from caseapi.mail.imap import FAILED, INGESTED, ImapAuthError, ImapError
+from caseapi.mail.imap_config import ImapSettings
 from caseapi.mail.ingest import IngestOutcome, IngestResult, MailIngestService
 from caseapi.mail.intake import IngestSettings
 from caseapi.mail.parse import MailParseError
+from caseapi.mail.poller import ImapPoller, Ingest, PollerStats, RoundResult
 
 __all__ = [
+    "EX_DATAERR",
+    "EX_OK",
+    "EX_TEMPFAIL",
+    "FAILED",
+    "INGESTED",
+    "Delivered",
+    "ImapAuthError",
+    "ImapError",
+    "ImapPoller",
+    "ImapSettings",
+    "Ingest",
     "IngestOutcome",
     "IngestResult",
     "IngestSettings",
     "MailIngestService",
     "MailParseError",
     "MailSettings",
+    "PollerStats",
+    "RoundResult",
     "build_mail_ingest",
+    "deliver",
+    "read_bounded",
 ]
 
 

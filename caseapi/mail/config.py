@@ -17,6 +17,7 @@ from pydantic import ByteSize, Field, field_validator, model_validator
 
 from caseapi.core.config import Section
 from caseapi.customers.contacts import check_email
+from caseapi.mail.imap_config import ImapSettings
 from caseapi.notifications.templating import TemplateError, TemplateSet, load_templates
 
 #: A mail above this is refused unread (ingest), 10 MiB by default.
@@ -44,6 +45,8 @@ class MailSettings(Section):
     """Incoming mails above this size (``10MiB``, bytes) are refused."""
     rate_limit: str = "20/hour"
     """Incoming mails per sender (``N/second|minute|hour|day``); more are held."""
+    imap: ImapSettings = ImapSettings()
+    """The mailbox ``nms run`` / ``nms detector`` read (off until ``imap.host`` is set)."""
 
     @field_validator("address")
     @classmethod

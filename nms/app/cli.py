@@ -136,6 +136,10 @@ def _parser() -> argparse.ArgumentParser:
     from nms.app.demo import add_demo_command
 
     add_demo_command(sub)
+
+    from nms.app.mail import add_mail_commands
+
+    add_mail_commands(sub, _add_config)
     return parser
 
 
@@ -347,6 +351,10 @@ def _main(argv: Sequence[str] | None) -> int:
             from caseapi.cli import run_apikey_command
 
             return run_apikey_command(args)
+        if args.command == "mail":
+            from nms.app.mail import run_mail_command
+
+            return run_mail_command(args, _settings_for_secrets)
         if args.command == "secrets":
             from nms.app.secrets import run_secrets_command
 

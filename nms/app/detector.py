@@ -3,11 +3,11 @@
 It stands by until it holds the leader lock (``nms.app.leader``); then it resumes the
 persisted state, consumes the observations from the bus, opens and solves cases
 (in-process ``CaseService`` on the shared database, idempotent by dedup key), runs
-the case ticker, notifications and maintenance, and publishes NTU state changes and
-case events. When it loses the lock (its database connection broke or hung) it stops
-all of that at once and stands by again. The MQTT session of the leader role has one
-name: the next leader takes over what the broker queued meanwhile (and pushes a
-stale leader off the broker).
+the case ticker, notifications and maintenance, reads the support mailbox
+(``mail.imap``), and publishes NTU state changes and case events. When it loses the
+lock (its database connection broke or hung) it stops all of that at once and stands
+by again. The MQTT session of the leader role has one name: the next leader takes
+over what the broker queued meanwhile (and pushes a stale leader off the broker).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from caseapi.database import make_engine, make_sessionmaker, mask_url
 from nms.app.detector_service import DetectorService
 from nms.app.leader import LeaderLock
+from nms.app.mail import mail_ingest, mail_poller
 from nms.app.process import (
     StopRequestedError,
     api_server,
@@ -222,6 +223,13 @@ class DetectorNode:
         self._registry, self._metrics = registry, metrics
         relay = CaseRelay(sessionmaker=sessionmaker, send=bus.send, clock=clock)
         await relay.start_after_newest()
+        # The leader alone reads the mailbox (a standby's term has not started).
+        poller = mail_poller(
+            settings,
+            mail_ingest(settings, sessionmaker, clock),
+            clock,
+            registry=registry,
+        )
 
         async def refresh_case_stats() -> None:
             while True:
@@ -242,6 +250,8 @@ class DetectorNode:
                     tasks.create_task(skip.run(), name="skip-publish")
                     tasks.create_task(relay.run(1.0), name="case-relay")
                     tasks.create_task(refresh_case_stats(), name="case-stats")
+                    if poller is not None:
+                        tasks.create_task(poller.run(), name="mail-poller")
                     tasks.create_task(
                         build_case_workers(
                             settings, sessionmaker, clock, secrets=self._secrets

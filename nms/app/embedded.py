@@ -1,4 +1,4 @@
-"""``nms run``: probes, detector, case service, API and /metrics in one process.
+"""``nms run``: probes, detector, case service, mail, API and /metrics in one process.
 
 ``run_embedded`` validates everything it can before it starts anything (settings,
 inventory, database, ICMP permission), so a bad start fails fast with a clear
@@ -23,6 +23,7 @@ from caseapi.app import CaseServices
 from caseapi.database import make_engine, make_sessionmaker, mask_url
 from caseapi.secrets import SecretBox
 from nms.app.detector_service import DetectorService
+from nms.app.mail import mail_ingest, mail_poller
 from nms.app.process import (
     StopRequestedError,
     api_server,
@@ -139,6 +140,12 @@ async def _serve(
             )
             server = api_server(app)
             workers = build_case_workers(settings, sessionmaker, clock, secrets=box)
+            poller = mail_poller(
+                settings,
+                mail_ingest(settings, sessionmaker, clock),
+                clock,
+                registry=metrics.registry,
+            )
             await stack.enter_async_context(detector)
             log.info(
                 "nms running: %d NTUs, ICMP every %s, down after %s; API and /metrics on http://%s",
@@ -152,6 +159,8 @@ async def _serve(
                     tasks.create_task(server.serve(sockets=[listener]), name="api")
                     tasks.create_task(detector.run(), name="detector-service")
                     tasks.create_task(workers.run(), name="case-workers")
+                    if poller is not None:
+                        tasks.create_task(poller.run(), name="mail-poller")
                     if probes.icmp is not None:
                         tasks.create_task(probes.icmp.run(), name="icmp-probe")
                     if probes.snmp is not None:
