@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.attachments.config import AttachmentSettings
 from caseapi.attachments.service import AttachmentService
+from caseapi.cases.config import DEFAULT_SLA
 from caseapi.cases.service import CaseService
 from caseapi.cases.sla import SlaSettings
 from caseapi.clock import Clock
@@ -77,7 +78,8 @@ def build_mail_ingest(
         also_ours: Other addresses our mail is sent from (``notifications.smtp_from``):
             mail from them is a loop, never answered.
     """
-    comments = CommentService(sessionmaker=sessionmaker, clock=clock)
+    # The same SLA for the cases it opens and for the waiting cases a reply resumes.
+    comments = CommentService(sessionmaker=sessionmaker, clock=clock, sla=sla or DEFAULT_SLA)
     return MailIngestService(
         sessionmaker=sessionmaker,
         clock=clock,
