@@ -19,6 +19,7 @@ from caseapi.notifications.enums import (
     REPLY_KINDS,
     Channel,
     DeliveryState,
+    NotificationKind,
 )
 from caseapi.notifications.models import Notification, NotificationDelivery, WebhookSubscription
 from caseapi.notifications.render import Envelope
@@ -228,6 +229,11 @@ async def claim_due(
             contact = await contact_by_email(session, delivery.target)
             if contact is not None:
                 language, recipient = contact.language, contact.name or None
+            elif notification.kind == NotificationKind.STAFF_ALERT:
+                # A staff alert: the member's language and id (never a customer contact).
+                data = notification.data or {}
+                language = str(data.get("language") or DEFAULT_LANGUAGE)
+                recipient = str(data.get("member") or "") or None
             if notification.id not in answered:
                 answered[notification.id] = await _thread(session, notification, threads, sender)
             # Every recipient of one mail gets the same thread (and Message-ID).
