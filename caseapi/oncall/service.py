@@ -6,9 +6,11 @@ does. ``decide`` (pure) maps an entry to the alerts it implies:
 
 - a new P1/P2 with a team (``opened`` or the routing's ``team_assigned``): the team's
   on-call order;
-- ``sla_breached`` and ``commitment_missed``: the next level of the customer's tier
-  (its contacts and management, else its team's on-call order), and the assignee;
-- ``escalated``: the contacts of the level it went to (by a customer: the assignee too);
+- ``sla_breached`` and ``commitment_missed``: the assignee (unassigned: the team's
+  on-call order);
+- ``escalated`` (by hand, by a customer, or by a missed deadline): the level it went
+  to in the customer's tier - its contacts and management, then its team's on-call
+  order (by a customer: the assignee too);
 - ``customer_replied``: the assignee (unassigned: the team's on-call order);
 - ``unassigned_flagged``: the team's on-call order.
 
@@ -83,9 +85,11 @@ class Target:
 
 
 def member_of(actor: str | None) -> str | None:
-    """``engineer:alice`` -> ``alice`` (the member id of a staff actor)."""
-    if not actor or ":" not in actor:
+    """``engineer:alice`` or ``alice`` -> ``alice`` (the member id of a staff actor)."""
+    if not actor:
         return None
+    if ":" not in actor:
+        return actor  # an assignee is stored as the bare staff name
     role, _, name = actor.partition(":")
     return name if role != "customer" and name else None
 
@@ -98,7 +102,6 @@ def decide(
     priority: str,
     team: str | None,
     assignee: str | None,
-    level: str,
 ) -> list[Target]:
     """The alerts a timeline entry implies (pure; see the module docstring)."""
     out: list[Target] = []
@@ -107,9 +110,7 @@ def decide(
         if priority in _URGENT and team is not None:
             out.append(Target("new_case", f"new:{team}", team=team))
     elif kind in ("sla_breached", "commitment_missed"):
-        above = _above(level)
-        if above is not None:
-            out.append(Target(kind, "level", level=above))
+        # The level above hears of it through the ``escalated`` entry the miss causes.
         if member is not None:
             out.append(Target(kind, "assignee", member=member))
         elif team is not None:
@@ -117,7 +118,12 @@ def decide(
     elif kind == "escalated":
         to = data.get("to")
         if to in LEVELS:
-            alert = "customer_escalation" if actor.startswith("customer") else "escalated"
+            if actor.startswith("customer"):
+                alert = "customer_escalation"
+            elif data.get("missed"):
+                alert = "sla_breached"  # a missed deadline escalated the case
+            else:
+                alert = "escalated"
             out.append(Target(alert, "level", level=to))
             if alert == "customer_escalation" and member is not None:
                 out.append(Target(alert, "assignee", member=member))
@@ -131,11 +137,6 @@ def decide(
     return out
 
 
-def _above(level: str) -> Level | None:
-    index = LEVELS.index(level) if level in LEVELS else 0
-    return LEVELS[index + 1] if index + 1 < len(LEVELS) else None
-
-
 async def on_case_event(session: AsyncSession, *, case: Case, event: CaseEvent) -> None:
     """Raise the alerts timeline entry ``event`` of ``case`` implies (caller commits)."""
     team: str | None = getattr(case, "team_id", None)
@@ -146,7 +147,6 @@ async def on_case_event(session: AsyncSession, *, case: Case, event: CaseEvent) 
         priority=str(case.priority),
         team=team,
         assignee=case.assignee,
-        level=str(case.escalation_level),
     )
     if not targets:
         return

@@ -1,0 +1,221 @@
+"""Staff alerts on both backends with a fake clock: who is told, once, until acknowledged."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select, text
+
+from caseapi.cases import repository, store
+from caseapi.cases.service import CaseService
+from caseapi.cases.snapshot import Assign, Escalate
+from caseapi.cases.ticker import CaseTicker
+from caseapi.core.database import make_engine, make_sessionmaker
+from caseapi.incidents import IncidentService
+from caseapi.notifications.models import Notification
+from caseapi.oncall import service as staff_alerts
+from caseapi.oncall import store as oncall_store
+from caseapi.oncall.models import StaffAlert
+from caseapi.oncall.spec import TeamFacts, parse_sections
+from nms.clock import FakeClock
+from tests.caseapi.conftest import Database, incident
+from tests.caseapi.lifecycle_fixtures import ENGINEER, seed
+
+MEMBERS = {
+    "alice": "alice@noc.example",
+    "bob": "bob@noc.example",
+    "carol": "carol@access.example",
+    "dave": "dave@access.example",
+}
+TEAMS = {
+    "l1-noc": TeamFacts("Europe/Rome", ("alice", "bob")),
+    "l2-access": TeamFacts("Europe/Rome", ("carol", "dave")),
+}
+ORGANISATION: dict[str, Any] = {
+    "oncall": [
+        {
+            "team": "l1-noc",
+            "rotation": "weekly",
+            "handoff": "mon 09:00",
+            "start": date(2026, 2, 23),  # alice's week covers START (Sun 2026-03-01)
+            "order": ["alice", "bob"],
+            "ack_within": "10m",
+        },
+        {
+            "team": "l2-access",
+            "rotation": "daily",
+            "handoff": "08:00",
+            "start": date(2026, 3, 1),
+            "order": ["dave", "carol"],
+            "ack_within": "5m",
+        },
+    ],
+    "escalation": [
+        {
+            "tier": "standard",
+            "levels": {
+                "L1": {"team": "l1-noc"},
+                "L2": {"team": "l2-access", "contacts": ["carol"]},
+            },
+            "notify_after": {"L2": "1h"},
+        }
+    ],
+}
+M = timedelta(minutes=1)
+
+
+async def _organisation(database: Database) -> None:
+    """The members (the ``teams`` part's table) and the on-call sections, synced."""
+    problems, model = parse_sections(ORGANISATION, TEAMS, tuple(MEMBERS), "org.yaml")
+    assert problems == []
+    async with database.sessionmaker() as session:
+        await session.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS members (id VARCHAR(64) PRIMARY KEY, "
+                "name VARCHAR(200), email VARCHAR(320), timezone VARCHAR(64), "
+                "language VARCHAR(16), webhook TEXT, mqtt BOOLEAN, active BOOLEAN)"
+            )
+        )
+        await session.execute(text("DELETE FROM members"))
+        for member, email in MEMBERS.items():
+            await session.execute(
+                text(
+                    "INSERT INTO members (id, name, email, timezone, language, webhook, mqtt, "
+                    "active) VALUES (:id, :id, :email, 'Europe/Rome', :lang, NULL, false, true)"
+                ),
+                {"id": member, "email": email, "lang": "it" if member == "carol" else "en"},
+            )
+        await oncall_store.replace_all(session, model)
+        await session.commit()
+
+
+async def _sent(database: Database) -> list[tuple[str, str, int]]:
+    """Every staff alert in the outbox: (alert, recipient, step)."""
+    async with database.sessionmaker() as session:
+        rows = (
+            await session.scalars(
+                select(Notification)
+                .where(Notification.kind == "staff_alert")
+                .order_by(Notification.id)
+            )
+        ).all()
+    return [(r.data["alert"], r.data["to"][0], r.data["step"]) for r in rows]
+
+
+async def test_sla_breach_alerts_the_l2_contact_then_the_next_person_until_acked(
+    database: Database, clock: FakeClock, incidents: IncidentService
+) -> None:
+    await seed(database)
+    await _organisation(database)
+    ticker = CaseTicker(sessionmaker=database.sessionmaker, clock=clock)
+    await incidents.open_incident(incident("ntu-1"))
+    clock.advance(30 * M)  # the first-response SLA of 30 min is breached
+    await ticker.run_once()
+    assert await _sent(database) == [("sla_breached", "carol@access.example", 1)]
+    clock.advance(5 * M - timedelta(seconds=1))
+    await ticker.run_once()
+    assert len(await _sent(database)) == 1  # not yet: ack_within of L2's rotation is 5m
+    clock.advance(timedelta(seconds=1))
+    await ticker.run_once()
+    assert (await _sent(database))[1:] == [("sla_breached", "dave@access.example", 2)]
+
+    # A restart: new engine, new ticker, same database and time -> nothing twice.
+    engine = make_engine(database.url)
+    try:
+        second = CaseTicker(sessionmaker=make_sessionmaker(engine), clock=clock)
+        await second.run_once()
+        assert len(await _sent(database)) == 2
+        async with database.sessionmaker() as session:
+            alert = (await session.scalars(select(StaffAlert))).one()
+            assert (alert.member_id, alert.step, alert.next_at) == ("dave", 1, clock.now() + 5 * M)
+            assert await staff_alerts.acknowledge(
+                session, alert, by="engineer:dave", now=clock.now()
+            )
+            await session.commit()
+        clock.advance(timedelta(hours=2))
+        await second.run_once()
+        assert len(await _sent(database)) == 2  # acknowledged: nobody else
+        async with database.sessionmaker() as session:
+            alert = (await session.scalars(select(StaffAlert))).one()
+            assert (alert.status, alert.acked_by) == ("acked", "engineer:dave")
+    finally:
+        await engine.dispose()
+
+
+async def test_unacknowledged_chain_ends_exhausted(
+    database: Database, clock: FakeClock, incidents: IncidentService
+) -> None:
+    await seed(database)
+    await _organisation(database)
+    ticker = CaseTicker(sessionmaker=database.sessionmaker, clock=clock)
+    await incidents.open_incident(incident("ntu-1"))
+    for _ in range(4):
+        clock.advance(30 * M)
+        await ticker.run_once()
+    assert [to for _, to, _ in await _sent(database)] == [
+        "carol@access.example",
+        "dave@access.example",
+    ]
+    async with database.sessionmaker() as session:
+        alert = (await session.scalars(select(StaffAlert))).one()
+        assert (alert.status, alert.next_at) == ("exhausted", None)
+
+
+async def test_customer_reply_alerts_the_assignee_and_escalation_the_level(
+    database: Database, clock: FakeClock, incidents: IncidentService, service: CaseService
+) -> None:
+    await seed(database)
+    await _organisation(database)
+    ref = await incidents.open_incident(incident("ntu-1"))
+    await service.act(ENGINEER, ref, lambda _: Assign(assignee="bob", actor=ENGINEER.actor))
+    clock.advance(M)
+    async with database.sessionmaker() as session:
+        case = await repository.get_case_by_ref(session, ref=ref)
+        assert case is not None
+        await store.on_customer_reply(session, case_id=case.id, at=clock.now(), actor="customer:x")
+        await session.commit()
+    assert await _sent(database) == [("customer_reply", "bob@noc.example", 1)]
+    await service.act(ENGINEER, ref, lambda _: Escalate(actor=ENGINEER.actor, by_customer=False))
+    assert (await _sent(database))[1:] == [("escalated", "carol@access.example", 1)]
+    async with database.sessionmaker() as session:
+        notification = (
+            await session.scalars(select(Notification).where(Notification.kind == "staff_alert"))
+        ).all()[-1]
+        assert notification.data["language"] == "it"
+        assert notification.data["ack_url"].startswith("http://127.0.0.1:8000/v1/alerts/ack?token=")
+        assert "to" in notification.data and notification.data["to"] == ["carol@access.example"]
+
+
+async def test_an_event_alerts_once_even_raised_twice(
+    database: Database, clock: FakeClock, incidents: IncidentService
+) -> None:
+    await seed(database)
+    await _organisation(database)
+    ref = await incidents.open_incident(incident("ntu-1"))
+    async with database.sessionmaker() as session:
+        case = await repository.get_case_by_ref(session, ref=ref)
+        assert case is not None
+        for _ in range(2):
+            await staff_alerts.raise_alert(
+                session,
+                event_key="case:x:test",
+                case=case,
+                kind="new_case",
+                recipients=("alice", "bob"),
+                ack_within=10 * M,
+                now=clock.now(),
+            )
+        await session.commit()
+    assert await _sent(database) == [("new_case", "alice@noc.example", 1)]
+
+
+async def test_no_organisation_no_alerts(
+    database: Database, clock: FakeClock, incidents: IncidentService
+) -> None:
+    await seed(database)
+    ticker = CaseTicker(sessionmaker=database.sessionmaker, clock=clock)
+    await incidents.open_incident(incident("ntu-1"))
+    clock.advance(timedelta(hours=5))
+    await ticker.run_once()
+    assert await _sent(database) == []
