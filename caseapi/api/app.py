@@ -68,6 +68,8 @@ from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.routes import router as notifications_router
 from caseapi.notifications.service import WebhookService
 from caseapi.ntus.routes import router as ntus_router
+from caseapi.oncall.ack import AlertAckService
+from caseapi.oncall.routes import router as alerts_router
 from caseapi.ratelimit.service import RateLimiter
 from caseapi.reports.routes import router as reports_router
 from caseapi.reports.service import ReportService
@@ -179,6 +181,7 @@ def create_app(
     app.state.held_mail_service = HeldMailService(
         sessionmaker=sessionmaker, clock=domain_clock, ingest=app.state.mail_ingest
     )
+    app.state.alert_ack_service = AlertAckService(sessionmaker=sessionmaker, clock=domain_clock)
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.get("/healthz", tags=["health"], response_model=None)
@@ -203,6 +206,7 @@ def create_app(
     app.include_router(audit_router)
     app.include_router(mail_router)
     app.include_router(reports_router)
+    app.include_router(alerts_router)
     for router in extra_routers:
         app.include_router(router)
     _install_error_handlers(app, retry_after=retry_after)

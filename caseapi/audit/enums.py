@@ -49,6 +49,8 @@ class AuditAction(StrEnum):
     MAIL_RELEASE = "mail.release"
     # Reports (recorded by the reports feature)
     REPORT_EXPORT = "report.export"
+    # Staff alerts (on-call): an acknowledgement by API key or by the signed link
+    ALERT_ACK = "alert.ack"
 
 
 class ActorKind(StrEnum):
@@ -81,3 +83,4 @@ class AuditTarget(StrEnum):
     NOTIFICATION = "notification"
     REPORT = "report"
     MAIL = "mail"
+    ALERT = "alert"

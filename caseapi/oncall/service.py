@@ -148,8 +148,8 @@ async def on_case_event(session: AsyncSession, *, case: Case, event: CaseEvent) 
         team=team,
         assignee=case.assignee,
     )
-    if not targets:
-        return
+    if not targets or not await oncall_store.configured(session):
+        return  # no organisation file: nobody to alert
     for target in targets:
         recipients, ack_within, level = await _recipients(session, case, target, event.at)
         if not recipients:

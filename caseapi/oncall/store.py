@@ -74,6 +74,14 @@ async def replace_all(session: AsyncSession, model: OncallModel) -> None:
     await session.flush()
 
 
+async def configured(session: AsyncSession) -> bool:
+    """Whether an organisation file gave any rotation or tier (else: no staff alerts)."""
+    for table in (OncallRotationRow.__table__, EscalationTierRow.__table__):
+        if (await session.execute(select(1).select_from(table).limit(1))).first() is not None:
+            return True
+    return False
+
+
 async def rotation_for(session: AsyncSession, team_id: str) -> Rotation | None:
     """The stored rotation of ``team_id`` (``None``: the team has none)."""
     row = await session.get(OncallRotationRow, team_id)
