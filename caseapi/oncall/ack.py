@@ -67,8 +67,9 @@ class AlertAckService:
         """Acknowledge the alert a link's ``token`` was made for, as its recipient.
 
         Raises:
-            AlertNotFoundError: Not a token we issued (malformed, unknown, wrong secret).
-            AlertLinkExpiredError: Older than ``ACK_LINK_TTL`` or replaced by a newer step.
+            AlertNotFoundError: Malformed, or names no alert.
+            AlertLinkExpiredError: Older than ``ACK_LINK_TTL``, replaced by a newer step,
+                or a secret that is not the current one.
             AlertNotPendingError: Used before, or the alert is no longer pending.
         """
         alert_part, sep, secret = token.partition(".")
@@ -83,7 +84,8 @@ class AlertAckService:
                 raise AlertNotPendingError(alert.id, alert.status)
             stored = alert.ack_token_hash or ""
             if not hmac.compare_digest(stored, service.token_hash(secret)):
-                # A well-formed link of an earlier step: expired; anything else: unknown.
+                # An earlier step's link (or a forged one: only the current hash is
+                # kept, so the two look alike): no longer valid.
                 raise AlertLinkExpiredError(alert.id)
             now = self._clock.now()
             if alert.sent_at is None or now - alert.sent_at > ACK_LINK_TTL:

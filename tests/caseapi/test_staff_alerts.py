@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from caseapi.audit.models import AuditEvent
+from caseapi.auth.principal import Role
 from caseapi.cases import repository, store
 from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import Assign, Escalate
@@ -19,6 +21,7 @@ from caseapi.oncall import store as oncall_store
 from caseapi.oncall.models import StaffAlert
 from caseapi.oncall.spec import TeamFacts, parse_sections
 from nms.clock import FakeClock
+from tests.caseapi.auth_fixtures import authed_client, client_for, make_app, problem
 from tests.caseapi.conftest import Database, incident
 from tests.caseapi.lifecycle_fixtures import ENGINEER, seed
 
@@ -219,3 +222,82 @@ async def test_no_organisation_no_alerts(
     clock.advance(timedelta(hours=5))
     await ticker.run_once()
     assert await _sent(database) == []
+
+
+async def _links(database: Database) -> list[str]:
+    async with database.sessionmaker() as session:
+        rows = (
+            await session.scalars(
+                select(Notification)
+                .where(Notification.kind == "staff_alert")
+                .order_by(Notification.id)
+            )
+        ).all()
+    return [str(r.data["ack_url"]).split("?", 1)[1] for r in rows]
+
+
+async def test_ack_link_works_once_and_only_for_the_current_step(
+    database: Database, clock: FakeClock, incidents: IncidentService, service: CaseService
+) -> None:
+    await seed(database)
+    await _organisation(database)
+    app = make_app(database, service, clock)
+    ticker = CaseTicker(sessionmaker=database.sessionmaker, clock=clock)
+    await incidents.open_incident(incident("ntu-1"))
+    clock.advance(30 * M)
+    await ticker.run_once()  # carol, step 1
+    clock.advance(5 * M)
+    await ticker.run_once()  # dave, step 2
+    first, second = await _links(database)
+    async with client_for(app, None) as anyone:
+        # carol's link was replaced by dave's step: expired, names the code.
+        problem(await anyone.get(f"/v1/alerts/ack?{first}"), 410, "alert_link_expired")
+        forged = second[:-4] + ("AAAA" if not second.endswith("AAAA") else "BBBB")
+        problem(await anyone.get(f"/v1/alerts/ack?{forged}"), 410, "alert_link_expired")
+        problem(await anyone.get("/v1/alerts/ack?token=999.abcdefghijk"), 404, "alert_not_found")
+        problem(await anyone.get("/v1/alerts/ack?token=not-a-token"), 422, "validation_error")
+        done = await anyone.get(f"/v1/alerts/ack?{second}")
+        assert done.status_code == 200, done.text
+        assert (done.json()["status"], done.json()["acked_by"]) == ("acked", "engineer:dave")
+        problem(await anyone.get(f"/v1/alerts/ack?{second}"), 409, "alert_not_pending")
+    clock.advance(timedelta(hours=1))
+    await ticker.run_once()
+    assert len(await _sent(database)) == 2
+    async with database.sessionmaker() as session:
+        audit = (await session.scalars(select(AuditEvent))).all()
+    assert [(a.action, a.details["via"]) for a in audit if a.action == "alert.ack"] == [
+        ("alert.ack", "link")
+    ]
+
+
+async def test_staff_ack_by_id_and_an_expired_link(
+    database: Database, clock: FakeClock, incidents: IncidentService, service: CaseService
+) -> None:
+    await seed(database)
+    await _organisation(database)
+    app = make_app(database, service, clock)
+    ticker = CaseTicker(sessionmaker=database.sessionmaker, clock=clock)
+    await incidents.open_incident(incident("ntu-1"))
+    await incidents.open_incident(incident("ntu-2"))
+    clock.advance(30 * M)
+    await ticker.run_once()
+    async with database.sessionmaker() as session:
+        alerts = (await session.scalars(select(StaffAlert).order_by(StaffAlert.id))).all()
+    assert len(alerts) == 2
+    async with authed_client(app, role=Role.ENGINEER) as staff:
+        acked = await staff.post(f"/v1/alerts/{alerts[0].id}/ack")
+        assert acked.status_code == 200, acked.text
+        problem(await staff.post(f"/v1/alerts/{alerts[0].id}/ack"), 409, "alert_not_pending")
+        problem(await staff.post("/v1/alerts/424242/ack"), 404, "alert_not_found")
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-1") as customer:
+        problem(await customer.post(f"/v1/alerts/{alerts[1].id}/ack"), 403, "forbidden")
+    # The second alert's link, used after its 24 h: expired (its chain ran out long ago).
+    link = (await _links(database))[1]
+    async with database.sessionmaker() as session:
+        await session.execute(
+            text("UPDATE staff_alerts SET next_at = NULL WHERE id = :id"), {"id": alerts[1].id}
+        )
+        await session.commit()
+    clock.advance(timedelta(hours=25))
+    async with client_for(app, None) as anyone:
+        problem(await anyone.get(f"/v1/alerts/ack?{link}"), 410, "alert_link_expired")
