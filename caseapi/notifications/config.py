@@ -53,6 +53,9 @@ class NotificationSettings(Section):
     attach_rfo_pdf: bool = True
     """Attach the published RFO as a PDF to the ``rfo_published`` e-mail."""
     webhooks: WebhookSettings = WebhookSettings()
+    staff_webhook_secret: SecretStr | None = Field(default=None, min_length=16)
+    """Signs staff alerts to members' own webhooks (``X-NMS-Signature``, like customer
+    webhooks); unset: staff alerts go by e-mail (and MQTT) only."""
 
     @field_validator("mqtt_url")
     @classmethod
@@ -86,6 +89,9 @@ class NotificationSettings(Section):
             backoff_base=self.backoff_base,
             backoff_cap=self.backoff_cap,
             webhook_policy=self.webhooks.policy(),
+            staff_webhook_secret=(
+                self.staff_webhook_secret.get_secret_value() if self.staff_webhook_secret else None
+            ),
             **tuning,
         )
 

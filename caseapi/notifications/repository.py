@@ -127,6 +127,13 @@ async def expand_new(
                 (Channel.EMAIL, address)
                 for address in await email_targets(session, notification, customer)
             )
+        if notification.kind == NotificationKind.STAFF_ALERT:
+            # To one member of staff: their e-mail, their own webhook and the staff
+            # MQTT topic, never the customer's subscriptions or topics.
+            targets.extend(staff_targets(notification, settings))
+            notification.expanded_at = now
+            await _add_deliveries(session, notification, targets, now)
+            continue
         if (notification.data or {}).get("to"):
             # An answer to one person's mail: nothing for webhooks and MQTT.
             notification.expanded_at = now
@@ -148,6 +155,26 @@ async def expand_new(
         notification.expanded_at = now
     await session.flush()
     return len(notifications)
+
+
+#: A delivery target that is a member's own webhook URL, not a subscription id.
+STAFF_WEBHOOK_PREFIX = "staff:"
+
+
+def staff_targets(
+    notification: Notification, settings: DispatcherSettings
+) -> list[tuple[Channel, str]]:
+    """A staff alert's webhook (when signed: ``staff_webhook_secret``) and MQTT targets."""
+    data = notification.data or {}
+    targets: list[tuple[Channel, str]] = []
+    webhook = data.get("webhook")
+    if isinstance(webhook, str) and webhook and settings.staff_webhook_secret:
+        targets.append((Channel.WEBHOOK, STAFF_WEBHOOK_PREFIX + webhook))
+    member = data.get("member")
+    if data.get("mqtt") and settings.mqtt_enabled and isinstance(member, str) and member:
+        safe = _TOPIC_UNSAFE.sub("_", member) or "_"
+        targets.append((Channel.MQTT, f"{settings.mqtt_topic_prefix}/staff/{safe}/alerts"))
+    return targets
 
 
 async def _add_deliveries(
@@ -177,6 +204,7 @@ async def claim_due(
     claim_timeout: timedelta,
     limit: int,
     sender: str = "noc@localhost",
+    staff_secret: str | None = None,
 ) -> list[Job]:
     """Claim up to ``limit`` due deliveries for ``claim_timeout`` and return them.
 
@@ -188,7 +216,8 @@ async def claim_due(
     Each e-mail job carries its recipient's language and its case's thread: the
     stored one (``caseapi.mail.threading``) extended by the mails claimed before it
     in this batch, so mails sent together still thread one after the other
-    (``sender``'s domain makes the Message-IDs).
+    (``sender``'s domain makes the Message-IDs). A member's own webhook (a staff
+    alert) is signed with ``staff_secret``.
     """
     stmt = (
         select(NotificationDelivery, Notification)
@@ -216,7 +245,12 @@ async def claim_due(
                 customer.name if customer is not None else notification.customer_id
             )
         webhook = None
-        if delivery.channel == Channel.WEBHOOK:
+        if delivery.channel == Channel.WEBHOOK and delivery.target.startswith(STAFF_WEBHOOK_PREFIX):
+            if staff_secret:
+                webhook = WebhookTarget(
+                    url=delivery.target.removeprefix(STAFF_WEBHOOK_PREFIX), secrets=(staff_secret,)
+                )
+        elif delivery.channel == Channel.WEBHOOK:
             subscription = await session.get(WebhookSubscription, int(delivery.target))
             if subscription is not None and subscription.active:
                 webhook = WebhookTarget(

@@ -339,6 +339,8 @@ async def _send(
     }
     if contact.get("webhook"):
         data["webhook"] = contact["webhook"]
+    if contact.get("mqtt"):
+        data["mqtt"] = True
     if case is not None:
         data.update(
             ref=case.ref,
@@ -360,13 +362,13 @@ async def member_contact(session: AsyncSession, member_id: str) -> dict[str, Any
     """E-mail, language and webhook of an active member of the organisation file."""
     row = (
         await session.execute(
-            text("SELECT email, language, webhook FROM members WHERE id = :id AND active"),
+            text("SELECT email, language, webhook, mqtt FROM members WHERE id = :id AND active"),
             {"id": member_id},
         )
     ).first()
     if row is None:
         return None
-    return {"email": row[0], "language": row[1], "webhook": row[2]}
+    return {"email": row[0], "language": row[1], "webhook": row[2], "mqtt": bool(row[3])}
 
 
 async def tick(session: AsyncSession, *, now: datetime, limit: int = 100) -> int:

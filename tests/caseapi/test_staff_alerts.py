@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -15,15 +17,29 @@ from caseapi.cases.snapshot import Assign, Escalate
 from caseapi.cases.ticker import CaseTicker
 from caseapi.core.database import make_engine, make_sessionmaker
 from caseapi.incidents import IncidentService
+from caseapi.notifications.dispatcher import NotificationDispatcher
 from caseapi.notifications.models import Notification
+from caseapi.notifications.signing import verify
 from caseapi.oncall import service as staff_alerts
 from caseapi.oncall import store as oncall_store
 from caseapi.oncall.models import StaffAlert
 from caseapi.oncall.spec import TeamFacts, parse_sections
 from nms.clock import FakeClock
-from tests.caseapi.auth_fixtures import authed_client, client_for, make_app, problem
+from tests.caseapi.auth_fixtures import (
+    LAB_WEBHOOK_SETTINGS,
+    authed_client,
+    client_for,
+    make_app,
+    problem,
+)
 from tests.caseapi.conftest import Database, incident
 from tests.caseapi.lifecycle_fixtures import ENGINEER, seed
+from tests.caseapi.notification_fixtures import (
+    SmtpSink,
+    WebhookSink,
+    smtp_sink_fixture,  # noqa: F401
+    webhook_sink_fixture,  # noqa: F401
+)
 
 MEMBERS = {
     "alice": "alice@noc.example",
@@ -301,3 +317,57 @@ async def test_staff_ack_by_id_and_an_expired_link(
     clock.advance(timedelta(hours=25))
     async with client_for(app, None) as anyone:
         problem(await anyone.get(f"/v1/alerts/ack?{link}"), 410, "alert_link_expired")
+
+
+async def test_delivered_by_mail_and_signed_webhook_to_staff_only(
+    database: Database,
+    clock: FakeClock,
+    incidents: IncidentService,
+    smtp_sink: SmtpSink,
+    webhook_sink: WebhookSink,
+) -> None:
+    await seed(database, notify_email=["boss@acme.example"])
+    await _organisation(database)
+    async with database.sessionmaker() as session:
+        await session.execute(
+            text("UPDATE members SET webhook = :url WHERE id = 'carol'"), {"url": webhook_sink.url}
+        )
+        await session.commit()
+    secret = "staff-hook-secret-0123456789"
+    settings = replace(
+        LAB_WEBHOOK_SETTINGS.dispatcher(),
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_sink.port,
+        smtp_from="noc@nms.example",
+        send_timeout=3.0,
+        claim_timeout=timedelta(seconds=30),
+        staff_webhook_secret=secret,
+    )
+    sender = NotificationDispatcher(
+        sessionmaker=database.sessionmaker, settings=settings, clock=clock, rng=lambda: 1.0
+    )
+    ticker = CaseTicker(sessionmaker=database.sessionmaker, clock=clock)
+    await incidents.open_incident(incident("ntu-1"))
+    await sender.run_once(clock.now())
+    smtp_sink.messages.clear()
+    smtp_sink.recipients.clear()  # the customer's case_opened mail
+    clock.advance(30 * M)
+    await ticker.run_once()
+    await sender.run_once(clock.now())
+    assert smtp_sink.recipients == [["carol@access.example"]]
+    mail = smtp_sink.messages[0]
+    subject = str(mail["Subject"]).replace("\r\n", "")  # unfolded
+    assert subject.startswith("[CS-") and "sla_breached" in subject
+    assert "conferma la presa in carico" in subject
+    body = mail.get_payload(0).get_payload(decode=True).decode()  # type: ignore[union-attr]
+    assert "/v1/alerts/ack?token=" in body and "Gentile carol," in body
+    assert len(webhook_sink.requests) == 1
+    hook = webhook_sink.requests[0]
+    assert hook.headers["x-nms-event"] == "staff_alert"
+    assert verify(hook.headers["x-nms-signature"], hook.body, secret, now=clock.now().timestamp())
+    payload = json.loads(hook.body)
+    assert payload["data"]["alert"] == "sla_breached"
+    assert payload["data"]["ack_url"].startswith("http://127.0.0.1:8000/v1/alerts/ack?token=")
+    # Again: at-least-once with dedup, nothing new to send.
+    await sender.run_once(clock.now())
+    assert len(smtp_sink.recipients) == 1 and len(webhook_sink.requests) == 1
