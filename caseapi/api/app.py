@@ -68,8 +68,10 @@ from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.routes import router as notifications_router
 from caseapi.notifications.service import WebhookService
 from caseapi.ntus.routes import router as ntus_router
+from caseapi.oncall import service as staff_alerts
 from caseapi.oncall.ack import AlertAckService
 from caseapi.oncall.routes import router as alerts_router
+from caseapi.oncall.service import AlertConfig
 from caseapi.ratelimit.service import RateLimiter
 from caseapi.reports.routes import router as reports_router
 from caseapi.reports.service import ReportService
@@ -182,6 +184,11 @@ def create_app(
         sessionmaker=sessionmaker, clock=domain_clock, ingest=app.state.mail_ingest
     )
     app.state.alert_ack_service = AlertAckService(sessionmaker=sessionmaker, clock=domain_clock)
+    # Ack links in staff alerts point at this API (the alerts are raised by case writers
+    # of this process, which have no settings of their own).
+    staff_alerts.configure(
+        AlertConfig(public_url=(notifications or NotificationSettings()).staff_ack_base_url)
+    )
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.get("/healthz", tags=["health"], response_model=None)
