@@ -293,3 +293,17 @@ def test_bad_escalation_names_the_field(tier: dict[str, object], expected: str) 
     problems, model = parse_sections(doc, TEAMS, MEMBERS, "org.yaml")
     assert any(expected in p for p in problems), problems
     assert not model.tiers
+
+
+def test_the_example_file_sections_are_valid() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    doc = yaml.safe_load(Path("examples/organisation.yaml").read_text(encoding="utf-8"))
+    teams = {t["id"]: TeamFacts(t["timezone"], tuple(t["members"])) for t in doc["teams"]}
+    members = tuple(m["id"] for m in doc["members"])
+    problems, model = parse_sections(doc, teams, members, "examples/organisation.yaml")
+    assert problems == []
+    assert set(model.rotations) == {"l1-noc", "l2-access"}
+    assert model.tiers["gold"].recipients("L3") == ("dave", "erin")
