@@ -12,7 +12,10 @@ does. ``decide`` (pure) maps an entry to the alerts it implies:
   to in the customer's tier - its contacts and management, then its team's on-call
   order (by a customer: the assignee too);
 - ``customer_replied``: the assignee (unassigned: the team's on-call order);
-- ``unassigned_flagged``: the team's on-call order.
+- ``unassigned_flagged``: the team's on-call order;
+- ``opened``: the tier's ``notify_after`` levels are scheduled (``status = scheduled``,
+  ``next_at`` = opening + the delay); when one comes due and the case is still open
+  below that level, the level is alerted (``level_due:L2``) like an escalation.
 
 Each alert is one ``staff_alerts`` row with a UNIQUE ``event_key`` (inserted with
 ``ON CONFLICT DO NOTHING``), so an event seen twice alerts once. Step *k* goes to
@@ -31,7 +34,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -44,7 +47,7 @@ from caseapi.notifications.enums import NotificationKind
 from caseapi.notifications.outbox import enqueue
 from caseapi.oncall import alerts
 from caseapi.oncall import store as oncall_store
-from caseapi.oncall.matrix import LEVELS, Level, tier_for
+from caseapi.oncall.matrix import LEVELS, Level, Tier, tier_for
 from caseapi.oncall.models import StaffAlert
 
 logger = logging.getLogger(__name__)
@@ -148,9 +151,14 @@ async def on_case_event(session: AsyncSession, *, case: Case, event: CaseEvent) 
         team=team,
         assignee=case.assignee,
     )
+    if str(event.kind) == "opened":
+        targets.append(Target("notify_after", "schedule"))
     if not targets or not await oncall_store.configured(session):
         return  # no organisation file: nobody to alert
     for target in targets:
+        if target.alert == "notify_after":
+            await _schedule_levels(session, case, event.at)
+            continue
         recipients, ack_within, level = await _recipients(session, case, target, event.at)
         if not recipients:
             continue
@@ -171,6 +179,68 @@ async def on_case_event(session: AsyncSession, *, case: Case, event: CaseEvent) 
         )
 
 
+async def _customer_tier(session: AsyncSession, case: Case) -> Tier | None:
+    tiers = await oncall_store.tiers(session)
+    if not tiers:
+        return None
+    customer = await session.get(Customer, case.customer_id) if case.customer_id else None
+    return tier_for(tiers, (customer.attributes or {}).get("tier") if customer else None)
+
+
+async def _schedule_levels(session: AsyncSession, case: Case, at: datetime) -> None:
+    """Store the tier's ``notify_after`` alerts of a new case, due at their instants."""
+    tier = await _customer_tier(session, case)
+    if tier is None:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for level, after in tier.notify_after.items():
+        stmt = insert(StaffAlert).values(
+            event_key=f"case:{case.id}:due:{level}",
+            case_id=case.id,
+            kind=f"level_due:{level}",
+            recipients=[],
+            step=-1,
+            member_id=None,
+            status="scheduled",
+            ack_within_seconds=int(DEFAULT_ACK_WITHIN.total_seconds()),
+            created_at=at,
+            next_at=at + after,
+        )
+        await session.execute(stmt.on_conflict_do_nothing(index_elements=["event_key"]))
+
+
+async def _start_scheduled(session: AsyncSession, alert: StaffAlert, now: datetime) -> bool:
+    """A ``notify_after`` alert come due: alert its level unless the case is done or
+    already at or above it."""
+    level = alert.kind.partition(":")[2]
+    case = await session.get(Case, alert.case_id) if alert.case_id is not None else None
+    done = case is None or case.status.is_terminal or level not in LEVELS
+    if not done:
+        assert case is not None
+        done = LEVELS.index(str(case.escalation_level)) >= LEVELS.index(level)
+    recipients: tuple[str, ...] = ()
+    ack_within = DEFAULT_ACK_WITHIN
+    if not done:
+        assert case is not None
+        target = Target("level_due", "due", level=cast(Level, level))
+        recipients, ack_within, _ = await _recipients(session, case, target, now)
+    moved = await session.execute(
+        update(StaffAlert)
+        .where(StaffAlert.id == alert.id, StaffAlert.status == "scheduled")
+        .values(
+            status="sending" if recipients else "cancelled",
+            recipients=list(recipients),
+            ack_within_seconds=max(1, int(ack_within.total_seconds())),
+            next_at=now if recipients else None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1 or not recipients:  # type: ignore[attr-defined]
+        return False
+    await session.refresh(alert)
+    return await _apply(session, alert, alerts.Raise(), now, case=case, level=level)
+
+
 async def _recipients(
     session: AsyncSession, case: Case, target: Target, at: datetime
 ) -> tuple[tuple[str, ...], timedelta, str | None]:
@@ -182,11 +252,7 @@ async def _recipients(
     if target.member is not None:
         return (target.member,), DEFAULT_ACK_WITHIN, None
     assert target.level is not None
-    tiers = await oncall_store.tiers(session)
-    if not tiers:
-        return (), DEFAULT_ACK_WITHIN, None
-    customer = await session.get(Customer, case.customer_id) if case.customer_id else None
-    tier = tier_for(tiers, (customer.attributes or {}).get("tier") if customer else None)
+    tier = await _customer_tier(session, case)
     if tier is None or target.level not in tier.levels:
         return (), DEFAULT_ACK_WITHIN, target.level
     named = tier.recipients(target.level)
@@ -375,14 +441,17 @@ async def tick(session: AsyncSession, *, now: datetime, limit: int = 100) -> int
     """Move every alert whose ``next_at`` has come to its next person; return how many."""
     stmt = (
         select(StaffAlert)
-        .where(StaffAlert.status == "sending", StaffAlert.next_at <= now)
+        .where(StaffAlert.status.in_(("sending", "scheduled")), StaffAlert.next_at <= now)
         .order_by(StaffAlert.next_at, StaffAlert.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     moved = 0
     for alert in (await session.scalars(stmt)).all():
-        moved += await _apply(session, alert, alerts.Tick(), now)
+        if alert.status == "scheduled":
+            moved += await _start_scheduled(session, alert, now)
+        else:
+            moved += await _apply(session, alert, alerts.Tick(), now)
     return moved
 
 

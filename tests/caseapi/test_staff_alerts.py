@@ -13,7 +13,7 @@ from caseapi.audit.models import AuditEvent
 from caseapi.auth.principal import Role
 from caseapi.cases import repository, store
 from caseapi.cases.service import CaseService
-from caseapi.cases.snapshot import Assign, Escalate
+from caseapi.cases.snapshot import Assign, Cancel, Escalate
 from caseapi.cases.ticker import CaseTicker
 from caseapi.core.database import make_engine, make_sessionmaker
 from caseapi.incidents import IncidentService
@@ -146,7 +146,9 @@ async def test_sla_breach_alerts_the_l2_contact_then_the_next_person_until_acked
         await second.run_once()
         assert len(await _sent(database)) == 2
         async with database.sessionmaker() as session:
-            alert = (await session.scalars(select(StaffAlert))).one()
+            alert = (
+                await session.scalars(select(StaffAlert).where(StaffAlert.kind == "sla_breached"))
+            ).one()
             assert (alert.member_id, alert.step, alert.next_at) == ("dave", 1, clock.now() + 5 * M)
             assert await staff_alerts.acknowledge(
                 session, alert, by="engineer:dave", now=clock.now()
@@ -156,7 +158,9 @@ async def test_sla_breach_alerts_the_l2_contact_then_the_next_person_until_acked
         await second.run_once()
         assert len(await _sent(database)) == 2  # acknowledged: nobody else
         async with database.sessionmaker() as session:
-            alert = (await session.scalars(select(StaffAlert))).one()
+            alert = (
+                await session.scalars(select(StaffAlert).where(StaffAlert.kind == "sla_breached"))
+            ).one()
             assert (alert.status, alert.acked_by) == ("acked", "engineer:dave")
     finally:
         await engine.dispose()
@@ -177,7 +181,9 @@ async def test_unacknowledged_chain_ends_exhausted(
         "dave@access.example",
     ]
     async with database.sessionmaker() as session:
-        alert = (await session.scalars(select(StaffAlert))).one()
+        alert = (
+            await session.scalars(select(StaffAlert).where(StaffAlert.kind == "sla_breached"))
+        ).one()
         assert (alert.status, alert.next_at) == ("exhausted", None)
 
 
@@ -204,6 +210,37 @@ async def test_customer_reply_alerts_the_assignee_and_escalation_the_level(
         assert notification.data["language"] == "it"
         assert notification.data["ack_url"].startswith("http://127.0.0.1:8000/v1/alerts/ack?token=")
         assert "to" in notification.data and notification.data["to"] == ["carol@access.example"]
+
+
+async def test_notify_after_alerts_the_level_at_its_time_unless_the_case_is_done(
+    database: Database, clock: FakeClock, incidents: IncidentService, service: CaseService
+) -> None:
+    await seed(database)
+    await _organisation(database)
+    ticker = CaseTicker(sessionmaker=database.sessionmaker, clock=clock)
+    ref = await incidents.open_incident(incident("ntu-1"))
+    other = await incidents.open_incident(incident("ntu-2"))
+    # The first case gets an engineer and a first response in time; the second is
+    # closed early: only the first one's L2 is told at 1 h.
+    await service.act(ENGINEER, ref, lambda _: Assign(assignee="bob", actor=ENGINEER.actor))
+    async with database.sessionmaker() as session:
+        case = await repository.get_case_by_ref(session, ref=ref)
+        assert case is not None
+        await store.on_staff_reply(session, case_id=case.id, at=clock.now(), actor="engineer:bob")
+        await session.commit()
+    await service.act(
+        ENGINEER,
+        other,
+        lambda _: Cancel(actor=ENGINEER.actor, reason="duplicate", by_customer=False),
+    )
+    clock.advance(60 * M - timedelta(seconds=1))
+    await ticker.run_once()
+    assert await _sent(database) == []
+    clock.advance(timedelta(seconds=1))
+    await ticker.run_once()
+    assert await _sent(database) == [("level_due:L2", "carol@access.example", 1)]
+    await ticker.run_once()
+    assert len(await _sent(database)) == 1
 
 
 async def test_an_event_alerts_once_even_raised_twice(
@@ -298,7 +335,10 @@ async def test_staff_ack_by_id_and_an_expired_link(
     clock.advance(30 * M)
     await ticker.run_once()
     async with database.sessionmaker() as session:
-        alerts = (await session.scalars(select(StaffAlert).order_by(StaffAlert.id))).all()
+        breached = StaffAlert.kind == "sla_breached"
+        alerts = (
+            await session.scalars(select(StaffAlert).where(breached).order_by(StaffAlert.id))
+        ).all()
     assert len(alerts) == 2
     async with authed_client(app, role=Role.ENGINEER) as staff:
         acked = await staff.post(f"/v1/alerts/{alerts[0].id}/ack")
