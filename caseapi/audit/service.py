@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -134,13 +133,8 @@ async def record_action(
         return event
 
 
-@dataclass(frozen=True, slots=True)
-class AuditPage:
-    """One page of the audit log."""
-
-    items: list[AuditEvent]
-    count: int
-    next_cursor: str | None
+#: One page of the audit log.
+AuditPage: TypeAlias = paging.Page[AuditEvent]
 
 
 class AuditService:
@@ -165,17 +159,14 @@ class AuditService:
             InvalidCursorError: ``cursor`` was not issued by this service.
             CursorFiltersChangedError: ``cursor`` was issued for other ``filters``.
         """
-        result = await paging.page(
+        return await paging.page(
             self._sessionmaker,
             filters=filters,
             cursor=cursor,
             limit=limit,
-            fetch=lambda session, before_id, n: repository.list_events(
-                session, filters=filters, before_id=before_id, limit=n
-            ),
-            count=lambda session: repository.count_events(session, filters=filters),
+            fetch=repository.list_events,
+            count=repository.count_events,
         )
-        return AuditPage(items=result.items, count=result.count, next_cursor=result.next_cursor)
 
     async def purge(self, *, retention: timedelta, now: datetime | None = None) -> int:
         """Delete the rows older than ``retention`` at ``now``; return how many.

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,11 +30,33 @@ _CURSOR_KEYS: Final = {"id": int, "filters": str}
 
 
 class _Row(Protocol):
+    """A mapped row with an integer primary key, the keyset of every listing."""
+
     @property
     def id(self) -> int: ...
 
 
-RowT = TypeVar("RowT", bound=_Row)
+#: Unbounded: mypy refuses ``Case`` and ``AuditEvent`` against a ``_Row`` bound here
+#: (it accepts them against ``_Row`` elsewhere), so ``page`` casts the one row whose
+#: id it reads.
+RowT = TypeVar("RowT")
+FiltersT = TypeVar("FiltersT", bound="DataclassInstance")
+FiltersT_contra = TypeVar("FiltersT_contra", bound="DataclassInstance", contravariant=True)
+
+
+class ListRows(Protocol[FiltersT_contra, RowT]):
+    """A repository's listing: up to ``limit`` rows matching ``filters`` below id
+    ``before_id`` (all when ``None``), highest id first."""
+
+    def __call__(
+        self, session: AsyncSession, *, filters: FiltersT_contra, before_id: int | None, limit: int
+    ) -> Awaitable[list[RowT]]: ...
+
+
+class CountRows(Protocol[FiltersT_contra]):
+    """A repository's count: how many rows match ``filters`` in all."""
+
+    def __call__(self, session: AsyncSession, *, filters: FiltersT_contra) -> Awaitable[int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +93,11 @@ def filters_fingerprint(filters: DataclassInstance) -> str:
 async def page(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
-    filters: DataclassInstance,
+    filters: FiltersT,
     cursor: str | None,
     limit: int,
-    fetch: Callable[[AsyncSession, int | None, int], Awaitable[list[RowT]]],
-    count: Callable[[AsyncSession], Awaitable[int]],
+    fetch: ListRows[FiltersT, RowT],
+    count: CountRows[FiltersT],
 ) -> Page[RowT]:
     """Return one page of a listing, newest first, in one read transaction.
 
@@ -84,9 +106,8 @@ async def page(
         filters: What the listing matches; the cursor is bound to them.
         cursor: ``next_cursor`` of the previous page, or ``None`` for the first.
         limit: Page size, 1 to ``MAX_PAGE_SIZE`` (may change from page to page).
-        fetch: ``(session, before_id, limit)`` -> up to ``limit`` matching rows
-            below id ``before_id`` (all when ``None``), highest id first.
-        count: ``(session)`` -> how many rows match in all.
+        fetch: The repository's listing of the rows.
+        count: The repository's count of them.
 
     Raises:
         ValueError: ``limit`` is out of range.
@@ -104,10 +125,11 @@ async def page(
         before_id = position["id"]
     async with session_scope(sessionmaker) as session:
         # One extra row tells whether another page exists.
-        items = await fetch(session, before_id, limit + 1)
-        total = await count(session)
+        items = await fetch(session, filters=filters, before_id=before_id, limit=limit + 1)
+        total = await count(session, filters=filters)
     next_cursor = None
     if len(items) > limit:
         items = items[:limit]
-        next_cursor = encode_cursor({"id": items[-1].id, "filters": fingerprint})
+        last = cast(_Row, items[-1])
+        next_cursor = encode_cursor({"id": last.id, "filters": fingerprint})
     return Page(items=items, count=total, next_cursor=next_cursor)

@@ -9,8 +9,7 @@ create cases through ``store.insert_case`` and change them through
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,13 +31,8 @@ MAX_PAGE_SIZE: Final = paging.MAX_PAGE_SIZE
 filters_fingerprint = paging.filters_fingerprint
 
 
-@dataclass(frozen=True, slots=True)
-class CasePage:
-    """One page of a case listing."""
-
-    items: list[Case]
-    count: int
-    next_cursor: str | None
+#: One page of a case listing.
+CasePage: TypeAlias = paging.Page[Case]
 
 
 class CaseService(CaseActions, EtrActions):
@@ -104,17 +98,14 @@ class CaseService(CaseActions, EtrActions):
             InvalidCursorError: ``cursor`` was not issued by this service.
             CursorFiltersChangedError: ``cursor`` was issued for other ``filters``.
         """
-        result = await paging.page(
+        return await paging.page(
             self._sessionmaker,
             filters=filters,
             cursor=cursor,
             limit=limit,
-            fetch=lambda session, before_id, n: repository.list_cases(
-                session, filters=filters, before_id=before_id, limit=n
-            ),
-            count=lambda session: repository.count_cases(session, filters=filters),
+            fetch=repository.list_cases,
+            count=repository.count_cases,
         )
-        return CasePage(items=result.items, count=result.count, next_cursor=result.next_cursor)
 
     async def get_timeline(self, ref: str) -> list[CaseEvent]:
         """Return the timeline of case ``ref``, oldest entry first.

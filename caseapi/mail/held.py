@@ -123,10 +123,8 @@ class HeldMailService:
             filters=filters,
             cursor=cursor,
             limit=limit,
-            fetch=lambda session, before_id, n: repository.list_mails(
-                session, filters=filters, before_id=before_id, limit=n
-            ),
-            count=lambda session: repository.count_mails(session, filters=filters),
+            fetch=repository.list_mails,
+            count=repository.count_mails,
         )
         async with session_scope(self._sessionmaker) as session:
             refs = await repository.case_refs(
