@@ -35,6 +35,7 @@ import pytest
 
 from tests.conftest import require
 from tests.pki import Pki
+from tests.server_process import log_tails, spawn
 
 BINARY = Path(shutil.which("dovecot") or "/usr/sbin/dovecot")
 START_TIMEOUT = 15.0
@@ -133,15 +134,10 @@ class Dovecot:
         """Start Dovecot in the foreground and return once it accepts connections."""
         if self.running:
             raise RuntimeError("dovecot is running already")
-        with self._stderr.open("ab") as stderr:
-            self._process = subprocess.Popen(
-                [str(BINARY), "-F", "-c", str(self.config)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                # Its own process group: stop() ends the master and its children at once.
-                start_new_session=True,
-            )
+        # Its own process group: stop() ends the master and its children at once.
+        self._process = spawn(
+            [str(BINARY), "-F", "-c", str(self.config)], self._stderr, own_group=True
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self._process.poll() is not None:
@@ -182,11 +178,7 @@ class Dovecot:
         shutil.rmtree(self.mail_root, ignore_errors=True)
 
     def _diagnostics(self) -> str:
-        parts = []
-        for path in (self._stderr, self.log):
-            if path.exists():
-                parts.append(f"{path.name}: {path.read_text(errors='replace')[-2000:]}")
-        return "; ".join(parts) or "no output"
+        return log_tails(self._stderr, self.log)
 
     # -- a blocking IMAP client for the test's side ------------------------------------
 

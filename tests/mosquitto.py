@@ -33,6 +33,7 @@ import pytest
 
 from tests.conftest import require
 from tests.pki import Pki
+from tests.server_process import log_tails, spawn
 
 BINARY = Path(shutil.which("mosquitto") or "/usr/sbin/mosquitto")
 START_TIMEOUT = 10.0
@@ -128,13 +129,7 @@ class Mosquitto:
         """Start the broker and return once it accepts connections."""
         if self.running:
             raise RuntimeError("mosquitto is running already")
-        with self._stderr.open("ab") as stderr:
-            self._process = subprocess.Popen(
-                [str(BINARY), "-c", str(self.config)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
+        self._process = spawn([str(BINARY), "-c", str(self.config)], self._stderr)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self._process.poll() is not None:
@@ -179,11 +174,7 @@ class Mosquitto:
                 process.wait()
 
     def _diagnostics(self) -> str:
-        parts = []
-        for path in (self._stderr, self.log):
-            if path.exists():
-                parts.append(f"{path.name}: {path.read_text(errors='replace')[-2000:]}")
-        return "; ".join(parts) or "no output"
+        return log_tails(self._stderr, self.log)
 
 
 @pytest.fixture(name="mosquitto")

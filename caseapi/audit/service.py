@@ -18,13 +18,11 @@ the cases' timelines.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,16 +31,15 @@ from caseapi.audit.context import current_origin
 from caseapi.audit.enums import AuditAction, AuditOutcome, AuditTarget
 from caseapi.audit.models import AuditEvent
 from caseapi.audit.repository import AuditFilters
-from caseapi.cases.errors import CursorFiltersChangedError
+from caseapi.cases import paging
 from caseapi.clock import Clock
-from caseapi.core.database import decode_cursor, encode_cursor, session_scope
+from caseapi.core.database import session_scope
 
-MAX_PAGE_SIZE: Final = 500
+MAX_PAGE_SIZE: Final = paging.MAX_PAGE_SIZE
 #: Rows deleted per purge transaction: keeps SQLite's single write lock short.
 PURGE_BATCH: Final = 1000
 #: ``details`` are a few facts; anything larger is a programming error, not data.
 MAX_DETAILS_BYTES: Final = 2048
-_CURSOR_KEYS: Final = {"id": int, "filters": str}
 
 
 def target_of(action: AuditAction) -> AuditTarget:
@@ -136,20 +133,8 @@ async def record_action(
         return event
 
 
-def filters_fingerprint(filters: AuditFilters) -> str:
-    """A short digest of what ``filters`` match, however a request spelled them."""
-    canonical = _jsonable(asdict(filters))
-    canonical["actions"] = sorted(set(canonical["actions"]))
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditPage:
-    """One page of the audit log."""
-
-    items: list[AuditEvent]
-    count: int
-    next_cursor: str | None
+#: One page of the audit log.
+AuditPage: TypeAlias = paging.Page[AuditEvent]
 
 
 class AuditService:
@@ -174,25 +159,14 @@ class AuditService:
             InvalidCursorError: ``cursor`` was not issued by this service.
             CursorFiltersChangedError: ``cursor`` was issued for other ``filters``.
         """
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
-        fingerprint = filters_fingerprint(filters)
-        before_id = None
-        if cursor is not None:
-            position = decode_cursor(cursor, keys=_CURSOR_KEYS)
-            if position["filters"] != fingerprint:
-                raise CursorFiltersChangedError(cursor)
-            before_id = position["id"]
-        async with session_scope(self._sessionmaker) as session:
-            items = await repository.list_events(
-                session, filters=filters, before_id=before_id, limit=limit + 1
-            )
-            count = await repository.count_events(session, filters=filters)
-        next_cursor = None
-        if len(items) > limit:
-            items = items[:limit]
-            next_cursor = encode_cursor({"id": items[-1].id, "filters": fingerprint})
-        return AuditPage(items=items, count=count, next_cursor=next_cursor)
+        return await paging.page(
+            self._sessionmaker,
+            filters=filters,
+            cursor=cursor,
+            limit=limit,
+            fetch=repository.list_events,
+            count=repository.count_events,
+        )
 
     async def purge(self, *, retention: timedelta, now: datetime | None = None) -> int:
         """Delete the rows older than ``retention`` at ``now``; return how many.

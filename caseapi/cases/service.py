@@ -9,63 +9,30 @@ create cases through ``store.insert_case`` and change them through
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, is_dataclass
-from datetime import UTC, datetime
-from typing import Final
+from typing import Final, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.cases import repository
+from caseapi.cases import paging, repository
 from caseapi.cases.actions import CaseActions
 from caseapi.cases.config import DEFAULT_SLA
-from caseapi.cases.errors import CursorFiltersChangedError
 from caseapi.cases.etr import EtrActions
 from caseapi.cases.incidents import IncidentService
 from caseapi.cases.models import Case, CaseEvent
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.sla import SlaSettings
 from caseapi.clock import Clock
-from caseapi.core.database import decode_cursor, encode_cursor, session_scope
+from caseapi.core.database import session_scope
 from caseapi.core.errors import CaseNotFoundError
 
-MAX_PAGE_SIZE: Final = 500
+MAX_PAGE_SIZE: Final = paging.MAX_PAGE_SIZE
 
-#: A cursor holds the keyset position and the fingerprint of the filters it pages.
-_CURSOR_KEYS: Final = {"id": int, "filters": str}
-
-
-def filters_fingerprint(filters: CaseFilters) -> str:
-    """A short digest of what ``filters`` match, however a request spelled them.
-
-    Every field counts (a new filter is covered without touching this); a sequence
-    is a set (order and repeats do not matter) and a time its UTC instant. It only
-    tells listings apart: it is no signature, and needs none, since the filters (the
-    customer scope included) come from each request, never from the cursor.
-    """
-    canonical: dict[str, object] = {}
-    for field in fields(filters):
-        value = getattr(filters, field.name)
-        if isinstance(value, datetime):
-            value = value.astimezone(UTC).isoformat()
-        elif is_dataclass(value) and not isinstance(value, type):
-            value = asdict(value)
-        elif isinstance(value, Sequence) and not isinstance(value, str):
-            value = sorted({str(item) for item in value})
-        canonical[field.name] = value
-    digest = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
-    return digest[:16]
+#: Re-exported: the digest a case listing's cursor is bound to.
+filters_fingerprint = paging.filters_fingerprint
 
 
-@dataclass(frozen=True, slots=True)
-class CasePage:
-    """One page of a case listing."""
-
-    items: list[Case]
-    count: int
-    next_cursor: str | None
+#: One page of a case listing.
+CasePage: TypeAlias = paging.Page[Case]
 
 
 class CaseService(CaseActions, EtrActions):
@@ -131,26 +98,14 @@ class CaseService(CaseActions, EtrActions):
             InvalidCursorError: ``cursor`` was not issued by this service.
             CursorFiltersChangedError: ``cursor`` was issued for other ``filters``.
         """
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
-        fingerprint = filters_fingerprint(filters)
-        before_id = None
-        if cursor is not None:
-            position = decode_cursor(cursor, keys=_CURSOR_KEYS)
-            if position["filters"] != fingerprint:
-                raise CursorFiltersChangedError(cursor)
-            before_id = position["id"]
-        async with session_scope(self._sessionmaker) as session:
-            # One extra row tells whether another page exists.
-            items = await repository.list_cases(
-                session, filters=filters, before_id=before_id, limit=limit + 1
-            )
-            count = await repository.count_cases(session, filters=filters)
-        next_cursor = None
-        if len(items) > limit:
-            items = items[:limit]
-            next_cursor = encode_cursor({"id": items[-1].id, "filters": fingerprint})
-        return CasePage(items=items, count=count, next_cursor=next_cursor)
+        return await paging.page(
+            self._sessionmaker,
+            filters=filters,
+            cursor=cursor,
+            limit=limit,
+            fetch=repository.list_cases,
+            count=repository.count_cases,
+        )
 
     async def get_timeline(self, ref: str) -> list[CaseEvent]:
         """Return the timeline of case ``ref``, oldest entry first.

@@ -91,24 +91,42 @@ class CommentService:
             raise InternalCommentForbiddenError
         async with session_scope(self._sessionmaker, write=True) as session:
             case = await case_store.case_for(session, principal, ref, lock=True)
-            comment, copies = await self.write_comment(
+            comment = await self.write_audited_comment(
                 session, case=case, principal=principal, body=body, visibility=visibility
-            )
-            # The comment's id and visibility, never its body.
-            await audit.record(
-                session,
-                AuditAction.CASE_COMMENT,
-                at=comment.created_at,
-                target_id=case.ref,
-                customer_id=case.customer_id,
-                details={
-                    "comment_id": comment.id,
-                    "visibility": visibility,
-                    "linked_cases": copies,
-                },
             )
             await session.commit()
             return comment
+
+    async def write_audited_comment(
+        self,
+        session: AsyncSession,
+        *,
+        case: Case,
+        principal: Principal,
+        body: str,
+        visibility: Visibility,
+    ) -> Comment:
+        """``write_comment`` and its audit row, in the caller's transaction.
+
+        For every path that adds a comment on its own (the API, an e-mail reply).
+
+        Raises:
+            InternalCommentForbiddenError: A customer asked for ``internal``.
+            CommentRefusedError: A customer commenting on a finished case.
+        """
+        comment, copies = await self.write_comment(
+            session, case=case, principal=principal, body=body, visibility=visibility
+        )
+        # The comment's id and visibility, never its body.
+        await audit.record(
+            session,
+            AuditAction.CASE_COMMENT,
+            at=comment.created_at,
+            target_id=case.ref,
+            customer_id=case.customer_id,
+            details={"comment_id": comment.id, "visibility": visibility, "linked_cases": copies},
+        )
+        return comment
 
     async def write_comment(
         self,

@@ -18,9 +18,7 @@ case's own (``case.create`` / ``case.comment``).
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,11 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.audit import service as audit
 from caseapi.audit.enums import AuditAction
 from caseapi.auth.principal import Principal
+from caseapi.cases import paging
 from caseapi.cases import repository as case_repository
-from caseapi.cases.errors import CaseValidationError, CursorFiltersChangedError
+from caseapi.cases.errors import CaseValidationError
 from caseapi.clock import Clock
 from caseapi.comments.models import Visibility
-from caseapi.core.database import decode_cursor, encode_cursor, session_scope
+from caseapi.core.database import session_scope
 from caseapi.core.errors import CaseNotFoundError
 from caseapi.core.transaction import write_retrying
 from caseapi.customers import repository as customer_repository
@@ -45,8 +44,7 @@ from caseapi.mail.parse import AutoKind, MailParseError, ParsedMail
 from caseapi.mail.repository import HeldFilters
 from caseapi.notifications.enums import NotificationKind
 
-MAX_PAGE_SIZE: Final = 500
-_CURSOR_KEYS: Final = {"id": int, "filters": str}
+MAX_PAGE_SIZE: Final = paging.MAX_PAGE_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +88,6 @@ class HeldMailView:
     defects: tuple[str, ...]
 
 
-def _fingerprint(filters: HeldFilters) -> str:
-    canonical = json.dumps(asdict(filters), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
 class HeldMailService:
     """Lists, shows and releases held mail on behalf of staff."""
 
@@ -125,26 +118,21 @@ class HeldMailService:
             InvalidCursorError: ``cursor`` was not issued by this service.
             CursorFiltersChangedError: ``cursor`` was issued for other ``filters``.
         """
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
-        fingerprint = _fingerprint(filters)
-        before_id = None
-        if cursor is not None:
-            position = decode_cursor(cursor, keys=_CURSOR_KEYS)
-            if position["filters"] != fingerprint:
-                raise CursorFiltersChangedError(cursor)
-            before_id = position["id"]
+        result = await paging.page(
+            self._sessionmaker,
+            filters=filters,
+            cursor=cursor,
+            limit=limit,
+            fetch=repository.list_mails,
+            count=repository.count_mails,
+        )
         async with session_scope(self._sessionmaker) as session:
-            items = await repository.list_mails(
-                session, filters=filters, before_id=before_id, limit=limit + 1
+            refs = await repository.case_refs(
+                session, case_ids={mail.case_id for mail in result.items}
             )
-            count = await repository.count_mails(session, filters=filters)
-            refs = await repository.case_refs(session, case_ids={m.case_id for m in items})
-        next_cursor = None
-        if len(items) > limit:
-            items = items[:limit]
-            next_cursor = encode_cursor({"id": items[-1].id, "filters": fingerprint})
-        return HeldPage(items=items, count=count, next_cursor=next_cursor, refs=refs)
+        return HeldPage(
+            items=result.items, count=result.count, next_cursor=result.next_cursor, refs=refs
+        )
 
     async def get_mail(self, mail_id: int) -> HeldMailView:
         """Inbound mail ``mail_id`` with its decoded text (when its raw mail was kept).

@@ -14,8 +14,6 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caseapi.audit import service as audit
-from caseapi.audit.enums import AuditAction
 from caseapi.auth.principal import Principal
 from caseapi.cases import store
 from caseapi.cases.enums import CaseSource, CaseSubject, CaseType
@@ -132,18 +130,9 @@ class MailWriter:
         Raises:
             CommentRefusedError: A customer's comment on a finished case.
         """
-        comment, copies = await self._comments.write_comment(
+        return await self._comments.write_audited_comment(
             session, case=case, principal=principal, body=body, visibility=visibility
         )
-        await audit.record(
-            session,
-            AuditAction.CASE_COMMENT,
-            at=comment.created_at,
-            target_id=case.ref,
-            customer_id=case.customer_id,
-            details={"comment_id": comment.id, "visibility": visibility, "linked_cases": copies},
-        )
-        return comment
 
     async def store_attachments(
         self,

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-_TIME_FIELDS: Final = frozenset(
+#: The message fields that hold a time (UTC ISO 8601 in the payload, shown per language).
+TIME_FIELDS: Final = frozenset(
     {
         "outage_start",
         "detected_at",
@@ -81,7 +82,7 @@ class Language:
         """``value`` of field ``name`` as this language shows it."""
         if isinstance(value, list | tuple):
             return ", ".join(self.show(name, item) for item in value) or self.none
-        if name in _TIME_FIELDS and isinstance(value, str):
+        if name in TIME_FIELDS and isinstance(value, str):
             try:
                 parsed = datetime.fromisoformat(value)
             except ValueError:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from caseapi.notifications.enums import MAINTENANCE_KINDS, NO_CASE_KINDS, NotificationKind
-from caseapi.notifications.languages import language_for
+from caseapi.notifications.languages import TIME_FIELDS, language_for
 from caseapi.notifications.templating import (
     DEFAULT_LANGUAGE,
     EXTRA_FIELDS,
@@ -33,25 +33,6 @@ K = NotificationKind
 
 #: The case facts a case message may carry to the customer (nothing else is sent).
 CASE_FIELDS: Final = common_fields(K.CASE_OPENED)
-_TIME_FIELDS: Final = frozenset(
-    {
-        "outage_start",
-        "detected_at",
-        "restored_at",
-        "monitoring_until",
-        "closed_at",
-        "at",
-        "waiting_since",
-        "closes_at",
-        "starts_at",
-        "ends_at",
-        "completed_at",
-        "impact_start",
-        "impact_end",
-        "etr",
-        "previous_etr",
-    }
-)
 #: How an English e-mail shows an ETR that is not set.
 NO_ETR: Final = "not set"
 
@@ -103,7 +84,7 @@ def public_data(kind: str, data: Mapping[str, Any], *, case_ref: str | None) -> 
     out: dict[str, Any] = {}
     for name in allowed:
         if name in data and data[name] is not None:
-            out[name] = _time(data[name]) if name in _TIME_FIELDS else data[name]
+            out[name] = _time(data[name]) if name in TIME_FIELDS else data[name]
     if kind not in MAINTENANCE_KINDS and kind not in NO_CASE_KINDS:
         if case_ref is not None:
             out["ref"] = case_ref

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -19,7 +20,7 @@ from caseapi.reports.schemas import (
     availability_public,
     sla_public,
 )
-from caseapi.reports.service import ReportQuery, ReportService
+from caseapi.reports.service import CustomerInfo, ReportQuery, ReportService
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -105,6 +106,65 @@ async def _pdf(service: ReportService, principal: Principal, query: ReportQuery)
     )
 
 
+class _Report(Protocol):
+    """What every report carries: the period it covers and its customer, if any."""
+
+    @property
+    def period(self) -> Period: ...
+
+    @property
+    def customer(self) -> CustomerInfo | None: ...
+
+
+ReportT = TypeVar("ReportT", bound=_Report)
+ReportT_co = TypeVar("ReportT_co", bound=_Report, covariant=True)
+PublicT = TypeVar("PublicT")
+
+
+class _Compute(Protocol[ReportT_co]):
+    """A ``ReportService`` method computing one report."""
+
+    def __call__(
+        self, *, principal: Principal | None, query: ReportQuery
+    ) -> Awaitable[ReportT_co]: ...
+
+
+async def _respond(
+    request: Request,
+    principal: Principal,
+    service: ReportService,
+    *,
+    query: ReportQuery,
+    given: ReportFormat | None,
+    report: str,
+    compute: _Compute[ReportT],
+    to_csv: Callable[[ReportT], str],
+    to_public: Callable[[ReportT], PublicT],
+) -> PublicT | Response:
+    """Answer a report in the negotiated format: the monthly PDF, a CSV export or JSON.
+
+    Args:
+        report: The report's name in export file names and the audit log.
+        compute: The service method computing it.
+        to_csv: Its CSV rendering.
+        to_public: Its JSON body.
+    """
+    chosen = _format(request, given)
+    if chosen is ReportFormat.PDF:
+        return await _pdf(service, principal, query)
+    computed = await compute(principal=principal, query=query)
+    if chosen is ReportFormat.CSV:
+        return await _export(
+            service,
+            report=report,
+            fmt=chosen,
+            customer=computed.customer.id if computed.customer else None,
+            period=computed.period,
+            content=to_csv(computed),
+        )
+    return to_public(computed)
+
+
 @router.get("/availability", response_model=AvailabilityPublic, responses=_ALTERNATIVES)
 async def get_availability(
     request: Request,
@@ -117,21 +177,17 @@ async def get_availability(
     format: FormatParam = None,
 ) -> AvailabilityPublic | Response:
     """Availability per NTU, service, site and customer over a month or range."""
-    query = ReportQuery(customer=customer, month=month, start=start, end=end)
-    chosen = _format(request, format)
-    if chosen is ReportFormat.PDF:
-        return await _pdf(service, principal, query)
-    report = await service.availability(principal=principal, query=query)
-    if chosen is ReportFormat.CSV:
-        return await _export(
-            service,
-            report="availability",
-            fmt=chosen,
-            customer=report.customer.id if report.customer else None,
-            period=report.period,
-            content=availability_csv(report),
-        )
-    return availability_public(report)
+    return await _respond(
+        request,
+        principal,
+        service,
+        query=ReportQuery(customer=customer, month=month, start=start, end=end),
+        given=format,
+        report="availability",
+        compute=service.availability,
+        to_csv=availability_csv,
+        to_public=availability_public,
+    )
 
 
 @router.get("/sla", response_model=SlaPublic, responses=_ALTERNATIVES)
@@ -146,18 +202,14 @@ async def get_sla(
     format: FormatParam = None,
 ) -> SlaPublic | Response:
     """SLA compliance (first response, time to repair, commitments) over a month or range."""
-    query = ReportQuery(customer=customer, month=month, start=start, end=end)
-    chosen = _format(request, format)
-    if chosen is ReportFormat.PDF:
-        return await _pdf(service, principal, query)
-    report = await service.sla(principal=principal, query=query)
-    if chosen is ReportFormat.CSV:
-        return await _export(
-            service,
-            report="sla",
-            fmt=chosen,
-            customer=report.customer.id if report.customer else None,
-            period=report.period,
-            content=sla_csv(report),
-        )
-    return sla_public(report)
+    return await _respond(
+        request,
+        principal,
+        service,
+        query=ReportQuery(customer=customer, month=month, start=start, end=end),
+        given=format,
+        report="sla",
+        compute=service.sla,
+        to_csv=sla_csv,
+        to_public=sla_public,
+    )

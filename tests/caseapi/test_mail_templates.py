@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from caseapi.notifications.dispatcher import NotificationDispatcher
 from caseapi.notifications.enums import MAINTENANCE_KINDS, NO_CASE_KINDS, NotificationKind
 from caseapi.notifications.models import NotificationDelivery
 from caseapi.notifications.outbox import enqueue
-from caseapi.notifications.render import Envelope, render_email
+from caseapi.notifications.render import render_email
 from caseapi.notifications.templating import SHIPPED_DIR, load_templates
 from nms.app.settings import load_settings
 from nms.clock import FakeClock
@@ -32,7 +31,7 @@ from tests.caseapi.notification_fixtures import (
 )
 from tests.caseapi.test_mail_threading import plain_text
 from tests.caseapi.test_notifications import open_case, settings_for
-from tests.caseapi.test_notifications_render import FACTS
+from tests.caseapi.test_notifications_render import envelope
 
 K = NotificationKind
 #: Words of each Italian template's subject (its title) that no English one has.
@@ -54,18 +53,6 @@ ITALIAN_SUBJECTS = {
     K.MAINTENANCE_CANCELLED: "[Manutenzione MW-7] Manutenzione annullata",
     K.STAFF_ALERT: "conferma la presa in carico",
 }
-
-
-def envelope(kind: NotificationKind) -> Envelope:
-    return Envelope(
-        event_id="0b5e3a8e-0000-4000-8000-000000000001",
-        kind=kind.value,
-        customer_id="cust-1",
-        customer_name="Cust One",
-        case_ref=None if kind in MAINTENANCE_KINDS | NO_CASE_KINDS else "CS-2026-000042",
-        created_at=datetime(2026, 3, 1, 13, 5, tzinfo=UTC),
-        data=FACTS,
-    )
 
 
 def test_every_kind_has_an_italian_and_an_english_template() -> None:

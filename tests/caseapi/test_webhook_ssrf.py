@@ -138,14 +138,19 @@ class Resolver:
 
 
 def hook_app(
-    database: Database, clock: FakeClock, service: CaseService, policy: WebhookPolicy
+    database: Database,
+    clock: FakeClock,
+    service: CaseService,
+    policy: WebhookPolicy,
+    resolver: Resolver | None = None,
 ) -> FastAPI:
+    """The API with a webhook service under ``policy`` (``RESOLVER`` unless told)."""
     app = create_app(sessionmaker=database.sessionmaker, case_service=service, clock=clock)
     app.state.webhook_service = WebhookService(
         sessionmaker=database.sessionmaker,
         clock=clock,
         settings=replace(DEFAULT_DISPATCHER, webhook_policy=policy),
-        resolver=RESOLVER,
+        resolver=resolver or RESOLVER,
     )
     return app
 
@@ -299,13 +304,7 @@ async def test_a_name_rebound_to_loopback_after_subscription_is_refused_at_deliv
     # Subscribed while the name pointed at an allow-listed receiver (127.0.0.2)...
     policy = WebhookPolicy(allow_http=True, allow_networks=(net("127.0.0.2/32"),))
     resolver = Resolver({"hooks.example.net": ["127.0.0.2"]})
-    app = create_app(sessionmaker=database.sessionmaker, case_service=service, clock=clock)
-    app.state.webhook_service = WebhookService(
-        sessionmaker=database.sessionmaker,
-        clock=clock,
-        settings=replace(DEFAULT_DISPATCHER, webhook_policy=policy),
-        resolver=resolver,
-    )
+    app = hook_app(database, clock, service, policy, resolver)
     await subscribe(app, f"http://hooks.example.net:{port}/hook")
     # ... then rebound to 127.0.0.1, where the sink (standing for our own API) listens.
     resolver.answers["hooks.example.net"] = ["127.0.0.1"]
@@ -331,12 +330,7 @@ async def test_rules_tightened_after_subscription_apply_at_delivery(
     webhook_sink: WebhookSink,
 ) -> None:
     lab = WebhookPolicy(allow_http=True, allow_networks=(net("127.0.0.0/8"),))
-    app = create_app(sessionmaker=database.sessionmaker, case_service=service, clock=clock)
-    app.state.webhook_service = WebhookService(
-        sessionmaker=database.sessionmaker,
-        clock=clock,
-        settings=replace(DEFAULT_DISPATCHER, webhook_policy=lab),
-    )
+    app = hook_app(database, clock, service, lab)
     await subscribe(app, webhook_sink.url)
     await incidents.open_incident(incident("ntu-1"))
     # Restarted without the lab settings: http and loopback are no longer allowed.
@@ -357,13 +351,7 @@ async def test_delivery_connects_to_the_checked_address_with_the_name_as_host(
     port = httpx.URL(webhook_sink.url).port
     policy = WebhookPolicy(allow_http=True, allow_networks=(net("127.0.0.1/32"),))
     resolver = Resolver({"receiver.test": ["127.0.0.1"]})
-    app = create_app(sessionmaker=database.sessionmaker, case_service=service, clock=clock)
-    app.state.webhook_service = WebhookService(
-        sessionmaker=database.sessionmaker,
-        clock=clock,
-        settings=replace(DEFAULT_DISPATCHER, webhook_policy=policy),
-        resolver=resolver,
-    )
+    app = hook_app(database, clock, service, policy, resolver)
     await subscribe(app, f"http://receiver.test:{port}/hook")
     await incidents.open_incident(incident("ntu-1"))
     assert await dispatcher(database, clock, policy, resolver).run_once(START) == 1

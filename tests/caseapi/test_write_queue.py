@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import shutil
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
@@ -65,20 +62,6 @@ async def test_twenty_concurrent_writers_all_succeed(database: Database, clock: 
     finally:
         if engine is not database.engine:
             await engine.dispose()
-
-
-@pytest.fixture
-async def sqlite_sessionmaker(
-    sqlite_template: Path, tmp_path: Path
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """A migrated SQLite database (the queue is SQLite's: PostgreSQL writers do not queue)."""
-    path = tmp_path / "queue.db"
-    shutil.copyfile(sqlite_template, path)
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 async def test_a_writer_that_gets_no_turn_is_unavailable_and_readers_never_wait(

@@ -3,5 +3,6 @@
 from tests.caseapi.conftest import (  # noqa: F401 - re-exported fixtures
     database,
     pg_server,
+    sqlite_sessionmaker,
     sqlite_template,
 )

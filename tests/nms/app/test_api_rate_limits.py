@@ -6,35 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
-from pathlib import Path
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.app import build_services
-from caseapi.database import make_engine, make_sessionmaker
 from nms.app.process import api_server
 from nms.app.settings import ApiSettings
 from nms.app.wiring import build_api
 from nms.clock import FakeClock
-from tests.caseapi.conftest import START, sqlite_template  # noqa: F401 - fixture
+from tests.caseapi.conftest import START
 
 
 async def test_forwarded_for_from_loopback_is_not_believed_by_default(
-    sqlite_template: Path,  # noqa: F811 - the fixture
-    tmp_path: Path,
+    sqlite_sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    # The database is not what is tested here: SQLite only.
-    path = tmp_path / "api.db"
-    shutil.copyfile(sqlite_template, path)
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
-    sessionmaker = make_sessionmaker(engine)
-    try:
-        await _check(sessionmaker)
-    finally:
-        await engine.dispose()
+    await _check(sqlite_sessionmaker)
 
 
 async def _check(sessionmaker: async_sessionmaker[AsyncSession]) -> None:

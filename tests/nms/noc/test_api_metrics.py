@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import httpx
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.app import build_services
-from caseapi.database import make_engine, make_sessionmaker
 from nms.app.settings import ApiSettings
 from nms.app.wiring import build_api, build_rate_limiter
 from nms.clock import FakeClock
 from nms.noc.api_metrics import RateLimitCollector
 from nms.noc.metrics import metrics_router
-from tests.caseapi.conftest import START, sqlite_template  # noqa: F401 - fixture
+from tests.caseapi.conftest import START
 
 LIMITS = (
     "auth_failures_per_address",
@@ -28,18 +24,9 @@ LIMITS = (
 
 
 async def test_refusals_are_counted_per_limit_on_metrics(
-    sqlite_template: Path,  # noqa: F811 - the fixture
-    tmp_path: Path,
+    sqlite_sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    # The database is not what is tested here: SQLite only.
-    path = tmp_path / "api.db"
-    shutil.copyfile(sqlite_template, path)
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
-    sessionmaker = make_sessionmaker(engine)
-    try:
-        await _check(sessionmaker)
-    finally:
-        await engine.dispose()
+    await _check(sqlite_sessionmaker)
 
 
 async def _check(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
