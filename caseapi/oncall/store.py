@@ -7,6 +7,7 @@ and ``tiers`` rebuild the pure models the alert service decides with.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import cast
 from zoneinfo import ZoneInfo
@@ -23,11 +24,17 @@ from caseapi.oncall.spec import OncallModel
 
 async def replace_all(session: AsyncSession, model: OncallModel) -> None:
     """Make the tables say exactly what ``model`` says (caller commits)."""
+    await replace_rotations(session, model.rotations.values())
+    await replace_tiers(session, model.tiers.values())
+
+
+async def replace_rotations(session: AsyncSession, rotations: Iterable[Rotation]) -> None:
+    """Replace every stored rotation and override with ``rotations`` (caller commits)."""
     await session.execute(delete(OncallOverrideRow))
     await session.execute(delete(OncallRotationRow))
-    await session.execute(delete(EscalationTierRow))
     await session.flush()
-    for rotation in model.rotations.values():
+    rotations = list(rotations)
+    for rotation in rotations:
         handoff = f"{rotation.handoff:%H:%M}"
         if rotation.kind == "weekly":
             handoff = f"{WEEKDAYS[rotation.start.weekday()]} {handoff}"
@@ -43,7 +50,7 @@ async def replace_all(session: AsyncSession, model: OncallModel) -> None:
             )
         )
     await session.flush()
-    for rotation in model.rotations.values():
+    for rotation in rotations:
         for override in rotation.overrides:
             session.add(
                 OncallOverrideRow(
@@ -53,7 +60,14 @@ async def replace_all(session: AsyncSession, model: OncallModel) -> None:
                     ends_local=override.end.isoformat(timespec="seconds"),
                 )
             )
-    for tier in model.tiers.values():
+    await session.flush()
+
+
+async def replace_tiers(session: AsyncSession, tiers: Iterable[Tier]) -> None:
+    """Replace every stored escalation tier with ``tiers`` (caller commits)."""
+    await session.execute(delete(EscalationTierRow))
+    await session.flush()
+    for tier in tiers:
         session.add(
             EscalationTierRow(
                 name=tier.name,
