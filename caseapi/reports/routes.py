@@ -8,9 +8,10 @@ from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from caseapi.api.openapi import errors
 from caseapi.auth.deps import CaseParticipant
 from caseapi.auth.principal import Principal
-from caseapi.reports.errors import ReportParameterError
+from caseapi.reports.errors import CustomerNotFoundError, ReportParameterError
 from caseapi.reports.period import Period
 from caseapi.reports.render import availability_csv, sla_csv
 from caseapi.reports.schemas import (
@@ -26,7 +27,11 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 CSV = "text/csv; charset=utf-8"
 PDF = "application/pdf"
-_ALTERNATIVES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}, PDF: {}}}}
+#: The CSV and PDF forms of a report, and an unknown customer (404).
+_ALTERNATIVES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}, PDF: {}}},
+    **errors(CustomerNotFoundError),
+}
 
 
 def get_report_service(request: Request) -> ReportService:
