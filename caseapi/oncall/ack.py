@@ -5,7 +5,7 @@ the step that was sent, of which only the SHA-256 is stored, so the link is boun
 its alert and step, cannot be guessed, and a leaked table acknowledges nothing. It
 needs no login (the person on call reads it on a phone), works once (the alert is no
 longer pending afterwards), stops working when the next step is sent (the new
-person's link replaces it) and after ``ACK_LINK_TTL``. Every acknowledgement writes
+person's link replaces it: 404 then) and after ``ACK_LINK_TTL``. Every acknowledgement writes
 an ``alert.ack`` audit row in the same transaction.
 """
 
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.audit.enums import AuditAction
 from caseapi.audit.service import record
 from caseapi.clock import Clock
-from caseapi.core.database import session_scope
+from caseapi.core.database import MAX_ID, session_scope
 from caseapi.oncall import service
 from caseapi.oncall.errors import AlertLinkExpiredError, AlertNotFoundError, AlertNotPendingError
 from caseapi.oncall.models import StaffAlert
@@ -67,15 +67,17 @@ class AlertAckService:
         """Acknowledge the alert a link's ``token`` was made for, as its recipient.
 
         Raises:
-            AlertNotFoundError: Malformed, or names no alert.
-            AlertLinkExpiredError: Older than ``ACK_LINK_TTL``, replaced by a newer step,
-                or a secret that is not the current one.
+            AlertNotFoundError: Malformed, names no alert, or not the current step's
+                secret (forged, or replaced when the next person was alerted).
+            AlertLinkExpiredError: Older than ``ACK_LINK_TTL``.
             AlertNotPendingError: Used before, or the alert is no longer pending.
         """
         alert_part, sep, secret = token.partition(".")
-        if not sep or not alert_part.isdigit() or not secret or len(alert_part) > 18:
+        if not sep or not alert_part.isdigit() or not secret or len(alert_part) > 10:
             raise AlertNotFoundError("of this link")
         alert_id = int(alert_part)
+        if alert_id > MAX_ID:
+            raise AlertNotFoundError("of this link")
         async with session_scope(self._sessionmaker, write=True) as session:
             alert = await _locked(session, alert_id)
             if alert is None:
@@ -84,9 +86,9 @@ class AlertAckService:
                 raise AlertNotPendingError(alert.id, alert.status)
             stored = alert.ack_token_hash or ""
             if not hmac.compare_digest(stored, service.token_hash(secret)):
-                # An earlier step's link (or a forged one: only the current hash is
-                # kept, so the two look alike): no longer valid.
-                raise AlertLinkExpiredError(alert.id)
+                # A forged link, or an earlier step's (only the current step's hash is
+                # kept, so the two look alike): not a link of this alert.
+                raise AlertNotFoundError("of this link")
             now = self._clock.now()
             if alert.sent_at is None or now - alert.sent_at > ACK_LINK_TTL:
                 raise AlertLinkExpiredError(alert.id)
