@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from caseapi.rfo.render import format_when, format_when_short
+
 
 def _at(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -63,7 +65,10 @@ def assert_rfo_tells_the_case(case: dict[str, Any], rfo: dict[str, Any], markdow
         ("Restored", "restored_at"),
         ("Solved", "solved_at"),
     ):
-        assert f"| {label} | {facts[name] or '-'} |" in markdown, (label, markdown)
-    lines = [f"- {entry['at']}: {entry['description']}" for entry in timeline]
+        # In the customer's zone (UTC here), with the offset; the JSON keeps ISO UTC.
+        assert f"| {label} | {format_when(facts[name], None)} |" in markdown, (label, markdown)
+    lines = [
+        f"- {format_when_short(entry['at'], None)}: {entry['description']}" for entry in timeline
+    ]
     positions = [markdown.index(line) for line in lines]
     assert positions == sorted(positions), markdown
