@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from caseapi.api.openapi import errors
 from caseapi.auth.deps import StaffPrincipal
 from caseapi.comments.schemas import CommentPublic
+from caseapi.core.deps import RowId
 from caseapi.replies.errors import ReplyNotFoundError, ReplyTemplateError
 from caseapi.replies.render import PLACEHOLDERS
 from caseapi.replies.schemas import (
@@ -53,7 +54,7 @@ async def create_reply(
 
 @router.get("/v1/replies/{reply_id}", responses=errors(ReplyNotFoundError))
 async def get_reply(
-    reply_id: int, principal: StaffPrincipal, service: ReplyServiceDep
+    reply_id: RowId, principal: StaffPrincipal, service: ReplyServiceDep
 ) -> ReplyPublic:
     """Get one canned reply."""
     return ReplyPublic.from_row(await service.get_reply(reply_id))
@@ -61,7 +62,7 @@ async def get_reply(
 
 @router.patch("/v1/replies/{reply_id}", responses=errors(ReplyNotFoundError, ReplyTemplateError))
 async def update_reply(
-    reply_id: int, body: ReplyUpdate, principal: StaffPrincipal, service: ReplyServiceDep
+    reply_id: RowId, body: ReplyUpdate, principal: StaffPrincipal, service: ReplyServiceDep
 ) -> ReplyPublic:
     """Change a canned reply's title, body, language or visibility."""
     row = await service.update(principal=principal, reply_id=reply_id, body=body)
@@ -70,7 +71,7 @@ async def update_reply(
 
 @router.delete("/v1/replies/{reply_id}", status_code=204, responses=errors(ReplyNotFoundError))
 async def delete_reply(
-    reply_id: int, principal: StaffPrincipal, service: ReplyServiceDep
+    reply_id: RowId, principal: StaffPrincipal, service: ReplyServiceDep
 ) -> Response:
     """Delete a canned reply (a shipped example is not installed again)."""
     await service.delete(reply_id=reply_id)
@@ -79,7 +80,7 @@ async def delete_reply(
 
 @router.get("/v1/cases/{ref}/replies/{reply_id}/preview", responses=errors(ReplyNotFoundError))
 async def preview_reply(
-    ref: str, reply_id: int, principal: StaffPrincipal, service: ReplyServiceDep
+    ref: str, reply_id: RowId, principal: StaffPrincipal, service: ReplyServiceDep
 ) -> ReplyPreview:
     """The reply filled with the case's fields (times in the customer's zone); nothing sent."""
     return await service.preview(principal=principal, ref=ref, reply_id=reply_id)
@@ -91,7 +92,7 @@ async def preview_reply(
     responses=errors(ReplyNotFoundError),
 )
 async def send_reply(
-    ref: str, reply_id: int, principal: StaffPrincipal, service: ReplyServiceDep
+    ref: str, reply_id: RowId, principal: StaffPrincipal, service: ReplyServiceDep
 ) -> CommentPublic:
     """Post the filled reply as a comment of its visibility (the comment path's rules:
     a public one is support's first response and reaches the customer)."""

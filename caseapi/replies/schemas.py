@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from caseapi.comments.models import Visibility
-from caseapi.core.wire import shown_to_customers
+from caseapi.core.wire import internal, shown_to_customers
 from caseapi.replies.models import CannedReply
 from caseapi.replies.render import PLACEHOLDERS
 
@@ -22,19 +22,13 @@ class ReplyLanguage(StrEnum):
     IT = "it"
 
 
-_Title = Annotated[
-    str,
-    Field(min_length=1, max_length=200),
-    shown_to_customers("never by itself; staff pick replies by it"),
-]
-_Body = Annotated[
-    str,
-    Field(min_length=1, max_length=MAX_BODY, description=f"Placeholders: {_PLACEHOLDER_DOC}"),
-    shown_to_customers(
-        "as the text of the comment a public reply posts (placeholders filled); "
-        f"placeholders: {_PLACEHOLDER_DOC}"
-    ),
-]
+_Title = Annotated[str, Field(min_length=1, max_length=200)]
+_Body = Annotated[str, Field(min_length=1, max_length=MAX_BODY)]
+_TITLE = internal("staff pick replies by it; it is never sent")
+_BODY = shown_to_customers(
+    "as the comment a `public` reply posts, placeholders filled "
+    f"(internal replies never are); placeholders: {_PLACEHOLDER_DOC}"
+)
 
 
 class ReplyCreate(BaseModel):
@@ -42,8 +36,8 @@ class ReplyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: _Title
-    body: _Body
+    title: Annotated[_Title, _TITLE]
+    body: Annotated[_Body, _BODY]
     language: ReplyLanguage = ReplyLanguage.EN
     visibility: Visibility = Visibility.PUBLIC
 
@@ -53,8 +47,8 @@ class ReplyUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: _Title | None = None
-    body: _Body | None = None
+    title: Annotated[_Title | None, _TITLE] = None
+    body: Annotated[_Body | None, _BODY] = None
     language: ReplyLanguage | None = None
     visibility: Visibility | None = None
 

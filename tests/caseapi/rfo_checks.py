@@ -21,8 +21,11 @@ def _entries(timeline: list[dict[str, Any]], event: str) -> list[datetime | None
     return [_at(entry["at"]) for entry in timeline if entry["event"] == event]
 
 
-def assert_rfo_tells_the_case(case: dict[str, Any], rfo: dict[str, Any], markdown: str) -> None:
-    """Fail unless ``rfo`` (and its ``markdown``) agree with ``case`` and are in order."""
+def assert_rfo_tells_the_case(
+    case: dict[str, Any], rfo: dict[str, Any], markdown: str, *, zone: str | None = None
+) -> None:
+    """Fail unless ``rfo`` (and its ``markdown``, times in the customer's ``zone``) agree
+    with ``case`` and are in order."""
     facts = rfo["facts"]
     timeline = facts["timeline"]
     start = _at(case["outage_start"]) or _at(case["created_at"])
@@ -65,10 +68,10 @@ def assert_rfo_tells_the_case(case: dict[str, Any], rfo: dict[str, Any], markdow
         ("Restored", "restored_at"),
         ("Solved", "solved_at"),
     ):
-        # In the customer's zone (UTC here), with the offset; the JSON keeps ISO UTC.
-        assert f"| {label} | {format_when(facts[name], None)} |" in markdown, (label, markdown)
+        # In the customer's zone, with the offset; the JSON keeps ISO UTC.
+        assert f"| {label} | {format_when(facts[name], zone)} |" in markdown, (label, markdown)
     lines = [
-        f"- {format_when_short(entry['at'], None)}: {entry['description']}" for entry in timeline
+        f"- {format_when_short(entry['at'], zone)}: {entry['description']}" for entry in timeline
     ]
     positions = [markdown.index(line) for line in lines]
     assert positions == sorted(positions), markdown
