@@ -143,10 +143,15 @@ def format_time(instant: datetime, *, zone: str | tzinfo | None, language: str) 
     )
 
 
-def format_short(instant: datetime, *, zone: str | tzinfo | None) -> str:
-    """``2026-03-01 12:50 UTC+01:00``: a table cell (the zone's name is in the header)."""
-    local, _ = _local(instant, zone)
-    return f"{local:%Y-%m-%d %H:%M} {offset_text(local.utcoffset())}"
+def format_short(instant: datetime, *, zone: str | tzinfo | None, seconds: bool = False) -> str:
+    """``2026-03-01 12:50 UTC+01:00``: a table cell (the zone's name is in the header).
+
+    ``seconds`` adds them (``12:50:07``), for outages that last seconds.
+    """
+    local, name = _local(instant, zone)
+    clock = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
+    offset = "UTC" if name in _UTC_NAMES else offset_text(local.utcoffset(), zero="UTC+00:00")
+    return f"{local:%Y-%m-%d} {clock} {offset}"
 
 
 def parse_instant(value: object) -> datetime | None:

@@ -65,6 +65,14 @@ def test_dst_changes_the_offset_across_the_night_of_the_switch() -> None:
     )
 
 
+def test_short_form_for_tables() -> None:
+    assert format_short(WINTER, zone=None) == "2026-03-01 11:50 UTC"
+    assert format_short(WINTER, zone="Europe/London") == "2026-03-01 11:50 UTC+00:00"
+    assert format_short(SUMMER, zone="Europe/London", seconds=True) == (
+        "2026-07-14 23:05:00 UTC+01:00"
+    )
+
+
 def test_naive_times_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         format_time(datetime(2026, 3, 1, 12, 0), zone="Europe/Rome", language="en")
