@@ -19,6 +19,7 @@ from caseapi.mail.inbound import InboundMail
 from caseapi.mail.models import MailMessage
 from caseapi.notifications import models as _notifications  # noqa: F401  (registers tables)
 from caseapi.ntus.models import Ntu, NtuState
+from caseapi.replies.models import CannedReply
 from caseapi.reports.models import OutageInterval
 from caseapi.rfo.models import RfoVersion
 
@@ -28,6 +29,7 @@ __all__ = [
     "AuditEvent",
     "AuditPurge",
     "Base",
+    "CannedReply",
     "Case",
     "CaseEvent",
     "CaseRefCounter",

@@ -69,6 +69,8 @@ from caseapi.notifications.routes import router as notifications_router
 from caseapi.notifications.service import WebhookService
 from caseapi.ntus.routes import router as ntus_router
 from caseapi.ratelimit.service import RateLimiter
+from caseapi.replies.routes import router as replies_router
+from caseapi.replies.service import ReplyService
 from caseapi.reports.routes import router as reports_router
 from caseapi.reports.service import ReportService
 from caseapi.rfo.routes import router as rfo_router
@@ -148,6 +150,9 @@ def create_app(
     app.state.comment_service = CommentService(
         sessionmaker=sessionmaker, clock=domain_clock, sla=app.state.case_service.sla
     )
+    app.state.reply_service = ReplyService(
+        sessionmaker=sessionmaker, clock=domain_clock, comments=app.state.comment_service
+    )
     attachment_settings = attachments or AttachmentSettings()
     app.state.attachment_service = AttachmentService(
         sessionmaker=sessionmaker,
@@ -203,6 +208,7 @@ def create_app(
     app.include_router(audit_router)
     app.include_router(mail_router)
     app.include_router(reports_router)
+    app.include_router(replies_router)
     for router in extra_routers:
         app.include_router(router)
     _install_error_handlers(app, retry_after=retry_after)

@@ -49,6 +49,10 @@ class AuditAction(StrEnum):
     MAIL_RELEASE = "mail.release"
     # Reports (recorded by the reports feature)
     REPORT_EXPORT = "report.export"
+    # Canned replies (sending one is a ``case.comment`` with its ``reply_id``)
+    REPLY_CREATE = "reply.create"
+    REPLY_UPDATE = "reply.update"
+    REPLY_DELETE = "reply.delete"
 
 
 class ActorKind(StrEnum):
@@ -81,3 +85,4 @@ class AuditTarget(StrEnum):
     NOTIFICATION = "notification"
     REPORT = "report"
     MAIL = "mail"
+    REPLY = "reply"
