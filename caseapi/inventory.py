@@ -6,6 +6,7 @@ and calls ``sync_inventory``; it never writes the tables itself.
 
 from __future__ import annotations
 
+from caseapi.core.localtime import check_zone
 from caseapi.customers.contacts import CONTACT_ROLES, DEFAULT_ROLES, check_email
 from caseapi.notifications.templating import shipped_languages
 from caseapi.ntus.sync import (
@@ -26,6 +27,7 @@ __all__ = [
     "NodeRecord",
     "NtuRecord",
     "check_email",
+    "check_zone",
     "shipped_languages",
     "sync_inventory",
 ]

@@ -25,6 +25,7 @@ from caseapi.oncall.models import (
     OncallRotationRow,
     StaffAlert,
 )
+from caseapi.replies.models import CannedReply
 from caseapi.reports.models import OutageInterval
 from caseapi.rfo.models import RfoVersion
 
@@ -34,6 +35,7 @@ __all__ = [
     "AuditEvent",
     "AuditPurge",
     "Base",
+    "CannedReply",
     "Case",
     "CaseEvent",
     "CaseRefCounter",

@@ -73,6 +73,8 @@ from caseapi.oncall.ack import AlertAckService
 from caseapi.oncall.routes import router as alerts_router
 from caseapi.oncall.service import AlertConfig
 from caseapi.ratelimit.service import RateLimiter
+from caseapi.replies.routes import router as replies_router
+from caseapi.replies.service import ReplyService
 from caseapi.reports.routes import router as reports_router
 from caseapi.reports.service import ReportService
 from caseapi.rfo.routes import router as rfo_router
@@ -152,6 +154,9 @@ def create_app(
     app.state.comment_service = CommentService(
         sessionmaker=sessionmaker, clock=domain_clock, sla=app.state.case_service.sla
     )
+    app.state.reply_service = ReplyService(
+        sessionmaker=sessionmaker, clock=domain_clock, comments=app.state.comment_service
+    )
     attachment_settings = attachments or AttachmentSettings()
     app.state.attachment_service = AttachmentService(
         sessionmaker=sessionmaker,
@@ -214,6 +219,7 @@ def create_app(
     app.include_router(mail_router)
     app.include_router(reports_router)
     app.include_router(alerts_router)
+    app.include_router(replies_router)
     for router in extra_routers:
         app.include_router(router)
     _install_error_handlers(app, retry_after=retry_after)

@@ -51,6 +51,10 @@ class AuditAction(StrEnum):
     REPORT_EXPORT = "report.export"
     # Staff alerts (on-call): an acknowledgement by API key or by the signed link
     ALERT_ACK = "alert.ack"
+    # Canned replies (sending one is a ``case.comment`` with its ``reply_id``)
+    REPLY_CREATE = "reply.create"
+    REPLY_UPDATE = "reply.update"
+    REPLY_DELETE = "reply.delete"
 
 
 class ActorKind(StrEnum):
@@ -84,3 +88,4 @@ class AuditTarget(StrEnum):
     REPORT = "report"
     MAIL = "mail"
     ALERT = "alert"
+    REPLY = "reply"

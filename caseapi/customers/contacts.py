@@ -16,7 +16,7 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caseapi.customers.models import CustomerContact
+from caseapi.customers.models import Customer, CustomerContact
 
 #: What a contact may be: ``notify`` gets every case notification; the others are
 #: for people and for the mail ingest to tell who writes (no mail by themselves).
@@ -59,6 +59,8 @@ class ContactInfo:
     name: str
     language: str
     roles: tuple[str, ...]
+    #: The contact's own zone (``None``: the customer's, see ``customer_zone``).
+    timezone: str | None = None
 
 
 def _info(row: CustomerContact) -> ContactInfo:
@@ -68,7 +70,16 @@ def _info(row: CustomerContact) -> ContactInfo:
         name=row.name,
         language=row.language,
         roles=tuple(row.roles or ()),
+        timezone=row.timezone,
     )
+
+
+def customer_zone(customer: Customer | None) -> str | None:
+    """The customer's IANA zone (inventory ``timezone``), if it has one."""
+    if customer is None:
+        return None
+    zone = (customer.attributes or {}).get("timezone")
+    return zone if isinstance(zone, str) and zone else None
 
 
 async def contact_by_email(session: AsyncSession, email: str) -> ContactInfo | None:

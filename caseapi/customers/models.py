@@ -31,7 +31,7 @@ class CustomerContact(Base):
     ``email`` is lower-case and unique across customers: an incoming mail's sender
     names one customer. ``roles`` (``notify``, ``technical``, ``billing``,
     ``escalation``) say what they are told; ``notify`` contacts get every case
-    notification, in their ``language``.
+    notification, in their ``language``, with times in their ``timezone``.
     """
 
     __tablename__ = "customer_contacts"
@@ -43,4 +43,6 @@ class CustomerContact(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     language: Mapped[str] = mapped_column(String(16), default="en")
+    #: IANA zone the contact reads times in; ``None``: the customer's (else UTC).
+    timezone: Mapped[str | None] = mapped_column(String(64), default=None)
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -107,6 +107,7 @@ class EmailChannel:
             recipient_name=job.recipient_name,
             support_address=mail.address,
             templates=self._templates,
+            timezone=job.timezone,
         )
         message = EmailMessage()
         message["From"] = self._settings.smtp_from

@@ -1,16 +1,19 @@
 """How a mail shows values in each language: times, lists, status names, reasons (pure).
 
 Templates (``caseapi.notifications.templating``) hold the sentences; this holds
-what a sentence's values look like. Times are in UTC for now (each with its zone
-shown). A language with templates but no entry here shows values as English does.
+what a sentence's values look like. Times are shown in the reader's zone with the
+offset and the zone's name (``caseapi.core.localtime``). A language with templates
+but no entry here shows values as English does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
 from typing import Any, Final
+
+from caseapi.core.localtime import format_time, parse_instant
 
 #: The message fields that hold a time (UTC ISO 8601 in the payload, shown per language).
 TIME_FIELDS: Final = frozenset(
@@ -32,29 +35,6 @@ TIME_FIELDS: Final = frozenset(
         "previous_etr",
     }
 )
-_ITALIAN_MONTHS: Final = (
-    "gennaio",
-    "febbraio",
-    "marzo",
-    "aprile",
-    "maggio",
-    "giugno",
-    "luglio",
-    "agosto",
-    "settembre",
-    "ottobre",
-    "novembre",
-    "dicembre",
-)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
-
-
-def _italian(value: datetime) -> str:
-    utc = value.astimezone(UTC)
-    return f"{utc.day} {_ITALIAN_MONTHS[utc.month - 1]} {utc.year}, {utc:%H:%M} UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,33 +43,30 @@ class Language:
     no_etr: str
     unknown: str
     none: str
-    format_time: Any  # Callable[[datetime], str]; Any keeps the dataclass frozen-hashable
+    #: Appended to a shown ETR (empty: every shown time carries its zone).
     zone_note: str
     #: Translations of stored values (status, priority words, maintenance kind).
     words: Mapping[str, str] = field(default_factory=dict)
     #: ``request_refused`` / ``case_closed`` reason codes as a sentence.
     reasons: Mapping[str, str] = field(default_factory=dict)
 
-    def time(self, value: datetime) -> str:
-        text: str = self.format_time(value)
-        return text
+    def time(self, value: datetime, zone: str | tzinfo | None = None) -> str:
+        """``value`` in ``zone`` (default UTC) with its offset, as this language writes it."""
+        return format_time(value, zone=zone, language=self.code)
 
     def with_zone(self, shown_time: str) -> str:
         """A shown time with its zone spelled out where the format lacks it."""
         return f"{shown_time}{self.zone_note}"
 
-    def show(self, name: str, value: Any) -> str:
-        """``value`` of field ``name`` as this language shows it."""
+    def show(self, name: str, value: Any, zone: str | tzinfo | None = None) -> str:
+        """``value`` of field ``name`` as this language shows it (times in ``zone``)."""
         if isinstance(value, list | tuple):
-            return ", ".join(self.show(name, item) for item in value) or self.none
+            return ", ".join(self.show(name, item, zone) for item in value) or self.none
         if name in TIME_FIELDS and isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                return value
-            return self.time(parsed) if parsed.tzinfo is not None else value
+            parsed = parse_instant(value)
+            return value if parsed is None else self.time(parsed, zone)
         if isinstance(value, datetime):
-            return self.time(value)
+            return self.time(value, zone)
         text = str(value)
         return self.words.get(text, text) if name in ("status", "maintenance_kind") else text
 
@@ -102,8 +79,7 @@ ENGLISH: Final = Language(
     no_etr="not set",
     unknown="(not known yet)",
     none="(none)",
-    format_time=_iso,
-    zone_note=" (UTC)",
+    zone_note="",
     reasons={
         "contract_expired": "your contract with us has expired",
         "account_suspended_unpaid": "your account is suspended for unpaid invoices",
@@ -116,7 +92,6 @@ ITALIAN: Final = Language(
     no_etr="non definito",
     unknown="(non ancora noto)",
     none="(nessuno)",
-    format_time=_italian,
     zone_note="",
     words={
         "new": "nuovo",
@@ -151,7 +126,6 @@ def language_for(code: str) -> Language:
         no_etr=ENGLISH.no_etr,
         unknown=ENGLISH.unknown,
         none=ENGLISH.none,
-        format_time=_iso,
         zone_note=ENGLISH.zone_note,
         reasons=ENGLISH.reasons,
     )

@@ -5,7 +5,8 @@ copies the fields a kind may show out of the outbox row's ``data`` and drops
 everything else (internal comments, actors, dedup keys, the ``to`` of an answer).
 The payload's timestamps are UTC ISO 8601. An e-mail fills the template file of its
 kind in the recipient's language (``caseapi.notifications.templating``) with those
-fields as the language shows them (``caseapi.notifications.languages``).
+fields as the language shows them (``caseapi.notifications.languages``), every time
+in the recipient's zone with its offset (``caseapi.core.localtime``).
 
 Every case message carries the case's current estimated time of restoration: the
 payload's ``etr`` (``null`` when none is set) and a line of every case e-mail.
@@ -121,6 +122,7 @@ def render_email(
     recipient_name: str | None = None,
     support_address: str | None = None,
     templates: TemplateSet | None = None,
+    timezone: str | None = None,
 ) -> RenderedEmail:
     """Subject, plain-text and HTML body of the e-mail for ``envelope``.
 
@@ -130,12 +132,14 @@ def render_email(
         recipient_name: Whom it greets (default: the customer's name).
         support_address: Where to answer (``mail.address``), for the templates.
         templates: The checked template files (default: the shipped ones).
+        timezone: The recipient's IANA zone: every time is shown there, with its
+            offset (``caseapi.core.localtime``; default UTC).
     """
     templates = templates or shipped_templates()
     lang = language_for(language if language in templates.languages else DEFAULT_LANGUAGE)
     template = templates.get(lang.code, envelope.kind)
     fields = public_data(envelope.kind, envelope.data, case_ref=envelope.case_ref)
-    values = {name: lang.show(name, value) for name, value in fields.items()}
+    values = {name: lang.show(name, value, timezone) for name, value in fields.items()}
     if "etr" in fields:
         values["etr"] = lang.no_etr if fields["etr"] is None else values["etr"]
         values["etr_shown"] = (
@@ -151,7 +155,7 @@ def render_email(
     values.setdefault("mail_subject", "")
     values["customer_name"] = envelope.customer_name
     values["recipient_name"] = recipient_name or envelope.customer_name
-    values["sent_at"] = lang.time(envelope.created_at)
+    values["sent_at"] = lang.time(envelope.created_at, timezone)
     values["support_address"] = support_address or ""
     filled = _Blank(values, lang.unknown)
     subject = " ".join(template.subject.substitute(filled).split())

@@ -11,7 +11,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caseapi.customers.contacts import DEFAULT_LANGUAGE, contact_by_email, contacts_of
+from caseapi.core.localtime import first_zone
+from caseapi.customers.contacts import (
+    DEFAULT_LANGUAGE,
+    contact_by_email,
+    contacts_of,
+    customer_zone,
+)
 from caseapi.customers.models import Customer
 from caseapi.mail.threading import extend_thread, make_message_id, thread_headers
 from caseapi.notifications.enums import (
@@ -54,6 +60,8 @@ class Job:
     #: E-mail: the recipient's language and name (a contact's; else ``en``, none).
     language: str = DEFAULT_LANGUAGE
     recipient_name: str | None = None
+    #: E-mail: the recipient's zone (the contact's, else the customer's, else UTC).
+    timezone: str = "UTC"
     #: E-mail: the case's thread before this mail.
     thread: Thread = (None, ())
 
@@ -233,6 +241,7 @@ async def claim_due(
     rows = [(a, b) for a, b in (await session.execute(stmt)).all()]
     jobs: list[Job] = []
     names: dict[str, str] = {}
+    zones: dict[str, str | None] = {}
     threads: dict[int, Thread] = {}
     answered: dict[int, Thread] = {}
     for delivery, notification in rows:
@@ -244,6 +253,7 @@ async def claim_due(
             names[notification.customer_id] = (
                 customer.name if customer is not None else notification.customer_id
             )
+            zones[notification.customer_id] = customer_zone(customer)
         webhook = None
         if delivery.channel == Channel.WEBHOOK and delivery.target.startswith(STAFF_WEBHOOK_PREFIX):
             if staff_secret:
@@ -258,16 +268,19 @@ async def claim_due(
                 )
         language: str = DEFAULT_LANGUAGE
         recipient: str | None = None
+        zone = first_zone(zones[notification.customer_id])
         thread: Thread = (None, ())
         if delivery.channel == Channel.EMAIL:
             contact = await contact_by_email(session, delivery.target)
             if contact is not None:
                 language, recipient = contact.language, contact.name or None
+                zone = first_zone(contact.timezone, zones[notification.customer_id])
             elif notification.kind == NotificationKind.STAFF_ALERT:
                 # A staff alert: the member's language and id (never a customer contact).
                 data = notification.data or {}
                 language = str(data.get("language") or DEFAULT_LANGUAGE)
                 recipient = str(data.get("member") or "") or None
+                zone = first_zone(str(data.get("timezone") or ""), zone)
             if notification.id not in answered:
                 answered[notification.id] = await _thread(session, notification, threads, sender)
             # Every recipient of one mail gets the same thread (and Message-ID).
@@ -281,6 +294,7 @@ async def claim_due(
                 webhook=webhook,
                 language=language,
                 recipient_name=recipient,
+                timezone=zone,
                 thread=thread,
                 envelope=Envelope(
                     event_id=notification.event_id,

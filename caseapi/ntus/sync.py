@@ -29,6 +29,8 @@ class ContactRecord:
     language: str = "en"
     roles: tuple[str, ...] = ("notify",)
     """``notify`` (case notifications), ``technical``, ``billing``, ``escalation``."""
+    timezone: str | None = None
+    """IANA zone of the times this person reads (``None``: the customer's)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,6 +154,7 @@ async def _sync_contacts(session: AsyncSession, customers: Sequence[CustomerReco
             "email": contact.email.strip().lower(),
             "name": contact.name,
             "language": contact.language,
+            "timezone": contact.timezone,
             "roles": list(contact.roles),
         }
         for customer in customers

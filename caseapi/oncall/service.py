@@ -397,6 +397,7 @@ async def _send(
         "alert": alert.kind,
         "member": action.member,
         "language": contact.get("language") or "en",
+        "timezone": contact.get("timezone") or "",
         "step": action.step + 1,
         "level": level or (str(case.escalation_level) if case is not None else ""),
         "team": getattr(case, "team_id", None) or "",
@@ -428,13 +429,22 @@ async def member_contact(session: AsyncSession, member_id: str) -> dict[str, Any
     """E-mail, language and webhook of an active member of the organisation file."""
     row = (
         await session.execute(
-            text("SELECT email, language, webhook, mqtt FROM members WHERE id = :id AND active"),
+            text(
+                "SELECT email, language, webhook, mqtt, timezone FROM members"
+                " WHERE id = :id AND active"
+            ),
             {"id": member_id},
         )
     ).first()
     if row is None:
         return None
-    return {"email": row[0], "language": row[1], "webhook": row[2], "mqtt": bool(row[3])}
+    return {
+        "email": row[0],
+        "language": row[1],
+        "webhook": row[2],
+        "mqtt": bool(row[3]),
+        "timezone": row[4],
+    }
 
 
 async def tick(session: AsyncSession, *, now: datetime, limit: int = 100) -> int:

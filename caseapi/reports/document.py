@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from caseapi.core.localtime import format_short
 from caseapi.core.pdf import Bar, PdfDocument
 from caseapi.reports.availability import Figures
 from caseapi.reports.schemas import rfo_link
@@ -39,9 +40,10 @@ def percent(value: float | None) -> str:
 
 
 def _local(at: datetime | None, zone: ZoneInfo) -> str:
+    # The offset, not an abbreviation: "CET" / "IST" name several zones, an offset one.
     if at is None:
         return "ongoing"
-    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return format_short(at, zone=zone, seconds=True)
 
 
 def _cause(kind: str, cause: str, counted: bool) -> str:

@@ -15,12 +15,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
+from caseapi.core.localtime import DEFAULT_ZONE
 from caseapi.rfo.render import (
     format_value,
+    format_when,
+    format_when_short,
     impact_rows,
     preventive_text,
     state_text,
     text_or_placeholder,
+    zone_note,
 )
 from caseapi.rfo.schemas import to_public
 from caseapi.rfo.service import PublishedRfo
@@ -38,10 +42,10 @@ def _figure(value: float | None, unit: str) -> str:
     return "-" if value is None else f"{value:g} {unit}"
 
 
-def _probe_rows(probe: dict[str, Any]) -> list[tuple[str, str]]:
+def _probe_rows(probe: dict[str, Any], zone: str | None) -> list[tuple[str, str]]:
     rows = [
         ("NTU", format_value(probe.get("ntu_id"))),
-        ("Observed at", format_value(probe.get("observed_at"))),
+        ("Observed at", format_when(probe.get("observed_at"), zone)),
         ("Status then", format_value(probe.get("status"))),
         ("Packet loss", _figure(probe.get("loss_percent"), "%")),
         ("Round-trip time (average)", _figure(probe.get("rtt_avg_ms"), "ms")),
@@ -52,7 +56,13 @@ def _probe_rows(probe: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def render_pdf(rfo: dict[str, Any], *, customer: str | None, generated_at: datetime) -> bytes:
+def render_pdf(
+    rfo: dict[str, Any],
+    *,
+    customer: str | None,
+    generated_at: datetime,
+    zone: str | None = None,
+) -> bytes:
     """Render an ``RfoPublic`` dump (``model_dump(mode="json")``) as a PDF.
 
     Args:
@@ -60,6 +70,8 @@ def render_pdf(rfo: dict[str, Any], *, customer: str | None, generated_at: datet
         customer: The customer's name (or id) to show; ``None`` for none.
         generated_at: The document's generation time (footer, PDF creation date);
             the route passes the publication time.
+        zone: The customer's IANA zone every time is shown in, with its offset
+            (``None``: UTC).
     """
     facts = rfo["facts"]
     # Imported on first use: fpdf2 (with Pillow and fontTools) loaded into every API
@@ -68,7 +80,7 @@ def render_pdf(rfo: dict[str, Any], *, customer: str | None, generated_at: datet
 
     doc = PdfDocument(
         title=f"Reason for outage: {facts['case_ref']}",
-        subtitle=f"Version {rfo['version']} ({state_text(rfo)})",
+        subtitle=f"Version {rfo['version']} ({state_text(rfo, zone)})",
         generated_at=generated_at,
     )
     case_rows = [
@@ -77,7 +89,8 @@ def render_pdf(rfo: dict[str, Any], *, customer: str | None, generated_at: datet
         ("Summary", format_value(facts.get("summary"))),
         ("Case type", format_value(facts.get("case_type"))),
         ("RFO version", str(rfo["version"])),
-        ("Published", format_value(rfo["published_at"])),
+        ("Published", format_when(rfo["published_at"], zone)),
+        ("Time zone", zone or DEFAULT_ZONE),
     ]
     if facts.get("incident_ref"):
         case_rows.append(("Upstream incident", str(facts["incident_ref"])))
@@ -89,15 +102,20 @@ def render_pdf(rfo: dict[str, Any], *, customer: str | None, generated_at: datet
             muted=True,
         )
 
+    doc.paragraph(zone_note(zone), muted=True)
+
     doc.heading("Impact")
-    doc.key_values(impact_rows(facts))
+    doc.key_values(impact_rows(facts, zone))
 
     doc.heading("Timeline")
     timeline = facts["timeline"]
     if timeline:
         doc.table(
-            ["Time (UTC)", "What happened"],
-            [[str(entry["at"]), str(entry["description"])] for entry in timeline],
+            [f"Time ({zone or DEFAULT_ZONE})", "What happened"],
+            [
+                [format_when_short(entry["at"], zone), str(entry["description"])]
+                for entry in timeline
+            ],
             col_widths=(1.3, 2.0),
         )
     else:
@@ -121,7 +139,7 @@ def render_pdf(rfo: dict[str, Any], *, customer: str | None, generated_at: datet
             "(the service as it was then, not during the outage).",
             muted=True,
         )
-        doc.key_values(_probe_rows(probe))
+        doc.key_values(_probe_rows(probe, zone))
     return doc.output()
 
 
@@ -138,5 +156,6 @@ def published_pdf(published: PublishedRfo) -> tuple[str, bytes]:
         public.model_dump(mode="json"),
         customer=published.customer_name or published.customer_id,
         generated_at=public.published_at,
+        zone=published.view.timezone,
     )
     return pdf_filename(public.case_ref, public.version), data

@@ -75,9 +75,11 @@ async def get_rfo(
     # Accept is read here rather than declared: OpenAPI ignores a declared Accept.
     if wants_pdf(format, request.headers.get("accept")):
         return await _pdf(ref, principal, service, version)
-    public = to_public(await service.get_rfo(principal=principal, ref=ref, version=version))
+    view = await service.get_rfo(principal=principal, ref=ref, version=version)
+    public = to_public(view)
     if format is RfoFormat.MD:
-        return Response(render_markdown(public.model_dump(mode="json")), media_type=MARKDOWN)
+        markdown = render_markdown(public.model_dump(mode="json"), zone=view.timezone)
+        return Response(markdown, media_type=MARKDOWN)
     return public
 
 

@@ -44,6 +44,7 @@ from caseapi.cases.models import Case
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.core.errors import CaseNotFoundError
+from caseapi.customers.contacts import customer_zone
 from caseapi.customers.models import Customer
 from caseapi.ntus.models import NtuState
 from caseapi.rfo import repository
@@ -97,6 +98,8 @@ class RfoView:
     version: int
     row: RfoVersion | None
     facts: dict[str, Any]
+    #: The customer's IANA zone the documents show times in (``None``: UTC).
+    timezone: str | None = None
 
     @property
     def published(self) -> bool:
@@ -388,4 +391,11 @@ class RfoService:
             probe = await self._ntu_state(session, case)
             facts = build_facts(case, events, now=self._clock.now(), probe=probe)
         version = row.version if row is not None else 1
-        return RfoView(case_ref=case.ref, version=version, row=row, facts=facts)
+        customer = await session.get(Customer, case.customer_id) if case.customer_id else None
+        return RfoView(
+            case_ref=case.ref,
+            version=version,
+            row=row,
+            facts=facts,
+            timezone=customer_zone(customer),
+        )

@@ -15,7 +15,6 @@ import ipaddress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -28,7 +27,13 @@ from pydantic import (
     model_validator,
 )
 
-from caseapi.inventory import CONTACT_ROLES, DEFAULT_ROLES, check_email, shipped_languages
+from caseapi.inventory import (
+    CONTACT_ROLES,
+    DEFAULT_ROLES,
+    check_email,
+    check_zone,
+    shipped_languages,
+)
 from caseapi.secrets import ENC_PREFIX, SecretBox, SecretDecryptError
 from nms.app.settings import Duration, parse_duration
 from probes.observation import IPAddress
@@ -252,6 +257,13 @@ class ContactSpec(_Strict):
     name: str = Field(default="", max_length=200)
     language: str = "en"
     roles: tuple[str, ...] = DEFAULT_ROLES
+    timezone: str | None = None
+    """IANA zone of the times this person reads; the customer's (else UTC) when unset."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
 
     @field_validator("email", mode="before")
     @classmethod
@@ -300,15 +312,7 @@ class CustomerSpec(_Strict):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {_shown(value)} (an IANA name, e.g. Europe/London)"
-            ) from None
-        return value
+        return None if value is None else check_zone(value)
 
 
 class NtuSpec(_Strict):

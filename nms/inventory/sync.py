@@ -73,7 +73,13 @@ async def sync_inventory(
                     **({"timezone": c.timezone} if c.timezone is not None else {}),
                 },
                 contacts=[
-                    ContactRecord(email=p.email, name=p.name, language=p.language, roles=p.roles)
+                    ContactRecord(
+                        email=p.email,
+                        name=p.name,
+                        language=p.language,
+                        roles=p.roles,
+                        timezone=p.timezone,
+                    )
                     for p in c.contacts
                 ],
             )

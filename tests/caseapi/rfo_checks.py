@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from caseapi.rfo.render import format_when, format_when_short
+
 
 def _at(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -19,8 +21,11 @@ def _entries(timeline: list[dict[str, Any]], event: str) -> list[datetime | None
     return [_at(entry["at"]) for entry in timeline if entry["event"] == event]
 
 
-def assert_rfo_tells_the_case(case: dict[str, Any], rfo: dict[str, Any], markdown: str) -> None:
-    """Fail unless ``rfo`` (and its ``markdown``) agree with ``case`` and are in order."""
+def assert_rfo_tells_the_case(
+    case: dict[str, Any], rfo: dict[str, Any], markdown: str, *, zone: str | None = None
+) -> None:
+    """Fail unless ``rfo`` (and its ``markdown``, times in the customer's ``zone``) agree
+    with ``case`` and are in order."""
     facts = rfo["facts"]
     timeline = facts["timeline"]
     start = _at(case["outage_start"]) or _at(case["created_at"])
@@ -63,7 +68,10 @@ def assert_rfo_tells_the_case(case: dict[str, Any], rfo: dict[str, Any], markdow
         ("Restored", "restored_at"),
         ("Solved", "solved_at"),
     ):
-        assert f"| {label} | {facts[name] or '-'} |" in markdown, (label, markdown)
-    lines = [f"- {entry['at']}: {entry['description']}" for entry in timeline]
+        # In the customer's zone, with the offset; the JSON keeps ISO UTC.
+        assert f"| {label} | {format_when(facts[name], zone)} |" in markdown, (label, markdown)
+    lines = [
+        f"- {format_when_short(entry['at'], zone)}: {entry['description']}" for entry in timeline
+    ]
     positions = [markdown.index(line) for line in lines]
     assert positions == sorted(positions), markdown

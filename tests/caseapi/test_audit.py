@@ -76,6 +76,10 @@ AUDITED: Final[dict[tuple[str, str], AuditAction]] = {
     ("POST", "/v1/notifications/{delivery_id}/retry"): A.NOTIFICATION_RETRY,
     ("POST", "/v1/mail/held/{mail_id}/release"): A.MAIL_RELEASE,
     ("POST", "/v1/alerts/{alert_id}/ack"): A.ALERT_ACK,
+    ("POST", "/v1/replies"): A.REPLY_CREATE,
+    ("PATCH", "/v1/replies/{reply_id}"): A.REPLY_UPDATE,
+    ("DELETE", "/v1/replies/{reply_id}"): A.REPLY_DELETE,
+    ("POST", "/v1/cases/{ref}/replies/{reply_id}/send"): A.CASE_COMMENT,
 }
 
 SECRET_TEXT: Final = "SECRET-BODY-4c1e"
@@ -236,6 +240,18 @@ async def test_each_operation_records_one_row_with_its_action(
     assert row.details["changed"] == sorted(rfo)
     await step(staff, "POST", "/v1/cases/{ref}/rfo/publish", ref=ref)
     await step(staff, "POST", "/v1/cases/{ref}/cancel", {"reason": SECRET_TEXT}, ref=ref)
+    # Canned replies: which fields changed, never their text; sending is a comment
+    saved = {"title": SECRET_TEXT, "body": f"{SECRET_TEXT} ${{ref}}", "visibility": "internal"}
+    created, row = await step(staff, "POST", "/v1/replies", saved)
+    reply_id = created.json()["id"]
+    assert (row.target_type, row.target_id) == ("reply", str(reply_id))
+    assert row.details == {"reply_id": reply_id, "fields": ["*"], "shipped_key": None}
+    _, row = await step(staff, "PATCH", "/v1/replies/{reply_id}", {"title": "t"}, reply_id=reply_id)
+    assert row.details["fields"] == ["title"]
+    send = "/v1/cases/{ref}/replies/{reply_id}/send"
+    _, row = await step(staff, "POST", send, ref=ref, reply_id=reply_id)
+    assert row.details["reply_id"] == reply_id and row.details["visibility"] == "internal"
+    await step(staff, "DELETE", "/v1/replies/{reply_id}", reply_id=reply_id)
     # Maintenance: announce, edit and cancel one; complete an emergency one
     planned = {
         "title": SECRET_TEXT,

@@ -83,6 +83,14 @@ EXPECTED: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/v1/cases/{ref}/rfo"): Rule(PARTICIPANTS),
     ("PUT", "/v1/cases/{ref}/rfo"): Rule(STAFF, {"root_cause": "x"}),
     ("POST", "/v1/cases/{ref}/rfo/publish"): Rule(STAFF),
+    # Canned replies (reply 1 is a shipped example): staff only, customers never.
+    ("GET", "/v1/replies"): Rule(STAFF),
+    ("POST", "/v1/replies"): Rule(STAFF, {"title": "t", "body": "About ${ref}"}),
+    ("GET", "/v1/replies/{reply_id}"): Rule(STAFF),
+    ("PATCH", "/v1/replies/{reply_id}"): Rule(STAFF, {"title": "t"}),
+    ("GET", "/v1/cases/{ref}/replies/{reply_id}/preview"): Rule(STAFF),
+    ("POST", "/v1/cases/{ref}/replies/{reply_id}/send"): Rule(STAFF),
+    ("DELETE", "/v1/replies/{reply_id}"): Rule(STAFF),
     # Last of the case routes: an admitted staff call cancels the case for good.
     ("POST", "/v1/cases/{ref}/cancel"): Rule(PARTICIPANTS, {"reason": "not needed"}),
     ("GET", "/v1/maintenances"): Rule(ALL),
@@ -231,6 +239,7 @@ def _url(path: str, *, ref: str, ntu: str, key_id: int) -> str:
         attachment_id=1,
         mail_id=1,
         alert_id=1,
+        reply_id=1,
     )
 
 

@@ -34,6 +34,8 @@ CUSTOMER_VISIBLE_FIELDS: Final = {
     ("MaintenanceUpdate", "description"),
     ("MaintenanceUpdate", "title"),
     ("ReasonRequest", "reason"),
+    ("ReplyCreate", "body"),
+    ("ReplyUpdate", "body"),
     ("RfoUpdate", "corrective_actions"),
     ("RfoUpdate", "preventive_actions"),
     ("RfoUpdate", "preventive_not_applicable"),

@@ -27,6 +27,7 @@ from caseapi.cases.lifecycle import step
 from caseapi.cases.models import Case
 from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import Commitment, SetEtr
+from caseapi.core.localtime import format_time
 from caseapi.incidents import IncidentService
 from caseapi.notifications.config import DEFAULT_DISPATCHER
 from caseapi.notifications.dispatcher import NotificationDispatcher
@@ -400,11 +401,12 @@ async def test_mail_and_webhook_carry_the_current_etr(
     opened_text, _ = texts[f"[{ref}] Case opened - status: new"]
     assert "Estimated time of restoration: not set" in opened_text
     etr_text, etr_html = texts[f"[{ref}] Estimated time of restoration - status: new"]
-    assert f"Estimated time of restoration: {iso(ETR)} (UTC)" in etr_text
-    assert f"{iso(ETR)} (previously not set)" in etr_text and "Splicing." in etr_text
-    assert iso(ETR) in etr_html and "Splicing." in etr_html
+    shown = format_time(ETR, zone=None, language="en")  # no zone set: UTC, said so
+    assert f"Estimated time of restoration: {shown}" in etr_text and shown.endswith("(UTC)")
+    assert f"{shown} (previously not set)" in etr_text and "Splicing." in etr_text
+    assert shown in etr_html and "Splicing." in etr_html
     update_text, _ = texts[f"[{ref}] Update - status: new"]
-    assert f"Estimated time of restoration: {iso(ETR)} (UTC)" in update_text
+    assert f"Estimated time of restoration: {shown}" in update_text
 
 
 def test_a_cleared_etr_is_null_in_the_payload_and_not_set_in_the_mail() -> None:
@@ -428,4 +430,4 @@ def test_a_cleared_etr_is_null_in_the_payload_and_not_set_in_the_mail() -> None:
     assert payload["etr"] is None and payload["previous_etr"] == "2026-03-01T16:00:00+00:00"
     text = render_email(envelope).text
     assert "Estimated time of restoration: not set" in text
-    assert "not set (previously 2026-03-01T16:00:00+00:00)." in text
+    assert "not set (previously 1 March 2026, 16:00 (UTC))." in text

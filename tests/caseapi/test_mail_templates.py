@@ -70,8 +70,15 @@ def test_every_kind_has_an_italian_and_an_english_template() -> None:
             assert italian.subject.startswith("[CS-2026-000042] "), kind
             assert "[CS-2026-000042]" in italian.text  # how to reply, with the reference
     opened = render_email(envelope(K.CASE_OPENED), language="it").text
-    # Times as an Italian reads them, in UTC (12:50 CET is 11:50 UTC).
-    assert "iniziato il 1 marzo 2026, 11:50 UTC" in opened
+    # Times as an Italian reads them, in UTC without a zone (12:50 CET is 11:50 UTC).
+    assert "iniziato il 1 marzo 2026, 11:50 (UTC)" in opened
+    # In the reader's zone, with the offset, in either language.
+    rome = render_email(envelope(K.CASE_OPENED), language="it", timezone="Europe/Rome").text
+    assert "iniziato il 1 marzo 2026, 12:50 (UTC+01:00, Europe/Rome)" in rome
+    assert "Inviato per l'evento del: " in rome and "(UTC+01:00, Europe/Rome)" in rome
+    assert "(UTC)" not in rome
+    tokyo = render_email(envelope(K.CASE_OPENED), language="en", timezone="Asia/Tokyo").text
+    assert "started at 1 March 2026, 20:50 (UTC+09:00, Asia/Tokyo)" in tokyo
     assert "Tempo stimato di ripristino: non definito" in opened
     # An unknown language falls back to English.
     assert render_email(envelope(K.CASE_OPENED), language="fr").text.startswith("Dear Cust One")
@@ -187,7 +194,8 @@ async def test_contacts_sync_with_the_inventory(database: Database) -> None:
     # The same from an inventory file, as nms reloads it.
     inventory = parse_inventory(
         "customers:\n  - id: cust-2\n    name: Two\n    contacts:\n"
-        "      - {email: Mario@Cust1.example, language: it, roles: [notify, escalation]}\n"
+        "      - {email: Mario@Cust1.example, language: it, roles: [notify, escalation],\n"
+        "         timezone: Europe/Rome}\n"
         "ntus: []\n",
         source="inv.yaml",
         fmt="yaml",
@@ -197,13 +205,19 @@ async def test_contacts_sync_with_the_inventory(database: Database) -> None:
         found = await contact_by_email(session, "mario@cust1.example")
         assert found is not None
         assert (found.language, found.roles) == ("it", ("notify", "escalation"))
+        assert found.timezone == "Europe/Rome"
 
 
 async def test_notify_contacts_get_case_mails_in_their_language_and_answers_go_to_the_writer(
     database: Database, incidents: IncidentService, clock: FakeClock, smtp_sink: SmtpSink
 ) -> None:
     contacts = (
-        ContactRecord(email="mario@cust1.example", name="Mario Rossi", language="it"),
+        ContactRecord(
+            email="mario@cust1.example",
+            name="Mario Rossi",
+            language="it",
+            timezone="Europe/Rome",
+        ),
         ContactRecord(email="jane@cust1.example", name="Jane Doe", roles=("notify", "technical")),
         ContactRecord(email="billing@cust1.example", roles=("billing",)),  # no case mail
     )
@@ -211,7 +225,8 @@ async def test_notify_contacts_get_case_mails_in_their_language_and_answers_go_t
     legacy = ["MARIO@cust1.example", "ops@cust1.example"]
     await sync_inventory(
         database.sessionmaker,
-        customers=[customer(*contacts, notify_email=legacy)],
+        # Jane has no zone of her own: she reads the customer's.
+        customers=[customer(*contacts, notify_email=legacy, timezone="America/New_York")],
         ntus=[],
         nodes=[],
     )
@@ -254,10 +269,12 @@ async def test_notify_contacts_get_case_mails_in_their_language_and_answers_go_t
     assert italian["Content-Language"] == "it"
     text = plain_text(italian)
     assert text.startswith("Gentile Mario Rossi,") and "Cosa è successo:" in text
-    assert "1 marzo 2026, 11:50 UTC" in text
+    # Mario's own zone, with the offset.
+    assert "1 marzo 2026, 12:50 (UTC+01:00, Europe/Rome)" in text
     english = by_rcpt["jane@cust1.example"]
     assert english["Subject"] == f"[{case.ref}] Case opened - status: new"
     assert plain_text(english).startswith("Dear Jane Doe,")
+    assert "1 March 2026, 06:50 (UTC-05:00, America/New_York)" in plain_text(english)
     assert plain_text(by_rcpt["ops@cust1.example"]).startswith("Dear Cust One,")
     # The same mail to every recipient: one Message-ID.
     assert italian["Message-ID"] == english["Message-ID"]

@@ -142,7 +142,7 @@ async def test_announce_complete_reach_exactly_the_affected_customers(
     await assert_own_data(database, "maintenance_announced")
     for text in mails.values():
         assert f"[Maintenance {ref}] Maintenance announced: Core router upgrade" in text
-        assert "2026-03-21T12:00:00+00:00 to 2026-03-21T16:00:00+00:00" in text
+        assert "21 March 2026, 12:00 (UTC) to 21 March 2026, 16:00 (UTC)" in text
         assert "Expected impact: up to 10 minutes of outage" in text
 
     clock.advance(20 * DAY + 2 * HOUR)  # two hours into the window: completing ends it
@@ -152,10 +152,10 @@ async def test_announce_complete_reach_exactly_the_affected_customers(
     await assert_own_data(database, "maintenance_completed")
     for text in mails.values():
         assert "Maintenance completed" in text
-        assert "completed at 2026-03-21T14:00:00+00:00" in text
+        assert "completed at 21 March 2026, 14:00 (UTC)" in text
         assert (
             "Actual impact: 7 minutes of outage "
-            "(from 2026-03-21T12:00:00+00:00 to 2026-03-21T14:00:00+00:00)"
+            "(from 21 March 2026, 12:00 (UTC) to 21 March 2026, 14:00 (UTC))"
         ) in text
     assert EMAIL["cust-c"] not in {r for rcpts in smtp_sink.recipients for r in rcpts}
 
@@ -189,7 +189,7 @@ async def test_notify_due_sends_reminder_and_started_once(
     await assert_own_data(database, "maintenance_reminder")
     for text in mails.values():
         assert f"[Maintenance {ref}] Maintenance reminder" in text
-        assert "starts at 2026-03-21T12:00:00+00:00" in text
+        assert "starts at 21 March 2026, 12:00 (UTC)" in text
 
     # The start passes; repeated and overlapping ticks send it once.
     for since, tick in ((STARTS - HOUR, STARTS + 1 * MINUTE), (STARTS - HOUR, STARTS + 2 * MINUTE)):
@@ -199,7 +199,7 @@ async def test_notify_due_sends_reminder_and_started_once(
     assert set(mails) == {EMAIL["cust-a"], EMAIL["cust-b"]}
     for text in mails.values():
         assert f"[Maintenance {ref}] Maintenance started" in text
-        assert "started at 2026-03-21T12:00:00+00:00" in text
+        assert "started at 21 March 2026, 12:00 (UTC)" in text
 
     counts = await kinds(database)
     for customer in ("cust-a", "cust-b"):
@@ -222,7 +222,7 @@ async def test_cancel_tells_the_affected_customers(
     for announced, cancelled in mails.values():
         assert "Maintenance announced" in announced
         assert f"[Maintenance {ref}] Maintenance cancelled" in cancelled
-        assert "was cancelled at 2026-03-01T12:00:00+00:00" in cancelled
+        assert "was cancelled at 1 March 2026, 12:00 (UTC)" in cancelled
     counts = await kinds(database)
     assert counts == Counter(
         {

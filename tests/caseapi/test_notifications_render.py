@@ -78,7 +78,7 @@ def test_every_kind_renders_its_facts_and_nothing_internal(kind: NotificationKin
         assert secret not in everything
     if kind in MAINTENANCE_KINDS:
         assert mail.subject.startswith("[Maintenance MW-7] ")
-        assert "2026-03-20T00:00:00+00:00" in mail.text or kind not in {
+        assert "20 March 2026, 00:00 (UTC)" in mail.text or kind not in {
             NotificationKind.MAINTENANCE_ANNOUNCED,
             NotificationKind.MAINTENANCE_REMINDER,
         }
@@ -94,12 +94,13 @@ def test_every_kind_renders_its_facts_and_nothing_internal(kind: NotificationKin
     assert "What happened:" in mail.text and "What is next:" in mail.text
 
 
-def test_times_are_utc_and_completed_maintenance_has_the_real_impact() -> None:
+def test_times_are_utc_by_default_and_completed_maintenance_has_the_real_impact() -> None:
     opened = render_email(envelope(NotificationKind.CASE_OPENED)).text
-    assert "2026-03-01T11:50:00+00:00" in opened  # 12:50 CET
+    assert "1 March 2026, 11:50 (UTC)" in opened  # 12:50 CET
     completed = render_email(envelope(NotificationKind.MAINTENANCE_COMPLETED)).text
     assert "7 minutes of outage" in completed
-    assert "2026-03-20T01:05:00+00:00" in completed and "2026-03-20T01:12:00+00:00" in completed
+    assert "20 March 2026, 01:05 (UTC)" in completed
+    assert "20 March 2026, 01:12 (UTC)" in completed
     update = render_email(envelope(NotificationKind.PUBLIC_UPDATE))
     assert "line card" in update.text and "line card" in update.html
 

@@ -269,6 +269,9 @@ async def test_pdf_is_real(
     assert response.headers["content-type"] == "application/pdf"
     text = pdf_text(response.content, tmp_path)
     assert "Service report 2026-03: Acme" in text
+    # Local times with their offsets: London moves to BST (UTC+01:00) on 29 March.
+    period = "Period 2026-03-01 00:00:00 UTC+00:00 to 2026-04-01 00:00:00 UTC+01:00 (Europe/London)"
+    assert period in " ".join(text.split()), text
     assert f"{100 * (1 - 2.5 / 1483):.3f} %" in text  # the customer's availability
     assert f"{100 * (1 - 1 / 741):.3f} %" in text  # svc-1 in the chart and table
     assert refs["ntu-1"] in text and refs["ntu-2"] in text

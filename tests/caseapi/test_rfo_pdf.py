@@ -19,6 +19,8 @@ from fastapi import FastAPI
 
 from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
+from caseapi.core.localtime import format_short, format_time, parse_instant
+from caseapi.customers.models import Customer
 from caseapi.incidents import IncidentService, NtuStatusUpdate, ntu_down_key
 from caseapi.notifications.config import DEFAULT_DISPATCHER, NotificationSettings
 from caseapi.notifications.dispatcher import NotificationDispatcher
@@ -56,8 +58,24 @@ def _poppler() -> None:
 @pytest.fixture
 async def app(database: Database, service: CaseService, clock: FakeClock) -> FastAPI:
     await add_customer_with_email(database.sessionmaker, "acme", "ops@acme.example")
+    async with database.sessionmaker() as session:
+        # The customer's documents and mails show times in its zone, with the offset.
+        acme = await session.get(Customer, "acme")
+        assert acme is not None
+        acme.attributes = {**acme.attributes, "timezone": ZONE}
+        await session.commit()
     await add_customer(database.sessionmaker, "umbrella")
     return make_app(database, service, clock)
+
+
+ZONE = "Europe/Rome"
+
+
+def rome(iso: str) -> str:
+    """An RFO's ISO time as its documents show it to acme."""
+    instant = parse_instant(iso)
+    assert instant is not None
+    return format_time(instant, zone=ZONE, language="en")
 
 
 async def _worked_case(
@@ -146,20 +164,27 @@ async def test_pdf_tells_what_the_markdown_tells(
     text = pdf_text(data, tmp_path)
     flat = _flat(text)
     assert f"Reason for outage: {ref}" in flat
-    assert f"Version 1 (published {rfo['published_at']})" in flat
+    # Times in the customer's zone, with the offset; the JSON keeps UTC.
+    assert rfo["published_at"].endswith("Z") or rfo["published_at"].endswith("+00:00")
+    assert f"Version 1 (published {rome(rfo['published_at'])})" in flat
+    assert "(UTC+01:00, Europe/Rome)" in flat and f"Time zone {ZONE}" in flat
     assert "Acme" in flat  # the customer's name
     # Every row of the Markdown's impact table, with the same figures.
     rows = re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", markdown, re.M)
     impact = [(label, value) for label, value in rows if label.strip()]
     assert ("Duration", "1 h") in impact
-    assert ("Impact start", rfo["facts"]["impact_start"]) in impact
+    assert ("Impact start", rome(rfo["facts"]["impact_start"])) in impact
+    assert f"_Times are in {ZONE}, each with its offset from UTC._" in markdown
     assert len(impact) == 11
     for label, value in impact:
         assert f"{label} {value}" in flat, (label, value)
     # Every timeline entry, in order.
-    cursor = flat.index("Time (UTC) What happened")
+    cursor = flat.index(f"Time ({ZONE}) What happened")
     for entry in rfo["facts"]["timeline"]:
-        row = f"{entry['at']} {entry['description']}"
+        at = parse_instant(entry["at"])
+        assert at is not None
+        row = f"{format_short(at, zone=ZONE)} {entry['description']}"
+        assert f"- {format_short(at, zone=ZONE)}: {entry['description']}" in markdown
         cursor = flat.index(row, cursor) + len(row)  # ValueError: missing or out of order
     assert len(rfo["facts"]["timeline"]) >= 8
     for fragment in (CAUSE["root_cause"], CAUSE["corrective_actions"], CAUSE["preventive_actions"]):
@@ -307,6 +332,8 @@ async def test_rfo_published_mail_carries_the_pdf(
     body = next(part for part in mail.walk() if part.get_content_type() == "text/plain")
     text = bytes(body.get_payload(decode=True)).decode()
     assert f"GET /v1/cases/{ref}/rfo (add ?format=pdf for the PDF)" in text
+    # ops@acme.example is no contact: it reads the customer's zone.
+    assert "(UTC+01:00, Europe/Rome)" in text and "(UTC)" not in text
     render_pages(attached, tmp_path)
     # Other mails carry no file.
     assert not [part for part in mails["case_opened"].walk() if part.get_filename()]

@@ -125,7 +125,7 @@ def test_down_ntu_opens_one_p1_and_restoration_solves_it(fleet: LabFleet, nms: N
         assert nms.call("POST", f"/v1/cases/{ref}/rfo/publish").is_success
         rfo = nms.get(f"/v1/cases/{ref}/rfo")
         markdown = nms.call("GET", f"/v1/cases/{ref}/rfo?format=md").text
-        assert_rfo_tells_the_case(nms.get(f"/v1/cases/{ref}"), rfo, markdown)
+        assert_rfo_tells_the_case(nms.get(f"/v1/cases/{ref}"), rfo, markdown, zone="Europe/London")
         steps = [entry["event"] for entry in rfo["facts"]["timeline"]]
         assert steps[:3] == ["outage_start", "detected", "opened"]
         assert {"taken", "public_update", "first_response", "restored", "solved"} <= set(steps)

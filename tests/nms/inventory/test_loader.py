@@ -476,3 +476,27 @@ def test_the_pure_python_parser_gives_the_same_answers(
     monkeypatch.setattr(loader, "_Loader", loader._PyLoader)
     assert worded(problems_of(text)) == worded(with_c)
     assert with_c  # each of these is refused
+
+
+def test_contact_timezone_is_checked_and_defaults_to_the_customers():
+    text = textwrap.dedent(
+        """\
+        customers:
+          - id: acme
+            name: ACME
+            timezone: Europe/Rome
+            contacts:
+              - {email: noc@acme.example}
+              - {email: ny@acme.example, timezone: America/New_York}
+              - {email: bad@acme.example, timezone: Europe/Roma}
+        ntus: []
+        """
+    )
+    assert problems_of(text) == [
+        "inv.yaml:8: customers[0].contacts.2.timezone (id acme): unknown time zone "
+        "'Europe/Roma' (an IANA name, e.g. Europe/Rome or UTC)"
+    ]
+    fixed = parse_inventory(text.replace("Europe/Roma}", "UTC}"), source="inv.yaml", fmt="yaml")
+    zones = [c.timezone for c in fixed.customers[0].contacts]
+    # Unset: the reader's zone is the customer's (resolved when a mail is sent).
+    assert zones == [None, "America/New_York", "UTC"]
