@@ -21,6 +21,7 @@ from caseapi.notifications import models as _notifications  # noqa: F401  (regis
 from caseapi.ntus.models import Ntu, NtuState
 from caseapi.reports.models import OutageInterval
 from caseapi.rfo.models import RfoVersion
+from caseapi.teams.models import Member, RoutingRuleRow, Team, TeamMember
 
 __all__ = [
     "ApiKey",
@@ -36,8 +37,12 @@ __all__ = [
     "CustomerContact",
     "InboundMail",
     "MailMessage",
+    "Member",
     "Ntu",
     "NtuState",
     "OutageInterval",
     "RfoVersion",
+    "RoutingRuleRow",
+    "Team",
+    "TeamMember",
 ]
