@@ -12,8 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from caseapi.cases.enums import CaseEventKind
+from caseapi.auth.principal import Principal, Role
+from caseapi.cases.enums import CaseEventKind, CaseSource, CaseSubject, CaseType
+from caseapi.cases.schemas import CaseCreate
 from caseapi.cases.service import CaseService
+from caseapi.core.database import session_scope
 from caseapi.incidents import IncidentService
 from caseapi.ntus.models import Ntu
 from caseapi.organisation import (
@@ -291,3 +294,21 @@ async def test_staff_correct_type_and_subject_with_timeline_entries(
         "forbidden",
     )
     assert (await staff.get(f"/v1/cases/{ref}")).json()["version"] == version
+
+
+async def test_a_mailed_case_is_routed_by_its_source(
+    app: Any, staff: httpx.AsyncClient, database: Database, service: CaseService, clock: Any
+) -> None:
+    await organise(database, [RuleRecord(team="l2-access", when={"source": ["email"]}), *RULES])
+    sender = Principal(
+        key_id=None, name="noc@acme.example", role=Role.CUSTOMER, customer_id="cust-1"
+    )
+    draft = CaseCreate(type=CaseType.GENERAL_REQUEST, summary="by mail", subject=CaseSubject.OTHER)
+    async with session_scope(database.sessionmaker, write=True) as session:
+        case = await service.create_in(
+            session, sender, draft, now=clock.now(), source=CaseSource.EMAIL
+        )
+        ref = case.ref
+        await session.commit()
+    assert await team_of(staff, ref) == "l2-access"
+    assert await team_of(staff, await create(staff, source="phone")) == "l1-noc"
