@@ -22,6 +22,7 @@ from caseapi.ntus.models import Ntu, NtuState
 from caseapi.replies.models import CannedReply
 from caseapi.reports.models import OutageInterval
 from caseapi.rfo.models import RfoVersion
+from caseapi.teams.models import Member, RoutingRuleRow, Team, TeamMember
 
 __all__ = [
     "ApiKey",
@@ -38,8 +39,12 @@ __all__ = [
     "CustomerContact",
     "InboundMail",
     "MailMessage",
+    "Member",
     "Ntu",
     "NtuState",
     "OutageInterval",
     "RfoVersion",
+    "RoutingRuleRow",
+    "Team",
+    "TeamMember",
 ]

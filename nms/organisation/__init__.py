@@ -1,0 +1,1 @@
+"""The support organisation file: teams, members, routing (and on-call, escalation)."""
