@@ -17,6 +17,7 @@ __all__ = [
     "incidents",  # the detector -> case contract and its service
     "inventory",  # customers, NTUs and nodes into the case tables
     "mailbox",  # the mail channel: ingest, IMAP poller, MTA pipe
+    "organisation",  # teams, members and routing rules into the case tables
     "secrets",  # secret keys, encryption at rest, stored webhook secrets
     "settings",  # its settings sections and durations
     "stats",  # case statistics for the NOC

@@ -28,6 +28,7 @@ from caseapi.oncall.models import (
 from caseapi.replies.models import CannedReply
 from caseapi.reports.models import OutageInterval
 from caseapi.rfo.models import RfoVersion
+from caseapi.teams.models import Member, RoutingRuleRow, Team, TeamMember
 
 __all__ = [
     "ApiKey",
@@ -45,11 +46,15 @@ __all__ = [
     "EscalationTierRow",
     "InboundMail",
     "MailMessage",
+    "Member",
     "Ntu",
     "NtuState",
     "OncallOverrideRow",
     "OncallRotationRow",
     "OutageInterval",
     "RfoVersion",
+    "RoutingRuleRow",
     "StaffAlert",
+    "Team",
+    "TeamMember",
 ]

@@ -3,6 +3,7 @@
     NmsError
     ├── ConfigError        bad configuration value, file or environment variable
     ├── InventoryError     bad inventory file (every problem, with file, line, field)
+    ├── OrganisationError  bad organisation file (every problem, with file, line, field)
     └── ListenError        the API address cannot be bound (in use, not permitted)
 
 Both carry a list of human-readable ``problems``; the CLI prints them one per line
@@ -28,6 +29,10 @@ class ConfigError(_ProblemsError):
 
 class InventoryError(_ProblemsError):
     """The inventory is invalid; ``problems`` names file, line and field of each."""
+
+
+class OrganisationError(_ProblemsError):
+    """The organisation file is invalid; ``problems`` names file, line and field of each."""
 
 
 class ListenError(_ProblemsError):

@@ -67,3 +67,16 @@ def test_readme_inventory_example_is_valid():
     inventory = parse_inventory(block.group(1), source="README.md", fmt="yaml")
     assert [n.id for n in inventory.ntus] == ["acme-hq", "acme-depot"]
     assert inventory.ntus[1].snmp is not None
+
+
+def test_readme_organisation_example_is_valid():
+    from nms.organisation.loader import parse_organisation
+
+    section = README.split("## Support organisation", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    organisation = parse_organisation(
+        block.group(1), source="README.md", calendars=frozenset({"office-rome"})
+    )
+    assert [t.id for t in organisation.teams] == ["l1-noc"]
+    assert organisation.routing[-1].catch_all

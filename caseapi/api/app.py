@@ -79,6 +79,7 @@ from caseapi.reports.routes import router as reports_router
 from caseapi.reports.service import ReportService
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
+from caseapi.teams.routes import router as teams_router
 
 PROBLEM_JSON = openapi.PROBLEM_JSON
 _RESERVED = frozenset({"type", "title", "status", "detail", "instance", "code"})
@@ -220,6 +221,7 @@ def create_app(
     app.include_router(reports_router)
     app.include_router(alerts_router)
     app.include_router(replies_router)
+    app.include_router(teams_router)
     for router in extra_routers:
         app.include_router(router)
     _install_error_handlers(app, retry_after=retry_after)

@@ -21,6 +21,10 @@ class AuditAction(StrEnum):
     CASE_ASSIGN = "case.assign"
     CASE_TAKE = "case.take"
     CASE_HANDOFF = "case.handoff"
+    #: A hand-off naming a team or a person of the organisation (``/forward``).
+    CASE_FORWARD = "case.forward"
+    #: Support corrected the type / subject (``/classification``).
+    CASE_CLASSIFY = "case.classify"
     CASE_COMMITMENT_SET = "case.commitment.set"
     CASE_COMMITMENT_MET = "case.commitment.met"
     CASE_ETR = "case.etr"

@@ -28,6 +28,7 @@ from caseapi.cases.snapshot import (
     HandOff,
     MeetCommitment,
     Outcome,
+    Reclassify,
     Reopen,
     SetCommitment,
     SetEtr,
@@ -43,6 +44,7 @@ ACTIONS: Final[dict[type, AuditAction]] = {
     ChangePriority: AuditAction.CASE_PRIORITY,
     Assign: AuditAction.CASE_ASSIGN,
     HandOff: AuditAction.CASE_HANDOFF,
+    Reclassify: AuditAction.CASE_CLASSIFY,
     Escalate: AuditAction.CASE_ESCALATE,
     SetCommitment: AuditAction.CASE_COMMITMENT_SET,
     MeetCommitment: AuditAction.CASE_COMMITMENT_MET,
@@ -61,6 +63,8 @@ def action_of(event: Event, principal: Principal) -> AuditAction:
     """
     if isinstance(event, Assign) and event.assignee == principal.name:
         return AuditAction.CASE_TAKE
+    if isinstance(event, HandOff) and event.team is not None:
+        return AuditAction.CASE_FORWARD
     return ACTIONS[type(event)]
 
 
@@ -77,7 +81,7 @@ def _facts(event: Event) -> dict[str, Any]:
     if isinstance(event, SetEtr):
         return {"etr": event.etr}
     if isinstance(event, HandOff):
-        return {"to_level": event.to_level}
+        return {"to_level": event.to_level, "team": event.team}
     if isinstance(event, Escalate | Cancel):
         return {"by_customer": event.by_customer}
     if isinstance(event, Transition) and event.merged_into is not None:
@@ -90,7 +94,15 @@ def details(event: Event, before: dict[str, Any], after: dict[str, Any]) -> dict
     ones, and the event's own facts."""
     changed = sorted(name for name in _FIELDS if before[name] != after[name])
     data: dict[str, Any] = {"changed": changed}
-    for name in ("status", "priority", "escalation_level", "assignee"):
+    for name in (
+        "status",
+        "priority",
+        "escalation_level",
+        "assignee",
+        "team_id",
+        "type",
+        "subject",
+    ):
         if name in changed:
             data[name] = {"from": before[name], "to": after[name]}
     return data | _facts(event)

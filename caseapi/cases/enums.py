@@ -154,6 +154,11 @@ class CaseEventKind(StrEnum):
     ETR_SET = "etr_set"
     #: A file was attached; ``data["visibility"]`` says whether customers see it.
     ATTACHMENT_ADDED = "attachment_added"
+    #: Routing gave the new case its team (internal: customers never see team names).
+    TEAM_ASSIGNED = "team_assigned"
+    #: Support corrected the case type / subject (customer-visible, with the reason).
+    TYPE_CHANGED = "type_changed"
+    SUBJECT_CHANGED = "subject_changed"
 
 
 #: Timeline kinds a customer never sees: how support organises itself.
@@ -164,6 +169,7 @@ INTERNAL_EVENT_KINDS = frozenset(
         CaseEventKind.ASSIGNED,
         CaseEventKind.HANDED_OFF,
         CaseEventKind.AUTO_CLOSE_HELD,
+        CaseEventKind.TEAM_ASSIGNED,
     }
 )
 

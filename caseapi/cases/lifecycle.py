@@ -70,6 +70,9 @@ from caseapi.cases.enums import (
     TERMINAL_STATUSES,
     WORKING_STATUSES,
     CaseEventKind,
+    CasePriority,
+    CaseSource,
+    CaseType,
     EscalationLevel,
 )
 from caseapi.cases.errors import (
@@ -102,6 +105,7 @@ from caseapi.cases.snapshot import (
     HandOff,
     MeetCommitment,
     Outcome,
+    Reclassify,
     Recur,
     Reopen,
     Respond,
@@ -261,18 +265,58 @@ def _hand_off(run: Run, event: Event) -> None:
     assert isinstance(event, HandOff)
     old, old_assignee = run.case.escalation_level, run.case.assignee
     level = event.to_level if event.to_level.rank > old.rank else old
-    # Without an assignee the case goes to the level's queue: nobody owns it now.
-    run.set(escalation_level=level, assignee=event.assignee)
+    old_team = run.case.team_id
+    team = event.team if event.team is not None else old_team
+    # Without an assignee the case goes to the level's (or team's) queue: nobody owns
+    # it now.
+    run.set(escalation_level=level, assignee=event.assignee, team_id=team)
+    extra = {} if event.team is None else {"team": team, "from_team": old_team}
     run.log(
         CaseEventKind.HANDED_OFF,
         event.actor,
         **{"from": old.value, "to": level.value},
         assignee=event.assignee,
         summary=dict(event.summary),
+        **extra,
     )
-    requeued = old_assignee is not None or level is not old
+    requeued = old_assignee is not None or level is not old or team != old_team
     if event.assignee is None and requeued and run.case.status in WORKING_STATUSES:
         run.requeue()
+
+
+def _reclassify(run: Run, event: Event) -> None:
+    assert isinstance(event, Reclassify)
+    case = run.case
+    if event.type is CaseType.INCIDENT and event.subject is not None:
+        raise ValueError("only general requests have a subject")
+    if event.type is CaseType.GENERAL_REQUEST and event.subject is None:
+        raise ValueError("a general request needs a subject")
+    if case.source is CaseSource.PROACTIVE and event.type is not CaseType.INCIDENT:
+        raise ValueError("a proactive case is an incident (the detector saw an outage)")
+    if event.type is not case.type:
+        run.set(type=event.type)
+        run.log(
+            CaseEventKind.TYPE_CHANGED,
+            event.actor,
+            **{"from": case.type.value, "to": event.type.value},
+            reason=event.reason,
+        )
+    if event.subject is not case.subject:
+        run.set(subject=event.subject)
+        run.log(
+            CaseEventKind.SUBJECT_CHANGED,
+            event.actor,
+            **{
+                "from": case.subject.value if case.subject else None,
+                "to": event.subject.value if event.subject else None,
+            },
+            reason=event.reason,
+        )
+    # The priority the new type allows; deadlines follow it (as on a priority change).
+    if event.type is CaseType.GENERAL_REQUEST and run.case.priority is not CasePriority.P3:
+        _change_priority(run, ChangePriority(CasePriority.P3, event.actor, event.reason))
+    elif event.type is CaseType.INCIDENT and run.case.priority is CasePriority.P3:
+        _change_priority(run, ChangePriority(CasePriority.P2, event.actor, event.reason))
 
 
 def _escalate(run: Run, event: Event) -> None:
@@ -399,6 +443,7 @@ _HANDLERS: Final[Mapping[type, Callable[[Run, Any], None]]] = {
     Respond: _respond,
     Assign: _assign,
     HandOff: _hand_off,
+    Reclassify: _reclassify,
     Escalate: _escalate,
     SetCommitment: _set_commitment,
     MeetCommitment: _meet_commitment,

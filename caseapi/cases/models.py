@@ -135,6 +135,11 @@ class Case(Base):
     #: The estimated time of restoration support gave the customer (``None``: none).
     etr: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    # -- support organisation (revision 0023) ---------------------------------------
+    #: The team working the case: routed at creation, changed by a forward. Internal.
+    #: No foreign key (revision 0023 says why); teams are never deleted.
+    team_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
     # The closed case this one recurs; loaded explicitly (selectinload) when needed.
     previous_case: Mapped[Case | None] = relationship(
         remote_side=lambda: [Case.id], foreign_keys=lambda: [Case.recurrence_of], lazy="raise"

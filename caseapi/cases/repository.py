@@ -53,6 +53,8 @@ class CaseFilters:
     updated_since: datetime | None = None
     customer_id: str | None = None
     assignee: str | None = None
+    #: The team working the case (staff only).
+    team_id: str | None = None
     escalation_levels: Sequence[EscalationLevel] = ()
     types: Sequence[CaseType] = ()
     sources: Sequence[CaseSource] = ()
@@ -214,6 +216,8 @@ def _filtered(stmt: Select[Any], filters: CaseFilters, *, dialect: str) -> Selec
         stmt = stmt.where(Case.customer_id == filters.customer_id)
     if filters.assignee is not None:
         stmt = stmt.where(Case.assignee == filters.assignee)
+    if filters.team_id is not None:
+        stmt = stmt.where(Case.team_id == filters.team_id)
     if filters.escalation_levels:
         stmt = stmt.where(Case.escalation_level.in_(list(filters.escalation_levels)))
     if filters.types:

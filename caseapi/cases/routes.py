@@ -6,7 +6,8 @@ Who may do what (tenancy is the service's: another customer's case is a 404):
   A customer's ``customer`` filter may name only itself (else 403 ``customer_mismatch``).
 - create: customers (their own customer; naming another is 403 ``customer_mismatch``)
   and staff / service (any customer).
-- work (PATCH, transitions, assign, take, handoff, commitments, ETR): staff.
+- work (PATCH, transitions, assign, take, handoff, forward, classification,
+  commitments, ETR): staff. ``team`` (filter and field) is staff-only.
 - escalate, reopen: customers (own cases) and staff; reply: customers.
 - cancel: customers (their own reactive requests, not proactive incidents) and staff.
 
@@ -65,8 +66,10 @@ from caseapi.cases.schemas import (
     CasesPublic,
     CaseTimelinePublic,
     CaseUpdate,
+    ClassificationRequest,
     CommitmentCreate,
     EtrRequest,
+    ForwardRequest,
     HandOffRequest,
     QueryTime,
     ReasonRequest,
@@ -89,14 +92,16 @@ from caseapi.cases.snapshot import (
     Event,
     HandOff,
     MeetCommitment,
+    Reclassify,
     Reopen,
     SetCommitment,
     Transition,
 )
 from caseapi.core.base import ACTOR_LENGTH
-from caseapi.core.deps import RowId
+from caseapi.core.deps import RowId, SessionmakerDep
 from caseapi.core.errors import NtuNotFoundError
 from caseapi.ratelimit.service import Limit
+from caseapi.teams.service import forward_target
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -187,6 +192,7 @@ async def list_cases(
     source: Annotated[list[CaseSource] | None, Query()] = None,
     escalation_level: Annotated[list[EscalationLevel] | None, Query()] = None,
     assignee: Annotated[str | None, Query(max_length=ACTOR_LENGTH)] = None,
+    team: Annotated[str | None, Query(max_length=64, description="staff only")] = None,
     customer: Annotated[str | None, Query(max_length=64)] = None,
     ntu: Annotated[str | None, Query(max_length=64)] = None,
     created_since: Annotated[QueryTime | None, Query()] = None,
@@ -216,6 +222,7 @@ async def list_cases(
         # Customers cannot filter on internal fields.
         escalation_levels=() if principal.is_customer else (escalation_level or ()),
         assignee=None if principal.is_customer else assignee,
+        team_id=None if principal.is_customer else team,
         customer_id=own_customer(principal, customer, field="customer"),
         ntu_id=ntu,
         created_since=created_since,
@@ -357,12 +364,68 @@ async def hand_off_case(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     """Forward the case to a specialist level with a structured summary."""
-    summary = body.model_dump(include={"summary", "details", "tests_done"})
-    summary |= body.model_dump(include={"open_questions", "hypotheses"})
     event = HandOff(
-        actor=principal.actor, to_level=body.to_level, assignee=body.assignee, summary=summary
+        actor=principal.actor,
+        to_level=body.to_level,
+        assignee=body.assignee,
+        summary=body.summary_fields(),
     )
     return await _act(service, principal, ref, event, if_match)
+
+
+@router.post("/{ref}/forward", response_model=None, responses=_CASE_RESPONSES)
+async def forward_case(
+    ref: str,
+    body: ForwardRequest,
+    service: CaseServiceDep,
+    sessionmaker: SessionmakerDep,
+    principal: StaffPrincipal,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Forward the case to a team and / or a member of the organisation, with the
+    structured hand-off summary; the case takes the team's level when higher."""
+    target = await forward_target(sessionmaker, team=body.team, assignee=body.assignee)
+    summary = body.summary_fields()
+
+    def event(case: Case) -> HandOff:
+        return HandOff(
+            actor=principal.actor,
+            to_level=target.level or case.escalation_level,
+            assignee=target.assignee,
+            summary=summary,
+            team=target.team,
+        )
+
+    case = await service.act(principal, ref, event, if_match=_if_match(if_match))
+    return await _case_response(service, principal, case)
+
+
+@router.patch("/{ref}/classification", response_model=None, responses=_CASE_RESPONSES)
+async def classify_case(
+    ref: str,
+    body: ClassificationRequest,
+    service: CaseServiceDep,
+    principal: StaffPrincipal,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    """Correct the case's type and subject (timeline: `type_changed`, `subject_changed`;
+    the priority follows the type when it must: an incident is P1/P2, a request P3)."""
+    if body.type is CaseType.INCIDENT and body.subject is not None:
+        raise CaseValidationError("subject", "only general requests have a subject")
+    if body.type is CaseType.GENERAL_REQUEST and body.subject is None:
+        raise CaseValidationError("subject", "a general request needs a subject")
+
+    def event(case: Case) -> Reclassify:
+        if case.source is CaseSource.PROACTIVE and body.type is not CaseType.INCIDENT:
+            raise CaseValidationError(
+                "type", "a proactive case is an incident (the detector saw an outage)"
+            )
+        return Reclassify(
+            actor=principal.actor, type=body.type, subject=body.subject, reason=body.reason or ""
+        )
+
+    case = await service.act(principal, ref, event, if_match=_if_match(if_match))
+    return await _case_response(service, principal, case)
 
 
 @router.post("/{ref}/commitments", response_model=None, responses=_CASE_RESPONSES)

@@ -137,6 +137,8 @@ class CasePublic(CaseCustomerView):
     version: int
     affected: list[dict[str, str]] | None = None
     linked: list[str] = []
+    #: The team working the case (``GET /v1/teams/{id}``); customers never see it.
+    team: str | None = None
 
     @classmethod
     def from_case(cls, case: Case, commitments: list[CaseCommitment] | None = None) -> CasePublic:
@@ -147,8 +149,10 @@ class CasePublic(CaseCustomerView):
 def _case_fields(
     model: type[BaseModel], case: Case, commitments: list[CaseCommitment] | None
 ) -> dict[str, Any]:
-    names = set(model.model_fields) - {"recurrence_of", "commitments", "parent", "linked"}
+    names = set(model.model_fields) - {"recurrence_of", "commitments", "parent", "linked", "team"}
     values: dict[str, Any] = {name: getattr(case, name) for name in names}
+    if "team" in model.model_fields:
+        values["team"] = case.team_id
     previous = case.previous_case if case.recurrence_of is not None else None
     values["recurrence_of"] = previous.ref if previous is not None else None
     values["commitments"] = [CommitmentPublic.model_validate(c) for c in commitments or []]
@@ -225,18 +229,50 @@ class AssignRequest(BaseModel):
 _HANDOFF: Final = "a hand-off is an internal timeline entry (`handed_off`)"
 
 
-class HandOffRequest(BaseModel):
-    """Forward to a specialist with the structured summary DOMAIN.md asks for."""
+class _HandOffSummary(BaseModel):
+    """The structured hand-off summary DOMAIN.md asks for."""
 
     model_config = ConfigDict(extra="forbid")
 
-    to_level: EscalationLevel
-    assignee: Name | None = None
     summary: Annotated[ShortText, internal(_HANDOFF)]
     details: Annotated[Text, internal(_HANDOFF)]
     tests_done: Annotated[list[ShortText], internal(_HANDOFF)] = []
     open_questions: Annotated[list[ShortText], internal(_HANDOFF)] = []
     hypotheses: Annotated[list[ShortText], internal(_HANDOFF)] = []
+
+    def summary_fields(self) -> dict[str, Any]:
+        """The summary as the ``handed_off`` entry stores it."""
+        return self.model_dump(
+            include={"summary", "details", "tests_done", "open_questions", "hypotheses"}
+        )
+
+
+class HandOffRequest(_HandOffSummary):
+    """Forward to a specialist level with the structured summary."""
+
+    to_level: EscalationLevel
+    assignee: Name | None = None
+
+
+class ForwardRequest(_HandOffSummary):
+    """Forward to a team and / or a person of the organisation (at least one), with
+    the structured summary. The case takes the team's level when it is higher."""
+
+    team: Name | None = None
+    assignee: Name | None = None
+
+
+class ClassificationRequest(BaseModel):
+    """Correct what a case is: ``type`` and, for a general request, ``subject``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: CaseType
+    subject: CaseSubject | None = None
+    reason: Annotated[
+        ShortText | None,
+        shown_to_customers("the `reason` of the timeline's `type_changed` / `subject_changed`"),
+    ] = None
 
 
 class CommitmentCreate(BaseModel):

@@ -125,6 +125,8 @@ class CaseSnapshot:
     root_cause_category: RootCauseCategory | None = None
     resolution: str | None = None
     etr: datetime | None = None
+    #: The team working the case (``caseapi.teams``); a forward changes it.
+    team_id: str | None = None
     commitments: tuple[Commitment, ...] = ()
 
     @property
@@ -226,12 +228,27 @@ class Assign:
 
 @dataclass(frozen=True, slots=True)
 class HandOff:
-    """Forward to a specialist: a level, maybe an assignee, and a structured summary."""
+    """Forward to a specialist: a level, maybe a team and an assignee, and a structured
+    summary. ``team`` (``None``: the case keeps its team) is a known team's id."""
 
     actor: str
     to_level: EscalationLevel
     summary: Mapping[str, Any]
     assignee: str | None = None
+    team: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reclassify:
+    """Support corrects what the case is: its type and (for a general request) subject.
+
+    An incident has no subject; a general request needs one. The priority follows
+    the type when it must (an incident is P1 or P2, a general request P3)."""
+
+    actor: str
+    type: CaseType
+    subject: CaseSubject | None
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +325,7 @@ Event = (
     | Respond
     | Assign
     | HandOff
+    | Reclassify
     | Escalate
     | SetCommitment
     | MeetCommitment

@@ -47,6 +47,7 @@ from caseapi.core.errors import CaseNotFoundError
 from caseapi.customers import repository as customer_repository
 from caseapi.ntus import repository as ntu_repository
 from caseapi.oncall import service as staff_alerts
+from caseapi.teams.assign import team_for_new_case
 
 #: Snapshot fields stored as ``cases`` columns of the same name.
 _CASE_FIELDS: Final = tuple(f.name for f in fields(CaseSnapshot) if f.name != "commitments")
@@ -131,7 +132,9 @@ async def insert_case(
     NTU, summary, links); this gives it its reference, status ``new`` at L1 and the
     initial SLA deadlines of its policy, inserts it (a lost race for its dedup key
     raises ``IntegrityError`` here) and records ``opened`` by ``actor`` with
-    ``status``, ``priority`` and ``data``.
+    ``status``, ``priority`` and ``data``. With routing rules stored (an organisation
+    file), the first matching rule's team takes it: ``team_id`` and an internal
+    ``team_assigned`` entry.
     """
     case.ref = await repository.next_case_ref(session, year=now.year)
     case.status = CaseStatus.NEW
@@ -156,6 +159,18 @@ async def insert_case(
         actor=actor,
         data={"status": case.status.value, "priority": case.priority.value, **data},
     )
+    team = await team_for_new_case(session, case)
+    if team is not None:
+        case.team_id = team
+        await session.flush()
+        await record_event(
+            session,
+            case=case,
+            at=now,
+            kind=CaseEventKind.TEAM_ASSIGNED,
+            actor="system",
+            data={"team": team, "by": "routing"},
+        )
     return case
 
 

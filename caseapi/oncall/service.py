@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,6 +49,7 @@ from caseapi.oncall import alerts
 from caseapi.oncall import store as oncall_store
 from caseapi.oncall.matrix import LEVELS, Level, Tier, tier_for
 from caseapi.oncall.models import StaffAlert
+from caseapi.teams.repository import member_by_id
 
 logger = logging.getLogger(__name__)
 
@@ -426,24 +427,16 @@ async def _send(
 
 
 async def member_contact(session: AsyncSession, member_id: str) -> dict[str, Any] | None:
-    """E-mail, language and webhook of an active member of the organisation file."""
-    row = (
-        await session.execute(
-            text(
-                "SELECT email, language, webhook, mqtt, timezone FROM members"
-                " WHERE id = :id AND active"
-            ),
-            {"id": member_id},
-        )
-    ).first()
-    if row is None:
+    """E-mail, language, zone and channels of an active member of the organisation file."""
+    member = await member_by_id(session, member_id)
+    if member is None:
         return None
     return {
-        "email": row[0],
-        "language": row[1],
-        "webhook": row[2],
-        "mqtt": bool(row[3]),
-        "timezone": row[4],
+        "email": member.email,
+        "language": member.language,
+        "webhook": member.webhook,
+        "mqtt": member.mqtt,
+        "timezone": member.timezone,
     }
 
 

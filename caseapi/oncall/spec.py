@@ -151,6 +151,9 @@ def _names(item: Mapping[str, Any], key: str, path: str, where: _Where) -> tuple
 
 
 def _duration(item: Mapping[str, Any], key: str, path: str, where: _Where) -> timedelta | None:
+    if item.get(key) is None:
+        where.add(item, None, f"{path}.{key}", "missing (a duration such as 10m)")
+        return None
     try:
         value = parse_duration(item.get(key))
     except ValueError as exc:
@@ -182,13 +185,20 @@ def _rotation(
         except RotationError as exc:
             where.add(item, "handoff", f"{path}.handoff", str(exc).removeprefix("handoff: "))
     start = item.get("start")
-    if isinstance(start, str):
+    if start is None:
+        where.add(item, None, f"{path}.start", "missing (a date YYYY-MM-DD)")
+    elif isinstance(start, str):
         with contextlib.suppress(ValueError):
             start = date.fromisoformat(start)
-    if not isinstance(start, date) or isinstance(start, datetime):
+    if start is not None and (not isinstance(start, date) or isinstance(start, datetime)):
         where.add(item, "start", f"{path}.start", f"{start!r}: expected a date YYYY-MM-DD")
         start = None
-    elif handoff is not None and handoff[0] is not None and start.weekday() != handoff[0]:
+    elif (
+        isinstance(start, date)
+        and handoff is not None
+        and handoff[0] is not None
+        and start.weekday() != handoff[0]
+    ):
         where.add(
             item,
             "start",
@@ -197,7 +207,10 @@ def _rotation(
         )
         start = None
     order = _names(item, "order", path, where)
-    if order is not None and not order:
+    if "order" not in item:
+        where.add(item, None, f"{path}.order", "missing (the members in turn)")
+        order = None
+    elif order is not None and not order:
         where.add(item, "order", f"{path}.order", "empty (at least one member)")
         order = None
     elif order is not None and team is not None:

@@ -23,7 +23,7 @@ from caseapi.database import CaseApiError, mask_url
 from caseapi.secrets import SecretDecryptError, SecretKeyError
 from nms.app.settings import DatabaseSettings, Settings, format_duration, load_settings
 from nms.clock import SystemClock
-from nms.errors import ConfigError, InventoryError, ListenError
+from nms.errors import ConfigError, InventoryError, ListenError, OrganisationError
 from nms.inventory.loader import load_inventory
 from probes.errors import IcmpPermissionError
 
@@ -113,6 +113,20 @@ def _parser() -> argparse.ArgumentParser:
         "and field. Exit 0 when valid, 2 when not.",
     )
     check.add_argument("file", type=Path, metavar="FILE")
+
+    organisation = sub.add_parser("organisation", help="support organisation tools")
+    org_sub = organisation.add_subparsers(
+        dest="organisation_command", required=True, metavar="ACTION"
+    )
+    org_check = org_sub.add_parser(
+        "check",
+        help="validate an organisation file",
+        description="Validate an organisation file (teams, members, routing, on-call, "
+        "escalation); print every problem with file, line and field. Calendars are "
+        "checked against cases.calendars of --config. Exit 0 when valid, 2 when not.",
+    )
+    org_check.add_argument("file", type=Path, metavar="FILE")
+    _add_config(org_check)
 
     config = sub.add_parser("config", help="configuration tools")
     cfg_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -242,6 +256,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if isinstance(known, InventoryError):
             _print_problems("invalid inventory, not started", known.problems)
             return EXIT_USAGE
+        if isinstance(known, OrganisationError):
+            _print_problems("invalid organisation file, not started", known.problems)
+            return EXIT_USAGE
         if isinstance(known, ListenError):
             _print_problems("cannot listen, not started", known.problems)
             return EXIT_USAGE
@@ -260,7 +277,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _startup_error(exc: BaseException) -> BaseException | None:
     """The first error we explain to the user, inside task groups too."""
-    if isinstance(exc, InventoryError | ListenError | IcmpPermissionError | CaseApiError):
+    if isinstance(
+        exc, InventoryError | OrganisationError | ListenError | IcmpPermissionError | CaseApiError
+    ):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
@@ -284,6 +303,23 @@ def _cmd_inventory_check(args: argparse.Namespace) -> int:
             _count(len(inventory.customers), "customer", "customers"),
             _count(len(inventory.ntus), "NTU", "NTUs"),
             _count(len(inventory.nodes), "upstream node", "upstream nodes"),
+        )
+    )
+    print(f"{args.file}: valid: {counts}")
+    return 0
+
+
+def _cmd_organisation_check(args: argparse.Namespace) -> int:
+    from nms.app.wiring import load_checked_organisation
+
+    settings = load_settings(args.config)
+    settings = _override(settings, "organisation", file=args.file)
+    organisation = load_checked_organisation(settings)
+    counts = ", ".join(
+        (
+            _count(len(organisation.teams), "team", "teams"),
+            _count(len(organisation.members), "member", "members"),
+            _count(len(organisation.routing), "routing rule", "routing rules"),
         )
     )
     print(f"{args.file}: valid: {counts}")
@@ -343,6 +379,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _cmd_run(args)
         if args.command == "inventory":
             return _cmd_inventory_check(args)
+        if args.command == "organisation":
+            return _cmd_organisation_check(args)
         if args.command == "demo":
             from nms.app.demo import run_demo
 
@@ -369,6 +407,9 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except InventoryError as exc:
         _print_problems("invalid inventory", exc.problems)
+        return EXIT_USAGE
+    except OrganisationError as exc:
+        _print_problems("invalid organisation file", exc.problems)
         return EXIT_USAGE
     except (SecretKeyError, SecretDecryptError) as exc:
         _print_problems("secret key problem", [str(exc)])

@@ -43,6 +43,7 @@ from nms.app.wiring import (
     build_case_workers,
     bus_settings,
     load_checked_inventory,
+    load_checked_organisation,
     migrate_until_done,
     seal_stored_secrets,
     secret_box,
@@ -53,10 +54,11 @@ from nms.bus.mqtt import MqttBus
 from nms.bus.wire import Heartbeat, NtuStateChange, SkipSet
 from nms.clock import Clock
 from nms.detector.availability import NtuState, Status
-from nms.errors import InventoryError
+from nms.errors import InventoryError, OrganisationError
 from nms.inventory.sync import sync_inventory
 from nms.noc.cluster_metrics import DELAY_BUCKETS, BusCollector, ShardMonitor
 from nms.noc.metrics import Metrics, build_metrics
+from nms.organisation.sync import sync_organisation
 
 log = logging.getLogger("nms.detector.node")
 
@@ -75,6 +77,7 @@ class DetectorNode:
         self._settings = settings
         self._clock = clock
         self._inventory = load_checked_inventory(settings)
+        self._organisation = load_checked_organisation(settings)
         self._bus_settings = bus_settings(settings)
         self._secrets = secret_box(settings)
         self._lock = LeaderLock(
@@ -160,8 +163,16 @@ class DetectorNode:
                 "inventory rejected, leading with the last valid one:\n  %s",
                 "\n  ".join(exc.problems),
             )
+        try:
+            self._organisation = load_checked_organisation(settings)
+        except OrganisationError as exc:
+            log.error(
+                "organisation file rejected, leading with the last valid one:\n  %s",
+                "\n  ".join(exc.problems),
+            )
         inventory = self._inventory
         await sync_inventory(sessionmaker, inventory)
+        await sync_organisation(sessionmaker, self._organisation)
         services = build_case_services(settings, sessionmaker, clock)
         # Room for a state change of every NTU at once (all go up after a start): the
         # outgoing buffer is sized for a probe worker's batches, not for the fleet.

@@ -30,14 +30,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.incidents import IncidentSink
 from nms.app.process import FileWatch
 from nms.app.settings import Settings
-from nms.app.wiring import load_settings_inventory
+from nms.app.wiring import load_checked_organisation, load_settings_inventory
 from nms.bus.batch import Batch
 from nms.clock import Clock
 from nms.detector.availability import Rules
 from nms.detector.engine import Detector, profile_thresholds
-from nms.errors import InventoryError
+from nms.errors import InventoryError, OrganisationError
 from nms.inventory.model import Inventory
 from nms.inventory.sync import sync_inventory
+from nms.organisation.sync import sync_organisation
 from nms.probing.targets import MaintenanceWatcher, SkipTarget, TargetPlanner
 
 log = logging.getLogger("nms.runtime")
@@ -116,6 +117,44 @@ class InventoryReloader:
         return True
 
 
+class OrganisationReloader:
+    """Reloads the organisation file with the inventory: on SIGHUP or when it changes.
+
+    A file that fails validation is refused as a whole, every problem logged, and
+    the stored organisation (teams, routing) stays as it was.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        path: Path,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._path = path
+        self._sessionmaker = sessionmaker
+        self._watch = FileWatch(path, self.reload, clock=clock)
+        self.requested = self._watch.requested
+
+    async def watch(self) -> None:
+        await self._watch.run(self._settings.inventory.watch_interval.total_seconds())
+
+    async def reload(self) -> bool:
+        try:
+            organisation = load_checked_organisation(self._settings)
+        except OrganisationError as exc:
+            log.error(
+                "organisation reload rejected, keeping the running one:\n  %s",
+                "\n  ".join(exc.problems),
+            )
+            return False
+        diff = await sync_organisation(self._sessionmaker, organisation)
+        log.info("organisation reloaded from %s: %s", self._path, diff.summary())
+        return True
+
+
 class DetectorService:
     """The detector engine and the loops that feed it (see the module docstring)."""
 
@@ -164,6 +203,15 @@ class DetectorService:
             )
         )
 
+        org_path = settings.organisation.file
+        self.organisation_reloader = (
+            None
+            if org_path is None
+            else OrganisationReloader(
+                settings=settings, path=org_path, sessionmaker=sessionmaker, clock=clock
+            )
+        )
+
     @property
     def inventory(self) -> Inventory:
         """The inventory in force (the last valid file)."""
@@ -173,11 +221,18 @@ class DetectorService:
         await self.detector.load(self._inventory)
         await self.maintenance.refresh()  # before the first probe: skip windows apply at once
         loop = asyncio.get_running_loop()
-        if self.reloader is not None:
-            loop.add_signal_handler(signal.SIGHUP, self.reloader.requested.set)
+        events = [r.requested for r in (self.reloader, self.organisation_reloader) if r is not None]
+        if events:
+
+            def reload_files() -> None:
+                for event in events:
+                    event.set()
+
+            loop.add_signal_handler(signal.SIGHUP, reload_files)
         else:
             loop.add_signal_handler(
-                signal.SIGHUP, lambda: log.warning("SIGHUP: no inventory file to reload")
+                signal.SIGHUP,
+                lambda: log.warning("SIGHUP: no inventory or organisation file to reload"),
             )
         return self
 
@@ -199,6 +254,8 @@ class DetectorService:
             )
             if self.reloader is not None:
                 tasks.create_task(self.reloader.watch(), name="inventory-watch")
+            if self.organisation_reloader is not None:
+                tasks.create_task(self.organisation_reloader.watch(), name="organisation-watch")
 
     async def _consume(self) -> None:
         async for batch in self._batches():

@@ -39,6 +39,7 @@ from nms.app.wiring import (
     build_case_workers,
     build_rate_limiter,
     load_checked_inventory,
+    load_checked_organisation,
     migrate_all,
     open_probes,
     seal_stored_secrets,
@@ -50,6 +51,7 @@ from nms.inventory.model import Inventory
 from nms.inventory.sync import sync_inventory
 from nms.noc.metrics import build_metrics
 from nms.noc.probe_metrics import ProbeStats
+from nms.organisation.sync import sync_organisation
 from nms.probing.targets import TargetPlanner
 
 log = logging.getLogger("nms.runtime")
@@ -60,10 +62,12 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
 
     Raises:
         InventoryError: the inventory file is invalid (nothing was started).
+        OrganisationError: the organisation file is invalid (nothing was started).
         probes.errors.IcmpPermissionError: ICMP sockets are not permitted.
         caseapi.database.CaseApiError: the database cannot be used.
     """
     inventory = load_checked_inventory(settings, required=False)
+    organisation = load_checked_organisation(settings)
     box = secret_box(settings)
     listener = listen_socket(settings.api.listen)
     engine = make_engine(settings.database.url)
@@ -80,6 +84,9 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
             len(inventory.ntus),
             diff.summary(),
         )
+        org_diff = await sync_organisation(sessionmaker, organisation)
+        if settings.organisation.file is not None:
+            log.info("organisation %s: %s", settings.organisation.file, org_diff.summary())
         services = build_case_services(settings, sessionmaker, clock)
         await _serve(settings, clock, inventory, sessionmaker, services, listener, box)
     finally:

@@ -224,6 +224,14 @@ class InventorySettings(_Section):
     """How often the inventory file is checked for changes (SIGHUP reloads at once)."""
 
 
+class OrganisationSettings(_Section):
+    """The support organisation (teams, members, routing, on-call, escalation)."""
+
+    file: Path | None = None
+    """The organisation YAML file; unset: no teams (cases get none). Reloaded with the
+    inventory (on change and on SIGHUP); a bad file is refused, the running one kept."""
+
+
 class MetricsSettings(_Section):
     """What ``/metrics`` exports (``nms run`` and ``nms detector``)."""
 
@@ -302,6 +310,7 @@ class Settings(BaseSettings):
     bus: BusSettings = BusSettings()
     cluster: ClusterSettings = ClusterSettings()
     inventory: InventorySettings = InventorySettings()
+    organisation: OrganisationSettings = OrganisationSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
     secrets: SecretsSettings = SecretsSettings()

@@ -34,6 +34,8 @@ from nms.errors import ConfigError
 from nms.inventory.loader import load_inventory
 from nms.inventory.model import Inventory
 from nms.noc.probe_metrics import ProbeStats
+from nms.organisation.loader import load_organisation
+from nms.organisation.model import Organisation
 from nms.probing.icmp_loop import ProbeLoop, sweep_settings
 from nms.probing.snmp_loop import SnmpLoop, client_settings
 from probes.icmp.sweeper import IcmpSweeper
@@ -68,6 +70,23 @@ def load_checked_inventory(settings: Settings, *, required: bool = True) -> Inve
     inventory = load_settings_inventory(settings, path)
     profile_thresholds(inventory, settings.detector.degraded)
     return inventory
+
+
+def load_checked_organisation(settings: Settings) -> Organisation:
+    """The organisation file of ``organisation.file`` (empty when unset), checked
+    against the calendars of ``cases.calendars`` and the mail template languages.
+
+    Raises:
+        OrganisationError: the file is invalid (every problem, with file, line and field).
+    """
+    path = settings.organisation.file
+    if path is None:
+        return Organisation()
+    return load_organisation(
+        path,
+        calendars=frozenset(settings.cases.calendars),
+        languages=settings.mail.templates().languages,
+    )
 
 
 def load_settings_inventory(settings: Settings, path: Path) -> Inventory:

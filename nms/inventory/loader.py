@@ -87,7 +87,7 @@ MAX_VALUES: Final = 5_000_000
 # --- YAML with line numbers ---------------------------------------------------------
 
 
-class _Lines(dict[str, Any]):
+class Lines(dict[str, Any]):
     """A mapping that remembers the line of itself and of each key."""
 
     line: int
@@ -157,9 +157,9 @@ _LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
 _TOO_BIG = f"too large: more than {MAX_VALUES:,} values once aliases are expanded"
 
 
-def _construct_mapping(loader: Any, node: yaml.MappingNode) -> _Lines:
+def _construct_mapping(loader: Any, node: yaml.MappingNode) -> Lines:
     loader.flatten_mapping(node)
-    result = _Lines()
+    result = Lines()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
     for key_node, value_node in node.value:
@@ -220,11 +220,11 @@ YAML_PARSER: Final = "libyaml" if _Loader is not _PyLoader else "pure Python"
 """Which YAML parser reads inventories: libyaml (C) when installed, else PyYAML's own."""
 
 
-def _line_of(item: object, loc: tuple[int | str, ...]) -> int | None:
+def line_of(item: object, loc: tuple[int | str, ...]) -> int | None:
     line = getattr(item, "line", None)
     node = item
     for part in loc:
-        if isinstance(node, _Lines) and isinstance(part, str):
+        if isinstance(node, Lines) and isinstance(part, str):
             line = node.key_lines.get(part, line)
             node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
@@ -243,18 +243,35 @@ class _Row:
     data: Any
 
 
-def _yaml_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
+class YamlProblemError(Exception):
+    """A YAML text refused: not YAML, too deep, too big, recursive (``problem`` is
+    ``source:line: message``)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse ``text`` (named ``source`` in messages) under the guards of this module:
+    bounded depth and values, safe constructor, duplicate keys refused; mappings come
+    back as ``Lines`` (their lines and their keys' lines, see ``line_of``).
+
+    Shared by every YAML file ``nms`` reads (the inventory, the organisation file).
+
+    Raises:
+        YamlProblemError: The text is refused, with the line.
+    """
     try:
         log.debug("parsing %s with the %s YAML parser", source, YAML_PARSER)
-        doc = yaml.load(text, Loader=_Loader)  # type: ignore[arg-type]  # safe constructor
+        return yaml.load(text, Loader=_Loader)  # type: ignore[arg-type]  # safe constructor
     except yaml.reader.ReaderError as exc:
         # Raised for the whole text before parsing, with a position, not a mark.
         line = text.count("\n", 0, exc.position) + 1
-        problems.append(
+        raise YamlProblemError(
             f"{source}:{line}: not valid YAML: character #x{exc.character:02x} is not "
             "allowed (is it a binary file?)"
-        )
-        return []
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -265,14 +282,42 @@ def _yaml_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
             # same refusal, worded as ours.
             problem, refused = _TOO_DEEP, True
         kind = "" if refused else "not valid YAML: "
-        problems.append(f"{where}: {kind}{problem}")
+        raise YamlProblemError(f"{where}: {kind}{problem}") from None
+
+
+def read_text(path: Path, what: str) -> str:
+    """The text of ``path`` (at most ``MAX_FILE_BYTES``, UTF-8, universal newlines).
+
+    Raises:
+        YamlProblemError: Unreadable, too large (``what`` names what it should be) or not UTF-8.
+    """
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise YamlProblemError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        limit = MAX_FILE_BYTES // 2**20
+        raise YamlProblemError(f"{path}: too large: more than {limit} MiB (is it {what}?)")
+    try:
+        # As Path.read_text would read it: universal newlines.
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        raise YamlProblemError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+
+
+def _yaml_rows(text: str, source: str, problems: list[str]) -> list[_Row]:
+    try:
+        doc = parse_yaml(text, source)
+    except YamlProblemError as exc:
+        problems.append(exc.problem)
         return []
     if doc is None:
         problems.append(
             f"{source}:1: empty: expected a mapping with 'customers' and 'ntus' lists at the top"
         )
         return []
-    if not isinstance(doc, _Lines):
+    if not isinstance(doc, Lines):
         problems.append(
             f"{source}:1: expected a mapping with 'customers' and 'ntus' lists at the top"
         )
@@ -393,7 +438,7 @@ def parse_inventory(
         except ValidationError as exc:
             for err in exc.errors():
                 loc = tuple(err["loc"])
-                line = _line_of(row.data, loc) or row.line
+                line = line_of(row.data, loc) or row.line
                 name = ".".join(str(p) for p in loc)
                 message = err["msg"].removeprefix("Value error, ")
                 if err["type"] == "extra_forbidden":
@@ -505,7 +550,7 @@ def _check_contacts(
     seen: dict[str, tuple[str, int | None]] = {}
     for row, customer in customers:
         for index, contact in enumerate(customer.contacts):
-            line = _line_of(row.data, ("contacts", index, "email")) or row.line
+            line = line_of(row.data, ("contacts", index, "email")) or row.line
             where = f"customers[{row.index}].contacts.{index}.email (id {customer.id})"
             first = seen.get(contact.email)
             if first is not None:
@@ -529,17 +574,8 @@ def load_inventory(
         InventoryError: every problem, with file, line and field.
     """
     try:
-        with path.open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise InventoryError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
-    if len(data) > MAX_FILE_BYTES:
-        limit = MAX_FILE_BYTES // 2**20
-        raise InventoryError([f"{path}: too large: more than {limit} MiB (is it an inventory?)"])
-    try:
-        # As Path.read_text would read it: universal newlines.
-        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    except UnicodeDecodeError as exc:
-        raise InventoryError([f"{path}: not UTF-8 text ({exc.reason})"]) from exc
+        text = read_text(path, "an inventory")
+    except YamlProblemError as exc:
+        raise InventoryError([exc.problem]) from exc
     fmt: Literal["yaml", "csv"] = "csv" if path.suffix.lower() == ".csv" else "yaml"
     return parse_inventory(text, source=str(path), fmt=fmt, secrets=secrets, languages=languages)

@@ -37,6 +37,7 @@ from caseapi.mail.inbound import InboundMail
 from caseapi.notifications.models import Notification, NotificationDelivery
 from caseapi.notifications.service import DeliveryService, WebhookService
 from caseapi.oncall.models import StaffAlert
+from caseapi.organisation import MemberRecord, RuleRecord, TeamRecord, sync_organisation
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import LAB_WEBHOOK_SETTINGS, authed_client, make_app, problem
 from tests.caseapi.conftest import START, Database
@@ -54,6 +55,8 @@ AUDITED: Final[dict[tuple[str, str], AuditAction]] = {
     ("POST", "/v1/cases/{ref}/assign"): A.CASE_ASSIGN,
     ("POST", "/v1/cases/{ref}/take"): A.CASE_TAKE,
     ("POST", "/v1/cases/{ref}/handoff"): A.CASE_HANDOFF,
+    ("POST", "/v1/cases/{ref}/forward"): A.CASE_FORWARD,
+    ("PATCH", "/v1/cases/{ref}/classification"): A.CASE_CLASSIFY,
     ("POST", "/v1/cases/{ref}/commitments"): A.CASE_COMMITMENT_SET,
     ("POST", "/v1/cases/{ref}/commitments/{commitment_id}/met"): A.CASE_COMMITMENT_MET,
     ("PUT", "/v1/cases/{ref}/etr"): A.CASE_ETR,
@@ -201,6 +204,16 @@ async def test_each_operation_records_one_row_with_its_action(
     handoff = {"to_level": "L2", "summary": SECRET_TEXT, "details": SECRET_TEXT}
     _, row = await step(staff, "POST", "/v1/cases/{ref}/handoff", handoff, ref=ref)
     assert row.details["escalation_level"] == {"from": "L1", "to": "L2"}
+    await sync_organisation(
+        database.sessionmaker,
+        teams=[TeamRecord(id="l2", name="L2", level="L2", timezone="UTC", members=["carol"])],
+        members=[MemberRecord(id="carol", name="C", email="c@x.example", timezone="UTC")],
+        rules=[RuleRecord(team="l2")],
+    )
+    forward = {"team": "l2", "assignee": "carol", "summary": SECRET_TEXT, "details": SECRET_TEXT}
+    _, row = await step(staff, "POST", "/v1/cases/{ref}/forward", forward, ref=ref)
+    assert row.details["team_id"] == {"from": None, "to": "l2"}
+    assert row.details["assignee"] == {"from": None, "to": "carol"}
     promise = {"kind": "next_update", "within_minutes": 30, "note": SECRET_TEXT}
     case, _ = await step(staff, "POST", "/v1/cases/{ref}/commitments", promise, ref=ref)
     commitment_id = case.json()["commitments"][0]["id"]
@@ -208,6 +221,10 @@ async def test_each_operation_records_one_row_with_its_action(
     await step(staff, "POST", met, ref=ref, commitment_id=commitment_id)
     etr = {"etr": (START + timedelta(hours=3)).isoformat(), "note": SECRET_TEXT}
     await step(staff, "PUT", "/v1/cases/{ref}/etr", etr, ref=ref)
+    fix = {"type": "general_request", "subject": "other", "reason": SECRET_TEXT}
+    _, row = await step(staff, "PATCH", "/v1/cases/{ref}/classification", fix, ref=ref)
+    assert row.details["type"] == {"from": "incident", "to": "general_request"}
+    assert row.details["priority"] == {"from": "P1", "to": "P3"}
     await step(staff, "POST", "/v1/cases/{ref}/escalate", {"reason": SECRET_TEXT}, ref=ref)
     comment = {"body": SECRET_TEXT, "visibility": "internal"}
     _, row = await step(staff, "POST", "/v1/cases/{ref}/comments", comment, ref=ref)

@@ -67,6 +67,9 @@ EXPECTED: Final[dict[tuple[str, str], Rule]] = {
     ("POST", "/v1/cases/{ref}/assign"): Rule(STAFF, {"assignee": "bob"}),
     ("POST", "/v1/cases/{ref}/take"): Rule(STAFF),
     ("POST", "/v1/cases/{ref}/handoff"): Rule(STAFF, {}),
+    # Admitted callers name no team or person: 422, after the role and tenancy checks.
+    ("POST", "/v1/cases/{ref}/forward"): Rule(STAFF, {"summary": "s", "details": "d"}),
+    ("PATCH", "/v1/cases/{ref}/classification"): Rule(STAFF, {"type": "incident"}),
     ("POST", "/v1/cases/{ref}/commitments"): Rule(STAFF, {}),
     ("POST", "/v1/cases/{ref}/commitments/{commitment_id}/met"): Rule(STAFF),
     ("PUT", "/v1/cases/{ref}/etr"): Rule(STAFF, {"etr": "2030-01-01T00:00:00+00:00"}),
@@ -119,6 +122,9 @@ EXPECTED: Final[dict[tuple[str, str], Rule]] = {
     # Staff alerts: staff acknowledge by id; the link's token is its own credential.
     ("POST", "/v1/alerts/{alert_id}/ack"): Rule(STAFF),
     ("GET", "/v1/alerts/ack"): Rule(PUBLIC, token=True),
+    # How support is organised: staff only.
+    ("GET", "/v1/teams"): Rule(STAFF),
+    ("GET", "/v1/teams/{team_id}"): Rule(STAFF),
 }
 #: FastAPI's own documentation routes: public, and carry no data.
 DOC_PATHS: Final = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -240,6 +246,7 @@ def _url(path: str, *, ref: str, ntu: str, key_id: int) -> str:
         mail_id=1,
         alert_id=1,
         reply_id=1,
+        team_id="l1-noc",
     )
 
 

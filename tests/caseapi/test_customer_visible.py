@@ -24,6 +24,7 @@ CUSTOMER_VISIBLE_FIELDS: Final = {
     ("CaseCreate", "site"),
     ("CaseCreate", "summary"),
     ("CaseUpdate", "reason"),
+    ("ClassificationRequest", "reason"),
     ("CommentCreate", "body"),
     ("CommitmentCreate", "note"),
     ("EtrRequest", "note"),

