@@ -394,3 +394,31 @@ def test_nms_run_refuses_to_start_on_a_bad_file(
     assert "invalid organisation file, not started" in err
     assert f"{bad}:15: members[1].timezone (id bob): unknown time zone 'X'" in err
     assert not (tmp_path / "n.db").exists()
+
+
+async def test_sync_stores_oncall_and_a_file_without_it_empties_it(database: Database) -> None:
+    from caseapi.oncall.models import EscalationTierRow, OncallOverrideRow, OncallRotationRow
+
+    text = GOOD + textwrap.dedent(
+        """\
+        oncall:
+          - {team: l1-noc, rotation: daily, handoff: "08:00", start: 2026-11-02,
+             order: [bob, alice], ack_within: 5m,
+             overrides: [{member: alice, from: "2026-12-24T18:00", to: "2026-12-25T09:00"}]}
+        escalation:
+          - {tier: standard, levels: {L1: {team: l1-noc}, L3: {team: l3-core}}}
+        """
+    )
+    await sync_organisation(database.sessionmaker, parse(text))  # type: ignore[arg-type]
+
+    async def counts() -> tuple[int, int, int]:
+        async with database.sessionmaker() as session:
+            return (
+                len((await session.scalars(select(OncallRotationRow))).all()),
+                len((await session.scalars(select(OncallOverrideRow))).all()),
+                len((await session.scalars(select(EscalationTierRow))).all()),
+            )
+
+    assert await counts() == (1, 1, 1)
+    await sync_organisation(database.sessionmaker, parse(GOOD))  # type: ignore[arg-type]
+    assert await counts() == (0, 0, 0)
