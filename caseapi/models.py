@@ -19,6 +19,12 @@ from caseapi.mail.inbound import InboundMail
 from caseapi.mail.models import MailMessage
 from caseapi.notifications import models as _notifications  # noqa: F401  (registers tables)
 from caseapi.ntus.models import Ntu, NtuState
+from caseapi.oncall.models import (
+    EscalationTierRow,
+    OncallOverrideRow,
+    OncallRotationRow,
+    StaffAlert,
+)
 from caseapi.replies.models import CannedReply
 from caseapi.reports.models import OutageInterval
 from caseapi.rfo.models import RfoVersion
@@ -37,14 +43,18 @@ __all__ = [
     "Comment",
     "Customer",
     "CustomerContact",
+    "EscalationTierRow",
     "InboundMail",
     "MailMessage",
     "Member",
     "Ntu",
     "NtuState",
+    "OncallOverrideRow",
+    "OncallRotationRow",
     "OutageInterval",
     "RfoVersion",
     "RoutingRuleRow",
+    "StaffAlert",
     "Team",
     "TeamMember",
 ]

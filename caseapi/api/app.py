@@ -68,6 +68,10 @@ from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.routes import router as notifications_router
 from caseapi.notifications.service import WebhookService
 from caseapi.ntus.routes import router as ntus_router
+from caseapi.oncall import service as staff_alerts
+from caseapi.oncall.ack import AlertAckService
+from caseapi.oncall.routes import router as alerts_router
+from caseapi.oncall.service import AlertConfig
 from caseapi.ratelimit.service import RateLimiter
 from caseapi.replies.routes import router as replies_router
 from caseapi.replies.service import ReplyService
@@ -185,6 +189,12 @@ def create_app(
     app.state.held_mail_service = HeldMailService(
         sessionmaker=sessionmaker, clock=domain_clock, ingest=app.state.mail_ingest
     )
+    app.state.alert_ack_service = AlertAckService(sessionmaker=sessionmaker, clock=domain_clock)
+    # Ack links in staff alerts point at this API (the alerts are raised by case writers
+    # of this process, which have no settings of their own).
+    staff_alerts.configure(
+        AlertConfig(public_url=(notifications or NotificationSettings()).staff_ack_base_url)
+    )
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.get("/healthz", tags=["health"], response_model=None)
@@ -209,6 +219,7 @@ def create_app(
     app.include_router(audit_router)
     app.include_router(mail_router)
     app.include_router(reports_router)
+    app.include_router(alerts_router)
     app.include_router(replies_router)
     app.include_router(teams_router)
     for router in extra_routers:

@@ -53,6 +53,8 @@ class AuditAction(StrEnum):
     MAIL_RELEASE = "mail.release"
     # Reports (recorded by the reports feature)
     REPORT_EXPORT = "report.export"
+    # Staff alerts (on-call): an acknowledgement by API key or by the signed link
+    ALERT_ACK = "alert.ack"
     # Canned replies (sending one is a ``case.comment`` with its ``reply_id``)
     REPLY_CREATE = "reply.create"
     REPLY_UPDATE = "reply.update"
@@ -89,4 +91,5 @@ class AuditTarget(StrEnum):
     NOTIFICATION = "notification"
     REPORT = "report"
     MAIL = "mail"
+    ALERT = "alert"
     REPLY = "reply"

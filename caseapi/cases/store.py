@@ -46,6 +46,7 @@ from caseapi.cases.snapshot import (
 from caseapi.core.errors import CaseNotFoundError
 from caseapi.customers import repository as customer_repository
 from caseapi.ntus import repository as ntu_repository
+from caseapi.oncall import service as staff_alerts
 from caseapi.teams.assign import team_for_new_case
 
 #: Snapshot fields stored as ``cases`` columns of the same name.
@@ -191,6 +192,8 @@ async def record_event(
         session, case=case, at=at, kind=kind, actor=actor, data=dict(data or {})
     )
     await notices.on_case_event(session, case=case, event=event)
+    # Staff alerts (on-call, escalation) in the same transaction: exactly once per event.
+    await staff_alerts.on_case_event(session, case=case, event=event)
     return event
 
 

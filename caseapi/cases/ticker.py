@@ -33,6 +33,7 @@ from caseapi.cases.sla import SlaSettings
 from caseapi.cases.snapshot import Tick
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
+from caseapi.oncall import service as staff_alerts
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,12 @@ class CaseTicker:
             handled += count
             if count < self._batch_size:
                 break
+        async with session_scope(self._sessionmaker, write=True) as session:
+            # Staff alerts not acknowledged in time go to the next person (stored next_at).
+            renotified = await staff_alerts.tick(session, now=now)
+            await session.commit()
+        if renotified:
+            logger.info("staff alerts: %d re-notified or exhausted", renotified)
         purged = await self._audit.purge(retention=self._audit_retention, now=now)
         if purged:
             logger.info("audit log: purged %d rows older than the retention", purged)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 
@@ -53,11 +54,25 @@ class NotificationSettings(Section):
     attach_rfo_pdf: bool = True
     """Attach the published RFO as a PDF to the ``rfo_published`` e-mail."""
     webhooks: WebhookSettings = WebhookSettings()
+    staff_ack_base_url: str = "http://127.0.0.1:8000"
+    """Where the acknowledgement links in staff alerts point: the case API's public
+    URL as staff reach it (``<base>/v1/alerts/ack?token=...``)."""
+    staff_webhook_secret: SecretStr | None = Field(default=None, min_length=16)
+    """Signs staff alerts to members' own webhooks (``X-NMS-Signature``, like customer
+    webhooks); unset: staff alerts go by e-mail (and MQTT) only."""
 
     @field_validator("mqtt_url")
     @classmethod
     def _check_mqtt_url(cls, url: str | None) -> str | None:
         return None if url is None else check_mqtt_url(url)
+
+    @field_validator("staff_ack_base_url")
+    @classmethod
+    def _check_ack_base(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError(f"{url!r}: expected an http(s) URL such as https://nms.example")
+        return url.rstrip("/")
 
     @model_validator(mode="after")
     def _check(self) -> NotificationSettings:
@@ -86,6 +101,9 @@ class NotificationSettings(Section):
             backoff_base=self.backoff_base,
             backoff_cap=self.backoff_cap,
             webhook_policy=self.webhooks.policy(),
+            staff_webhook_secret=(
+                self.staff_webhook_secret.get_secret_value() if self.staff_webhook_secret else None
+            ),
             **tuning,
         )
 

@@ -165,6 +165,7 @@ class NotificationDispatcher:
                 claim_timeout=self._settings.claim_timeout,
                 limit=limit,
                 sender=self._settings.smtp_from,
+                staff_secret=self._settings.staff_webhook_secret,
             )
             await session.commit()
         if jobs:

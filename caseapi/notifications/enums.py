@@ -31,6 +31,9 @@ class NotificationKind(StrEnum):
     REQUEST_REFUSED = "request_refused"
     #: Answers to a customer's mail: a reply to a closed case opened a new one.
     FOLLOW_UP_OPENED = "follow_up_opened"
+    #: To support staff, never to a customer: an on-call or escalation alert
+    #: (``caseapi.oncall``), sent to ``data["to"]`` only.
+    STAFF_ALERT = "staff_alert"
 
 
 MAINTENANCE_KINDS = frozenset(

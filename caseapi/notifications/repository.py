@@ -25,6 +25,7 @@ from caseapi.notifications.enums import (
     REPLY_KINDS,
     Channel,
     DeliveryState,
+    NotificationKind,
 )
 from caseapi.notifications.models import Notification, NotificationDelivery, WebhookSubscription
 from caseapi.notifications.render import Envelope
@@ -134,6 +135,13 @@ async def expand_new(
                 (Channel.EMAIL, address)
                 for address in await email_targets(session, notification, customer)
             )
+        if notification.kind == NotificationKind.STAFF_ALERT:
+            # To one member of staff: their e-mail, their own webhook and the staff
+            # MQTT topic, never the customer's subscriptions or topics.
+            targets.extend(staff_targets(notification, settings))
+            notification.expanded_at = now
+            await _add_deliveries(session, notification, targets, now)
+            continue
         if (notification.data or {}).get("to"):
             # An answer to one person's mail: nothing for webhooks and MQTT.
             notification.expanded_at = now
@@ -155,6 +163,26 @@ async def expand_new(
         notification.expanded_at = now
     await session.flush()
     return len(notifications)
+
+
+#: A delivery target that is a member's own webhook URL, not a subscription id.
+STAFF_WEBHOOK_PREFIX = "staff:"
+
+
+def staff_targets(
+    notification: Notification, settings: DispatcherSettings
+) -> list[tuple[Channel, str]]:
+    """A staff alert's webhook (when signed: ``staff_webhook_secret``) and MQTT targets."""
+    data = notification.data or {}
+    targets: list[tuple[Channel, str]] = []
+    webhook = data.get("webhook")
+    if isinstance(webhook, str) and webhook and settings.staff_webhook_secret:
+        targets.append((Channel.WEBHOOK, STAFF_WEBHOOK_PREFIX + webhook))
+    member = data.get("member")
+    if data.get("mqtt") and settings.mqtt_enabled and isinstance(member, str) and member:
+        safe = _TOPIC_UNSAFE.sub("_", member) or "_"
+        targets.append((Channel.MQTT, f"{settings.mqtt_topic_prefix}/staff/{safe}/alerts"))
+    return targets
 
 
 async def _add_deliveries(
@@ -184,6 +212,7 @@ async def claim_due(
     claim_timeout: timedelta,
     limit: int,
     sender: str = "noc@localhost",
+    staff_secret: str | None = None,
 ) -> list[Job]:
     """Claim up to ``limit`` due deliveries for ``claim_timeout`` and return them.
 
@@ -195,7 +224,8 @@ async def claim_due(
     Each e-mail job carries its recipient's language and its case's thread: the
     stored one (``caseapi.mail.threading``) extended by the mails claimed before it
     in this batch, so mails sent together still thread one after the other
-    (``sender``'s domain makes the Message-IDs).
+    (``sender``'s domain makes the Message-IDs). A member's own webhook (a staff
+    alert) is signed with ``staff_secret``.
     """
     stmt = (
         select(NotificationDelivery, Notification)
@@ -225,7 +255,12 @@ async def claim_due(
             )
             zones[notification.customer_id] = customer_zone(customer)
         webhook = None
-        if delivery.channel == Channel.WEBHOOK:
+        if delivery.channel == Channel.WEBHOOK and delivery.target.startswith(STAFF_WEBHOOK_PREFIX):
+            if staff_secret:
+                webhook = WebhookTarget(
+                    url=delivery.target.removeprefix(STAFF_WEBHOOK_PREFIX), secrets=(staff_secret,)
+                )
+        elif delivery.channel == Channel.WEBHOOK:
             subscription = await session.get(WebhookSubscription, int(delivery.target))
             if subscription is not None and subscription.active:
                 webhook = WebhookTarget(
@@ -240,6 +275,12 @@ async def claim_due(
             if contact is not None:
                 language, recipient = contact.language, contact.name or None
                 zone = first_zone(contact.timezone, zones[notification.customer_id])
+            elif notification.kind == NotificationKind.STAFF_ALERT:
+                # A staff alert: the member's language and id (never a customer contact).
+                data = notification.data or {}
+                language = str(data.get("language") or DEFAULT_LANGUAGE)
+                recipient = str(data.get("member") or "") or None
+                zone = first_zone(str(data.get("timezone") or ""), zone)
             if notification.id not in answered:
                 answered[notification.id] = await _thread(session, notification, threads, sender)
             # Every recipient of one mail gets the same thread (and Message-ID).

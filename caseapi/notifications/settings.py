@@ -44,6 +44,8 @@ class DispatcherSettings:
     webhook_rotation_overlap: timedelta = timedelta(hours=24)
     #: Where webhooks may be delivered (``notifications.webhooks.*``).
     webhook_policy: WebhookPolicy = WebhookPolicy()  # noqa: RUF009 - frozen, shared safely
+    #: Signs staff alerts to members' webhooks (``None``: no staff webhooks).
+    staff_webhook_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

@@ -73,6 +73,7 @@ EXTRA_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     K.CASE_ACKNOWLEDGED: ("mail_subject",),
     K.FOLLOW_UP_OPENED: ("previous_ref", "mail_subject"),
     K.REQUEST_REFUSED: ("reason", "mail_subject"),
+    K.STAFF_ALERT: ("alert", "level", "step", "ack_url", "team"),
 }
 #: Computed for every mail: who it greets, when it was sent, where to answer.
 DERIVED: Final = (

@@ -22,8 +22,8 @@ from caseapi.organisation import (
 from caseapi.organisation import sync_organisation as store_organisation
 from nms.organisation.model import Organisation
 
-#: A section writer: what ``Organisation.sections[name]`` holds -> its write (run
-#: inside the sync's transaction).
+#: A section writer: what ``Organisation.sections[name]`` holds (``None``: the file
+#: has no such section) -> its write (run inside the sync's transaction).
 SectionWriter = Callable[[object, Organisation], OrganisationWrite]
 
 _WRITERS: dict[str, SectionWriter] = {}
@@ -41,10 +41,10 @@ async def sync_organisation(
     sessionmaker: async_sessionmaker[AsyncSession], organisation: Organisation
 ) -> OrganisationDiff:
     """Make the case service's teams, members and routing rules match ``organisation``."""
+    # Every registered writer runs, with ``None`` for a section the file lacks: a
+    # section taken out of the file is emptied, not left as it was.
     also = [
-        writer(organisation.sections[name], organisation)
-        for name, writer in _WRITERS.items()
-        if name in organisation.sections
+        writer(organisation.sections.get(name), organisation) for name, writer in _WRITERS.items()
     ]
     return await store_organisation(
         sessionmaker,

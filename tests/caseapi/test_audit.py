@@ -36,6 +36,7 @@ from caseapi.core.database import make_engine, make_sessionmaker
 from caseapi.mail.inbound import InboundMail
 from caseapi.notifications.models import Notification, NotificationDelivery
 from caseapi.notifications.service import DeliveryService, WebhookService
+from caseapi.oncall.models import StaffAlert
 from caseapi.organisation import MemberRecord, RuleRecord, TeamRecord, sync_organisation
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import LAB_WEBHOOK_SETTINGS, authed_client, make_app, problem
@@ -77,6 +78,7 @@ AUDITED: Final[dict[tuple[str, str], AuditAction]] = {
     ("POST", "/v1/webhooks/{subscription_id}/rotate"): A.WEBHOOK_ROTATE,
     ("POST", "/v1/notifications/{delivery_id}/retry"): A.NOTIFICATION_RETRY,
     ("POST", "/v1/mail/held/{mail_id}/release"): A.MAIL_RELEASE,
+    ("POST", "/v1/alerts/{alert_id}/ack"): A.ALERT_ACK,
     ("POST", "/v1/replies"): A.REPLY_CREATE,
     ("PATCH", "/v1/replies/{reply_id}"): A.REPLY_UPDATE,
     ("DELETE", "/v1/replies/{reply_id}"): A.REPLY_DELETE,
@@ -309,8 +311,24 @@ async def test_each_operation_records_one_row_with_its_action(
     discard = {"action": "discard", "reason": SECRET_TEXT}
     _, row = await step(staff, "POST", release, discard, mail_id=await _held_mail(database))
     assert row.details == {"held_reason": "unknown_sender", "action": "discard"}
+    # A staff alert acknowledged by a staff key
+    ack = "/v1/alerts/{alert_id}/ack"
+    _, row = await step(staff, "POST", ack, alert_id=await _pending_alert(database))
+    assert row.details["via"] == "api" and row.target_type == "alert"
 
     assert sorted(AUDITED.keys() - step.exercised) == [], "the scenario must call every one"
+
+
+async def _pending_alert(database: Database) -> int:
+    async with database.sessionmaker() as session:
+        row = StaffAlert(
+            event_key="audit-test", case_id=None, kind="new_case", recipients=["alice"],
+            step=0, member_id="alice", status="sending", ack_within_seconds=600,
+            created_at=START, sent_at=START, next_at=START + timedelta(minutes=10),
+        )  # fmt: skip
+        session.add(row)
+        await session.commit()
+        return row.id
 
 
 async def _held_mail(database: Database) -> int:

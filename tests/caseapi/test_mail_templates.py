@@ -51,6 +51,7 @@ ITALIAN_SUBJECTS = {
     K.MAINTENANCE_STARTED: "[Manutenzione MW-7] Manutenzione iniziata",
     K.MAINTENANCE_COMPLETED: "[Manutenzione MW-7] Manutenzione completata",
     K.MAINTENANCE_CANCELLED: "[Manutenzione MW-7] Manutenzione annullata",
+    K.STAFF_ALERT: "conferma la presa in carico",
 }
 
 

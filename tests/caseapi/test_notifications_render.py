@@ -44,6 +44,12 @@ FACTS = {
     "previous_ref": "CS-2026-000041",
     "mail_subject": "Line down again",
     "reason": "contract_expired",
+    # A staff alert's own facts (staff_alert)
+    "alert": "new_case",
+    "level": "L1",
+    "team": "l1-noc",
+    "step": 1,
+    "ack_url": "http://127.0.0.1:8000/v1/alerts/ack?token=1.abc",
     # Never shown to a customer:
     "dedup_key": "ntu:ntu-1:down",
     "internal_note": "supplier contract is about to lapse",

@@ -223,13 +223,54 @@ def test_unreadable_file(tmp_path: Path) -> None:
     assert "missing.yaml: cannot read" in info.value.problems[0]
 
 
-def test_other_sections_pass_through_raw_until_a_parser_is_registered() -> None:
-    text = GOOD + "oncall:\n  - {team: l1-noc, rotation: weekly}\n"
+def test_oncall_and_escalation_are_parsed_with_the_teams_of_the_file() -> None:
+    text = GOOD + textwrap.dedent(
+        """\
+        oncall:
+          - {team: l1-noc, rotation: weekly, handoff: "mon 09:00", start: 2026-11-02,
+             order: [alice, bob], ack_within: 10m}
+        escalation:
+          - tier: gold
+            levels: {L1: {team: l1-noc}, L3: {team: l3-core, contacts: [bob]}}
+            notify_after: {L3: 4h}
+        """
+    )
     organisation = parse_organisation(text, source="org.yaml", calendars=frozenset({"office"}))
-    assert organisation.sections["oncall"] == [{"team": "l1-noc", "rotation": "weekly"}]
+    oncall = organisation.sections["oncall"]
+    assert list(oncall.rotations) == ["l1-noc"]  # type: ignore[attr-defined]
+    assert organisation.sections["escalation"].tiers["gold"].recipients("L3") == ("bob",)  # type: ignore[attr-defined]
+    with pytest.raises(OrganisationError) as info:
+        parse(GOOD + "oncall:\n  - {team: l1-noc, rotation: weekly}\n")
+    assert info.value.problems == [
+        "org.yaml:22: oncall[0].handoff: missing",
+        "org.yaml:22: oncall[0].start: missing (a date YYYY-MM-DD)",
+        "org.yaml:22: oncall[0].order: missing (the members in turn)",
+        "org.yaml:22: oncall[0].ack_within: missing (a duration such as 10m)",
+    ]
     with pytest.raises(OrganisationError) as info:
         parse(GOOD + "escalation: {tier: gold}\n")
     assert info.value.problems == ["org.yaml:21: escalation: expected a list"]
+    bad = GOOD + textwrap.dedent(
+        """\
+        oncall:
+          - team: l1-noc
+            rotation: daily
+            handoff: "09:00"
+            start: 2026-11-02
+            order: [alice, carol]
+            ack_within: 10m
+            overrides:
+              - {member: bob, from: "2026-12-24T18:00", to: "2026-12-27T09:00"}
+              - {member: alice, from: "2026-12-26T00:00", to: "2026-12-28T00:00"}
+        """
+    )
+    with pytest.raises(OrganisationError) as info:
+        parse(bad)
+    assert info.value.problems == [
+        "org.yaml:26: oncall[0].order: carol: not a member of team l1-noc",
+        "org.yaml:28: oncall[0].overrides: bob 2026-12-24T18:00..2026-12-27T09:00 and "
+        "alice 2026-12-26T00:00..2026-12-28T00:00 overlap",
+    ]
 
 
 def test_a_registered_parser_sees_the_teams_and_reports_with_lines(
@@ -353,3 +394,31 @@ def test_nms_run_refuses_to_start_on_a_bad_file(
     assert "invalid organisation file, not started" in err
     assert f"{bad}:15: members[1].timezone (id bob): unknown time zone 'X'" in err
     assert not (tmp_path / "n.db").exists()
+
+
+async def test_sync_stores_oncall_and_a_file_without_it_empties_it(database: Database) -> None:
+    from caseapi.oncall.models import EscalationTierRow, OncallOverrideRow, OncallRotationRow
+
+    text = GOOD + textwrap.dedent(
+        """\
+        oncall:
+          - {team: l1-noc, rotation: daily, handoff: "08:00", start: 2026-11-02,
+             order: [bob, alice], ack_within: 5m,
+             overrides: [{member: alice, from: "2026-12-24T18:00", to: "2026-12-25T09:00"}]}
+        escalation:
+          - {tier: standard, levels: {L1: {team: l1-noc}, L3: {team: l3-core}}}
+        """
+    )
+    await sync_organisation(database.sessionmaker, parse(text))  # type: ignore[arg-type]
+
+    async def counts() -> tuple[int, int, int]:
+        async with database.sessionmaker() as session:
+            return (
+                len((await session.scalars(select(OncallRotationRow))).all()),
+                len((await session.scalars(select(OncallOverrideRow))).all()),
+                len((await session.scalars(select(EscalationTierRow))).all()),
+            )
+
+    assert await counts() == (1, 1, 1)
+    await sync_organisation(database.sessionmaker, parse(GOOD))  # type: ignore[arg-type]
+    assert await counts() == (0, 0, 0)
