@@ -2,7 +2,7 @@
 ``escalation_tiers`` and ``staff_alerts``.
 
 Revision ID: 0024
-Revises: 0025
+Revises: 0023
 Create Date: 2026-12-06 11:00:00+00:00
 
 Hand-written to match ``caseapi.oncall.models``; the test suite compares the result
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0024"
-down_revision: str | None = "0025"
+down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """People: ``customer_contacts.timezone`` and ``canned_replies``.
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0024
 Create Date: 2026-12-06 11:00:00+00:00
 
 Hand-written to match ``caseapi.customers.models`` and ``caseapi.replies.models``;
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0025"
-down_revision: str | None = "0023"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
