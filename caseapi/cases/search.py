@@ -23,6 +23,7 @@ syntax.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from typing import Final
 
@@ -85,10 +86,14 @@ def parse_search(text: str) -> Search:
 
 
 def _lower(token: str) -> str:
-    # Both databases fold case themselves; this only makes one search one cursor
-    # however it is typed. A letter whose lower case is longer ("İ" -> "i" + U+0307,
-    # a combining dot both tokenisers take for a separator) is left to them.
-    return "".join(lower if len(lower := char.lower()) == 1 else char for char in token)
+    # Both databases fold case themselves, each as it folds the indexed text; this
+    # only makes one search one cursor however ASCII is typed. Other letters are left
+    # to them: Python knows newer letters than SQLite's tokeniser (U+037F, Unicode 7),
+    # and lowering those here would look for a word the index never holds.
+    return token.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER: Final = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def render_fts5(term: Term) -> str:

@@ -465,15 +465,18 @@ async def test_migration_indexes_existing_cases_and_later_changes(
 ) -> None:
     async with database.engine.begin() as conn:
         await conn.run_sync(_alembic, "downgrade", "0012")
-    # Written while no search index exists (no trigger on SQLite).
-    async with database.sessionmaker() as session:
-        case = (
-            await session.execute(select(Case).where(Case.ref == corpus.refs["rfo"]))
-        ).scalar_one()
-        case.description = "Written before the index: quokka."
-        await session.commit()
-    async with database.engine.begin() as conn:
-        await conn.run_sync(_alembic, "upgrade", "head")
+    try:
+        # Written while no search index exists (no trigger on SQLite), in plain SQL:
+        # the models describe the newest schema, not revision 0012's.
+        async with database.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE cases SET description = :text WHERE ref = :ref"),
+                {"text": "Written before the index: quokka.", "ref": corpus.refs["rfo"]},
+            )
+    finally:
+        # Never leave the session's shared database at an old revision.
+        async with database.engine.begin() as conn:
+            await conn.run_sync(_alembic, "upgrade", "head")
     assert await _search(database, "quokka") == [corpus.refs["rfo"]]
     assert await _search(database, "contractor") == corpus.expect(INTERNAL["contractor"])
     assert await _search(database, "contractor", internal=False) == []
