@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -80,6 +80,10 @@ from caseapi.reports.service import ReportService
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
 from caseapi.teams.routes import router as teams_router
+from caseapi.web import routes as console
+from caseapi.web.errors import page_error
+from caseapi.web.paths import is_page
+from caseapi.web.session import SessionStore
 
 PROBLEM_JSON = openapi.PROBLEM_JSON
 _RESERVED = frozenset({"type", "title", "status", "detail", "instance", "code"})
@@ -107,6 +111,7 @@ def create_app(
     rate_limiter: RateLimiter | None = None,
     trusted_proxies: Sequence[IPNetwork] = (),
     mail_ingest: MailIngestService | None = None,
+    web_sessions: SessionStore | None = None,
 ) -> FastAPI:
     """Build the API application.
 
@@ -134,6 +139,8 @@ def create_app(
             (``caseapi.api.client_address``); none when omitted.
         mail_ingest: The mail ingest the held-mail routes release through (built
             with the default ``mail`` settings and this app's services when omitted).
+        web_sessions: The web console's session store (``caseapi.web``; sessions in
+            memory when omitted).
     """
     if healthz_timeout <= 0 or retry_after_seconds <= 0:
         raise ValueError("healthz_timeout and retry_after_seconds must be positive")
@@ -224,6 +231,8 @@ def create_app(
     app.include_router(teams_router)
     for router in extra_routers:
         app.include_router(router)
+    # The web console: pages over the same services (caseapi.web).
+    console.install(app, sessions=web_sessions)
     _install_error_handlers(app, retry_after=retry_after)
     upload_limit = RouteLimit(
         method="POST",
@@ -367,10 +376,30 @@ def _install_error_handlers(app: FastAPI, *, retry_after: dict[str, str]) -> Non
             **extensions,
         )
 
-    app.add_exception_handler(CaseApiError, on_case_api_error)
-    app.add_exception_handler(NotFoundError, on_not_found)
-    app.add_exception_handler(InvalidCursorError, on_invalid_cursor)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette logs the exception and re-raises it after this answer.
+        return PlainTextResponse("Internal Server Error", status_code=500)
+
+    pages_first = _pages_first
+    app.add_exception_handler(CaseApiError, pages_first(on_case_api_error))
+    app.add_exception_handler(NotFoundError, pages_first(on_not_found))
+    app.add_exception_handler(InvalidCursorError, pages_first(on_invalid_cursor, status=422))
+    app.add_exception_handler(RequestValidationError, pages_first(on_validation, status=422))
+    app.add_exception_handler(StarletteHTTPException, pages_first(on_http_error))
     for exc_type in _DATABASE_DOWN:
-        app.add_exception_handler(exc_type, on_database_down)
+        app.add_exception_handler(exc_type, pages_first(on_database_down, status=503))
+    app.add_exception_handler(Exception, pages_first(on_unexpected))
+
+
+_Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _pages_first(handler: _Handler, *, status: int | None = None) -> _Handler:
+    """``handler`` for the API; the console's error page (``status``) for its pages."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        if is_page(request):
+            return await page_error(request, exc, status=status)
+        return await handler(request, exc)
+
+    return handle

@@ -1,0 +1,1 @@
+"""The console's `auth` pages (see ``caseapi.web``)."""

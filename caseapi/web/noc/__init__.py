@@ -1,0 +1,1 @@
+"""The console's `noc` pages (see ``caseapi.web``)."""

@@ -1,0 +1,1 @@
+"""The console's `workspace` pages (see ``caseapi.web``)."""
