@@ -84,6 +84,18 @@ def is_customer_visible(event: CaseEvent) -> bool:
 _VISIBILITY_KINDS: Final = frozenset({CaseEventKind.COMMENT_ADDED, CaseEventKind.ATTACHMENT_ADDED})
 
 
+@dataclass(frozen=True, slots=True)
+class CaseDetail:
+    """A case with what its views show beside it, read in one session."""
+
+    case: Case
+    commitments: list[CaseCommitment]
+    #: The reference of the case's upstream incident, if it is linked to one.
+    parent_ref: str | None
+    #: The references of the cases linked to this one (an upstream incident's).
+    linked_refs: list[str]
+
+
 class CaseActions:
     """API-facing operations; needs ``_sessionmaker``, ``_clock`` and ``_sla``."""
 
@@ -101,6 +113,23 @@ class CaseActions:
         """
         async with session_scope(self._sessionmaker) as session:
             return await store.case_for(session, principal, ref)
+
+    async def get_case_detail_for(self, principal: Principal, ref: str) -> CaseDetail:
+        """Case ``ref`` with its commitments and related cases, if ``principal`` may see it.
+
+        One session for all of it (a read of one case is the API's hottest path).
+
+        Raises:
+            CaseNotFoundError: No such case, or another customer's.
+        """
+        async with session_scope(self._sessionmaker) as session:
+            case = await store.case_for(session, principal, ref)
+            return await _detail(session, case)
+
+    async def get_detail(self, case: Case) -> CaseDetail:
+        """``case`` (just read or written) with its commitments and related cases."""
+        async with session_scope(self._sessionmaker) as session:
+            return await _detail(session, case)
 
     async def get_commitments(self, case: Case) -> list[CaseCommitment]:
         """Return the commitments of ``case``, oldest first."""
@@ -335,3 +364,16 @@ class CaseActions:
         if scope is None:
             return filters
         return replace(filters, customer_id=scope, internal_text=False)
+
+
+async def _detail(session: AsyncSession, case: Case) -> CaseDetail:
+    parent = None
+    if case.parent_case_id is not None:
+        parent = await repository.get_case_ref_by_id(session, case_id=case.parent_case_id)
+    children = await repository.list_linked_cases(session, parent_id=case.id)
+    return CaseDetail(
+        case=case,
+        commitments=await repository.list_commitments(session, case_id=case.id),
+        parent_ref=parent,
+        linked_refs=[child.ref for child in children],
+    )
