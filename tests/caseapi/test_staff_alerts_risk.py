@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import aiomqtt
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from caseapi.cases import repository, store
 from caseapi.cases.enums import CaseStatus
@@ -16,13 +20,22 @@ from caseapi.cases.ticker import CaseTicker
 from caseapi.core.database import make_engine, make_sessionmaker
 from caseapi.incidents import IncidentService
 from caseapi.notifications.config import NotificationSettings
+from caseapi.notifications.dispatcher import NotificationDispatcher
 from caseapi.notifications.models import Notification
 from caseapi.oncall import service as staff_alerts
 from caseapi.oncall import wording
 from caseapi.oncall.config import AlertConfig
+from caseapi.oncall.models import StaffAlert
+from caseapi.teams.models import Member
 from nms.clock import FakeClock
 from tests.caseapi.conftest import Database, incident
 from tests.caseapi.lifecycle_fixtures import ENGINEER, seed
+from tests.caseapi.notification_fixtures import (
+    MQTT_HOST,
+    MQTT_PORT,
+    mqtt_prefix_fixture,  # noqa: F401
+)
+from tests.caseapi.test_notifications import settings_for
 from tests.caseapi.test_staff_alerts import M, _organisation
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -252,3 +265,55 @@ def test_alert_headlines_are_human_wording(
     )
     assert got == expected
     assert "_" not in got
+
+
+async def test_staff_alert_reaches_the_members_mqtt_topic_on_the_real_broker(
+    database: Database, clock: FakeClock, incidents: IncidentService, mqtt_prefix: str
+) -> None:
+    await seed(database)
+    await _organisation(database)
+    async with database.sessionmaker() as session:
+        await session.execute(update(Member).where(Member.id == "alice").values(mqtt=True))
+        await session.commit()
+    settings = replace(
+        settings_for(None),
+        mqtt_url=f"mqtt://{MQTT_HOST}:{MQTT_PORT}",
+        mqtt_topic_prefix=mqtt_prefix,
+    )
+    sender = NotificationDispatcher(
+        sessionmaker=database.sessionmaker, settings=settings, clock=clock, rng=lambda: 1.0
+    )
+    async with aiomqtt.Client(
+        MQTT_HOST, MQTT_PORT, protocol=aiomqtt.ProtocolVersion.V5, timeout=5
+    ) as sub:
+        await sub.subscribe(f"{mqtt_prefix}/staff/+/alerts", qos=1)
+        ref = await incidents.open_incident(incident("ntu-1"))  # new P1: alice is on call
+        await sender.run_once(clock.now())
+        async with asyncio.timeout(5):
+            message = await anext(aiter(sub.messages))
+    assert str(message.topic) == f"{mqtt_prefix}/staff/alice/alerts"
+    assert message.qos == 1
+    assert isinstance(message.payload, bytes)
+    payload = json.loads(message.payload)
+    async with database.sessionmaker() as session:
+        alert = (
+            await session.scalars(select(StaffAlert).where(StaffAlert.kind == "new_case"))
+        ).one()
+        event_id = (
+            await session.scalars(
+                select(Notification.event_id).where(Notification.kind == "staff_alert")
+            )
+        ).one()
+    assert (payload["id"], payload["type"], payload["case_ref"]) == (event_id, "staff_alert", ref)
+    data = payload["data"]
+    assert (data["alert"], data["headline"], data["step"], data["level"], data["team"]) == (
+        "new_case",
+        "New P1 case",
+        1,
+        "L1",
+        "l1-noc",
+    )
+    assert (data["ref"], data["priority"], data["status"]) == (ref, "P1", "new")
+    assert data["ack_url"].startswith(f"http://127.0.0.1:8000/v1/alerts/ack?token={alert.id}.")
+    # Staff only: never the recipient's address, the member id or the channel flags.
+    assert not {"to", "member", "mqtt", "webhook", "language"} & set(data)
