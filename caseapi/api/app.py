@@ -71,7 +71,6 @@ from caseapi.ntus.routes import router as ntus_router
 from caseapi.oncall import service as staff_alerts
 from caseapi.oncall.ack import AlertAckService
 from caseapi.oncall.routes import router as alerts_router
-from caseapi.oncall.service import AlertConfig
 from caseapi.ratelimit.service import RateLimiter
 from caseapi.replies.routes import router as replies_router
 from caseapi.replies.service import ReplyService
@@ -199,9 +198,7 @@ def create_app(
     app.state.alert_ack_service = AlertAckService(sessionmaker=sessionmaker, clock=domain_clock)
     # Ack links in staff alerts point at this API (the alerts are raised by case writers
     # of this process, which have no settings of their own).
-    staff_alerts.configure(
-        AlertConfig(public_url=(notifications or NotificationSettings()).staff_ack_base_url)
-    )
+    staff_alerts.configure((notifications or NotificationSettings()).staff_alert_config())
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.get("/healthz", tags=["health"], response_model=None)
