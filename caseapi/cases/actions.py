@@ -48,6 +48,7 @@ from caseapi.core.errors import NtuNotFoundError
 from caseapi.core.transaction import write_retrying
 from caseapi.customers import repository as customer_repository
 from caseapi.ntus import repository as ntu_repository
+from caseapi.oncall.visible import EscalationShown, escalation_shown
 
 
 def fingerprint(draft: CaseCreate) -> str:
@@ -94,6 +95,8 @@ class CaseDetail:
     parent_ref: str | None
     #: The references of the cases linked to this one (an upstream incident's).
     linked_refs: list[str]
+    #: What the customer is shown of the escalation matrix (level; contact if allowed).
+    escalation: EscalationShown
 
 
 class CaseActions:
@@ -376,4 +379,5 @@ async def _detail(session: AsyncSession, case: Case) -> CaseDetail:
         commitments=await repository.list_commitments(session, case_id=case.id),
         parent_ref=parent,
         linked_refs=[child.ref for child in children],
+        escalation=await escalation_shown(session, case),
     )

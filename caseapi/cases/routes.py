@@ -69,6 +69,7 @@ from caseapi.cases.schemas import (
     CaseUpdate,
     ClassificationRequest,
     CommitmentCreate,
+    EscalationPublic,
     EtrRequest,
     ForwardRequest,
     HandOffRequest,
@@ -167,14 +168,19 @@ def _detail_response(
 ) -> JSONResponse:
     case, commitments = detail.case, detail.commitments
     parent, linked = detail.parent_ref, detail.linked_refs
+    escalation = EscalationPublic(
+        level=EscalationLevel(detail.escalation.level), contact=detail.escalation.contact
+    )
     view: CaseCustomerView
     if principal.is_customer:
         # The parent's reference only: the upstream incident itself (and the other
         # customers on it) stays internal.
-        view = CaseCustomerView.from_case(case, commitments).model_copy(update={"parent": parent})
+        view = CaseCustomerView.from_case(case, commitments).model_copy(
+            update={"parent": parent, "escalation": escalation}
+        )
     else:
         view = CasePublic.from_case(case, commitments).model_copy(
-            update={"parent": parent, "linked": linked}
+            update={"parent": parent, "linked": linked, "escalation": escalation}
         )
     return JSONResponse(
         view.model_dump(mode="json"), status_code=status, headers={"ETag": etag(case)}

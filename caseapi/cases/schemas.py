@@ -61,6 +61,20 @@ class CommitmentPublic(BaseModel):
     missed_at: datetime | None
 
 
+class EscalationPublic(BaseModel):
+    """The escalation of a case as its customer is shown it.
+
+    ``level``: L1, L2 or L3. ``contact``: the person to ask for at that level, only
+    when the customer's contract tier says ``customer_sees: level_and_contact`` and
+    the level names one (team names and on-call people are never shown).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    level: EscalationLevel
+    contact: str | None = None
+
+
 class CaseCustomerView(BaseModel):
     """A case as its customer sees it; ``recurrence_of`` is the earlier case's reference.
 
@@ -107,6 +121,8 @@ class CaseCustomerView(BaseModel):
     updated_at: datetime
     commitments: list[CommitmentPublic] = []
     parent: str | None = None
+    #: The level and, where the contract allows, the contact (single-case responses).
+    escalation: EscalationPublic | None = None
 
     @classmethod
     def from_case(
@@ -149,7 +165,8 @@ class CasePublic(CaseCustomerView):
 def _case_fields(
     model: type[BaseModel], case: Case, commitments: list[CaseCommitment] | None
 ) -> dict[str, Any]:
-    names = set(model.model_fields) - {"recurrence_of", "commitments", "parent", "linked", "team"}
+    filled_later = {"recurrence_of", "commitments", "parent", "linked", "team", "escalation"}
+    names = set(model.model_fields) - filled_later
     values: dict[str, Any] = {name: getattr(case, name) for name in names}
     if "team" in model.model_fields:
         values["team"] = case.team_id
