@@ -66,9 +66,7 @@ async def _organisation(database: Database, *, customer_sees: str | None) -> Non
             for t, f in TEAMS.items()
         ],
         members=[
-            MemberRecord(
-                id=m, name=name, email=f"{m}@noc.example", timezone="UTC", language="en"
-            )
+            MemberRecord(id=m, name=name, email=f"{m}@noc.example", timezone="UTC", language="en")
             for m, name in (("alice", "Alice Bianchi"), ("carol", "Carol Rossi"))
         ],
         rules=[RuleRecord(team="l1-noc")],
