@@ -330,8 +330,9 @@ def _escalate(run: Run, event: Event) -> None:
     if event.by_customer:
         refusal = customer_escalation_refusal(case)
         if refusal is not None:
-            missed = {} if case.missed_deadlines else {"missed": []}
-            raise EscalationNotAllowedError(refusal, **missed)
+            if case.missed_deadlines:
+                raise EscalationNotAllowedError(refusal)
+            raise EscalationNotAllowedError(refusal, missed=[])
     elif case.escalation_level is EscalationLevel.L3:
         raise EscalationNotAllowedError(AT_HIGHEST_LEVEL)
     run.escalate(event.actor, event.reason or ("customer request" if event.by_customer else ""))

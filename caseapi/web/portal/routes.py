@@ -247,9 +247,7 @@ async def case_timeline_fragment(request: Request, web: CustomerPage, ref: str) 
 
 
 @router.post("/portal/cases/{ref}/reply")
-async def reply(
-    request: Request, web: CustomerForm, ref: str, limiter: RateLimiterDep
-) -> Response:
+async def reply(request: Request, web: CustomerForm, ref: str, limiter: RateLimiterDep) -> Response:
     """A public comment by the customer (``POST /v1/cases/{ref}/comments``)."""
     text = _field(await request.form(), "body")
     try:
@@ -462,4 +460,3 @@ async def ntus_page(request: Request, web: CustomerPage, session: SessionDep) ->
         "portal/ntus.html",
         {"ntus": [NtuPublic.from_row(row) for row in rows], "count": count},
     )
-

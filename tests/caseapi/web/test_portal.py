@@ -167,7 +167,10 @@ async def test_a_reply_over_the_size_limit_shows_the_error_and_keeps_the_text(
 
 
 async def test_forms_without_the_csrf_token_are_refused_and_change_nothing(
-    app: FastAPI, contact: tuple[Browser, Recorded], clock: FakeClock, database: Database,
+    app: FastAPI,
+    contact: tuple[Browser, Recorded],
+    clock: FakeClock,
+    database: Database,
     service: CaseService,
 ) -> None:
     browser, _ = contact
@@ -176,9 +179,7 @@ async def test_forms_without_the_csrf_token_are_refused_and_change_nothing(
     before = await service.get_case(ref)
     reply = await browser.post(f"/portal/cases/{ref}/reply", {"body": "hello"}, csrf=False)
     escalate = await browser.post(f"/portal/cases/{ref}/escalate", csrf=False)
-    new = await browser.post(
-        "/portal/cases/new", {"type": "incident", "summary": "x"}, csrf=False
-    )
+    new = await browser.post("/portal/cases/new", {"type": "incident", "summary": "x"}, csrf=False)
     assert (reply.status_code, escalate.status_code, new.status_code) == (403, 403, 403)
     assert "out of date" in reply.text
     after = await service.get_case(ref)
@@ -238,7 +239,8 @@ async def test_another_customers_case_is_the_same_404_as_a_missing_one(
         assert "Other's outage" not in their_page.text and theirs not in their_page.text
     posted = await browser.post(f"/portal/cases/{theirs}/reply", {"body": "hi"})
     assert posted.status_code == 404
-    assert posted.text == (await browser.post(f"/portal/cases/{missing}/reply", {"body": "hi"})).text
+    missing_post = await browser.post(f"/portal/cases/{missing}/reply", {"body": "hi"})
+    assert posted.text == missing_post.text
     escalated = await browser.post(f"/portal/cases/{theirs}/escalate")
     assert escalated.status_code == 404
 
