@@ -20,6 +20,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from caseapi.attachments.routes import download_response
+from caseapi.attachments.schemas import AttachmentPublic
+from caseapi.attachments.service import AttachmentService
 from caseapi.auth.deps import RateLimiterDep, charge_customer
 from caseapi.auth.errors import ContractRefusedError
 from caseapi.auth.tenancy import own_customer
@@ -34,7 +37,7 @@ from caseapi.comments.errors import CommentRefusedError
 from caseapi.comments.models import Visibility
 from caseapi.comments.schemas import MAX_BODY, CommentCreate
 from caseapi.comments.service import CommentService
-from caseapi.core.deps import SessionDep
+from caseapi.core.deps import RowId, SessionDep
 from caseapi.core.errors import NtuNotFoundError
 from caseapi.core.localtime import zone_for
 from caseapi.maintenance.enums import MaintenanceState
@@ -90,6 +93,11 @@ def _comments(request: Request) -> CommentService:
 
 def _rfos(request: Request) -> RfoService:
     service: RfoService = request.app.state.rfo_service
+    return service
+
+
+def _attachments(request: Request) -> AttachmentService:
+    service: AttachmentService = request.app.state.attachment_service
     return service
 
 
@@ -194,8 +202,10 @@ async def _case_context(request: Request, web: WebSession, ref: str) -> dict[str
         rfo = await _rfos(request).get_rfo(principal=principal, ref=case.ref, version=None)
     except RfoNotFoundError:
         rfo = None
+    attachments = await _attachments(request).list_attachments(principal=principal, ref=case.ref)
     return {
         "case": view,
+        "attachments": [AttachmentPublic.from_attachment(a) for a in attachments],
         "timeline": timeline_lines(timeline),
         "commitment": current_commitment(view.commitments),
         "escalation": outlook,
@@ -301,6 +311,17 @@ async def rfo_page(
         "portal/rfo.html",
         {"ref": view.case_ref, "rfo": rfo_document(to_public(view), web.timezone)},
     )
+
+
+@router.get("/portal/cases/{ref}/attachments/{attachment_id}", response_model=None)
+async def attachment_download(
+    request: Request, web: CustomerPage, ref: str, attachment_id: RowId
+) -> Response:
+    """A public attachment of the case (``GET /v1/cases/{ref}/attachments/{id}``)."""
+    download = await _attachments(request).download(
+        principal=web.principal, ref=ref, attachment_id=attachment_id
+    )
+    return download_response(download)
 
 
 # -- a new case --------------------------------------------------------------------

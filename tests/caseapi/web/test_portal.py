@@ -259,3 +259,33 @@ async def _customer_comments(app: FastAPI, ref: str) -> int:
     async with authed_client(app, role=Role.ENGINEER) as staff:
         comments = (await staff.get(f"/v1/cases/{ref}/comments")).json()["data"]
     return sum(1 for c in comments if c["author_role"] == "customer")
+
+
+async def test_public_attachments_are_listed_and_downloaded_internal_ones_never(
+    app: FastAPI, contact: tuple[Browser, Recorded]
+) -> None:
+    browser, _ = contact
+    ref = await worked_case(app)
+    async with authed_client(app, role=Role.ENGINEER) as staff:
+        uploads = [
+            await staff.post(
+                f"/v1/cases/{ref}/attachments",
+                files={"file": (name, data, "text/plain")},
+                data={"visibility": visibility},
+            )
+            for name, data, visibility in (
+                ("trace.txt", b"public trace", "public"),
+                ("otdr-secret.txt", INTERNAL_NOTE.encode(), "internal"),
+            )
+        ]
+        api = await staff.get(f"/v1/cases/{ref}/attachments/{uploads[0].json()['id']}")
+    assert [u.status_code for u in uploads] == [201, 201], uploads[1].text
+    public_id, internal_id = (u.json()["id"] for u in uploads)
+    page = await browser.get(f"/portal/cases/{ref}")
+    assert 'data-test="attachments"' in page.text and "trace.txt" in page.text
+    assert "otdr-secret" not in page.text
+    download = await browser.get(f"/portal/cases/{ref}/attachments/{public_id}")
+    assert download.status_code == 200 and download.content == b"public trace"
+    assert download.headers["content-disposition"] == api.headers["content-disposition"]
+    hidden = await browser.get(f"/portal/cases/{ref}/attachments/{internal_id}")
+    assert hidden.status_code == 404
