@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import authed_client
 from tests.caseapi.conftest import Database
 from tests.caseapi.lifecycle_fixtures import advance, ticker
+from tests.caseapi.pdf_tools import pdf_text, require_poppler
 from tests.caseapi.web.pages import Browser, login_as
 
 INTERNAL_NOTE = "Internal-only: the customer's router is misconfigured, blame-free xq7"
@@ -289,3 +291,49 @@ async def test_public_attachments_are_listed_and_downloaded_internal_ones_never(
     assert download.headers["content-disposition"] == api.headers["content-disposition"]
     hidden = await browser.get(f"/portal/cases/{ref}/attachments/{internal_id}")
     assert hidden.status_code == 404
+
+
+async def test_no_response_of_a_whole_session_carries_internal_text(
+    app: FastAPI, contact: tuple[Browser, Recorded], tmp_path: Path
+) -> None:
+    """List, case page, timeline fragment, RFO page and the PDF's text: the fixture
+    checks every recorded body for the internal note, hand-off and engineer's name."""
+    browser, recorded = contact
+    ref = await worked_case(app)
+    async with authed_client(app, role=Role.ENGINEER) as staff:
+        solved = await staff.post(
+            f"/v1/cases/{ref}/transitions",
+            json={
+                "to": "solved",
+                "resolution_method": "remote_fix",
+                "root_cause_category": "access_circuit",
+                "resolution": "Port reset",
+            },
+        )
+        assert solved.status_code == 200, solved.text
+        rfo = {
+            "root_cause_category": "access_circuit",
+            "root_cause": "A flapping access port.",
+            "corrective_actions": "Port reset.",
+            "preventive_not_applicable": "one-off hardware fault",
+        }
+        assert (await staff.put(f"/v1/cases/{ref}/rfo", json=rfo)).status_code == 200
+        assert (await staff.post(f"/v1/cases/{ref}/rfo/publish")).status_code == 200
+    for url in (
+        "/portal",
+        "/portal?q=flapping",
+        f"/portal/cases/{ref}",
+        f"/portal/cases/{ref}/timeline",
+        f"/portal/cases/{ref}/rfo",
+    ):
+        assert (await browser.get(url)).status_code == 200, url
+    page = recorded.bodies[2][1]
+    assert 'data-test="rfo"' in page and "A flapping access port." in page
+    assert 'data-test="monitoring-window"' in page and "Port reset" in page
+    pdf = await browser.get(f"/portal/cases/{ref}/rfo", params={"format": "pdf"})
+    assert pdf.headers["content-type"] == "application/pdf"
+    require_poppler()
+    text = pdf_text(pdf.content, tmp_path)
+    assert "A flapping access port." in text
+    for secret in SECRETS:
+        assert secret not in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from caseapi.incidents import IncidentService, ntu_down_key
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import add_customer, authed_client
 from tests.caseapi.conftest import START, incident
-from tests.caseapi.pdf_tools import pdf_text
+from tests.caseapi.pdf_tools import pdf_text, require_poppler
 from tests.caseapi.web.pages import login_as
 
 DRAFT_CAUSE = {
@@ -70,8 +69,8 @@ async def test_a_draft_rfo_is_invisible_and_a_published_one_readable_and_downloa
     assert pdf.headers["content-type"] == "application/pdf"
     assert pdf.headers["content-disposition"] == api_pdf.headers["content-disposition"]
     assert pdf.content == api_pdf.content and pdf.content.startswith(b"%PDF")
-    if shutil.which("pdftotext"):
-        assert "qq3" in pdf_text(pdf.content, tmp_path)
+    require_poppler()
+    assert "qq3" in pdf_text(pdf.content, tmp_path)
 
 
 async def test_a_customer_opens_a_case_on_one_of_its_ntus(
