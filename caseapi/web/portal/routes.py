@@ -78,7 +78,8 @@ DONE_TEXT: Final = {
     "created": "Your case was opened.",
 }
 
-environment().filters["status_text"] = status_text
+# Named for the area: the environment is shared with the other areas.
+environment().filters["portal_status"] = status_text
 
 
 def _cases(request: Request) -> CaseService:
