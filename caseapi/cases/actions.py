@@ -23,7 +23,7 @@ from caseapi.audit.enums import AuditAction, AuditOutcome
 from caseapi.auth.principal import Principal
 from caseapi.auth.tenancy import contract_refusal, customer_scope, own_customer
 from caseapi.cases import audit as case_audit
-from caseapi.cases import repository, store
+from caseapi.cases import lifecycle, repository, store
 from caseapi.cases.enums import (
     INTERNAL_EVENT_KINDS,
     CaseEventKind,
@@ -67,6 +67,20 @@ def _jsonable(value: object) -> object:
 class CreatedCase:
     case: Case
     created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationOutlook:
+    """Whether the customer may escalate a case now, and if not, why and until when."""
+
+    #: Why not (the words the API's 409 would use); ``None``: escalation is open.
+    refusal: str | None
+    #: The earliest pending promise whose miss would open it (``None``: none runs).
+    next_deadline: datetime | None
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
 
 
 def is_customer_visible(event: CaseEvent) -> bool:
@@ -138,6 +152,16 @@ class CaseActions:
         """Return the commitments of ``case``, oldest first."""
         async with session_scope(self._sessionmaker) as session:
             return await repository.list_commitments(session, case_id=case.id)
+
+    async def customer_escalation(self, case: Case) -> EscalationOutlook:
+        """Whether the customer of ``case`` may escalate it now (the lifecycle's rule,
+        ``lifecycle.customer_escalation_refusal``), for a page to explain the button."""
+        async with session_scope(self._sessionmaker) as session:
+            snapshot = await store.load_snapshot(session, case)
+        return EscalationOutlook(
+            refusal=lifecycle.customer_escalation_refusal(snapshot),
+            next_deadline=lifecycle.next_customer_deadline(snapshot),
+        )
 
     async def get_timeline_for(self, principal: Principal, ref: str) -> list[CaseEvent]:
         """The timeline of ``ref``; customers get only the entries meant for them."""
