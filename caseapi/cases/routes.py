@@ -168,9 +168,7 @@ def _detail_response(
 ) -> JSONResponse:
     case, commitments = detail.case, detail.commitments
     parent, linked = detail.parent_ref, detail.linked_refs
-    escalation = EscalationPublic(
-        level=EscalationLevel(detail.escalation.level), contact=detail.escalation.contact
-    )
+    escalation = EscalationPublic.of(detail.escalation)
     view: CaseCustomerView
     if principal.is_customer:
         # The parent's reference only: the upstream incident itself (and the other

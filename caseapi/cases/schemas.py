@@ -42,6 +42,7 @@ from caseapi.cases.enums import (
 )
 from caseapi.cases.models import Case, CaseCommitment, CaseEvent
 from caseapi.core.wire import JsonInt, JsonTime, internal, shown_to_customers
+from caseapi.oncall.visible import EscalationShown
 
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
@@ -73,6 +74,11 @@ class EscalationPublic(BaseModel):
 
     level: EscalationLevel
     contact: str | None = None
+
+    @classmethod
+    def of(cls, shown: EscalationShown) -> EscalationPublic:
+        """From what the escalation matrix lets the customer see."""
+        return cls(level=EscalationLevel(shown.level), contact=shown.contact)
 
 
 class CaseCustomerView(BaseModel):

@@ -138,3 +138,20 @@ async def test_a_gold_customer_gets_its_own_tier(
     await service.act(ENGINEER, ref, lambda _: Escalate(actor=ENGINEER.actor, by_customer=False))
     mine, _ = await _views(app, ref)
     assert mine["escalation"] == {"level": "L2", "contact": None}
+
+
+async def test_the_portal_shows_the_level_and_the_contact(
+    database: Database, clock: FakeClock, service: CaseService, incidents: IncidentService
+) -> None:
+    from tests.caseapi.web.pages import login_as
+
+    await seed(database)
+    await _organisation(database, customer_sees="level_and_contact")
+    app = make_app(database, service, clock)
+    ref = await incidents.open_incident(incident("ntu-1"))
+    await service.act(ENGINEER, ref, lambda _: Escalate(actor=ENGINEER.actor, by_customer=False))
+    async with login_as(app, role=Role.CUSTOMER, customer_id="cust-1") as customer:
+        page = await customer.get(f"/portal/cases/{ref}")
+    assert page.status_code == 200
+    assert "L2 (your contact: Carol Rossi)" in page.text
+    assert "l2-access" not in page.text

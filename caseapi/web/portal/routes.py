@@ -29,7 +29,12 @@ from caseapi.auth.tenancy import own_customer
 from caseapi.cases.enums import CasePriority, CaseSubject, CaseType
 from caseapi.cases.errors import CaseRuleError, CaseValidationError
 from caseapi.cases.repository import CaseFilters
-from caseapi.cases.schemas import CaseCreate, CaseCustomerView, CaseEventPublic
+from caseapi.cases.schemas import (
+    CaseCreate,
+    CaseCustomerView,
+    CaseEventPublic,
+    EscalationPublic,
+)
 from caseapi.cases.search import MAX_SEARCH_LENGTH, SearchSyntaxError, parse_search
 from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import Escalate
@@ -192,10 +197,11 @@ async def _case_context(request: Request, web: WebSession, ref: str) -> dict[str
     """Everything the case page shows, from the services' customer views."""
     cases = _cases(request)
     principal = web.principal
-    case = await cases.get_case_for(principal, ref)
-    commitments = await cases.get_commitments(case)
-    parent, _ = await cases.get_related(case)
-    view = CaseCustomerView.from_case(case, commitments).model_copy(update={"parent": parent})
+    detail = await cases.get_case_detail_for(principal, ref)
+    case = detail.case
+    view = CaseCustomerView.from_case(case, detail.commitments).model_copy(
+        update={"parent": detail.parent_ref, "escalation": EscalationPublic.of(detail.escalation)}
+    )
     events = await cases.get_timeline_for(principal, case.ref)
     timeline = [CaseEventPublic.from_event(event, for_customer=True) for event in events]
     outlook = await cases.customer_escalation(case)
