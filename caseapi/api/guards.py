@@ -38,6 +38,15 @@ async def reject_nul_characters(request: Request) -> None:
         # Files are bytes (NUL included) and must not be read whole here: the upload
         # route streams the body and checks its text fields itself.
         return
+    if media_type == "application/x-www-form-urlencoded":
+        # A console form: FastAPI has parsed it already for a route with ``Form``
+        # fields, and a parsed stream cannot be read again as bytes. The form is
+        # cached on the request, so reading it here costs nothing twice.
+        form = await request.form()
+        for name, value in form.multi_items():
+            if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+                raise CaseValidationError(name, "must not contain NUL characters")
+        return
     body = await request.body()
     # JSON writes NUL as the escape \u0000; parse only when one might be there.
     if b"\x00" in body or (b"u0000" in body and _holds_nul(_json(body))):

@@ -40,6 +40,8 @@ from caseapi.web.session import (
 )
 from tests.caseapi.auth_fixtures import add_customer
 
+#: How the cookie jar names ``http://test`` (a host without a dot gets ``.local``).
+COOKIE_DOMAIN = "test.local"
 #: The password of every account ``login_as`` makes.
 TEST_PASSWORD = "test-password-of-a-person"
 
@@ -144,7 +146,8 @@ async def login_as(
         )
         token, session = await store.open(user)
     async with anonymous(app) as client:
-        client.cookies.set(SESSION_COOKIE, token)
+        # The jar's name for the test host, so the server's Set-Cookie replaces it.
+        client.cookies.set(SESSION_COOKIE, token, domain=COOKIE_DOMAIN)
         yield Browser(client=client, session=session)
 
 
