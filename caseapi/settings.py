@@ -2,9 +2,10 @@
 
 Each section is a frozen pydantic model that forbids unknown keys, so an embedding
 application composes them into its own settings under the keys ``cases``,
-``notifications``, ``mail``, ``maintenance``, ``audit``, ``attachments``, ``database``
-``api.rate_limits`` and ``api.sessions``, and every default is written here once (``CaseSettings.sla()``,
-``NotificationSettings.dispatcher()`` derive what the services apply). Durations
+``notifications``, ``mail``, ``maintenance``, ``audit``, ``attachments``, ``database``,
+``api.rate_limits`` and ``api.sessions``, and every default is written here once
+(``CaseSettings.sla()``, ``NotificationSettings.dispatcher()`` derive what the services
+apply). Durations
 are text with a unit (``30s``, ``10m``, ``24h``).
 """
 

@@ -18,7 +18,7 @@ from caseapi.users.errors import (
     WeakPasswordError,
 )
 from caseapi.users.models import UserSession
-from caseapi.users.passwords import MAX_LENGTH, check_password, cheap_hasher, production_hasher
+from caseapi.users.passwords import MAX_LENGTH, cheap_hasher, check_password, production_hasher
 from caseapi.users.service import UserService
 from caseapi.users.sessions import DatabaseSessionStore, token_hash
 from nms.clock import FakeClock
@@ -130,7 +130,7 @@ async def test_a_bad_field_is_named_and_nothing_is_stored(
         **fields,
     }
     with pytest.raises(UserRequestError) as raised:
-        await users.create_user(**given)  # type: ignore[arg-type]
+        await users.create_user(**given)
     assert raised.value.field == field
     assert await users.list_users() == []
 

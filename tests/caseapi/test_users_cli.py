@@ -7,7 +7,6 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,8 +45,9 @@ def clock() -> FakeClock:
     return FakeClock(start=START)
 
 
-
-def run(url: str, clock: FakeClock, *argv: str, stdin: str = "", answers: tuple[str, ...] = ()) -> int:
+def run(
+    url: str, clock: FakeClock, *argv: str, stdin: str = "", answers: tuple[str, ...] = ()
+) -> int:
     given = iter(answers)
 
     def prompt(text: str) -> str:
@@ -88,13 +88,27 @@ def test_create_list_passwd_disable_enable(
     assert _sign_in(url, clock, "ann@acme.example", PASSWORD) == "customer"
 
     staff = ["create", "--email", "bo@ops.example", "--name", "Bo", "--role", "admin"]
-    assert run(url, clock, *staff, "--timezone", "Europe/Rome", "--password-stdin", stdin=PASSWORD + "\n") == 0
+    assert (
+        run(
+            url,
+            clock,
+            *staff,
+            "--timezone",
+            "Europe/Rome",
+            "--password-stdin",
+            stdin=PASSWORD + "\n",
+        )
+        == 0
+    )
     assert run(url, clock, "list") == 0
     listing = capsys.readouterr().out
     assert "ann@acme.example" in listing and "bo@ops.example" in listing and "active" in listing
     assert PASSWORD not in listing and "$argon2" not in listing
 
-    assert run(url, clock, "passwd", "ann@acme.example", "--password-stdin", stdin="new-cli-secret\n") == 0
+    assert (
+        run(url, clock, "passwd", "ann@acme.example", "--password-stdin", stdin="new-cli-secret\n")
+        == 0
+    )
     with pytest.raises(LoginFailedError):
         _sign_in(url, clock, "ann@acme.example", PASSWORD)
     assert _sign_in(url, clock, "ann@acme.example", "new-cli-secret") == "customer"
@@ -113,9 +127,21 @@ def test_create_list_passwd_disable_enable(
     [
         (["--email", "x", "--role", "noc"], (PASSWORD, PASSWORD), "email:"),
         (["--email", "c@x.example", "--role", "customer"], (PASSWORD, PASSWORD), "customer:"),
-        (["--email", "c@x.example", "--role", "customer", "--customer", "zz"], (PASSWORD, PASSWORD), "zz"),
-        (["--email", "c@x.example", "--role", "noc", "--timezone", "Nowhere/X"], (PASSWORD, PASSWORD), "timezone:"),
-        (["--email", "c@x.example", "--role", "noc"], ("short", "short"), "password: must be at least 12"),
+        (
+            ["--email", "c@x.example", "--role", "customer", "--customer", "zz"],
+            (PASSWORD, PASSWORD),
+            "zz",
+        ),
+        (
+            ["--email", "c@x.example", "--role", "noc", "--timezone", "Nowhere/X"],
+            (PASSWORD, PASSWORD),
+            "timezone:",
+        ),
+        (
+            ["--email", "c@x.example", "--role", "noc"],
+            ("short", "short"),
+            "password: must be at least 12",
+        ),
         (["--email", "c@x.example", "--role", "noc"], (PASSWORD, PASSWORD + "x"), "differ"),
         (["--email", "c@x.example", "--role", "noc"], (), "--password-stdin"),
     ],
@@ -164,7 +190,9 @@ def test_nms_user_is_mounted_and_uses_production_hashes(tmp_path: Path) -> None:
     async def stored() -> str:
         engine = make_engine(url)
         try:
-            service = UserService(sessionmaker=make_sessionmaker(engine), clock=FakeClock(start=START))
+            service = UserService(
+                sessionmaker=make_sessionmaker(engine), clock=FakeClock(start=START)
+            )
             return (await service.find_user("p@x.example")).password_hash
         finally:
             await engine.dispose()

@@ -130,9 +130,9 @@ async def login(
             await limiter.login_failed(address=address, account=account)
         return _login_page(request, next_path=target, email=email, error=str(exc), status=401)
     token, _ = await database_store(request).open(user)
-    response = RedirectResponse(target, status_code=303)
-    set_session_cookie(request, response, token)
-    return response
+    signed_in = RedirectResponse(target, status_code=303)
+    set_session_cookie(request, signed_in, token)
+    return signed_in
 
 
 @router.post("/logout")

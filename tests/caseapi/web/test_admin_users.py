@@ -50,7 +50,10 @@ async def test_a_refused_account_shows_the_field_and_keeps_the_input(app: FastAP
         unknown = await admin.post(
             "/admin/users", {**NEW, "role": "customer", "customer": "no-such-customer"}
         )
-    assert customerless.status_code == 422 and "customer: a customer contact needs" in customerless.text
+    assert (
+        customerless.status_code == 422
+        and "customer: a customer contact needs" in customerless.text
+    )
     assert weak.status_code == 422 and "password: must be at least 12" in weak.text
     assert 'value="New Person"' in weak.text and "too-short" not in weak.text
     assert taken.status_code == 409 and "exists already" in taken.text
@@ -60,9 +63,10 @@ async def test_a_refused_account_shows_the_field_and_keeps_the_input(app: FastAP
 
 async def test_an_admin_disables_enables_resets_and_changes_a_role(app: FastAPI) -> None:
     target = await make_user(app, role=Role.ENGINEER, name="worker")
-    async with login_as(app, role=Role.ADMIN) as admin, login_as(
-        app, role=Role.ENGINEER, name="worker"
-    ) as worker:
+    async with (
+        login_as(app, role=Role.ADMIN) as admin,
+        login_as(app, role=Role.ENGINEER, name="worker") as worker,
+    ):
         page = await admin.get(f"/admin/users/{target.id}")
         assert page.status_code == 200 and "worker@example.net" in page.text
 

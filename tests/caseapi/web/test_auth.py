@@ -217,7 +217,9 @@ async def test_the_account_page_changes_preferences_and_password(app: FastAPI) -
     ):
         page = await engineer.get("/account")
         assert page.status_code == 200 and 'data-test="preferences"' in page.text
-        bad = await engineer.post("/account/preferences", {"timezone": "Mars/Base", "language": "en"})
+        bad = await engineer.post(
+            "/account/preferences", {"timezone": "Mars/Base", "language": "en"}
+        )
         assert bad.status_code == 422 and "Mars/Base" in bad.text
         good = await engineer.post(
             "/account/preferences", {"timezone": "Europe/Rome", "language": "it"}
