@@ -38,12 +38,13 @@ async def reject_nul_characters(request: Request) -> None:
         # Files are bytes (NUL included) and must not be read whole here: the upload
         # route streams the body and checks its text fields itself.
         return
-    if media_type == "application/x-www-form-urlencoded":
-        # A console form: FastAPI has parsed it already for a route with ``Form``
-        # fields, and a parsed stream cannot be read again as bytes. The form is
-        # cached on the request, so reading it here costs nothing twice.
-        form = await request.form()
-        for name, value in form.multi_items():
+    # A console form that FastAPI has parsed already (a route with ``Form`` fields):
+    # its stream is consumed and cannot be read again as bytes, so check the parsed
+    # form Starlette keeps on the request. Otherwise the body is read (and cached, so
+    # a form parsed later reads it from there).
+    parsed = getattr(request, "_form", None)
+    if parsed is not None:
+        for name, value in parsed.multi_items():
             if "\x00" in name or (isinstance(value, str) and "\x00" in value):
                 raise CaseValidationError(name, "must not contain NUL characters")
         return

@@ -273,3 +273,21 @@ async def test_sign_out_everywhere(app: FastAPI) -> None:
         assert (await here.get("/account")).status_code == 303
         assert (await there.get("/account")).status_code == 303
     assert ("user.signout_all", "success", "user") in await _actions(app)
+
+
+async def test_a_nul_character_in_a_form_is_refused_and_the_api_keeps_its_422(
+    app: FastAPI,
+) -> None:
+    async with anonymous(app) as client:
+        token = await login_form_token(client)
+        page = await client.post(
+            "/login", data={"email": "a\x00@example.net", "password": "x", "csrf_token": token}
+        )
+        # A form body sent to a JSON route is still the API's 4xx, not a failure.
+        api = await client.post(
+            "/v1/cases",
+            content=b"a=b",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    assert page.status_code == 422 and "NUL" in page.text
+    assert api.status_code in (401, 422), api.text
