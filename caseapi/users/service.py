@@ -232,10 +232,13 @@ class UserService:
                 message; ``reason`` only for the log).
         """
         address = email.strip().lower()[: EMAIL_LENGTH + 1]
+        # Made before the lookup, whoever signs in first: the first unknown address
+        # must not be the one attempt that costs two hashes.
+        dummy = await self._dummy()
         async with session_scope(self._sessionmaker) as session:
             user = await repository.get_user_by_email(session, email=address)
         if user is None or len(password) > 1024:
-            await self._verify(await self._dummy(), password[:1024])
+            await self._verify(dummy, password[:1024])
             await self._refused("unknown" if user is None else "password", user)
             raise LoginFailedError(reason="unknown", user_id=None)
         if not await self._verify(user.password_hash, password):
