@@ -129,7 +129,12 @@ async def login(
         if limiter is not None:
             await limiter.login_failed(address=address, account=account)
         return _login_page(request, next_path=target, email=email, error=str(exc), status=401)
-    token, _ = await database_store(request).open(user)
+    store = database_store(request)
+    # The browser's previous session (if any) ends: one browser, one session.
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:
+        await store.revoke(previous)
+    token, _ = await store.open(user)
     signed_in = RedirectResponse(target, status_code=303)
     set_session_cookie(request, signed_in, token)
     return signed_in

@@ -291,3 +291,14 @@ async def test_a_nul_character_in_a_form_is_refused_and_the_api_keeps_its_422(
         )
     assert page.status_code == 422 and "NUL" in page.text
     assert api.status_code in (401, 422), api.text
+
+
+async def test_signing_in_again_ends_the_browsers_previous_session(app: FastAPI) -> None:
+    async with login_as(app, role=Role.ENGINEER) as engineer:
+        before = engineer.client.cookies.get(SESSION_COOKIE)
+        assert before is not None
+        assert (await sign_in(engineer.client, EMAIL)).status_code == 303
+        after = engineer.client.cookies.get(SESSION_COOKIE)
+        assert after is not None and after != before
+        assert await app.state.web_sessions.lookup(before) is None
+        assert await app.state.web_sessions.lookup(after) is not None
