@@ -1,7 +1,7 @@
 """``staff_alerts.details``: the facts an alert's wording needs on every step.
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 Create Date: 2026-12-06 13:00:00+00:00
 
 Hand-written to match ``caseapi.oncall.models``; the test suite compares the result
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0027"
-down_revision: str | None = "0025"
+down_revision: str | None = "0026"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

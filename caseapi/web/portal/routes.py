@@ -47,6 +47,7 @@ from caseapi.core.errors import NtuNotFoundError
 from caseapi.core.localtime import zone_for
 from caseapi.maintenance.enums import MaintenanceState
 from caseapi.maintenance.routes import MAX_LIMIT as MAX_WINDOWS
+from caseapi.maintenance.routes import get_maintenance_service
 from caseapi.maintenance.routes import to_public as maintenance_view
 from caseapi.maintenance.service import MaintenanceService
 from caseapi.ntus import repository as ntu_repository
@@ -108,8 +109,8 @@ def _attachments(request: Request) -> AttachmentService:
 
 
 def _maintenance(request: Request) -> MaintenanceService:
-    service: MaintenanceService = request.app.state.maintenance_service
-    return service
+    # The API's own accessor: the app's service, or the default one built on first use.
+    return get_maintenance_service(request)
 
 
 def _case_url(ref: str, done: str | None = None) -> str:

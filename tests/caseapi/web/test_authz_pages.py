@@ -116,6 +116,21 @@ PAGES: Final[dict[tuple[str, str], dict[str, Expect] | Form]] = {
     ("POST", "/admin/users/{user_id}/enable"): form(frozenset({ADMIN})),
     ("POST", "/admin/users/{user_id}/password"): form(frozenset({ADMIN})),
     ("POST", "/admin/users/{user_id}/role"): form(frozenset({ADMIN})),
+    # -- the customer portal ----------------------------------------------------------
+    ("GET", "/portal"): customer_page(),
+    ("GET", "/portal/cases/new"): customer_page(),
+    ("POST", "/portal/cases/new"): form(frozenset({CUSTOMER})),
+    ("GET", "/portal/cases/{ref}"): customer_page(),
+    ("GET", "/portal/cases/{ref}/timeline"): customer_page(),
+    # No RFO published, no such attachment: the customer's 404 page.
+    ("GET", "/portal/cases/{ref}/rfo"): page(customer=404, engineer=403, noc=403, admin=403),
+    ("GET", "/portal/cases/{ref}/attachments/{attachment_id}"): page(
+        customer=404, engineer=403, noc=403, admin=403
+    ),
+    ("POST", "/portal/cases/{ref}/reply"): form(frozenset({CUSTOMER})),
+    ("POST", "/portal/cases/{ref}/escalate"): form(frozenset({CUSTOMER})),
+    ("GET", "/portal/maintenance"): customer_page(),
+    ("GET", "/portal/ntus"): customer_page(),
 }
 
 
@@ -161,7 +176,7 @@ async def _seeds(app: FastAPI, incidents: IncidentService) -> dict[str, str]:
     here), its NTU, an account."""
     ref = await incidents.open_incident(incident("ntu-1", customer_id="cust-1"))
     user = await make_user(app, role=Role.ENGINEER, name="seeded-user")
-    return {"ref": ref, "ntu_id": "ntu-1", "user_id": str(user.id)}
+    return {"ref": ref, "ntu_id": "ntu-1", "user_id": str(user.id), "attachment_id": "1"}
 
 
 def _fill(path: str, seeds: Mapping[str, str]) -> str:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
+from caseapi.cases.ticker import CaseTicker
 from caseapi.comments.schemas import MAX_BODY
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import authed_client
@@ -177,7 +178,7 @@ async def test_forms_without_the_csrf_token_are_refused_and_change_nothing(
 ) -> None:
     browser, _ = contact
     ref = await worked_case(app)
-    await advance(clock, ticker(database, clock, service), timedelta(minutes=61))
+    await _advance_signed_in(browser, clock, ticker(database, clock, service), minutes=61)
     before = await service.get_case(ref)
     reply = await browser.post(f"/portal/cases/{ref}/reply", {"body": "hello"}, csrf=False)
     escalate = await browser.post(f"/portal/cases/{ref}/escalate", csrf=False)
@@ -210,7 +211,7 @@ async def test_escalation_opens_only_once_a_commitment_was_missed(
 
     # The promised update (60 min) passes unkept: the ticker marks it missed (and
     # raises the level itself, L1 -> L2).
-    await advance(clock, ticker(database, clock, service), timedelta(minutes=61))
+    await _advance_signed_in(browser, clock, ticker(database, clock, service), minutes=61)
     page = await browser.get(f"/portal/cases/{ref}")
     assert "A promise on this case was missed" in page.text
     done = await browser.post(f"/portal/cases/{ref}/escalate")
@@ -337,3 +338,15 @@ async def test_no_response_of_a_whole_session_carries_internal_text(
     assert "A flapping access port." in text
     for secret in SECRETS:
         assert secret not in text
+
+
+async def _advance_signed_in(
+    browser: Browser, clock: FakeClock, case_ticker: CaseTicker, *, minutes: int
+) -> None:
+    """Let ``minutes`` pass with the ticker, the contact looking at the portal every
+    20 minutes (an idle session ends after 30)."""
+    while minutes > 0:
+        step = min(minutes, 20)
+        await advance(clock, case_ticker, timedelta(minutes=step))
+        assert (await browser.get("/portal")).status_code == 200
+        minutes -= step
