@@ -9,16 +9,20 @@ create cases through ``store.insert_case`` and change them through
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.cases import paging, repository
+from caseapi.cases import paging, repository, store
 from caseapi.cases.actions import CaseActions
 from caseapi.cases.config import DEFAULT_SLA
+from caseapi.cases.enums import CaseStatus
 from caseapi.cases.etr import EtrActions
 from caseapi.cases.incidents import IncidentService
+from caseapi.cases.machine import MANUAL_TRANSITIONS, close_blockers
 from caseapi.cases.models import Case, CaseEvent
+from caseapi.cases.queues import Deadline, next_deadline
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.sla import SlaSettings
 from caseapi.clock import Clock
@@ -33,6 +37,22 @@ filters_fingerprint = paging.filters_fingerprint
 
 #: One page of a case listing.
 CasePage: TypeAlias = paging.Page[Case]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """A case of a queue page with its next SLA deadline (``None``: no clock runs)."""
+
+    case: Case
+    deadline: Deadline | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    """One page of a queue, sorted, and how many cases the queue holds in all."""
+
+    rows: list[QueueRow]
+    count: int
 
 
 class CaseService(CaseActions, EtrActions):
@@ -127,3 +147,46 @@ class CaseService(CaseActions, EtrActions):
                 parent = await repository.get_case_ref_by_id(session, case_id=case.parent_case_id)
             children = await repository.list_linked_cases(session, parent_id=case.id)
         return parent, [child.ref for child in children]
+
+    async def queue_page(
+        self, *, filters: CaseFilters | None, order: str, offset: int, limit: int
+    ) -> QueuePage:
+        """One sorted page of the cases matching ``filters`` (``None``: no case), with
+        each case's next deadline: three queries however long the page.
+
+        Args:
+            filters: What to match (``caseapi.cases.queues.queue_filters``).
+            order: A key of ``repository.QUEUE_ORDERS``.
+            offset: How many cases to skip.
+            limit: Page size.
+        """
+        if filters is None:
+            return QueuePage(rows=[], count=0)
+        if order not in repository.QUEUE_ORDERS:
+            raise ValueError(f"unknown order {order!r}")
+        async with session_scope(self._sessionmaker) as session:
+            cases = await repository.list_sorted(
+                session, filters=filters, order=order, offset=offset, limit=limit
+            )
+            count = await repository.count_cases(session, filters=filters)
+            promised = await repository.pending_commitments(
+                session, case_ids=[case.id for case in cases]
+            )
+        rows = [QueueRow(case, next_deadline(case, promised)) for case in cases]
+        return QueuePage(rows=rows, count=count)
+
+    async def count_each(self, named: dict[str, CaseFilters]) -> dict[str, int]:
+        """How many cases match each of ``named``'s filters (one query)."""
+        async with session_scope(self._sessionmaker) as session:
+            return await repository.count_each(session, named=named)
+
+    async def allowed_transitions(self, case: Case) -> list[CaseStatus]:
+        """The statuses staff may move ``case`` to now, as the lifecycle allows
+        (closing only once nothing blocks it), in the lifecycle's order."""
+        allowed = set(MANUAL_TRANSITIONS[case.status])
+        if CaseStatus.CLOSED in allowed:
+            async with session_scope(self._sessionmaker) as session:
+                snapshot = await store.load_snapshot(session, case)
+            if close_blockers(snapshot, self._clock.now()):
+                allowed.discard(CaseStatus.CLOSED)
+        return [status for status in CaseStatus if status in allowed]
