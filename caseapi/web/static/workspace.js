@@ -49,3 +49,16 @@
     composer.focus();
   });
 })();
+
+// The new case form: choosing a customer lists its NTUs (the form's GET, submitted
+// when the field is left).
+document.addEventListener("change", (event) => {
+  const field = event.target;
+  if (!(field instanceof HTMLInputElement) || field.id !== "nc-customer") return;
+  const picker = document.querySelector("form[data-reactive-customer]");
+  const pick = document.querySelector("#nc-customer-pick");
+  if (picker && pick && field.value) {
+    pick.value = field.value;
+    picker.submit();
+  }
+});
