@@ -449,7 +449,9 @@ async def add_commitment(
     return await _act(service, principal, ref, event, if_match)
 
 
-def commitment_event(body: CommitmentCreate, principal: Principal, *, now: datetime) -> SetCommitment:
+def commitment_event(
+    body: CommitmentCreate, principal: Principal, *, now: datetime
+) -> SetCommitment:
     """The lifecycle event of a commitment request (the API's and the console's).
 
     Raises:

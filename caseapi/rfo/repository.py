@@ -35,8 +35,6 @@ async def get_version(session: AsyncSession, *, case_id: int, version: int) -> R
 async def list_versions(session: AsyncSession, *, case_id: int) -> list[RfoVersion]:
     """Return every version of a case's RFO, newest first."""
     stmt = (
-        select(RfoVersion)
-        .where(RfoVersion.case_id == case_id)
-        .order_by(RfoVersion.version.desc())
+        select(RfoVersion).where(RfoVersion.case_id == case_id).order_by(RfoVersion.version.desc())
     )
     return list((await session.execute(stmt)).scalars())

@@ -38,7 +38,7 @@ from caseapi.cases.schemas import (
     TransitionRequest,
 )
 from caseapi.cases.snapshot import Assign, Cancel, Escalate, HandOff, Reopen
-from caseapi.comments.models import Visibility
+from caseapi.comments.models import Comment, Visibility
 from caseapi.comments.schemas import CommentCreate
 from caseapi.core.database import session_scope
 from caseapi.core.deps import RowId
@@ -85,7 +85,12 @@ async def _ntu(request: Request, case: Case) -> dict[str, Any] | None:
         row = await ntu_repository.get_ntu(session, ntu_id=case.ntu_id)
     if row is None:
         return {"id": case.ntu_id, "status": "unknown", "state": None, "probe": None}
-    return {"id": row.ntu.id, "status": row.status, "state": row.state, "probe": probe_figures(row.state)}
+    return {
+        "id": row.ntu.id,
+        "status": row.status,
+        "state": row.state,
+        "probe": probe_figures(row.state),
+    }
 
 
 async def _rfo(request: Request, web: WebSession, case: Case) -> dict[str, Any] | None:
@@ -110,10 +115,9 @@ async def case_context(request: Request, web: WebSession, ref: str) -> dict[str,
     commitments = await service.get_commitments(case)
     parent, linked = await service.get_related(case)
     timeline = await service.get_timeline_for(principal, ref)
-    bodies = {
-        view.comment.id: view.comment for view in await comments(request).list_comments(
-            principal=principal, ref=ref
-        )
+    bodies: dict[object, Comment] = {
+        view.comment.id: view.comment
+        for view in await comments(request).list_comments(principal=principal, ref=ref)
     }
     now = service.clock.now()
     pending = [c for c in commitments if c.met_at is None]
@@ -147,7 +151,8 @@ async def case_context(request: Request, web: WebSession, ref: str) -> dict[str,
         "root_causes": list(RootCauseCategory),
         "levels": list(EscalationLevel),
         "rfo_fields": EDITABLE_FIELDS,
-        "working": case.status in (
+        "working": case.status
+        in (
             CaseStatus.NEW,
             CaseStatus.IN_PROGRESS,
             CaseStatus.WAITING_CUSTOMER,
@@ -173,9 +178,7 @@ async def render_case(
 ) -> HTMLResponse:
     context = await case_context(request, web, ref)
     form = form or {}
-    context.update(
-        error=error, failed=failed, form=form, composer=form.get("body", composer)
-    )
+    context.update(error=error, failed=failed, form=form, composer=form.get("body", composer))
     return render(request, "workspace/case.html", context, status_code=status)
 
 

@@ -48,7 +48,9 @@ async def form_of(request: Request) -> dict[str, str]:
     the last value."""
     form = await request.form()
     return {
-        name: value for name, value in form.items() if isinstance(value, str) and name != "csrf_token"
+        name: value
+        for name, value in form.items()
+        if isinstance(value, str) and name != "csrf_token"
     }
 
 

@@ -49,7 +49,9 @@ async def test_the_page_shows_the_case_and_marks_internal_notes(
     assert 'data-test="commitment-form"' in html and "Set commitment" in html
     assert 'data-test="ntu-state">up<' in html
     assert "Take</button>" in html
-    stored = await app.state.comment_service.list_comments(principal=engineer.session.principal, ref=ref)
+    stored = await app.state.comment_service.list_comments(
+        principal=engineer.session.principal, ref=ref
+    )
     assert [str(v.comment.visibility) for v in stored] == ["public", "internal"]
 
 
@@ -65,8 +67,12 @@ async def test_take_assign_and_transitions_change_the_stored_case(
         page = await engineer.get(f"/cases/{ref}")
         solved = await engineer.post(
             f"/cases/{ref}/transition",
-            {"to": "solved", "resolution_method": "remote", "root_cause_category": "hardware",
-             "resolution": "Swapped the NTU"},
+            {
+                "to": "solved",
+                "resolution_method": "remote",
+                "root_cause_category": "hardware",
+                "resolution": "Swapped the NTU",
+            },
         )
         solved_page = await engineer.get(f"/cases/{ref}")
     assert after_take.assignee == "eve" and after_take.status is CaseStatus.IN_PROGRESS
@@ -116,7 +122,9 @@ async def test_a_reply_over_the_size_limit_is_shown_and_kept(
     ref = await open_case(service)
     body = "long " * (MAX_BODY // 5) + "end"
     async with login_as(app, role=Role.ENGINEER) as engineer:
-        response = await engineer.post(f"/cases/{ref}/comment", {"body": body, "visibility": "public"})
+        response = await engineer.post(
+            f"/cases/{ref}/comment", {"body": body, "visibility": "public"}
+        )
         stored = await app.state.comment_service.list_comments(
             principal=engineer.session.principal, ref=ref
         )
@@ -136,7 +144,11 @@ async def test_a_commitment_is_read_in_the_readers_zone(
     async with login_as(app, role=Role.ENGINEER, timezone="Europe/Rome") as engineer:
         done = await engineer.post(
             f"/cases/{ref}/commitment",
-            {"description": "Call back", "due": local.strftime("%Y-%m-%dT%H:%M"), "kind": "callback"},
+            {
+                "description": "Call back",
+                "due": local.strftime("%Y-%m-%dT%H:%M"),
+                "kind": "callback",
+            },
         )
         past = await engineer.post(
             f"/cases/{ref}/commitment", {"description": "Too late", "due": "2020-01-01T10:00"}
@@ -158,9 +170,13 @@ async def test_the_rfo_is_drafted_published_and_downloaded(
         incomplete = await engineer.post(f"/cases/{ref}/rfo/publish")
         saved = await engineer.post(
             f"/cases/{ref}/rfo",
-            {"root_cause_category": "hardware", "root_cause": "A failed power supply",
-             "corrective_actions": "Replaced it", "preventive_actions": "",
-             "preventive_not_applicable": "A one-off fault"},
+            {
+                "root_cause_category": "hardware",
+                "root_cause": "A failed power supply",
+                "corrective_actions": "Replaced it",
+                "preventive_actions": "",
+                "preventive_not_applicable": "A one-off fault",
+            },
         )
         published = await engineer.post(f"/cases/{ref}/rfo/publish")
         page = await engineer.get(f"/cases/{ref}")
@@ -184,5 +200,3 @@ async def test_another_case_is_a_404_and_customers_get_403(
     assert missing.status_code == 404
     assert (page.status_code, take.status_code) == (403, 403)
     assert (await service.get_case(ref)).assignee is None
-
-

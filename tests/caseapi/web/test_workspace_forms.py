@@ -49,7 +49,9 @@ async def test_the_form_shows_refusals_and_keeps_the_input(
         customer.contract_status = "expired"
         await session.commit()
     async with login_as(app, role=Role.ENGINEER) as engineer:
-        expired = await engineer.post("/cases/new", {**CASE_FORM, "customer_id": "cust-2", "ntu_id": ""})
+        expired = await engineer.post(
+            "/cases/new", {**CASE_FORM, "customer_id": "cust-2", "ntu_id": ""}
+        )
         foreign = await engineer.post("/cases/new", {**CASE_FORM, "ntu_id": "ntu-9"})
         p3 = await engineer.post("/cases/new", {**CASE_FORM, "priority": "P3"})
     assert expired.status_code == 403

@@ -19,7 +19,9 @@ from tests.caseapi.web.workspace_fixtures import count, open_case, rows
 async def test_queues_hold_their_cases_and_count_them(app: FastAPI, service: CaseService) -> None:
     p1 = await open_case(service, summary="Fibre cut", priority=CasePriority.P1)
     mine = await open_case(service, ntu="ntu-2", summary="Slow line")
-    request = await open_case(service, customer="cust-2", ntu=None, summary="Need docs", request=True)
+    request = await open_case(
+        service, customer="cust-2", ntu=None, summary="Need docs", request=True
+    )
     async with login_as(app, role=Role.ENGINEER, name="eve") as engineer:
         taken = await engineer.post(f"/cases/{mine}/take")
         assert taken.status_code == 303
@@ -58,8 +60,18 @@ async def test_filters_and_search_narrow_a_queue(app: FastAPI, service: CaseServ
         # The filter form sends every field, the unused ones empty.
         form = await engineer.get(
             "/cases",
-            params={"queue": "all", "q": "", "priority": "P1", "status": "", "type": "",
-                    "level": "", "customer": "", "ntu": "", "assignee": "", "sort": "newest"},
+            params={
+                "queue": "all",
+                "q": "",
+                "priority": "P1",
+                "status": "",
+                "type": "",
+                "level": "",
+                "customer": "",
+                "ntu": "",
+                "assignee": "",
+                "sort": "newest",
+            },
         )
         bad = await engineer.get("/cases", params={"priority": "P9"})
     assert rows(by_priority.text) == [p1]
@@ -90,7 +102,7 @@ async def test_at_risk_and_breached_follow_the_clocks(
         risk_after = await engineer.get("/cases", params={"queue": "at_risk"})
     assert rows(fresh.text) == [p1]  # due within 30 min from the start
     assert rows(at_risk.text) == [p1]
-    assert 'data-countdown' in at_risk.text
+    assert "data-countdown" in at_risk.text
     assert rows(breached.text) == [p1]
     assert count(breached.text, "breached") == 1
     assert "overdue" in breached.text
