@@ -4,7 +4,8 @@ Pure definitions over ``CaseFilters`` (the repository turns them into SQL): the
 console's queue pages and their counts ask the case service with these, so a queue
 means the same wherever it is shown.
 
-- ``mine``: open cases assigned to the reader; ``unassigned``: open, nobody assigned
+- ``mine``: open cases assigned to the reader; ``unassigned``: still worked (new,
+  in progress, waiting), nobody assigned
 - ``at_risk``: still worked, a clock (first response, repair time) or a promise falls
   due within ``AT_RISK_WITHIN`` and has not been missed yet
 - ``breached``: open, a clock or a promise already missed
@@ -77,7 +78,8 @@ def queue_filters(
         case Queue.MINE:
             return replace(filters, open_only=True, assignee=assignee)
         case Queue.UNASSIGNED:
-            return replace(filters, open_only=True, unassigned=True)
+            working = _within(filters, WORKING_STATUSES)
+            return None if working is None else replace(working, unassigned=True)
         case Queue.AT_RISK:
             return replace(filters, sla_due_before=now + at_risk_within)
         case Queue.BREACHED:
@@ -97,11 +99,16 @@ def queue_filters(
 
 
 def _narrowed(filters: CaseFilters, status: CaseStatus) -> CaseFilters | None:
-    # A status filter on top of a status queue: ``None`` (no case) unless it allows
-    # the queue's status (an empty status list would mean "any").
-    if filters.statuses and status not in filters.statuses:
+    return _within(filters, frozenset({status}))
+
+
+def _within(filters: CaseFilters, statuses: frozenset[CaseStatus]) -> CaseFilters | None:
+    # A status filter on top of a queue of some statuses: ``None`` (no case) when they
+    # share none (an empty status list would mean "any").
+    allowed = statuses & set(filters.statuses) if filters.statuses else statuses
+    if not allowed:
         return None
-    return replace(filters, statuses=(status,))
+    return replace(filters, statuses=tuple(s for s in CaseStatus if s in allowed))
 
 
 @dataclass(frozen=True, slots=True)
