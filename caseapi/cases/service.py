@@ -175,10 +175,13 @@ class CaseService(CaseActions, EtrActions):
         rows = [QueueRow(case, next_deadline(case, promised)) for case in cases]
         return QueuePage(rows=rows, count=count)
 
-    async def count_each(self, named: dict[str, CaseFilters]) -> dict[str, int]:
-        """How many cases match each of ``named``'s filters (one query)."""
+    async def count_each(
+        self, named: dict[str, CaseFilters], *, within: CaseFilters | None = None
+    ) -> dict[str, int]:
+        """How many cases match each of ``named``'s filters (one query), counting only
+        among those matching ``within`` (a set they all lie in; every case if omitted)."""
         async with session_scope(self._sessionmaker) as session:
-            return await repository.count_each(session, named=named)
+            return await repository.count_each(session, named=named, within=within)
 
     async def allowed_transitions(self, case: Case) -> list[CaseStatus]:
         """The statuses staff may move ``case`` to now, as the lifecycle allows

@@ -94,7 +94,9 @@ async def _ntu(request: Request, case: Case) -> dict[str, Any] | None:
 
 
 async def _rfo(request: Request, web: WebSession, case: Case) -> dict[str, Any] | None:
-    if case.status in (CaseStatus.CANCELLED, CaseStatus.MERGED):
+    # The RFO is written once the service is restored (solved and after); its facts
+    # take a few queries, which a case still being worked does not pay for.
+    if case.status not in (CaseStatus.SOLVED, CaseStatus.RFO_PENDING, CaseStatus.CLOSED):
         return None
     try:
         view = await rfos(request).get_rfo(principal=web.principal, ref=case.ref, version=None)

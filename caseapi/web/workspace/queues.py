@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from caseapi.cases.enums import CasePriority, CaseStatus, CaseType, EscalationLevel
-from caseapi.cases.queues import Queue, queue_filters
+from caseapi.cases.queues import Queue, queue_counts, queue_filters
 from caseapi.cases.repository import QUEUE_ORDERS, CaseFilters
 from caseapi.cases.search import MAX_SEARCH_LENGTH, SearchSyntaxError, parse_search
 from caseapi.core.base import ACTOR_LENGTH
@@ -143,9 +143,7 @@ async def _context(request: Request, web: WebSession, query: QueueQuery) -> dict
         offset=(query.page - 1) * PAGE_SIZE,
         limit=PAGE_SIZE,
     )
-    counts = await service.count_each(
-        {q.value: f for q in Queue if (f := queue_filters(q, assignee=me, now=now)) is not None}
-    )
+    counts = await queue_counts(service, assignee=me, now=now)
     return {
         "query": query,
         "queues": list(Queue),

@@ -167,6 +167,11 @@ async def test_the_rfo_is_drafted_published_and_downloaded(
 ) -> None:
     ref = await open_case(service)
     async with login_as(app, role=Role.ENGINEER) as engineer:
+        working = await engineer.get(f"/cases/{ref}")
+        await engineer.post(
+            f"/cases/{ref}/transition",
+            {"to": "solved", "resolution_method": "remote", "root_cause_category": "hardware"},
+        )
         incomplete = await engineer.post(f"/cases/{ref}/rfo/publish")
         saved = await engineer.post(
             f"/cases/{ref}/rfo",
@@ -181,6 +186,7 @@ async def test_the_rfo_is_drafted_published_and_downloaded(
         published = await engineer.post(f"/cases/{ref}/rfo/publish")
         page = await engineer.get(f"/cases/{ref}")
         pdf = await engineer.get(f"/cases/{ref}/rfo.pdf", params={"version": 1})
+    assert 'data-test="rfo-editor"' not in working.text  # written once restored
     assert incomplete.status_code == 409 and "cannot be published without" in incomplete.text
     assert (saved.status_code, published.status_code) == (303, 303)
     assert 'data-test="rfo-editor"' in page.text and "Version 1 · published" in page.text
