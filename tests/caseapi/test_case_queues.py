@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from caseapi.auth.principal import Principal, Role
 from caseapi.cases.enums import CasePriority, CaseStatus, CommitmentKind, RootCauseCategory
+from caseapi.cases.models import Case
 from caseapi.cases.queues import Queue, next_deadline, queue_filters
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.service import CaseService
-from caseapi.cases.snapshot import Assign, Commitment, Escalate, SetCommitment, Transition
+from caseapi.cases.snapshot import (
+    Assign,
+    Commitment,
+    Escalate,
+    Event,
+    SetCommitment,
+    Transition,
+)
 from nms.clock import FakeClock
 from tests.caseapi.conftest import Database
 from tests.caseapi.lifecycle_fixtures import advance, seed, ticker
 from tests.caseapi.web.workspace_fixtures import open_case
 
 ENGINEER = Principal(key_id=None, name="eve", role=Role.ENGINEER, customer_id=None)
+
+
+def _always(event: Event) -> Callable[[Case], Event]:
+    return lambda _: event
 
 
 async def _queue(service: CaseService, queue: Queue, **base: object) -> list[str]:
@@ -44,7 +57,7 @@ async def test_each_queue_holds_its_cases(
         (waiting, CaseStatus.WAITING_CUSTOMER),
         (supplier, CaseStatus.WAITING_SUPPLIER),
     ):
-        await service.act(ENGINEER, ref, lambda _, to=to: Transition(to=to, actor="eve"))
+        await service.act(ENGINEER, ref, _always(Transition(to=to, actor="eve")))
     await service.act(
         ENGINEER,
         solved,
