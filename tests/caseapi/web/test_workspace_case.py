@@ -206,3 +206,40 @@ async def test_another_case_is_a_404_and_customers_get_403(
     assert missing.status_code == 404
     assert (page.status_code, take.status_code) == (403, 403)
     assert (await service.get_case(ref)).assignee is None
+
+
+async def test_canned_replies_fill_the_composer(app: FastAPI, service: CaseService) -> None:
+    ref = await open_case(service, summary="Fibre cut")
+    [reply, *_] = await app.state.reply_service.list_replies()
+    async with login_as(app, role=Role.ENGINEER) as engineer:
+        page = await engineer.get(f"/cases/{ref}")
+        filled = await engineer.get(f"/cases/{ref}", params={"reply": reply.id})
+        text = await engineer.get(f"/cases/{ref}/replies/{reply.id}")
+    assert f'<option value="{reply.id}">' in page.text and ">Insert</button>" in page.text
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    assert "${" not in text.text
+    composer = filled.text.split('id="composer-body"', 1)[1].split("</textarea>", 1)[0]
+    assert text.text.splitlines()[0] in composer
+
+
+async def test_escalate_cancel_and_forward_go_through_the_service(
+    app: FastAPI, service: CaseService
+) -> None:
+    ref = await open_case(service)
+    async with login_as(app, role=Role.ENGINEER) as engineer:
+        escalated = await engineer.post(f"/cases/{ref}/escalate")
+        unknown_team = await engineer.post(
+            f"/cases/{ref}/forward",
+            {"team": "nope", "summary": "Line flaps", "details": "Since 9:00", "tests_done": ""},
+        )
+        no_reason = await engineer.post(f"/cases/{ref}/cancel", {"reason": " "})
+        cancelled = await engineer.post(f"/cases/{ref}/cancel", {"reason": "Duplicate"})
+        page = await engineer.get(f"/cases/{ref}")
+    assert escalated.status_code == 303
+    assert unknown_team.status_code == 422 and "no team &#39;nope&#39;" in unknown_team.text
+    assert 'value="Line flaps"' in unknown_team.text
+    assert no_reason.status_code == 422
+    assert cancelled.status_code == 303
+    case = await service.get_case(ref)
+    assert case.escalation_level.value == "L2" and case.status is CaseStatus.CANCELLED
+    assert "Take</button>" not in page.text and "data-transition" not in page.text
