@@ -7,8 +7,9 @@ Fills a fresh SQLite file (or ``--database-url``'s empty database) with ``--ntus
 NTUs of 100 customers and ``--cases`` cases, ``--open-share`` of them open in every
 open status and the rest closed (deadlines around now,
 20 assignees, a busy case with 40 timeline entries and 20 comments), serves the app
-with uvicorn in a child process (one worker, as ``nms api`` runs it), and has
-``--clients`` concurrent signed-in engineers fetch each page ``--requests`` times.
+with uvicorn in a child process (``--workers``, one by default as ``nms api`` runs
+it), and has ``--clients`` concurrent signed-in engineers fetch each page
+``--requests`` times, back to back or ``--think`` seconds apart.
 Prints p50 / p99 / max latency and throughput per page. Not a test: it prints figures.
 """
 
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
+import os
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -175,42 +178,61 @@ async def fill(url: str, *, ntus: int, cases: int, open_share: float) -> None:
     await engine.dispose()
 
 
-def serve(url: str, port: int) -> None:
-    import uvicorn
-
+def app_factory() -> object:
+    """The app a uvicorn worker serves (``BENCH_DATABASE_URL``)."""
     from caseapi.api.app import create_app
 
-    async def main() -> None:
-        engine = make_engine(url)
-        app = create_app(sessionmaker=make_sessionmaker(engine), web_sessions=BenchSessions())
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        await uvicorn.Server(config).serve()
-
-    asyncio.run(main())
+    engine = make_engine(os.environ["BENCH_DATABASE_URL"])
+    return create_app(sessionmaker=make_sessionmaker(engine), web_sessions=BenchSessions())
 
 
-async def measure(base: str, path: str, *, clients: int, requests: int) -> list[float]:
+def serve(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """uvicorn serving ``app_factory`` over ``url`` (a process of its own)."""
+    root = Path(__file__).resolve().parent.parent
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.console_pages:app_factory",
+        "--factory",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        f"--workers={workers}",
+        "--log-level=warning",
+    ]
+    env = {**os.environ, "BENCH_DATABASE_URL": url, "PYTHONPATH": str(root)}
+    return subprocess.Popen(command, cwd=root, env=env)
+
+
+async def measure(
+    base: str, path: str, *, clients: int, requests: int, think: float = 0.0
+) -> list[float]:
     latencies: list[float] = []
     left = requests
 
-    async def client() -> None:
+    async def client(number: int) -> None:
         nonlocal left
-        async with httpx.AsyncClient(base_url=base, cookies={SESSION_COOKIE: TOKEN}) as http:
+        async with httpx.AsyncClient(
+            base_url=base, cookies={SESSION_COOKIE: TOKEN}, timeout=60
+        ) as http:
+            # Users who think do not all click at once.
+            await asyncio.sleep(think * number / clients)
             while left > 0:
                 left -= 1
                 started = time.perf_counter()
                 response = await http.get(path)
                 latencies.append(time.perf_counter() - started)
+                await asyncio.sleep(think)
                 if response.status_code != 200:
                     raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
 
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(n) for n in range(clients)))
     return latencies
 
 
 async def wait_up(base: str) -> None:
     async with httpx.AsyncClient(base_url=base) as http:
-        for _ in range(200):
+        for _ in range(600):
             try:
                 await http.get("/healthz")
                 return
@@ -234,6 +256,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--database-url", default=None)
     parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds a client waits between its requests (0: back to back)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
         "--open-share",
         type=float,
         default=0.2,
@@ -249,18 +278,22 @@ def main() -> None:
             f" in {time.perf_counter() - started:.1f} s"
         )
         port = _free_port()
-        server = multiprocessing.get_context("spawn").Process(target=serve, args=(url, port))
-        server.start()
+        server = serve(url, port, args.workers)
         try:
             base = f"http://127.0.0.1:{port}"
             asyncio.run(wait_up(base))
-            print(f"{args.clients} concurrent clients, {args.requests} requests a page")
+            print(
+                f"{args.clients} concurrent clients, {args.requests} requests a page,"
+                f" think time {args.think} s, {args.workers} worker(s)"
+            )
             print(f"{'page':32} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>8}")
             for label, path in PAGES.items():
                 asyncio.run(measure(base, path, clients=2, requests=20))  # warm up
                 began = time.perf_counter()
                 latencies = asyncio.run(
-                    measure(base, path, clients=args.clients, requests=args.requests)
+                    measure(
+                        base, path, clients=args.clients, requests=args.requests, think=args.think
+                    )
                 )
                 elapsed = time.perf_counter() - began
                 ordered = sorted(latencies)
@@ -271,7 +304,7 @@ def main() -> None:
                 )
         finally:
             server.terminate()
-            server.join()
+            server.wait()
 
 
 if __name__ == "__main__":

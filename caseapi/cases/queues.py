@@ -28,7 +28,7 @@ from caseapi.cases.models import Case, CaseCommitment
 from caseapi.cases.repository import CaseFilters
 
 if TYPE_CHECKING:
-    from caseapi.cases.service import CaseService
+    from caseapi.cases.service import CountGroups
 
 #: How soon a deadline must come for its case to be "at risk".
 AT_RISK_WITHIN: Final = timedelta(minutes=30)
@@ -106,18 +106,16 @@ def queue_filters(
 OPEN_CASES: Final = CaseFilters(statuses=tuple(s for s in CaseStatus if not s.is_terminal))
 
 
-async def queue_counts(service: CaseService, *, assignee: str, now: datetime) -> dict[str, int]:
-    """How many cases each queue holds for ``assignee`` at ``now``: two queries (the
-    open queues in one pass over the open cases, and ``all``)."""
+def queue_counts(*, assignee: str, now: datetime) -> CountGroups:
+    """What to count for every queue's count of ``assignee`` at ``now``: two passes
+    (the open queues over the open cases, and ``all``), for ``CaseService.queue_page``."""
     named = {
         queue.value: filters
         for queue in Queue
         if queue is not Queue.ALL
         and (filters := queue_filters(queue, assignee=assignee, now=now)) is not None
     }
-    counts = await service.count_each(named, within=OPEN_CASES)
-    counts.update(await service.count_each({Queue.ALL.value: CaseFilters()}))
-    return counts
+    return ((named, OPEN_CASES), ({Queue.ALL.value: CaseFilters()}, None))
 
 
 def _narrowed(filters: CaseFilters, status: CaseStatus) -> CaseFilters | None:

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 
 from caseapi.cases.actions import is_customer_visible
 from caseapi.cases.enums import (
+    WORKING_STATUSES,
     CaseEventKind,
     CaseStatus,
     CommitmentKind,
@@ -48,7 +49,7 @@ from caseapi.rfo.facts import probe_figures
 from caseapi.rfo.pdf import PDF_MEDIA_TYPE, published_pdf
 from caseapi.rfo.schemas import RfoUpdate, to_public
 from caseapi.rfo.service import EDITABLE_FIELDS
-from caseapi.teams.service import forward_target
+from caseapi.teams.service import forward_target, list_teams
 from caseapi.web.deps import StaffForm, StaffPage
 from caseapi.web.render import render
 from caseapi.web.session import WebSession
@@ -113,10 +114,8 @@ async def case_context(request: Request, web: WebSession, ref: str) -> dict[str,
     """Everything the case page shows (the same reads as the API's case routes)."""
     service = cases(request)
     principal = web.principal
-    case = await service.get_case_for(principal, ref)
-    commitments = await service.get_commitments(case)
-    parent, linked = await service.get_related(case)
-    timeline = await service.get_timeline_for(principal, ref)
+    view = await service.case_view(principal, ref)
+    case, commitments, timeline = view.case, view.commitments, view.events
     bodies: dict[object, Comment] = {
         view.comment.id: view.comment
         for view in await comments(request).list_comments(principal=principal, ref=ref)
@@ -133,14 +132,16 @@ async def case_context(request: Request, web: WebSession, ref: str) -> dict[str,
         }
         for event in timeline
     ]
+    working = case.status in WORKING_STATUSES
     return {
         "case": case,
         "now": now,
+        "teams": await list_teams(request.app.state.sessionmaker) if working else [],
         "commitments": commitments,
         "next_commitment": min(pending, key=lambda c: c.due_at, default=None),
         "deadline": next_deadline(case, commitments),
-        "parent": parent,
-        "linked": linked,
+        "parent": view.parent,
+        "linked": view.linked,
         "entries": entries,
         "transitions": [
             (status, TRANSITION_LABELS.get(status, status.value))
@@ -153,13 +154,7 @@ async def case_context(request: Request, web: WebSession, ref: str) -> dict[str,
         "root_causes": list(RootCauseCategory),
         "levels": list(EscalationLevel),
         "rfo_fields": EDITABLE_FIELDS,
-        "working": case.status
-        in (
-            CaseStatus.NEW,
-            CaseStatus.IN_PROGRESS,
-            CaseStatus.WAITING_CUSTOMER,
-            CaseStatus.WAITING_SUPPLIER,
-        ),
+        "working": working,
         "error": None,
         "form": {},
         "failed": None,

@@ -142,12 +142,12 @@ async def _context(request: Request, web: WebSession, query: QueueQuery) -> dict
         order=query.sort,
         offset=(query.page - 1) * PAGE_SIZE,
         limit=PAGE_SIZE,
+        counts=queue_counts(assignee=me, now=now),
     )
-    counts = await queue_counts(service, assignee=me, now=now)
     return {
         "query": query,
         "queues": list(Queue),
-        "counts": counts,
+        "counts": page.counts,
         "page": page,
         "now": now,
         "error": error,
