@@ -243,3 +243,30 @@ async def test_escalate_cancel_and_forward_go_through_the_service(
     case = await service.get_case(ref)
     assert case.escalation_level.value == "L2" and case.status is CaseStatus.CANCELLED
     assert "Take</button>" not in page.text and "data-transition" not in page.text
+
+
+async def test_a_hand_off_carries_its_structured_summary(
+    app: FastAPI, service: CaseService
+) -> None:
+    ref = await open_case(service)
+    async with login_as(app, role=Role.ENGINEER) as engineer:
+        done = await engineer.post(
+            f"/cases/{ref}/handoff",
+            {
+                "to_level": "L2",
+                "team": "",
+                "assignee": "",
+                "summary": "Line flaps every hour",
+                "details": "CRC errors on the WAN port",
+                "tests_done": "loop test\nswapped cable",
+                "open_questions": "",
+                "hypotheses": "bad SFP",
+            },
+        )
+        page = await engineer.get(f"/cases/{ref}")
+    assert done.status_code == 303
+    assert (await service.get_case(ref)).escalation_level.value == "L2"
+    [handed] = [e for e in await service.get_timeline(ref) if e.kind.value == "handed_off"]
+    assert handed.data["summary"]["tests_done"] == ["loop test", "swapped cable"]
+    assert handed.data["summary"]["hypotheses"] == ["bad SFP"]
+    assert "Line flaps every hour" in page.text
