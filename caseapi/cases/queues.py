@@ -7,7 +7,7 @@ means the same wherever it is shown.
 - ``mine``: open cases assigned to the reader; ``unassigned``: still worked (new,
   in progress, waiting), nobody assigned
 - ``at_risk``: still worked, a clock (first response, repair time) or a promise falls
-  due within ``AT_RISK_WITHIN`` and has not been missed yet
+  due within ``cases.at_risk_within`` (15 min by default) and has not been missed yet
 - ``breached``: open, a clock or a promise already missed
 - ``waiting_customer`` / ``waiting_supplier`` / ``rfo_pending``: by status
 - ``monitoring``: solved, the monitoring window still running
@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
+from caseapi.cases.config import DEFAULT_AT_RISK_WITHIN
 from caseapi.cases.enums import WORKING_STATUSES, CaseStatus
 from caseapi.cases.models import Case, CaseCommitment
 from caseapi.cases.repository import CaseFilters
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
     from caseapi.cases.service import CountGroups
 
 #: How soon a deadline must come for its case to be "at risk".
-AT_RISK_WITHIN: Final = timedelta(minutes=30)
+#: ``cases.at_risk_within``'s default; the service passes the setting.
+AT_RISK_WITHIN: Final = DEFAULT_AT_RISK_WITHIN
 
 
 class Queue(StrEnum):
@@ -106,14 +108,21 @@ def queue_filters(
 OPEN_CASES: Final = CaseFilters(statuses=tuple(s for s in CaseStatus if not s.is_terminal))
 
 
-def queue_counts(*, assignee: str, now: datetime) -> CountGroups:
+def queue_counts(
+    *, assignee: str, now: datetime, at_risk_within: timedelta = AT_RISK_WITHIN
+) -> CountGroups:
     """What to count for every queue's count of ``assignee`` at ``now``: two passes
     (the open queues over the open cases, and ``all``), for ``CaseService.queue_page``."""
     named = {
         queue.value: filters
         for queue in Queue
         if queue is not Queue.ALL
-        and (filters := queue_filters(queue, assignee=assignee, now=now)) is not None
+        and (
+            filters := queue_filters(
+                queue, assignee=assignee, now=now, at_risk_within=at_risk_within
+            )
+        )
+        is not None
     }
     return ((named, OPEN_CASES), ({Queue.ALL.value: CaseFilters()}, None))
 

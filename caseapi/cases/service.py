@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.auth.principal import Principal
 from caseapi.cases import paging, repository, store
 from caseapi.cases.actions import CaseActions, is_customer_visible
-from caseapi.cases.config import DEFAULT_SLA
+from caseapi.cases.config import DEFAULT_AT_RISK_WITHIN, DEFAULT_SLA
 from caseapi.cases.enums import CaseStatus
 from caseapi.cases.etr import EtrActions
 from caseapi.cases.incidents import IncidentService
@@ -87,6 +88,7 @@ class CaseService(CaseActions, EtrActions):
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
         sla: SlaSettings | None = None,
+        at_risk_within: timedelta = DEFAULT_AT_RISK_WITHIN,
     ) -> None:
         """Create the service.
 
@@ -94,9 +96,13 @@ class CaseService(CaseActions, EtrActions):
             sessionmaker: Session factory (``caseapi.database.make_sessionmaker``).
             clock: Source of "now" for every stored timestamp.
             sla: SLA durations (``CaseSettings.sla()``); the defaults when omitted.
+            at_risk_within: A deadline due within this is "at risk"
+                (``cases.at_risk_within``: the console's queue, as the alerts and the
+                NOC gauge count it).
         """
         self._sessionmaker = sessionmaker
         self._clock = clock
+        self.at_risk_within = at_risk_within
         self._sla = sla = sla or DEFAULT_SLA
         self._incidents = IncidentService(sessionmaker=sessionmaker, clock=clock, sla=sla)
 

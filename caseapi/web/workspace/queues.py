@@ -134,7 +134,8 @@ async def _context(request: Request, web: WebSession, query: QueueQuery) -> dict
         search=search,
         internal_text=search is not None,
     )
-    filters = queue_filters(query.queue, assignee=me, now=now, base=base)
+    soon = service.at_risk_within
+    filters = queue_filters(query.queue, assignee=me, now=now, base=base, at_risk_within=soon)
     if error is not None:
         filters = None
     page = await service.queue_page(
@@ -142,7 +143,7 @@ async def _context(request: Request, web: WebSession, query: QueueQuery) -> dict
         order=query.sort,
         offset=(query.page - 1) * PAGE_SIZE,
         limit=PAGE_SIZE,
-        counts=queue_counts(assignee=me, now=now),
+        counts=queue_counts(assignee=me, now=now, at_risk_within=soon),
     )
     return {
         "query": query,

@@ -42,9 +42,11 @@ async def test_a_member_takes_a_case_under_the_member_id(
         assert alice.session.principal.name == "alice"
         page = await alice.get("/account")
         assert page.status_code == 200
+        took = await alice.post(f"/cases/{ref}/take")
+        assert took.status_code == 303, took.text
     async with login_as(app, role=Role.ENGINEER, name="zed") as zed:
         # Not in the organisation file: named by the e-mail address.
         assert zed.session.principal.name == "zed@example.net"
     async with login_as(app, role=Role.CUSTOMER, customer_id="cust-1", name="alice2") as c:
         assert c.session.principal.name == "alice2@example.net"
-    assert (await service.get_case(ref)).assignee is None
+    assert (await service.get_case(ref)).assignee == "alice"

@@ -75,7 +75,7 @@ async def test_take_assign_and_transitions_change_the_stored_case(
             },
         )
         solved_page = await engineer.get(f"/cases/{ref}")
-    assert after_take.assignee == "eve" and after_take.status is CaseStatus.IN_PROGRESS
+    assert after_take.assignee == "eve@example.net" and after_take.status is CaseStatus.IN_PROGRESS
     assert waiting.status_code == 303 and after_wait.status is CaseStatus.WAITING_CUSTOMER
     # Only what the lifecycle allows from waiting_customer is offered.
     offered = set(re.findall(r'data-transition="([a-z_]+)"', page.text))
