@@ -129,7 +129,7 @@ def make_app(database: Database, service: CaseService, clock: FakeClock) -> Fast
 DISPATCH = replace(
     DEFAULT_DISPATCHER,
     webhook_policy=LAB_WEBHOOKS,
-    send_timeout=3.0,
+    send_timeout=15.0,
     claim_timeout=timedelta(seconds=30),
     backoff_base=timedelta(seconds=10),
     backoff_cap=timedelta(seconds=60),

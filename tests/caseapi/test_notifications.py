@@ -44,7 +44,7 @@ def settings_for(smtp: SmtpSink | None = None, **overrides: Any) -> DispatcherSe
         "smtp_host": "127.0.0.1" if smtp else None,
         "smtp_port": smtp.port if smtp else 25,
         "smtp_from": FROM,
-        "send_timeout": 3.0,
+        "send_timeout": 15.0,
         "claim_timeout": timedelta(seconds=30),
         "backoff_base": timedelta(seconds=10),
         "backoff_cap": timedelta(seconds=60),

@@ -30,7 +30,7 @@ from tests.caseapi.notification_fixtures import (
 SETTINGS = replace(
     DEFAULT_DISPATCHER,
     webhook_policy=LAB_WEBHOOKS,
-    send_timeout=3.0,
+    send_timeout=15.0,
     claim_timeout=timedelta(seconds=30),
     backoff_base=timedelta(seconds=10),
     backoff_cap=timedelta(seconds=60),

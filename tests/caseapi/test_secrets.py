@@ -118,7 +118,7 @@ async def test_webhook_secrets_are_stored_encrypted_and_still_sign(
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.DEBUG, logger="caseapi")  # (aiosqlite's DEBUG echoes SQL)
     box = SecretBox([K1])
-    settings = replace(DEFAULT_DISPATCHER, webhook_policy=LAB_WEBHOOKS, send_timeout=3.0)
+    settings = replace(DEFAULT_DISPATCHER, webhook_policy=LAB_WEBHOOKS, send_timeout=15.0)
     app = create_app(sessionmaker=database.sessionmaker, case_service=service, clock=clock)
     app.state.webhook_service = WebhookService(
         sessionmaker=database.sessionmaker, clock=clock, settings=settings, secrets=box

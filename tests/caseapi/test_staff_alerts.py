@@ -429,7 +429,7 @@ async def test_delivered_by_mail_and_signed_webhook_to_staff_only(
         smtp_host="127.0.0.1",
         smtp_port=smtp_sink.port,
         smtp_from="noc@nms.example",
-        send_timeout=3.0,
+        send_timeout=15.0,
         claim_timeout=timedelta(seconds=30),
         staff_webhook_secret=secret,
     )

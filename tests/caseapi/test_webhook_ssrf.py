@@ -268,7 +268,7 @@ def dispatcher(
     settings = replace(
         DEFAULT_DISPATCHER,
         webhook_policy=policy,
-        send_timeout=3.0,
+        send_timeout=15.0,
         claim_timeout=timedelta(seconds=30),
         max_attempts=3,
     )
