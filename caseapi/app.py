@@ -6,6 +6,8 @@ sections, and gets back:
 - ``build_services``: the case, incident and maintenance services, built once from
   the settings (``incidents`` is the detector's ``IncidentSink``);
 - ``create_app``: the FastAPI app over those services;
+- ``configure_board``: the NOC board's settings and the probe shards it shows
+  (``ProbeShard``, from a ``ProbeShards`` callable of the process running the probes);
 - ``RateLimiter``: the API's rate limits (``api.rate_limits``), to pass to
   ``create_app``; its ``stats`` (``RateLimitStats``, by ``Limit``) are for metrics;
 - ``CaseWorkers``: the loops the case side needs (case ticker, notification
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.api.app import create_app
@@ -37,14 +40,19 @@ from caseapi.notifications.dispatcher import NotificationDispatcher
 from caseapi.ratelimit.service import Limit, RateLimiter, RateLimitStats
 from caseapi.rfo.mail import RfoPdfAttachments
 from caseapi.rfo.service import RfoService
+from caseapi.web.noc.config import BoardSettings
+from caseapi.web.noc.shards import ProbeShard, ProbeShards
 
 __all__ = [
     "CaseServices",
     "CaseWorkers",
     "Limit",
+    "ProbeShard",
+    "ProbeShards",
     "RateLimitStats",
     "RateLimiter",
     "build_services",
+    "configure_board",
     "create_app",
 ]
 
@@ -77,6 +85,15 @@ def build_services(
             sessionmaker=sessionmaker, clock=clock, settings=maintenance
         ),
     )
+
+
+def configure_board(
+    app: FastAPI, *, settings: BoardSettings, probe_shards: ProbeShards | None = None
+) -> None:
+    """Give the console's NOC board its ``board.*`` settings and, from the process that
+    runs the probes, the probe shards it shows (``None``: not known to this process)."""
+    app.state.board_settings = settings
+    app.state.probe_shards = probe_shards
 
 
 class CaseWorkers:

@@ -58,6 +58,7 @@ async def run_api(settings: Settings, *, clock: Clock) -> None:
         secrets=box,
         rate_limiter=limiter,
         extra_routers=(metrics_router(registry),),
+        board=settings.board,
     )
 
     async def prepare() -> None:

@@ -49,6 +49,7 @@ from nms.bus.inprocess import InProcessBus
 from nms.clock import Clock
 from nms.inventory.model import Inventory
 from nms.inventory.sync import sync_inventory
+from nms.noc.board_shards import LocalShard
 from nms.noc.metrics import build_metrics
 from nms.noc.probe_metrics import ProbeStats
 from nms.organisation.sync import sync_organisation
@@ -144,6 +145,10 @@ async def _serve(
                 extra_routers=(metrics.router(),),
                 notifications=settings.notifications,
                 secrets=box,
+                board=settings.board,
+                probe_shards=LocalShard(
+                    stats=probe_stats, clock=clock, stale_after=settings.detector.stale_after
+                ),
             )
             server = api_server(app)
             workers = build_case_workers(settings, sessionmaker, clock, secrets=box)

@@ -1,0 +1,159 @@
+"""The NOC board's content: fleet counts, incidents being worked, SLA watch, shards.
+
+``BoardService`` reads it through the repositories in one short transaction and
+returns plain views the template shows; ``fingerprint`` is what the change feed
+polls (``caseapi.web.noc.changes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from caseapi.cases import board as case_board
+from caseapi.cases.models import Case
+from caseapi.clock import Clock
+from caseapi.core.database import session_scope
+from caseapi.maintenance.repository import active_coverage
+from caseapi.ntus import repository as ntus
+from caseapi.web.noc.config import BoardSettings
+from caseapi.web.noc.shards import ProbeShard, ProbeShards
+
+#: The states the board counts, in the order it shows them.
+FLEET_STATES: Final = ("up", "suspect", "down", "recovering", "unreachable", "unknown")
+#: Rows per list: a wall screen shows no more, the queues have the rest.
+LIST_LIMIT: Final = 50
+
+#: The dashboards of ``dashboards/grafana`` by uid, with their titles.
+DASHBOARDS: Final = (
+    ("nms-noc-overview", "NOC overview"),
+    ("nms-ntu-detail", "NTU detail"),
+    ("nms-cases-sla", "Cases and SLA"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BoardCase:
+    """One case row of the board."""
+
+    ref: str
+    priority: str
+    status: str
+    summary: str
+    customer_id: str | None
+    ntu_id: str | None
+    assignee: str | None
+    created_at: datetime
+    age: str
+    #: The nearest SLA deadline still ahead or missed (first response, then repair).
+    due_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    """Everything the board shows, read at ``now``."""
+
+    now: datetime
+    counts: dict[str, int]
+    in_maintenance: int
+    total: int
+    incidents: list[BoardCase]
+    breached: list[BoardCase]
+    at_risk: list[BoardCase]
+    #: ``None``: this process does not know the shards (``nms api``).
+    shards: list[ProbeShard] | None
+    #: (title, URL) of each Grafana dashboard; empty without ``board.grafana_url``.
+    dashboards: list[tuple[str, str]]
+
+
+def format_age(age: timedelta) -> str:
+    """``45s``, ``12m``, ``3h 05m``, ``2d 04h``: how long a case has been open."""
+    seconds = max(int(age.total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+def dashboard_links(grafana_url: str | None) -> list[tuple[str, str]]:
+    """The board's links to the Grafana dashboards (none without a Grafana URL)."""
+    if grafana_url is None:
+        return []
+    return [(title, f"{grafana_url}/d/{uid}") for uid, title in DASHBOARDS]
+
+
+def _row(case: Case, now: datetime) -> BoardCase:
+    due = case.first_response_due_at if case.first_responded_at is None else None
+    return BoardCase(
+        ref=case.ref,
+        priority=case.priority.value,
+        status=case.status.value,
+        summary=case.summary,
+        customer_id=case.customer_id,
+        ntu_id=case.ntu_id,
+        assignee=case.assignee,
+        created_at=case.created_at,
+        age=format_age(now - case.created_at),
+        due_at=due or case.ttr_due_at,
+    )
+
+
+class BoardService:
+    """Reads the board (staff only: the routes admit staff sessions alone)."""
+
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        settings: BoardSettings,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._clock = clock
+        self._settings = settings
+
+    async def board(self, *, shards: ProbeShards | None) -> Board:
+        """The board now."""
+        now = self._clock.now()
+        async with session_scope(self._sessionmaker) as session:
+            counts = await ntus.count_by_status(session)
+            coverage = await active_coverage(session, at=now)
+            incidents = await case_board.working_incidents(session, limit=LIST_LIMIT)
+            watch = await case_board.sla_watch(
+                session, now=now, within=self._settings.at_risk_within, limit=LIST_LIMIT
+            )
+        return Board(
+            now=now,
+            counts={state: counts.get(state, 0) for state in _states(counts)},
+            in_maintenance=len(coverage),
+            total=sum(counts.values()),
+            incidents=[_row(case, now) for case in incidents],
+            breached=[_row(case, now) for case in watch.breached],
+            at_risk=[_row(case, now) for case in watch.at_risk],
+            shards=None if shards is None else list(shards()),
+            dashboards=dashboard_links(self._settings.grafana_url),
+        )
+
+    async def fingerprint(self) -> dict[str, object]:
+        """Topic -> marker, for the change feed (one short read transaction)."""
+        async with session_scope(self._sessionmaker) as session:
+            return {
+                "cases": await case_board.change_marker(session),
+                "ntus": await ntus.status_marker(session),
+            }
+
+
+def _states(counts: dict[str, int]) -> Sequence[str]:
+    # The known states always (a zero is information), then any other the detector
+    # may report one day, so that no NTU goes uncounted.
+    return (*FLEET_STATES, *sorted(set(counts) - set(FLEET_STATES)))
