@@ -59,9 +59,7 @@ async def sla_watch(
         and_(Case.paused_at.is_(None), Case.ttr_due_at <= horizon),
     )
     breached = select(Case).where(working, breached_flag).order_by(Case.id).limit(limit)
-    at_risk = (
-        select(Case).where(working, ~breached_flag, near).order_by(Case.id).limit(limit)
-    )
+    at_risk = select(Case).where(working, ~breached_flag, near).order_by(Case.id).limit(limit)
     return SlaWatch(
         breached=list((await session.execute(breached)).scalars()),
         at_risk=list((await session.execute(at_risk)).scalars()),

@@ -38,7 +38,7 @@ class TooManyStreamsError(CaseApiError):
 
     code = "too_many_streams"
     http_status = 503
-    http_headers = {"Retry-After": "30"}  # noqa: RUF012 - read-only by convention
+    http_headers = {"Retry-After": "30"}
 
 
 class Subscription:
@@ -58,12 +58,12 @@ class Subscription:
         self.closed = True
         self._wake.set()
 
-    async def next(self, timeout: float) -> frozenset[str]:
-        """The topics changed since the last call; empty after ``timeout`` seconds
+    async def next(self, within: float) -> frozenset[str]:
+        """The topics changed since the last call; empty after ``within`` seconds
         without a change or when the feed closed (see ``closed``)."""
         if not self._pending and not self.closed:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(within):
                     await self._wake.wait()
         self._wake.clear()
         topics = frozenset(self._pending)

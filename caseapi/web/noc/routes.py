@@ -7,8 +7,8 @@ watcher (``caseapi.web.noc.changes``) feeds them all.
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
@@ -35,10 +35,11 @@ def install(app: FastAPI) -> None:
     previous = app.router.lifespan_context
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[object]:
-        async with previous(app) as state:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # ``create_app`` gives the app no lifespan state of its own to pass on.
+        async with previous(app):
             try:
-                yield state
+                yield
             finally:
                 await close_feed(app)
 

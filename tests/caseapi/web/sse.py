@@ -30,14 +30,14 @@ class Stream:
     chunks: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     ended: bool = False
 
-    async def next_chunk(self, timeout: float) -> bytes | None:
+    async def next_chunk(self, within: float) -> bytes | None:
         """The next body chunk; ``None`` when the response ended."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             return await self.chunks.get()
 
-    async def next_change(self, timeout: float) -> list[str]:
+    async def next_change(self, within: float) -> list[str]:
         """The topics of the next ``change`` event (heartbeats are skipped)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
                 chunk = await self.chunks.get()
                 assert chunk is not None, "the stream ended"

@@ -69,7 +69,7 @@ async def test_customers_do_not_see_the_board(app: FastAPI) -> None:
         for url in ("/noc", "/noc/fragment"):
             response = await customer.get(url)
             assert response.status_code == 403, url
-            assert "data-test=\"fleet-counts\"" not in response.text
+            assert 'data-test="fleet-counts"' not in response.text
 
 
 async def test_sla_at_risk_then_breached(

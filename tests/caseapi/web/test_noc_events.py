@@ -29,20 +29,22 @@ def fast(app: FastAPI) -> FastAPI:
 async def test_a_new_case_is_announced_and_nothing_else(
     fast: FastAPI, incidents: IncidentService, database: Database
 ) -> None:
-    async with login_as(fast, role=Role.ENGINEER) as engineer:
-        async with open_stream(fast, token_of(engineer)) as stream:
-            assert stream.status == 200
-            assert stream.headers["content-type"].startswith("text/event-stream")
-            assert stream.headers["cache-control"] == "no-store"
-            first = await stream.next_chunk(2)
-            assert first is not None and first.startswith(b"retry: ")
-            # Nothing changed: heartbeats only (several polls and heartbeats long).
-            await stream.no_change_within(0.6)
-            await incidents.open_incident(incident("ntu-1"))
-            assert await stream.next_change(2) == ["cases"]
-            await set_ntu_status(database, "ntu-1", "down")
-            assert await stream.next_change(2) == ["ntus"]
-            await stream.no_change_within(0.3)
+    async with (
+        login_as(fast, role=Role.ENGINEER) as engineer,
+        open_stream(fast, token_of(engineer)) as stream,
+    ):
+        assert stream.status == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert stream.headers["cache-control"] == "no-store"
+        first = await stream.next_chunk(2)
+        assert first is not None and first.startswith(b"retry: ")
+        # Nothing changed: heartbeats only (several polls and heartbeats long).
+        await stream.no_change_within(0.6)
+        await incidents.open_incident(incident("ntu-1"))
+        assert await stream.next_change(2) == ["cases"]
+        await set_ntu_status(database, "ntu-1", "down")
+        assert await stream.next_change(2) == ["ntus"]
+        await stream.no_change_within(0.3)
 
 
 async def test_one_watcher_serves_every_stream_and_stops_with_the_last(
@@ -110,9 +112,8 @@ async def test_the_feed_rides_out_a_database_error() -> None:
     with feed.subscribe() as subscription:
         assert await subscription.next(2) == frozenset({"cases"})
         feed.subscribe().close()
-        with feed.subscribe():
-            with pytest.raises(TooManyStreamsError):
-                feed.subscribe()
+        with feed.subscribe(), pytest.raises(TooManyStreamsError):
+            feed.subscribe()
     await feed.close()
     with pytest.raises(TooManyStreamsError):
         feed.subscribe()

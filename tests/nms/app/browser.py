@@ -53,19 +53,24 @@ def make_users(
 ) -> None:
     """Console accounts ``(email, role, customer)`` made with ``nms user create`` (the
     password on stdin), all at once: each command is a Python start-up of its own."""
-    runs = [
-        subprocess.Popen(
-            [
-                sys.executable, "-m", "nms.app.cli", "user", "create",
-                "--email", email, "--name", email.split("@")[0], "--role", role,
-                *(["--customer", customer] if customer else []),
-                "--password-stdin", "--database", f"sqlite+aiosqlite:///{nms.database}",
-            ],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, cwd=nms.workdir,
-        )  # fmt: skip
-        for email, role, customer in users
-    ]
+    runs = []
+    for email, role, customer in users:
+        command = [
+            sys.executable, "-m", "nms.app.cli", "user", "create",
+            "--email", email, "--name", email.split("@")[0], "--role", role,
+            *(["--customer", customer] if customer else []),
+            "--password-stdin", "--database", f"sqlite+aiosqlite:///{nms.database}",
+        ]  # fmt: skip
+        runs.append(
+            subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=nms.workdir,
+            )
+        )
     for run in runs:
         _, err = run.communicate(password + "\n", timeout=60)
         assert run.returncode == 0, err

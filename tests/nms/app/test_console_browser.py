@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from nms.lab import LabFleet
 from tests.conftest import require_root
@@ -257,7 +257,7 @@ def test_an_outage_from_detection_to_closure_in_the_browser(
     # Nothing internal reached the customer's browser, in any response.
     bodies = seen.bodies
     assert len(bodies) > 5
-    for url, status, body in bodies:
+    for url, _status, body in bodies:
         assert INTERNAL_NOTE not in body, url
         assert "Traceback" not in body, url
     engineer.close()
@@ -333,7 +333,9 @@ def test_bad_input_in_the_browser(console: Console, browser: Browser) -> None:
     page.locator('input[name="title"]').fill("Router swap")
     page.locator('select[name="kind"]').select_option("planned")
     page.locator('input[name="starts_at"]').fill(soon.strftime("%Y-%m-%dT%H:%M"))
-    page.locator('input[name="ends_at"]').fill((soon + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+    page.locator('input[name="ends_at"]').fill(
+        (soon + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    )
     page.locator('input[name="scope_ntus"]').fill("ntu-001")
     page.get_by_role("button", name="Announce").click()
     expect(page.locator('[role="alert"]').first).to_contain_text("14 days")
