@@ -94,6 +94,7 @@ def configure_board(
     runs the probes, the probe shards it shows (``None``: not known to this process)."""
     app.state.board_settings = settings
     app.state.probe_shards = probe_shards
+    app.state.shared_board = None  # made again with these settings
 
 
 class CaseWorkers:

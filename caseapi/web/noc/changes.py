@@ -107,6 +107,13 @@ class ChangeFeed:
         self._closed = False
         #: Probes made (for tests and the benchmark: one per interval, not per stream).
         self.probes = 0
+        #: Changes seen: a value read at generation ``g`` is current while it stays ``g``.
+        self.generation = 0
+
+    @property
+    def watching(self) -> bool:
+        """Whether the watcher runs (someone listens, so changes are being seen)."""
+        return self._watcher is not None and not self._watcher.done()
 
     @property
     def streams(self) -> int:
@@ -157,6 +164,7 @@ class ChangeFeed:
             if last is not None:
                 changed = {t for t in set(current) | set(last) if current.get(t) != last.get(t)}
                 if changed:
+                    self.generation += 1
                     for subscription in list(self._subscribers):
                         subscription._notify(changed)
             last = current

@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from caseapi.web.deps import StaffPage
-from caseapi.web.noc.board import BoardService
+from caseapi.web.noc.board import BoardService, SharedBoard
 from caseapi.web.noc.changes import ChangeFeed
 from caseapi.web.noc.config import BoardSettings
 from caseapi.web.noc.shards import ProbeShards
@@ -32,6 +32,7 @@ def install(app: FastAPI) -> None:
     app.state.board_settings = BoardSettings()
     app.state.probe_shards = None
     app.state.change_feed = None
+    app.state.shared_board = None
     previous = app.router.lifespan_context
 
     @asynccontextmanager
@@ -53,13 +54,16 @@ async def close_feed(app: FastAPI) -> None:
         await feed.close()
 
 
-def _service(request: Request) -> BoardService:
-    settings: BoardSettings = request.app.state.board_settings
-    return BoardService(
-        sessionmaker=request.app.state.sessionmaker,
-        clock=request.app.state.case_service.clock,
-        settings=settings,
-    )
+def shared_board(app: FastAPI) -> SharedBoard:
+    """The app's shared board reads (made on first use, with the settings then)."""
+    shared: SharedBoard | None = app.state.shared_board
+    if shared is None:
+        settings: BoardSettings = app.state.board_settings
+        clock = app.state.case_service.clock
+        service = BoardService(sessionmaker=app.state.sessionmaker, clock=clock, settings=settings)
+        shared = SharedBoard(service=service, clock=clock, ttl=settings.events_poll.total_seconds())
+        app.state.shared_board = shared
+    return shared
 
 
 def change_feed(app: FastAPI) -> ChangeFeed:
@@ -83,7 +87,10 @@ def change_feed(app: FastAPI) -> ChangeFeed:
 
 async def _board_context(request: Request) -> dict[str, object]:
     shards: ProbeShards | None = request.app.state.probe_shards
-    return {"board": await _service(request).board(shards=shards)}
+    feed: ChangeFeed | None = request.app.state.change_feed
+    generation = feed.generation if feed is not None and feed.watching else None
+    board = await shared_board(request.app).board(shards=shards, generation=generation)
+    return {"board": board}
 
 
 @router.get("/noc")

@@ -117,3 +117,24 @@ async def test_the_feed_rides_out_a_database_error() -> None:
     await feed.close()
     with pytest.raises(TooManyStreamsError):
         feed.subscribe()
+
+
+async def test_boards_refreshed_together_share_one_read_until_the_next_change(
+    fast: FastAPI, incidents: IncidentService
+) -> None:
+    async with (
+        login_as(fast, role=Role.ENGINEER) as engineer,
+        open_stream(fast, token_of(engineer)) as stream,
+    ):
+        await stream.next_chunk(2)
+        await asyncio.sleep(0.2)  # the watcher has its baseline
+        pages = await asyncio.gather(*(engineer.get("/noc/fragment") for _ in range(5)))
+        shared = fast.state.shared_board
+        assert shared.reads == 1
+        assert all('data-test="noc-case"' not in page.text for page in pages)
+        ref = await incidents.open_incident(incident("ntu-1"))
+        assert await stream.next_change(2) == ["cases"]
+        # Read after the change was seen: the new case is there, read once more.
+        page = await engineer.get("/noc/fragment")
+        assert f'data-ref="{ref}"' in page.text
+        assert shared.reads == 2
