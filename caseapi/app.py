@@ -37,6 +37,7 @@ from caseapi.maintenance.config import MaintenanceSettings
 from caseapi.maintenance.service import MaintenanceService
 from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.dispatcher import NotificationDispatcher
+from caseapi.oncall.service import configure as configure_alerts
 from caseapi.ratelimit.service import Limit, RateLimiter, RateLimitStats
 from caseapi.rfo.mail import RfoPdfAttachments
 from caseapi.rfo.service import RfoService
@@ -132,7 +133,10 @@ class CaseWorkers:
             clock=clock,
             sla=cases.sla(),
             audit_retention=(audit or AuditSettings()).retention,
+            at_risk_within=cases.at_risk_within,
         )
+        # The ticker raises and re-notifies staff alerts here too (a process with no API).
+        configure_alerts(notifications.staff_alert_config())
         self.dispatcher = (
             NotificationDispatcher(
                 sessionmaker=sessionmaker,

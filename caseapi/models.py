@@ -29,6 +29,7 @@ from caseapi.replies.models import CannedReply
 from caseapi.reports.models import OutageInterval
 from caseapi.rfo.models import RfoVersion
 from caseapi.teams.models import Member, RoutingRuleRow, Team, TeamMember
+from caseapi.users.models import User, UserSession
 
 __all__ = [
     "ApiKey",
@@ -57,4 +58,6 @@ __all__ = [
     "StaffAlert",
     "Team",
     "TeamMember",
+    "User",
+    "UserSession",
 ]

@@ -2,9 +2,10 @@
 
 Each section is a frozen pydantic model that forbids unknown keys, so an embedding
 application composes them into its own settings under the keys ``cases``,
-``notifications``, ``mail``, ``maintenance``, ``audit``, ``attachments``, ``database``
-and ``api.rate_limits``, and every default is written here once (``CaseSettings.sla()``,
-``NotificationSettings.dispatcher()`` derive what the services apply). Durations
+``notifications``, ``mail``, ``maintenance``, ``audit``, ``attachments``, ``database``,
+``api.rate_limits`` and ``api.sessions``, and every default is written here once
+(``CaseSettings.sla()``, ``NotificationSettings.dispatcher()`` derive what the services
+apply). Durations
 are text with a unit (``30s``, ``10m``, ``24h``).
 """
 
@@ -26,6 +27,7 @@ from caseapi.maintenance.config import MaintenanceSettings
 from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.settings import DispatcherSettings
 from caseapi.ratelimit.config import RateLimitSettings
+from caseapi.users.config import SessionSettings
 from caseapi.web.noc.config import BoardSettings
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "RateLimitSettings",
     "RepairTimeSettings",
     "Section",
+    "SessionSettings",
     "SlaSettings",
     "WaitingCustomerSettings",
     "check_mqtt_url",

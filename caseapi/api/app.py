@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
 
+from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -71,7 +72,6 @@ from caseapi.ntus.routes import router as ntus_router
 from caseapi.oncall import service as staff_alerts
 from caseapi.oncall.ack import AlertAckService
 from caseapi.oncall.routes import router as alerts_router
-from caseapi.oncall.service import AlertConfig
 from caseapi.ratelimit.service import RateLimiter
 from caseapi.replies.routes import router as replies_router
 from caseapi.replies.service import ReplyService
@@ -80,6 +80,9 @@ from caseapi.reports.service import ReportService
 from caseapi.rfo.routes import router as rfo_router
 from caseapi.rfo.service import RfoService
 from caseapi.teams.routes import router as teams_router
+from caseapi.users.config import SessionSettings
+from caseapi.users.service import UserService
+from caseapi.users.sessions import DatabaseSessionStore
 from caseapi.web import routes as console
 from caseapi.web.errors import page_error
 from caseapi.web.paths import is_page
@@ -112,6 +115,8 @@ def create_app(
     trusted_proxies: Sequence[IPNetwork] = (),
     mail_ingest: MailIngestService | None = None,
     web_sessions: SessionStore | None = None,
+    sessions: SessionSettings | None = None,
+    password_hasher: PasswordHasher | None = None,
 ) -> FastAPI:
     """Build the API application.
 
@@ -140,7 +145,11 @@ def create_app(
         mail_ingest: The mail ingest the held-mail routes release through (built
             with the default ``mail`` settings and this app's services when omitted).
         web_sessions: The web console's session store (``caseapi.web``; sessions in
-            memory when omitted).
+            the database, ``caseapi.users.sessions``, when omitted).
+        sessions: Idle and absolute expiry of console sessions (``api.sessions``;
+            the defaults when omitted).
+        password_hasher: The Argon2id hasher of console passwords (argon2-cffi's
+            defaults when omitted; tests pass a cheap one).
     """
     if healthz_timeout <= 0 or retry_after_seconds <= 0:
         raise ValueError("healthz_timeout and retry_after_seconds must be positive")
@@ -197,11 +206,12 @@ def create_app(
         sessionmaker=sessionmaker, clock=domain_clock, ingest=app.state.mail_ingest
     )
     app.state.alert_ack_service = AlertAckService(sessionmaker=sessionmaker, clock=domain_clock)
+    app.state.user_service = UserService(
+        sessionmaker=sessionmaker, clock=domain_clock, hasher=password_hasher
+    )
     # Ack links in staff alerts point at this API (the alerts are raised by case writers
     # of this process, which have no settings of their own).
-    staff_alerts.configure(
-        AlertConfig(public_url=(notifications or NotificationSettings()).staff_ack_base_url)
-    )
+    staff_alerts.configure((notifications or NotificationSettings()).staff_alert_config())
     retry_after = {"Retry-After": str(retry_after_seconds)}
 
     @app.get("/healthz", tags=["health"], response_model=None)
@@ -232,7 +242,11 @@ def create_app(
     for router in extra_routers:
         app.include_router(router)
     # The web console: pages over the same services (caseapi.web).
-    console.install(app, sessions=web_sessions)
+    console.install(
+        app,
+        sessions=web_sessions
+        or DatabaseSessionStore(sessionmaker=sessionmaker, clock=domain_clock, settings=sessions),
+    )
     _install_error_handlers(app, retry_after=retry_after)
     upload_limit = RouteLimit(
         method="POST",

@@ -38,6 +38,16 @@ async def reject_nul_characters(request: Request) -> None:
         # Files are bytes (NUL included) and must not be read whole here: the upload
         # route streams the body and checks its text fields itself.
         return
+    # A console form that FastAPI has parsed already (a route with ``Form`` fields):
+    # its stream is consumed and cannot be read again as bytes, so check the parsed
+    # form Starlette keeps on the request. Otherwise the body is read (and cached, so
+    # a form parsed later reads it from there).
+    parsed = getattr(request, "_form", None)
+    if parsed is not None:
+        for name, value in parsed.multi_items():
+            if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+                raise CaseValidationError(name, "must not contain NUL characters")
+        return
     body = await request.body()
     # JSON writes NUL as the escape \u0000; parse only when one might be there.
     if b"\x00" in body or (b"u0000" in body and _holds_nul(_json(body))):

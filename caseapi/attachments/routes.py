@@ -21,7 +21,7 @@ from caseapi.api.openapi import errors
 from caseapi.attachments.errors import TooManyAttachmentsError
 from caseapi.attachments.names import content_disposition, served_type
 from caseapi.attachments.schemas import AttachmentPublic, AttachmentsPublic
-from caseapi.attachments.service import AttachmentService
+from caseapi.attachments.service import AttachmentService, Download
 from caseapi.attachments.upload import read_upload
 from caseapi.auth.deps import CaseParticipant
 from caseapi.comments.errors import CommentRefusedError
@@ -118,6 +118,12 @@ async def download_attachment(
 ) -> Response:
     """Download an attachment's bytes, always as a download (never shown inline)."""
     download = await service.download(principal=principal, ref=ref, attachment_id=attachment_id)
+    return download_response(download)
+
+
+def download_response(download: Download) -> Response:
+    """An attachment's bytes as a download, never shown inline (the API's and the
+    portal's answer)."""
     attachment = download.attachment
     digest = base64.b64encode(bytes.fromhex(attachment.sha256)).decode()
     return Response(

@@ -56,7 +56,15 @@ class AuditActor:
 
     @classmethod
     def of_principal(cls, principal: Principal) -> AuditActor:
-        """An API key's caller."""
+        """An API key's caller, or a person signed in to the web console."""
+        if principal.user_id is not None:
+            return cls(
+                kind=ActorKind.USER,
+                name=principal.actor[:255],
+                id=str(principal.user_id),
+                role=principal.role.value,
+                customer_id=principal.customer_id,
+            )
         return cls(
             kind=ActorKind.API_KEY,
             name=principal.actor,

@@ -59,6 +59,15 @@ class AuditAction(StrEnum):
     REPLY_CREATE = "reply.create"
     REPLY_UPDATE = "reply.update"
     REPLY_DELETE = "reply.delete"
+    # Console accounts (the admin's pages, ``nms user``) and sign-ins
+    USER_CREATE = "user.create"
+    #: Role, customer, disabled/enabled, time zone or language changed.
+    USER_UPDATE = "user.update"
+    USER_PASSWORD = "user.password"
+    USER_LOGIN = "user.login"
+    USER_LOGOUT = "user.logout"
+    #: "Sign out everywhere": every session of the account ended.
+    USER_SIGNOUT_ALL = "user.signout_all"
 
 
 class ActorKind(StrEnum):
@@ -69,6 +78,8 @@ class ActorKind(StrEnum):
     SYSTEM = "system"
     #: A mail's sender (``mail:<address>``): what the mail ingest did on its behalf.
     MAIL = "mail"
+    #: A person signed in to the web console (``actor_id`` is their account's id).
+    USER = "user"
 
 
 class AuditOutcome(StrEnum):
@@ -78,6 +89,9 @@ class AuditOutcome(StrEnum):
     #: Accepted but nothing changed: revoking a revoked key, an Idempotency-Key replay,
     #: a lifecycle event that changed nothing.
     UNCHANGED = "unchanged"
+    #: A refused sign-in (unknown e-mail, wrong password, disabled account): the one
+    #: refusal that is recorded, so that guessing shows in the log.
+    REFUSED = "refused"
 
 
 class AuditTarget(StrEnum):
@@ -93,3 +107,4 @@ class AuditTarget(StrEnum):
     MAIL = "mail"
     ALERT = "alert"
     REPLY = "reply"
+    USER = "user"

@@ -34,6 +34,9 @@ class Principal:
     customer_id: str | None = None
     #: The key's public prefix, for the audit log; not part of the caller's identity.
     key_prefix: str | None = field(default=None, compare=False)
+    #: The console account of a person signed in to the web console (``key_id`` is
+    #: then ``None``); the audit log records them as a ``user``.
+    user_id: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if (self.role == Role.CUSTOMER) != (self.customer_id is not None):

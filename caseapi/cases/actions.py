@@ -23,7 +23,7 @@ from caseapi.audit.enums import AuditAction, AuditOutcome
 from caseapi.auth.principal import Principal
 from caseapi.auth.tenancy import contract_refusal, customer_scope, own_customer
 from caseapi.cases import audit as case_audit
-from caseapi.cases import repository, store
+from caseapi.cases import lifecycle, repository, store
 from caseapi.cases.enums import (
     INTERNAL_EVENT_KINDS,
     CaseEventKind,
@@ -48,6 +48,7 @@ from caseapi.core.errors import NtuNotFoundError
 from caseapi.core.transaction import write_retrying
 from caseapi.customers import repository as customer_repository
 from caseapi.ntus import repository as ntu_repository
+from caseapi.oncall.visible import EscalationShown, escalation_shown
 
 
 def fingerprint(draft: CaseCreate) -> str:
@@ -68,6 +69,20 @@ class CreatedCase:
     created: bool
 
 
+@dataclass(frozen=True, slots=True)
+class EscalationOutlook:
+    """Whether the customer may escalate a case now, and if not, why and until when."""
+
+    #: Why not (the words the API's 409 would use); ``None``: escalation is open.
+    refusal: str | None
+    #: The earliest pending promise whose miss would open it (``None``: none runs).
+    next_deadline: datetime | None
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+
 def is_customer_visible(event: CaseEvent) -> bool:
     """Whether a customer may see timeline ``event``.
 
@@ -82,6 +97,20 @@ def is_customer_visible(event: CaseEvent) -> bool:
 
 #: Timeline kinds that are public or internal entry by entry (``data["visibility"]``).
 _VISIBILITY_KINDS: Final = frozenset({CaseEventKind.COMMENT_ADDED, CaseEventKind.ATTACHMENT_ADDED})
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDetail:
+    """A case with what its views show beside it, read in one session."""
+
+    case: Case
+    commitments: list[CaseCommitment]
+    #: The reference of the case's upstream incident, if it is linked to one.
+    parent_ref: str | None
+    #: The references of the cases linked to this one (an upstream incident's).
+    linked_refs: list[str]
+    #: What the customer is shown of the escalation matrix (level; contact if allowed).
+    escalation: EscalationShown
 
 
 class CaseActions:
@@ -102,10 +131,37 @@ class CaseActions:
         async with session_scope(self._sessionmaker) as session:
             return await store.case_for(session, principal, ref)
 
+    async def get_case_detail_for(self, principal: Principal, ref: str) -> CaseDetail:
+        """Case ``ref`` with its commitments and related cases, if ``principal`` may see it.
+
+        One session for all of it (a read of one case is the API's hottest path).
+
+        Raises:
+            CaseNotFoundError: No such case, or another customer's.
+        """
+        async with session_scope(self._sessionmaker) as session:
+            case = await store.case_for(session, principal, ref)
+            return await _detail(session, case)
+
+    async def get_detail(self, case: Case) -> CaseDetail:
+        """``case`` (just read or written) with its commitments and related cases."""
+        async with session_scope(self._sessionmaker) as session:
+            return await _detail(session, case)
+
     async def get_commitments(self, case: Case) -> list[CaseCommitment]:
         """Return the commitments of ``case``, oldest first."""
         async with session_scope(self._sessionmaker) as session:
             return await repository.list_commitments(session, case_id=case.id)
+
+    async def customer_escalation(self, case: Case) -> EscalationOutlook:
+        """Whether the customer of ``case`` may escalate it now (the lifecycle's rule,
+        ``lifecycle.customer_escalation_refusal``), for a page to explain the button."""
+        async with session_scope(self._sessionmaker) as session:
+            snapshot = await store.load_snapshot(session, case)
+        return EscalationOutlook(
+            refusal=lifecycle.customer_escalation_refusal(snapshot),
+            next_deadline=lifecycle.next_customer_deadline(snapshot),
+        )
 
     async def get_timeline_for(self, principal: Principal, ref: str) -> list[CaseEvent]:
         """The timeline of ``ref``; customers get only the entries meant for them."""
@@ -335,3 +391,17 @@ class CaseActions:
         if scope is None:
             return filters
         return replace(filters, customer_id=scope, internal_text=False)
+
+
+async def _detail(session: AsyncSession, case: Case) -> CaseDetail:
+    parent = None
+    if case.parent_case_id is not None:
+        parent = await repository.get_case_ref_by_id(session, case_id=case.parent_case_id)
+    children = await repository.list_linked_cases(session, parent_id=case.id)
+    return CaseDetail(
+        case=case,
+        commitments=await repository.list_commitments(session, case_id=case.id),
+        parent_ref=parent,
+        linked_refs=[child.ref for child in children],
+        escalation=await escalation_shown(session, case),
+    )

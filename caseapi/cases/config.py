@@ -83,11 +83,17 @@ class CaseSettings(Section):
     dispatch_notice: Duration = timedelta(hours=24)
     ticker_interval: Duration = timedelta(seconds=30)
     """How often due case deadlines (SLA breaches, windows, reminders) are acted on."""
+    at_risk_within: Duration = timedelta(minutes=15)
+    """A running SLA deadline (first response, time to repair, a commitment) due
+    within this is "at risk": the assignee (else the team's on-call person) is
+    alerted once per deadline, and ``nms_cases_sla_at_risk`` counts it. 0: no alerts."""
 
     @model_validator(mode="after")
     def _check(self) -> CaseSettings:
         for name in ("first_response", "unassigned_after", "ticker_interval"):
             positive(getattr(self, name))
+        if self.at_risk_within < timedelta(0):
+            raise ValueError("at_risk_within: must not be negative")
         for window in (self.monitoring_window.p1, self.monitoring_window.p2):
             positive(window)
         w = self.waiting_customer
@@ -135,3 +141,5 @@ class CaseSettings(Section):
 
 #: The SLA of ``CaseSettings()``: what a service built without settings applies.
 DEFAULT_SLA = CaseSettings().sla()
+#: ``cases.at_risk_within`` of ``CaseSettings()``.
+DEFAULT_AT_RISK_WITHIN = CaseSettings().at_risk_within

@@ -83,14 +83,17 @@ from caseapi.cases.errors import (
     ReopenNotAllowedError,
 )
 from caseapi.cases.machine import (
+    AT_HIGHEST_LEVEL,
     MANUAL_TRANSITIONS,
     TRANSITIONS,
     Run,
     S,
     close_blockers,
+    customer_escalation_refusal,
     etr_refusal,
     initial_deadlines,
     iso,
+    next_customer_deadline,
     next_due_at,
     value_of,
 )
@@ -122,8 +125,10 @@ __all__ = [
     "MANUAL_TRANSITIONS",
     "TRANSITIONS",
     "close_blockers",
+    "customer_escalation_refusal",
     "etr_refusal",
     "initial_deadlines",
+    "next_customer_deadline",
     "next_due_at",
     "step",
 ]
@@ -323,17 +328,13 @@ def _escalate(run: Run, event: Event) -> None:
     assert isinstance(event, Escalate)
     case = run.case
     if event.by_customer:
-        missed = case.missed_deadlines
-        if not missed:
-            raise EscalationNotAllowedError(
-                "no commitment has been missed: escalation opens once first response, "
-                "time to repair or a promised update is overdue",
-                missed=[],
-            )
-        if case.escalation_level is EscalationLevel.L3:
-            raise EscalationNotAllowedError("the case is already at the highest level (L3)")
+        refusal = customer_escalation_refusal(case)
+        if refusal is not None:
+            if case.missed_deadlines:
+                raise EscalationNotAllowedError(refusal)
+            raise EscalationNotAllowedError(refusal, missed=[])
     elif case.escalation_level is EscalationLevel.L3:
-        raise EscalationNotAllowedError("the case is already at the highest level (L3)")
+        raise EscalationNotAllowedError(AT_HIGHEST_LEVEL)
     run.escalate(event.actor, event.reason or ("customer request" if event.by_customer else ""))
 
 

@@ -1,7 +1,8 @@
 """The lifecycle's tables and the accumulator its handlers share.
 
 ``TRANSITIONS`` / ``MANUAL_TRANSITIONS`` say which status changes exist; the pure
-helpers (``initial_deadlines``, ``close_blockers``, ``next_due_at``, ``etr_refusal``)
+helpers (``initial_deadlines``, ``close_blockers``, ``next_due_at``, ``etr_refusal``,
+``customer_escalation_refusal``)
 answer questions about a snapshot; ``Run`` collects one step's changes, timeline
 entries and notifications. The rules themselves are ``caseapi.cases.lifecycle``'s
 (people's and the detector's events) and ``caseapi.cases.deadlines``' (the ticker's).
@@ -22,6 +23,7 @@ from caseapi.cases.enums import (
     CaseStatus,
     CaseType,
     CommitmentKind,
+    EscalationLevel,
     RootCauseCategory,
 )
 from caseapi.cases.errors import (
@@ -261,6 +263,47 @@ def etr_refusal(case: CaseSnapshot) -> str | None:
     if case.status not in WORKING_STATUSES:
         return f"the case is {case.status.value}: a restored service has no ETR"
     return None
+
+
+#: Why a customer may not escalate yet (the API's 409 and the portal's explanation).
+NOTHING_MISSED: Final = (
+    "no commitment has been missed: escalation opens once first response, "
+    "time to repair or a promised update is overdue"
+)
+AT_HIGHEST_LEVEL: Final = "the case is already at the highest level (L3)"
+
+
+def customer_escalation_refusal(case: CaseSnapshot) -> str | None:
+    """Why the customer may not escalate ``case`` now; ``None`` when it may.
+
+    A customer escalates only once a promise was broken (``missed_deadlines``), and
+    not past L3. Shared by the lifecycle (``Escalate``) and the pages that offer the
+    button, so both say the same.
+    """
+    if case.status in TERMINAL_STATUSES:
+        return "the case is finished"
+    if not case.missed_deadlines:
+        return NOTHING_MISSED
+    if case.escalation_level is EscalationLevel.L3:
+        return AT_HIGHEST_LEVEL
+    return None
+
+
+def next_customer_deadline(case: CaseSnapshot) -> datetime | None:
+    """The earliest pending promise whose miss would let the customer escalate.
+
+    The parts of ``missed_deadlines`` not yet missed: a pending commitment, the first
+    response and the time to repair while they still run (not paused).
+    """
+    if case.status in TERMINAL_STATUSES:
+        return None
+    due: list[datetime | None] = [c.due_at for c in case.commitments if c.pending]
+    if case.status in WORKING_STATUSES:
+        if case.first_responded_at is None and case.first_response_breached_at is None:
+            due.append(case.first_response_due_at)
+        if case.ttr_breached_at is None and case.paused_at is None:
+            due.append(case.ttr_due_at)
+    return min((d for d in due if d is not None), default=None)
 
 
 def value_of(value: RootCauseCategory | None) -> str | None:

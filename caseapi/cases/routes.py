@@ -34,6 +34,7 @@ from caseapi.auth.deps import (
 from caseapi.auth.errors import CustomerMismatchError
 from caseapi.auth.principal import STAFF_ROLES, Principal, Role
 from caseapi.auth.tenancy import own_customer
+from caseapi.cases.actions import CaseDetail
 from caseapi.cases.deps import CaseServiceDep
 from caseapi.cases.enums import (
     CasePriority,
@@ -68,6 +69,7 @@ from caseapi.cases.schemas import (
     CaseUpdate,
     ClassificationRequest,
     CommitmentCreate,
+    EscalationPublic,
     EtrRequest,
     ForwardRequest,
     HandOffRequest,
@@ -158,16 +160,25 @@ def _if_match(value: str | None) -> int | None:
 async def _case_response(
     service: CaseService, principal: Principal, case: Case, *, status: int = 200
 ) -> JSONResponse:
-    commitments = await service.get_commitments(case)
-    parent, linked = await service.get_related(case)
+    return _detail_response(principal, await service.get_detail(case), status=status)
+
+
+def _detail_response(
+    principal: Principal, detail: CaseDetail, *, status: int = 200
+) -> JSONResponse:
+    case, commitments = detail.case, detail.commitments
+    parent, linked = detail.parent_ref, detail.linked_refs
+    escalation = EscalationPublic.of(detail.escalation)
     view: CaseCustomerView
     if principal.is_customer:
         # The parent's reference only: the upstream incident itself (and the other
         # customers on it) stays internal.
-        view = CaseCustomerView.from_case(case, commitments).model_copy(update={"parent": parent})
+        view = CaseCustomerView.from_case(case, commitments).model_copy(
+            update={"parent": parent, "escalation": escalation}
+        )
     else:
         view = CasePublic.from_case(case, commitments).model_copy(
-            update={"parent": parent, "linked": linked}
+            update={"parent": parent, "linked": linked, "escalation": escalation}
         )
     return JSONResponse(
         view.model_dump(mode="json"), status_code=status, headers={"ETag": etag(case)}
@@ -279,7 +290,7 @@ async def create_case(
 @router.get("/{ref}", response_model=None, responses={200: _CASE_VIEW})
 async def get_case(ref: str, service: CaseServiceDep, principal: CurrentPrincipal) -> JSONResponse:
     """Get one case by its reference (with its ETag)."""
-    return await _case_response(service, principal, await service.get_case_for(principal, ref))
+    return _detail_response(principal, await service.get_case_detail_for(principal, ref))
 
 
 @router.patch("/{ref}", response_model=None, responses=_CASE_RESPONSES)

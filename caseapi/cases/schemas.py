@@ -42,6 +42,7 @@ from caseapi.cases.enums import (
 )
 from caseapi.cases.models import Case, CaseCommitment, CaseEvent
 from caseapi.core.wire import JsonInt, JsonTime, internal, shown_to_customers
+from caseapi.oncall.visible import EscalationShown
 
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
@@ -59,6 +60,25 @@ class CommitmentPublic(BaseModel):
     note: str
     met_at: datetime | None
     missed_at: datetime | None
+
+
+class EscalationPublic(BaseModel):
+    """The escalation of a case as its customer is shown it.
+
+    ``level``: L1, L2 or L3. ``contact``: the person to ask for at that level, only
+    when the customer's contract tier says ``customer_sees: level_and_contact`` and
+    the level names one (team names and on-call people are never shown).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    level: EscalationLevel
+    contact: str | None = None
+
+    @classmethod
+    def of(cls, shown: EscalationShown) -> EscalationPublic:
+        """From what the escalation matrix lets the customer see."""
+        return cls(level=EscalationLevel(shown.level), contact=shown.contact)
 
 
 class CaseCustomerView(BaseModel):
@@ -107,6 +127,8 @@ class CaseCustomerView(BaseModel):
     updated_at: datetime
     commitments: list[CommitmentPublic] = []
     parent: str | None = None
+    #: The level and, where the contract allows, the contact (single-case responses).
+    escalation: EscalationPublic | None = None
 
     @classmethod
     def from_case(
@@ -149,7 +171,8 @@ class CasePublic(CaseCustomerView):
 def _case_fields(
     model: type[BaseModel], case: Case, commitments: list[CaseCommitment] | None
 ) -> dict[str, Any]:
-    names = set(model.model_fields) - {"recurrence_of", "commitments", "parent", "linked", "team"}
+    filled_later = {"recurrence_of", "commitments", "parent", "linked", "team", "escalation"}
+    names = set(model.model_fields) - filled_later
     values: dict[str, Any] = {name: getattr(case, name) for name in names}
     if "team" in model.model_fields:
         values["team"] = case.team_id

@@ -4,7 +4,10 @@ Deadlines are absolute timestamps on the case rows, and ``cases.next_due_at`` ho
 the earliest one (kept up to date by every change). ``CaseTicker.run_once(now)``
 claims due cases in small batches and feeds each a ``Tick`` through the lifecycle:
 first-response breach, unassigned flag, repair-time breach, missed commitments,
-monitoring-window end, waiting-customer reminder and auto-close.
+monitoring-window end, waiting-customer reminder and auto-close. Then it moves
+unacknowledged staff alerts on and raises the "SLA at risk" alerts of deadlines due
+within ``at_risk_within`` (``caseapi.oncall.risk``: once per deadline, keyed in the
+database, so a restart repeats none).
 
 Restart-safe: nothing lives in memory, so a new ticker on the same database picks
 up where the old one stopped. Two tickers never act twice on one deadline: on
@@ -28,11 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.audit.config import DEFAULT_RETENTION
 from caseapi.audit.service import AuditService
 from caseapi.cases import lifecycle, repository, store
-from caseapi.cases.config import DEFAULT_SLA
+from caseapi.cases.config import DEFAULT_AT_RISK_WITHIN, DEFAULT_SLA
 from caseapi.cases.sla import SlaSettings
 from caseapi.cases.snapshot import Tick
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
+from caseapi.oncall import risk
 from caseapi.oncall import service as staff_alerts
 
 logger = logging.getLogger(__name__)
@@ -51,6 +55,7 @@ class CaseTicker:
         sla: SlaSettings | None = None,
         batch_size: int = 100,
         audit_retention: timedelta = DEFAULT_RETENTION,
+        at_risk_within: timedelta = DEFAULT_AT_RISK_WITHIN,
     ) -> None:
         """Create the ticker.
 
@@ -60,11 +65,16 @@ class CaseTicker:
             sla: SLA durations (``CaseSettings.sla()``, the same as the services').
             batch_size: Cases claimed per transaction.
             audit_retention: Audit rows older than this are purged (``audit.retention``).
+            at_risk_within: A running SLA deadline due within this alerts staff
+                (``cases.at_risk_within``; zero: no at-risk alerts).
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if audit_retention <= timedelta(0):
             raise ValueError("audit_retention must be positive")
+        if at_risk_within < timedelta(0):
+            raise ValueError("at_risk_within must not be negative")
+        self._at_risk_within = at_risk_within
         self._audit = AuditService(sessionmaker=sessionmaker, clock=clock)
         self._audit_retention = audit_retention
         self._sessionmaker = sessionmaker
@@ -88,9 +98,13 @@ class CaseTicker:
         async with session_scope(self._sessionmaker, write=True) as session:
             # Staff alerts not acknowledged in time go to the next person (stored next_at).
             renotified = await staff_alerts.tick(session, now=now)
+            # After the deadlines above: a deadline breached now is not "at risk".
+            at_risk = await risk.raise_due(session, now=now, within=self._at_risk_within)
             await session.commit()
         if renotified:
             logger.info("staff alerts: %d re-notified or exhausted", renotified)
+        if at_risk:
+            logger.info("staff alerts: %d SLA deadlines at risk", at_risk)
         purged = await self._audit.purge(retention=self._audit_retention, now=now)
         if purged:
             logger.info("audit log: purged %d rows older than the retention", purged)

@@ -12,6 +12,7 @@ from caseapi.core.config import Section, check_mqtt_url
 from caseapi.core.durations import Duration, positive
 from caseapi.notifications.addresses import WebhookPolicy
 from caseapi.notifications.settings import DispatcherSettings
+from caseapi.oncall.config import AlertConfig
 
 
 class WebhookSettings(Section):
@@ -60,6 +61,12 @@ class NotificationSettings(Section):
     staff_webhook_secret: SecretStr | None = Field(default=None, min_length=16)
     """Signs staff alerts to members' own webhooks (``X-NMS-Signature``, like customer
     webhooks); unset: staff alerts go by e-mail (and MQTT) only."""
+    staff_fallback_email: str | None = None
+    """Told once when nobody acknowledges a staff alert (the chain ran out): the NOC's
+    shared mailbox; unset: it is only logged."""
+    staff_fallback_webhook: str | None = None
+    """The same by webhook (a pager service or chat), signed with
+    ``staff_webhook_secret`` (required with it)."""
 
     @field_validator("mqtt_url")
     @classmethod
@@ -74,13 +81,45 @@ class NotificationSettings(Section):
             raise ValueError(f"{url!r}: expected an http(s) URL such as https://nms.example")
         return url.rstrip("/")
 
+    @field_validator("staff_fallback_email")
+    @classmethod
+    def _check_fallback_email(cls, address: str | None) -> str | None:
+        if address is None:
+            return None
+        local, at, domain = address.strip().rpartition("@")
+        if not at or not local or "." not in domain or any(c.isspace() for c in address.strip()):
+            raise ValueError(f"{address!r}: expected an e-mail address such as noc@example.com")
+        return address.strip()
+
+    @field_validator("staff_fallback_webhook")
+    @classmethod
+    def _check_fallback_webhook(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r}: expected an http(s) URL such as https://pager.example/hook")
+        return url
+
     @model_validator(mode="after")
     def _check(self) -> NotificationSettings:
         positive(self.interval)
+        if self.staff_fallback_webhook and self.staff_webhook_secret is None:
+            raise ValueError(
+                "staff_fallback_webhook: needs staff_webhook_secret (staff webhooks are signed)"
+            )
         positive(self.backoff_base)
         if self.backoff_cap < self.backoff_base:
             raise ValueError("backoff_cap must not be shorter than backoff_base")
         return self
+
+    def staff_alert_config(self) -> AlertConfig:
+        """Where staff alerts' ack links point, and their fallback (``caseapi.oncall``)."""
+        return AlertConfig(
+            public_url=self.staff_ack_base_url,
+            fallback_email=self.staff_fallback_email,
+            fallback_webhook=self.staff_fallback_webhook,
+        )
 
     def dispatcher(self, **tuning: Any) -> DispatcherSettings:
         """The dispatcher's settings; ``tuning`` sets its other knobs (tests).

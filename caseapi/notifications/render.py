@@ -150,6 +150,10 @@ def render_email(
         values["note"] = f"\n\n{fields['note']}" if fields.get("note") else ""
     if envelope.kind == K.CASE_CLOSED:
         values.setdefault("reason", "")
+    if envelope.kind == K.STAFF_ALERT:
+        # Rows queued before alerts were worded (``caseapi.oncall.wording``).
+        values.setdefault("headline", values.get("alert", ""))
+        values.setdefault("next_step", values.get("ack_url", ""))
     if "reason" in fields:
         values["reason_text"] = lang.reason(str(fields["reason"]))
     values.setdefault("mail_subject", "")

@@ -93,6 +93,8 @@ async def email_targets(
     contacts and the legacy ``attributes.notify_email`` addresses.
     """
     explicit = (notification.data or {}).get("to")
+    if notification.kind == NotificationKind.STAFF_ALERT and not explicit:
+        return []  # staff only: never the customer's contacts, also with no address
     if explicit:
         values = [explicit] if isinstance(explicit, str) else list(explicit)
         return sorted({v.strip().lower() for v in values if isinstance(v, str) and "@" in v})

@@ -73,7 +73,20 @@ EXTRA_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     K.CASE_ACKNOWLEDGED: ("mail_subject",),
     K.FOLLOW_UP_OPENED: ("previous_ref", "mail_subject"),
     K.REQUEST_REFUSED: ("reason", "mail_subject"),
-    K.STAFF_ALERT: ("alert", "level", "step", "ack_url", "team"),
+    K.STAFF_ALERT: (
+        "alert",
+        "headline",
+        "level",
+        "step",
+        "ack_url",
+        "team",
+        "next_step",
+        "clock",
+        "due_at",
+        "commitment",
+        "tried",
+        "fallback",
+    ),
 }
 #: Computed for every mail: who it greets, when it was sent, where to answer.
 DERIVED: Final = (

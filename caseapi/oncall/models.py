@@ -80,3 +80,7 @@ class StaffAlert(Base):
     acked_by: Mapped[str | None] = mapped_column(String(255))
     #: SHA-256 (hex) of the current step's ack-link secret; the link itself is never stored.
     ack_token_hash: Mapped[str | None] = mapped_column(String(64))
+    #: What the wording of every step needs: the SLA clock (``first_response``,
+    #: ``time_to_repair``, ``commitment``), its ``due_at``, a commitment's ``kind``,
+    #: the missed deadlines of an escalation (``caseapi.oncall.wording``).
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)

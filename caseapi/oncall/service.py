@@ -45,34 +45,25 @@ from caseapi.cases.models import Case, CaseEvent
 from caseapi.customers.models import Customer
 from caseapi.notifications.enums import NotificationKind
 from caseapi.notifications.outbox import enqueue
-from caseapi.oncall import alerts
+from caseapi.oncall import alerts, wording
 from caseapi.oncall import store as oncall_store
+from caseapi.oncall.config import ACK_PATH, AlertConfig
 from caseapi.oncall.matrix import LEVELS, Level, Tier, tier_for
 from caseapi.oncall.models import StaffAlert
 from caseapi.teams.repository import member_by_id
 
 logger = logging.getLogger(__name__)
 
-#: Where ack links point (``configure``: the service's public URL).
-DEFAULT_PUBLIC_URL: Final = "http://127.0.0.1:8000"
-ACK_PATH: Final = "/v1/alerts/ack"
 #: How long an alert with no rotation behind it (named contacts) waits for an ack.
 DEFAULT_ACK_WITHIN: Final = timedelta(minutes=15)
 _URGENT: Final = frozenset({"P1", "P2"})
-
-
-@dataclass(frozen=True, slots=True)
-class AlertConfig:
-    """Process-wide alert settings (set once at start-up by the composition root)."""
-
-    public_url: str = DEFAULT_PUBLIC_URL
 
 
 _config = AlertConfig()
 
 
 def configure(config: AlertConfig) -> None:
-    """Set where ack links point (called by the app factory)."""
+    """Set where ack links point and the fallback (the app factory, the case workers)."""
     global _config
     _config = config
 
@@ -160,7 +151,7 @@ async def on_case_event(session: AsyncSession, *, case: Case, event: CaseEvent) 
         if target.alert == "notify_after":
             await _schedule_levels(session, case, event.at)
             continue
-        recipients, ack_within, level = await _recipients(session, case, target, event.at)
+        recipients, ack_within, level = await recipients_for(session, case, target, event.at)
         if not recipients:
             continue
         key = (
@@ -177,7 +168,19 @@ async def on_case_event(session: AsyncSession, *, case: Case, event: CaseEvent) 
             ack_within=ack_within,
             now=event.at,
             level=level,
+            details=details_of(target.alert, dict(event.data or {})),
         )
+
+
+def details_of(alert: str, data: dict[str, Any]) -> dict[str, Any]:
+    """What the wording of ``alert`` needs from its timeline entry's ``data``."""
+    if alert == "sla_breached" and data.get("missed"):
+        return {"missed": list(data["missed"]), "escalated": True}
+    if alert == "sla_breached":
+        return {"clock": data.get("clock"), "due_at": data.get("due_at")}
+    if alert == "commitment_missed":
+        return {"clock": "commitment", "commitment": data.get("kind"), "due_at": data.get("due_at")}
+    return {}
 
 
 async def _customer_tier(session: AsyncSession, case: Case) -> Tier | None:
@@ -224,7 +227,7 @@ async def _start_scheduled(session: AsyncSession, alert: StaffAlert, now: dateti
     if not done:
         assert case is not None
         target = Target("level_due", "due", level=cast(Level, level))
-        recipients, ack_within, _ = await _recipients(session, case, target, now)
+        recipients, ack_within, _ = await recipients_for(session, case, target, now)
     moved = await session.execute(
         update(StaffAlert)
         .where(StaffAlert.id == alert.id, StaffAlert.status == "scheduled")
@@ -242,9 +245,10 @@ async def _start_scheduled(session: AsyncSession, alert: StaffAlert, now: dateti
     return await _apply(session, alert, alerts.Raise(), now, case=case, level=level)
 
 
-async def _recipients(
+async def recipients_for(
     session: AsyncSession, case: Case, target: Target, at: datetime
 ) -> tuple[tuple[str, ...], timedelta, str | None]:
+    """Who ``target`` alerts, in order, how long each has to acknowledge, and the level."""
     if target.team is not None:
         rotation = await oncall_store.rotation_for(session, target.team)
         if rotation is None:
@@ -279,8 +283,11 @@ async def raise_alert(
     ack_within: timedelta,
     now: datetime,
     level: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> StaffAlert | None:
     """Store the alert once (a second raise of ``event_key`` does nothing) and send step 0.
+
+    ``details`` are the facts its wording needs (``caseapi.oncall.wording``).
 
     Returns:
         The new alert, or ``None`` when ``event_key`` was alerted before.
@@ -299,6 +306,7 @@ async def raise_alert(
             ack_within_seconds=max(1, int(ack_within.total_seconds())),
             created_at=now,
             next_at=now,
+            details=details or None,
         )
         .on_conflict_do_nothing(index_elements=["event_key"])
         .returning(StaffAlert.id)
@@ -371,6 +379,9 @@ async def _apply(
                 alert.case_id,
                 ", ".join(alert.recipients),
             )
+            # Inside the conditional update's transaction: the fallback is told once.
+            case = case or await session.get(Case, alert.case_id)
+            await _send_fallback(session, alert, case, now)
     return True
 
 
@@ -392,23 +403,55 @@ async def _send(
     if contact is None or not contact.get("email"):
         logger.warning("staff alert %s: member %s has no e-mail address", alert.id, action.member)
         return
-    data: dict[str, Any] = {
-        "to": [contact["email"]],
-        "staff_alert_id": alert.id,
-        "alert": alert.kind,
-        "member": action.member,
-        "language": contact.get("language") or "en",
-        "timezone": contact.get("timezone") or "",
-        "step": action.step + 1,
-        "level": level or (str(case.escalation_level) if case is not None else ""),
-        "team": getattr(case, "team_id", None) or "",
-        "ack_url": f"{_config.public_url.rstrip('/')}{ACK_PATH}?token={alert.id}.{token}",
-        "at": now,
-    }
+    language = contact.get("language") or "en"
+    ack_url = f"{_config.public_url.rstrip('/')}{ACK_PATH}?token={alert.id}.{token}"
+    data = _message(alert, case, now, level=level, language=language)
+    data.update(
+        to=[contact["email"]],
+        member=action.member,
+        timezone=contact.get("timezone") or "",
+        step=action.step + 1,
+        ack_url=ack_url,
+        next_step=wording.next_step(ack_url=ack_url, tried=(), language=language),
+    )
     if contact.get("webhook"):
         data["webhook"] = contact["webhook"]
     if contact.get("mqtt"):
         data["mqtt"] = True
+    await enqueue(
+        session,
+        case_id=alert.case_id,
+        customer_id=(case.customer_id if case is not None else None) or "-",
+        kind=NotificationKind.STAFF_ALERT,
+        data=data,
+        at=now,
+    )
+
+
+def _message(
+    alert: StaffAlert, case: Case | None, now: datetime, *, level: str | None, language: str
+) -> dict[str, Any]:
+    """The outbox data every message of ``alert`` carries (its wording in ``language``)."""
+    shown_level = level or (str(case.escalation_level) if case is not None else "")
+    details = dict(alert.details or {})
+    data: dict[str, Any] = {
+        "staff_alert_id": alert.id,
+        "alert": alert.kind,
+        "headline": wording.headline(
+            alert.kind,
+            details=details,
+            priority=str(case.priority) if case is not None else "",
+            level=shown_level,
+            now=now,
+            language=language,
+        ),
+        "language": language,
+        "level": shown_level,
+        "team": getattr(case, "team_id", None) or "",
+        "at": now,
+    }
+    # The structured facts for machines (webhooks, MQTT): which clock, due when.
+    data.update({k: details[k] for k in ("clock", "due_at", "commitment") if details.get(k)})
     if case is not None:
         data.update(
             ref=case.ref,
@@ -416,6 +459,28 @@ async def _send(
             status=str(case.status),
             summary=case.summary,
         )
+    return data
+
+
+async def _send_fallback(
+    session: AsyncSession, alert: StaffAlert, case: Case | None, now: datetime
+) -> None:
+    """Tell the configured fallback (e-mail and / or webhook) that nobody acknowledged."""
+    if not _config.fallback_email and not _config.fallback_webhook:
+        return
+    data = _message(alert, case, now, level=None, language="en")
+    data.update(
+        headline=wording.unacknowledged(str(data["headline"])),
+        to=[_config.fallback_email] if _config.fallback_email else [],
+        member="NOC",  # whom the mail greets; no MQTT topic (no ``mqtt`` flag)
+        fallback=True,
+        step=len(alert.recipients) + 1,
+        ack_url="",
+        tried=list(alert.recipients),
+        next_step=wording.next_step(ack_url=None, tried=alert.recipients),
+    )
+    if _config.fallback_webhook:
+        data["webhook"] = _config.fallback_webhook
     await enqueue(
         session,
         case_id=alert.case_id,

@@ -53,6 +53,12 @@ class RateLimitSettings(Section):
     address; past it every request from that address is 429 until the window frees."""
     auth_failures_per_key: str = "10/minute"
     """Failed authentications per presented key prefix (its first 12 characters)."""
+    login_failures_per_address: str = "10/minute;50/hour"
+    """Failed console sign-ins (``/login``) per client address; past it the sign-in
+    form answers 429 without checking the password until the window frees."""
+    login_failures_per_account: str = "5/minute;20/hour"
+    """Failed console sign-ins per e-mail address typed (existing or not), from any
+    address."""
     case_creation_per_customer: str = "60/hour"
     """``POST /v1/cases`` by a customer key, per customer (staff and service keys: none)."""
     comments_per_customer: str = "120/hour"
@@ -68,6 +74,8 @@ class RateLimitSettings(Section):
     @field_validator(
         "auth_failures_per_address",
         "auth_failures_per_key",
+        "login_failures_per_address",
+        "login_failures_per_account",
         "case_creation_per_customer",
         "comments_per_customer",
     )

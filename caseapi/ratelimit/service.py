@@ -1,5 +1,5 @@
-"""The rate limiter: a small service every entry point calls (the API today, a web
-console's login later), on the ``limits`` library's moving windows.
+"""The rate limiter: a small service every entry point calls (the API, the web
+console's sign-in), on the ``limits`` library's moving windows.
 
 Authentication failures are limited per client address and per presented key
 prefix. Both are checked *before* the key is: once an address has failed
@@ -52,6 +52,8 @@ class Limit(StrEnum):
 
     AUTH_FAILURES_PER_ADDRESS = "auth_failures_per_address"
     AUTH_FAILURES_PER_KEY = "auth_failures_per_key"
+    LOGIN_FAILURES_PER_ADDRESS = "login_failures_per_address"
+    LOGIN_FAILURES_PER_ACCOUNT = "login_failures_per_account"
     CASE_CREATION_PER_CUSTOMER = "case_creation_per_customer"
     COMMENTS_PER_CUSTOMER = "comments_per_customer"
 
@@ -60,6 +62,8 @@ class Limit(StrEnum):
 _WHAT: Final = {
     Limit.AUTH_FAILURES_PER_ADDRESS: "failed authentications from this address",
     Limit.AUTH_FAILURES_PER_KEY: "failed authentications with this key",
+    Limit.LOGIN_FAILURES_PER_ADDRESS: "failed sign-ins from this address",
+    Limit.LOGIN_FAILURES_PER_ACCOUNT: "failed sign-ins for this account",
     Limit.CASE_CREATION_PER_CUSTOMER: "cases created for this customer",
     Limit.COMMENTS_PER_CUSTOMER: "comments by this customer",
 }
@@ -164,6 +168,25 @@ class RateLimiter:
         await self._hit(Limit.AUTH_FAILURES_PER_ADDRESS, address_subject(address))
         if key_prefix is not None:
             await self._hit(Limit.AUTH_FAILURES_PER_KEY, key_prefix)
+
+    # -- console sign-in ------------------------------------------------------------
+
+    async def check_login(self, *, address: str, account: str) -> None:
+        """Refuse a console sign-in from a blocked address or for a blocked account
+        (``account``: the e-mail address typed, lower-cased), before the password is
+        checked - so a right guess amid 429s is not told apart.
+
+        Raises:
+            RateLimitedError: ``login_failures_per_address`` or
+                ``login_failures_per_account`` is used up.
+        """
+        await self._check(Limit.LOGIN_FAILURES_PER_ADDRESS, address_subject(address))
+        await self._check(Limit.LOGIN_FAILURES_PER_ACCOUNT, account)
+
+    async def login_failed(self, *, address: str, account: str) -> None:
+        """Count one failed console sign-in against the address and the account."""
+        await self._hit(Limit.LOGIN_FAILURES_PER_ADDRESS, address_subject(address))
+        await self._hit(Limit.LOGIN_FAILURES_PER_ACCOUNT, account)
 
     # -- quotas -------------------------------------------------------------------
 

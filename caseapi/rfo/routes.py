@@ -38,9 +38,10 @@ def wants_pdf(format: RfoFormat | None, accept: str | None) -> bool:
     return PDF_MEDIA_TYPE in media and "application/json" not in media
 
 
-async def _pdf(
+async def pdf_response(
     ref: str, principal: CaseParticipant, service: RfoService, version: int | None
 ) -> Response:
+    """The published RFO of ``ref`` as a PDF download (the API's and the portal's)."""
     published = await service.get_published(principal=principal, ref=ref, version=version)
     # A few pages take tens of milliseconds of CPU: off the event loop.
     name, data = await asyncio.to_thread(published_pdf, published)
@@ -74,7 +75,7 @@ async def get_rfo(
     """Get a case's RFO as JSON, Markdown or PDF (the PDF of published versions only)."""
     # Accept is read here rather than declared: OpenAPI ignores a declared Accept.
     if wants_pdf(format, request.headers.get("accept")):
-        return await _pdf(ref, principal, service, version)
+        return await pdf_response(ref, principal, service, version)
     view = await service.get_rfo(principal=principal, ref=ref, version=version)
     public = to_public(view)
     if format is RfoFormat.MD:

@@ -138,9 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(show)
 
     # The web stack is imported lazily elsewhere; key management is light enough.
-    from caseapi.cli import add_apikey_commands, add_report_commands
+    from caseapi.cli import add_apikey_commands, add_report_commands, add_user_commands
 
     add_apikey_commands(sub, default_database=DatabaseSettings().url)
+    add_user_commands(sub, default_database=DatabaseSettings().url)
     add_report_commands(sub, default_database=DatabaseSettings().url)
 
     from nms.app.secrets import add_secrets_commands
@@ -389,6 +390,10 @@ def _main(argv: Sequence[str] | None) -> int:
             from caseapi.cli import run_apikey_command
 
             return run_apikey_command(args)
+        if args.command == "user":
+            from caseapi.cli import run_user_command
+
+            return run_user_command(args)
         if args.command == "mail":
             from nms.app.mail import run_mail_command
 

@@ -224,6 +224,7 @@ class DetectorNode:
             probes=None,
             clock=clock,
             sessionmaker=sessionmaker,
+            at_risk_within=settings.cases.at_risk_within,
             leader=lambda: self.leader,
             per_ntu=settings.metrics.per_ntu,
         )

@@ -130,6 +130,7 @@ async def _serve(
                 probes=probe_stats,
                 clock=clock,
                 sessionmaker=sessionmaker,
+                at_risk_within=settings.cases.at_risk_within,
                 rate_limits=limiter.stats,
                 per_ntu=settings.metrics.per_ntu,
             )

@@ -42,6 +42,7 @@ from caseapi.settings import (
     MaintenanceSettings,
     NotificationSettings,
     RateLimitSettings,
+    SessionSettings,
     check_mqtt_url,
     format_duration,
     parse_duration,
@@ -89,6 +90,8 @@ class ApiSettings(_Section):
     """Proxies (addresses or networks) whose ``X-Forwarded-For`` names the client;
     none by default: the connection's peer is the client."""
     rate_limits: RateLimitSettings = RateLimitSettings()
+    sessions: SessionSettings = SessionSettings()
+    """The web console's sessions: idle and absolute expiry."""
 
     @field_validator("listen")
     @classmethod

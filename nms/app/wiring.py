@@ -256,6 +256,7 @@ def build_api(
         secrets=secrets,
         rate_limiter=rate_limiter or build_rate_limiter(api),
         trusted_proxies=api.trusted_proxies,
+        sessions=api.sessions,
     )
     configure_board(app, settings=board or BoardSettings(), probe_shards=probe_shards)
     return app

@@ -31,6 +31,7 @@ from caseapi.cases.service import CaseService
 from caseapi.clock import Clock
 from caseapi.customers.models import Customer
 from caseapi.notifications.config import NotificationSettings
+from caseapi.users.passwords import cheap_hasher
 from tests.caseapi.conftest import Database
 
 
@@ -44,6 +45,8 @@ def make_app(database: Database, service: CaseService, clock: Clock) -> FastAPI:
         case_service=service,
         clock=clock,
         notifications=LAB_WEBHOOK_SETTINGS,
+        # Console passwords: Argon2id at the lowest cost (tests make many accounts).
+        password_hasher=cheap_hasher(),
     )
 
 

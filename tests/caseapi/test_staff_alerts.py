@@ -455,7 +455,8 @@ async def test_delivered_by_mail_and_signed_webhook_to_staff_only(
     ]
     mail = smtp_sink.messages[smtp_sink.recipients.index(["carol@access.example"])]
     subject = str(mail["Subject"]).replace("\r\n", "")  # unfolded
-    assert subject.startswith("[CS-") and "sla_breached" in subject
+    # Worded in carol's language (it): the escalation by the missed first response.
+    assert subject.startswith("[CS-") and "SLA violato: prima risposta - escalation a L2" in subject
     assert "conferma la presa in carico" in subject
     body = mail.get_payload(0).get_payload(decode=True).decode()  # type: ignore[union-attr]
     assert "/v1/alerts/ack?token=" in body and "Gentile carol," in body

@@ -1,12 +1,14 @@
 """End to end: an NTU goes down under ``nms run`` and the on-call engineer is paged.
 
 Real subprocess over the simulated lab with compressed timers (``nms_process.FAST``,
-``ack_within`` 6 s): NTU down -> P1 -> routed to l1-noc -> alice (on call) gets the
-mail at this test's SMTP receiver and the signed webhook at its HTTP receiver; nobody
-acknowledges -> bob gets it; bob acknowledges with the link in his mail -> nobody
-else is alerted, and each step went out exactly once, also across a restart (the
-restart with a re-notify still pending is covered on a fake clock in
-tests/caseapi/test_staff_alerts.py).
+``ack_within`` 6 s, a first-response target of 25 s): NTU down -> P1 -> routed to
+l1-noc -> alice (on call) gets the mail at this test's SMTP receiver and the signed
+webhook at its HTTP receiver; nobody acknowledges -> bob gets it; bob acknowledges
+with the link in his mail -> nobody else is alerted, and each step went out exactly
+once, also across a restart (the restart with a re-notify still pending is covered on
+a fake clock in tests/caseapi/test_staff_alerts.py). Nobody answers the customer: the
+first-response breach escalates to L2 and alerts carol, the matrix's L2 contact; the
+case is assigned to alice and the customer replies: alice is alerted.
 """
 
 from __future__ import annotations
@@ -71,9 +73,11 @@ def _organisation(path: Path, hook_url: str) -> None:
         f"""\
 teams:
   - {{id: l1-noc, name: L1 NOC, level: L1, timezone: UTC, members: [alice, bob]}}
+  - {{id: l2-access, name: L2 access, level: L2, timezone: UTC, members: [carol]}}
 members:
   - {{id: alice, name: Alice, email: alice@noc.example, timezone: UTC, webhook: "{hook_url}"}}
   - {{id: bob, name: Bob, email: bob@noc.example, timezone: UTC}}
+  - {{id: carol, name: Carol, email: carol@access.example, timezone: UTC}}
 routing:
   - team: l1-noc
 oncall:
@@ -83,16 +87,21 @@ oncall:
     start: {monday.isoformat()}
     order: [alice, bob]
     ack_within: {ACK_WITHIN:.0f}s
+escalation:
+  - tier: standard
+    levels:
+      L1: {{team: l1-noc}}
+      L2: {{team: l2-access, contacts: [carol]}}
 """,
         encoding="utf-8",
     )
 
 
-def _staff_mails(sink: SmtpSink) -> list[tuple[str, Message]]:
+def _staff_mails(sink: SmtpSink, domain: str = "@noc.example") -> list[tuple[str, Message]]:
     return [
         (rcpt[0], msg)
         for rcpt, msg in zip(sink.recipients, sink.messages, strict=True)
-        if rcpt[0].endswith("@noc.example")
+        if rcpt[0].endswith(domain)
     ]
 
 
@@ -119,6 +128,10 @@ def test_down_ntu_pages_the_on_call_then_the_next_until_acknowledged(
     env = {
         "NMS_ORGANISATION__FILE": str(organisation),
         "NMS_CASES__TICKER_INTERVAL": "500ms",
+        "NMS_CASES__FIRST_RESPONSE": "25s",
+        # At-risk alerts off: with a 25 s target every case is at risk from the start
+        # (they have their own fake-clock tests in tests/caseapi/test_staff_alerts_risk.py).
+        "NMS_CASES__AT_RISK_WITHIN": "0s",
         "NMS_NOTIFICATIONS__INTERVAL": "500ms",
         "NMS_NOTIFICATIONS__SMTP_HOST": "127.0.0.1",
         "NMS_NOTIFICATIONS__SMTP_PORT": str(smtp_sink.port),
@@ -154,8 +167,47 @@ def test_down_ntu_pages_the_on_call_then_the_next_until_acknowledged(
         nms.start(**env)
         assert httpx.get(_ack_link(second[0][1]), timeout=10).status_code == 409
         time.sleep(ACK_WITHIN + 2)
-        assert [to for to, _ in _staff_mails(smtp_sink)] == [
-            "alice@noc.example",
-            "bob@noc.example",
-        ]
-        assert len(hooks.received) == 1
+        assert _paged(smtp_sink, "New P1 case") == ["alice@noc.example", "bob@noc.example"]
+        assert [json.loads(body)["data"]["alert"] for _, body in hooks.received].count(
+            "new_case"
+        ) == 1
+        # Nobody answered the customer within 25 s: the breach escalates to L2, whose
+        # contact in the matrix is carol (and the on-call alice hears of the breach).
+        l2 = wait_for(
+            "carol's escalation", lambda: _staff_mails(smtp_sink, "@access.example"), timeout=40
+        )
+        assert [to for to, _ in l2] == ["carol@access.example"]
+        assert "SLA breached: first response - escalated to L2" in str(l2[0][1]["Subject"])
+        # Assigned to alice, the case gets a customer reply: alice is told, once.
+        ref = case["ref"]
+        headers = {"Authorization": f"Bearer {nms.key}"}
+        assigned = httpx.post(
+            f"{nms.url}/v1/cases/{ref}/assign", json={"assignee": "alice"}, headers=headers
+        )
+        assert assigned.status_code == 200, assigned.text
+        customer = {"Authorization": f"Bearer {nms.make_key('customer', 'cust1')}"}
+        replied = httpx.post(
+            f"{nms.url}/v1/cases/{ref}/comments",
+            json={"body": "Still down here, any news?"},
+            headers=customer,
+        )
+        assert replied.status_code == 201, replied.text
+        wait_for(
+            "alice's customer-reply alert",
+            lambda: _paged(smtp_sink, "Customer replied"),
+            timeout=15,
+        )
+        time.sleep(2)
+        assert _paged(smtp_sink, "Customer replied") == ["alice@noc.example"]
+        assert _paged(smtp_sink, "New P1 case") == ["alice@noc.example", "bob@noc.example"]
+        assert len(_staff_mails(smtp_sink, "@access.example")) == 1
+
+
+def _paged(sink: SmtpSink, headline: str) -> list[str]:
+    """Who got a staff alert whose subject has ``headline``, in order."""
+    return [
+        to
+        for domain in ("@noc.example", "@access.example")
+        for to, message in _staff_mails(sink, domain)
+        if headline in str(message["Subject"])
+    ]

@@ -18,6 +18,8 @@ from tests.caseapi.conftest import START
 LIMITS = (
     "auth_failures_per_address",
     "auth_failures_per_key",
+    "login_failures_per_address",
+    "login_failures_per_account",
     "case_creation_per_customer",
     "comments_per_customer",
 )

@@ -1,0 +1,157 @@
+"""What the customer is shown of the escalation matrix on their case.
+
+The level always; the level's first named contact only when the customer's tier says
+``customer_sees: level_and_contact``; never the team or the on-call person.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caseapi.auth.principal import Role
+from caseapi.cases.service import CaseService
+from caseapi.cases.snapshot import Escalate
+from caseapi.customers.models import Customer
+from caseapi.incidents import IncidentService
+from caseapi.organisation import (
+    MemberRecord,
+    RuleRecord,
+    TeamFacts,
+    TeamRecord,
+    parse_oncall_sections,
+    replace_rotations,
+    replace_tiers,
+    sync_organisation,
+)
+from nms.clock import FakeClock
+from tests.caseapi.auth_fixtures import authed_client, make_app
+from tests.caseapi.conftest import Database, incident
+from tests.caseapi.lifecycle_fixtures import ENGINEER, seed
+
+TEAMS = {
+    "l1-noc": TeamFacts("Europe/Rome", ("alice",)),
+    "l2-access": TeamFacts("Europe/Rome", ("carol",)),
+}
+TIER: dict[str, Any] = {
+    "tier": "standard",
+    "levels": {
+        "L1": {"team": "l1-noc"},
+        "L2": {"team": "l2-access", "contacts": ["carol"]},
+    },
+}
+
+
+async def _organisation(database: Database, *, customer_sees: str | None) -> None:
+    tier = deepcopy(TIER)
+    if customer_sees is not None:
+        tier["customer_sees"] = customer_sees
+    problems, model = parse_oncall_sections(
+        {"escalation": [tier]}, TEAMS, ("alice", "carol"), "org.yaml"
+    )
+    assert problems == []
+
+    async def write(session: AsyncSession) -> None:
+        await replace_rotations(session, model.rotations.values())
+        await replace_tiers(session, model.tiers.values())
+
+    await sync_organisation(
+        database.sessionmaker,
+        teams=[
+            TeamRecord(id=t, name=t, level=t[:2].upper(), timezone=f.timezone, members=f.members)
+            for t, f in TEAMS.items()
+        ],
+        members=[
+            MemberRecord(id=m, name=name, email=f"{m}@noc.example", timezone="UTC", language="en")
+            for m, name in (("alice", "Alice Bianchi"), ("carol", "Carol Rossi"))
+        ],
+        rules=[RuleRecord(team="l1-noc")],
+        also=[write],
+    )
+
+
+async def _views(app: FastAPI, ref: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    async with authed_client(app, role=Role.CUSTOMER, customer_id="cust-1") as customer:
+        mine = await customer.get(f"/v1/cases/{ref}")
+    async with authed_client(app, role=Role.ENGINEER) as staff:
+        theirs = await staff.get(f"/v1/cases/{ref}")
+    assert mine.status_code == theirs.status_code == 200
+    return mine.json(), theirs.json()
+
+
+@pytest.mark.parametrize(
+    ("customer_sees", "contact"),
+    [("level_and_contact", "Carol Rossi"), ("level", None), (None, None)],
+)
+async def test_the_customer_sees_the_level_and_the_contact_only_where_the_contract_says(
+    database: Database,
+    clock: FakeClock,
+    service: CaseService,
+    incidents: IncidentService,
+    customer_sees: str | None,
+    contact: str | None,
+) -> None:
+    await seed(database)
+    await _organisation(database, customer_sees=customer_sees)
+    app = make_app(database, service, clock)
+    ref = await incidents.open_incident(incident("ntu-1"))
+
+    mine, _ = await _views(app, ref)
+    # L1 names nobody: its team and whoever is on call stay internal.
+    assert mine["escalation"] == {"level": "L1", "contact": None}
+    assert "escalation_level" not in mine and "team" not in mine
+
+    await service.act(ENGINEER, ref, lambda _: Escalate(actor=ENGINEER.actor, by_customer=False))
+    mine, theirs = await _views(app, ref)
+    assert mine["escalation"] == {"level": "L2", "contact": contact}
+    assert theirs["escalation"] == {"level": "L2", "contact": contact}
+    assert theirs["escalation_level"] == "L2"
+    assert "l2-access" not in str(mine) and "carol@" not in str(mine)
+
+
+async def test_without_an_organisation_the_level_alone(
+    database: Database, clock: FakeClock, service: CaseService, incidents: IncidentService
+) -> None:
+    await seed(database)
+    app = make_app(database, service, clock)
+    ref = await incidents.open_incident(incident("ntu-1"))
+    mine, _ = await _views(app, ref)
+    assert mine["escalation"] == {"level": "L1", "contact": None}
+
+
+async def test_a_gold_customer_gets_its_own_tier(
+    database: Database, clock: FakeClock, service: CaseService, incidents: IncidentService
+) -> None:
+    await seed(database)
+    await _organisation(database, customer_sees="level")
+    async with database.sessionmaker() as session:
+        customer = await session.get(Customer, "cust-1")
+        assert customer is not None
+        customer.attributes = {"tier": "gold"}  # no such tier: the standard one applies
+        await session.commit()
+    app = make_app(database, service, clock)
+    ref = await incidents.open_incident(incident("ntu-1"))
+    await service.act(ENGINEER, ref, lambda _: Escalate(actor=ENGINEER.actor, by_customer=False))
+    mine, _ = await _views(app, ref)
+    assert mine["escalation"] == {"level": "L2", "contact": None}
+
+
+async def test_the_portal_shows_the_level_and_the_contact(
+    database: Database, clock: FakeClock, service: CaseService, incidents: IncidentService
+) -> None:
+    from tests.caseapi.web.pages import login_as
+
+    await seed(database)
+    await _organisation(database, customer_sees="level_and_contact")
+    app = make_app(database, service, clock)
+    ref = await incidents.open_incident(incident("ntu-1"))
+    await service.act(ENGINEER, ref, lambda _: Escalate(actor=ENGINEER.actor, by_customer=False))
+    async with login_as(app, role=Role.CUSTOMER, customer_id="cust-1") as customer:
+        page = await customer.get(f"/portal/cases/{ref}")
+    assert page.status_code == 200
+    assert "L2 (your contact: Carol Rossi)" in page.text
+    assert "l2-access" not in page.text
