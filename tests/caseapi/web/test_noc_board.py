@@ -84,7 +84,9 @@ async def test_sla_at_risk_then_breached(
         # First response due in 30 min: within the 30 min horizon, at risk.
         html = (await engineer.get("/noc")).text
         assert (_rows(html, "sla-case"), "No open case is past its SLA." in html) == ([ref], True)
-        await advance(clock, ticker(database, clock, service), timedelta(minutes=31))
+    await advance(clock, ticker(database, clock, service), timedelta(minutes=31))
+    # Signed in again: the first session's idle time is over on this clock.
+    async with login_as(app, role=Role.ENGINEER) as engineer:
         html = (await engineer.get("/noc")).text
     assert _rows(html, "sla-case") == [ref]
     assert "No deadline is near." in html and "No open case is past its SLA." not in html
