@@ -257,7 +257,7 @@ def test_an_outage_from_detection_to_closure_in_the_browser(
     # Nothing internal reached the customer's browser, in any response.
     bodies = seen.bodies
     assert len(bodies) > 5
-    for url, _status, body in bodies:
+    for url, _code, body in bodies:
         assert INTERNAL_NOTE not in body, url
         assert "Traceback" not in body, url
     engineer.close()
