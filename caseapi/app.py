@@ -6,6 +6,7 @@ sections, and gets back:
 - ``build_services``: the case, incident and maintenance services, built once from
   the settings (``incidents`` is the detector's ``IncidentSink``);
 - ``create_app``: the FastAPI app over those services;
+- ``close_console``: ends the console's live streams when the server stops;
 - ``configure_board``: the NOC board's settings and the probe shards it shows
   (``ProbeShard``, from a ``ProbeShards`` callable of the process running the probes);
 - ``RateLimiter``: the API's rate limits (``api.rate_limits``), to pass to
@@ -42,6 +43,7 @@ from caseapi.ratelimit.service import Limit, RateLimiter, RateLimitStats
 from caseapi.rfo.mail import RfoPdfAttachments
 from caseapi.rfo.service import RfoService
 from caseapi.web.noc.config import BoardSettings
+from caseapi.web.noc.routes import close_feed
 from caseapi.web.noc.shards import ProbeShard, ProbeShards
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "RateLimitStats",
     "RateLimiter",
     "build_services",
+    "close_console",
     "configure_board",
     "create_app",
 ]
@@ -96,6 +99,12 @@ def configure_board(
     app.state.board_settings = settings
     app.state.probe_shards = probe_shards
     app.state.shared_board = None  # made again with these settings
+
+
+async def close_console(app: FastAPI) -> None:
+    """End the console's live streams (``/events``) before the server stops: a server
+    run without lifespan events would otherwise cancel them mid-response."""
+    await close_feed(app)
 
 
 class CaseWorkers:

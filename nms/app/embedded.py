@@ -19,7 +19,7 @@ import socket
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.app import CaseServices
+from caseapi.app import CaseServices, close_console
 from caseapi.database import make_engine, make_sessionmaker, mask_url
 from caseapi.secrets import SecretBox
 from nms.app.detector_service import DetectorService
@@ -182,6 +182,8 @@ async def _serve(
             except* StopRequestedError:
                 log.info("stopping")
                 server.should_exit = True
+                # Open /events streams end as responses, not as cancelled requests.
+                await close_console(app)
     finally:
         remove_signal_handlers()
     log.info("stopped cleanly")

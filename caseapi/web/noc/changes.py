@@ -103,6 +103,9 @@ class ChangeFeed:
         self._interval = interval
         self._max_streams = max_streams
         self._subscribers: set[Subscription] = set()
+        #: Set while nobody is subscribed (``close`` waits for it).
+        self._all_left = asyncio.Event()
+        self._all_left.set()
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
         #: Probes made (for tests and the benchmark: one per interval, not per stream).
@@ -130,22 +133,32 @@ class ChangeFeed:
             raise TooManyStreamsError("too many live streams are open; retry later")
         subscription = Subscription(self)
         self._subscribers.add(subscription)
+        self._all_left.clear()
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch(), name="web-change-feed")
         return subscription
 
     def _leave(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
+        if not self._subscribers:
+            self._all_left.set()
         if not self._subscribers and self._watcher is not None:
             # Nobody listens: no reason to keep polling the database.
             self._watcher.cancel()
             self._watcher = None
 
-    async def close(self) -> None:
-        """Stop the watcher and end every subscription (at application shutdown)."""
+    async def close(self, *, grace: float = 2.0) -> None:
+        """End every subscription and stop the watcher (at application shutdown).
+
+        Waits up to ``grace`` seconds for the streams to finish their responses, so
+        that a server stopping next finds no request in flight to cancel.
+        """
         self._closed = True
         for subscription in list(self._subscribers):
             subscription._end()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._all_left.wait()
         self._subscribers.clear()
         watcher, self._watcher = self._watcher, None
         if watcher is not None:

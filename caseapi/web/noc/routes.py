@@ -48,7 +48,8 @@ def install(app: FastAPI) -> None:
 
 
 async def close_feed(app: FastAPI) -> None:
-    """End every stream and stop the watcher (the app is shutting down)."""
+    """End every stream and stop the watcher (the app is shutting down; a server
+    run without lifespan, as ``nms`` runs it, calls ``caseapi.app.close_console``)."""
     feed: ChangeFeed | None = app.state.change_feed
     if feed is not None:
         await feed.close()

@@ -49,6 +49,8 @@ class EventStream(Response):
                 "x-accel-buffering": "no",
             },
         )
+        # ``Response`` counts the (empty) body as the whole answer: a stream has no length.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self._subscription = subscription
         self._heartbeat = heartbeat
 

@@ -36,6 +36,7 @@ async def test_a_new_case_is_announced_and_nothing_else(
         assert stream.status == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
         assert stream.headers["cache-control"] == "no-store"
+        assert "content-length" not in stream.headers  # a stream, not an empty answer
         first = await stream.next_chunk(2)
         assert first is not None and first.startswith(b"retry: ")
         # Nothing changed: heartbeats only (several polls and heartbeats long).
