@@ -81,9 +81,15 @@ def build_services(
     maintenance: MaintenanceSettings | None = None,
 ) -> CaseServices:
     """Build the services from the ``cases.*`` and ``maintenance.*`` settings."""
-    sla = (cases or CaseSettings()).sla()
+    settings = cases or CaseSettings()
+    sla = settings.sla()
     return CaseServices(
-        cases=CaseService(sessionmaker=sessionmaker, clock=clock, sla=sla),
+        cases=CaseService(
+            sessionmaker=sessionmaker,
+            clock=clock,
+            sla=sla,
+            at_risk_within=settings.at_risk_within,
+        ),
         incidents=IncidentService(sessionmaker=sessionmaker, clock=clock, sla=sla),
         maintenance=MaintenanceService(
             sessionmaker=sessionmaker, clock=clock, settings=maintenance

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
+from sqlalchemy import case as when
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -63,6 +64,19 @@ class CaseFilters:
     severities: Sequence[CaseSeverity] = ()
     search: Search | None = None
     internal_text: bool = False
+    #: Only cases not finished (closed, cancelled, merged excluded).
+    open_only: bool = False
+    #: Only cases nobody is assigned to.
+    unassigned: bool = False
+    #: Only cases still worked whose first response, repair time or a pending
+    #: commitment falls due by this time without having been missed yet.
+    sla_due_before: datetime | None = None
+    #: Only open cases with a missed first response, repair time or commitment.
+    sla_breached: bool = False
+    #: Only solved cases whose monitoring window is still running at this time.
+    monitoring_at: datetime | None = None
+    #: Only cases above the first escalation level (L2, L3).
+    escalated: bool = False
 
 
 def _open() -> ColumnElement[bool]:
@@ -203,7 +217,76 @@ def _severity(severity: CaseSeverity) -> ColumnElement[bool]:
             return Case.type == CaseType.GENERAL_REQUEST
 
 
+def _sla_due_before(horizon: datetime) -> ColumnElement[bool]:
+    """A working case with a clock (or a promise) running out before ``horizon``."""
+    # IN over an uncorrelated subquery: evaluated once, not once a case.
+    commitment_due = Case.id.in_(
+        select(CaseCommitment.case_id).where(
+            CaseCommitment.met_at.is_(None),
+            CaseCommitment.missed_at.is_(None),
+            CaseCommitment.due_at <= horizon,
+        )
+    )
+    return and_(
+        Case.status.in_(sorted(WORKING_STATUSES)),
+        or_(
+            and_(
+                Case.first_responded_at.is_(None),
+                Case.first_response_breached_at.is_(None),
+                Case.first_response_due_at <= horizon,
+            ),
+            and_(
+                Case.ttr_breached_at.is_(None),
+                Case.paused_at.is_(None),
+                Case.ttr_due_at <= horizon,
+            ),
+            commitment_due,
+        ),
+    )
+
+
+def _sla_breached() -> ColumnElement[bool]:
+    """An open case with a missed SLA clock or a missed (and not since kept) promise."""
+    commitment_missed = Case.id.in_(
+        select(CaseCommitment.case_id).where(
+            CaseCommitment.missed_at.is_not(None),
+            CaseCommitment.met_at.is_(None),
+        )
+    )
+    return and_(
+        _open(),
+        or_(
+            Case.first_response_breached_at.is_not(None),
+            Case.ttr_breached_at.is_not(None),
+            commitment_missed,
+        ),
+    )
+
+
+def _conditions(filters: CaseFilters, *, dialect: str) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of ``filters`` (ANDed)."""
+    where: list[ColumnElement[bool]] = []
+    stmt = _filtered(select(Case.id), filters, dialect=dialect)
+    if stmt.whereclause is not None:
+        where.append(stmt.whereclause)
+    return where
+
+
 def _filtered(stmt: Select[Any], filters: CaseFilters, *, dialect: str) -> Select[Any]:
+    if filters.open_only:
+        stmt = stmt.where(_open())
+    if filters.unassigned:
+        stmt = stmt.where(Case.assignee.is_(None))
+    if filters.sla_due_before is not None:
+        stmt = stmt.where(_sla_due_before(filters.sla_due_before))
+    if filters.sla_breached:
+        stmt = stmt.where(_sla_breached())
+    if filters.monitoring_at is not None:
+        stmt = stmt.where(
+            Case.status == CaseStatus.SOLVED, Case.monitoring_until > filters.monitoring_at
+        )
+    if filters.escalated:
+        stmt = stmt.where(Case.escalation_level != EscalationLevel.L1)
     if filters.statuses:
         stmt = stmt.where(Case.status.in_(list(filters.statuses)))
     if filters.priorities:
@@ -260,6 +343,71 @@ async def count_cases(session: AsyncSession, *, filters: CaseFilters) -> int:
     dialect = session.get_bind().dialect.name
     stmt = _filtered(select(func.count()).select_from(Case), filters, dialect=dialect)
     return int((await session.execute(stmt)).scalar_one())
+
+
+async def count_each(
+    session: AsyncSession, *, named: dict[str, CaseFilters], within: CaseFilters | None = None
+) -> dict[str, int]:
+    """Count the cases matching each of ``named``'s filters, in one pass over the cases.
+
+    One statement however many filters (the queue counts of the console): a
+    ``SUM(CASE WHEN ...)`` per name, over the cases matching ``within`` only (every
+    case when omitted): a set every one of ``named`` lies in, which an index finds
+    (the open cases, by status), keeps the pass short.
+    """
+    if not named:
+        return {}
+    dialect = session.get_bind().dialect.name
+    columns = []
+    for name, filters in named.items():
+        where = _conditions(filters, dialect=dialect)
+        matched = and_(*where) if where else true()
+        columns.append(func.coalesce(func.sum(when((matched, 1), else_=0)), 0).label(name))
+    stmt = select(*columns).select_from(Case)
+    if within is not None:
+        stmt = _filtered(stmt, within, dialect=dialect)
+    row = (await session.execute(stmt)).one()
+    return {name: int(row[index]) for index, name in enumerate(named)}
+
+
+#: How a queue page may be ordered: name -> ORDER BY (the id breaks ties).
+QUEUE_ORDERS: Final[dict[str, tuple[Any, ...]]] = {
+    "newest": (Case.id.desc(),),
+    "oldest": (Case.id.asc(),),
+    "priority": (Case.priority.asc(), Case.id.desc()),
+    "updated": (Case.updated_at.desc(), Case.id.desc()),
+    # Cases without a deadline last on both backends (NULLS LAST is not portable).
+    "due": (Case.next_due_at.is_(None), Case.next_due_at.asc(), Case.id.desc()),
+}
+
+
+async def list_sorted(
+    session: AsyncSession, *, filters: CaseFilters, order: str, offset: int, limit: int
+) -> list[Case]:
+    """Up to ``limit`` cases matching ``filters`` in ``order`` (``QUEUE_ORDERS``),
+    skipping ``offset``: the console's sortable queue pages."""
+    dialect = session.get_bind().dialect.name
+    stmt = _filtered(select(Case), filters, dialect=dialect)
+    stmt = stmt.order_by(*QUEUE_ORDERS[order]).offset(offset).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def pending_commitments(
+    session: AsyncSession, *, case_ids: Sequence[int]
+) -> list[CaseCommitment]:
+    """The commitments of ``case_ids`` neither met nor missed, by due time (one query)."""
+    if not case_ids:
+        return []
+    stmt = (
+        select(CaseCommitment)
+        .where(
+            CaseCommitment.case_id.in_(list(case_ids)),
+            CaseCommitment.met_at.is_(None),
+            CaseCommitment.missed_at.is_(None),
+        )
+        .order_by(CaseCommitment.due_at)
+    )
+    return list((await session.execute(stmt)).scalars())
 
 
 async def list_events(session: AsyncSession, *, case_id: int) -> list[CaseEvent]:

@@ -17,7 +17,7 @@ Changes honour ``If-Match`` (the ``ETag`` from ``GET``); a stale one is 412.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -327,12 +327,21 @@ async def transition_case(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     """Move a case to another status, as the lifecycle allows (409 otherwise)."""
+    return await _act(service, principal, ref, transition_event(body, principal), if_match)
+
+
+def transition_event(body: TransitionRequest, principal: Principal) -> Transition:
+    """The lifecycle event of a transition request (the API's and the console's).
+
+    Raises:
+        CaseValidationError: Solving without a resolution method or root cause.
+    """
     if body.to is CaseStatus.SOLVED:
         if body.resolution_method is None:
             raise CaseValidationError("resolution_method", "required to solve a case")
         if body.root_cause_category is None:
             raise CaseValidationError("root_cause_category", "required to solve a case")
-    event = Transition(
+    return Transition(
         to=body.to,
         actor=principal.actor,
         reason=body.reason or "",
@@ -341,7 +350,6 @@ async def transition_case(
         resolution=body.resolution,
         merged_into=body.merged_into,
     )
-    return await _act(service, principal, ref, event, if_match)
 
 
 @router.post("/{ref}/assign", response_model=None, responses=_CASE_RESPONSES)
@@ -448,13 +456,23 @@ async def add_commitment(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     """Promise something by a time ("next update in 30 min", "on site by 14:00")."""
+    event = commitment_event(body, principal, now=service.clock.now())
+    return await _act(service, principal, ref, event, if_match)
+
+
+def commitment_event(
+    body: CommitmentCreate, principal: Principal, *, now: datetime
+) -> SetCommitment:
+    """The lifecycle event of a commitment request (the API's and the console's).
+
+    Raises:
+        CaseValidationError: Both or neither of ``due_at`` and ``within_minutes``.
+    """
     if (body.due_at is None) == (body.within_minutes is None):
         raise CaseValidationError("due_at", "give exactly one of due_at and within_minutes")
-    now = service.clock.now()
     due_at = body.due_at or now + timedelta(minutes=body.within_minutes or 0)
     commitment = Commitment(kind=body.kind, due_at=due_at, note=body.note, set_by=principal.actor)
-    event = SetCommitment(commitment=commitment, actor=principal.actor)
-    return await _act(service, principal, ref, event, if_match)
+    return SetCommitment(commitment=commitment, actor=principal.actor)
 
 
 @router.post(

@@ -9,16 +9,23 @@ create cases through ``store.insert_case`` and change them through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.cases import paging, repository
-from caseapi.cases.actions import CaseActions
-from caseapi.cases.config import DEFAULT_SLA
+from caseapi.auth.principal import Principal
+from caseapi.cases import paging, repository, store
+from caseapi.cases.actions import CaseActions, is_customer_visible
+from caseapi.cases.config import DEFAULT_AT_RISK_WITHIN, DEFAULT_SLA
+from caseapi.cases.enums import CaseStatus
 from caseapi.cases.etr import EtrActions
 from caseapi.cases.incidents import IncidentService
-from caseapi.cases.models import Case, CaseEvent
+from caseapi.cases.machine import MANUAL_TRANSITIONS, close_blockers
+from caseapi.cases.models import Case, CaseCommitment, CaseEvent
+from caseapi.cases.queues import Deadline, next_deadline
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.sla import SlaSettings
 from caseapi.clock import Clock
@@ -35,6 +42,43 @@ filters_fingerprint = paging.filters_fingerprint
 CasePage: TypeAlias = paging.Page[Case]
 
 
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """A case of a queue page with its next SLA deadline (``None``: no clock runs)."""
+
+    case: Case
+    deadline: Deadline | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    """One page of a queue, sorted, and how many cases the queue holds in all;
+    ``counts``: the other counts asked for with it (``queue_page``'s ``counts``)."""
+
+    rows: list[QueueRow]
+    count: int
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    """What the console's case page reads of a case, in one transaction."""
+
+    case: Case
+    commitments: list[CaseCommitment]
+    #: The upstream incident's reference, and the references of the cases linked to
+    #: this one (``get_related``).
+    parent: str | None
+    linked: list[str]
+    #: The timeline, oldest first (customers: only their entries).
+    events: list[CaseEvent]
+
+
+#: Named counts a queue page wants with its rows: (filters by name, the set to count
+#: within) per group (``repository.count_each``).
+CountGroups: TypeAlias = Sequence[tuple[dict[str, CaseFilters], CaseFilters | None]]
+
+
 class CaseService(CaseActions, EtrActions):
     """Works cases on behalf of people and answers case queries."""
 
@@ -44,6 +88,7 @@ class CaseService(CaseActions, EtrActions):
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
         sla: SlaSettings | None = None,
+        at_risk_within: timedelta = DEFAULT_AT_RISK_WITHIN,
     ) -> None:
         """Create the service.
 
@@ -51,9 +96,13 @@ class CaseService(CaseActions, EtrActions):
             sessionmaker: Session factory (``caseapi.database.make_sessionmaker``).
             clock: Source of "now" for every stored timestamp.
             sla: SLA durations (``CaseSettings.sla()``); the defaults when omitted.
+            at_risk_within: A deadline due within this is "at risk"
+                (``cases.at_risk_within``: the console's queue, as the alerts and the
+                NOC gauge count it).
         """
         self._sessionmaker = sessionmaker
         self._clock = clock
+        self.at_risk_within = at_risk_within
         self._sla = sla = sla or DEFAULT_SLA
         self._incidents = IncidentService(sessionmaker=sessionmaker, clock=clock, sla=sla)
 
@@ -127,3 +176,71 @@ class CaseService(CaseActions, EtrActions):
                 parent = await repository.get_case_ref_by_id(session, case_id=case.parent_case_id)
             children = await repository.list_linked_cases(session, parent_id=case.id)
         return parent, [child.ref for child in children]
+
+    async def queue_page(
+        self,
+        *,
+        filters: CaseFilters | None,
+        order: str,
+        offset: int,
+        limit: int,
+        counts: CountGroups = (),
+    ) -> QueuePage:
+        """One sorted page of the cases matching ``filters`` (``None``: no case), with
+        each case's next deadline, and ``counts`` (the queue navigation's) in the same
+        transaction: three queries however long the page, and one per count group.
+
+        Args:
+            filters: What to match (``caseapi.cases.queues.queue_filters``).
+            order: A key of ``repository.QUEUE_ORDERS``.
+            offset: How many cases to skip.
+            limit: Page size.
+            counts: Groups of named filters to count (each group in one pass).
+        """
+        if order not in repository.QUEUE_ORDERS:
+            raise ValueError(f"unknown order {order!r}")
+        async with session_scope(self._sessionmaker) as session:
+            counted: dict[str, int] = {}
+            for named, within in counts:
+                counted.update(await repository.count_each(session, named=named, within=within))
+            if filters is None:
+                return QueuePage(rows=[], count=0, counts=counted)
+            cases = await repository.list_sorted(
+                session, filters=filters, order=order, offset=offset, limit=limit
+            )
+            count = await repository.count_cases(session, filters=filters)
+            promised = await repository.pending_commitments(
+                session, case_ids=[case.id for case in cases]
+            )
+        rows = [QueueRow(case, next_deadline(case, promised)) for case in cases]
+        return QueuePage(rows=rows, count=count, counts=counted)
+
+    async def case_view(self, principal: Principal, ref: str) -> CaseView:
+        """Case ``ref`` with its commitments, related cases and timeline, as
+        ``principal`` may see them, read in one transaction.
+
+        Raises:
+            CaseNotFoundError: No such case, or another customer's.
+        """
+        async with session_scope(self._sessionmaker) as session:
+            case = await store.case_for(session, principal, ref)
+            commitments = await repository.list_commitments(session, case_id=case.id)
+            parent = None
+            if case.parent_case_id is not None:
+                parent = await repository.get_case_ref_by_id(session, case_id=case.parent_case_id)
+            linked = [c.ref for c in await repository.list_linked_cases(session, parent_id=case.id)]
+            events = await repository.list_events(session, case_id=case.id)
+        if principal.is_customer:
+            events = [event for event in events if is_customer_visible(event)]
+        return CaseView(case, commitments, parent, linked, events)
+
+    async def allowed_transitions(self, case: Case) -> list[CaseStatus]:
+        """The statuses staff may move ``case`` to now, as the lifecycle allows
+        (closing only once nothing blocks it), in the lifecycle's order."""
+        allowed = set(MANUAL_TRANSITIONS[case.status])
+        if CaseStatus.CLOSED in allowed:
+            async with session_scope(self._sessionmaker) as session:
+                snapshot = await store.load_snapshot(session, case)
+            if close_blockers(snapshot, self._clock.now()):
+                allowed.discard(CaseStatus.CLOSED)
+        return [status for status in CaseStatus if status in allowed]

@@ -30,3 +30,11 @@ async def get_version(session: AsyncSession, *, case_id: int, version: int) -> R
     """Return version ``version`` of a case's RFO."""
     stmt = select(RfoVersion).where(RfoVersion.case_id == case_id, RfoVersion.version == version)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_versions(session: AsyncSession, *, case_id: int) -> list[RfoVersion]:
+    """Return every version of a case's RFO, newest first."""
+    stmt = (
+        select(RfoVersion).where(RfoVersion.case_id == case_id).order_by(RfoVersion.version.desc())
+    )
+    return list((await session.execute(stmt)).scalars())

@@ -203,6 +203,21 @@ class RfoService:
                 raise RfoNotPublishedError(ref, version)
             return await self._published(session, case, row)
 
+    async def list_versions(self, *, principal: Principal, ref: str) -> list[RfoVersion]:
+        """Every saved version of the RFO of ``ref``, newest first (customers: the
+        published ones of their own case).
+
+        Raises:
+            RfoNotFoundError: A customer asking for another customer's case.
+            CaseNotFoundError: Staff asking for a case that does not exist.
+        """
+        async with session_scope(self._sessionmaker) as session:
+            case = await self._visible_case(session, principal, ref)
+            rows = await repository.list_versions(session, case_id=case.id)
+        if principal.is_customer:
+            return [row for row in rows if row.published_at is not None]
+        return rows
+
     async def published_for_customer(
         self, *, customer_id: str, ref: str, version: int
     ) -> PublishedRfo | None:

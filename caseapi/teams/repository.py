@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caseapi.cases.models import Case
@@ -32,6 +32,17 @@ async def team_members(session: AsyncSession, team_id: str) -> list[Member]:
         .order_by(TeamMember.position)
     )
     return list((await session.scalars(stmt)).all())
+
+
+async def member_id_by_email(session: AsyncSession, email: str) -> str | None:
+    """The id of the active member whose e-mail is ``email`` (any case), if any."""
+    found = await session.scalars(
+        select(Member.id)
+        .where(func.lower(Member.email) == email.lower(), Member.active.is_(True))
+        .order_by(Member.id)
+        .limit(1)
+    )
+    return found.first()
 
 
 async def member_by_id(session: AsyncSession, member_id: str) -> Member | None:

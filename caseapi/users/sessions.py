@@ -26,6 +26,7 @@ from caseapi.audit.enums import AuditAction
 from caseapi.auth.principal import Principal, Role
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
+from caseapi.teams.repository import member_id_by_email
 from caseapi.users import repository
 from caseapi.users.config import SessionSettings
 from caseapi.users.models import User, UserSession
@@ -41,16 +42,19 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def web_session_of(user: User, *, csrf_token: str) -> WebSession:
+def web_session_of(user: User, *, csrf_token: str, member_id: str | None = None) -> WebSession:
     """How the pages see ``user``: their principal carries role and tenancy as an API
-    key's would, named by the e-mail address (unique, and stable in the audit log)."""
+    key's would, named by the e-mail address (unique, and stable in the audit log) -
+    or, for staff who are a member of the organisation file (same e-mail), by the
+    member's id: "Take" then assigns the case to that member, whom the on-call alerts
+    of the case (customer replies, breaches) reach."""
     return WebSession(
         user_id=user.id,
         email=user.email,
         display_name=user.display_name,
         principal=Principal(
             key_id=None,
-            name=user.email,
+            name=member_id or user.email,
             role=Role(user.role),
             customer_id=user.customer_id,
             user_id=user.id,
@@ -103,8 +107,9 @@ class DatabaseSessionStore:
                     revoked_at=None,
                 ),
             )
+            member_id = await _member_id(session, user)
             await session.commit()
-        return token, web_session_of(user, csrf_token=csrf)
+        return token, web_session_of(user, csrf_token=csrf, member_id=member_id)
 
     async def lookup(self, token: str) -> WebSession | None:
         """The live session of ``token``, extending its idle expiry."""
@@ -114,9 +119,10 @@ class DatabaseSessionStore:
         now = self._clock.now()
         async with session_scope(self._sessionmaker) as session:
             found = await repository.get_live_session(session, token_hash=hashed)
-        if found is None:
-            return None
-        row, user = found
+            if found is None:
+                return None
+            row, user = found
+            member_id = await _member_id(session, user)
         if (
             user.disabled
             or now >= row.expires_at
@@ -127,7 +133,7 @@ class DatabaseSessionStore:
             async with session_scope(self._sessionmaker, write=True) as session:
                 await repository.touch_session(session, session_id=row.id, at=now)
                 await session.commit()
-        return web_session_of(user, csrf_token=row.csrf_token)
+        return web_session_of(user, csrf_token=row.csrf_token, member_id=member_id)
 
     async def revoke(self, token: str) -> None:
         """End the session of ``token`` (sign-out; ``user.logout`` in the audit log)."""
@@ -161,3 +167,9 @@ class DatabaseSessionStore:
             )
             await session.commit()
         return ended
+
+
+async def _member_id(session: AsyncSession, user: User) -> str | None:
+    if user.customer_id is not None:
+        return None  # customer contacts are never members of the support organisation
+    return await member_id_by_email(session, user.email)

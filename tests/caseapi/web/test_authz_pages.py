@@ -117,6 +117,38 @@ PAGES: Final[dict[tuple[str, str], dict[str, Expect] | Form]] = {
     ("POST", "/admin/users/{user_id}/enable"): form(frozenset({ADMIN})),
     ("POST", "/admin/users/{user_id}/password"): form(frozenset({ADMIN})),
     ("POST", "/admin/users/{user_id}/role"): form(frozenset({ADMIN})),
+    # -- the engineers' workspace -----------------------------------------------------
+    ("GET", "/cases"): staff_page(),
+    ("GET", "/cases/fragment"): staff_page(),
+    ("GET", "/cases/new"): staff_page(),
+    ("POST", "/cases/new"): form(STAFF),
+    ("GET", "/cases/{ref}"): staff_page(),
+    # No such canned reply: the 404 page; no RFO published: 409 as the API's.
+    ("GET", "/cases/{ref}/replies/{reply_id}"): page(
+        customer=403, engineer=404, noc=404, admin=404
+    ),
+    ("GET", "/cases/{ref}/rfo.pdf"): page(customer=403, engineer=409, noc=409, admin=409),
+    ("POST", "/cases/{ref}/assign"): form(STAFF),
+    ("POST", "/cases/{ref}/cancel"): form(STAFF),
+    ("POST", "/cases/{ref}/comment"): form(STAFF),
+    ("POST", "/cases/{ref}/commitment"): form(STAFF),
+    ("POST", "/cases/{ref}/escalate"): form(STAFF),
+    ("POST", "/cases/{ref}/forward"): form(STAFF),
+    ("POST", "/cases/{ref}/handoff"): form(STAFF),
+    ("POST", "/cases/{ref}/reopen"): form(STAFF),
+    ("POST", "/cases/{ref}/rfo"): form(STAFF),
+    ("POST", "/cases/{ref}/rfo/publish"): form(STAFF),
+    ("POST", "/cases/{ref}/take"): form(STAFF),
+    ("POST", "/cases/{ref}/transition"): form(STAFF),
+    ("GET", "/ntus"): staff_page(),
+    ("GET", "/ntus/{ntu_id}"): staff_page(),
+    ("GET", "/maintenance"): staff_page(),
+    ("GET", "/maintenance/new"): staff_page(),
+    ("POST", "/maintenance/new"): form(STAFF),
+    # No such window: the staff's 404 page.
+    ("GET", "/maintenance/{ref}"): page(customer=403, engineer=404, noc=404, admin=404),
+    ("POST", "/maintenance/{ref}/cancel"): form(STAFF),
+    ("POST", "/maintenance/{ref}/complete"): form(STAFF),
     # -- the customer portal ----------------------------------------------------------
     ("GET", "/portal"): customer_page(),
     ("GET", "/portal/cases/new"): customer_page(),
@@ -183,7 +215,13 @@ async def _seeds(app: FastAPI, incidents: IncidentService) -> dict[str, str]:
     here), its NTU, an account."""
     ref = await incidents.open_incident(incident("ntu-1", customer_id="cust-1"))
     user = await make_user(app, role=Role.ENGINEER, name="seeded-user")
-    return {"ref": ref, "ntu_id": "ntu-1", "user_id": str(user.id), "attachment_id": "1"}
+    return {
+        "ref": ref,
+        "ntu_id": "ntu-1",
+        "user_id": str(user.id),
+        "attachment_id": "1",
+        "reply_id": "999999",
+    }
 
 
 def _fill(path: str, seeds: Mapping[str, str]) -> str:
