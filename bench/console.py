@@ -194,7 +194,9 @@ async def main(ntus: int, cases: int, streams: int, database: str | None) -> Non
                 assert (await client.get("/noc/fragment")).status_code == 200
 
             service = BoardService(
-                sessionmaker=sessionmaker, clock=clock, settings=app.state.board_settings
+                sessionmaker=sessionmaker,
+                cases=app.state.case_service,
+                settings=app.state.board_settings,
             )
             show("GET /noc, one at a time", await timed(board, 100))
             show("GET /noc, 20 concurrent users", await timed(board, 200, concurrency=20))

@@ -16,7 +16,10 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.cases import board as case_board
-from caseapi.cases.models import Case
+from caseapi.cases.enums import WORKING_STATUSES, CasePriority, CaseType
+from caseapi.cases.queues import Queue, queue_filters
+from caseapi.cases.repository import CaseFilters
+from caseapi.cases.service import CaseService, QueueRow
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.maintenance.repository import active_coverage
@@ -50,8 +53,9 @@ class BoardCase:
     assignee: str | None
     created_at: datetime
     age: str
-    #: The nearest SLA deadline still ahead or missed (first response, then repair).
+    #: The next SLA deadline still owed (overdue ones included), and what it is.
     due_at: datetime | None
+    due_what: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +97,16 @@ def dashboard_links(grafana_url: str | None) -> list[tuple[str, str]]:
     return [(title, f"{grafana_url}/d/{uid}") for uid, title in DASHBOARDS]
 
 
-def _row(case: Case, now: datetime) -> BoardCase:
-    due = case.first_response_due_at if case.first_responded_at is None else None
+#: Open P1 / P2 incidents still being worked (the queues' filters, not a query of our own).
+_WORKING_INCIDENTS: Final = CaseFilters(
+    statuses=tuple(sorted(WORKING_STATUSES)),
+    priorities=(CasePriority.P1, CasePriority.P2),
+    types=(CaseType.INCIDENT,),
+)
+
+
+def _row(queued: QueueRow, now: datetime) -> BoardCase:
+    case, deadline = queued.case, queued.deadline
     return BoardCase(
         ref=case.ref,
         priority=case.priority.value,
@@ -105,7 +117,8 @@ def _row(case: Case, now: datetime) -> BoardCase:
         assignee=case.assignee,
         created_at=case.created_at,
         age=format_age(now - case.created_at),
-        due_at=due or case.ttr_due_at,
+        due_at=deadline.at if deadline else None,
+        due_what=deadline.what if deadline else None,
     )
 
 
@@ -116,34 +129,45 @@ class BoardService:
         self,
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
-        clock: Clock,
+        cases: CaseService,
         settings: BoardSettings,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._clock = clock
+        self._cases = cases
+        self._clock: Clock = cases.clock
         self._settings = settings
 
     async def board(self, *, shards: ProbeShards | None) -> Board:
-        """The board now."""
+        """The board now: the fleet from the NTU repository, the case lists from the
+        engineers' queues (``SLA at risk``, ``SLA breached``: the same definitions)."""
         now = self._clock.now()
         async with session_scope(self._sessionmaker) as session:
             counts = await ntus.count_by_status(session)
             coverage = await active_coverage(session, at=now)
-            incidents = await case_board.working_incidents(session, limit=LIST_LIMIT)
-            watch = await case_board.sla_watch(
-                session, now=now, within=self._settings.at_risk_within, limit=LIST_LIMIT
-            )
+        incidents = await self._list(_WORKING_INCIDENTS, "priority")
+        breached = await self._list(self._queue(Queue.BREACHED, now), "due")
+        at_risk = await self._list(self._queue(Queue.AT_RISK, now), "due")
+        at_risk = [row for row in at_risk if row.case.ref not in {b.case.ref for b in breached}]
         return Board(
             now=now,
             counts={state: counts.get(state, 0) for state in _states(counts)},
             in_maintenance=len(coverage),
             total=sum(counts.values()),
-            incidents=[_row(case, now) for case in incidents],
-            breached=[_row(case, now) for case in watch.breached],
-            at_risk=[_row(case, now) for case in watch.at_risk],
+            incidents=[_row(row, now) for row in incidents],
+            breached=[_row(row, now) for row in breached],
+            at_risk=[_row(row, now) for row in at_risk],
             shards=None if shards is None else list(shards()),
             dashboards=dashboard_links(self._settings.grafana_url),
         )
+
+    def _queue(self, queue: Queue, now: datetime) -> CaseFilters | None:
+        return queue_filters(queue, assignee="", now=now, at_risk_within=self._cases.at_risk_within)
+
+    async def _list(self, filters: CaseFilters | None, order: str) -> list[QueueRow]:
+        page = await self._cases.queue_page(
+            filters=filters, order=order, offset=0, limit=LIST_LIMIT
+        )
+        return list(page.rows)
 
     async def fingerprint(self) -> dict[str, object]:
         """Topic -> marker, for the change feed (one short read transaction)."""

@@ -14,8 +14,6 @@ class BoardSettings(Section):
     grafana_url: str | None = None
     """Base URL of the Grafana that serves ``dashboards/grafana`` (e.g.
     ``https://grafana.example.net``); the board links to its dashboards. None: no links."""
-    at_risk_within: Duration = timedelta(minutes=30)
-    """An open case whose first response or repair is due within this is "at risk"."""
     events_poll: Duration = timedelta(seconds=1)
     """How often the one change watcher of a process looks at the database."""
     events_heartbeat: Duration = timedelta(seconds=15)
@@ -36,5 +34,4 @@ class BoardSettings(Section):
     def _check(self) -> BoardSettings:
         positive(self.events_poll)
         positive(self.events_heartbeat)
-        positive(self.at_risk_within)
         return self

@@ -61,7 +61,9 @@ def shared_board(app: FastAPI) -> SharedBoard:
     if shared is None:
         settings: BoardSettings = app.state.board_settings
         clock = app.state.case_service.clock
-        service = BoardService(sessionmaker=app.state.sessionmaker, clock=clock, settings=settings)
+        service = BoardService(
+            sessionmaker=app.state.sessionmaker, cases=app.state.case_service, settings=settings
+        )
         shared = SharedBoard(service=service, clock=clock, ttl=settings.events_poll.total_seconds())
         app.state.shared_board = shared
     return shared
@@ -73,9 +75,7 @@ def change_feed(app: FastAPI) -> ChangeFeed:
     if feed is None:
         settings: BoardSettings = app.state.board_settings
         service = BoardService(
-            sessionmaker=app.state.sessionmaker,
-            clock=app.state.case_service.clock,
-            settings=settings,
+            sessionmaker=app.state.sessionmaker, cases=app.state.case_service, settings=settings
         )
         feed = ChangeFeed(
             probe=service.fingerprint,

@@ -81,10 +81,15 @@ async def test_sla_at_risk_then_breached(
 ) -> None:
     ref = await incidents.open_incident(incident("ntu-1"))
     async with login_as(app, role=Role.ENGINEER) as engineer:
-        # First response due in 30 min: within the 30 min horizon, at risk.
+        # First response due in 30 min: not yet within cases.at_risk_within (15 min).
+        html = (await engineer.get("/noc")).text
+        assert _rows(html, "sla-case") == []
+    await advance(clock, ticker(database, clock, service), timedelta(minutes=20))
+    async with login_as(app, role=Role.ENGINEER) as engineer:
         html = (await engineer.get("/noc")).text
         assert (_rows(html, "sla-case"), "No open case is past its SLA." in html) == ([ref], True)
-    await advance(clock, ticker(database, clock, service), timedelta(minutes=31))
+        assert "first response" in html
+    await advance(clock, ticker(database, clock, service), timedelta(minutes=11))
     # Signed in again: the first session's idle time is over on this clock.
     async with login_as(app, role=Role.ENGINEER) as engineer:
         html = (await engineer.get("/noc")).text
