@@ -151,6 +151,8 @@ def test_an_outage_from_detection_to_closure_in_the_browser(
 ) -> None:
     nms, base = console.nms, console.nms.url
     engineer = new_context(browser, base)
+    staff_seen = Recorder()
+    staff_seen.attach(engineer)
     queue = engineer.new_page()
     # Asked for the queue, sent to the login, and back to the queue.
     queue.goto("/cases?queue=unassigned")
@@ -260,13 +262,17 @@ def test_an_outage_from_detection_to_closure_in_the_browser(
     for url, _code, body in bodies:
         assert INTERNAL_NOTE not in body, url
         assert "Traceback" not in body, url
+    # And no page or fragment the engineer's browser got showed a traceback either.
+    assert staff_seen.bodies and not [u for u, _, b in staff_seen.bodies if "Traceback" in b]
     engineer.close()
     customer.close()
 
 
 def test_bad_input_in_the_browser(console: Console, browser: Browser) -> None:
     nms, base = console.nms, console.nms.url
+    seen = Recorder()
     visitor = new_context(browser, base)
+    seen.attach(visitor)
     page = visitor.new_page()
     # A wrong password, then the backoff.
     page.goto("/login")
@@ -286,6 +292,7 @@ def test_bad_input_in_the_browser(console: Console, browser: Browser) -> None:
 
     # A session ended elsewhere: the login, then back to the page asked for.
     engineer = new_context(browser, base)
+    seen.attach(engineer)
     page = engineer.new_page()
     page.goto("/noc")
     sign_in(page, SECOND_ENGINEER)
@@ -342,3 +349,5 @@ def test_bad_input_in_the_browser(console: Console, browser: Browser) -> None:
     _no_traceback(page)
     assert httpx.get(base + "/healthz", timeout=5).status_code == 200
     engineer.close()
+    # No page the browsers got - refusals, errors, the login - showed a traceback.
+    assert seen.bodies and not [url for url, _, body in seen.bodies if "Traceback" in body]
