@@ -8,10 +8,17 @@ PostgreSQL server). Where one is missing they skip with a reason, except under
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+#: The ``user_properties`` name of a Schemathesis run's one-line summary
+#: (tests/caseapi/test_schemathesis.py), printed after the run. Here, not in
+#: tests/caseapi: with pytest-xdist only this conftest is loaded in the main process,
+#: and a report's properties reach it from the workers (their ``config.stash`` would not).
+SCHEMATHESIS_SUMMARY = "schemathesis summary"
+_schemathesis_runs: list[str] = []
 
 
 def require(condition: bool, reason: str) -> None:
@@ -25,3 +32,19 @@ def require(condition: bool, reason: str) -> None:
 
 def require_root() -> None:
     require(os.geteuid() == 0, "needs root (network namespaces and raw ICMP sockets)")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":  # the set-up and teardown reports carry them too
+        return
+    _schemathesis_runs.extend(
+        str(value) for name, value in report.user_properties if name == SCHEMATHESIS_SUMMARY
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Print each Schemathesis run's summary line (operations, requests, failures)."""
+    if _schemathesis_runs:
+        terminalreporter.section("schemathesis")
+        for line in _schemathesis_runs:
+            terminalreporter.write_line(line)

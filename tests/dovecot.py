@@ -80,6 +80,10 @@ class Dovecot:
         os.chown(self.mail_root, owner.pw_uid, owner.pw_gid)
         # The auth process runs as the mail owner: the passwd-file lives with the mail.
         self.passwd = self.mail_root / "passwd"
+        # Dovecot's Unix sockets live under base_dir, and a socket's path may not pass
+        # 107 bytes: a pytest tmp_path (a level deeper under pytest-xdist) leaves too
+        # few. A short private directory of the system temporary folder instead.
+        self.sockets = Path(tempfile.mkdtemp(prefix="nms-dovecot-"))
         self.passwd.write_text(
             f"{USER}:{{PLAIN}}{PASSWORD}:{owner.pw_uid}:{owner.pw_gid}::{self.mail_root}::\n"
         )
@@ -99,7 +103,7 @@ class Dovecot:
                 f"    port = {self.tls_port}\n    ssl = yes\n  }}\n"
             )
         self.config.write_text(
-            f"base_dir = {self.directory}/run\n"
+            f"base_dir = {self.sockets}/run\n"
             f"state_dir = {self.directory}/state\n"
             "protocols = imap\n"
             "listen = 127.0.0.1\n"
@@ -174,8 +178,9 @@ class Dovecot:
             process.wait(STOP_TIMEOUT)
 
     def remove(self) -> None:
-        """Delete the mail directory (after ``stop()``)."""
+        """Delete the mail and socket directories (after ``stop()``)."""
         shutil.rmtree(self.mail_root, ignore_errors=True)
+        shutil.rmtree(self.sockets, ignore_errors=True)
 
     def _diagnostics(self) -> str:
         return log_tails(self._stderr, self.log)

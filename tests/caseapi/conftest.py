@@ -49,8 +49,6 @@ PG_ADMIN_URL = os.environ.get(
     "NMS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 T = TypeVar("T")
-#: One line per Schemathesis run (test_schemathesis), printed after the run.
-SCHEMATHESIS_RUNS = pytest.StashKey[list[str]]()
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -99,15 +97,6 @@ async def _create_pg_database(name: str) -> str:
     finally:
         await engine.dispose()
     return url
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """Print each Schemathesis run's summary line (operations, requests, failures)."""
-    runs = config.stash.get(SCHEMATHESIS_RUNS, [])
-    if runs:
-        terminalreporter.section("schemathesis")
-        for line in runs:
-            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,10 @@
-"""The ``nms`` command: clear errors with exit code 2, and nothing stored is touched."""
+"""The ``nms`` command: clear errors with exit code 2, and nothing stored is touched.
+
+What needs a process of its own runs ``python -m nms.app.cli`` (``nms()``): ``--help``,
+a closed pipe, every ``nms run`` (it refuses before starting, or fails to start), the
+umask of a new database. The file and settings checks run the same ``main()`` in this
+process (``nms_here``): a Python start-up per case cost more than the checks.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,14 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
+from nms.app.cli import main
 from nms.inventory.loader import load_inventory
 from nms.inventory.sync import sync_inventory
 from tests.conftest import require_root
@@ -90,6 +99,40 @@ def nms(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, 
     )
 
 
+@dataclass(frozen=True)
+class Ran:
+    """What ``main()`` returned and printed, shaped like ``subprocess.run``'s result."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+NmsHere = Callable[..., Ran]
+
+
+@pytest.fixture
+def nms_here(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> NmsHere:
+    """``nms ARGS`` as ``main(ARGS)`` in this process, with no ``NMS_*`` variable but
+    ``env``'s (as ``nms()`` gives the subprocess)."""
+    for name in list(os.environ):
+        if name.startswith("NMS_"):
+            monkeypatch.delenv(name)
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Ran:
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors, as the command exits
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return Ran(returncode=code, stdout=out, stderr=err)
+
+    return run
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -122,15 +165,15 @@ def test_help_reads_well():
     assert "--inventory" in run_help and "SIGHUP" in run_help
 
 
-def test_inventory_check_good(tmp_path: Path):
+def test_inventory_check_good(tmp_path: Path, nms_here: NmsHere):
     path = tmp_path / "inv.yaml"
     path.write_text(GOOD)
-    result = nms("inventory", "check", str(path))
+    result = nms_here("inventory", "check", str(path))
     assert result.returncode == 0, result.stderr
     assert "valid: 1 customer, 2 NTUs, 0 upstream nodes" in result.stdout
 
 
-def test_inventory_problems_are_listed_top_to_bottom(tmp_path: Path):
+def test_inventory_problems_are_listed_top_to_bottom(tmp_path: Path, nms_here: NmsHere):
     path = tmp_path / "inv.yaml"
     path.write_text(
         "customers:\n"
@@ -141,7 +184,7 @@ def test_inventory_problems_are_listed_top_to_bottom(tmp_path: Path):
         "  - {id: c, customer: acme, address: not-an-address}\n"
         "  - {id: a, customer: acme, address: 192.0.2.1}\n"
     )
-    result = nms("inventory", "check", str(path))
+    result = nms_here("inventory", "check", str(path))
     assert result.returncode == 2
     lines = [int(x.split(":")[1]) for x in result.stderr.splitlines() if str(path) in x]
     assert len(lines) >= 4, result.stderr
@@ -171,12 +214,12 @@ THROUGH_RUN = frozenset(
 
 @pytest.mark.parametrize("case", list(BAD_INVENTORIES))
 def test_bad_inventory_exit_2_names_file_line_field(
-    tmp_path: Path, request: pytest.FixtureRequest, case: str
+    tmp_path: Path, request: pytest.FixtureRequest, nms_here: NmsHere, case: str
 ):
     text, expected = BAD_INVENTORIES[case]
     path = tmp_path / "inv.yaml"
     path.write_text(text)
-    check = nms("inventory", "check", str(path))
+    check = nms_here("inventory", "check", str(path))
     assert check.returncode == 2
     assert f"{path}{expected}" in check.stderr, check.stderr
     assert "Traceback" not in check.stderr
@@ -200,20 +243,20 @@ def test_bad_inventory_exit_2_names_file_line_field(
     ],
     ids=["control characters", "not UTF-8"],
 )
-def test_binary_garbage_exit_2(tmp_path: Path, content: bytes, expected: str):
+def test_binary_garbage_exit_2(tmp_path: Path, nms_here: NmsHere, content: bytes, expected: str):
     path = tmp_path / "inv.yaml"
     path.write_bytes(content)
-    check = nms("inventory", "check", str(path))
+    check = nms_here("inventory", "check", str(path))
     assert check.returncode == 2
     assert f"{path}{expected}" in check.stderr, check.stderr
     assert "Traceback" not in check.stderr
 
 
-def test_a_huge_file_exit_2(tmp_path: Path):
+def test_a_huge_file_exit_2(tmp_path: Path, nms_here: NmsHere):
     path = tmp_path / "inv.yaml"
     with path.open("wb") as file:
         file.truncate(64 * 2**20 + 1)  # sparse: costs no disk
-    check = nms("inventory", "check", str(path))
+    check = nms_here("inventory", "check", str(path))
     assert check.returncode == 2
     assert f"{path}: too large: more than 64 MiB" in check.stderr, check.stderr
     assert "Traceback" not in check.stderr
@@ -241,10 +284,10 @@ def test_bad_config_exit_2_names_the_key(tmp_path: Path, stored_db: Path, env, e
     assert digest(stored_db) == before
 
 
-def test_bad_config_file(tmp_path: Path):
+def test_bad_config_file(tmp_path: Path, nms_here: NmsHere):
     cfg = tmp_path / "nms.yaml"
     cfg.write_text("probes:\n  icmp:\n    timeout: 3\n")
-    result = nms("config", "show", "--config", str(cfg))
+    result = nms_here("config", "show", "--config", str(cfg))
     assert result.returncode == 2
     assert f"{cfg}: probes.icmp.timeout: 3 has no unit" in result.stderr
 
@@ -255,8 +298,8 @@ def test_bad_command_line_value(tmp_path: Path):
     assert "--listen" in result.stderr
 
 
-def test_config_show_prints_effective_values():
-    result = nms("config", "show", env={"NMS_DETECTOR__DOWN_AFTER": "5m"})
+def test_config_show_prints_effective_values(nms_here: NmsHere):
+    result = nms_here("config", "show", env={"NMS_DETECTOR__DOWN_AFTER": "5m"})
     assert result.returncode == 0, result.stderr
     assert "down_after: 5m" in result.stdout
     assert "p2: 3d" in result.stdout
