@@ -178,6 +178,7 @@ def test_an_outage_from_detection_to_closure_in_the_browser(
     for page in (queue, board):
         assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
     expect(board.locator('[data-test="count-down"] .number')).to_have_text("1")
+    expect(board.locator('[data-test="shard"]')).to_contain_text("up")  # nms run's probes
     screenshot(board, "noc-board")
     screenshot(queue, "queue")
 
