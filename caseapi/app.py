@@ -6,6 +6,9 @@ sections, and gets back:
 - ``build_services``: the case, incident and maintenance services, built once from
   the settings (``incidents`` is the detector's ``IncidentSink``);
 - ``create_app``: the FastAPI app over those services;
+- ``close_console``: ends the console's live streams when the server stops;
+- ``configure_board``: the NOC board's settings and the probe shards it shows
+  (``ProbeShard``, from a ``ProbeShards`` callable of the process running the probes);
 - ``RateLimiter``: the API's rate limits (``api.rate_limits``), to pass to
   ``create_app``; its ``stats`` (``RateLimitStats``, by ``Limit``) are for metrics;
 - ``CaseWorkers``: the loops the case side needs (case ticker, notification
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.api.app import create_app
@@ -38,14 +42,21 @@ from caseapi.oncall.service import configure as configure_alerts
 from caseapi.ratelimit.service import Limit, RateLimiter, RateLimitStats
 from caseapi.rfo.mail import RfoPdfAttachments
 from caseapi.rfo.service import RfoService
+from caseapi.web.noc.config import BoardSettings
+from caseapi.web.noc.routes import close_feed
+from caseapi.web.noc.shards import ProbeShard, ProbeShards
 
 __all__ = [
     "CaseServices",
     "CaseWorkers",
     "Limit",
+    "ProbeShard",
+    "ProbeShards",
     "RateLimitStats",
     "RateLimiter",
     "build_services",
+    "close_console",
+    "configure_board",
     "create_app",
 ]
 
@@ -84,6 +95,22 @@ def build_services(
             sessionmaker=sessionmaker, clock=clock, settings=maintenance
         ),
     )
+
+
+def configure_board(
+    app: FastAPI, *, settings: BoardSettings, probe_shards: ProbeShards | None = None
+) -> None:
+    """Give the console's NOC board its ``board.*`` settings and, from the process that
+    runs the probes, the probe shards it shows (``None``: not known to this process)."""
+    app.state.board_settings = settings
+    app.state.probe_shards = probe_shards
+    app.state.shared_board = None  # made again with these settings
+
+
+async def close_console(app: FastAPI) -> None:
+    """End the console's live streams (``/events``) before the server stops: a server
+    run without lifespan events would otherwise cancel them mid-response."""
+    await close_feed(app)
 
 
 class CaseWorkers:

@@ -28,11 +28,13 @@ from caseapi.notifications.config import NotificationSettings
 from caseapi.notifications.settings import DispatcherSettings
 from caseapi.ratelimit.config import RateLimitSettings
 from caseapi.users.config import SessionSettings
+from caseapi.web.noc.config import BoardSettings
 
 __all__ = [
     "DEFAULT_MAX_BODY",
     "AttachmentSettings",
     "AuditSettings",
+    "BoardSettings",
     "CaseSettings",
     "DatabaseSettings",
     "DispatcherSettings",

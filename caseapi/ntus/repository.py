@@ -81,3 +81,37 @@ async def count_ntus(session: AsyncSession, *, customer_id: str | None, status: 
     if status is not None:
         stmt = stmt.where(_status_column() == status)
     return int((await session.execute(stmt)).scalar_one())
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """Status -> number of NTUs in it, every NTU of the inventory counted once.
+
+    An NTU without a status row is ``unknown``; a status row of an NTU no longer in
+    the inventory (kept on purpose, see ``NtuState``) or of an upstream node is not
+    counted. Statuses nobody is in are absent.
+    """
+    status = _status_column()
+    stmt = (
+        select(status, func.count())
+        .select_from(Ntu)
+        .outerjoin(NtuState, NtuState.ntu_id == Ntu.id)
+        .group_by(status)
+    )
+    return {str(name): int(count) for name, count in (await session.execute(stmt)).all()}
+
+
+async def status_marker(session: AsyncSession) -> tuple[object, ...]:
+    """A value that changes when any NTU changes status or the inventory changes.
+
+    What the console's change feed polls every second: the number of NTUs, and per
+    status its count and latest ``since`` (a transition changes a count, and the new
+    state's ``since``), without reading any row's probe figures.
+    """
+    ntus = (await session.execute(select(func.count()).select_from(Ntu))).scalar_one()
+    stmt = (
+        select(NtuState.status, func.count(), func.max(NtuState.since))
+        .group_by(NtuState.status)
+        .order_by(NtuState.status)
+    )
+    per_status = tuple(tuple(row) for row in (await session.execute(stmt)).all())
+    return (int(ntus), per_status)

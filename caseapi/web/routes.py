@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from caseapi.web.auth.routes import router as auth_router
 from caseapi.web.deps import AnyPage
 from caseapi.web.headers import PageHeaders
+from caseapi.web.noc.routes import install as install_noc
 from caseapi.web.noc.routes import router as noc_router
 from caseapi.web.portal.routes import router as portal_router
 from caseapi.web.session import MemorySessionStore, SessionStore
@@ -44,5 +45,6 @@ def install(app: FastAPI, *, sessions: SessionStore | None = None) -> None:
     app.include_router(workspace_router)
     app.include_router(portal_router)
     app.include_router(noc_router)
+    install_noc(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(PageHeaders)

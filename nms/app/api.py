@@ -13,6 +13,7 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
+from caseapi.app import close_console
 from caseapi.database import make_engine, make_sessionmaker
 from nms.app.process import (
     StopRequestedError,
@@ -58,6 +59,7 @@ async def run_api(settings: Settings, *, clock: Clock) -> None:
         secrets=box,
         rate_limiter=limiter,
         extra_routers=(metrics_router(registry),),
+        board=settings.board,
     )
 
     async def prepare() -> None:
@@ -77,6 +79,8 @@ async def run_api(settings: Settings, *, clock: Clock) -> None:
         except* StopRequestedError:
             pass
         server.should_exit = True
+        # Open /events streams end as responses, not as cancelled requests.
+        await close_console(app)
     finally:
         remove_signal_handlers()
         listener.close()

@@ -19,7 +19,7 @@ import socket
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.app import CaseServices
+from caseapi.app import CaseServices, close_console
 from caseapi.database import make_engine, make_sessionmaker, mask_url
 from caseapi.secrets import SecretBox
 from nms.app.detector_service import DetectorService
@@ -49,6 +49,7 @@ from nms.bus.inprocess import InProcessBus
 from nms.clock import Clock
 from nms.inventory.model import Inventory
 from nms.inventory.sync import sync_inventory
+from nms.noc.board_shards import LocalShard
 from nms.noc.metrics import build_metrics
 from nms.noc.probe_metrics import ProbeStats
 from nms.organisation.sync import sync_organisation
@@ -145,6 +146,10 @@ async def _serve(
                 extra_routers=(metrics.router(),),
                 notifications=settings.notifications,
                 secrets=box,
+                board=settings.board,
+                probe_shards=LocalShard(
+                    stats=probe_stats, clock=clock, stale_after=settings.detector.stale_after
+                ),
             )
             server = api_server(app)
             workers = build_case_workers(settings, sessionmaker, clock, secrets=box)
@@ -177,6 +182,8 @@ async def _serve(
             except* StopRequestedError:
                 log.info("stopping")
                 server.should_exit = True
+                # Open /events streams end as responses, not as cancelled requests.
+                await close_console(app)
     finally:
         remove_signal_handlers()
     log.info("stopped cleanly")

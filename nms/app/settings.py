@@ -34,6 +34,7 @@ from caseapi.settings import (
     DEFAULT_MAX_BODY,
     AttachmentSettings,
     AuditSettings,
+    BoardSettings,
     CaseSettings,
     DatabaseSettings,
     Duration,
@@ -310,6 +311,7 @@ class Settings(BaseSettings):
     attachments: AttachmentSettings = AttachmentSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
+    board: BoardSettings = BoardSettings()
     bus: BusSettings = BusSettings()
     cluster: ClusterSettings = ClusterSettings()
     inventory: InventorySettings = InventorySettings()

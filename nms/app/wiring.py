@@ -18,10 +18,18 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from caseapi.app import CaseServices, CaseWorkers, RateLimiter, build_services, create_app
+from caseapi.app import (
+    CaseServices,
+    CaseWorkers,
+    ProbeShards,
+    RateLimiter,
+    build_services,
+    configure_board,
+    create_app,
+)
 from caseapi.database import DatabaseUnavailableError, mask_url, migrate
 from caseapi.secrets import SecretBox, seal_webhook_secrets
-from caseapi.settings import AttachmentSettings
+from caseapi.settings import AttachmentSettings, BoardSettings
 from nms.app.secrets import owned_box, settings_box, settings_keys
 from nms.app.settings import ApiSettings, NotificationSettings, Settings, split_listen
 from nms.bus.batch import Batch
@@ -229,11 +237,14 @@ def build_api(
     extra_routers: Sequence[APIRouter] = (),
     notifications: NotificationSettings | None = None,
     secrets: SecretBox | None = None,
+    board: BoardSettings | None = None,
+    probe_shards: ProbeShards | None = None,
 ) -> FastAPI:
     """The case API over ``services`` (embedded and ``nms api``); rate limited by
-    ``rate_limiter``, or by a new one from ``settings`` when omitted."""
+    ``rate_limiter``, or by a new one from ``settings`` when omitted. Its console's NOC
+    board gets ``board`` and shows ``probe_shards`` (``None``: not known here)."""
     api = settings or ApiSettings()
-    return create_app(
+    app = create_app(
         sessionmaker=sessionmaker,
         case_service=services.cases,
         maintenance_service=services.maintenance,
@@ -247,6 +258,8 @@ def build_api(
         trusted_proxies=api.trusted_proxies,
         sessions=api.sessions,
     )
+    configure_board(app, settings=board or BoardSettings(), probe_shards=probe_shards)
+    return app
 
 
 # -- the probes ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -23,6 +24,8 @@ class ProbeStats:
     errors: int = 0
     last_cycle_seconds: float = 0.0
     targets: int = 0
+    #: When the last cycle ended (aware UTC; the NOC board's "last seen").
+    last_cycle_at: datetime | None = None
 
 
 class LoopCounters(Protocol):

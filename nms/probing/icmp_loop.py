@@ -89,6 +89,7 @@ class ProbeLoop:
             self._stats.cycles += 1
             self._stats.targets = len(targets)
             self._stats.last_cycle_seconds = duration
+            self._stats.last_cycle_at = self._clock.now()
             log.debug("swept %d targets in %.2f s", len(targets), duration)
             next_start += self._interval
             now = self._clock.monotonic()

@@ -35,6 +35,7 @@ from caseapi.incidents import IncidentService
 from caseapi.web.paths import is_page_path
 from tests.caseapi.conftest import incident
 from tests.caseapi.web.pages import Browser, anonymous, login_as, make_user
+from tests.caseapi.web.sse import open_stream, token_of
 
 ANONYMOUS: Final = "anonymous"
 CUSTOMER: Final = "customer"
@@ -163,7 +164,13 @@ PAGES: Final[dict[tuple[str, str], dict[str, Expect] | Form]] = {
     ("POST", "/portal/cases/{ref}/escalate"): form(frozenset({CUSTOMER})),
     ("GET", "/portal/maintenance"): customer_page(),
     ("GET", "/portal/ntus"): customer_page(),
+    # -- the NOC board and the change stream ----------------------------------------
+    ("GET", "/noc"): staff_page(),
+    ("GET", "/noc/fragment"): staff_page(),
+    ("GET", "/events"): staff_page(),
 }
+#: Routes whose 200 is a stream that never ends: checked by its response's start.
+STREAMS: Final = frozenset({"/events"})
 
 
 def page_routes(app: FastAPI) -> set[tuple[str, str]]:
@@ -283,12 +290,16 @@ async def test_every_page_route_answers_each_person_as_its_row_says(
                     failures.append(f"{method} {path}: a refused post changed something")
                 continue
             for who in PEOPLE:
-                client = visitor if who == ANONYMOUS else people[who].client
-                response = await client.request(method, url)
                 expected = row[who]
-                if not _check(response.status_code, response.headers.get("location"), expected):
+                if path in STREAMS and expected == 200:
+                    async with open_stream(app, token_of(people[who])) as stream:
+                        status, location = stream.status, ""
+                else:
+                    client = visitor if who == ANONYMOUS else people[who].client
+                    response = await client.request(method, url)
+                    status, location = response.status_code, response.headers.get("location", "")
+                if not _check(status, location, expected):
                     failures.append(
-                        f"{method} {path} {who}: {response.status_code} "
-                        f"{response.headers.get('location', '')}, expected {expected}"
+                        f"{method} {path} {who}: {status} {location}, expected {expected}"
                     )
     assert not failures, "\n".join(failures)
