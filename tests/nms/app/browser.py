@@ -121,6 +121,7 @@ def screenshot(page: Page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.set_viewport_size(VIEWPORT)  # type: ignore[arg-type]
+    page.evaluate("window.scrollTo(0, 0)")  # the page's head, whatever a click scrolled to
     page.screenshot(path=str(path), full_page=False)
     print(f"screenshot: {path}")
     return path
