@@ -161,7 +161,8 @@ async def _serve(
             )
             await stack.enter_async_context(detector)
             log.info(
-                "nms running: %d NTUs, ICMP every %s, down after %s; API and /metrics on http://%s",
+                "nms running: %d NTUs, ICMP every %s, down after %s; console, API and /metrics "
+                "on http://%s",
                 len(inventory.ntus),
                 format_duration(settings.probes.icmp.interval),
                 format_duration(settings.detector.down_after),
