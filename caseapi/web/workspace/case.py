@@ -443,15 +443,21 @@ async def save_rfo(request: Request, web: StaffForm, ref: str) -> Response:
     principal = web.principal
 
     async def work(form: dict[str, str]) -> object:
-        body = RfoUpdate.model_validate(
-            {name: form[name].strip() or None for name in EDITABLE_FIELDS if name in form}
-        )
-        changes = body.model_dump(exclude_unset=True)
-        if changes.get("root_cause_category") is not None:
-            changes["root_cause_category"] = str(changes["root_cause_category"])
+        changes = _rfo_changes(form)
         return await rfos(request).update_draft(principal=principal, ref=ref, changes=changes)
 
     return await _acting(request, web, ref, "rfo", work, anchor="rfo")
+
+
+def _rfo_changes(form: dict[str, str]) -> dict[str, Any]:
+    """The editor's fields as the API's ``PUT .../rfo`` body takes them (validated)."""
+    body = RfoUpdate.model_validate(
+        {name: form[name].strip() or None for name in EDITABLE_FIELDS if name in form}
+    )
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("root_cause_category") is not None:
+        changes["root_cause_category"] = str(changes["root_cause_category"])
+    return changes
 
 
 @router.post("/cases/{ref}/rfo/publish")
@@ -460,6 +466,18 @@ async def publish_rfo(request: Request, web: StaffForm, ref: str) -> Response:
     principal = web.principal
 
     async def work(form: dict[str, str]) -> object:
-        return await rfos(request).publish(principal=principal, ref=ref)
+        # "Publish RFO" posts the editor's form: what was typed since the last "Save
+        # draft" is saved first, so publishing never drops it (and a refusal keeps it
+        # in the draft). Fields equal to the stored version change nothing, so a
+        # published RFO posted again unchanged does not start a new version.
+        service = rfos(request)
+        current = to_public(await service.get_rfo(principal=principal, ref=ref, version=None))
+        stored = current.model_dump(mode="json")
+        edited = {
+            name: value for name, value in _rfo_changes(form).items() if stored.get(name) != value
+        }
+        if edited:
+            await service.update_draft(principal=principal, ref=ref, changes=edited)
+        return await service.publish(principal=principal, ref=ref)
 
     return await _acting(request, web, ref, "rfo", work, anchor="rfo")

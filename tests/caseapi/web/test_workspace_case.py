@@ -12,6 +12,7 @@ from caseapi.cases.enums import CasePriority, CaseStatus
 from caseapi.cases.service import CaseService
 from caseapi.comments.schemas import MAX_BODY
 from nms.clock import FakeClock
+from tests.caseapi.lifecycle_fixtures import ENGINEER
 from tests.caseapi.web.pages import login_as
 from tests.caseapi.web.workspace_fixtures import open_case
 
@@ -192,6 +193,41 @@ async def test_the_rfo_is_drafted_published_and_downloaded(
     assert 'data-test="rfo-editor"' in page.text and "Version 1 · published" in page.text
     assert f'href="/cases/{ref}/rfo.pdf?version=1"' in page.text
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+async def test_publish_keeps_what_was_typed_and_an_unchanged_repost_changes_nothing(
+    app: FastAPI, service: CaseService
+) -> None:
+    ref = await open_case(service)
+    fields = {
+        "root_cause_category": "hardware",
+        "root_cause": "A failed power supply",
+        "corrective_actions": "Replaced it",
+        "preventive_actions": "",
+        "preventive_not_applicable": "A one-off fault",
+    }
+    async with login_as(app, role=Role.ENGINEER) as engineer:
+        await engineer.post(
+            f"/cases/{ref}/transition",
+            {"to": "solved", "resolution_method": "remote", "root_cause_category": "hardware"},
+        )
+        # Typed, never saved, then "Publish RFO": the typed text is what is published.
+        published = await engineer.post(f"/cases/{ref}/rfo/publish", fields)
+        again = await engineer.post(f"/cases/{ref}/rfo/publish", fields)
+        # A refusal keeps what was typed in the draft.
+        edited = await engineer.post(
+            f"/cases/{ref}/rfo/publish",
+            {**fields, "root_cause": "A failed fan", "corrective_actions": ""},
+        )
+        page = await engineer.get(f"/cases/{ref}")
+    assert published.status_code == 303, published.text
+    assert again.status_code == 409  # already published: no second version from nothing
+    assert edited.status_code == 409 and "cannot be published without" in edited.text
+    # One published version; the refused correction is version 2's draft, as typed.
+    assert "<li>Version 1, " in page.text and "<li>Version 2, " not in page.text
+    assert "Version 2 · draft" in page.text and "A failed fan" in page.text
+    rfo = await app.state.rfo_service.get_rfo(principal=ENGINEER, ref=ref, version=1)
+    assert rfo.row is not None and rfo.row.root_cause == "A failed power supply"
 
 
 async def test_another_case_is_a_404_and_customers_get_403(
