@@ -22,7 +22,6 @@ from starlette.datastructures import FormData
 
 from caseapi.attachments.routes import download_response
 from caseapi.attachments.schemas import AttachmentPublic
-from caseapi.attachments.service import AttachmentService
 from caseapi.auth.deps import RateLimiterDep, charge_customer
 from caseapi.auth.errors import ContractRefusedError
 from caseapi.auth.tenancy import own_customer
@@ -36,20 +35,16 @@ from caseapi.cases.schemas import (
     EscalationPublic,
 )
 from caseapi.cases.search import MAX_SEARCH_LENGTH, SearchSyntaxError, parse_search
-from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import Escalate
 from caseapi.comments.errors import CommentRefusedError
 from caseapi.comments.models import Visibility
 from caseapi.comments.schemas import MAX_BODY, CommentCreate
-from caseapi.comments.service import CommentService
 from caseapi.core.deps import RowId, SessionDep
 from caseapi.core.errors import NtuNotFoundError
 from caseapi.core.localtime import zone_for
 from caseapi.maintenance.enums import MaintenanceState
 from caseapi.maintenance.routes import MAX_LIMIT as MAX_WINDOWS
-from caseapi.maintenance.routes import get_maintenance_service
 from caseapi.maintenance.routes import to_public as maintenance_view
-from caseapi.maintenance.service import MaintenanceService
 from caseapi.ntus import repository as ntu_repository
 from caseapi.ntus.routes import MAX_PAGE_SIZE as MAX_NTUS
 from caseapi.ntus.schemas import NtuPublic
@@ -57,7 +52,7 @@ from caseapi.ratelimit.service import Limit
 from caseapi.rfo.errors import RfoNotFoundError
 from caseapi.rfo.routes import pdf_response
 from caseapi.rfo.schemas import RfoFormat, to_public
-from caseapi.rfo.service import RfoService
+from caseapi.web import services
 from caseapi.web.deps import CustomerForm, CustomerPage
 from caseapi.web.errors import status_of
 from caseapi.web.portal.views import (
@@ -86,31 +81,6 @@ DONE_TEXT: Final = {
 
 # Named for the area: the environment is shared with the other areas.
 environment().filters["portal_status"] = status_text
-
-
-def _cases(request: Request) -> CaseService:
-    service: CaseService = request.app.state.case_service
-    return service
-
-
-def _comments(request: Request) -> CommentService:
-    service: CommentService = request.app.state.comment_service
-    return service
-
-
-def _rfos(request: Request) -> RfoService:
-    service: RfoService = request.app.state.rfo_service
-    return service
-
-
-def _attachments(request: Request) -> AttachmentService:
-    service: AttachmentService = request.app.state.attachment_service
-    return service
-
-
-def _maintenance(request: Request) -> MaintenanceService:
-    # The API's own accessor: the app's service, or the default one built on first use.
-    return get_maintenance_service(request)
 
 
 def _case_url(ref: str, done: str | None = None) -> str:
@@ -145,7 +115,7 @@ async def portal_home(
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> HTMLResponse:
     """The customer's cases by state (all three groups, or one with paging), searchable."""
-    service = _cases(request)
+    service = services.cases(request)
     query = (q or "").strip()
     error = None
     search = None
@@ -196,7 +166,7 @@ async def portal_home(
 
 async def _case_context(request: Request, web: WebSession, ref: str) -> dict[str, Any]:
     """Everything the case page shows, from the services' customer views."""
-    cases = _cases(request)
+    cases = services.cases(request)
     principal = web.principal
     detail = await cases.get_case_detail_for(principal, ref)
     case = detail.case
@@ -207,10 +177,12 @@ async def _case_context(request: Request, web: WebSession, ref: str) -> dict[str
     timeline = [CaseEventPublic.from_event(event, for_customer=True) for event in events]
     outlook = await cases.customer_escalation(case)
     try:
-        rfo = await _rfos(request).get_rfo(principal=principal, ref=case.ref, version=None)
+        rfo = await services.rfos(request).get_rfo(principal=principal, ref=case.ref, version=None)
     except RfoNotFoundError:
         rfo = None
-    attachments = await _attachments(request).list_attachments(principal=principal, ref=case.ref)
+    attachments = await services.attachments(request).list_attachments(
+        principal=principal, ref=case.ref
+    )
     return {
         "case": view,
         "attachments": [AttachmentPublic.from_attachment(a) for a in attachments],
@@ -258,7 +230,7 @@ async def case_page(
 @router.get("/portal/cases/{ref}/timeline")
 async def case_timeline_fragment(request: Request, web: CustomerPage, ref: str) -> HTMLResponse:
     """Only the public timeline (the page's script refreshes it with this)."""
-    cases = _cases(request)
+    cases = services.cases(request)
     events = await cases.get_timeline_for(web.principal, ref)
     timeline = [CaseEventPublic.from_event(event, for_customer=True) for event in events]
     return render(request, "portal/_timeline.html", {"timeline": timeline_lines(timeline)})
@@ -277,7 +249,7 @@ async def reply(request: Request, web: CustomerForm, ref: str, limiter: RateLimi
         )
     await charge_customer(limiter, Limit.COMMENTS_PER_CUSTOMER, web.principal)
     try:
-        await _comments(request).add_comment(
+        await services.comments(request).add_comment(
             principal=web.principal, ref=ref, body=comment.body, visibility=comment.visibility
         )
     except CommentRefusedError as exc:
@@ -294,7 +266,7 @@ async def escalate(request: Request, web: CustomerForm, ref: str) -> Response:
     principal = web.principal
     event = Escalate(actor=principal.actor, by_customer=True, reason="")
     try:
-        await _cases(request).act(principal, ref, lambda _: event)
+        await services.cases(request).act(principal, ref, lambda _: event)
     except CaseRuleError as exc:
         return await _case_page(
             request, web, ref, status_code=exc.http_status, escalate_error=str(exc)
@@ -310,7 +282,7 @@ async def rfo_page(
     format: Annotated[RfoFormat | None, Query()] = None,
 ) -> Response:
     """The published RFO as a page, or ``?format=pdf`` the API's PDF of it."""
-    service = _rfos(request)
+    service = services.rfos(request)
     if format is RfoFormat.PDF:
         return await pdf_response(ref, web.principal, service, None)
     view = await service.get_rfo(principal=web.principal, ref=ref, version=None)
@@ -326,7 +298,7 @@ async def attachment_download(
     request: Request, web: CustomerPage, ref: str, attachment_id: RowId
 ) -> Response:
     """A public attachment of the case (``GET /v1/cases/{ref}/attachments/{id}``)."""
-    download = await _attachments(request).download(
+    download = await services.attachments(request).download(
         principal=web.principal, ref=ref, attachment_id=attachment_id
     )
     return download_response(download)
@@ -416,7 +388,7 @@ async def open_case(
         )
     await charge_customer(limiter, Limit.CASE_CREATION_PER_CUSTOMER, web.principal)
     try:
-        created = await _cases(request).create_case(web.principal, draft)
+        created = await services.cases(request).create_case(web.principal, draft)
     except CaseValidationError as exc:
         # The message names the rule's field (``requested_date: an engineer ...``).
         errors = {exc.field: f"{_NEW_CASE_LABELS.get(exc.field, exc.field)} - {exc}"}
@@ -457,7 +429,7 @@ _WINDOW_GROUPS: Final = (
 @router.get("/portal/maintenance")
 async def maintenance_page(request: Request, web: CustomerPage) -> HTMLResponse:
     """The maintenance windows covering the customer's NTUs (``GET /v1/maintenances``)."""
-    views, count = await _maintenance(request).list_windows(
+    views, count = await services.maintenance(request).list_windows(
         principal=web.principal, limit=MAX_WINDOWS
     )
     windows = [maintenance_view(view) for view in views]

@@ -9,38 +9,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import Request
 from pydantic import ValidationError
 
-from caseapi.cases.service import CaseService
-from caseapi.comments.service import CommentService
 from caseapi.core.errors import CaseApiError, NotFoundError
-from caseapi.maintenance.routes import get_maintenance_service
-from caseapi.maintenance.service import MaintenanceService
-from caseapi.replies.service import ReplyService
-from caseapi.rfo.service import RfoService
 from caseapi.web.errors import status_of
+from caseapi.web.services import cases, comments, maintenance, replies, rfos
 
-
-def cases(request: Request) -> CaseService:
-    service: CaseService = request.app.state.case_service
-    return service
-
-
-def comments(request: Request) -> CommentService:
-    service: CommentService = request.app.state.comment_service
-    return service
-
-
-def replies(request: Request) -> ReplyService:
-    service: ReplyService = request.app.state.reply_service
-    return service
-
-
-def rfos(request: Request) -> RfoService:
-    service: RfoService = request.app.state.rfo_service
-    return service
-
-
-def maintenance(request: Request) -> MaintenanceService:
-    return get_maintenance_service(request)
+__all__ = ["cases", "comments", "maintenance", "replies", "rfos"]  # the areas' accessors
 
 
 async def form_of(request: Request) -> dict[str, str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from caseapi.cases.enums import CasePriority, CaseStatus, CaseType, EscalationLevel
@@ -78,19 +78,20 @@ def _blank(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
 
 
-def _query(
-    queue: Queue,
-    priority: CasePriority | Blank | None,
-    status: CaseStatus | Blank | None,
-    customer: str | None,
-    ntu: str | None,
-    assignee: str | None,
-    type: CaseType | Blank | None,
-    level: EscalationLevel | Blank | None,
-    q: str | None,
-    sort: str,
-    page: int,
+def queue_query(
+    queue: QueueParam = Queue.ALL,
+    priority: Annotated[CasePriority | Blank | None, Query()] = None,
+    status: Annotated[CaseStatus | Blank | None, Query()] = None,
+    customer: Text64 = None,
+    ntu: Text64 = None,
+    assignee: Annotated[str | None, Query(max_length=ACTOR_LENGTH)] = None,
+    type: Annotated[CaseType | Blank | None, Query()] = None,
+    level: Annotated[EscalationLevel | Blank | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=MAX_SEARCH_LENGTH)] = None,
+    sort: Annotated[str, Query(max_length=16)] = "newest",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> QueueQuery:
+    """The queue page's query string (``/cases`` and its live fragment)."""
     return QueueQuery(
         queue=queue,
         priority=priority or None,
@@ -104,6 +105,9 @@ def _query(
         sort=sort if sort in QUEUE_ORDERS else "newest",
         page=page,
     )
+
+
+QueueQueryDep = Annotated[QueueQuery, Depends(queue_query)]
 
 
 QueueParam = Annotated[Queue, Query()]
@@ -166,20 +170,9 @@ async def _context(request: Request, web: WebSession, query: QueueQuery) -> dict
 async def queue_page(
     request: Request,
     web: StaffPage,
-    queue: QueueParam = Queue.ALL,
-    priority: Annotated[CasePriority | Blank | None, Query()] = None,
-    status: Annotated[CaseStatus | Blank | None, Query()] = None,
-    customer: Text64 = None,
-    ntu: Text64 = None,
-    assignee: Annotated[str | None, Query(max_length=ACTOR_LENGTH)] = None,
-    type: Annotated[CaseType | Blank | None, Query()] = None,
-    level: Annotated[EscalationLevel | Blank | None, Query()] = None,
-    q: Annotated[str | None, Query(max_length=MAX_SEARCH_LENGTH)] = None,
-    sort: Annotated[str, Query(max_length=16)] = "newest",
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    query: QueueQueryDep,
 ) -> HTMLResponse:
     """The queues: the chosen one's cases, filtered and sorted, and every queue's count."""
-    query = _query(queue, priority, status, customer, ntu, assignee, type, level, q, sort, page)
     context = await _context(request, web, query)
     return render(request, "workspace/queues.html", context)
 
@@ -188,19 +181,8 @@ async def queue_page(
 async def queue_fragment(
     request: Request,
     web: StaffPage,
-    queue: QueueParam = Queue.ALL,
-    priority: Annotated[CasePriority | Blank | None, Query()] = None,
-    status: Annotated[CaseStatus | Blank | None, Query()] = None,
-    customer: Text64 = None,
-    ntu: Text64 = None,
-    assignee: Annotated[str | None, Query(max_length=ACTOR_LENGTH)] = None,
-    type: Annotated[CaseType | Blank | None, Query()] = None,
-    level: Annotated[EscalationLevel | Blank | None, Query()] = None,
-    q: Annotated[str | None, Query(max_length=MAX_SEARCH_LENGTH)] = None,
-    sort: Annotated[str, Query(max_length=16)] = "newest",
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    query: QueueQueryDep,
 ) -> HTMLResponse:
     """The live part of ``/cases`` (the counts and the table), for ``live.js``."""
-    query = _query(queue, priority, status, customer, ntu, assignee, type, level, q, sort, page)
     context = await _context(request, web, query)
     return render(request, "workspace/_queue_live.html", context)
