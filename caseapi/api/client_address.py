@@ -78,4 +78,9 @@ def request_client_address(request: Request) -> str:
     return client_address(peer, request.headers.getlist("x-forwarded-for"), trusted_proxies=proxies)
 
 
-ClientAddress = Annotated[str, Depends(request_client_address)]
+async def _client_address_dependency(request: Request) -> str:
+    # A coroutine: FastAPI runs a plain function dependency in a worker thread.
+    return request_client_address(request)
+
+
+ClientAddress = Annotated[str, Depends(_client_address_dependency)]

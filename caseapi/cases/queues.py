@@ -21,15 +21,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from functools import cache
+from typing import Any, Final
+
+from sqlalchemy import String, bindparam
 
 from caseapi.cases.config import DEFAULT_AT_RISK_WITHIN
 from caseapi.cases.enums import WORKING_STATUSES, CaseStatus
 from caseapi.cases.models import Case, CaseCommitment
-from caseapi.cases.repository import CaseFilters
-
-if TYPE_CHECKING:
-    from caseapi.cases.service import CountGroups
+from caseapi.cases.repository import Bound, CaseFilters, CountQuery, count_query
+from caseapi.core.base import UTCDateTime
 
 #: How soon a deadline must come for its case to be "at risk".
 #: ``cases.at_risk_within``'s default; the service passes the setting.
@@ -78,6 +79,19 @@ def queue_filters(
     """The filters of ``queue`` for the engineer ``assignee`` at ``now``, combined
     with ``base`` (the page's own filters); ``None`` when they exclude each other (a
     status filter naming another status than a status queue's)."""
+    return _queue_filters(
+        queue, assignee=assignee, now=now, at_risk_before=now + at_risk_within, base=base
+    )
+
+
+def _queue_filters(
+    queue: Queue,
+    *,
+    assignee: str | Bound,
+    now: datetime | Bound,
+    at_risk_before: datetime | Bound,
+    base: CaseFilters | None = None,
+) -> CaseFilters | None:
     filters = base or CaseFilters()
     match queue:
         case Queue.MINE:
@@ -86,7 +100,7 @@ def queue_filters(
             working = _within(filters, WORKING_STATUSES)
             return None if working is None else replace(working, unassigned=True)
         case Queue.AT_RISK:
-            return replace(filters, sla_due_before=now + at_risk_within)
+            return replace(filters, sla_due_before=at_risk_before)
         case Queue.BREACHED:
             return replace(filters, sla_breached=True)
         case Queue.WAITING_CUSTOMER:
@@ -108,23 +122,47 @@ def queue_filters(
 OPEN_CASES: Final = CaseFilters(statuses=tuple(s for s in CaseStatus if not s.is_terminal))
 
 
-def queue_counts(
-    *, assignee: str, now: datetime, at_risk_within: timedelta = AT_RISK_WITHIN
-) -> CountGroups:
-    """What to count for every queue's count of ``assignee`` at ``now``: two passes
-    (the open queues over the open cases, and ``all``), for ``CaseService.queue_page``."""
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """Every queue's count for the engineer ``assignee`` at ``now`` (the navigation
+    of the queue pages; ``CaseService.queue_page``)."""
+
+    assignee: str
+    now: datetime
+    at_risk_within: timedelta = AT_RISK_WITHIN
+
+    def params(self) -> dict[str, Any]:
+        """The values of ``count_queries``' bound filters."""
+        return {
+            "me": self.assignee,
+            "now": self.now,
+            "at_risk_before": self.now + self.at_risk_within,
+        }
+
+
+@cache
+def count_queries(dialect: str) -> tuple[CountQuery, ...]:
+    """The statements counting every queue, built once (a page view only binds
+    ``QueueCounts.params``): two passes, the open queues over the open cases, and
+    ``all``."""
     named = {
         queue.value: filters
         for queue in Queue
         if queue is not Queue.ALL
         and (
-            filters := queue_filters(
-                queue, assignee=assignee, now=now, at_risk_within=at_risk_within
+            filters := _queue_filters(
+                queue,
+                assignee=bindparam("me", type_=String()),
+                now=bindparam("now", type_=UTCDateTime()),
+                at_risk_before=bindparam("at_risk_before", type_=UTCDateTime()),
             )
         )
         is not None
     }
-    return ((named, OPEN_CASES), ({Queue.ALL.value: CaseFilters()}, None))
+    return (
+        count_query(named, within=OPEN_CASES, dialect=dialect),
+        count_query({Queue.ALL.value: CaseFilters()}, dialect=dialect),
+    )
 
 
 def _narrowed(filters: CaseFilters, status: CaseStatus) -> CaseFilters | None:

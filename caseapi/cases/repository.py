@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, func, or_, select, true
 from sqlalchemy import case as when
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -37,6 +37,11 @@ from caseapi.cases.search import Search
 from caseapi.core.counters import next_in_year
 from caseapi.ntus.models import NtuState
 
+#: A filter value given only when the statement runs (``bindparam("name")``): a
+#: statement built once then serves every reader and instant (the queue counts,
+#: ``CountQuery``).
+Bound: TypeAlias = BindParameter[Any]
+
 
 @dataclass(frozen=True, slots=True)
 class CaseFilters:
@@ -45,7 +50,8 @@ class CaseFilters:
     A sequence matches any of its values; the filters combine with AND. The times
     are aware: ``created_since`` / ``updated_since`` inclusive, ``created_before``
     exclusive. ``search`` is full text (``caseapi.cases.fulltext``): internal
-    comments count only with ``internal_text`` (staff).
+    comments count only with ``internal_text`` (staff). ``assignee`` and the times of
+    the queue filters may be ``Bound``.
     """
 
     statuses: Sequence[CaseStatus] = ()
@@ -53,7 +59,7 @@ class CaseFilters:
     ntu_id: str | None = None
     updated_since: datetime | None = None
     customer_id: str | None = None
-    assignee: str | None = None
+    assignee: str | Bound | None = None
     #: The team working the case (staff only).
     team_id: str | None = None
     escalation_levels: Sequence[EscalationLevel] = ()
@@ -70,11 +76,11 @@ class CaseFilters:
     unassigned: bool = False
     #: Only cases still worked whose first response, repair time or a pending
     #: commitment falls due by this time without having been missed yet.
-    sla_due_before: datetime | None = None
+    sla_due_before: datetime | Bound | None = None
     #: Only open cases with a missed first response, repair time or commitment.
     sla_breached: bool = False
     #: Only solved cases whose monitoring window is still running at this time.
-    monitoring_at: datetime | None = None
+    monitoring_at: datetime | Bound | None = None
     #: Only cases above the first escalation level (L2, L3).
     escalated: bool = False
 
@@ -217,7 +223,7 @@ def _severity(severity: CaseSeverity) -> ColumnElement[bool]:
             return Case.type == CaseType.GENERAL_REQUEST
 
 
-def _sla_due_before(horizon: datetime) -> ColumnElement[bool]:
+def _sla_due_before(horizon: datetime | Bound) -> ColumnElement[bool]:
     """A working case with a clock (or a promise) running out before ``horizon``."""
     # IN over an uncorrelated subquery: evaluated once, not once a case.
     commitment_due = Case.id.in_(
@@ -345,19 +351,24 @@ async def count_cases(session: AsyncSession, *, filters: CaseFilters) -> int:
     return int((await session.execute(stmt)).scalar_one())
 
 
-async def count_each(
-    session: AsyncSession, *, named: dict[str, CaseFilters], within: CaseFilters | None = None
-) -> dict[str, int]:
+@dataclass(frozen=True, slots=True)
+class CountQuery:
+    """Named counts in one statement (``count_query``): built once, run many times
+    (``run_counts``) with the values of its ``Bound`` filters."""
+
+    names: tuple[str, ...]
+    statement: Select[Any]
+
+
+def count_query(
+    named: dict[str, CaseFilters], *, within: CaseFilters | None = None, dialect: str
+) -> CountQuery:
     """Count the cases matching each of ``named``'s filters, in one pass over the cases.
 
-    One statement however many filters (the queue counts of the console): a
-    ``SUM(CASE WHEN ...)`` per name, over the cases matching ``within`` only (every
+    A ``SUM(CASE WHEN ...)`` per name, over the cases matching ``within`` only (every
     case when omitted): a set every one of ``named`` lies in, which an index finds
     (the open cases, by status), keeps the pass short.
     """
-    if not named:
-        return {}
-    dialect = session.get_bind().dialect.name
     columns = []
     for name, filters in named.items():
         where = _conditions(filters, dialect=dialect)
@@ -366,8 +377,17 @@ async def count_each(
     stmt = select(*columns).select_from(Case)
     if within is not None:
         stmt = _filtered(stmt, within, dialect=dialect)
-    row = (await session.execute(stmt)).one()
-    return {name: int(row[index]) for index, name in enumerate(named)}
+    return CountQuery(names=tuple(named), statement=stmt)
+
+
+async def run_counts(
+    session: AsyncSession, query: CountQuery, params: dict[str, Any] | None = None
+) -> dict[str, int]:
+    """Run ``query`` with ``params`` (its ``Bound`` values by name): name -> count."""
+    if not query.names:
+        return {}
+    row = (await session.execute(query.statement, params or {})).one()
+    return {name: int(row[index]) for index, name in enumerate(query.names)}
 
 
 #: How a queue page may be ordered: name -> ORDER BY (the id breaks ties).
@@ -383,13 +403,18 @@ QUEUE_ORDERS: Final[dict[str, tuple[Any, ...]]] = {
 
 async def list_sorted(
     session: AsyncSession, *, filters: CaseFilters, order: str, offset: int, limit: int
-) -> list[Case]:
+) -> tuple[list[Case], int]:
     """Up to ``limit`` cases matching ``filters`` in ``order`` (``QUEUE_ORDERS``),
-    skipping ``offset``: the console's sortable queue pages."""
+    skipping ``offset``, and how many match in all: the console's sortable queue
+    pages."""
     dialect = session.get_bind().dialect.name
-    stmt = _filtered(select(Case), filters, dialect=dialect)
-    stmt = stmt.order_by(*QUEUE_ORDERS[order]).offset(offset).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    where = _conditions(filters, dialect=dialect)
+    stmt = select(Case).where(*where).order_by(*QUEUE_ORDERS[order]).offset(offset).limit(limit)
+    cases = list((await session.execute(stmt)).scalars())
+    if offset == 0 and len(cases) < limit:
+        return cases, len(cases)  # all of them: no need to count
+    total = (await session.execute(select(func.count()).select_from(Case).where(*where))).scalar()
+    return cases, int(total or 0)
 
 
 async def pending_commitments(

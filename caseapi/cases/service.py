@@ -9,7 +9,6 @@ create cases through ``store.insert_case`` and change them through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, TypeAlias
@@ -25,7 +24,7 @@ from caseapi.cases.etr import EtrActions
 from caseapi.cases.incidents import IncidentService
 from caseapi.cases.machine import MANUAL_TRANSITIONS, close_blockers
 from caseapi.cases.models import Case, CaseCommitment, CaseEvent
-from caseapi.cases.queues import Deadline, next_deadline
+from caseapi.cases.queues import Deadline, QueueCounts, count_queries, next_deadline
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.sla import SlaSettings
 from caseapi.clock import Clock
@@ -72,11 +71,6 @@ class CaseView:
     linked: list[str]
     #: The timeline, oldest first (customers: only their entries).
     events: list[CaseEvent]
-
-
-#: Named counts a queue page wants with its rows: (filters by name, the set to count
-#: within) per group (``repository.count_each``).
-CountGroups: TypeAlias = Sequence[tuple[dict[str, CaseFilters], CaseFilters | None]]
 
 
 class CaseService(CaseActions, EtrActions):
@@ -184,31 +178,33 @@ class CaseService(CaseActions, EtrActions):
         order: str,
         offset: int,
         limit: int,
-        counts: CountGroups = (),
+        counts: QueueCounts | None = None,
     ) -> QueuePage:
         """One sorted page of the cases matching ``filters`` (``None``: no case), with
-        each case's next deadline, and ``counts`` (the queue navigation's) in the same
-        transaction: three queries however long the page, and one per count group.
+        each case's next deadline, and every queue's count (``counts``, the queue
+        navigation's) in the same transaction: three queries however long the page,
+        and two for the counts.
 
         Args:
             filters: What to match (``caseapi.cases.queues.queue_filters``).
             order: A key of ``repository.QUEUE_ORDERS``.
             offset: How many cases to skip.
             limit: Page size.
-            counts: Groups of named filters to count (each group in one pass).
+            counts: Whose queues to count, at what time (none when omitted).
         """
         if order not in repository.QUEUE_ORDERS:
             raise ValueError(f"unknown order {order!r}")
         async with session_scope(self._sessionmaker) as session:
             counted: dict[str, int] = {}
-            for named, within in counts:
-                counted.update(await repository.count_each(session, named=named, within=within))
+            if counts is not None:
+                params = counts.params()
+                for query in count_queries(session.get_bind().dialect.name):
+                    counted.update(await repository.run_counts(session, query, params))
             if filters is None:
                 return QueuePage(rows=[], count=0, counts=counted)
-            cases = await repository.list_sorted(
+            cases, count = await repository.list_sorted(
                 session, filters=filters, order=order, offset=offset, limit=limit
             )
-            count = await repository.count_cases(session, filters=filters)
             promised = await repository.pending_commitments(
                 session, case_ids=[case.id for case in cases]
             )

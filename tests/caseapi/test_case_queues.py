@@ -8,7 +8,7 @@ from datetime import timedelta
 from caseapi.auth.principal import Principal, Role
 from caseapi.cases.enums import CasePriority, CaseStatus, CommitmentKind, RootCauseCategory
 from caseapi.cases.models import Case
-from caseapi.cases.queues import Queue, next_deadline, queue_counts, queue_filters
+from caseapi.cases.queues import Queue, QueueCounts, next_deadline, queue_filters
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import (
@@ -95,7 +95,7 @@ async def test_each_queue_holds_its_cases(
         order="newest",
         offset=0,
         limit=1,
-        counts=queue_counts(assignee="eve", now=now, at_risk_within=SOON),
+        counts=QueueCounts(assignee="eve", now=now, at_risk_within=SOON),
     )
     assert page.rows == []
     assert page.counts == {
@@ -111,9 +111,19 @@ async def test_each_queue_holds_its_cases(
         "all": 6,
     }
 
+    # A page shorter than the queue still counts all of it.
+    page = await service.queue_page(filters=CaseFilters(), order="newest", offset=0, limit=2)
+    assert (len(page.rows), page.count) == (2, 6)
+    page = await service.queue_page(filters=CaseFilters(), order="newest", offset=4, limit=5)
+    assert (len(page.rows), page.count) == (2, 6)
+
     # The monitoring window ends (24 h for a P2): the case leaves the queue.
     clock.advance(timedelta(days=3))
     assert await _queue(service, Queue.MONITORING) == []
+    # The counts' statement is built once: another reader, another instant, bound anew.
+    later = QueueCounts(assignee="bob", now=service.clock.now(), at_risk_within=SOON)
+    page = await service.queue_page(filters=None, order="newest", offset=0, limit=1, counts=later)
+    assert (page.counts["mine"], page.counts["monitoring"], page.counts["all"]) == (0, 0, 6)
 
 
 async def test_a_promise_puts_a_case_at_risk_and_then_breached(
