@@ -140,6 +140,41 @@ class QueueCounts:
         }
 
 
+class CountsCache:
+    """The queue counts last read for each engineer, reused while no case changed.
+
+    Twenty engineers with the queue page open ask for every queue's count each time
+    they look, and the live refresh asks again after every change; the counts pass
+    over every open case. A read is reused while the cases' change marker
+    (``caseapi.cases.board.change_marker``: any case created or changed moves it)
+    is the one it was read under, and for at most ``ttl``: what the marker cannot
+    see, time passing (a deadline coming within the at-risk horizon, a monitoring
+    window ending), is at most that old. Bounded: the oldest reader is dropped.
+    """
+
+    def __init__(self, *, ttl: timedelta, size: int = 256) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._reads: dict[tuple[str, timedelta], tuple[object, datetime, dict[str, int]]] = {}
+
+    def get(self, counts: QueueCounts, marker: object) -> dict[str, int] | None:
+        """The counts of ``counts``' engineer if read under ``marker`` within ``ttl``."""
+        found = self._reads.get((counts.assignee, counts.at_risk_within))
+        if found is None:
+            return None
+        read_marker, read_at, counted = found
+        if read_marker != marker or not read_at <= counts.now < read_at + self._ttl:
+            return None
+        return counted
+
+    def put(self, counts: QueueCounts, marker: object, counted: dict[str, int]) -> None:
+        key = (counts.assignee, counts.at_risk_within)
+        self._reads.pop(key, None)
+        if len(self._reads) >= self._size:
+            del self._reads[next(iter(self._reads))]
+        self._reads[key] = (marker, counts.now, counted)
+
+
 @cache
 def count_queries(dialect: str) -> tuple[CountQuery, ...]:
     """The statements counting every queue, built once (a page view only binds

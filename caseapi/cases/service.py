@@ -18,13 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.auth.principal import Principal
 from caseapi.cases import paging, repository, store
 from caseapi.cases.actions import CaseActions, is_customer_visible
+from caseapi.cases.board import change_marker
 from caseapi.cases.config import DEFAULT_AT_RISK_WITHIN, DEFAULT_SLA
 from caseapi.cases.enums import CaseStatus
 from caseapi.cases.etr import EtrActions
 from caseapi.cases.incidents import IncidentService
 from caseapi.cases.machine import MANUAL_TRANSITIONS, close_blockers
 from caseapi.cases.models import Case, CaseCommitment, CaseEvent
-from caseapi.cases.queues import Deadline, QueueCounts, count_queries, next_deadline
+from caseapi.cases.queues import (
+    CountsCache,
+    Deadline,
+    QueueCounts,
+    count_queries,
+    next_deadline,
+)
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.sla import SlaSettings
 from caseapi.clock import Clock
@@ -73,6 +80,10 @@ class CaseView:
     events: list[CaseEvent]
 
 
+#: How long queue counts are reused while no case changes (``queues.CountsCache``).
+COUNTS_TTL: Final = timedelta(seconds=5)
+
+
 class CaseService(CaseActions, EtrActions):
     """Works cases on behalf of people and answers case queries."""
 
@@ -97,6 +108,7 @@ class CaseService(CaseActions, EtrActions):
         self._sessionmaker = sessionmaker
         self._clock = clock
         self.at_risk_within = at_risk_within
+        self._counts = CountsCache(ttl=COUNTS_TTL)
         self._sla = sla = sla or DEFAULT_SLA
         self._incidents = IncidentService(sessionmaker=sessionmaker, clock=clock, sla=sla)
 
@@ -197,9 +209,7 @@ class CaseService(CaseActions, EtrActions):
         async with session_scope(self._sessionmaker) as session:
             counted: dict[str, int] = {}
             if counts is not None:
-                params = counts.params()
-                for query in count_queries(session.get_bind().dialect.name):
-                    counted.update(await repository.run_counts(session, query, params))
+                counted = await self._queue_counts(session, counts)
             if filters is None:
                 return QueuePage(rows=[], count=0, counts=counted)
             cases, count = await repository.list_sorted(
@@ -210,6 +220,17 @@ class CaseService(CaseActions, EtrActions):
             )
         rows = [QueueRow(case, next_deadline(case, promised)) for case in cases]
         return QueuePage(rows=rows, count=count, counts=counted)
+
+    async def _queue_counts(self, session: AsyncSession, counts: QueueCounts) -> dict[str, int]:
+        marker = await change_marker(session)
+        counted = self._counts.get(counts, marker)
+        if counted is None:
+            counted = {}
+            params = counts.params()
+            for query in count_queries(session.get_bind().dialect.name):
+                counted.update(await repository.run_counts(session, query, params))
+            self._counts.put(counts, marker, counted)
+        return counted
 
     async def case_view(self, principal: Principal, ref: str) -> CaseView:
         """Case ``ref`` with its commitments, related cases and timeline, as
