@@ -35,6 +35,8 @@ from caseapi.cases.queues import (
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.sla import SlaSettings
 from caseapi.clock import Clock
+from caseapi.comments import repository as comment_repository
+from caseapi.comments.models import Comment
 from caseapi.core.database import session_scope
 from caseapi.core.errors import CaseNotFoundError
 
@@ -78,6 +80,8 @@ class CaseView:
     linked: list[str]
     #: The timeline, oldest first (customers: only their entries).
     events: list[CaseEvent]
+    #: The comments the reader may see, oldest first (the timeline's bodies).
+    comments: list[Comment]
 
 
 #: How long queue counts are reused while no case changes (``queues.CountsCache``).
@@ -233,7 +237,7 @@ class CaseService(CaseActions, EtrActions):
         return counted
 
     async def case_view(self, principal: Principal, ref: str) -> CaseView:
-        """Case ``ref`` with its commitments, related cases and timeline, as
+        """Case ``ref`` with its commitments, related cases, timeline and comments, as
         ``principal`` may see them, read in one transaction.
 
         Raises:
@@ -247,9 +251,14 @@ class CaseService(CaseActions, EtrActions):
                 parent = await repository.get_case_ref_by_id(session, case_id=case.parent_case_id)
             linked = [c.ref for c in await repository.list_linked_cases(session, parent_id=case.id)]
             events = await repository.list_events(session, case_id=case.id)
+            comments = await comment_repository.list_comments(
+                session,
+                case_id=case.id,
+                visibilities=comment_repository.readable(customer=principal.is_customer),
+            )
         if principal.is_customer:
             events = [event for event in events if is_customer_visible(event)]
-        return CaseView(case, commitments, parent, linked, events)
+        return CaseView(case, commitments, parent, linked, events, comments)
 
     async def allowed_transitions(self, case: Case) -> list[CaseStatus]:
         """The statuses staff may move ``case`` to now, as the lifecycle allows
