@@ -248,6 +248,22 @@ async def wait_up(base: str) -> None:
     raise RuntimeError("the server did not start")
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its children so far."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue  # gone meanwhile
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pending.extend(int(child) for child in children)
+    return total
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -294,10 +310,14 @@ def main() -> None:
                 f"{args.clients} concurrent clients, {args.requests} requests a page,"
                 f" think time {args.think} s, {args.workers} worker(s)"
             )
-            print(f"{'page':32} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>8}")
+            print(
+                f"{'page':32} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>8}"
+                f" {'server CPU ms/req':>18}"
+            )
             for label, path in PAGES.items():
                 asyncio.run(measure(base, path, token=token, clients=2, requests=20))  # warm up
                 began = time.perf_counter()
+                cpu_before = server_cpu(server.pid)
                 latencies = asyncio.run(
                     measure(
                         base,
@@ -309,11 +329,13 @@ def main() -> None:
                     )
                 )
                 elapsed = time.perf_counter() - began
+                cpu = (server_cpu(server.pid) - cpu_before) / len(latencies)
                 ordered = sorted(latencies)
                 p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
                 print(
                     f"{label:32} {statistics.median(ordered) * 1000:8.1f} {p99 * 1000:8.1f}"
                     f" {ordered[-1] * 1000:8.1f} {len(ordered) / elapsed:8.1f}"
+                    f" {cpu * 1000:18.2f}"
                 )
         finally:
             server.terminate()
