@@ -44,7 +44,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address
 from math import isfinite
@@ -126,6 +126,49 @@ class SweepSettings:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _result_maker() -> Callable[
+    [str, IPv4Address | IPv6Address, datetime, int, int, tuple[float, ...], str | None],
+    PingResult,
+]:
+    """``PingResult(...)`` at half the cost, for the sweep's one result per target.
+
+    A frozen dataclass's ``__init__`` sets every field through ``object.__setattr__``
+    (1.4 us for PingResult's seven); writing its slots directly builds the same frozen
+    object in 0.7 us. Refuses to load if PingResult's fields change under it.
+    """
+    names = ("key", "address", "started_at", "sent", "received", "rtts", "error")
+    if tuple(f.name for f in fields(PingResult)) != names or not hasattr(PingResult, "__slots__"):
+        raise RuntimeError("PingResult's fields changed: update probes.icmp.sweeper")
+    new = object.__new__
+    s_key, s_address, s_started, s_sent, s_received, s_rtts, s_error = (
+        getattr(PingResult, name).__set__ for name in names
+    )
+
+    def make(
+        key: str,
+        address: IPv4Address | IPv6Address,
+        started_at: datetime,
+        sent: int,
+        received: int,
+        rtts: tuple[float, ...],
+        error: str | None,
+    ) -> PingResult:
+        result: PingResult = new(PingResult)
+        s_key(result, key)
+        s_address(result, address)
+        s_started(result, started_at)
+        s_sent(result, sent)
+        s_received(result, received)
+        s_rtts(result, rtts)
+        s_error(result, error)
+        return result
+
+    return make
+
+
+_make_result = _result_maker()
 
 
 _NOT_STARTED = datetime.min.replace(tzinfo=UTC)  # placeholder until echo 0 goes out
@@ -555,6 +598,7 @@ class IcmpSweeper:
         extra = sweep.extra
         count = sweep.count
         n = sweep.n
+        make = _make_result
         results: list[PingResult] = []
         append = results.append
         for i in done:
@@ -562,12 +606,10 @@ class IcmpSweeper:
             got = rtts[i]
             error = errors.get(i) if errors else None
             sent = count if i < n else 0
-            append(PingResult(target.key, target.address, started[i], sent, len(got), got, error))
+            append(make(target.key, target.address, started[i], sent, len(got), got, error))
             if extra and i in extra:
                 for other in extra[i]:
-                    append(
-                        PingResult(other.key, other.address, started[i], sent, len(got), got, error)
-                    )
+                    append(make(other.key, other.address, started[i], sent, len(got), got, error))
         return results
 
     async def _drive(self, sweep: _Sweep) -> None:

@@ -13,13 +13,14 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import aclosing
+from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime
 
 import pytest
 
 from nms.lab import safety_routes
 from probes.errors import IcmpPermissionError, LocalProtocolError, ProbeConfigError
-from probes.icmp.sweeper import IcmpSweeper, SweepSettings
+from probes.icmp.sweeper import IcmpSweeper, SweepSettings, _make_result
 from probes.observation import PingResult, PingTarget
 from tests.conftest import require_root
 
@@ -284,3 +285,18 @@ async def test_replies_later_than_the_timeout_count_as_lost() -> None:
     assert elapsed < 0.5
     for result in results:
         assert (result.sent, result.received, result.loss, result.error) == (2, 0, 1.0, None)
+
+
+def test_fast_result_is_the_same_frozen_ping_result() -> None:
+    """The sweeper builds results by writing slots; they must equal the dataclass's."""
+    address = ipaddress.IPv4Address("127.0.0.9")
+    started = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    for rtts, error in (((0.001, 0.002), None), ((), "EHOSTUNREACH")):
+        fast = _make_result("ntu-9", address, started, 2, len(rtts), rtts, error)
+        slow = PingResult("ntu-9", address, started, 2, len(rtts), rtts, error)
+        assert type(fast) is PingResult
+        assert fast == slow
+        assert hash(fast) == hash(slow)
+        assert repr(fast) == repr(slow)
+    with pytest.raises(FrozenInstanceError):
+        fast.sent = 3  # type: ignore[misc]
