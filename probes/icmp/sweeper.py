@@ -236,6 +236,22 @@ class _Sweep:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def release(self) -> None:
+        """Drop the per-target state once the sweep is over: the cancelled driver's
+        traceback keeps the sweep itself alive until the next sweep."""
+        self.targets = []
+        self.hosts = []
+        self.sockaddrs = []
+        self.groups = []
+        self.echoes = []
+        self.extra = {}
+        self.rtts = []
+        self.resolved = []
+        self.started = []
+        self.errors = {}
+        self.done = []
+        self.expiry.clear()
+
 
 class IcmpSweeper:
     """Sweeps many targets with ICMP echo bursts over one socket per address family.
@@ -481,14 +497,13 @@ class IcmpSweeper:
             for seq in sweep.seqs:
                 self._pending.pop(seq, None)
             try:
-                await driver
-            except asyncio.CancelledError:
-                # The driver was cancelled just above; re-raise only our own cancellation.
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
-            except Exception:  # already reported to the consumer through sweep.failure
-                pass
+                # Wait without raising the driver's CancelledError (or its failure, which
+                # reached the consumer through sweep.failure) here: a traceback through
+                # this frame would keep the caller's results alive. Our own cancellation
+                # still propagates.
+                await asyncio.wait((driver,))
+            finally:
+                sweep.release()
 
     def _plan(self, targets: Sequence[PingTarget]) -> _Sweep:
         count = self._settings.count

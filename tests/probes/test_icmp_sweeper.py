@@ -7,6 +7,7 @@ route (``unreachable 169.254.0.0/16``) makes every send there fail locally.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import socket
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 
 from nms.lab import safety_routes
 from probes.errors import IcmpPermissionError, LocalProtocolError, ProbeConfigError
-from probes.icmp.sweeper import IcmpSweeper, SweepSettings, _make_result
+from probes.icmp.sweeper import IcmpSweeper, SweepSettings, _Echo, _make_result, _Sweep
 from probes.observation import PingResult, PingTarget
 from tests.conftest import require_root
 
@@ -300,3 +301,32 @@ def test_fast_result_is_the_same_frozen_ping_result() -> None:
         assert repr(fast) == repr(slow)
     with pytest.raises(FrozenInstanceError):
         fast.sent = 3  # type: ignore[misc]
+
+
+async def test_cancelling_the_consumer_cancels_the_sweep() -> None:
+    require_root()
+    settings = SweepSettings(count=3, spacing=0.2, timeout=1.0)
+    async with IcmpSweeper(settings=settings) as sweeper:
+        task = asyncio.create_task(sweeper.sweep_all(loopback(40, offset=5000)))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sweeper._pending == {}
+        assert sweeper._sweeps == set()
+        results = await sweeper.sweep_all(loopback(5, offset=5000))
+    assert len(results) == 5
+
+
+async def test_nothing_of_a_finished_sweep_stays_alive() -> None:
+    """A long-running process sweeps forever: no sweep state may outlive its sweep."""
+    require_root()
+    async with IcmpSweeper(settings=FAST) as sweeper:
+        for _ in range(3):
+            results = await sweeper.sweep_all(loopback(30, offset=6000))
+            assert len(results) == 30
+        del results
+        gc.collect()
+        kinds = (_Sweep, _Echo)
+        assert [o for o in gc.get_objects() if isinstance(o, kinds)] == []
+        assert sweeper._pending == {}
