@@ -18,8 +18,16 @@ How it works (this is the probes' hot path, so it is written for low CPU per ech
   per send). Raw sockets see every ICMP message on the host: a kernel filter
   (``ICMP_FILTER`` / ``ICMP6_FILTER``) drops all but replies and errors, and the
   identifier and cookie drop other pingers' replies.
+* **State.** A sweep keeps its targets in flat lists by index (host, sockaddr, RTTs,
+  settled echoes, send times per echo number), not an object per target: per target
+  only the RTT tuple and the result are allocated, which keeps the garbage collector
+  out of the way (it cost a sixth of a 10k sweep). A reply costs two dict lookups
+  (sequence -> echo number, host -> index); IPv4 hosts are formatted with
+  ``inet_ntoa`` (``str()`` of an address costs 2 us). Results are built by writing
+  PingResult's slots (a frozen dataclass's ``__init__`` costs twice as much), and
+  nothing of a sweep outlives it.
 * **Timeouts.** Echoes are sent in time order with the same timeout, so their
-  deadlines are sorted: a FIFO of ``(deadline, burst, k)`` checked after every send
+  deadlines are sorted: a FIFO of ``(deadline, k, first, end)`` checked after every send
   batch and by one sleep to the next deadline replaces a timer per echo. A reply later
   than the timeout counts as lost.
 * **Pacing.** Sends go out in batches with a yield to the event loop between them, so
