@@ -49,10 +49,9 @@ import socket
 import struct
 import time
 from bisect import bisect_right
-from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address
 from math import isfinite
@@ -69,6 +68,7 @@ from probes.errors import (
 )
 from probes.icmp import codec
 from probes.icmp.sockets import IcmpChannel, close_channel, errno_name, open_channel
+from probes.icmp.sweep_state import NOT_STARTED, Echo, Group, SweepState, make_result
 from probes.observation import PingResult, PingTarget
 
 _RECV_SIZE = 2048
@@ -136,131 +136,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _result_maker() -> Callable[
-    [str, IPv4Address | IPv6Address, datetime, int, int, tuple[float, ...], str | None],
-    PingResult,
-]:
-    """``PingResult(...)`` at half the cost, for the sweep's one result per target.
-
-    A frozen dataclass's ``__init__`` sets every field through ``object.__setattr__``
-    (1.4 us for PingResult's seven); writing its slots directly builds the same frozen
-    object in 0.7 us. Refuses to load if PingResult's fields change under it.
-    """
-    names = ("key", "address", "started_at", "sent", "received", "rtts", "error")
-    if tuple(f.name for f in fields(PingResult)) != names or not hasattr(PingResult, "__slots__"):
-        raise RuntimeError("PingResult's fields changed: update probes.icmp.sweeper")
-    new = object.__new__
-    s_key, s_address, s_started, s_sent, s_received, s_rtts, s_error = (
-        getattr(PingResult, name).__set__ for name in names
-    )
-
-    def make(
-        key: str,
-        address: IPv4Address | IPv6Address,
-        started_at: datetime,
-        sent: int,
-        received: int,
-        rtts: tuple[float, ...],
-        error: str | None,
-    ) -> PingResult:
-        result: PingResult = new(PingResult)
-        s_key(result, key)
-        s_address(result, address)
-        s_started(result, started_at)
-        s_sent(result, sent)
-        s_received(result, received)
-        s_rtts(result, rtts)
-        s_error(result, error)
-        return result
-
-    return make
-
-
-_make_result = _result_maker()
-
-
-_NOT_STARTED = datetime.min.replace(tzinfo=UTC)  # placeholder until echo 0 goes out
-
-
-class _Echo:
-    """Echo number ``k`` of one sweep: the targets still waiting for it, and when each
-    was sent. ``IcmpSweeper._pending`` maps its sequence number here."""
-
-    __slots__ = ("sent_at", "sweep", "waiting")
-
-    def __init__(self, sweep: _Sweep, n: int) -> None:
-        self.sweep = sweep
-        self.waiting: dict[str, int] = {}  # host -> target index, until resolved
-        self.sent_at = [0.0] * n  # monotonic send time by target index
-
-
-@dataclass(frozen=True, slots=True)
-class _Group:
-    """Target indices ``start:end`` of one address family, sent through ``channel``."""
-
-    start: int
-    end: int
-    channel: IcmpChannel
-    packets: list[bytes]  # by echo number
-
-
-@dataclass(slots=True, eq=False)
-class _Sweep:
-    """One sweep's state, kept in flat lists indexed by target (no object per target:
-    fewer allocations, so less garbage-collector work while sweeping).
-
-    Indices ``0:n`` are the sendable targets grouped by address family; ``n:`` those
-    without a socket for their family (reported at once).
-    """
-
-    count: int
-    seqs: list[int]
-    targets: list[PingTarget]  # one per distinct address
-    hosts: list[str]  # the address as the socket reports a reply's source
-    sockaddrs: list[tuple[str, int]]
-    n: int
-    groups: list[_Group] = field(default_factory=list)
-    echoes: list[_Echo] = field(default_factory=list)
-    extra: dict[int, list[PingTarget]] = field(default_factory=dict)  # same address
-    rtts: list[tuple[float, ...]] = field(default_factory=list)  # in arrival order
-    resolved: list[int] = field(default_factory=list)  # echoes answered, lost or failed
-    started: list[datetime] = field(default_factory=list)
-    errors: dict[int, str] = field(default_factory=dict)
-    done: list[int] = field(default_factory=list)  # complete, not yet yielded
-    # (deadline of the batch's last echo, k, first index, end index), in send order
-    expiry: deque[tuple[float, int, int, int]] = field(default_factory=deque)
-    waiter: asyncio.Future[None] | None = None
-    failure: BaseException | None = None
-
-    def resolve(self, i: int) -> None:
-        """One more echo of target ``i`` is settled; the burst completes at ``count``."""
-        resolved = self.resolved[i] + 1
-        self.resolved[i] = resolved
-        if resolved == self.count:
-            self.done.append(i)
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def release(self) -> None:
-        """Drop the per-target state once the sweep is over: the cancelled driver's
-        traceback keeps the sweep itself alive until the next sweep."""
-        self.targets = []
-        self.hosts = []
-        self.sockaddrs = []
-        self.groups = []
-        self.echoes = []
-        self.extra = {}
-        self.rtts = []
-        self.resolved = []
-        self.started = []
-        self.errors = {}
-        self.done = []
-        self.expiry.clear()
-
-
 class IcmpSweeper:
     """Sweeps many targets with ICMP echo bursts over one socket per address family.
 
@@ -298,9 +173,9 @@ class IcmpSweeper:
         self._v6_error: str | None = None
         # sequence -> echo number k of a running sweep, whose ``waiting`` maps a host to
         # its target index: a reply costs two dict lookups and no allocation.
-        self._pending: dict[int, _Echo] = {}
+        self._pending: dict[int, Echo] = {}
         self._v6_hosts: dict[IPv6Address, str] = {}  # str() of an IPv6 address is slow
-        self._sweeps: set[_Sweep] = set()
+        self._sweeps: set[SweepState] = set()
         self._next_seq = secrets.randbelow(0x10000)
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -513,7 +388,7 @@ class IcmpSweeper:
             finally:
                 sweep.release()
 
-    def _plan(self, targets: Sequence[PingTarget]) -> _Sweep:
+    def _plan(self, targets: Sequence[PingTarget]) -> SweepState:
         count = self._settings.count
         pending = self._pending
         base = self._next_seq
@@ -541,7 +416,7 @@ class IcmpSweeper:
             extras.setdefault(host, []).append(target)
         hosts = [*first4, *first6]
         ordered = [*first4.values(), *first6.values()]
-        groups: list[_Group] = []
+        groups: list[Group] = []
         n = 0
         for version, firsts in ((4, first4), (6, first6)):
             if not firsts:
@@ -558,10 +433,10 @@ class IcmpSweeper:
                 )
                 for seq in seqs
             ]
-            groups.append(_Group(n, n + len(firsts), channel, packets))
+            groups.append(Group(n, n + len(firsts), channel, packets))
             n += len(firsts)
         total = len(hosts)
-        sweep = _Sweep(
+        sweep = SweepState(
             count=count,
             seqs=seqs,
             targets=ordered,
@@ -571,7 +446,7 @@ class IcmpSweeper:
             groups=groups,
             rtts=[()] * total,
             resolved=[0] * total,
-            started=[_NOT_STARTED] * total,
+            started=[NOT_STARTED] * total,
         )
         if extras:
             index = {host: i for i, host in enumerate(hosts)}
@@ -584,7 +459,7 @@ class IcmpSweeper:
                 sweep.errors[i] = error
                 sweep.resolved[i] = count
                 sweep.done.append(i)
-        sweep.echoes = [_Echo(sweep, n) for _ in seqs]
+        sweep.echoes = [Echo(sweep, n) for _ in seqs]
         for seq, echo in zip(seqs, sweep.echoes, strict=True):
             pending[seq] = echo
         return sweep
@@ -612,7 +487,7 @@ class IcmpSweeper:
             return None
 
     @staticmethod
-    def _results(sweep: _Sweep, done: list[int]) -> list[PingResult]:
+    def _results(sweep: SweepState, done: list[int]) -> list[PingResult]:
         """The results of the complete targets ``done`` (and of their extra keys)."""
         targets = sweep.targets
         rtts = sweep.rtts
@@ -621,7 +496,7 @@ class IcmpSweeper:
         extra = sweep.extra
         count = sweep.count
         n = sweep.n
-        make = _make_result
+        make = make_result
         results: list[PingResult] = []
         append = results.append
         for i in done:
@@ -635,7 +510,7 @@ class IcmpSweeper:
                     append(make(other.key, other.address, started[i], sent, len(got), got, error))
         return results
 
-    async def _drive(self, sweep: _Sweep) -> None:
+    async def _drive(self, sweep: SweepState) -> None:
         """Send every echo on schedule, then expire what was never answered."""
         settings = self._settings
         n = sweep.n
@@ -677,7 +552,7 @@ class IcmpSweeper:
             if sweep.expiry:
                 await asyncio.sleep(max(0.0, sweep.expiry[0][0] - now))
 
-    def _next_wake(self, sweep: _Sweep, cursors: list[int], t0: float, step: float) -> float:
+    def _next_wake(self, sweep: SweepState, cursors: list[int], t0: float, step: float) -> float:
         n = sweep.n
         wake = t0 + cursors[0] * step if cursors[0] < n else float("inf")
         for k in range(1, sweep.count):
@@ -690,7 +565,7 @@ class IcmpSweeper:
         return 0.0 if delay <= 0 else max(delay, _MIN_WAKE)
 
     def _send(
-        self, sweep: _Sweep, k: int, start: int, stop: int, cutoff: float
+        self, sweep: SweepState, k: int, start: int, stop: int, cutoff: float
     ) -> tuple[int, bool]:
         """Send echo ``k`` to targets ``start:stop``; return (next index, retry?).
 
@@ -702,7 +577,7 @@ class IcmpSweeper:
             stop = bisect_right(sweep.echoes[k - 1].sent_at, cutoff, start, stop)
             if stop <= start:
                 return start, False
-        started = _NOT_STARTED if k else self._wall_clock()
+        started = NOT_STARTED if k else self._wall_clock()
         echo = sweep.echoes[k]
         waiting = echo.waiting
         sent_at = echo.sent_at
@@ -743,7 +618,7 @@ class IcmpSweeper:
             sweep.expiry.append((sent_at[end - 1] + self._settings.timeout, k, start, end))
         return end, retry
 
-    def _expire(self, sweep: _Sweep, now: float) -> None:
+    def _expire(self, sweep: SweepState, now: float) -> None:
         expiry = sweep.expiry
         hosts = sweep.hosts
         while expiry and expiry[0][0] <= now:

@@ -21,7 +21,8 @@ import pytest
 
 from nms.lab import safety_routes
 from probes.errors import IcmpPermissionError, LocalProtocolError, ProbeConfigError
-from probes.icmp.sweeper import IcmpSweeper, SweepSettings, _Echo, _make_result, _Sweep
+from probes.icmp.sweep_state import Echo, SweepState, make_result
+from probes.icmp.sweeper import IcmpSweeper, SweepSettings
 from probes.observation import PingResult, PingTarget
 from tests.conftest import require_root
 
@@ -293,7 +294,7 @@ def test_fast_result_is_the_same_frozen_ping_result() -> None:
     address = ipaddress.IPv4Address("127.0.0.9")
     started = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     for rtts, error in (((0.001, 0.002), None), ((), "EHOSTUNREACH")):
-        fast = _make_result("ntu-9", address, started, 2, len(rtts), rtts, error)
+        fast = make_result("ntu-9", address, started, 2, len(rtts), rtts, error)
         slow = PingResult("ntu-9", address, started, 2, len(rtts), rtts, error)
         assert type(fast) is PingResult
         assert fast == slow
@@ -327,6 +328,6 @@ async def test_nothing_of_a_finished_sweep_stays_alive() -> None:
             assert len(results) == 30
         del results
         gc.collect()
-        kinds = (_Sweep, _Echo)
+        kinds = (SweepState, Echo)
         assert [o for o in gc.get_objects() if isinstance(o, kinds)] == []
         assert sweeper._pending == {}
