@@ -409,10 +409,14 @@ class IcmpSweeper:
                 host = ntoa(address.packed)  # what recvfrom reports; 7x faster than str()
                 if first4.setdefault(host, target) is target:
                     continue
-            else:
+            elif isinstance(address, IPv6Address):
                 host = v6_host(address)
                 if first6.setdefault(host, target) is target:
                     continue
+            else:
+                raise ProbeConfigError(
+                    "targets", f"{target.key!r}: {address!r} is not an IPv4 or IPv6 address"
+                )
             extras.setdefault(host, []).append(target)
         hosts = [*first4, *first6]
         ordered = [*first4.values(), *first6.values()]

@@ -331,3 +331,14 @@ async def test_nothing_of_a_finished_sweep_stays_alive() -> None:
         kinds = (SweepState, Echo)
         assert [o for o in gc.get_objects() if isinstance(o, kinds)] == []
         assert sweeper._pending == {}
+
+
+async def test_a_target_without_an_ip_address_is_refused() -> None:
+    require_root()
+    bad = PingTarget("ntu-bad", "127.0.0.1")  # type: ignore[arg-type]
+    async with IcmpSweeper(settings=FAST) as sweeper:
+        with pytest.raises(ProbeConfigError) as info:
+            await sweeper.sweep_all([*loopback(3), bad])
+        assert info.value.field == "targets"
+        assert "ntu-bad" in str(info.value)
+        assert sweeper._pending == {}
