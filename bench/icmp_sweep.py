@@ -11,7 +11,9 @@ Two scenarios, each run with both tools, same targets, same timeout:
 
 For each tool it prints wall seconds, hosts per second and CPU seconds per 1,000
 hosts: ``getrusage(RUSAGE_SELF)`` deltas around our sweep (it runs in this process),
-``getrusage(RUSAGE_CHILDREN)`` deltas around the fping subprocess. The two tools take
+``getrusage(RUSAGE_CHILDREN)`` deltas around the fping subprocess (our sweep starts
+after a ``gc.collect()`` of the harness's own garbage, the target list it just built:
+in a running ``nms`` the targets are old objects). The two tools take
 turns (ours, fping, fping, ours, ...), so each run's ratio compares runs made under the
 same machine load; each figure in the tables is the median of ``--repeat`` runs, and
 the last lines say, run by run, whether ours reached fping's throughput. Not a
