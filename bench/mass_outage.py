@@ -224,7 +224,9 @@ def report(
         return
     detect = [(ts(c["detected_at"]) - ts(c["outage_start"])).total_seconds() for c in cases]
     late = [
-        (ts(c["created_at"]) - ts(c["outage_start"]) - timedelta(seconds=down_after)).total_seconds()
+        (
+            ts(c["created_at"]) - ts(c["outage_start"]) - timedelta(seconds=down_after)
+        ).total_seconds()
         for c in cases
     ]
     opening = [(ts(c["created_at"]) - ts(c["detected_at"])).total_seconds() for c in cases]
