@@ -287,30 +287,39 @@ class IncidentService:
     ) -> list[str]:
         """The rules of ``_open_incident`` for each request, the new cases in bulk.
 
-        A request whose key has no case being worked (and no P2 to upgrade, no
-        upstream incident to link) opens a brand-new case: those are inserted
-        together (``store.insert_cases``, with their outage intervals). Any other
-        request (an open or solved case for its key: a repeat or a recurrence; an
-        upgrade; a link) runs ``_open_incident`` as one call would. A key twice in
-        the batch gets the case its first request opened or found.
+        A request whose key has no open case (and no P2 to upgrade, no upstream
+        incident to link) opens a brand-new case: those are inserted together
+        (``store.insert_cases``, with their outage intervals). A request whose
+        case is still being worked is a repeat: its reference, and its outage
+        history made sure of, together with the others (``_record_repeats``). Any
+        other request (a solved case for its key: a recurrence, or its window's
+        late end; an upgrade; a link) runs ``_open_incident`` as one call would. A
+        key twice in the batch gets the case its first request opened or found.
         """
         keys = [r.dedup_key for r in requests]
         keys += [r.supersedes for r in requests if r.supersedes is not None]
-        taken = await repository.open_dedup_keys(session, dedup_keys=keys)
+        taken = await repository.open_cases_by_dedup_key(session, dedup_keys=keys)
         refs: dict[str, str] = {}
         fresh: dict[str, IncidentOpen] = {}
+        repeats: list[tuple[Case, IncidentOpen]] = []
         for request in requests:
             key = request.dedup_key
             if key in refs or key in fresh:
                 continue
-            if (
-                key in taken
+            case = taken.get(key)
+            if case is not None and case.status in WORKING_STATUSES:
+                # Still being worked: the same outage (a retry, a late message).
+                repeats.append((case, request))
+                refs[key] = case.ref
+            elif (
+                case is not None
                 or (request.supersedes is not None and request.supersedes in taken)
                 or request.parent_key is not None
             ):
                 refs[key] = await self._open_incident(session, request)
             else:
                 fresh[key] = request
+        await _record_repeats(session, repeats)
         if fresh:
             for key, ref in (await self._insert_new(session, list(fresh.values()))).items():
                 refs[key] = ref
@@ -534,6 +543,22 @@ def _new_case(
     if parent is not None:
         data["parent"] = parent.ref
     return case, data
+
+
+async def _record_repeats(
+    session: AsyncSession, repeats: Sequence[tuple[Case, IncidentOpen]]
+) -> None:
+    """``_open_incident`` for requests whose case is still being worked, in bulk.
+
+    For such a case the lifecycle's ``Recur`` changes nothing (the same outage), so
+    what is left of one call is ``_record_open``: a P1 ends the case's open
+    degraded intervals at its outage start, and the case's own interval is made sure
+    of.
+    """
+    own = [(case, request) for case, request in repeats if _records_own(case, request)]
+    downs = {case.id: request.outage_start for case, request in own if request.priority == "P1"}
+    await recorder.close_cases(session, downs, kind=OutageKind.DEGRADED)
+    await recorder.ensure_open_many(session, [_own_interval(c, r) for c, r in own])
 
 
 def _records_own(case: Case, request: IncidentOpen) -> bool:

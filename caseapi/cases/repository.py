@@ -99,12 +99,17 @@ async def get_last_case_by_dedup_key(session: AsyncSession, *, dedup_key: str) -
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def open_dedup_keys(session: AsyncSession, *, dedup_keys: Sequence[str]) -> set[str]:
-    """Those of ``dedup_keys`` that have a non-terminal case (not locked)."""
-    found: set[str] = set()
+async def open_cases_by_dedup_key(
+    session: AsyncSession, *, dedup_keys: Sequence[str]
+) -> dict[str, Case]:
+    """The non-terminal case of each of ``dedup_keys`` that has one, locked for update
+    (in id order) as ``get_open_case_by_dedup_key`` locks one."""
+    found: dict[str, Case] = {}
     for chunk in _chunks(sorted(set(dedup_keys))):
-        stmt = select(Case.dedup_key).where(Case.dedup_key.in_(chunk), _open())
-        found.update(key for key in (await session.scalars(stmt)).all() if key is not None)
+        stmt = select(Case).where(Case.dedup_key.in_(chunk), _open()).order_by(Case.id)
+        for case in (await session.scalars(_for_update(session, stmt))).all():
+            if case.dedup_key is not None:
+                found[case.dedup_key] = case
     return found
 
 

@@ -207,6 +207,23 @@ async def close_case(
     await session.flush()
 
 
+async def close_cases(
+    session: AsyncSession, ends: Mapping[int, datetime], *, kind: OutageKind | None = None
+) -> None:
+    """``close_case`` for each case id of ``ends`` at its time, in a few statements."""
+    case_ids = sorted(ends)
+    for start in range(0, len(case_ids), 500):
+        stmt = select(OutageInterval).where(
+            OutageInterval.case_id.in_(case_ids[start : start + 500]),
+            OutageInterval.end_at.is_(None),
+            *([OutageInterval.kind == kind.value] if kind is not None else []),
+        )
+        for row in (await session.scalars(stmt)).all():
+            assert row.case_id is not None
+            row.end_at = max(row.start_at, ends[row.case_id])
+    await session.flush()
+
+
 async def record_statuses(session: AsyncSession, updates: Sequence[NtuStatusUpdate]) -> None:
     """Open and end ``no_data`` intervals from a batch of status reports.
 
