@@ -52,8 +52,9 @@ from caseapi.ntus import repository as ntu_repository
 from caseapi.ntus.models import Ntu
 from caseapi.oncall import service as staff_alerts
 from caseapi.oncall import store as oncall_store
-from caseapi.teams.assign import team_for_new_case
+from caseapi.teams.assign import facts_from, team_for_new_case
 from caseapi.teams.repository import routing_rules
+from caseapi.teams.routing import route
 
 #: Snapshot fields stored as ``cases`` columns of the same name.
 _CASE_FIELDS: Final = tuple(f.name for f in fields(CaseSnapshot) if f.name != "commitments")
@@ -192,10 +193,11 @@ async def insert_cases(
     Each ``(case, data)`` gets what ``insert_case`` gives one case: a reference (taken
     in order, in one counter update), status ``new`` at L1, the SLA deadlines of its
     own policy, its ``opened`` entry with ``data``, the customer's notification and
-    the staff alerts of that entry, and its team from the routing rules. The inserts
-    go in one statement per table (a lost race for a dedup key raises
-    ``IntegrityError`` at the first flush, as for one case); only the organisation's
-    parts (staff alerts, routing), when it has any, still run case by case.
+    the staff alerts of that entry, and its team from the routing rules (with its
+    ``team_assigned`` entry). The inserts go in one statement per table (a lost race
+    for a dedup key raises ``IntegrityError`` at the first flush, as for one case);
+    only an organisation's on-call (staff alerts), when it has one, still runs case
+    by case.
 
     Returns the ``opened`` entries, in the order of ``new``.
     """
@@ -208,7 +210,10 @@ async def insert_cases(
     ntus = await ntu_repository.get_ntus(
         session, ntu_ids=[c.ntu_id for c in cases if c.ntu_id is not None]
     )
+    alerts = await oncall_store.configured(session)
+    rules = await routing_rules(session)
     refs = await repository.next_case_refs(session, year=now.year, count=len(cases))
+    assigned: list[tuple[Case, str]] = []
     for case, ref in zip(cases, refs, strict=True):
         customer = customers.get(case.customer_id) if case.customer_id is not None else None
         ntu = ntus.get(case.ntu_id) if case.ntu_id is not None else None
@@ -217,6 +222,13 @@ async def insert_cases(
         # query would find none).
         values = {name: getattr(case, name) for name in _CASE_FIELDS}
         case.next_due_at = lifecycle.next_due_at(CaseSnapshot(**values, commitments=()))
+        if rules and not alerts:
+            # Routed before the insert: without staff alerts nothing reads the team
+            # between the ``opened`` entry and ``team_assigned`` (which follows it).
+            team = route(rules, facts_from(case, ntu=ntu, customer=customer))
+            if team is not None:
+                case.team_id = team
+                assigned.append((case, team))
     session.add_all(cases)
     await session.flush()
     events = [
@@ -229,8 +241,6 @@ async def insert_cases(
         )
         for case, data in new
     ]
-    alerts = await oncall_store.configured(session)
-    routing = bool(await routing_rules(session))
     if alerts:
         session.add_all(events)  # the staff alerts name their entry by its id
         await session.flush()
@@ -238,11 +248,29 @@ async def insert_cases(
         await bulk_insert(session, CaseEvent, events)
     notes = [notices.notification_for(case=c, event=e) for c, e in zip(cases, events, strict=True)]
     await bulk_insert(session, Notification, [n for n in notes if n is not None])
-    if alerts or routing:
+    if alerts:
+        # The organisation's on-call: case by case, in the order ``insert_case`` keeps.
         for case, event in zip(cases, events, strict=True):
-            if alerts:
-                await staff_alerts.on_case_event(session, case=case, event=event)
+            await staff_alerts.on_case_event(session, case=case, event=event)
             await _assign_team(session, case, now=now)
+    elif assigned:
+        routed = [
+            CaseEvent(
+                case_id=case.id,
+                at=now,
+                kind=CaseEventKind.TEAM_ASSIGNED,
+                actor="system",
+                data={"team": team, "by": "routing"},
+            )
+            for case, team in assigned
+        ]
+        await bulk_insert(session, CaseEvent, routed)
+        # ``team_assigned`` tells no customer; asked all the same, as record_event does.
+        notes = [
+            notices.notification_for(case=c, event=e)
+            for (c, _), e in zip(assigned, routed, strict=True)
+        ]
+        await bulk_insert(session, Notification, [n for n in notes if n is not None])
     return events
 
 

@@ -35,6 +35,7 @@ from caseapi.reports.models import OutageInterval
 from nms.clock import FakeClock
 from tests.caseapi.conftest import START, Database, incident
 from tests.caseapi.test_staff_alerts import _organisation
+from tests.caseapi.test_teams import organise
 
 TWINS = ("twa", "twb")
 #: Row ids and secrets differ between the twins by construction.
@@ -136,12 +137,14 @@ async def _dump(database: Database, twin: str) -> list[str]:
     return sorted(t.replace(f"{twin}-", "tw-") for t in text)
 
 
-@pytest.mark.parametrize("organised", [False, True], ids=["no-organisation", "organisation"])
+@pytest.mark.parametrize("organisation", ["none", "routing", "on-call"])
 async def test_a_batch_writes_what_one_call_per_request_writes(
-    database: Database, incidents: IncidentService, clock: FakeClock, organised: bool
+    database: Database, incidents: IncidentService, clock: FakeClock, organisation: str
 ) -> None:
     await _fleet(database)
-    if organised:
+    if organisation == "routing":
+        await organise(database)  # teams and routing rules, no on-call: no staff alerts
+    elif organisation == "on-call":
         await _organisation(database)
     for twin in TWINS:
         await _history(incidents, database, twin)

@@ -28,9 +28,10 @@ NTUS = 500
 DOWN_AFTER = 4.0
 INTERVAL = 1.0
 #: Beyond the rule: the burst's timeout (0.3 s) and spacing, the detector's batching,
-#: opening the 500 cases (about 0.5 ms each, in bulk) and a loaded CI machine. Before
-#: the cases were opened in bulk (about 9 ms each) the last one came 4-5 s late.
-MARGIN = 2.5
+#: opening the 500 cases (about 0.5 ms each, in bulk) and a loaded CI machine. Here
+#: (load average 4) the last P1 came 6.1-6.5 s after the fault, against 8 s allowed;
+#: with the cases opened one by one (about 9 ms each), 9.3 s.
+MARGIN = 3.0
 
 
 def ts(text: str) -> datetime:
