@@ -28,10 +28,12 @@ NTUS = 500
 DOWN_AFTER = 4.0
 INTERVAL = 1.0
 #: Beyond the rule: the burst's timeout (0.3 s) and spacing, the detector's batching,
-#: opening the 500 cases (about 0.5 ms each, in bulk) and a loaded CI machine. Here
-#: (load average 4) the last P1 came 6.1-6.5 s after the fault, against 8 s allowed;
-#: with the cases opened one by one (about 9 ms each), 9.3 s.
-MARGIN = 3.0
+#: opening the 500 cases (about 0.5 ms each, in bulk) and a loaded machine. Here the
+#: last P1 came 6.1-6.5 s after the fault at load average 4, 7.6 s at 6; with the
+#: cases opened one by one (about 9 ms each), 9.3 s and 10.1 s.
+MARGIN = 3.5
+#: From detection to the case, for every P1 (here at most 0.2 s; one by one, 1.8 s).
+OPENING = 1.0
 
 
 def ts(text: str) -> datetime:
@@ -103,11 +105,7 @@ def test_500_ntus_down_at_once_open_one_p1_each_in_time(fleet: LabFleet, nms: Nm
             assert ts(case["outage_start"]) >= fault - timedelta(seconds=INTERVAL)
             detected = (ts(case["detected_at"]) - ts(case["outage_start"])).total_seconds()
             assert detected >= DOWN_AFTER
+        opening = max((ts(c["created_at"]) - ts(c["detected_at"])).total_seconds() for c in cases)
+        assert opening <= OPENING, f"a P1 opened {opening:.2f} s after its detection"
         assert _opened_notices(nms.database) == NTUS
         assert _count(nms, "/v1/ntus", status="down") == NTUS
-        fleet.link_up(fleet.hosts[0])
-        wait_for(
-            "every P1 solved",
-            lambda: _count(nms, "/v1/cases", status="solved") == NTUS,
-            timeout=20,
-        )
