@@ -105,6 +105,38 @@ async def get_last_case_by_dedup_key(session: AsyncSession, *, dedup_key: str) -
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def open_cases_by_dedup_key(
+    session: AsyncSession, *, dedup_keys: Sequence[str]
+) -> dict[str, Case]:
+    """The non-terminal case of each of ``dedup_keys`` that has one, locked for update
+    (in id order) as ``get_open_case_by_dedup_key`` locks one."""
+    found: dict[str, Case] = {}
+    for chunk in _chunks(sorted(set(dedup_keys))):
+        stmt = select(Case).where(Case.dedup_key.in_(chunk), _open()).order_by(Case.id)
+        for case in (await session.scalars(_for_update(session, stmt))).all():
+            if case.dedup_key is not None:
+                found[case.dedup_key] = case
+    return found
+
+
+async def last_cases_by_dedup_key(
+    session: AsyncSession, *, dedup_keys: Sequence[str]
+) -> dict[str, Case]:
+    """The newest case of each of ``dedup_keys`` that has one, in any status."""
+    found: dict[str, Case] = {}
+    for chunk in _chunks(sorted(set(dedup_keys))):
+        newest = select(func.max(Case.id)).where(Case.dedup_key.in_(chunk)).group_by(Case.dedup_key)
+        for case in (await session.scalars(select(Case).where(Case.id.in_(newest)))).all():
+            if case.dedup_key is not None:
+                found[case.dedup_key] = case
+    return found
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    # Bounded IN lists: SQLite caps the bound parameters of one statement.
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
 async def working_refs_by_dedup_key(session: AsyncSession, *, prefix: str) -> dict[str, str]:
     """Dedup key -> reference of every case still being worked whose key starts with ``prefix``."""
     stmt = select(Case.dedup_key, Case.ref).where(
@@ -168,6 +200,12 @@ async def next_case_ref(session: AsyncSession, *, year: int) -> str:
     """
     sequence = await next_in_year(session, CaseRefCounter, year=year)
     return format_case_ref(year=year, sequence=sequence)
+
+
+async def next_case_refs(session: AsyncSession, *, year: int, count: int) -> list[str]:
+    """Take the next ``count`` references for ``year`` at once, in order."""
+    last = await next_in_year(session, CaseRefCounter, year=year, count=count)
+    return [format_case_ref(year=year, sequence=n) for n in range(last - count + 1, last + 1)]
 
 
 def format_case_ref(*, year: int, sequence: int) -> str:
