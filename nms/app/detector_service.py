@@ -64,6 +64,7 @@ def build_detector(
         icmp_enabled=settings.probes.icmp.enabled,
         # An SNMP verdict on the WAN interface stays valid for about two polls.
         snmp_max_age=settings.probes.snmp.interval * 2.5,
+        refresh=d.refresh,
     )
 
 
@@ -170,6 +171,7 @@ class DetectorService:
         skip: SkipTarget,
         planner: TargetPlanner | None = None,
         after_each: Callable[[], Awaitable[None]] | None = None,
+        flush_at_stop: bool = False,
     ) -> None:
         """Args:
         batches: Where observations come from (called once, consumed until cancelled).
@@ -178,12 +180,16 @@ class DetectorService:
             where the probes run elsewhere).
         after_each: Awaited after every batch and every tick (the distributed leader
             publishes the state changes they made).
+        flush_at_stop: Write the probe figures ``detector.refresh`` held back when
+            leaving (``nms run``; not a distributed leader, whose successor may
+            already be writing when it leaves).
         """
         self._settings = settings
         self._clock = clock
         self._inventory = inventory
         self._batches = batches
         self._after_each = after_each
+        self._flush_at_stop = flush_at_stop
         self.detector = build_detector(settings, sessionmaker=sessionmaker, clock=clock, sink=sink)
         self.maintenance = MaintenanceWatcher(
             sessionmaker=sessionmaker, detector=self.detector, planner=skip, clock=clock
@@ -243,6 +249,13 @@ class DetectorService:
         tb: TracebackType | None,
     ) -> None:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if not self._flush_at_stop:
+            return
+        try:
+            # The probe figures ``detector.refresh`` held back, so a clean stop loses none.
+            await self.detector.flush()
+        except Exception:
+            log.exception("could not save the detector state at stop")
 
     async def run(self) -> None:
         """Consume, tick, follow maintenance and the inventory file until cancelled."""

@@ -122,6 +122,7 @@ async def _serve(
                 batches=bus.batches,
                 skip=planner,
                 planner=planner,
+                flush_at_stop=True,
             )
             limiter = build_rate_limiter(settings.api)
             stack.push_async_callback(limiter.close)
