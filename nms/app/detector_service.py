@@ -18,6 +18,7 @@ sets go (the local probe loops or the probe shards) differ.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -114,6 +115,7 @@ class InventoryReloader:
         if self._planner is not None:
             self._planner.set_inventory(inventory)
         self.current = inventory
+        gc.freeze()  # the new inventory lives on, as the first one (``nms.app.embedded``)
         log.info("inventory reloaded from %s: %s", self._path, diff.summary())
         return True
 
