@@ -37,6 +37,7 @@ from nms.clock import Clock
 from nms.detector.availability import Rules
 from nms.detector.engine import Detector, profile_thresholds
 from nms.errors import InventoryError, OrganisationError
+from nms.inventory.loader import InventoryCache
 from nms.inventory.model import Inventory
 from nms.inventory.sync import sync_inventory
 from nms.organisation.sync import sync_organisation
@@ -86,10 +87,13 @@ class InventoryReloader:
         detector: Detector,
         planner: TargetPlanner | None,
         clock: Clock,
+        cache: InventoryCache | None = None,
     ) -> None:
         self._settings = settings
         self._path = path
         self.current = current
+        # The entries of the file as last loaded: a reload parses only the changed ones.
+        self._cache = cache if cache is not None else InventoryCache()
         self._sessionmaker = sessionmaker
         self._detector = detector
         self._planner = planner
@@ -101,7 +105,7 @@ class InventoryReloader:
 
     async def reload(self) -> bool:
         try:
-            inventory = load_settings_inventory(self._settings, self._path)
+            inventory = load_settings_inventory(self._settings, self._path, cache=self._cache)
             profile_thresholds(inventory, self._settings.detector.degraded)
         except InventoryError as exc:
             log.error(
@@ -110,7 +114,7 @@ class InventoryReloader:
                 "\n  ".join(exc.problems),
             )
             return False
-        diff = await sync_inventory(self._sessionmaker, inventory)
+        diff = await sync_inventory(self._sessionmaker, inventory, previous=self.current)
         self._detector.set_inventory(inventory)
         if self._planner is not None:
             self._planner.set_inventory(inventory)
@@ -174,6 +178,7 @@ class DetectorService:
         planner: TargetPlanner | None = None,
         after_each: Callable[[], Awaitable[None]] | None = None,
         flush_at_stop: bool = False,
+        inventory_cache: InventoryCache | None = None,
     ) -> None:
         """Args:
         batches: Where observations come from (called once, consumed until cancelled).
@@ -185,6 +190,9 @@ class DetectorService:
         flush_at_stop: Write the probe figures ``detector.refresh`` held back when
             leaving (``nms run``; not a distributed leader, whose successor may
             already be writing when it leaves).
+        inventory_cache: What loading ``inventory`` learnt of the file's entries
+            (``load_checked_inventory``), so that even the first reload parses only
+            what changed.
         """
         self._settings = settings
         self._clock = clock
@@ -208,6 +216,7 @@ class DetectorService:
                 detector=self.detector,
                 planner=planner,
                 clock=clock,
+                cache=inventory_cache,
             )
         )
 
