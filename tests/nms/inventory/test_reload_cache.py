@@ -96,7 +96,9 @@ def test_a_changed_anchor_or_an_unusual_layout_parses_the_whole_file(tmp_path: P
     "bad",
     [
         pytest.param({"n004": ntu(4).replace("127.9.1.4", "127.9.1.5")}, id="duplicate address"),
-        pytest.param({"n004": ntu(4).replace("customer: beta", "customer: nobody")}, id="unknown customer"),
+        pytest.param(
+            {"n004": ntu(4).replace("customer: beta", "customer: nobody")}, id="unknown customer"
+        ),
         pytest.param({"n004": ntu(4, site="[unclosed")}, id="not YAML"),
         pytest.param({"n004": ntu(4).replace("parent: agg-1", "parnt: agg-1")}, id="unknown key"),
         pytest.param({"n004": ntu(4, snmp="    snmp: *nothing\n")}, id="undefined alias"),
