@@ -251,6 +251,7 @@ def probe_counters(page: bytes) -> dict[str, float]:
 class Figures:
     ntus: int
     startup: float = 0.0
+    startup_cpu: float = 0.0
     all_up: float | None = None
     window: float = 0.0
     core_share: float = 0.0
@@ -301,7 +302,11 @@ def run_size(args: argparse.Namespace, ntus: int, workdir: Path) -> Figures:
         print(f"\n== {ntus:,} NTUs (load average {load_average()}) ==", flush=True)
         nms.start(workdir)
         fig.startup = nms.wait_log(r"nms running", 1, timeout=args.startup_timeout)
-        print(f"  start-up to 'nms running': {fig.startup:.1f} s", flush=True)
+        fig.startup_cpu = cpu_seconds(nms.pid)
+        print(
+            f"  start-up to 'nms running': {fig.startup:.1f} s ({fig.startup_cpu:.1f} s CPU)",
+            flush=True,
+        )
         t0 = time.monotonic()
         while time.monotonic() - t0 < args.up_timeout:
             nms.check()
@@ -336,7 +341,10 @@ def run_size(args: argparse.Namespace, ntus: int, workdir: Path) -> Figures:
         if args.restart:
             nms.start(workdir)
             fig.restart = nms.wait_log(r"nms running", 2, timeout=args.startup_timeout)
-            print(f"  restart (resumes saved states) to 'nms running': {fig.restart:.1f} s")
+            print(
+                f"  restart (resumes saved states) to 'nms running': {fig.restart:.1f} s "
+                f"({cpu_seconds(nms.pid):.1f} s CPU)"
+            )
     finally:
         nms.stop()
         if snmpd is not None:
@@ -466,7 +474,7 @@ def report(figures: list[Figures], args: argparse.Namespace) -> None:
             for m in ("all", "not_up", "none")
         )
         print(
-            f"| {f.ntus:,} | {f.startup:.1f} s | "
+            f"| {f.ntus:,} | {f.startup:.1f} s ({f.startup_cpu:.0f} s CPU) | "
             f"{'-' if f.all_up is None else f'{f.all_up:.0f} s'} | "
             f"{f.core_share * 100:.1f} % ({f.observed * 100:.0f} %; "
             f"{f.production_share * 100:.1f} %) | {first:.0f} -> {last:.0f} ({peak:.0f}) MiB | "
