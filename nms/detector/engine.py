@@ -5,8 +5,11 @@ and the quality machine (``nms.detector.degradation``: P2 on degraded or intermi
 service). ICMP and SNMP results are fused into one verdict by the pure rules of
 ``nms.detector.fusion``; this engine feeds the machines, executes their actions
 through the case service (``nms.detector.cases``), and after every batch writes the
-changed machine states to its own table and reports the public status of the NTUs
-it saw to the case service (``IncidentSink.report_ntu_status``).
+changed machine states to its own table and reports the changed public statuses of
+the NTUs it saw to the case service (``IncidentSink.report_ntu_status``); the probe
+figures alone of an NTU that stays up are written every ``refresh``. Time-based
+rules cost what is due: a tick steps the entries whose ``stale_after`` deadline has
+come (``nms.detector.deadlines``) and retries the case calls still pending.
 
 A new state is kept only once its actions succeeded: if the case service fails, the
 NTU stays where it was and the next event tries again (the calls are idempotent by
