@@ -89,10 +89,12 @@ def ntu_address(i: int) -> ipaddress.IPv4Address:
     return address
 
 
-def write_inventory(
-    path: Path, ntus: int, snmp_every: int, *, site_of_first: str = "Site 0"
-) -> None:
-    """Written to a temporary name and renamed: a reload never reads half a file."""
+def write_inventory(path: Path, ntus: int, snmp_every: int, *, moved: str | None = None) -> None:
+    """Written to a temporary name and renamed: a reload never reads half a file.
+
+    ``moved``: the new site of the middle NTU (a reload that changes one NTU; not the
+    first, whose ``snmp`` block the others alias).
+    """
     lines = ["customers:"]
     lines += [f"  - {{id: cust{c}, name: Customer {c}}}" for c in range((ntus + 19) // 20)]
     lines.append("nodes:")
@@ -101,7 +103,7 @@ def write_inventory(
     lines.append("ntus:")
     anchored = False
     for i in range(ntus):
-        site = site_of_first if i == 0 else f"Site {i}"
+        site = moved if moved is not None and i == ntus // 2 else f"Site {i}"
         entry = (
             f"  - id: ntu-{i:06d}\n    customer: cust{i // 20}\n    service_id: SVC-{i}\n"
             f'    site: {site}\n    address: "{ntu_address(i)}"\n    parent: agg-{i // 500}'
@@ -420,7 +422,7 @@ def work_normalised(
 
 def measure_reload(args: argparse.Namespace, nms: Proc, inventory: Path, fig: Figures) -> None:
     """One NTU's site changes; SIGHUP; until the process logs the reload done."""
-    write_inventory(inventory, fig.ntus, args.snmp_every, site_of_first="Site moved")
+    write_inventory(inventory, fig.ntus, args.snmp_every, moved="Site moved")
     done = nms.log_count(r"inventory reloaded from")
     c0 = cpu_seconds(nms.pid)
     assert nms.popen is not None
