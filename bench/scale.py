@@ -496,11 +496,14 @@ def main() -> None:
         "--snmp-every", type=int, default=3, help="every Nth NTU has SNMP (0: none)"
     )
     parser.add_argument("--refresh", default="1m", help="detector.refresh")
+    parser.add_argument("--snmp-port", type=int, default=SNMP_PORT, help="of the bench's snmpd")
     parser.add_argument("--startup-timeout", type=float, default=300.0)
     parser.add_argument("--up-timeout", type=float, default=300.0)
     parser.add_argument("--no-restart", dest="restart", action="store_false")
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
     args = parser.parse_args()
+    global SNMP_PORT  # one snmpd per bench run, named in the inventory
+    SNMP_PORT = args.snmp_port
     figures = []
     for ntus in args.ntus:
         workdir = Path(tempfile.mkdtemp(prefix=f"nms-scale-{ntus}-"))
