@@ -496,7 +496,7 @@ def main() -> None:
         "--snmp-every", type=int, default=3, help="every Nth NTU has SNMP (0: none)"
     )
     parser.add_argument("--refresh", default="1m", help="detector.refresh")
-    parser.add_argument("--snmp-port", type=int, default=SNMP_PORT, help="of the bench's snmpd")
+    parser.add_argument("--snmp-port", type=int, default=11161, help="of the bench's snmpd")
     parser.add_argument("--startup-timeout", type=float, default=300.0)
     parser.add_argument("--up-timeout", type=float, default=300.0)
     parser.add_argument("--no-restart", dest="restart", action="store_false")
