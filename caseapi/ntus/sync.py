@@ -7,8 +7,8 @@ a case is about) and the API reads them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -92,8 +92,9 @@ class InventoryDiff:
 
 
 def _row(record: CustomerRecord | NtuRecord | NodeRecord) -> dict[str, Any]:
-    row = asdict(record)
-    row.pop("contacts", None)  # a table of their own
+    # Shallow (``asdict`` deep-copies every value, seconds at 100,000 NTUs); the
+    # records are frozen and built for this call.
+    row = {f.name: getattr(record, f.name) for f in fields(record) if f.name != "contacts"}
     for name in ("probe", "attributes"):
         if name in row:
             row[name] = dict(row[name])
@@ -106,8 +107,13 @@ async def sync_inventory(
     customers: Sequence[CustomerRecord],
     ntus: Sequence[NtuRecord],
     nodes: Sequence[NodeRecord],
+    unchanged: Collection[str] = (),
 ) -> InventoryDiff:
     """Make the stored customers, NTUs and nodes match the records, in one transaction.
+
+    ``unchanged`` are the ids of further NTUs whose records are the ones the caller
+    stored with its previous call: kept as they are, neither read nor compared (a
+    reload of 100,000 NTUs that changed one reads one).
 
     NTU states and cases are left alone: an NTU that leaves and comes back keeps its
     history. Customers are added and updated, never deleted (cases refer to them).
@@ -120,15 +126,25 @@ async def sync_inventory(
             e-mail address (nothing changes).
     """
     async with session_scope(sessionmaker, write=True) as session:
-        existing = {row.id: row for row in (await session.scalars(select(Ntu))).all()}
+        table = Ntu.__table__
         wanted = {record.id: _row(record) for record in ntus}
-        added = tuple(sorted(set(wanted) - set(existing)))
-        removed = tuple(sorted(set(existing) - set(wanted)))
+        keep = set(unchanged) - set(wanted)
+        stored = set((await session.scalars(select(table.c.id))).all())
+        query = select(table)  # plain rows, not ORM objects
+        if len(wanted) <= _FEW:
+            query = query.where(table.c.id.in_(list(wanted)))
+        existing = {
+            row["id"]: row
+            for row in (await session.execute(query)).mappings()
+            if row["id"] in wanted
+        }
+        added = tuple(sorted(set(wanted) - stored))
+        removed = tuple(sorted(stored - set(wanted) - keep))
         changed = tuple(
             sorted(
                 ntu_id
                 for ntu_id in set(wanted) & set(existing)
-                if any(getattr(existing[ntu_id], k) != v for k, v in wanted[ntu_id].items())
+                if any(existing[ntu_id][k] != v for k, v in wanted[ntu_id].items())
             )
         )
         await upsert(session, Customer, [_row(c) for c in customers], ["id"])
@@ -145,6 +161,10 @@ async def sync_inventory(
         await upsert(session, Node, node_rows, ["id"])
         await session.commit()
     return InventoryDiff(added=added, removed=removed, changed=changed)
+
+
+_FEW = 500
+"""Up to this many NTUs to compare are read by id, more with one read of the table."""
 
 
 async def _sync_contacts(session: AsyncSession, customers: Sequence[CustomerRecord]) -> None:

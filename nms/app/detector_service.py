@@ -18,6 +18,7 @@ sets go (the local probe loops or the probe shards) differ.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,6 +37,7 @@ from nms.clock import Clock
 from nms.detector.availability import Rules
 from nms.detector.engine import Detector, profile_thresholds
 from nms.errors import InventoryError, OrganisationError
+from nms.inventory.loader import InventoryCache
 from nms.inventory.model import Inventory
 from nms.inventory.sync import sync_inventory
 from nms.organisation.sync import sync_organisation
@@ -64,6 +66,7 @@ def build_detector(
         icmp_enabled=settings.probes.icmp.enabled,
         # An SNMP verdict on the WAN interface stays valid for about two polls.
         snmp_max_age=settings.probes.snmp.interval * 2.5,
+        refresh=d.refresh,
     )
 
 
@@ -84,10 +87,13 @@ class InventoryReloader:
         detector: Detector,
         planner: TargetPlanner | None,
         clock: Clock,
+        cache: InventoryCache | None = None,
     ) -> None:
         self._settings = settings
         self._path = path
         self.current = current
+        # The entries of the file as last loaded: a reload parses only the changed ones.
+        self._cache = cache if cache is not None else InventoryCache()
         self._sessionmaker = sessionmaker
         self._detector = detector
         self._planner = planner
@@ -99,7 +105,7 @@ class InventoryReloader:
 
     async def reload(self) -> bool:
         try:
-            inventory = load_settings_inventory(self._settings, self._path)
+            inventory = load_settings_inventory(self._settings, self._path, cache=self._cache)
             profile_thresholds(inventory, self._settings.detector.degraded)
         except InventoryError as exc:
             log.error(
@@ -108,11 +114,12 @@ class InventoryReloader:
                 "\n  ".join(exc.problems),
             )
             return False
-        diff = await sync_inventory(self._sessionmaker, inventory)
+        diff = await sync_inventory(self._sessionmaker, inventory, previous=self.current)
         self._detector.set_inventory(inventory)
         if self._planner is not None:
             self._planner.set_inventory(inventory)
         self.current = inventory
+        gc.freeze()  # the new inventory lives on, as the first one (``nms.app.embedded``)
         log.info("inventory reloaded from %s: %s", self._path, diff.summary())
         return True
 
@@ -170,6 +177,8 @@ class DetectorService:
         skip: SkipTarget,
         planner: TargetPlanner | None = None,
         after_each: Callable[[], Awaitable[None]] | None = None,
+        flush_at_stop: bool = False,
+        inventory_cache: InventoryCache | None = None,
     ) -> None:
         """Args:
         batches: Where observations come from (called once, consumed until cancelled).
@@ -178,12 +187,19 @@ class DetectorService:
             where the probes run elsewhere).
         after_each: Awaited after every batch and every tick (the distributed leader
             publishes the state changes they made).
+        flush_at_stop: Write the probe figures ``detector.refresh`` held back when
+            leaving (``nms run``; not a distributed leader, whose successor may
+            already be writing when it leaves).
+        inventory_cache: What loading ``inventory`` learnt of the file's entries
+            (``load_checked_inventory``), so that even the first reload parses only
+            what changed.
         """
         self._settings = settings
         self._clock = clock
         self._inventory = inventory
         self._batches = batches
         self._after_each = after_each
+        self._flush_at_stop = flush_at_stop
         self.detector = build_detector(settings, sessionmaker=sessionmaker, clock=clock, sink=sink)
         self.maintenance = MaintenanceWatcher(
             sessionmaker=sessionmaker, detector=self.detector, planner=skip, clock=clock
@@ -200,6 +216,7 @@ class DetectorService:
                 detector=self.detector,
                 planner=planner,
                 clock=clock,
+                cache=inventory_cache,
             )
         )
 
@@ -243,6 +260,13 @@ class DetectorService:
         tb: TracebackType | None,
     ) -> None:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if not self._flush_at_stop:
+            return
+        try:
+            # The probe figures ``detector.refresh`` held back, so a clean stop loses none.
+            await self.detector.flush()
+        except Exception:
+            log.exception("could not save the detector state at stop")
 
     async def run(self) -> None:
         """Consume, tick, follow maintenance and the inventory file until cancelled."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 
@@ -47,6 +48,7 @@ from nms.app.wiring import (
 )
 from nms.bus.inprocess import InProcessBus
 from nms.clock import Clock
+from nms.inventory.loader import InventoryCache
 from nms.inventory.model import Inventory
 from nms.inventory.sync import sync_inventory
 from nms.noc.board_shards import LocalShard
@@ -67,7 +69,8 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
         probes.errors.IcmpPermissionError: ICMP sockets are not permitted.
         caseapi.database.CaseApiError: the database cannot be used.
     """
-    inventory = load_checked_inventory(settings, required=False)
+    cache = InventoryCache()
+    inventory = load_checked_inventory(settings, required=False, cache=cache)
     organisation = load_checked_organisation(settings)
     box = secret_box(settings)
     listener = listen_socket(settings.api.listen)
@@ -89,7 +92,7 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
         if settings.organisation.file is not None:
             log.info("organisation %s: %s", settings.organisation.file, org_diff.summary())
         services = build_case_services(settings, sessionmaker, clock)
-        await _serve(settings, clock, inventory, sessionmaker, services, listener, box)
+        await _serve(settings, clock, inventory, sessionmaker, services, listener, box, cache)
     finally:
         listener.close()
         await engine.dispose()
@@ -103,6 +106,7 @@ async def _serve(
     services: CaseServices,
     listener: socket.socket,
     box: SecretBox | None,
+    cache: InventoryCache,
 ) -> None:
     bus = InProcessBus()
     probe_stats = ProbeStats()
@@ -122,6 +126,8 @@ async def _serve(
                 batches=bus.batches,
                 skip=planner,
                 planner=planner,
+                flush_at_stop=True,
+                inventory_cache=cache,
             )
             limiter = build_rate_limiter(settings.api)
             stack.push_async_callback(limiter.close)
@@ -160,6 +166,10 @@ async def _serve(
                 registry=metrics.registry,
             )
             await stack.enter_async_context(detector)
+            # The inventory and the detector's state (100,000 NTUs: millions of objects)
+            # live as long as the process: out of the collector's way, so a full
+            # collection no longer walks them all (it took a fifth of an SNMP poll).
+            gc.freeze()
             log.info(
                 "nms running: %d NTUs, ICMP every %s, down after %s; console, API and /metrics "
                 "on http://%s",

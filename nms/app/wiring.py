@@ -39,7 +39,7 @@ from nms.clock import Clock
 from nms.detector.engine import profile_thresholds
 from nms.detector.migrate import migrate_detector_state
 from nms.errors import ConfigError
-from nms.inventory.loader import load_inventory
+from nms.inventory.loader import InventoryCache, load_inventory
 from nms.inventory.model import Inventory
 from nms.noc.probe_metrics import ProbeStats
 from nms.organisation.loader import load_organisation
@@ -62,8 +62,12 @@ _DB_RETRY_CAP = 30.0
 # -- inventory and bus --------------------------------------------------------------
 
 
-def load_checked_inventory(settings: Settings, *, required: bool = True) -> Inventory:
+def load_checked_inventory(
+    settings: Settings, *, required: bool = True, cache: InventoryCache | None = None
+) -> Inventory:
     """The inventory file of ``inventory.path``, validated with the detector's profiles.
+
+    ``cache`` remembers the file's entries for the reloads (``InventoryReloader``).
 
     Raises:
         ConfigError: ``required`` and no inventory file is configured.
@@ -75,7 +79,7 @@ def load_checked_inventory(settings: Settings, *, required: bool = True) -> Inve
             raise ConfigError(["inventory.path: needed by this command (--inventory FILE)"])
         log.warning("no inventory given (--inventory FILE): nothing to probe")
         return Inventory(customers=(), ntus=())
-    inventory = load_settings_inventory(settings, path)
+    inventory = load_settings_inventory(settings, path, cache=cache)
     profile_thresholds(inventory, settings.detector.degraded)
     return inventory
 
@@ -97,7 +101,9 @@ def load_checked_organisation(settings: Settings) -> Organisation:
     )
 
 
-def load_settings_inventory(settings: Settings, path: Path) -> Inventory:
+def load_settings_inventory(
+    settings: Settings, path: Path, *, cache: InventoryCache | None = None
+) -> Inventory:
     """``load_inventory`` with the keys of ``settings`` for ``enc:`` SNMP credentials
     and the contact languages of its mail templates (``mail.templates_dir``).
 
@@ -106,7 +112,10 @@ def load_settings_inventory(settings: Settings, path: Path) -> Inventory:
         SecretKeyError: The keys cannot be used.
     """
     return load_inventory(
-        path, secrets=settings_box(settings), languages=settings.mail.templates().languages
+        path,
+        secrets=settings_box(settings),
+        languages=settings.mail.templates().languages,
+        cache=cache,
     )
 
 

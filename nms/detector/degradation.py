@@ -155,7 +155,9 @@ def step(
     state = _trim(state, now, thresholds)
     figures = measure(state, now, thresholds)
     active = _active(state.active, figures, thresholds)
-    state = replace(state, active=active)
+    if active != state.active:
+        state = replace(state, active=active)
+    # (Each state is built only when it changes: this runs twice per NTU and burst.)
     if not state.degraded:
         if active:
             start = min((figures.starts[r] for r in active if r in figures.starts), default=now)
@@ -165,10 +167,12 @@ def step(
             ]
         return state, []
     if active:
-        return replace(state, clear_since=None), []
+        return (state if state.clear_since is None else replace(state, clear_since=None)), []
     clear_since = state.clear_since or now
     if now - clear_since >= thresholds.clear_after:
         return replace(state, degraded=False, clear_since=None), [ClearDegraded(at=clear_since)]
+    if clear_since == state.clear_since:
+        return state, []
     return replace(state, clear_since=clear_since), []
 
 
@@ -181,7 +185,9 @@ def _add(state: QualityState, sample: Sample, t: Thresholds) -> QualityState:
         if state.errors and sample.at <= state.errors[-1].at:
             return state
         return replace(state, errors=(*state.errors, sample))
-    if state.last_reachable is None or sample.reachable == state.last_reachable:
+    if sample.reachable == state.last_reachable:
+        return state
+    if state.last_reachable is None:
         return replace(state, last_reachable=sample.reachable)
     return replace(state, last_reachable=sample.reachable, flaps=(*state.flaps, sample.at))
 
@@ -189,6 +195,14 @@ def _add(state: QualityState, sample: Sample, t: Thresholds) -> QualityState:
 def _trim(state: QualityState, now: datetime, t: Thresholds) -> QualityState:
     since = now - t.window
     flap_since = now - t.flap_window
+    # Bursts and error rates are kept in time order (``_add``): nothing to drop unless
+    # the oldest has aged out.
+    if (
+        (not state.bursts or state.bursts[0].at > since)
+        and (not state.errors or state.errors[0].at > since)
+        and (not state.flaps or min(state.flaps) > flap_since)
+    ):
+        return state
     return replace(
         state,
         bursts=tuple(b for b in state.bursts if b.at > since),

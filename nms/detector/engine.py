@@ -5,8 +5,11 @@ and the quality machine (``nms.detector.degradation``: P2 on degraded or intermi
 service). ICMP and SNMP results are fused into one verdict by the pure rules of
 ``nms.detector.fusion``; this engine feeds the machines, executes their actions
 through the case service (``nms.detector.cases``), and after every batch writes the
-changed machine states to its own table and reports the public status of the NTUs
-it saw to the case service (``IncidentSink.report_ntu_status``).
+changed machine states to its own table and reports the changed public statuses of
+the NTUs it saw to the case service (``IncidentSink.report_ntu_status``); the probe
+figures alone of an NTU that stays up are written every ``refresh``. Time-based
+rules cost what is due: a tick steps the entries whose ``stale_after`` deadline has
+come (``nms.detector.deadlines``) and retries the case calls still pending.
 
 A new state is kept only once its actions succeeded: if the case service fails, the
 NTU stays where it was and the next event tries again (the calls are idempotent by
@@ -41,7 +44,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.incidents import IncidentSink, ntu_degraded_key, ntu_down_key
+from caseapi.incidents import IncidentSink, NtuStatusUpdate, ntu_degraded_key, ntu_down_key
 from nms.bus.batch import Batch
 from nms.clock import Clock
 from nms.detector import degradation as quality
@@ -58,10 +61,11 @@ from nms.detector.availability import (
     step,
 )
 from nms.detector.cases import CaseDesk, DetectorStats
+from nms.detector.deadlines import StaleDeadlines
 from nms.detector.fleet import Fleet, profile_thresholds
 from nms.detector.settings import DegradedSettings
-from nms.detector.store import LastProbe, StoredState, load_states, save_states
-from nms.detector.tracked import Tracked
+from nms.detector.store import LastProbe, StoredState, load_states, must_save, save_states
+from nms.detector.tracked import Tracked, must_report
 from nms.detector.upstream import UpstreamIncidents
 from nms.inventory.model import Inventory, NodeSpec
 from probes.observation import PingResult, SnmpResult
@@ -87,6 +91,7 @@ class Detector:
         sessionmaker: async_sessionmaker[AsyncSession],
         icmp_enabled: bool = True,
         snmp_max_age: timedelta = timedelta(minutes=3),
+        refresh: timedelta = timedelta(minutes=1),
     ) -> None:
         """Args:
         rules: the availability thresholds (``detector.*`` settings).
@@ -97,6 +102,8 @@ class Detector:
         icmp_enabled: whether the ICMP loop runs at all (else SNMP alone decides).
         snmp_max_age: how long an SNMP verdict on the WAN interface stays valid
             (about two SNMP intervals); older, it no longer overrides ICMP.
+        refresh: how often the probe figures of an NTU that stays up are written
+            (``detector.refresh``; ``must_save``, ``must_report``).
         """
         self._icmp_enabled = icmp_enabled
         self._fusion = fusion.Rules(snmp_max_age=snmp_max_age)
@@ -109,8 +116,15 @@ class Detector:
         self.stats = DetectorStats()
         self._desk = CaseDesk(sink=sink, fleet=self._fleet, stats=self.stats)
         self._upstream = UpstreamIncidents(desk=self._desk, fleet=self._fleet, stats=self.stats)
+        self._refresh = refresh
         self._saved: dict[str, StoredState] = {}
         """What the database holds: a row is written only when its state differs."""
+        self._reported: dict[str, NtuStatusUpdate] = {}
+        """The public status last sent to the case service, per entry."""
+        self._deadlines = StaleDeadlines(rules.stale_after)
+        """Entries by when they go stale: a tick steps only those due."""
+        self._retry: set[str] = set()
+        """Entries that may have a case call pending (retried every tick)."""
         self._dirty: set[str] = set()
         self._settling: dict[str, None] = {}
         """Entries with case actions of this batch, sent at its end (in order)."""
@@ -172,6 +186,7 @@ class Detector:
                 if start is not None:
                     pending = OpenCase(outage_start=start, detected_at=start)
                     tracked.outage = replace(tracked.outage, pending_open=pending)
+                    self._retry.add(ntu_id)
             degraded_ref = open_cases.get(ntu_degraded_key(ntu_id))
             if degraded_ref is not None and tracked.degraded.ref is None:
                 machine = quality.QualityState(degraded=True)
@@ -186,6 +201,10 @@ class Detector:
         """
         thresholds = profile_thresholds(inventory, self._degraded)
         self._fleet.set_inventory(inventory, thresholds, NtuState.initial(self._clock.now()))
+        for tracked in self._fleet.everything():
+            self._deadlines.file(tracked.spec.id, tracked.state)
+            if tracked.pending_open or tracked.pending_restore:
+                self._retry.add(tracked.spec.id)
 
     def set_maintenance(self, covered: dict[str, tuple[str, datetime]]) -> None:
         """The NTUs in an active maintenance window: id -> (behaviour, window end).
@@ -235,17 +254,31 @@ class Detector:
             await self._finish(now)
 
     async def tick(self) -> None:
-        """Retry what the case service missed; evaluate time-based rules (staleness)."""
+        """Retry what the case service missed; evaluate time-based rules (staleness).
+
+        Costs what is due, not the size of the fleet: the entries with a case call
+        pending, and those whose ``stale_after`` deadline has come (``StaleDeadlines``).
+        """
         async with self._lock:
             now = self._clock.now()
-            pending = [
-                t.spec.id for t in self._fleet.everything() if t.pending_open or t.pending_restore
-            ]
+            pending = [i for i in self._retry if self._pending(i)]
+            self._retry = set(pending)
             await self._settle(pending, now)
-            for tracked in list(self._fleet.everything()):
+            self._retry = {i for i in pending if self._pending(i)}
+            nodes = self._fleet.nodes
+            # Nodes first, then NTUs, as a batch is applied (parents first).
+            for ident in sorted(self._deadlines.take_due(now), key=lambda i: (i not in nodes, i)):
+                tracked = self._fleet.lookup(ident)
+                if tracked is None:
+                    continue  # left the inventory
                 if await self._apply(tracked, Tick(), now):
-                    self._dirty.add(tracked.spec.id)
+                    self._dirty.add(ident)
+                self._deadlines.file(ident, tracked.state)
             await self._finish(now)
+
+    def _pending(self, ident: str) -> bool:
+        tracked = self._fleet.lookup(ident)
+        return tracked is not None and bool(tracked.pending_open or tracked.pending_restore)
 
     async def _on_ping(self, tracked: Tracked, result: PingResult, now: datetime) -> None:
         tracked.last_probe = LastProbe(
@@ -357,6 +390,7 @@ class Detector:
         elif new.status == Status.UP:
             tracked.upstream = replace(tracked.upstream, blocked_by=None)
         tracked.state, tracked.outage = new, outage
+        self._deadlines.file(spec.id, new)
         if new.status != previous:
             self._changes.append((tracked, previous, new))
         return True
@@ -402,6 +436,7 @@ class Detector:
     async def _finish(self, now: datetime) -> None:
         """End of a batch or tick: send its case calls, tell listeners, persist."""
         ids, self._settling = list(self._settling), {}
+        self._retry.update(ids)  # until the case service took them (``tick``)
         await self._settle(ids, now)
         self._dirty |= await self._upstream.sync(now)
         changes, self._changes = self._changes, []
@@ -427,22 +462,44 @@ class Detector:
             if tracked.outage.pending_open is None and await self._desk.restore_outage(tracked):
                 self._dirty.add(tracked.spec.id)
 
-    async def _persist(self) -> None:
-        """Write the changed machine states, then report the public status of every
-        entry of the batch; on failure they stay dirty for the next try."""
+    async def _persist(self, *, everything: bool = False) -> None:
+        """Write the changed machine states, then report the changed public statuses
+        of the batch's entries; on failure they stay dirty for the next try.
+
+        A change in the probe figures alone of an NTU that stays up waits until they
+        are ``refresh`` newer (``must_save``, ``must_report``); ``everything`` writes
+        those too (``flush``).
+        """
         ids, self._dirty = self._dirty, set()
         items = [t for t in map(self._fleet.lookup, ids) if t is not None]
         if not items:
             return
+        refresh = timedelta(0) if everything else self._refresh
         try:
-            states = [(t.spec.id, t.stored()) for t in items]
-            changed = [(i, s) for i, s in states if self._saved.get(i) != s]
+            changed: list[tuple[str, StoredState]] = []
+            reports: list[NtuStatusUpdate] = []
+            for tracked in items:
+                ident = tracked.spec.id
+                stored = tracked.stored()
+                if must_save(self._saved.get(ident), stored, refresh):
+                    changed.append((ident, stored))
+                public = tracked.public()
+                if must_report(self._reported.get(ident), public, refresh):
+                    reports.append(public)
             await save_states(self._sessionmaker, changed)
             self._saved.update(changed)
-            await self._sink.report_ntu_status([t.public() for t in items])
+            await self._sink.report_ntu_status(reports)
+            self._reported.update((r.ntu_id, r) for r in reports)
         except BaseException:
             self._dirty |= ids  # saved (or reported) next time
             raise
+
+    async def flush(self) -> None:
+        """Write every state and status not written yet (at a clean stop): the probe
+        figures that ``refresh`` held back."""
+        async with self._lock:
+            self._dirty.update(t.spec.id for t in self._fleet.everything())
+            await self._persist(everything=True)
 
     def counts(self) -> dict[Status, int]:
         """NTUs by status."""

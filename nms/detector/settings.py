@@ -43,10 +43,14 @@ class DetectorSettings(Section):
     """No observation for this long -> the NTU is 'unknown' (a NOC alert, never a case)."""
     tick: Duration = timedelta(seconds=1)
     """How often deadlines (staleness) are evaluated."""
+    refresh: Duration = timedelta(minutes=1)
+    """How often an NTU whose status did not change has its probe figures (last
+    observation, RTT, loss, jitter, SNMP rates) written to the database: its saved
+    state and the status the API shows. Every other change is written at once."""
     degraded: DegradedSettings = DegradedSettings()
 
     @model_validator(mode="after")
     def _check(self) -> DetectorSettings:
-        for name in ("down_after", "stale_after", "tick"):
+        for name in ("down_after", "stale_after", "tick", "refresh"):
             positive(getattr(self, name))
         return self

@@ -2,15 +2,24 @@
 
 The detector's in-memory state is the working copy; every change of the machine
 state is written here in the same cycle, so a restart (even ``kill -9``) resumes
-every NTU where it was and loses no timer. The table is the detector's own
-(``nms.detector.models``); what the API shows goes to the case service through
-``IncidentSink.report_ntu_status``.
+every NTU where it was and loses no timer. The one thing written less often is
+what moves with every probe of an NTU that stays ``up`` - its last observation and
+success times and its SNMP figures (rates, sysUpTime): a row is rewritten for them
+once they are ``detector.refresh`` newer than the saved ones (``must_save``), so a
+fleet of 100,000 NTUs does not rewrite 100,000 rows every probe cycle. A clean stop
+writes them all; after a ``kill -9`` they can be up to ``refresh`` old, which reads
+as a longer gap in the data (an up NTU may then go ``unknown`` for an instant at its
+first observation, and its "up since" restarts), never as a lost outage timer.
+
+The table is the detector's own (``nms.detector.models``); what the API shows goes
+to the case service through ``IncidentSink.report_ntu_status``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, select
@@ -48,6 +57,48 @@ class LastProbe:
     rtt_avg: float | None
     loss: float | None
     jitter: float | None
+
+
+_FIGURES = frozenset({"in_bps", "out_bps", "error_rate", "sys_uptime"})
+_SETTLED_SNMP = tuple(name for name in _SNMP_FIELDS if name not in _FIGURES)
+
+
+def _settled(stored: StoredState) -> tuple[object, ...]:
+    """What of an ``up`` entry's state does not move with every probe."""
+    s, view = stored.state, stored.snmp
+    return (
+        s.status,
+        s.since,
+        s.outage_start,
+        s.confirm_from,
+        s.first_good_at,
+        s.good_streak,
+        s.case_open,
+        stored.case_ref,
+        stored.case_pending,
+        stored.degraded_case_ref,
+        stored.degraded_reasons,
+        *(getattr(view, name) for name in _SETTLED_SNMP),
+    )
+
+
+def must_save(saved: StoredState | None, new: StoredState, refresh: timedelta) -> bool:
+    """Whether ``new`` is to be written now, the database holding ``saved``.
+
+    Every change is, except one of an entry that is and stays ``up`` in its probe
+    figures alone (observation times, SNMP rates and sysUpTime): that one waits
+    until its last observation is ``refresh`` newer than the saved one.
+    """
+    if saved is None:
+        return True
+    if saved == new:
+        return False
+    if saved.state.status != Status.UP or new.state.status != Status.UP:
+        return True
+    if _settled(saved) != _settled(new):
+        return True
+    before, after = saved.state.last_observation_at, new.state.last_observation_at
+    return before is None or after is None or after - before >= refresh
 
 
 async def load_states(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, StoredState]:

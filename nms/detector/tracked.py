@@ -9,8 +9,8 @@ restart (``nms.detector.store``), ``public()`` what the API shows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
 
 from caseapi.incidents import NtuStatusUpdate
 from nms.detector import degradation as quality
@@ -20,6 +20,39 @@ from nms.detector.store import LastProbe, StoredState
 from nms.inventory.model import NtuSpec
 
 _REASONS = frozenset(r.value for r in quality.Reason)
+_FIGURES = frozenset(
+    {
+        "last_observation_at",
+        "last_success_at",
+        "rtt_avg",
+        "loss",
+        "jitter",
+        "in_bps",
+        "out_bps",
+        "error_rate",
+        "sys_uptime",
+    }
+)
+_SETTLED = tuple(f.name for f in fields(NtuStatusUpdate) if f.name not in _FIGURES)
+
+
+def must_report(last: NtuStatusUpdate | None, new: NtuStatusUpdate, refresh: timedelta) -> bool:
+    """Whether ``new`` is to be sent to the case service, which was last sent ``last``.
+
+    Every change is, except one of an NTU that is and stays ``up`` in its probe figures
+    alone (observation times, RTT, loss, jitter, SNMP rates): that one is sent once
+    its last observation is ``refresh`` newer than the one sent.
+    """
+    if last is None:
+        return True
+    if last == new:
+        return False
+    if last.status != "up" or new.status != "up":
+        return True
+    if any(getattr(last, name) != getattr(new, name) for name in _SETTLED):
+        return True
+    before, after = last.last_observation_at, new.last_observation_at
+    return before is None or after is None or after - before >= refresh
 
 
 @dataclass(frozen=True, slots=True)

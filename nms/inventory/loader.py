@@ -50,7 +50,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -60,7 +61,7 @@ from pydantic import (
     ValidationError,
 )
 
-from caseapi.secrets import SecretBox
+from caseapi.secrets import ENC_PREFIX, SecretBox
 from nms.errors import InventoryError
 from nms.inventory.model import (
     LANGUAGES_CONTEXT,
@@ -75,6 +76,7 @@ from nms.inventory.model import (
 )
 from probes.observation import IPAddress
 
+ENC_MARK: Final = ENC_PREFIX
 #: The largest inventory file read: far above 100,000 NTUs with SNMP (about 15 MB).
 MAX_FILE_BYTES: Final = 64 * 1024 * 1024
 #: Levels of YAML nesting, the values inside the innermost list or mapping included;
@@ -417,40 +419,82 @@ def parse_inventory(
     Raises:
         InventoryError: listing every problem as ``source:line: field: message``.
     """
+    inventory, _ = _parse(text, source=source, fmt=fmt, secrets=secrets, languages=languages)
+    return inventory
+
+
+_Entry = tuple[_Row, BaseModel]
+
+
+def _parse(
+    text: str,
+    *,
+    source: str,
+    fmt: Literal["yaml", "csv"],
+    secrets: SecretBox | None,
+    languages: frozenset[str] | None,
+) -> tuple[Inventory, list[_Entry]]:
     problems: list[str] = []
     rows = (_yaml_rows if fmt == "yaml" else _csv_rows)(text, source, problems)
+    entries: list[_Entry] = []
+    for row in rows:
+        spec = _validate(row, source, problems, secrets=secrets, languages=languages)
+        if spec is not None:
+            entries.append((row, spec))
+    return _assemble(entries, source, problems), entries
+
+
+def _validate(
+    row: _Row,
+    source: str,
+    problems: list[str],
+    *,
+    secrets: SecretBox | None,
+    languages: frozenset[str] | None,
+) -> BaseModel | None:
+    """The spec of one entry, or None with its problems added to ``problems``."""
+    model: type[BaseModel] = _MODELS[row.section]
+    where = f"{row.section}[{row.index}]"
+    if not isinstance(row.data, dict):
+        problems.append(f"{source}:{row.line}: {where}: expected a mapping of fields")
+        return None
+    try:
+        return model.model_validate(
+            dict(row.data), context={SECRETS_CONTEXT: secrets, LANGUAGES_CONTEXT: languages}
+        )
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line = line_of(row.data, loc) or row.line
+            name = ".".join(str(p) for p in loc)
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+            elif err["type"] == "missing":
+                message = "missing (required)"
+            elif err["type"] == "string_pattern_mismatch":
+                message = "must be 1-64 letters, digits or . _ : - (first a letter or digit)"
+            label = row.data.get("id") if isinstance(row.data.get("id"), str) else None
+            ident = f" (id {label})" if label else ""
+            problems.append(f"{source}:{line}: {where}.{name}{ident}: {message}")
+        return None
+
+
+def _assemble(entries: list[_Entry], source: str, problems: list[str]) -> Inventory:
+    """The inventory of validated entries (sections in ``_SECTIONS`` order), after the
+    checks across entries.
+
+    Raises:
+        InventoryError: ``problems`` (given or found here), sorted by line.
+    """
     customers: list[CustomerSpec] = []
     customer_rows: list[tuple[_Row, CustomerSpec]] = []
     profiles: list[ProfileSpec] = []
     repair_times: list[tuple[int | None, str, ServiceSpec | SiteSpec]] = []
     ntus: list[tuple[int | None, str, NtuSpec]] = []
     nodes: list[tuple[int | None, str, NtuSpec]] = []
-    for row in rows:
-        model: type[BaseModel] = _MODELS[row.section]
+    for row, spec in entries:
         where = f"{row.section}[{row.index}]"
-        if not isinstance(row.data, dict):
-            problems.append(f"{source}:{row.line}: {where}: expected a mapping of fields")
-            continue
-        try:
-            spec = model.model_validate(
-                dict(row.data), context={SECRETS_CONTEXT: secrets, LANGUAGES_CONTEXT: languages}
-            )
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = tuple(err["loc"])
-                line = line_of(row.data, loc) or row.line
-                name = ".".join(str(p) for p in loc)
-                message = err["msg"].removeprefix("Value error, ")
-                if err["type"] == "extra_forbidden":
-                    message = "unknown key"
-                elif err["type"] == "missing":
-                    message = "missing (required)"
-                elif err["type"] == "string_pattern_mismatch":
-                    message = "must be 1-64 letters, digits or . _ : - (first a letter or digit)"
-                label = row.data.get("id") if isinstance(row.data.get("id"), str) else None
-                ident = f" (id {label})" if label else ""
-                problems.append(f"{source}:{line}: {where}.{name}{ident}: {message}")
-            continue
         if isinstance(spec, NodeSpec):
             nodes.append((row.line, where, spec))
         elif isinstance(spec, CustomerSpec):
@@ -564,11 +608,17 @@ def _check_contacts(
 
 
 def load_inventory(
-    path: Path, *, secrets: SecretBox | None = None, languages: frozenset[str] | None = None
+    path: Path,
+    *,
+    secrets: SecretBox | None = None,
+    languages: frozenset[str] | None = None,
+    cache: InventoryCache | None = None,
 ) -> Inventory:
     """Read and validate ``path`` (``.csv`` is CSV, anything else YAML).
 
     ``secrets`` opens the ``enc:`` values of SNMP credentials (``nms secrets encrypt``).
+    ``cache``, kept between loads of the same file, makes a reload that changed a few
+    entries of a large YAML file parse only those (``InventoryCache``).
 
     Raises:
         InventoryError: every problem, with file, line and field.
@@ -578,4 +628,241 @@ def load_inventory(
     except YamlProblemError as exc:
         raise InventoryError([exc.problem]) from exc
     fmt: Literal["yaml", "csv"] = "csv" if path.suffix.lower() == ".csv" else "yaml"
-    return parse_inventory(text, source=str(path), fmt=fmt, secrets=secrets, languages=languages)
+    if cache is None or fmt == "csv":
+        return parse_inventory(
+            text, source=str(path), fmt=fmt, secrets=secrets, languages=languages
+        )
+    return cache.parse(text, source=str(path), secrets=secrets, languages=languages)
+
+
+# --- reloads: parse what changed ------------------------------------------------------
+
+#: Above this many changed entries a reload parses the whole file (as fast, then).
+MAX_CHANGED_ENTRIES: Final = 2_000
+
+_TOP_LINE = re.compile(r"^[^ \n#][^\n]*", re.MULTILINE)
+_SECTION_KEY = re.compile(r"([A-Za-z_]+):[ ]*(?:#[^\n]*)?")
+_FIRST_ITEM = re.compile(r"^( *)-(?: |$)", re.MULTILINE)
+_CONTENT = re.compile(r"^ *[^ \n#]", re.MULTILINE)
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """One entry of a section as text: its item line and the lines under it."""
+
+    section: str
+    index: int
+    text: str
+    start: int
+    """Offset of its first character in the file."""
+
+
+def _chunks(text: str) -> list[_Chunk] | None:
+    """The entries of a YAML inventory as text, or None when the file is not laid out
+    as plain block lists under top-level section keys (then it is parsed whole).
+
+    Plain means: at column 0 only ``section:`` keys (and comments), each section a
+    block list whose items start with ``- `` at one indent, every other line of it
+    indented further (or a comment, or blank). This only splits the text; whether
+    each piece is valid YAML is for the parser to say.
+    """
+    tops = list(_TOP_LINE.finditer(text))
+    if not tops or _CONTENT.search(text, 0, tops[0].start()):
+        return None
+    chunks: list[_Chunk] = []
+    seen: set[str] = set()
+    for number, top in enumerate(tops):
+        key = _SECTION_KEY.fullmatch(top.group())
+        if key is None or key.group(1) not in _SECTIONS or key.group(1) in seen:
+            return None
+        section = key.group(1)
+        seen.add(section)
+        begin = top.end() + 1
+        end = tops[number + 1].start() if number + 1 < len(tops) else len(text)
+        first = _FIRST_ITEM.search(text, begin, end)
+        if first is None:
+            if _CONTENT.search(text, begin, end):
+                return None  # not a block list (e.g. ``ntus: []`` on the next line)
+            continue
+        if _CONTENT.search(text, begin, first.start()):
+            return None
+        indent = len(first.group(1))
+        # A line at the items' indent or less that does not start an item: not plain.
+        stray = re.compile(rf"^(?! {{{indent}}}-(?: |$))(?: {{0,{indent}}})[^ \n#]", re.MULTILINE)
+        if stray.search(text, first.start(), end):
+            return None
+        item = re.compile(rf"^ {{{indent}}}-(?: |$)", re.MULTILINE)
+        starts = [m.start() for m in item.finditer(text, first.start(), end)]
+        for index, start in enumerate(starts):
+            stop = starts[index + 1] if index + 1 < len(starts) else end
+            chunks.append(_Chunk(section, index, text[start:stop], start))
+    return chunks
+
+
+@dataclass(slots=True)
+class _Known:
+    spec: BaseModel
+    data: Any
+    """The parsed mapping, kept for customers only (their contacts' lines)."""
+
+
+@dataclass
+class InventoryCache:
+    """What the last load of one YAML inventory file validated, entry by entry.
+
+    ``parse`` splits the new text into its entries (``_chunks``) and parses and
+    validates only those whose text is new, reusing the others' specs: a reload
+    that changes one NTU of 100,000 costs milliseconds of YAML instead of seconds.
+    The checks across entries (ids, addresses, parents, customers, profiles) run
+    on the whole result every time. The whole file is parsed as before when the
+    cache is empty, when the layout is not plain block lists, when an entry that
+    defines a YAML anchor (``&name``) changed, when the file has encrypted values
+    (their keys may have changed), when many entries changed, and whenever the
+    quick path finds any problem - so every message is the full parse's.
+    """
+
+    _known: dict[tuple[str, str], _Known] = field(default_factory=dict)
+    _anchors: frozenset[str] = frozenset()
+    _languages: frozenset[str] | None = None
+    hits: int = 0
+    """Entries reused by the last ``parse`` (0: it parsed the whole file)."""
+
+    def parse(
+        self,
+        text: str,
+        *,
+        source: str,
+        secrets: SecretBox | None,
+        languages: frozenset[str] | None,
+    ) -> Inventory:
+        """As ``parse_inventory(text, fmt="yaml", ...)``, reusing what is unchanged.
+
+        Raises:
+            InventoryError: listing every problem as ``source:line: field: message``.
+        """
+        chunks = _chunks(text)
+        encrypted = ENC_MARK in text
+        quick = None
+        if chunks is not None and self._known and languages == self._languages and not encrypted:
+            quick = self._quick(chunks, source, secrets=secrets, languages=languages)
+        if quick is not None:
+            return quick
+        self.hits = 0
+        self._known.clear()
+        inventory, entries = _parse(
+            text, source=source, fmt="yaml", secrets=secrets, languages=languages
+        )
+        if chunks is not None and not encrypted:
+            self._remember(chunks, entries, text, languages)
+        return inventory
+
+    def _remember(
+        self,
+        chunks: list[_Chunk],
+        entries: list[_Entry],
+        text: str,
+        languages: frozenset[str] | None,
+    ) -> None:
+        """Key each entry by its text, if the split agrees with the parser's entries."""
+        by_place = {(row.section, row.index): (row, spec) for row, spec in entries}
+        if len(by_place) != len(chunks):
+            return
+        known: dict[tuple[str, str], _Known] = {}
+        line, offset = 1, 0
+        for chunk in chunks:
+            found = by_place.get((chunk.section, chunk.index))
+            if found is None:
+                return
+            line += text.count("\n", offset, chunk.start)
+            offset = chunk.start
+            row, spec = found
+            if row.line != line:
+                return  # the parser saw this entry start elsewhere: not ours to split
+            data = row.data if chunk.section == "customers" else None
+            known[(chunk.section, chunk.text)] = _Known(spec, data)
+        self._known = known
+        self._anchors = frozenset(c.text for c in chunks if "&" in c.text)
+        self._languages = languages
+
+    def _quick(
+        self,
+        chunks: list[_Chunk],
+        source: str,
+        *,
+        secrets: SecretBox | None,
+        languages: frozenset[str] | None,
+    ) -> Inventory | None:
+        """The inventory from the known entries and the changed ones alone; None
+        where the whole file must be parsed."""
+        anchors = frozenset(c.text for c in chunks if "&" in c.text)
+        if anchors != self._anchors or not any(c.section == "ntus" for c in chunks):
+            return None  # (no NTUs: the whole parse says what is missing)
+        changed = [c for c in chunks if (c.section, c.text) not in self._known]
+        if len(changed) > MAX_CHANGED_ENTRIES:
+            return None
+        parsed = self._parse_changed(changed, [c for c in chunks if "&" in c.text], source)
+        if parsed is None:
+            return None
+        problems: list[str] = []
+        fresh: dict[int, _Known] = {}
+        for chunk, data in zip(changed, parsed, strict=True):
+            row = _Row(chunk.section, chunk.index, getattr(data, "line", None), data)
+            spec = _validate(row, source, problems, secrets=secrets, languages=languages)
+            if spec is None:
+                return None
+            fresh[id(chunk)] = _Known(spec, data if chunk.section == "customers" else None)
+        by_section: dict[str, list[_Entry]] = {section: [] for section in _SECTIONS}
+        known: dict[tuple[str, str], _Known] = {}
+        for chunk in chunks:
+            entry = fresh.get(id(chunk)) or self._known[(chunk.section, chunk.text)]
+            row = _Row(chunk.section, chunk.index, None, entry.data)
+            by_section[chunk.section].append((row, entry.spec))
+            known[(chunk.section, chunk.text)] = entry
+        entries = [e for section in _SECTIONS for e in by_section[section]]
+        try:
+            inventory = _assemble(entries, source, problems)
+        except InventoryError:
+            return None
+        self._known = known
+        self.hits = len(chunks) - len(changed)
+        return inventory
+
+    @staticmethod
+    def _parse_changed(
+        changed: list[_Chunk], anchored: list[_Chunk], source: str
+    ) -> list[Any] | None:
+        """The parsed items of ``changed``, in order, with the entries that define
+        anchors before them (an alias names an earlier anchor); None on any problem."""
+        if not changed:
+            return []
+        wanted = {id(c) for c in changed}
+        pieces = sorted({id(c): c for c in [*anchored, *changed]}.values(), key=lambda c: c.start)
+        lines: list[str] = []
+        section = None
+        for chunk in pieces:
+            if chunk.section != section:
+                section = chunk.section
+                lines.append(f"{section}:\n")
+            lines.append(chunk.text if chunk.text.endswith("\n") else chunk.text + "\n")
+        try:
+            doc = parse_yaml("".join(lines), source)
+        except YamlProblemError:
+            return None
+        if not isinstance(doc, dict):
+            return None
+        items: dict[str, list[Any]] = {}
+        for name, value in doc.items():
+            if not isinstance(value, list):
+                return None
+            items[name] = list(value)
+        found: list[Any] = []
+        for chunk in pieces:
+            queue = items.get(chunk.section)
+            if not queue:
+                return None
+            item = queue.pop(0)
+            if id(chunk) in wanted:
+                found.append(item)
+        if any(items.values()):
+            return None
+        return found

@@ -56,10 +56,32 @@ def _repair_times(spec: NtuSpec, inventory: Inventory) -> dict[str, Any]:
     return found
 
 
+def _unchanged(inventory: Inventory, previous: Inventory | None) -> set[str]:
+    """NTUs whose spec is the very object of ``previous`` (a reload reuses the specs of
+    the entries it did not parse again, ``InventoryCache``) and whose repair times
+    cannot have moved: their stored records stand."""
+    if (
+        previous is None
+        or previous.services != inventory.services
+        or previous.sites != inventory.sites
+    ):
+        return set()
+    before = {spec.id: spec for spec in previous.ntus}
+    return {spec.id for spec in inventory.ntus if before.get(spec.id) is spec}
+
+
 async def sync_inventory(
-    sessionmaker: async_sessionmaker[AsyncSession], inventory: Inventory
+    sessionmaker: async_sessionmaker[AsyncSession],
+    inventory: Inventory,
+    *,
+    previous: Inventory | None = None,
 ) -> InventoryDiff:
-    """Make the case service's customers, NTUs and nodes match ``inventory``."""
+    """Make the case service's customers, NTUs and nodes match ``inventory``.
+
+    ``previous``: the inventory this process stored last (a reload): the NTUs it has
+    unchanged are not rebuilt, read back nor compared.
+    """
+    same = _unchanged(inventory, previous)
     return await store_inventory(
         sessionmaker,
         customers=[
@@ -85,7 +107,8 @@ async def sync_inventory(
             )
             for c in inventory.customers
         ],
-        ntus=[_ntu_record(spec, inventory) for spec in inventory.ntus],
+        ntus=[_ntu_record(spec, inventory) for spec in inventory.ntus if spec.id not in same],
+        unchanged=same,
         nodes=[
             NodeRecord(id=n.id, kind=n.kind, address=str(n.address), parent=n.parent, site=n.site)
             for n in inventory.nodes

@@ -115,3 +115,21 @@ async def test_a_duplicate_address_changes_nothing(database: Database) -> None:
     with pytest.raises(IntegrityError):
         await sync(database, [ntu("n-1", "10.0.0.1"), ntu("n-2", "10.0.0.1")])
     assert set(await stored(database)) == {"n-1"}
+
+
+async def test_ntus_the_caller_calls_unchanged_are_kept_without_being_compared(
+    database: Database,
+) -> None:
+    await sync(database, [ntu("n-1", "10.0.0.1"), ntu("n-2", "10.0.0.2"), ntu("n-3", "10.0.0.3")])
+    diff = await sync_inventory(
+        database.sessionmaker,
+        customers=(ACME, GLOBEX),
+        ntus=[ntu("n-2", "10.0.0.2", site="moved"), ntu("n-4", "10.0.0.4")],
+        nodes=(),
+        unchanged={"n-1"},
+    )
+    assert diff == InventoryDiff(added=("n-4",), removed=("n-3",), changed=("n-2",))
+    rows = await stored(database)
+    assert sorted(rows) == ["n-1", "n-2", "n-4"]
+    assert rows["n-1"].site == "site n-1"
+    assert rows["n-2"].site == "moved"

@@ -1,7 +1,8 @@
 """Mass outages in batches: one case-service call per batch, nothing lost when it fails.
 
-Also what the detector writes: its private state only when the machine state changed,
-and the public status of the batch's NTUs in one report per batch.
+Also what the detector writes: its private state and the public status of the batch's
+NTUs, in one report per batch, when they changed (the probe figures of an NTU that stays
+up every ``refresh``).
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ async def test_one_report_per_batch_with_the_batchs_ntus(database: Database):
     assert {u.status for u in sink.reports[-1]} == {"suspect"}
 
 
-async def test_the_private_row_is_written_only_when_the_machine_state_changed(
+async def test_rows_are_written_when_the_state_changes_and_figures_every_refresh(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ):
     written: list[str] = []
@@ -266,20 +267,41 @@ async def test_the_private_row_is_written_only_when_the_machine_state_changed(
     sink = FakeSink()
     world = World(database, sink)
     await world.detector.load(inventory(3))
-    at = world.clock.now()
     await world.detector.observe(pings(ping(world.clock, n, True) for n in world.detector.ntus))
     assert sorted(written) == sorted(world.detector.ntus)
+    assert sorted(u.ntu_id for u in sink.reports[-1]) == sorted(world.detector.ntus)
     written.clear()
-    # The same probe time with other figures: only the RTT moved.
+    # Up and staying up: the probe figures (observation time, RTT) alone are written
+    # and reported once they are ``refresh`` (1 minute) newer than the saved ones.
+    world.clock.advance(INTERVAL)
     await world.detector.observe(
         pings(ping(world.clock, n, True, rtt=0.009) for n in world.detector.ntus)
     )
-    assert world.clock.now() == at
     assert written == []
-    assert [u.rtt_avg for u in sink.reports[-1]] == [pytest.approx(0.009)] * 3
+    assert sink.reports[-1] == []
     world.clock.advance(INTERVAL)
-    await world.detector.observe(pings([ping(world.clock, "n000", True)]))
-    assert written == ["n000"]  # its last observation moved: a timer input
+    await world.detector.observe(pings([ping(world.clock, "n000", True, rtt=0.007)]))
+    assert written == ["n000"]
+    (report,) = sink.reports[-1]
+    assert report.ntu_id == "n000"
+    assert report.rtt_avg == pytest.approx(0.007)
+    written.clear()
+    # A change of status is written at once, and so is every observation of an NTU
+    # that is not up (its outage timer reads them after a restart).
+    world.clock.advance(timedelta(seconds=1))
+    await world.detector.observe(pings([ping(world.clock, "n001", False)]))
+    world.clock.advance(timedelta(seconds=1))
+    await world.detector.observe(pings([ping(world.clock, "n001", False)]))
+    assert written == ["n001", "n001"]
+    assert [u.status for u in sink.reports[-1]] == ["suspect"]
+    written.clear()
+    # A clean stop writes what was held back: n002's figures of the second cycle.
+    await world.detector.flush()
+    assert written == ["n002"]
+    saved = await load_states(database.sessionmaker)
+    now_seen = world.detector.ntus["n002"].state.last_observation_at
+    assert saved["n002"].state.last_observation_at == now_seen
+    assert sorted(u.ntu_id for u in sink.reports[-1]) == ["n002"]
 
 
 async def test_a_mass_outage_through_the_real_case_service(database: Database):
