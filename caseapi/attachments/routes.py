@@ -56,7 +56,7 @@ _UPLOAD_BODY: Final[dict[str, Any]] = {
 }
 
 
-def get_attachment_service(request: Request) -> AttachmentService:
+async def get_attachment_service(request: Request) -> AttachmentService:
     """Return the attachment service built by ``create_app``."""
     service: AttachmentService = request.app.state.attachment_service
     return service

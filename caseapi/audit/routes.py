@@ -18,7 +18,7 @@ from caseapi.core.base import ACTOR_LENGTH
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
-def get_audit_service(request: Request) -> AuditService:
+async def get_audit_service(request: Request) -> AuditService:
     """``app.state.audit_service``, built by ``create_app``."""
     service: AuditService = request.app.state.audit_service
     return service

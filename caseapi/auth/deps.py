@@ -37,7 +37,7 @@ from caseapi.ratelimit.service import Limit, RateLimiter
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer nms_...`")
 
 
-def get_apikey_service(request: Request) -> ApiKeyService:
+async def get_apikey_service(request: Request) -> ApiKeyService:
     """Return the API key service built by ``create_app``."""
     service: ApiKeyService = request.app.state.apikey_service
     return service
@@ -46,7 +46,7 @@ def get_apikey_service(request: Request) -> ApiKeyService:
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_apikey_service)]
 
 
-def get_rate_limiter(request: Request) -> RateLimiter | None:
+async def get_rate_limiter(request: Request) -> RateLimiter | None:
     """Return the app's rate limiter (``None``: no limits, as in most tests)."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     return limiter

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from caseapi.cases.service import CaseService
 
 
-def get_case_service(request: Request) -> CaseService:
+async def get_case_service(request: Request) -> CaseService:
     """Return the case service given to (or built by) ``create_app``."""
     service: CaseService = request.app.state.case_service
     return service

@@ -14,7 +14,7 @@ from caseapi.ratelimit.service import Limit
 router = APIRouter(prefix="/v1/cases", tags=["comments"])
 
 
-def get_comment_service(request: Request) -> CommentService:
+async def get_comment_service(request: Request) -> CommentService:
     """Return the comment service built by ``create_app``."""
     service: CommentService = request.app.state.comment_service
     return service

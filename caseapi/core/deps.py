@@ -20,7 +20,7 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 OptionalVersion = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     """Return the session factory given to ``create_app``."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return sessionmaker

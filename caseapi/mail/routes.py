@@ -33,7 +33,7 @@ from caseapi.mail.schemas import (
 router = APIRouter(prefix="/v1/mail/held", tags=["mail"])
 
 
-def get_held_mail_service(request: Request) -> HeldMailService:
+async def get_held_mail_service(request: Request) -> HeldMailService:
     """``app.state.held_mail_service``, built by ``create_app``."""
     service: HeldMailService = request.app.state.held_mail_service
     return service

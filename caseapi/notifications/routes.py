@@ -36,7 +36,7 @@ Writer = Annotated[Principal, Depends(require_roles(Role.CUSTOMER, Role.ENGINEER
 Operator = Annotated[Principal, Depends(require_roles(Role.NOC, Role.ADMIN))]
 
 
-def get_webhook_service(request: Request) -> WebhookService:
+async def get_webhook_service(request: Request) -> WebhookService:
     """``app.state.webhook_service``, built on first use when the app has none."""
     service: WebhookService | None = getattr(request.app.state, "webhook_service", None)
     if service is None:
@@ -45,7 +45,7 @@ def get_webhook_service(request: Request) -> WebhookService:
     return service
 
 
-def get_delivery_service(request: Request) -> DeliveryService:
+async def get_delivery_service(request: Request) -> DeliveryService:
     """``app.state.delivery_service``, built on first use when the app has none."""
     service: DeliveryService | None = getattr(request.app.state, "delivery_service", None)
     if service is None:

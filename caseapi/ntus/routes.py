@@ -34,7 +34,7 @@ class OpenCaseLookup(Protocol):
     async def __call__(self, session: AsyncSession, *, ntu_id: str) -> str | None: ...
 
 
-def get_open_case_lookup(request: Request) -> OpenCaseLookup:
+async def get_open_case_lookup(request: Request) -> OpenCaseLookup:
     """``app.state.open_case_lookup``: the case side's query, wired by ``create_app``.
 
     Injected rather than imported so that this domain stays below ``cases``, which

@@ -39,7 +39,7 @@ class AlertAcked(BaseModel):
         )
 
 
-def get_alert_ack_service(request: Request) -> AlertAckService:
+async def get_alert_ack_service(request: Request) -> AlertAckService:
     """``app.state.alert_ack_service``, built by ``create_app``."""
     service: AlertAckService = request.app.state.alert_ack_service
     return service

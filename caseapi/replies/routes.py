@@ -24,7 +24,7 @@ from caseapi.replies.service import ReplyService
 router = APIRouter(tags=["replies"])
 
 
-def get_reply_service(request: Request) -> ReplyService:
+async def get_reply_service(request: Request) -> ReplyService:
     """Return the reply service built by ``create_app``."""
     service: ReplyService = request.app.state.reply_service
     return service

@@ -34,7 +34,7 @@ _ALTERNATIVES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_report_service(request: Request) -> ReportService:
+async def get_report_service(request: Request) -> ReportService:
     """Return the report service built by ``create_app``."""
     service: ReportService = request.app.state.report_service
     return service

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/cases", tags=["rfo"])
 MARKDOWN = "text/markdown; charset=utf-8"
 
 
-def get_rfo_service(request: Request) -> RfoService:
+async def get_rfo_service(request: Request) -> RfoService:
     """Return the RFO service built by ``create_app``."""
     service: RfoService = request.app.state.rfo_service
     return service
