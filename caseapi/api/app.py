@@ -156,6 +156,10 @@ def create_app(
     app = FastAPI(
         title="nms case API",
         version="0.1.0",
+        # FastAPI's native OpenTelemetry asks the global providers on every request
+        # whether it is on (reading the environment each time); nms exports
+        # Prometheus metrics and structured logs instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         dependencies=[Depends(reject_nul_characters), Depends(reject_unknown_query_parameters)],
     )
     # Every operation's problem responses (401/403/404/409/412/413/422/503...).

@@ -33,7 +33,10 @@ async def reject_nul_characters(request: Request) -> None:
     for name, value in request.query_params.multi_items():
         if "\x00" in name or "\x00" in value:
             raise CaseValidationError(name, "must not contain NUL characters")
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    headers = request.headers
+    if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+        return  # no body (a GET): nothing to read
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type == "multipart/form-data":
         # Files are bytes (NUL included) and must not be read whole here: the upload
         # route streams the body and checks its text fields itself.
