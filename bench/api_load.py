@@ -71,6 +71,8 @@ from caseapi.core.database import make_engine, make_sessionmaker
 ROOT: Final = Path(__file__).resolve().parent.parent
 CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
 PG_DATABASE: Final = "nms_bench_api"
+#: Connections the fixed-rate client opens at most.
+MAX_CONNECTIONS: Final = 128
 #: ``nms`` from this tree (``PYTHONPATH`` is the tree's root).
 NMS: Final = (sys.executable, "-c", "from nms.app.cli import main; main()")
 OPEN: Final = (CaseStatus.NEW, CaseStatus.IN_PROGRESS, CaseStatus.WAITING_CUSTOMER)
@@ -173,13 +175,19 @@ def free_port() -> int:
         return port
 
 
-def start(command: Sequence[str], *, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        list(command),
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        stdout=subprocess.DEVNULL,
-    )
+def start(
+    command: Sequence[str], *, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` with its output in ``log`` (a server's own errors, e.g. the
+    requests an overload made clients give up on, would drown the figures)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            list(command),
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            stdout=out,
+            stderr=out,
+        )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -192,7 +200,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def serve_floor(url: str, port: int) -> subprocess.Popen[bytes]:
+def serve_floor(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     return start(
         [
             sys.executable,
@@ -205,6 +213,7 @@ def serve_floor(url: str, port: int) -> subprocess.Popen[bytes]:
             "--log-level=warning",
             "--no-access-log",
         ],
+        log=log,
         env={"BENCH_DATABASE_URL": url},
     )
 
@@ -252,11 +261,11 @@ class Result:
     errors: int = 0
 
 
-_UNITS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_UNITS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
 
 def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value.strip()).groups()  # type: ignore[union-attr]
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", value.strip()).groups()  # type: ignore[union-attr]
     return float(number) * _UNITS[unit]
 
 
@@ -315,7 +324,12 @@ async def open_loop(
 ) -> tuple[list[float], int, float]:
     """Send ``rate`` requests a second for ``duration`` s, each on time whatever the
     answers do; return the latencies (from each request's scheduled start), the
-    failures and the seconds until the last answer."""
+    failures and the seconds until the last answer.
+
+    At most ``MAX_CONNECTIONS`` are open, as a real client pool would: a request due
+    when all of them wait for answers is counted as failed, not queued (an overloaded
+    server then sheds load instead of piling up requests that time out).
+    """
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n\r\n"
     ).encode()
@@ -330,9 +344,13 @@ async def open_loop(
         nonlocal failures
         due = begin + i / rate
         await asyncio.sleep(max(0.0, due - loop.time()))
+        writer: asyncio.StreamWriter | None = None
         try:
             if idle:
                 reader, writer = idle.pop()
+            elif len(opened) >= MAX_CONNECTIONS:
+                failures += 1
+                return
             else:
                 reader, writer = await asyncio.open_connection(host, port)
                 opened.append(writer)
@@ -341,6 +359,9 @@ async def open_loop(
                 status = await _answer(reader)
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
             failures += 1
+            if writer is not None:
+                opened.remove(writer)
+                writer.close()
             return
         if status != 200:
             failures += 1
@@ -461,7 +482,8 @@ def bench_sqlite(args: argparse.Namespace, folder: Path) -> None:
             f"--inventory={inventory}",
             f"--listen=127.0.0.1:{port}",
             f"--database={url}",
-        ]
+        ],
+        log=folder / "nms-run.log",
     )
     floor: subprocess.Popen[bytes] | None = None
     try:
@@ -473,7 +495,7 @@ def bench_sqlite(args: argparse.Namespace, folder: Path) -> None:
         asyncio.run(wait_for(status_url, headers=headers, within=300))
         print(f"nms run up with {args.ntus} NTUs in {time.monotonic() - started:.1f} s")
         asyncio.run(add_cases(url, ntus=args.ntus, cases=args.cases))
-        floor = serve_floor(url, floor_port)
+        floor = serve_floor(url, floor_port, folder / "floor.log")
         asyncio.run(wait_for(f"http://127.0.0.1:{floor_port}/floor/CS-2026-000001", within=60))
         time.sleep(5)  # the first probe cycles and the inventory sync settle
         idle = idle_cpu(server.pid, 10)
@@ -493,9 +515,11 @@ def bench_sqlite(args: argparse.Namespace, folder: Path) -> None:
         if floor is not None:
             stop(floor)
         stop(server)
+        for path in folder.glob("nms.db*"):
+            path.unlink()
 
 
-def bench_postgres(args: argparse.Namespace) -> None:
+def bench_postgres(args: argparse.Namespace, folder: Path) -> None:
     admin = args.pg_admin_url
     base = admin.rsplit("/", 1)[0]
     url = f"{base}/{PG_DATABASE}"
@@ -513,9 +537,10 @@ def bench_postgres(args: argparse.Namespace) -> None:
                 "api",
                 f"--database={url}",
                 f"--listen=127.0.0.1:{port}",
-            ]
+            ],
+            log=folder / "nms-api.log",
         )
-        floor = serve_floor(url, floor_port)
+        floor = serve_floor(url, floor_port, folder / "floor-pg.log")
         asyncio.run(wait_for(f"http://127.0.0.1:{port}/healthz", within=120))
         asyncio.run(wait_for(f"http://127.0.0.1:{floor_port}/floor/CS-2026-000001", within=60))
         measure(
@@ -554,11 +579,13 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: run scripts/setup --dev as root (Debian package wrk)")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    # Kept: the servers' logs are there.
+    folder = Path(tempfile.mkdtemp(prefix="api_load-"))
+    print(f"server logs in {folder}")
     if args.only in (None, "sqlite"):
-        with tempfile.TemporaryDirectory() as folder:
-            bench_sqlite(args, Path(folder))
+        bench_sqlite(args, folder)
     if args.only in (None, "postgres"):
-        bench_postgres(args)
+        bench_postgres(args, folder)
 
 
 if __name__ == "__main__":
