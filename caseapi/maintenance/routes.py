@@ -56,7 +56,13 @@ def get_maintenance_service(request: Request) -> MaintenanceService:
     return service
 
 
-MaintenanceServiceDep = Annotated[MaintenanceService, Depends(get_maintenance_service)]
+async def _maintenance_service(request: Request) -> MaintenanceService:
+    # async: FastAPI runs a plain function in its thread pool (the console calls
+    # ``get_maintenance_service`` itself).
+    return get_maintenance_service(request)
+
+
+MaintenanceServiceDep = Annotated[MaintenanceService, Depends(_maintenance_service)]
 
 
 def _if_match(value: str | None) -> int | None:
