@@ -24,6 +24,7 @@ keyed by a SHA-256 of the presented secret, not by the secret.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -121,6 +123,7 @@ class ApiKeyService:
         # Counts ``forget`` calls: a lookup that overlapped one caches nothing (it may
         # have read the row before the revocation committed).
         self._forgotten = 0
+        self._lookups: dict[bytes, asyncio.Future[Principal]] = {}
 
     @property
     def clock(self) -> Clock:
@@ -221,6 +224,21 @@ class ApiKeyService:
             if expires_at is None or expires_at > self._clock.now():
                 return verified.principal
         self._verified.pop(digest, None)
+        # One lookup per key at a time: when the entry of a busy key expires, every
+        # request in flight would otherwise open a session of its own at once.
+        pending = self._lookups.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(secret, digest))
+            self._lookups[digest] = pending
+            pending.add_done_callback(partial(self._looked_up, digest))
+        return await asyncio.shield(pending)
+
+    def _looked_up(self, digest: bytes, lookup: asyncio.Future[Principal]) -> None:
+        self._lookups.pop(digest, None)
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: every waiter may have gone (cancelled)
+
+    async def _lookup(self, secret: str, digest: bytes) -> Principal:
         forgotten = self._forgotten
         async with session_scope(self._sessionmaker) as session:
             key = await repository.get_key_by_prefix(session, prefix=secret[:PREFIX_LENGTH])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -378,3 +379,28 @@ async def test_a_cached_key_is_not_read_again_and_a_wrong_secret_is_still_refuse
         assert reads == 1
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_concurrent_requests_with_one_key_share_one_lookup(
+    database: Database, clock: FakeClock
+) -> None:
+    api = ApiKeyService(sessionmaker=database.sessionmaker, clock=clock)
+    created = await api.create_key(name="n", role=Role.NOC, created_by="test")
+    reads = 0
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        nonlocal reads
+        reads += "api_keys" in statement
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        principals = await asyncio.gather(*(api.authenticate(created.secret) for _ in range(20)))
+        forged = created.secret[:-1] + ("A" if created.secret[-1] != "A" else "B")
+        refused = await asyncio.gather(
+            *(api.authenticate(forged) for _ in range(5)), return_exceptions=True
+        )
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+    assert {p.key_id for p in principals} == {created.key.id}
+    assert all(isinstance(r, AuthenticationError) for r in refused)
+    assert reads == 2
