@@ -498,7 +498,8 @@ def bench_sqlite(args: argparse.Namespace, folder: Path) -> None:
         floor = serve_floor(url, floor_port, folder / "floor.log")
         asyncio.run(wait_for(f"http://127.0.0.1:{floor_port}/floor/CS-2026-000001", within=60))
         time.sleep(5)  # the first probe cycles and the inventory sync settle
-        idle = idle_cpu(server.pid, 10)
+        # A whole ICMP interval (30 s by default): a sweep of every NTU falls in it.
+        idle = idle_cpu(server.pid, 30)
         print(f"nms run idle: {idle * 100:.1f} % of one core")
         measure(
             f"nms run, SQLite, {args.ntus} NTUs, {args.cases} cases",

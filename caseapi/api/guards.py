@@ -15,6 +15,18 @@ from caseapi.cases.errors import CaseValidationError
 from caseapi.core.errors import UnknownQueryParameterError
 
 
+async def check_request(request: Request) -> None:
+    """Both guards, as one dependency (FastAPI's cost per dependency is paid by every
+    request): ``reject_nul_characters``, then ``reject_unknown_query_parameters``.
+
+    Raises:
+        CaseValidationError: As ``reject_nul_characters``.
+        UnknownQueryParameterError: As ``reject_unknown_query_parameters``.
+    """
+    await reject_nul_characters(request)
+    await reject_unknown_query_parameters(request)
+
+
 async def reject_nul_characters(request: Request) -> None:
     """Refuse NUL characters anywhere in the path, query or JSON body (422).
 
