@@ -6,10 +6,11 @@
 Fills a fresh SQLite file (or ``--database-url``'s empty database) with ``--ntus``
 NTUs of 100 customers and ``--cases`` cases, ``--open-share`` of them open in every
 open status and the rest closed (deadlines around now,
-20 assignees, a busy case with 40 timeline entries and 20 comments), serves the app
-with uvicorn in a child process (``--workers``, one by default as ``nms api`` runs
-it), and has ``--clients`` concurrent signed-in engineers fetch each page
-``--requests`` times, back to back or ``--think`` seconds apart.
+20 assignees, a busy case with 40 timeline entries and 20 comments) and an engineer's
+account signed in (a real session row: each page looks it up as in production),
+serves the app with uvicorn in a child process (``--workers``, one by default as
+``nms api`` runs it), and has ``--clients`` concurrent signed-in engineers fetch each
+page ``--requests`` times, back to back or ``--think`` seconds apart.
 Prints p50 / p99 / max latency and throughput per page. Not a test: it prints figures.
 """
 
@@ -30,16 +31,19 @@ from typing import Final
 
 import httpx
 
-from caseapi.auth.principal import Principal, Role
+from caseapi.auth.principal import Role
 from caseapi.cases.enums import CaseEventKind, CasePriority, CaseSource, CaseStatus, CaseType
 from caseapi.cases.models import Case, CaseEvent
+from caseapi.clock import SystemClock
 from caseapi.comments.models import Comment
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
 from caseapi.customers.models import Customer
 from caseapi.ntus.models import Ntu, NtuState
-from caseapi.web.session import SESSION_COOKIE, MemorySessionStore, WebSession
+from caseapi.users.passwords import cheap_hasher
+from caseapi.users.service import UserService
+from caseapi.users.sessions import DatabaseSessionStore
+from caseapi.web.session import SESSION_COOKIE
 
-TOKEN: Final = "bench-session-token"
 BUSY_REF: Final = "CS-2026-000001"
 #: The open statuses cases cycle through (the rest are closed, ``--open-share``).
 OPEN: Final = (
@@ -57,25 +61,28 @@ PAGES: Final = {
 }
 
 
-class BenchSessions(MemorySessionStore):
-    """One engineer signed in with a known token."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._sessions[TOKEN] = WebSession(
-            user_id=None,
-            email="bench@example.net",
-            display_name="bench",
-            principal=Principal(key_id=None, name="eng-1", role=Role.ENGINEER, customer_id=None),
-            csrf_token="x" * 43,
-        )
-
-
 def status_of(i: int, open_share: float) -> CaseStatus:
     """Case ``i``'s status: ``open_share`` of the cases open, spread evenly."""
     if int((i + 1) * open_share) == int(i * open_share):
         return CaseStatus.CLOSED
     return OPEN[int(i * open_share) % len(OPEN)]
+
+
+async def sign_in(url: str) -> str:
+    """An engineer's account and a session of it: the session cookie's token."""
+    engine = make_engine(url)
+    sessionmaker = make_sessionmaker(engine)
+    clock = SystemClock()
+    users = UserService(sessionmaker=sessionmaker, clock=clock, hasher=cheap_hasher())
+    user = await users.create_user(
+        email="bench@example.net",
+        display_name="Bench Engineer",
+        password="correct horse battery staple",
+        role=Role.ENGINEER,
+    )
+    token, _ = await DatabaseSessionStore(sessionmaker=sessionmaker, clock=clock).open(user)
+    await engine.dispose()
+    return token
 
 
 async def fill(url: str, *, ntus: int, cases: int, open_share: float) -> None:
@@ -183,7 +190,7 @@ def app_factory() -> object:
     from caseapi.api.app import create_app
 
     engine = make_engine(os.environ["BENCH_DATABASE_URL"])
-    return create_app(sessionmaker=make_sessionmaker(engine), web_sessions=BenchSessions())
+    return create_app(sessionmaker=make_sessionmaker(engine))
 
 
 def serve(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
@@ -205,7 +212,7 @@ def serve(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
 
 
 async def measure(
-    base: str, path: str, *, clients: int, requests: int, think: float = 0.0
+    base: str, path: str, *, token: str, clients: int, requests: int, think: float = 0.0
 ) -> list[float]:
     latencies: list[float] = []
     left = requests
@@ -213,7 +220,7 @@ async def measure(
     async def client(number: int) -> None:
         nonlocal left
         async with httpx.AsyncClient(
-            base_url=base, cookies={SESSION_COOKIE: TOKEN}, timeout=60
+            base_url=base, cookies={SESSION_COOKIE: token}, timeout=60
         ) as http:
             # Users who think do not all click at once.
             await asyncio.sleep(think * number / clients)
@@ -239,6 +246,22 @@ async def wait_up(base: str) -> None:
             except httpx.TransportError:
                 await asyncio.sleep(0.1)
     raise RuntimeError("the server did not start")
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its children so far."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue  # gone meanwhile
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pending.extend(int(child) for child in children)
+    return total
 
 
 def _free_port() -> int:
@@ -273,6 +296,7 @@ def main() -> None:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
         started = time.perf_counter()
         asyncio.run(fill(url, ntus=args.ntus, cases=args.cases, open_share=args.open_share))
+        token = asyncio.run(sign_in(url))
         print(
             f"filled {args.ntus} NTUs, {args.cases} cases ({args.open_share:.0%} open)"
             f" in {time.perf_counter() - started:.1f} s"
@@ -286,21 +310,32 @@ def main() -> None:
                 f"{args.clients} concurrent clients, {args.requests} requests a page,"
                 f" think time {args.think} s, {args.workers} worker(s)"
             )
-            print(f"{'page':32} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>8}")
+            print(
+                f"{'page':32} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>8}"
+                f" {'server CPU ms/req':>18}"
+            )
             for label, path in PAGES.items():
-                asyncio.run(measure(base, path, clients=2, requests=20))  # warm up
+                asyncio.run(measure(base, path, token=token, clients=2, requests=20))  # warm up
                 began = time.perf_counter()
+                cpu_before = server_cpu(server.pid)
                 latencies = asyncio.run(
                     measure(
-                        base, path, clients=args.clients, requests=args.requests, think=args.think
+                        base,
+                        path,
+                        token=token,
+                        clients=args.clients,
+                        requests=args.requests,
+                        think=args.think,
                     )
                 )
                 elapsed = time.perf_counter() - began
+                cpu = (server_cpu(server.pid) - cpu_before) / len(latencies)
                 ordered = sorted(latencies)
                 p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
                 print(
                     f"{label:32} {statistics.median(ordered) * 1000:8.1f} {p99 * 1000:8.1f}"
                     f" {ordered[-1] * 1000:8.1f} {len(ordered) / elapsed:8.1f}"
+                    f" {cpu * 1000:18.2f}"
                 )
         finally:
             server.terminate()

@@ -45,6 +45,7 @@ from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.core.transaction import write_retrying
 from caseapi.customers import repository as customer_repository
+from caseapi.customers.models import Customer
 from caseapi.ntus.status import NtuStatusUpdate, save_statuses
 from caseapi.reports import recorder
 from caseapi.reports.availability import OutageCause, OutageKind
@@ -106,10 +107,13 @@ class IncidentService:
         """``open_incident`` for every request; returns the references in request order.
 
         All in one transaction (a mass outage opens thousands of cases in one
-        detector cycle), with the same rules and idempotency as one call: a request
-        whose key an earlier one in the batch opened gets that case. If another
-        writer wins a race for one of the keys, the batch is rolled back and every
-        request is retried in a transaction of its own.
+        detector cycle), with the same rules, rows and idempotency as one call per
+        request: a request whose key an earlier one in the batch opened or found
+        gets that case. The new cases are inserted together (a few statements per
+        table, not one per case). If another writer wins a race for one of the
+        keys, the batch is rolled back and run again (it then finds the winner's
+        case); should that keep failing, every request is retried in a
+        transaction of its own.
 
         Raises:
             ValueError: A timestamp in a request is naive (nothing is written).
@@ -121,10 +125,10 @@ class IncidentService:
             return []
 
         async def work(session: AsyncSession) -> list[str]:
-            return [await self._open_incident(session, request) for request in requests]
+            return await self._open_many(session, requests)
 
         try:
-            return await write_retrying(self._sessionmaker, work, attempts=1)
+            return await write_retrying(self._sessionmaker, work)
         except IntegrityError:
             return [await self.open_incident(request) for request in requests]
 
@@ -278,6 +282,82 @@ class IncidentService:
         await session.flush()
         return parent.ref
 
+    async def _open_many(
+        self, session: AsyncSession, requests: Sequence[IncidentOpen]
+    ) -> list[str]:
+        """The rules of ``_open_incident`` for each request, the new cases in bulk.
+
+        A request whose key has no open case (and no P2 to upgrade, no upstream
+        incident to link) opens a brand-new case: those are inserted together
+        (``store.insert_cases``, with their outage intervals). A request whose
+        case is still being worked is a repeat: its reference, and its outage
+        history made sure of, together with the others (``_record_repeats``). Any
+        other request (a solved case for its key: a recurrence, or its window's
+        late end; an upgrade; a link) runs ``_open_incident`` as one call would. A
+        key twice in the batch gets the case its first request opened or found.
+        """
+        keys = [r.dedup_key for r in requests]
+        keys += [r.supersedes for r in requests if r.supersedes is not None]
+        taken = await repository.open_cases_by_dedup_key(session, dedup_keys=keys)
+        refs: dict[str, str] = {}
+        fresh: dict[str, IncidentOpen] = {}
+        repeats: list[tuple[Case, IncidentOpen]] = []
+        for request in requests:
+            key = request.dedup_key
+            if key in refs or key in fresh:
+                continue
+            case = taken.get(key)
+            if case is not None and case.status in WORKING_STATUSES:
+                # Still being worked: the same outage (a retry, a late message).
+                repeats.append((case, request))
+                refs[key] = case.ref
+            elif (
+                case is not None
+                or (request.supersedes is not None and request.supersedes in taken)
+                or request.parent_key is not None
+            ):
+                refs[key] = await self._open_incident(session, request)
+            else:
+                fresh[key] = request
+        await _record_repeats(session, repeats)
+        if fresh:
+            for key, ref in (await self._insert_new(session, list(fresh.values()))).items():
+                refs[key] = ref
+        return [refs[request.dedup_key] for request in requests]
+
+    async def _insert_new(
+        self, session: AsyncSession, requests: Sequence[IncidentOpen]
+    ) -> dict[str, str]:
+        """Open a new case for each request (no case of its key is being worked)."""
+        now = self._clock.now()
+        last = await repository.last_cases_by_dedup_key(
+            session, dedup_keys=[r.dedup_key for r in requests]
+        )
+        customers = await customer_repository.get_customers(
+            session, customer_ids=[r.customer_id for r in requests if r.customer_id is not None]
+        )
+        new: list[tuple[Case, dict[str, Any]]] = []
+        for request in requests:
+            previous = last.get(request.dedup_key)
+            recurrence_of = (
+                previous if previous is not None and previous.status is CaseStatus.CLOSED else None
+            )
+            customer = customers.get(request.customer_id) if request.customer_id else None
+            case, data = _new_case(
+                request, recurrence_of=recurrence_of, parent=None, customer=customer
+            )
+            new.append((case, data))
+        await store.insert_cases(session, new, sla=self._sla, now=now, actor=DETECTOR_ACTOR)
+        await recorder.ensure_open_many(
+            session,
+            [
+                _own_interval(case, request)
+                for (case, _), request in zip(new, requests, strict=True)
+                if _records_own(case, request)
+            ],
+        )
+        return {case.dedup_key or "": case.ref for case, _ in new}
+
     async def _open_incident(self, session: AsyncSession, request: IncidentOpen) -> str:
         now = self._clock.now()
         case = await repository.get_open_case_by_dedup_key(session, dedup_key=request.dedup_key)
@@ -307,36 +387,9 @@ class IncidentService:
             parent = await repository.get_last_case_by_dedup_key(
                 session, dedup_key=request.parent_key
             )
-        # Expired or unpaid contracts get no support, but the outage is still recorded
-        # for the NOC, flagged. A customer missing from the inventory is not flagged:
-        # that is an inventory problem, not a contract decision.
-        no_support = customer is not None and customer.contract_status != ACTIVE_CONTRACT
-        case = Case(
-            type=CaseType.INCIDENT,
-            priority=CasePriority(request.priority),
-            source=CaseSource.PROACTIVE,
-            dedup_key=request.dedup_key,
-            ntu_id=request.ntu_id,
-            customer_id=request.customer_id,
-            service_id=request.service_id,
-            site=request.site,
-            summary=request.summary,
-            outage_start=request.outage_start,
-            detected_at=request.detected_at,
-            recurrence_of=recurrence_of.id if recurrence_of is not None else None,
-            parent_case_id=parent.id if parent is not None else None,
-            no_support=no_support,
+        case, data = _new_case(
+            request, recurrence_of=recurrence_of, parent=parent, customer=customer
         )
-        data: dict[str, Any] = {
-            "dedup_key": request.dedup_key,
-            "outage_start": _iso(request.outage_start),
-            "detected_at": _iso(request.detected_at),
-            "no_support": no_support,
-        }
-        if recurrence_of is not None:
-            data["recurrence_of"] = recurrence_of.ref
-        if parent is not None:
-            data["parent"] = parent.ref
         await store.insert_case(
             session, case, sla=self._sla, now=now, actor=DETECTOR_ACTOR, data=data
         )
@@ -451,6 +504,87 @@ class IncidentService:
             await session.flush()
 
 
+def _new_case(
+    request: IncidentOpen,
+    *,
+    recurrence_of: Case | None,
+    parent: Case | None,
+    customer: Customer | None,
+) -> tuple[Case, dict[str, Any]]:
+    """The new proactive incident for ``request``, and the data of its ``opened`` entry."""
+    # Expired or unpaid contracts get no support, but the outage is still recorded
+    # for the NOC, flagged. A customer missing from the inventory is not flagged:
+    # that is an inventory problem, not a contract decision.
+    no_support = customer is not None and customer.contract_status != ACTIVE_CONTRACT
+    case = Case(
+        type=CaseType.INCIDENT,
+        priority=CasePriority(request.priority),
+        source=CaseSource.PROACTIVE,
+        dedup_key=request.dedup_key,
+        ntu_id=request.ntu_id,
+        customer_id=request.customer_id,
+        service_id=request.service_id,
+        site=request.site,
+        summary=request.summary,
+        outage_start=request.outage_start,
+        detected_at=request.detected_at,
+        recurrence_of=recurrence_of.id if recurrence_of is not None else None,
+        parent_case_id=parent.id if parent is not None else None,
+        no_support=no_support,
+    )
+    data: dict[str, Any] = {
+        "dedup_key": request.dedup_key,
+        "outage_start": _iso(request.outage_start),
+        "detected_at": _iso(request.detected_at),
+        "no_support": no_support,
+    }
+    if recurrence_of is not None:
+        data["recurrence_of"] = recurrence_of.ref
+    if parent is not None:
+        data["parent"] = parent.ref
+    return case, data
+
+
+async def _record_repeats(
+    session: AsyncSession, repeats: Sequence[tuple[Case, IncidentOpen]]
+) -> None:
+    """``_open_incident`` for requests whose case is still being worked, in bulk.
+
+    For such a case the lifecycle's ``Recur`` changes nothing (the same outage), so
+    what is left of one call is ``_record_open``: a P1 ends the case's open
+    degraded intervals at its outage start, and the case's own interval is made sure
+    of.
+    """
+    own = [(case, request) for case, request in repeats if _records_own(case, request)]
+    downs = {case.id: request.outage_start for case, request in own if request.priority == "P1"}
+    await recorder.close_cases(session, downs, kind=OutageKind.DEGRADED)
+    await recorder.ensure_open_many(session, [_own_interval(c, r) for c, r in own])
+
+
+def _records_own(case: Case, request: IncidentOpen) -> bool:
+    """Whether ``case`` (being worked) keeps an outage history of its NTU's own."""
+    return (
+        case.status in WORKING_STATUSES
+        and case.ntu_id is not None
+        and request.dedup_key.startswith(NTU_KEY_PREFIX)
+    )
+
+
+def _own_interval(case: Case, request: IncidentOpen) -> recorder.IntervalOpen:
+    assert case.ntu_id is not None
+    return recorder.IntervalOpen(
+        case_id=case.id,
+        case_ref=case.ref,
+        customer_id=case.customer_id,
+        ntu_id=case.ntu_id,
+        kind=OutageKind.DOWN if request.priority == "P1" else OutageKind.DEGRADED,
+        cause=OutageCause.OWN,
+        start=request.outage_start,
+        service_id=case.service_id,
+        site=case.site,
+    )
+
+
 async def _record_open(session: AsyncSession, case: Case, request: IncidentOpen) -> None:
     """The outage history of an NTU's own incident: the interval this outage opens.
 
@@ -458,11 +592,7 @@ async def _record_open(session: AsyncSession, case: Case, request: IncidentOpen)
     outage opens nothing). An upgrade from P2 ends the degraded interval where the
     outage starts.
     """
-    if (
-        case.status not in WORKING_STATUSES
-        or case.ntu_id is None
-        or not request.dedup_key.startswith(NTU_KEY_PREFIX)
-    ):
+    if not _records_own(case, request) or case.ntu_id is None:
         return
     kind = OutageKind.DOWN if request.priority == "P1" else OutageKind.DEGRADED
     if kind is OutageKind.DOWN:

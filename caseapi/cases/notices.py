@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caseapi.cases.models import Case, CaseEvent, CaseNotification
 from caseapi.notifications.enums import NotificationKind
-from caseapi.notifications.outbox import enqueue
+from caseapi.notifications.models import Notification
+from caseapi.notifications.outbox import enqueue, outbox_row
 from caseapi.notifications.render import CASE_FIELDS
 
 K = NotificationKind
@@ -65,9 +66,18 @@ def kind_for_event(event: CaseEvent) -> NotificationKind | None:
 
 async def on_case_event(session: AsyncSession, *, case: Case, event: CaseEvent) -> None:
     """Enqueue the notification implied by timeline entry ``event`` of ``case``."""
+    row = notification_for(case=case, event=event)
+    if row is not None:
+        session.add(row)
+        await session.flush()
+
+
+def notification_for(*, case: Case, event: CaseEvent) -> Notification | None:
+    """The outbox row timeline entry ``event`` of ``case`` implies, if any (unsaved:
+    the caller adds it in the transaction of the entry)."""
     kind = kind_for_event(event)
     if kind is None or case.customer_id is None or case.no_support:
-        return
+        return None
     data = case_facts(case)
     data["at"] = event.at
     extra = event.data or {}
@@ -87,8 +97,8 @@ async def on_case_event(session: AsyncSession, *, case: Case, event: CaseEvent) 
         data["status"] = "solved"
         data["restored_at"] = extra.get("restored_at") or data["restored_at"]
         data["monitoring_until"] = extra.get("monitoring_until") or data["monitoring_until"]
-    await enqueue(
-        session, case_id=case.id, customer_id=case.customer_id, kind=kind, data=data, at=event.at
+    return outbox_row(
+        case_id=case.id, customer_id=case.customer_id, kind=kind, data=data, at=event.at
     )
 
 

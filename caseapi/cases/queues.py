@@ -21,15 +21,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from functools import cache
+from typing import Any, Final
+
+from sqlalchemy import String, bindparam
 
 from caseapi.cases.config import DEFAULT_AT_RISK_WITHIN
 from caseapi.cases.enums import WORKING_STATUSES, CaseStatus
 from caseapi.cases.models import Case, CaseCommitment
-from caseapi.cases.repository import CaseFilters
-
-if TYPE_CHECKING:
-    from caseapi.cases.service import CountGroups
+from caseapi.cases.repository import Bound, CaseFilters, CountQuery, count_query
+from caseapi.core.base import UTCDateTime
 
 #: How soon a deadline must come for its case to be "at risk".
 #: ``cases.at_risk_within``'s default; the service passes the setting.
@@ -78,6 +79,19 @@ def queue_filters(
     """The filters of ``queue`` for the engineer ``assignee`` at ``now``, combined
     with ``base`` (the page's own filters); ``None`` when they exclude each other (a
     status filter naming another status than a status queue's)."""
+    return _queue_filters(
+        queue, assignee=assignee, now=now, at_risk_before=now + at_risk_within, base=base
+    )
+
+
+def _queue_filters(
+    queue: Queue,
+    *,
+    assignee: str | Bound,
+    now: datetime | Bound,
+    at_risk_before: datetime | Bound,
+    base: CaseFilters | None = None,
+) -> CaseFilters | None:
     filters = base or CaseFilters()
     match queue:
         case Queue.MINE:
@@ -86,7 +100,7 @@ def queue_filters(
             working = _within(filters, WORKING_STATUSES)
             return None if working is None else replace(working, unassigned=True)
         case Queue.AT_RISK:
-            return replace(filters, sla_due_before=now + at_risk_within)
+            return replace(filters, sla_due_before=at_risk_before)
         case Queue.BREACHED:
             return replace(filters, sla_breached=True)
         case Queue.WAITING_CUSTOMER:
@@ -108,23 +122,82 @@ def queue_filters(
 OPEN_CASES: Final = CaseFilters(statuses=tuple(s for s in CaseStatus if not s.is_terminal))
 
 
-def queue_counts(
-    *, assignee: str, now: datetime, at_risk_within: timedelta = AT_RISK_WITHIN
-) -> CountGroups:
-    """What to count for every queue's count of ``assignee`` at ``now``: two passes
-    (the open queues over the open cases, and ``all``), for ``CaseService.queue_page``."""
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """Every queue's count for the engineer ``assignee`` at ``now`` (the navigation
+    of the queue pages; ``CaseService.queue_page``)."""
+
+    assignee: str
+    now: datetime
+    at_risk_within: timedelta = AT_RISK_WITHIN
+
+    def params(self) -> dict[str, Any]:
+        """The values of ``count_queries``' bound filters."""
+        return {
+            "me": self.assignee,
+            "now": self.now,
+            "at_risk_before": self.now + self.at_risk_within,
+        }
+
+
+class CountsCache:
+    """The queue counts last read for each engineer, reused while no case changed.
+
+    Twenty engineers with the queue page open ask for every queue's count each time
+    they look, and the live refresh asks again after every change; the counts pass
+    over every open case. A read is reused while the cases' change marker
+    (``caseapi.cases.board.change_marker``: any case created or changed moves it)
+    is the one it was read under, and for at most ``ttl``: what the marker cannot
+    see, time passing (a deadline coming within the at-risk horizon, a monitoring
+    window ending), is at most that old. Bounded: the oldest reader is dropped.
+    """
+
+    def __init__(self, *, ttl: timedelta, size: int = 256) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._reads: dict[tuple[str, timedelta], tuple[object, datetime, dict[str, int]]] = {}
+
+    def get(self, counts: QueueCounts, marker: object) -> dict[str, int] | None:
+        """The counts of ``counts``' engineer if read under ``marker`` within ``ttl``."""
+        found = self._reads.get((counts.assignee, counts.at_risk_within))
+        if found is None:
+            return None
+        read_marker, read_at, counted = found
+        if read_marker != marker or not read_at <= counts.now < read_at + self._ttl:
+            return None
+        return counted
+
+    def put(self, counts: QueueCounts, marker: object, counted: dict[str, int]) -> None:
+        key = (counts.assignee, counts.at_risk_within)
+        self._reads.pop(key, None)
+        if len(self._reads) >= self._size:
+            del self._reads[next(iter(self._reads))]
+        self._reads[key] = (marker, counts.now, counted)
+
+
+@cache
+def count_queries(dialect: str) -> tuple[CountQuery, ...]:
+    """The statements counting every queue, built once (a page view only binds
+    ``QueueCounts.params``): two passes, the open queues over the open cases, and
+    ``all``."""
     named = {
         queue.value: filters
         for queue in Queue
         if queue is not Queue.ALL
         and (
-            filters := queue_filters(
-                queue, assignee=assignee, now=now, at_risk_within=at_risk_within
+            filters := _queue_filters(
+                queue,
+                assignee=bindparam("me", type_=String()),
+                now=bindparam("now", type_=UTCDateTime()),
+                at_risk_before=bindparam("at_risk_before", type_=UTCDateTime()),
             )
         )
         is not None
     }
-    return ((named, OPEN_CASES), ({Queue.ALL.value: CaseFilters()}, None))
+    return (
+        count_query(named, within=OPEN_CASES, dialect=dialect),
+        count_query({Queue.ALL.value: CaseFilters()}, dialect=dialect),
+    )
 
 
 def _narrowed(filters: CaseFilters, status: CaseStatus) -> CaseFilters | None:

@@ -5,9 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, true
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy import case as when
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -37,6 +47,11 @@ from caseapi.cases.search import Search
 from caseapi.core.counters import next_in_year
 from caseapi.ntus.models import NtuState
 
+#: A filter value given only when the statement runs (``bindparam("name")``): a
+#: statement built once then serves every reader and instant (the queue counts,
+#: ``CountQuery``).
+Bound: TypeAlias = BindParameter[Any]
+
 
 @dataclass(frozen=True, slots=True)
 class CaseFilters:
@@ -45,7 +60,8 @@ class CaseFilters:
     A sequence matches any of its values; the filters combine with AND. The times
     are aware: ``created_since`` / ``updated_since`` inclusive, ``created_before``
     exclusive. ``search`` is full text (``caseapi.cases.fulltext``): internal
-    comments count only with ``internal_text`` (staff).
+    comments count only with ``internal_text`` (staff). ``assignee`` and the times of
+    the queue filters may be ``Bound``.
     """
 
     statuses: Sequence[CaseStatus] = ()
@@ -53,7 +69,7 @@ class CaseFilters:
     ntu_id: str | None = None
     updated_since: datetime | None = None
     customer_id: str | None = None
-    assignee: str | None = None
+    assignee: str | Bound | None = None
     #: The team working the case (staff only).
     team_id: str | None = None
     escalation_levels: Sequence[EscalationLevel] = ()
@@ -70,11 +86,11 @@ class CaseFilters:
     unassigned: bool = False
     #: Only cases still worked whose first response, repair time or a pending
     #: commitment falls due by this time without having been missed yet.
-    sla_due_before: datetime | None = None
+    sla_due_before: datetime | Bound | None = None
     #: Only open cases with a missed first response, repair time or commitment.
     sla_breached: bool = False
     #: Only solved cases whose monitoring window is still running at this time.
-    monitoring_at: datetime | None = None
+    monitoring_at: datetime | Bound | None = None
     #: Only cases above the first escalation level (L2, L3).
     escalated: bool = False
 
@@ -97,6 +113,38 @@ async def get_last_case_by_dedup_key(session: AsyncSession, *, dedup_key: str) -
     """Return the newest case for ``dedup_key`` in any status."""
     stmt = select(Case).where(Case.dedup_key == dedup_key).order_by(Case.id.desc()).limit(1)
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def open_cases_by_dedup_key(
+    session: AsyncSession, *, dedup_keys: Sequence[str]
+) -> dict[str, Case]:
+    """The non-terminal case of each of ``dedup_keys`` that has one, locked for update
+    (in id order) as ``get_open_case_by_dedup_key`` locks one."""
+    found: dict[str, Case] = {}
+    for chunk in _chunks(sorted(set(dedup_keys))):
+        stmt = select(Case).where(Case.dedup_key.in_(chunk), _open()).order_by(Case.id)
+        for case in (await session.scalars(_for_update(session, stmt))).all():
+            if case.dedup_key is not None:
+                found[case.dedup_key] = case
+    return found
+
+
+async def last_cases_by_dedup_key(
+    session: AsyncSession, *, dedup_keys: Sequence[str]
+) -> dict[str, Case]:
+    """The newest case of each of ``dedup_keys`` that has one, in any status."""
+    found: dict[str, Case] = {}
+    for chunk in _chunks(sorted(set(dedup_keys))):
+        newest = select(func.max(Case.id)).where(Case.dedup_key.in_(chunk)).group_by(Case.dedup_key)
+        for case in (await session.scalars(select(Case).where(Case.id.in_(newest)))).all():
+            if case.dedup_key is not None:
+                found[case.dedup_key] = case
+    return found
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    # Bounded IN lists: SQLite caps the bound parameters of one statement.
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 async def working_refs_by_dedup_key(session: AsyncSession, *, prefix: str) -> dict[str, str]:
@@ -206,6 +254,12 @@ async def next_case_ref(session: AsyncSession, *, year: int) -> str:
     return format_case_ref(year=year, sequence=sequence)
 
 
+async def next_case_refs(session: AsyncSession, *, year: int, count: int) -> list[str]:
+    """Take the next ``count`` references for ``year`` at once, in order."""
+    last = await next_in_year(session, CaseRefCounter, year=year, count=count)
+    return [format_case_ref(year=year, sequence=n) for n in range(last - count + 1, last + 1)]
+
+
 def format_case_ref(*, year: int, sequence: int) -> str:
     """Format a case reference; the sequence grows past six digits if it must."""
     return f"CS-{year:04d}-{sequence:06d}"
@@ -259,7 +313,7 @@ def _severity(severity: CaseSeverity) -> ColumnElement[bool]:
             return Case.type == CaseType.GENERAL_REQUEST
 
 
-def _sla_due_before(horizon: datetime) -> ColumnElement[bool]:
+def _sla_due_before(horizon: datetime | Bound) -> ColumnElement[bool]:
     """A working case with a clock (or a promise) running out before ``horizon``."""
     # IN over an uncorrelated subquery: evaluated once, not once a case.
     commitment_due = Case.id.in_(
@@ -388,19 +442,24 @@ async def count_cases(session: AsyncSession, *, filters: CaseFilters) -> int:
     return int((await session.execute(stmt)).scalar_one())
 
 
-async def count_each(
-    session: AsyncSession, *, named: dict[str, CaseFilters], within: CaseFilters | None = None
-) -> dict[str, int]:
+@dataclass(frozen=True, slots=True)
+class CountQuery:
+    """Named counts in one statement (``count_query``): built once, run many times
+    (``run_counts``) with the values of its ``Bound`` filters."""
+
+    names: tuple[str, ...]
+    statement: Select[Any]
+
+
+def count_query(
+    named: dict[str, CaseFilters], *, within: CaseFilters | None = None, dialect: str
+) -> CountQuery:
     """Count the cases matching each of ``named``'s filters, in one pass over the cases.
 
-    One statement however many filters (the queue counts of the console): a
-    ``SUM(CASE WHEN ...)`` per name, over the cases matching ``within`` only (every
+    A ``SUM(CASE WHEN ...)`` per name, over the cases matching ``within`` only (every
     case when omitted): a set every one of ``named`` lies in, which an index finds
     (the open cases, by status), keeps the pass short.
     """
-    if not named:
-        return {}
-    dialect = session.get_bind().dialect.name
     columns = []
     for name, filters in named.items():
         where = _conditions(filters, dialect=dialect)
@@ -409,8 +468,17 @@ async def count_each(
     stmt = select(*columns).select_from(Case)
     if within is not None:
         stmt = _filtered(stmt, within, dialect=dialect)
-    row = (await session.execute(stmt)).one()
-    return {name: int(row[index]) for index, name in enumerate(named)}
+    return CountQuery(names=tuple(named), statement=stmt)
+
+
+async def run_counts(
+    session: AsyncSession, query: CountQuery, params: dict[str, Any] | None = None
+) -> dict[str, int]:
+    """Run ``query`` with ``params`` (its ``Bound`` values by name): name -> count."""
+    if not query.names:
+        return {}
+    row = (await session.execute(query.statement, params or {})).one()
+    return {name: int(row[index]) for index, name in enumerate(query.names)}
 
 
 #: How a queue page may be ordered: name -> ORDER BY (the id breaks ties).
@@ -426,13 +494,18 @@ QUEUE_ORDERS: Final[dict[str, tuple[Any, ...]]] = {
 
 async def list_sorted(
     session: AsyncSession, *, filters: CaseFilters, order: str, offset: int, limit: int
-) -> list[Case]:
+) -> tuple[list[Case], int]:
     """Up to ``limit`` cases matching ``filters`` in ``order`` (``QUEUE_ORDERS``),
-    skipping ``offset``: the console's sortable queue pages."""
+    skipping ``offset``, and how many match in all: the console's sortable queue
+    pages."""
     dialect = session.get_bind().dialect.name
-    stmt = _filtered(select(Case), filters, dialect=dialect)
-    stmt = stmt.order_by(*QUEUE_ORDERS[order]).offset(offset).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    where = _conditions(filters, dialect=dialect)
+    stmt = select(Case).where(*where).order_by(*QUEUE_ORDERS[order]).offset(offset).limit(limit)
+    cases = list((await session.execute(stmt)).scalars())
+    if offset == 0 and len(cases) < limit:
+        return cases, len(cases)  # all of them: no need to count
+    total = (await session.execute(select(func.count()).select_from(Case).where(*where))).scalar()
+    return cases, int(total or 0)
 
 
 async def pending_commitments(

@@ -9,7 +9,6 @@ create cases through ``store.insert_case`` and change them through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, TypeAlias
@@ -19,16 +18,25 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.auth.principal import Principal
 from caseapi.cases import paging, repository, store
 from caseapi.cases.actions import CaseActions, is_customer_visible
+from caseapi.cases.board import change_marker
 from caseapi.cases.config import DEFAULT_AT_RISK_WITHIN, DEFAULT_SLA
 from caseapi.cases.enums import CaseStatus
 from caseapi.cases.etr import EtrActions
 from caseapi.cases.incidents import IncidentService
 from caseapi.cases.machine import MANUAL_TRANSITIONS, close_blockers
 from caseapi.cases.models import Case, CaseCommitment, CaseEvent
-from caseapi.cases.queues import Deadline, next_deadline
+from caseapi.cases.queues import (
+    CountsCache,
+    Deadline,
+    QueueCounts,
+    count_queries,
+    next_deadline,
+)
 from caseapi.cases.repository import CaseFilters
 from caseapi.cases.sla import SlaSettings
 from caseapi.clock import Clock
+from caseapi.comments import repository as comment_repository
+from caseapi.comments.models import Comment
 from caseapi.core.database import session_scope
 from caseapi.core.errors import CaseNotFoundError
 
@@ -72,11 +80,12 @@ class CaseView:
     linked: list[str]
     #: The timeline, oldest first (customers: only their entries).
     events: list[CaseEvent]
+    #: The comments the reader may see, oldest first (the timeline's bodies).
+    comments: list[Comment]
 
 
-#: Named counts a queue page wants with its rows: (filters by name, the set to count
-#: within) per group (``repository.count_each``).
-CountGroups: TypeAlias = Sequence[tuple[dict[str, CaseFilters], CaseFilters | None]]
+#: How long queue counts are reused while no case changes (``queues.CountsCache``).
+COUNTS_TTL: Final = timedelta(seconds=5)
 
 
 class CaseService(CaseActions, EtrActions):
@@ -103,6 +112,7 @@ class CaseService(CaseActions, EtrActions):
         self._sessionmaker = sessionmaker
         self._clock = clock
         self.at_risk_within = at_risk_within
+        self._counts = CountsCache(ttl=COUNTS_TTL)
         self._sla = sla = sla or DEFAULT_SLA
         self._incidents = IncidentService(sessionmaker=sessionmaker, clock=clock, sla=sla)
 
@@ -184,39 +194,50 @@ class CaseService(CaseActions, EtrActions):
         order: str,
         offset: int,
         limit: int,
-        counts: CountGroups = (),
+        counts: QueueCounts | None = None,
     ) -> QueuePage:
         """One sorted page of the cases matching ``filters`` (``None``: no case), with
-        each case's next deadline, and ``counts`` (the queue navigation's) in the same
-        transaction: three queries however long the page, and one per count group.
+        each case's next deadline, and every queue's count (``counts``, the queue
+        navigation's) in the same transaction: three queries however long the page,
+        and two for the counts.
 
         Args:
             filters: What to match (``caseapi.cases.queues.queue_filters``).
             order: A key of ``repository.QUEUE_ORDERS``.
             offset: How many cases to skip.
             limit: Page size.
-            counts: Groups of named filters to count (each group in one pass).
+            counts: Whose queues to count, at what time (none when omitted).
         """
         if order not in repository.QUEUE_ORDERS:
             raise ValueError(f"unknown order {order!r}")
         async with session_scope(self._sessionmaker) as session:
             counted: dict[str, int] = {}
-            for named, within in counts:
-                counted.update(await repository.count_each(session, named=named, within=within))
+            if counts is not None:
+                counted = await self._queue_counts(session, counts)
             if filters is None:
                 return QueuePage(rows=[], count=0, counts=counted)
-            cases = await repository.list_sorted(
+            cases, count = await repository.list_sorted(
                 session, filters=filters, order=order, offset=offset, limit=limit
             )
-            count = await repository.count_cases(session, filters=filters)
             promised = await repository.pending_commitments(
                 session, case_ids=[case.id for case in cases]
             )
         rows = [QueueRow(case, next_deadline(case, promised)) for case in cases]
         return QueuePage(rows=rows, count=count, counts=counted)
 
+    async def _queue_counts(self, session: AsyncSession, counts: QueueCounts) -> dict[str, int]:
+        marker = await change_marker(session)
+        counted = self._counts.get(counts, marker)
+        if counted is None:
+            counted = {}
+            params = counts.params()
+            for query in count_queries(session.get_bind().dialect.name):
+                counted.update(await repository.run_counts(session, query, params))
+            self._counts.put(counts, marker, counted)
+        return counted
+
     async def case_view(self, principal: Principal, ref: str) -> CaseView:
-        """Case ``ref`` with its commitments, related cases and timeline, as
+        """Case ``ref`` with its commitments, related cases, timeline and comments, as
         ``principal`` may see them, read in one transaction.
 
         Raises:
@@ -230,9 +251,14 @@ class CaseService(CaseActions, EtrActions):
                 parent = await repository.get_case_ref_by_id(session, case_id=case.parent_case_id)
             linked = [c.ref for c in await repository.list_linked_cases(session, parent_id=case.id)]
             events = await repository.list_events(session, case_id=case.id)
+            comments = await comment_repository.list_comments(
+                session,
+                case_id=case.id,
+                visibilities=comment_repository.readable(customer=principal.is_customer),
+            )
         if principal.is_customer:
             events = [event for event in events if is_customer_visible(event)]
-        return CaseView(case, commitments, parent, linked, events)
+        return CaseView(case, commitments, parent, linked, events, comments)
 
     async def allowed_transitions(self, case: Case) -> list[CaseStatus]:
         """The statuses staff may move ``case`` to now, as the lifecycle allows

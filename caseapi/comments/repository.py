@@ -17,6 +17,11 @@ async def add_comment(session: AsyncSession, *, comment: Comment) -> Comment:
     return comment
 
 
+def readable(*, customer: bool) -> tuple[Visibility, ...]:
+    """The comments a reader may see: a customer the public ones, staff every one."""
+    return (Visibility.PUBLIC,) if customer else (Visibility.PUBLIC, Visibility.INTERNAL)
+
+
 async def list_comments(
     session: AsyncSession, *, case_id: int, visibilities: Sequence[Visibility]
 ) -> list[Comment]:

@@ -236,13 +236,10 @@ class CommentService:
         """
         async with session_scope(self._sessionmaker) as session:
             case = await case_store.case_for(session, principal, ref)
-            visibilities = (
-                [Visibility.PUBLIC]
-                if principal.is_customer
-                else [Visibility.PUBLIC, Visibility.INTERNAL]
-            )
             comments = await repository.list_comments(
-                session, case_id=case.id, visibilities=visibilities
+                session,
+                case_id=case.id,
+                visibilities=repository.readable(customer=principal.is_customer),
             )
             carried = await attachment_repository.list_for_comments(
                 session,

@@ -21,15 +21,25 @@ class YearCounter:
     last_value: Mapped[int] = mapped_column(Integer)
 
 
-async def next_in_year(session: AsyncSession, counter: type[YearCounter], *, year: int) -> int:
-    """Take the next number of ``year`` from the ``counter`` table (1 for a new year)."""
+async def next_in_year(
+    session: AsyncSession, counter: type[YearCounter], *, year: int, count: int = 1
+) -> int:
+    """Take the next ``count`` numbers of ``year`` from the ``counter`` table; return
+    the last of them (1 for a new year and one number). The numbers taken are
+    ``last - count + 1`` to ``last``, all in one statement.
+
+    Raises:
+        ValueError: ``count`` is below 1.
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
         insert(counter)
-        .values(year=year, last_value=1)
+        .values(year=year, last_value=count)
         .on_conflict_do_update(
-            index_elements=[counter.year], set_={"last_value": counter.last_value + 1}
+            index_elements=[counter.year], set_={"last_value": counter.last_value + count}
         )
         .returning(counter.last_value)
     )

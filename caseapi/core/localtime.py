@@ -149,9 +149,12 @@ def format_short(instant: datetime, *, zone: str | tzinfo | None, seconds: bool 
     ``seconds`` adds them (``12:50:07``), for outages that last seconds.
     """
     local, name = _local(instant, zone)
-    clock = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
+    # Integer formatting, not strftime: a queue page formats a few hundred of these.
+    clock = f"{local.hour:02d}:{local.minute:02d}"
+    if seconds:
+        clock = f"{clock}:{local.second:02d}"
     offset = "UTC" if name in _UTC_NAMES else offset_text(local.utcoffset(), zero="UTC+00:00")
-    return f"{local:%Y-%m-%d} {clock} {offset}"
+    return f"{local.year:04d}-{local.month:02d}-{local.day:02d} {clock} {offset}"
 
 
 def parse_instant(value: object) -> datetime | None:

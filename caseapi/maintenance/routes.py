@@ -56,13 +56,12 @@ def get_maintenance_service(request: Request) -> MaintenanceService:
     return service
 
 
-async def _maintenance_service(request: Request) -> MaintenanceService:
-    # async: FastAPI runs a plain function in its thread pool (the console calls
-    # ``get_maintenance_service`` itself).
+async def _maintenance_service_dependency(request: Request) -> MaintenanceService:
+    # A coroutine: FastAPI runs a plain function dependency in a worker thread.
     return get_maintenance_service(request)
 
 
-MaintenanceServiceDep = Annotated[MaintenanceService, Depends(_maintenance_service)]
+MaintenanceServiceDep = Annotated[MaintenanceService, Depends(_maintenance_service_dependency)]
 
 
 def _if_match(value: str | None) -> int | None:

@@ -48,23 +48,38 @@ async def enqueue(
     Raises:
         ValueError: Unknown kind, an internal comment, or data that is not JSON.
     """
+    session.add(outbox_row(case_id=case_id, customer_id=customer_id, kind=kind, data=data, at=at))
+    await session.flush()
+
+
+def outbox_row(
+    *,
+    case_id: int | None,
+    customer_id: str,
+    kind: NotificationKind | str,
+    data: Mapping[str, Any],
+    at: datetime | None = None,
+) -> Notification:
+    """The unsaved outbox row ``enqueue`` adds (same arguments, same checks), for a
+    caller that adds many rows with one flush.
+
+    Raises:
+        ValueError: Unknown kind, an internal comment, or data that is not JSON.
+    """
     kind = NotificationKind(kind)
     if kind is K.PUBLIC_UPDATE and data.get("visibility", "public") != "public":
         raise ValueError("internal comments are never sent to customers")
     stored = json.loads(json.dumps(dict(data), default=_json_default))
-    session.add(
-        Notification(
-            event_id=str(uuid.uuid4()),
-            customer_id=customer_id,
-            case_id=case_id,
-            case_ref=stored.get("ref"),
-            kind=kind.value,
-            data=stored,
-            created_at=at or datetime.now(UTC),
-            expanded_at=None,
-        )
+    return Notification(
+        event_id=str(uuid.uuid4()),
+        customer_id=customer_id,
+        case_id=case_id,
+        case_ref=stored.get("ref"),
+        kind=kind.value,
+        data=stored,
+        created_at=at or datetime.now(UTC),
+        expanded_at=None,
     )
-    await session.flush()
 
 
 class OutboxSource(Protocol):

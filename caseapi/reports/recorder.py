@@ -25,12 +25,14 @@ customer's ``attributes.availability_upstream`` is false; degradations only when
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caseapi.core.bulk import bulk_insert
 from caseapi.customers.models import Customer
 from caseapi.ntus.models import Ntu
 from caseapi.ntus.status import NtuStatusUpdate
@@ -121,6 +123,68 @@ async def ensure_open(
     await session.flush()
 
 
+@dataclass(frozen=True, slots=True)
+class IntervalOpen:
+    """One ``ensure_open`` for one NTU, as ``ensure_open_many`` takes them."""
+
+    case_id: int
+    case_ref: str
+    customer_id: str | None
+    ntu_id: str
+    kind: OutageKind
+    cause: OutageCause
+    start: datetime
+    service_id: str | None = None
+    site: str | None = None
+
+
+async def ensure_open_many(session: AsyncSession, items: Sequence[IntervalOpen]) -> None:
+    """``ensure_open`` for each of ``items``, with the same rules, in a few statements
+    (the cases a mass outage opens at once)."""
+    if not items:
+        return
+    case_ids = sorted({item.case_id for item in items})
+    open_now: set[tuple[int | None, str, str]] = set()
+    for start in range(0, len(case_ids), 500):
+        stmt = select(OutageInterval.case_id, OutageInterval.ntu_id, OutageInterval.kind).where(
+            OutageInterval.case_id.in_(case_ids[start : start + 500]),
+            OutageInterval.end_at.is_(None),
+        )
+        open_now.update((c, n, k) for c, n, k in (await session.execute(stmt)).all())
+    missing = [i for i in items if (i.case_id, i.ntu_id, i.kind.value) not in open_now]
+    customer_ids = sorted({i.customer_id for i in missing if i.customer_id is not None})
+    ntu_ids = sorted({i.ntu_id for i in missing})
+    contracts: dict[str, Mapping[str, Any]] = {}
+    inventory: dict[str, Ntu] = {}
+    for start in range(0, len(customer_ids), 500):
+        stmt_c = select(Customer).where(Customer.id.in_(customer_ids[start : start + 500]))
+        contracts.update((c.id, c.attributes) for c in (await session.scalars(stmt_c)).all())
+    for start in range(0, len(ntu_ids), 500):
+        stmt_n = select(Ntu).where(Ntu.id.in_(ntu_ids[start : start + 500]))
+        inventory.update((n.id, n) for n in (await session.scalars(stmt_n)).all())
+    added: dict[tuple[int, str, str], OutageInterval] = {}
+    for item in missing:
+        key = (item.case_id, item.ntu_id, item.kind.value)
+        if key in added:
+            continue
+        contract = contracts.get(item.customer_id, {}) if item.customer_id is not None else {}
+        ntu = inventory.get(item.ntu_id)
+        added[key] = OutageInterval(
+            ntu_id=item.ntu_id,
+            customer_id=item.customer_id,
+            service_id=ntu.service_id if ntu is not None else item.service_id,
+            site=ntu.site if ntu is not None else item.site,
+            kind=item.kind.value,
+            cause=item.cause.value,
+            start_at=item.start,
+            end_at=None,
+            case_id=item.case_id,
+            case_ref=item.case_ref,
+            counted=counts(item.kind, item.cause, contract or {}),
+        )
+    await bulk_insert(session, OutageInterval, list(added.values()))
+
+
 async def close_case(
     session: AsyncSession, *, case_id: int, at: datetime, kind: OutageKind | None = None
 ) -> None:
@@ -140,6 +204,23 @@ async def close_case(
     ).scalars()
     for row in rows:
         row.end_at = max(row.start_at, at)
+    await session.flush()
+
+
+async def close_cases(
+    session: AsyncSession, ends: Mapping[int, datetime], *, kind: OutageKind | None = None
+) -> None:
+    """``close_case`` for each case id of ``ends`` at its time, in a few statements."""
+    case_ids = sorted(ends)
+    for start in range(0, len(case_ids), 500):
+        stmt = select(OutageInterval).where(
+            OutageInterval.case_id.in_(case_ids[start : start + 500]),
+            OutageInterval.end_at.is_(None),
+            *([OutageInterval.kind == kind.value] if kind is not None else []),
+        )
+        for row in (await session.scalars(stmt)).all():
+            assert row.case_id is not None
+            row.end_at = max(row.start_at, ends[row.case_id])
     await session.flush()
 
 

@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caseapi.cases.models import Case
 from caseapi.customers import repository as customer_repository
+from caseapi.customers.models import Customer
 from caseapi.ntus import repository as ntu_repository
+from caseapi.ntus.models import Ntu
 from caseapi.teams import repository
 from caseapi.teams.routing import RoutingFacts, route
 
@@ -26,16 +28,20 @@ async def facts_of(session: AsyncSession, case: Case) -> RoutingFacts:
     """What routing looks at: the case, its NTU's ``service`` / ``region`` attributes
     (the customer's ``region`` otherwise; the case's ``service_id`` when the NTU names
     no ``service``)."""
-    ntu_attrs: dict[str, Any] = {}
-    customer_attrs: dict[str, Any] = {}
+    ntu = None
     if case.ntu_id is not None:
         row = await ntu_repository.get_ntu(session, ntu_id=case.ntu_id)
-        if row is not None:
-            ntu_attrs = dict(row.ntu.attributes or {})
+        ntu = row.ntu if row is not None else None
+    customer = None
     if case.customer_id is not None:
         customer = await customer_repository.get_customer(session, customer_id=case.customer_id)
-        if customer is not None:
-            customer_attrs = dict(customer.attributes or {})
+    return facts_from(case, ntu=ntu, customer=customer)
+
+
+def facts_from(case: Case, *, ntu: Ntu | None, customer: Customer | None) -> RoutingFacts:
+    """``facts_of`` with the case's NTU and customer already at hand (pure)."""
+    ntu_attrs: dict[str, Any] = dict(ntu.attributes or {}) if ntu is not None else {}
+    customer_attrs: dict[str, Any] = dict(customer.attributes or {}) if customer else {}
     return RoutingFacts(
         source=case.source.value,
         priority=case.priority.value,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, ScalarSelect, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from caseapi.cases.models import Case
 from caseapi.teams.models import Member, RoutingRuleRow, Team, TeamMember
@@ -34,15 +35,24 @@ async def team_members(session: AsyncSession, team_id: str) -> list[Member]:
     return list((await session.scalars(stmt)).all())
 
 
-async def member_id_by_email(session: AsyncSession, email: str) -> str | None:
-    """The id of the active member whose e-mail is ``email`` (any case), if any."""
-    found = await session.scalars(
+def member_id_of(email: ColumnElement[str] | InstrumentedAttribute[str]) -> ScalarSelect[str]:
+    """The id of the active member whose e-mail is ``email`` (a lower-cased address;
+    the member's in any case), as a subquery another statement reads in passing."""
+    return (
         select(Member.id)
-        .where(func.lower(Member.email) == email.lower(), Member.active.is_(True))
+        .where(func.lower(Member.email) == email, Member.active.is_(True))
         .order_by(Member.id)
         .limit(1)
+        .scalar_subquery()
     )
-    return found.first()
+
+
+async def member_id_by_email(session: AsyncSession, email: str) -> str | None:
+    """The id of the active member whose e-mail is ``email`` (any case), if any."""
+    found: str | None = (
+        await session.execute(select(member_id_of(literal(email.lower()))))
+    ).scalar()
+    return found
 
 
 async def member_by_id(session: AsyncSession, member_id: str) -> Member | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caseapi.teams.repository import member_id_of
 from caseapi.users.models import User, UserSession
 
 
@@ -39,15 +40,20 @@ async def add_session(session: AsyncSession, *, row: UserSession) -> UserSession
 
 async def get_live_session(
     session: AsyncSession, *, token_hash: str
-) -> tuple[UserSession, User] | None:
-    """The unrevoked session of ``token_hash`` with its user (expiry is the caller's)."""
+) -> tuple[UserSession, User, str | None] | None:
+    """The unrevoked session of ``token_hash`` with its user and, for staff, the id
+    of the organisation's member with the user's e-mail (expiry is the caller's).
+
+    One statement: every page view asks.
+    """
+    member = case((User.customer_id.is_(None), member_id_of(User.email)), else_=None)
     stmt = (
-        select(UserSession, User)
+        select(UserSession, User, member)
         .join(User, User.id == UserSession.user_id)
         .where(UserSession.token_hash == token_hash, UserSession.revoked_at.is_(None))
     )
     row = (await session.execute(stmt)).one_or_none()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
 
 
 async def touch_session(session: AsyncSession, *, session_id: int, at: datetime) -> None:

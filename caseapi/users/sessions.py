@@ -119,10 +119,9 @@ class DatabaseSessionStore:
         now = self._clock.now()
         async with session_scope(self._sessionmaker) as session:
             found = await repository.get_live_session(session, token_hash=hashed)
-            if found is None:
-                return None
-            row, user = found
-            member_id = await _member_id(session, user)
+        if found is None:
+            return None
+        row, user, member_id = found
         if (
             user.disabled
             or now >= row.expires_at

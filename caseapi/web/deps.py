@@ -33,7 +33,7 @@ from caseapi.web.session import CSRF_FIELD, SESSION_COOKIE, SessionStore, WebSes
 CSRF_HEADER = "X-CSRF-Token"
 
 
-def get_session_store(request: Request) -> SessionStore:
+async def get_session_store(request: Request) -> SessionStore:
     """The app's session store (``app.state.web_sessions``)."""
     store: SessionStore = request.app.state.web_sessions
     return store

@@ -36,6 +36,8 @@ _environment = Environment(
     undefined=StrictUndefined,  # a misspelt name fails the test, not the reader
     trim_blocks=True,
     lstrip_blocks=True,
+    # Templates ship with the code: no stat() of every template on every page.
+    auto_reload=False,
 )
 
 

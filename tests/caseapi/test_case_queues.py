@@ -8,9 +8,9 @@ from datetime import timedelta
 from caseapi.auth.principal import Principal, Role
 from caseapi.cases.enums import CasePriority, CaseStatus, CommitmentKind, RootCauseCategory
 from caseapi.cases.models import Case
-from caseapi.cases.queues import Queue, next_deadline, queue_counts, queue_filters
+from caseapi.cases.queues import CountsCache, Queue, QueueCounts, next_deadline, queue_filters
 from caseapi.cases.repository import CaseFilters
-from caseapi.cases.service import CaseService
+from caseapi.cases.service import COUNTS_TTL, CaseService
 from caseapi.cases.snapshot import (
     Assign,
     Commitment,
@@ -20,7 +20,7 @@ from caseapi.cases.snapshot import (
     Transition,
 )
 from nms.clock import FakeClock
-from tests.caseapi.conftest import Database
+from tests.caseapi.conftest import START, Database
 from tests.caseapi.lifecycle_fixtures import advance, seed, ticker
 from tests.caseapi.web.workspace_fixtures import open_case
 
@@ -95,7 +95,7 @@ async def test_each_queue_holds_its_cases(
         order="newest",
         offset=0,
         limit=1,
-        counts=queue_counts(assignee="eve", now=now, at_risk_within=SOON),
+        counts=QueueCounts(assignee="eve", now=now, at_risk_within=SOON),
     )
     assert page.rows == []
     assert page.counts == {
@@ -111,9 +111,19 @@ async def test_each_queue_holds_its_cases(
         "all": 6,
     }
 
+    # A page shorter than the queue still counts all of it.
+    page = await service.queue_page(filters=CaseFilters(), order="newest", offset=0, limit=2)
+    assert (len(page.rows), page.count) == (2, 6)
+    page = await service.queue_page(filters=CaseFilters(), order="newest", offset=4, limit=5)
+    assert (len(page.rows), page.count) == (2, 6)
+
     # The monitoring window ends (24 h for a P2): the case leaves the queue.
     clock.advance(timedelta(days=3))
     assert await _queue(service, Queue.MONITORING) == []
+    # The counts' statement is built once: another reader, another instant, bound anew.
+    later = QueueCounts(assignee="bob", now=service.clock.now(), at_risk_within=SOON)
+    page = await service.queue_page(filters=None, order="newest", offset=0, limit=1, counts=later)
+    assert (page.counts["mine"], page.counts["monitoring"], page.counts["all"]) == (0, 0, 6)
 
 
 async def test_a_promise_puts_a_case_at_risk_and_then_breached(
@@ -146,3 +156,46 @@ async def test_a_promise_puts_a_case_at_risk_and_then_breached(
     assert await _queue(service, Queue.AT_RISK) == []
     case = await service.get_case(ref)
     assert next_deadline(case, []) is not None  # the repair clock still runs
+
+
+async def test_counts_are_read_again_after_any_change_and_at_most_a_ttl_old(
+    database: Database, service: CaseService, clock: FakeClock
+) -> None:
+    await seed(database)
+    # First response due in 30 min; "at risk" within 10 min of a deadline.
+    ref = await open_case(service, summary="one", priority=CasePriority.P1)
+    soon = timedelta(minutes=10)
+
+    async def counts() -> dict[str, int]:
+        now = service.clock.now()
+        mine = QueueCounts(assignee="eve", now=now, at_risk_within=soon)
+        page = await service.queue_page(
+            filters=None, order="newest", offset=0, limit=1, counts=mine
+        )
+        return page.counts
+
+    before = await counts()
+    assert (before["unassigned"], before["mine"], before["at_risk"]) == (1, 0, 0)
+    # A change is counted on the next look, however soon.
+    await service.act(ENGINEER, ref, lambda _: Assign(assignee="eve", actor="eve"))
+    after = await counts()
+    assert (after["unassigned"], after["mine"]) == (0, 1)
+
+    # Time alone: the deadline (12:30) comes within the horizon at 12:20; the counts
+    # show it once the last read is COUNTS_TTL old, not before.
+    clock.advance(timedelta(minutes=19, seconds=58))
+    assert (await counts())["at_risk"] == 0  # read at 12:19:58
+    clock.advance(timedelta(seconds=3))
+    assert (await counts())["at_risk"] == 0  # 12:20:01: the 3 s old read
+    clock.advance(COUNTS_TTL - timedelta(seconds=3))
+    assert (await counts())["at_risk"] == 1
+
+
+def test_the_counts_cache_keeps_a_bounded_number_of_readers() -> None:
+    cache = CountsCache(ttl=timedelta(seconds=5), size=2)
+    now = START
+    for name in ("ann", "bob", "cid"):
+        cache.put(QueueCounts(assignee=name, now=now), "m", {"mine": 1})
+    assert cache.get(QueueCounts(assignee="ann", now=now), "m") is None
+    assert cache.get(QueueCounts(assignee="cid", now=now), "m") == {"mine": 1}
+    assert cache.get(QueueCounts(assignee="cid", now=now), "other marker") is None

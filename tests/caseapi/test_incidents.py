@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -78,23 +79,35 @@ async def test_a_naive_timestamp_in_a_batch_writes_nothing(
     assert await _count(database) == 0
 
 
-class _LosesTheRaceOnce(IncidentService):
-    """A batch whose transaction hits a unique key at its end, as a lost race does."""
+class _LosesTheRace(IncidentService):
+    """A batch whose transaction hits a unique key at its end, as a lost race does,
+    ``losses`` times in a row."""
 
-    batches = 0
+    def __init__(self, *, losses: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.losses = losses
+        self.batches = 0
 
-    async def _open_incident(self, session: AsyncSession, request: IncidentOpen) -> str:
-        ref = await super()._open_incident(session, request)
-        if request.ntu_id == "ntu-last" and self.batches == 0:
-            self.batches += 1
+    async def _open_many(
+        self, session: AsyncSession, requests: Sequence[IncidentOpen]
+    ) -> list[str]:
+        refs = await super()._open_many(session, requests)
+        self.batches += 1
+        if self.batches <= self.losses:
             raise IntegrityError("INSERT", {}, Exception("duplicate key"))
-        return ref
+        return refs
+
+
+async def test_a_lost_race_runs_the_batch_again(database: Database, clock: FakeClock) -> None:
+    service = _LosesTheRace(losses=1, sessionmaker=database.sessionmaker, clock=clock)
+    refs = await service.open_incidents([incident(f"ntu-{n}") for n in (1, 2, 3)])
+    assert (service.batches, len(set(refs)), await _count(database)) == (2, 3, 3)
 
 
 async def test_a_lost_race_falls_back_to_one_transaction_per_request(
     database: Database, clock: FakeClock
 ) -> None:
-    service = _LosesTheRaceOnce(sessionmaker=database.sessionmaker, clock=clock)
+    service = _LosesTheRace(losses=99, sessionmaker=database.sessionmaker, clock=clock)
     requests: Sequence[IncidentOpen] = [incident(f"ntu-{n}") for n in (1, 2)] + [
         incident("ntu-last")
     ]

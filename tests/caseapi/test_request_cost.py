@@ -1,48 +1,23 @@
-"""What one API read costs: no thread-pool hop, no key lookup, a fixed set of queries.
+"""What one API read costs: no key lookup, a fixed set of queries.
 
-The API's hot reads were 10x the CPU of a bare FastAPI + SQLAlchemy handler
-(``bench/api_load.py``); these tests keep the causes found from coming back.
+The API's hot reads were 4-10x the CPU of a bare FastAPI + SQLAlchemy handler
+(``bench/api_load.py``); this keeps the causes found from coming back (no thread-pool
+hop: ``test_async_handlers.py``).
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import event
 
-from caseapi.api import openapi
 from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
 from caseapi.incidents import IncidentService
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import client_for, make_app, mint_key
 from tests.caseapi.conftest import Database, incident
-
-
-def _is_async(call: Any) -> bool:
-    target = call if inspect.isfunction(call) or inspect.ismethod(call) else call.__call__
-    return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
-
-
-def test_no_api_dependency_runs_in_the_thread_pool(
-    database: Database, service: CaseService, clock: FakeClock
-) -> None:
-    # FastAPI runs a plain ``def`` dependency or endpoint in its thread pool: two
-    # thread switches per call, on every request that uses it.
-    app = make_app(database, service, clock)
-    plain: set[str] = set()
-    routes = list(openapi._api_routes(app))
-    assert len(routes) > 50  # every documented route, included routers' too
-    for path, _methods, root in routes:
-        pending = [root]
-        while pending:
-            dependant = pending.pop()
-            pending.extend(dependant.dependencies)
-            if dependant.call is not None and not _is_async(dependant.call):
-                plain.add(f"{path}: {getattr(dependant.call, '__qualname__', dependant.call)}")
-    assert sorted(plain) == []
 
 
 async def test_reading_a_case_again_runs_only_the_case_queries(

@@ -7,18 +7,21 @@ route (``unreachable 169.254.0.0/16``) makes every send there fail locally.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import aclosing
+from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime
 
 import pytest
 
 from nms.lab import safety_routes
 from probes.errors import IcmpPermissionError, LocalProtocolError, ProbeConfigError
+from probes.icmp.sweep_state import Echo, SweepState, make_result
 from probes.icmp.sweeper import IcmpSweeper, SweepSettings
 from probes.observation import PingResult, PingTarget
 from tests.conftest import require_root
@@ -284,3 +287,58 @@ async def test_replies_later_than_the_timeout_count_as_lost() -> None:
     assert elapsed < 0.5
     for result in results:
         assert (result.sent, result.received, result.loss, result.error) == (2, 0, 1.0, None)
+
+
+def test_fast_result_is_the_same_frozen_ping_result() -> None:
+    """The sweeper builds results by writing slots; they must equal the dataclass's."""
+    address = ipaddress.IPv4Address("127.0.0.9")
+    started = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    for rtts, error in (((0.001, 0.002), None), ((), "EHOSTUNREACH")):
+        fast = make_result("ntu-9", address, started, 2, len(rtts), rtts, error)
+        slow = PingResult("ntu-9", address, started, 2, len(rtts), rtts, error)
+        assert type(fast) is PingResult
+        assert fast == slow
+        assert hash(fast) == hash(slow)
+        assert repr(fast) == repr(slow)
+    with pytest.raises(FrozenInstanceError):
+        fast.sent = 3  # type: ignore[misc]
+
+
+async def test_cancelling_the_consumer_cancels_the_sweep() -> None:
+    require_root()
+    settings = SweepSettings(count=3, spacing=0.2, timeout=1.0)
+    async with IcmpSweeper(settings=settings) as sweeper:
+        task = asyncio.create_task(sweeper.sweep_all(loopback(40, offset=5000)))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sweeper._pending == {}
+        assert sweeper._sweeps == set()
+        results = await sweeper.sweep_all(loopback(5, offset=5000))
+    assert len(results) == 5
+
+
+async def test_nothing_of_a_finished_sweep_stays_alive() -> None:
+    """A long-running process sweeps forever: no sweep state may outlive its sweep."""
+    require_root()
+    async with IcmpSweeper(settings=FAST) as sweeper:
+        for _ in range(3):
+            results = await sweeper.sweep_all(loopback(30, offset=6000))
+            assert len(results) == 30
+        del results
+        gc.collect()
+        kinds = (SweepState, Echo)
+        assert [o for o in gc.get_objects() if isinstance(o, kinds)] == []
+        assert sweeper._pending == {}
+
+
+async def test_a_target_without_an_ip_address_is_refused() -> None:
+    require_root()
+    bad = PingTarget("ntu-bad", "127.0.0.1")  # type: ignore[arg-type]
+    async with IcmpSweeper(settings=FAST) as sweeper:
+        with pytest.raises(ProbeConfigError) as info:
+            await sweeper.sweep_all([*loopback(3), bad])
+        assert info.value.field == "targets"
+        assert "ntu-bad" in str(info.value)
+        assert sweeper._pending == {}

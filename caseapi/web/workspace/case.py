@@ -116,10 +116,7 @@ async def case_context(request: Request, web: WebSession, ref: str) -> dict[str,
     principal = web.principal
     view = await service.case_view(principal, ref)
     case, commitments, timeline = view.case, view.commitments, view.events
-    bodies: dict[object, Comment] = {
-        view.comment.id: view.comment
-        for view in await comments(request).list_comments(principal=principal, ref=ref)
-    }
+    bodies: dict[object, Comment] = {comment.id: comment for comment in view.comments}
     now = service.clock.now()
     pending = [c for c in commitments if c.met_at is None]
     entries = [

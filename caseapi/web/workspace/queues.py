@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from caseapi.cases.enums import CasePriority, CaseStatus, CaseType, EscalationLevel
-from caseapi.cases.queues import Queue, queue_counts, queue_filters
+from caseapi.cases.queues import Queue, QueueCounts, queue_filters
 from caseapi.cases.repository import QUEUE_ORDERS, CaseFilters
 from caseapi.cases.search import MAX_SEARCH_LENGTH, SearchSyntaxError, parse_search
 from caseapi.core.base import ACTOR_LENGTH
@@ -78,7 +78,7 @@ def _blank(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
 
 
-def queue_query(
+async def queue_query(
     queue: QueueParam = Queue.ALL,
     priority: Annotated[CasePriority | Blank | None, Query()] = None,
     status: Annotated[CaseStatus | Blank | None, Query()] = None,
@@ -147,7 +147,7 @@ async def _context(request: Request, web: WebSession, query: QueueQuery) -> dict
         order=query.sort,
         offset=(query.page - 1) * PAGE_SIZE,
         limit=PAGE_SIZE,
-        counts=queue_counts(assignee=me, now=now, at_risk_within=soon),
+        counts=QueueCounts(assignee=me, now=now, at_risk_within=soon),
     )
     return {
         "query": query,

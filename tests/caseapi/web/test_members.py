@@ -12,6 +12,7 @@ from caseapi.auth.principal import Role
 from caseapi.cases.service import CaseService
 from caseapi.incidents import IncidentService
 from caseapi.organisation import MemberRecord, RuleRecord, TeamRecord, sync_organisation
+from caseapi.web.session import SESSION_COOKIE
 from tests.caseapi.conftest import Database, incident
 from tests.caseapi.web.pages import login_as
 
@@ -27,7 +28,10 @@ async def _members(database: Database) -> None:
                 email="Alice@Example.net",
                 timezone="UTC",
                 language="en",
-            )
+            ),
+            MemberRecord(
+                id="carol", name="Carol", email="carol@example.net", timezone="UTC", language="en"
+            ),
         ],
         rules=[RuleRecord(team="l1-noc")],
     )
@@ -50,3 +54,18 @@ async def test_a_member_takes_a_case_under_the_member_id(
     async with login_as(app, role=Role.CUSTOMER, customer_id="cust-1", name="alice2") as c:
         assert c.session.principal.name == "alice2@example.net"
     assert (await service.get_case(ref)).assignee == "alice"
+
+
+async def test_each_page_view_finds_the_member_of_a_staff_session_only(
+    app: FastAPI, database: Database
+) -> None:
+    await _members(database)
+    store = app.state.web_sessions
+    async with login_as(app, role=Role.ENGINEER, name="alice") as alice:
+        looked = await store.lookup(alice.client.cookies[SESSION_COOKIE])
+        assert looked is not None and looked.principal.name == "alice"
+    # A customer's contact with a member's address is still only the contact.
+    async with login_as(app, role=Role.CUSTOMER, customer_id="cust-1", name="carol") as carol:
+        looked = await store.lookup(carol.client.cookies[SESSION_COOKIE])
+        assert looked is not None and looked.principal.name == "carol@example.net"
+        assert looked.principal.customer_id == "cust-1"
