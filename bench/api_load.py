@@ -265,8 +265,19 @@ _UNITS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_
 
 
 def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", value.strip()).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", value.strip())
+    if match is None:
+        print(f"  (wrk latency {value!r} not understood)")
+        return float("nan")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _latency(out: str, percentile: str) -> float:
+    found = re.search(rf"^\s+{percentile}\s+(\S+)", out, re.MULTILINE)
+    if found is None:
+        print(f"  (no {percentile} latency in wrk's output:\n{out})")
+        return float("nan")
+    return _ms(found.group(1))
 
 
 def run_wrk(
@@ -292,8 +303,7 @@ def run_wrk(
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50, p99 = (_latency(out, "50%"), _latency(out, "99%"))
     if errors:
         print(f"  {label}: {errors.group(0)}")
     served = max(requests, 1)
