@@ -32,7 +32,7 @@ from caseapi.api import openapi
 from caseapi.api.body_limit import CODE as BODY_TOO_LARGE
 from caseapi.api.body_limit import BodyLimit, BodyTooLargeError, RouteLimit
 from caseapi.api.client_address import IPNetwork
-from caseapi.api.guards import reject_nul_characters, reject_unknown_query_parameters
+from caseapi.api.guards import check_request
 from caseapi.attachments.config import AttachmentSettings
 from caseapi.attachments.errors import AttachmentTooLargeError
 from caseapi.attachments.routes import UPLOAD_PATH
@@ -156,7 +156,11 @@ def create_app(
     app = FastAPI(
         title="nms case API",
         version="0.1.0",
-        dependencies=[Depends(reject_nul_characters), Depends(reject_unknown_query_parameters)],
+        # FastAPI's native OpenTelemetry asks the global providers on every request
+        # whether it is on (reading the environment each time); nms exports
+        # Prometheus metrics and structured logs instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+        dependencies=[Depends(check_request)],
     )
     # Every operation's problem responses (401/403/404/409/412/413/422/503...).
     openapi.install(app)

@@ -15,6 +15,18 @@ from caseapi.cases.errors import CaseValidationError
 from caseapi.core.errors import UnknownQueryParameterError
 
 
+async def check_request(request: Request) -> None:
+    """Both guards, as one dependency (FastAPI's cost per dependency is paid by every
+    request): ``reject_nul_characters``, then ``reject_unknown_query_parameters``.
+
+    Raises:
+        CaseValidationError: As ``reject_nul_characters``.
+        UnknownQueryParameterError: As ``reject_unknown_query_parameters``.
+    """
+    await reject_nul_characters(request)
+    await reject_unknown_query_parameters(request)
+
+
 async def reject_nul_characters(request: Request) -> None:
     """Refuse NUL characters anywhere in the path, query or JSON body (422).
 
@@ -33,7 +45,10 @@ async def reject_nul_characters(request: Request) -> None:
     for name, value in request.query_params.multi_items():
         if "\x00" in name or "\x00" in value:
             raise CaseValidationError(name, "must not contain NUL characters")
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    headers = request.headers
+    if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+        return  # no body (a GET): nothing to read
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type == "multipart/form-data":
         # Files are bytes (NUL included) and must not be read whole here: the upload
         # route streams the body and checks its text fields itself.

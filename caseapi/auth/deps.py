@@ -24,7 +24,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from caseapi.api.client_address import ClientAddress
+from caseapi.api.client_address import request_client_address
 from caseapi.api.openapi import raises
 from caseapi.audit.context import bind_principal
 from caseapi.auth.errors import AuthenticationError, PermissionDeniedError
@@ -76,12 +76,14 @@ def key_prefix(secret: str) -> str | None:
 
 @raises(RateLimitedError)
 async def get_principal(
-    service: ApiKeyServiceDep,
-    limiter: RateLimiterDep,
-    address: ClientAddress,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """Authenticate the request's bearer key.
+
+    The key service, the rate limiter and the client address come from the request
+    itself, not from dependencies of their own: every authenticated request runs this,
+    and FastAPI's cost per dependency is of the order of the key check itself.
 
     Raises:
         RateLimitedError: The address or the key prefix failed too often (429
@@ -89,6 +91,10 @@ async def get_principal(
         AuthenticationError: No bearer key, or an unknown, expired or revoked one
             (401 ``unauthenticated`` with ``WWW-Authenticate: Bearer``).
     """
+    state = request.app.state
+    service: ApiKeyService = state.apikey_service
+    limiter: RateLimiter | None = getattr(state, "rate_limiter", None)
+    address = request_client_address(request) if limiter is not None else ""
     prefix = key_prefix(credentials.credentials) if credentials is not None else None
     if limiter is not None:
         await limiter.check_authentication(address=address, key_prefix=prefix)

@@ -10,15 +10,29 @@ Why a fast hash and not bcrypt/scrypt/argon2: slow hashes exist to make guessing
 bits, so trying candidate keys against a leaked hash is hopeless at any hash speed,
 while a slow hash would add tens of milliseconds to every API request. Hashes are
 compared with ``hmac.compare_digest``.
+
+Verified keys are remembered for a few seconds (``cache_ttl``, 5 s by default): an
+API request would otherwise open a database session of its own just to find its key
+again. What a cached key may do is re-checked on every request where it costs
+nothing: its expiry against the clock. Revocation through this service (the API's
+``DELETE /v1/apikeys/{id}``) forgets the key at once; a revocation made by another
+process (``nms apikey revoke``, another ``nms api`` replica) is honoured here within
+``cache_ttl``. Unknown and refused keys are never cached: a new key works at once
+and every failure still reaches the database and the rate limiter. The cache is
+keyed by a SHA-256 of the presented secret, not by the secret.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -40,6 +54,20 @@ _SECRET_BYTES: Final = 32
 _SALT_BYTES: Final = 16
 # A prefix collision (48 random bits) is astronomically rare; ``write_retrying``
 # retries one anyway.
+#: Seconds a verified key is trusted without reading its row again.
+DEFAULT_CACHE_TTL: Final = 5.0
+#: Verified keys remembered at most (the oldest is forgotten first).
+_CACHE_SIZE: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A key found valid: who it is, when it expires, until when to trust this."""
+
+    principal: Principal
+    expires_at: datetime | None
+    #: ``monotonic()`` deadline of this entry.
+    until: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +95,35 @@ def key_status(key: ApiKey, *, now: datetime) -> str:
 class ApiKeyService:
     """Creates, authenticates, lists and revokes API keys."""
 
-    def __init__(self, *, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        cache_ttl: float = DEFAULT_CACHE_TTL,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         """Create the service.
 
         Args:
             sessionmaker: Session factory (``caseapi.core.database.make_sessionmaker``).
             clock: Source of "now" for creation, expiry and revocation.
+            cache_ttl: Seconds a verified key is trusted without reading its row
+                again (0: read it on every request); bounds how late a revocation
+                made by another process is honoured here.
+            monotonic: Seconds for ``cache_ttl`` (tests pass a fake).
         """
+        if cache_ttl < 0:
+            raise ValueError("cache_ttl must not be negative")
         self._sessionmaker = sessionmaker
         self._clock = clock
+        self._cache_ttl = cache_ttl
+        self._monotonic = monotonic
+        self._verified: dict[bytes, _Verified] = {}
+        # Counts ``forget`` calls: a lookup that overlapped one caches nothing (it may
+        # have read the row before the revocation committed).
+        self._forgotten = 0
+        self._lookups: dict[bytes, asyncio.Future[Principal]] = {}
 
     @property
     def clock(self) -> Clock:
@@ -169,6 +217,29 @@ class ApiKeyService:
         """
         if not secret.startswith(KEY_SCHEME) or len(secret) <= PREFIX_LENGTH:
             raise AuthenticationError("malformed key")
+        digest = hashlib.sha256(secret.encode()).digest()
+        verified = self._verified.get(digest)
+        if verified is not None and verified.until > self._monotonic():
+            expires_at = verified.expires_at
+            if expires_at is None or expires_at > self._clock.now():
+                return verified.principal
+        self._verified.pop(digest, None)
+        # One lookup per key at a time: when the entry of a busy key expires, every
+        # request in flight would otherwise open a session of its own at once.
+        pending = self._lookups.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(secret, digest))
+            self._lookups[digest] = pending
+            pending.add_done_callback(partial(self._looked_up, digest))
+        return await asyncio.shield(pending)
+
+    def _looked_up(self, digest: bytes, lookup: asyncio.Future[Principal]) -> None:
+        self._lookups.pop(digest, None)
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: every waiter may have gone (cancelled)
+
+    async def _lookup(self, secret: str, digest: bytes) -> Principal:
+        forgotten = self._forgotten
         async with session_scope(self._sessionmaker) as session:
             key = await repository.get_key_by_prefix(session, prefix=secret[:PREFIX_LENGTH])
         if key is None:
@@ -178,13 +249,28 @@ class ApiKeyService:
         status = key_status(key, now=self._clock.now())
         if status != "active":
             raise AuthenticationError(f"{status} key")
-        return Principal(
+        principal = Principal(
             key_id=key.id,
             name=key.name,
             role=Role(key.role),
             customer_id=key.customer_id,
             key_prefix=key.prefix,
         )
+        if self._cache_ttl > 0 and forgotten == self._forgotten:
+            if len(self._verified) >= _CACHE_SIZE:
+                del self._verified[next(iter(self._verified))]
+            self._verified[digest] = _Verified(
+                principal=principal,
+                expires_at=key.expires_at,
+                until=self._monotonic() + self._cache_ttl,
+            )
+        return principal
+
+    def forget(self, key_id: int) -> None:
+        """Stop trusting a cached verification of key ``key_id`` (it was revoked)."""
+        self._forgotten += 1
+        for digest in [d for d, v in self._verified.items() if v.principal.key_id == key_id]:
+            del self._verified[digest]
 
     async def list_keys(self) -> list[ApiKey]:
         """Return every key, oldest first (no secrets: only hashes are stored)."""
@@ -215,4 +301,5 @@ class ApiKeyService:
                 outcome=AuditOutcome.UNCHANGED if unchanged else AuditOutcome.SUCCESS,
             )
             await session.commit()
-            return key
+        self.forget(key_id)
+        return key

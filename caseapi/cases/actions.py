@@ -397,11 +397,10 @@ async def _detail(session: AsyncSession, case: Case) -> CaseDetail:
     parent = None
     if case.parent_case_id is not None:
         parent = await repository.get_case_ref_by_id(session, case_id=case.parent_case_id)
-    children = await repository.list_linked_cases(session, parent_id=case.id)
     return CaseDetail(
         case=case,
         commitments=await repository.list_commitments(session, case_id=case.id),
         parent_ref=parent,
-        linked_refs=[child.ref for child in children],
+        linked_refs=await repository.list_linked_refs(session, parent_id=case.id),
         escalation=await escalation_shown(session, case),
     )

@@ -7,10 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeAlias, TypeVar
 
-from sqlalchemy import BindParameter, ColumnElement, Select, and_, func, or_, select, true
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy import case as when
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from caseapi.cases.enums import (
     TERMINAL_STATUSES,
@@ -176,21 +186,63 @@ async def list_affected_customer_cases(session: AsyncSession, *, incident: Case)
     )
 
 
+# The API's hottest reads, built once: building a statement and its cache key costs
+# more CPU than SQLite takes to answer it.
+_REF_BY_ID: Final = select(Case.ref).where(Case.id == bindparam("case_id"))
+_CASE_BY_REF: Final = select(Case).where(Case.ref == bindparam("ref"))
+_CASE_BY_ID: Final = select(Case).where(Case.id == bindparam("case_id"))
+_LINKED_REFS: Final = (
+    select(Case.ref).where(Case.parent_case_id == bindparam("parent_id")).order_by(Case.id)
+)
+_COMMITMENTS: Final = (
+    select(CaseCommitment)
+    .where(CaseCommitment.case_id == bindparam("case_id"))
+    .order_by(CaseCommitment.id)
+)
+_LATEST_OPEN_REF: Final = (
+    select(Case.ref)
+    .where(Case.ntu_id == bindparam("ntu_id"), _open())
+    .order_by(Case.id.desc())
+    .limit(1)
+)
+
+
 async def get_case_ref_by_id(session: AsyncSession, *, case_id: int) -> str | None:
     """Return the reference of case ``case_id``, if it exists."""
-    return (await session.execute(select(Case.ref).where(Case.id == case_id))).scalar()
+    return (await session.execute(_REF_BY_ID, {"case_id": case_id})).scalar()
+
+
+async def list_linked_refs(session: AsyncSession, *, parent_id: int) -> list[str]:
+    """Return the references of the cases linked to ``parent_id``, oldest first."""
+    return list((await session.scalars(_LINKED_REFS, {"parent_id": parent_id})).all())
 
 
 async def get_case_by_ref(session: AsyncSession, *, ref: str) -> Case | None:
     """Return the case with reference ``ref`` (with ``previous_case`` loaded)."""
-    stmt = select(Case).where(Case.ref == ref).options(selectinload(Case.previous_case))
-    return (await session.execute(stmt)).scalar_one_or_none()
+    case = (await session.execute(_CASE_BY_REF, {"ref": ref})).scalar_one_or_none()
+    if case is not None:
+        await with_previous_cases(session, [case])
+    return case
+
+
+async def with_previous_cases(session: AsyncSession, cases: Sequence[Case]) -> None:
+    """Load ``previous_case`` of each of ``cases``, as ``selectinload`` would: one
+    query for those that recur, none for the others (most: SQLAlchemy's loader costs
+    more CPU than the API's read of one case).
+    """
+    wanted = {case.recurrence_of for case in cases if case.recurrence_of is not None}
+    found: dict[int, Case] = {}
+    if wanted:
+        rows = await session.scalars(select(Case).where(Case.id.in_(sorted(wanted))))
+        found = {row.id: row for row in rows}
+    for case in cases:
+        previous = found.get(case.recurrence_of) if case.recurrence_of is not None else None
+        set_committed_value(case, "previous_case", previous)
 
 
 async def latest_open_case_ref_for_ntu(session: AsyncSession, *, ntu_id: str) -> str | None:
     """Return the reference of the newest non-terminal case on ``ntu_id``, if any."""
-    stmt = select(Case.ref).where(Case.ntu_id == ntu_id, _open()).order_by(Case.id.desc()).limit(1)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return (await session.execute(_LATEST_OPEN_REF, {"ntu_id": ntu_id})).scalar_one_or_none()
 
 
 async def next_case_ref(session: AsyncSession, *, year: int) -> str:
@@ -375,11 +427,12 @@ async def list_cases(
     """
     dialect = session.get_bind().dialect.name
     stmt = _filtered(select(Case), filters, dialect=dialect)
-    stmt = stmt.options(selectinload(Case.previous_case))
     if before_id is not None:
         stmt = stmt.where(Case.id < before_id)
     stmt = stmt.order_by(Case.id.desc()).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    cases = list((await session.execute(stmt)).scalars())
+    await with_previous_cases(session, cases)
+    return cases
 
 
 async def count_cases(session: AsyncSession, *, filters: CaseFilters) -> int:
@@ -520,10 +573,7 @@ async def claim_due_cases(session: AsyncSession, *, now: datetime, limit: int) -
 
 async def list_commitments(session: AsyncSession, *, case_id: int) -> list[CaseCommitment]:
     """Return the commitments of one case, oldest first."""
-    stmt = (
-        select(CaseCommitment).where(CaseCommitment.case_id == case_id).order_by(CaseCommitment.id)
-    )
-    return list((await session.execute(stmt)).scalars())
+    return list((await session.execute(_COMMITMENTS, {"case_id": case_id})).scalars())
 
 
 async def add_notification(
@@ -572,8 +622,10 @@ async def add_idempotency_key(
 
 async def get_case_by_id(session: AsyncSession, *, case_id: int) -> Case | None:
     """Return the case with primary key ``case_id`` (with ``previous_case`` loaded)."""
-    stmt = select(Case).where(Case.id == case_id).options(selectinload(Case.previous_case))
-    return (await session.execute(stmt)).scalar_one_or_none()
+    case = (await session.execute(_CASE_BY_ID, {"case_id": case_id})).scalar_one_or_none()
+    if case is not None:
+        await with_previous_cases(session, [case])
+    return case
 
 
 async def ntu_status(session: AsyncSession, *, ntu_id: str) -> str | None:

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
 from caseapi.api.openapi import errors
+from caseapi.api.responses import model_response
 from caseapi.auth.deps import (
     CurrentPrincipal,
     RateLimiterDep,
@@ -173,16 +174,12 @@ def _detail_response(
     if principal.is_customer:
         # The parent's reference only: the upstream incident itself (and the other
         # customers on it) stays internal.
-        view = CaseCustomerView.from_case(case, commitments).model_copy(
-            update={"parent": parent, "escalation": escalation}
-        )
+        view = CaseCustomerView.from_case(case, commitments, parent=parent, escalation=escalation)
     else:
-        view = CasePublic.from_case(case, commitments).model_copy(
-            update={"parent": parent, "linked": linked, "escalation": escalation}
+        view = CasePublic.from_case(
+            case, commitments, parent=parent, linked=linked, escalation=escalation
         )
-    return JSONResponse(
-        view.model_dump(mode="json"), status_code=status, headers={"ETag": etag(case)}
-    )
+    return model_response(view, status_code=status, headers={"ETag": etag(case)})
 
 
 async def _act(

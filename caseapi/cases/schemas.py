@@ -132,10 +132,11 @@ class CaseCustomerView(BaseModel):
 
     @classmethod
     def from_case(
-        cls, case: Case, commitments: list[CaseCommitment] | None = None
+        cls, case: Case, commitments: list[CaseCommitment] | None = None, **later: Any
     ) -> CaseCustomerView:
-        """Build from a ``Case`` loaded with ``previous_case``."""
-        return cls.model_validate(_case_fields(cls, case, commitments))
+        """Build from a ``Case`` loaded with ``previous_case``; ``later``: the fields
+        filled from elsewhere (``parent``, ``escalation``)."""
+        return cls.model_validate(_case_fields(cls, case, commitments) | later)
 
 
 class CasePublic(CaseCustomerView):
@@ -163,9 +164,12 @@ class CasePublic(CaseCustomerView):
     team: str | None = None
 
     @classmethod
-    def from_case(cls, case: Case, commitments: list[CaseCommitment] | None = None) -> CasePublic:
-        """Build from a ``Case`` loaded with ``previous_case``."""
-        return cls.model_validate(_case_fields(cls, case, commitments))
+    def from_case(
+        cls, case: Case, commitments: list[CaseCommitment] | None = None, **later: Any
+    ) -> CasePublic:
+        """Build from a ``Case`` loaded with ``previous_case``; ``later``: the fields
+        filled from elsewhere (``parent``, ``linked``, ``escalation``)."""
+        return cls.model_validate(_case_fields(cls, case, commitments) | later)
 
 
 def _case_fields(

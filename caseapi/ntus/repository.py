@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import ColumnElement, String, func, select
+from sqlalchemy import ColumnElement, String, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caseapi.customers.models import Customer
@@ -37,15 +37,18 @@ def _status_column() -> ColumnElement[str]:
     return func.coalesce(NtuState.status, UNKNOWN_STATUS, type_=String)
 
 
+# Built once: the API's status read is a hot path (see ``caseapi.cases.repository``).
+_NTU_ROW: Final = (
+    select(Ntu, Customer, NtuState)
+    .outerjoin(Customer, Customer.id == Ntu.customer_id)
+    .outerjoin(NtuState, NtuState.ntu_id == Ntu.id)
+    .where(Ntu.id == bindparam("ntu_id"))
+)
+
+
 async def get_ntu(session: AsyncSession, *, ntu_id: str) -> NtuRow | None:
     """Return one NTU with its customer and state."""
-    stmt = (
-        select(Ntu, Customer, NtuState)
-        .outerjoin(Customer, Customer.id == Ntu.customer_id)
-        .outerjoin(NtuState, NtuState.ntu_id == Ntu.id)
-        .where(Ntu.id == ntu_id)
-    )
-    row = (await session.execute(stmt)).one_or_none()
+    row = (await session.execute(_NTU_ROW, {"ntu_id": ntu_id})).one_or_none()
     return None if row is None else NtuRow(ntu=row[0], customer=row[1], state=row[2])
 
 

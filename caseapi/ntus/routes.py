@@ -49,8 +49,10 @@ OpenCaseLookupDep = Annotated[OpenCaseLookup, Depends(get_open_case_lookup)]
 
 @router.get("", responses=errors(CustomerMismatchError))
 async def list_ntus(
-    session: SessionDep,
+    # The caller first: its key check must not wait for a connection while this
+    # request holds one (32 concurrent requests exhausted the pool that way).
     principal: CurrentPrincipal,
+    session: SessionDep,
     customer: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(max_length=16)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -75,7 +77,7 @@ async def list_ntus(
 
 @router.get("/{ntu_id}/status")
 async def get_ntu_status(
-    ntu_id: str, session: SessionDep, principal: CurrentPrincipal, open_case: OpenCaseLookupDep
+    ntu_id: str, principal: CurrentPrincipal, session: SessionDep, open_case: OpenCaseLookupDep
 ) -> NtuStatusPublic:
     """Get the current status of one NTU and its open case, if any."""
     row = await repository.get_ntu(session, ntu_id=ntu_id)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from caseapi.auth.errors import ApiKeyRequestError, AuthenticationError
 from caseapi.auth.models import ApiKey
 from caseapi.auth.principal import Principal, Role
-from caseapi.auth.service import PREFIX_LENGTH, hash_secret
+from caseapi.auth.service import PREFIX_LENGTH, ApiKeyService, hash_secret
 from caseapi.auth.tenancy import contract_refusal, ensure_visible
 from caseapi.cases.service import CaseService
 from caseapi.core.errors import NtuNotFoundError
@@ -298,3 +299,108 @@ async def test_a_200_character_key_name_fits_every_column_that_stores_an_actor(
         assert opened.json()["created_by"] == actor
         timeline = (await engineer.get(f"/v1/cases/{ref}/timeline")).json()["data"]
     assert {event["actor"] for event in timeline} >= {"detector", actor}
+
+
+class _Seconds:
+    """A monotonic clock the test moves (the key cache's TTL)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_key_revoked_by_another_process_is_refused_within_the_cache_ttl(
+    database: Database, clock: FakeClock
+) -> None:
+    seconds = _Seconds()
+    api = ApiKeyService(
+        sessionmaker=database.sessionmaker, clock=clock, cache_ttl=5.0, monotonic=seconds
+    )
+    # ``nms apikey revoke`` or another replica: a service of its own, no shared cache.
+    other = ApiKeyService(sessionmaker=database.sessionmaker, clock=clock)
+    created = await other.create_key(name="n", role=Role.NOC, created_by="test")
+    assert (await api.authenticate(created.secret)).key_id == created.key.id
+    await other.revoke_key(created.key.id)
+    seconds.now = 4.9
+    # Still trusted from the cache: what the TTL allows, and no more.
+    assert (await api.authenticate(created.secret)).key_id == created.key.id
+    seconds.now = 5.0
+    with pytest.raises(AuthenticationError):
+        await api.authenticate(created.secret)
+    # Refusals are not cached: it stays refused.
+    with pytest.raises(AuthenticationError):
+        await api.authenticate(created.secret)
+
+
+async def test_a_cached_key_is_refused_at_once_when_it_expires_or_is_revoked_here(
+    database: Database, clock: FakeClock
+) -> None:
+    api = ApiKeyService(
+        sessionmaker=database.sessionmaker, clock=clock, cache_ttl=3600.0, monotonic=_Seconds()
+    )
+    expiring = await api.create_key(
+        name="e", role=Role.NOC, expires_at=START + timedelta(minutes=1), created_by="test"
+    )
+    revoked = await api.create_key(name="r", role=Role.NOC, created_by="test")
+    kept = await api.create_key(name="k", role=Role.NOC, created_by="test")
+    for created in (expiring, revoked, kept):
+        await api.authenticate(created.secret)
+    await api.revoke_key(revoked.key.id)
+    with pytest.raises(AuthenticationError):
+        await api.authenticate(revoked.secret)
+    clock.advance(timedelta(minutes=1))
+    with pytest.raises(AuthenticationError):
+        await api.authenticate(expiring.secret)
+    assert (await api.authenticate(kept.secret)).name == "k"
+
+
+async def test_a_cached_key_is_not_read_again_and_a_wrong_secret_is_still_refused(
+    database: Database, clock: FakeClock
+) -> None:
+    api = ApiKeyService(sessionmaker=database.sessionmaker, clock=clock)
+    created = await api.create_key(name="n", role=Role.NOC, created_by="test")
+    await api.authenticate(created.secret)
+    reads = 0
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        nonlocal reads
+        reads += statement.lstrip().upper().startswith("SELECT")
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        for _ in range(3):
+            await api.authenticate(created.secret)
+        assert reads == 0
+        forged = created.secret[:-1] + ("A" if created.secret[-1] != "A" else "B")
+        with pytest.raises(AuthenticationError):
+            await api.authenticate(forged)
+        assert reads == 1
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_concurrent_requests_with_one_key_share_one_lookup(
+    database: Database, clock: FakeClock
+) -> None:
+    api = ApiKeyService(sessionmaker=database.sessionmaker, clock=clock)
+    created = await api.create_key(name="n", role=Role.NOC, created_by="test")
+    reads = 0
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        nonlocal reads
+        reads += "api_keys" in statement
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        principals = await asyncio.gather(*(api.authenticate(created.secret) for _ in range(20)))
+        forged = created.secret[:-1] + ("A" if created.secret[-1] != "A" else "B")
+        refused = await asyncio.gather(
+            *(api.authenticate(forged) for _ in range(5)), return_exceptions=True
+        )
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+    assert {p.key_id for p in principals} == {created.key.id}
+    assert all(isinstance(r, AuthenticationError) for r in refused)
+    assert reads == 2

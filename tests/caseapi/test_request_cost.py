@@ -1,0 +1,47 @@
+"""What one API read costs: no key lookup, a fixed set of queries.
+
+The API's hot reads were 4-10x the CPU of a bare FastAPI + SQLAlchemy handler
+(``bench/api_load.py``); this keeps the causes found from coming back (no thread-pool
+hop: ``test_async_handlers.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import event
+
+from caseapi.auth.principal import Role
+from caseapi.cases.service import CaseService
+from caseapi.incidents import IncidentService
+from nms.clock import FakeClock
+from tests.caseapi.auth_fixtures import client_for, make_app, mint_key
+from tests.caseapi.conftest import Database, incident
+
+
+async def test_reading_a_case_again_runs_only_the_case_queries(
+    database: Database, service: CaseService, clock: FakeClock, incidents: IncidentService
+) -> None:
+    app: FastAPI = make_app(database, service, clock)
+    ref = await incidents.open_incident(incident("ntu-1"))
+    key = await mint_key(app, role=Role.NOC)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()[:4]))
+
+    async with client_for(app, key) as client:
+        assert (await client.get(f"/v1/cases/{ref}")).status_code == 200
+        event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            response = await client.get(f"/v1/cases/{ref}")
+        finally:
+            event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+    assert response.status_code == 200
+    assert response.json()["ref"] == ref
+    selects = [s for s in statements if s.startswith("SELECT")]
+    # The case, its commitments, its linked cases, the escalation tiers; the key was
+    # verified by the first request, and the case does not recur (no previous case).
+    assert len(selects) == 4, statements
+    assert not any("api_keys" in s for s in statements), statements
