@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import statistics
@@ -190,7 +191,9 @@ def app_factory() -> object:
     from caseapi.api.app import create_app
 
     engine = make_engine(os.environ["BENCH_DATABASE_URL"])
-    return create_app(sessionmaker=make_sessionmaker(engine))
+    app = create_app(sessionmaker=make_sessionmaker(engine))
+    gc.freeze()  # as nms api does once the app is built (nms.app.api)
+    return app
 
 
 def serve(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:

@@ -9,6 +9,7 @@ share their limits through ``api.rate_limits.storage_url`` (Redis).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 from prometheus_client import CollectorRegistry
@@ -68,6 +69,10 @@ async def run_api(settings: Settings, *, clock: Clock) -> None:
 
     server = api_server(app)
     stop = stop_event()
+    # What start-up built (modules, the app, its routes and models: about a million
+    # objects) lives as long as the process: out of the collector's way, or every
+    # full collection walks it all, a pause of ~100 ms in the middle of requests.
+    gc.freeze()
     log.info("API on http://%s", settings.api.listen)
     try:
         try:
