@@ -26,6 +26,9 @@ FAST = {
     # (2 min against seconds), so that a restart does not look like missing data.
     "NMS_DETECTOR__STALE_AFTER": "6s",
     "NMS_DETECTOR__TICK": "200ms",
+    # An up NTU's figures (RTT, sysUpTime, ...) are written every refresh (1 min in
+    # production): the tests read them from the API within seconds.
+    "NMS_DETECTOR__REFRESH": "1s",
     "NMS_PROBES__ICMP__INTERVAL": "1s",
     "NMS_PROBES__ICMP__COUNT": "2",
     "NMS_PROBES__ICMP__SPACING": "100ms",
