@@ -401,17 +401,7 @@ async def forward_case(
     """Forward the case to a team and / or a member of the organisation, with the
     structured hand-off summary; the case takes the team's level when higher."""
     target = await forward_target(sessionmaker, team=body.team, assignee=body.assignee)
-    summary = body.summary_fields()
-
-    def event(case: Case) -> HandOff:
-        return HandOff(
-            actor=principal.actor,
-            to_level=target.level or case.escalation_level,
-            assignee=target.assignee,
-            summary=summary,
-            team=target.team,
-        )
-
+    event = target.handoff(actor=principal.actor, summary=body.summary_fields())
     case = await service.act(principal, ref, event, if_match=_if_match(if_match))
     return await _case_response(service, principal, case)
 

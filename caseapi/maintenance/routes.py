@@ -143,15 +143,7 @@ async def create_maintenance(
     body: MaintenanceCreate, principal: StaffPrincipal, service: MaintenanceServiceDep
 ) -> JSONResponse:
     """Announce a maintenance window (planned needs the notice period; emergency may start now)."""
-    draft = MaintenanceDraft(
-        title=body.title,
-        description=body.description,
-        kind=body.kind,
-        behaviour=body.behaviour,
-        starts_at=body.starts_at,
-        ends_at=body.ends_at,
-        scope=body.scope.model_dump(),
-    )
+    draft = MaintenanceDraft.of(body)
     return _response(await service.create(principal=principal, draft=draft), status=201)
 
 

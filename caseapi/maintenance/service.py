@@ -53,6 +53,7 @@ from caseapi.maintenance.rules import (
     state_of,
     utc,
 )
+from caseapi.maintenance.schemas import MaintenanceCreate
 from caseapi.maintenance.scope import InventoryIndex, resolve, unknown_ids
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,19 @@ class MaintenanceDraft:
     starts_at: datetime
     ends_at: datetime
     scope: Mapping[str, Sequence[str]]
+
+    @classmethod
+    def of(cls, body: MaintenanceCreate) -> MaintenanceDraft:
+        """The draft of an announcement as the API and the console's form take it."""
+        return cls(
+            title=body.title,
+            description=body.description,
+            kind=body.kind,
+            behaviour=body.behaviour,
+            starts_at=body.starts_at,
+            ends_at=body.ends_at,
+            scope=body.scope.model_dump(),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.cases.enums import EscalationLevel
 from caseapi.cases.errors import CaseValidationError
+from caseapi.cases.models import Case
+from caseapi.cases.snapshot import HandOff
 from caseapi.core.database import session_scope
 from caseapi.teams import repository
 from caseapi.teams.errors import TeamNotFoundError
@@ -22,6 +26,21 @@ class ForwardTarget:
     assignee: str | None
     #: The team's level (``None``: a team outside the ladder, or no team).
     level: EscalationLevel | None
+
+    def handoff(self, *, actor: str, summary: dict[str, Any]) -> Callable[[Case], HandOff]:
+        """The hand-off of a case to this target: the case takes the team's level
+        when it has one (``CaseService.act``'s event)."""
+
+        def event(case: Case) -> HandOff:
+            return HandOff(
+                actor=actor,
+                to_level=self.level or case.escalation_level,
+                assignee=self.assignee,
+                summary=summary,
+                team=self.team,
+            )
+
+        return event
 
 
 async def list_teams(sessionmaker: async_sessionmaker[AsyncSession]) -> list[Team]:

@@ -292,17 +292,7 @@ async def forward(request: Request, web: StaffForm, ref: str) -> Response:
         target = await forward_target(
             request.app.state.sessionmaker, team=body.team, assignee=body.assignee
         )
-        summary = body.summary_fields()
-
-        def event(case: Case) -> HandOff:
-            return HandOff(
-                actor=principal.actor,
-                to_level=target.level or case.escalation_level,
-                assignee=target.assignee,
-                summary=summary,
-                team=target.team,
-            )
-
+        event = target.handoff(actor=principal.actor, summary=body.summary_fields())
         return await cases(request).act(principal, ref, event)
 
     return await _acting(request, web, ref, "forward", work)

@@ -89,15 +89,7 @@ async def maintenance_create(request: Request, web: StaffForm) -> Response:
                 "scope": {name: _ids(form.get(f"scope_{name}")) for name in SCOPES},
             }
         )
-        draft = MaintenanceDraft(
-            title=body.title,
-            description=body.description,
-            kind=body.kind,
-            behaviour=body.behaviour,
-            starts_at=body.starts_at,
-            ends_at=body.ends_at,
-            scope=body.scope.model_dump(),
-        )
+        draft = MaintenanceDraft.of(body)
         view = await maintenance(request).create(principal=web.principal, draft=draft)
     except FORM_ERRORS as exc:
         status, message = refusal(exc)
