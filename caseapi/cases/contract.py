@@ -63,6 +63,15 @@ class IncidentOpen:
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentRestore:
+    """Solve the open case of an outage that ended (one item of ``restore_incidents``)."""
+
+    dedup_key: str
+    restored_at: datetime
+    """When service came back, as the probes saw it (timezone-aware)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Affected:
     """One NTU behind an upstream outage."""
 
@@ -106,6 +115,13 @@ class IncidentSink(Protocol):
         """Mark the open case for ``dedup_key`` solved; return its reference, if any.
 
         An upstream incident's linked customer cases are solved with it.
+        """
+        ...
+
+    async def restore_incidents(self, requests: Sequence[IncidentRestore]) -> list[str | None]:
+        """``restore_incident`` for each request, in one transaction where possible.
+
+        Returns the references (``None``: no open case for the key) in request order.
         """
         ...
 

@@ -16,7 +16,13 @@ import pytest
 from sqlalchemy import func, select
 
 from caseapi.cases.models import Case
-from caseapi.incidents import IncidentOpen, IncidentService, NtuStatusUpdate, UpstreamOpen
+from caseapi.incidents import (
+    IncidentOpen,
+    IncidentRestore,
+    IncidentService,
+    NtuStatusUpdate,
+    UpstreamOpen,
+)
 from caseapi.ntus.models import NtuState as PublicNtuState
 from nms.app.settings import DegradedSettings
 from nms.clock import FakeClock
@@ -91,6 +97,13 @@ class FakeSink:
     async def restore_incident(self, *, dedup_key: str, restored_at: datetime) -> str | None:
         self._failing("restore_incident")
         return self.open.pop(dedup_key, None)
+
+    async def restore_incidents(self, requests: Sequence[IncidentRestore]) -> list[str | None]:
+        failing = self._failing("restore_incidents")
+        refs = [self.open.pop(r.dedup_key, None) for r in requests]
+        if failing:
+            raise TimeoutError("answer lost")
+        return refs
 
     async def open_upstream_incident(self, request: UpstreamOpen) -> str:
         raise AssertionError("no nodes here")
@@ -230,7 +243,8 @@ async def test_a_mass_restoration_restores_every_case(database: Database):
     await world.cycle(down=False)
     await world.cycle(down=False)
     assert sink.open == {}
-    assert sink.calls["restore_incident"] == 50
+    assert sink.calls["restore_incidents"] == 1  # the batch that saw them up: one call
+    assert sink.calls["restore_incident"] == 0
     assert all(t.case_ref is None for t in world.detector.ntus.values())
 
 
