@@ -154,7 +154,11 @@ async def test_a_batch_restores_what_one_call_per_request_restores(
     assert len(set(b) - set(before)) >= 15  # entries, notifications, intervals ended
     async with database.sessionmaker() as session:
         cases = (await session.scalars(select(Case).where(Case.ntu_id.startswith("twb-")))).all()
-        windows = {c.dedup_key: c.monitoring_until - c.solved_at for c in cases if c.solved_at}
+        windows = {
+            c.dedup_key: c.monitoring_until - c.solved_at
+            for c in cases
+            if c.solved_at is not None and c.monitoring_until is not None
+        }
     assert windows[ntu_down_key("twb-1")] == timedelta(hours=24)
     assert windows[ntu_down_key("twb-2")] == timedelta(hours=24)
     assert windows[ntu_degraded_key("twb-7")] == timedelta(hours=72)
