@@ -21,12 +21,14 @@ its P1 and prints:
 - the API meanwhile: ``GET /v1/cases?limit=1`` every 0.2 s from a second thread,
   p50 / p99 / max latency and failures, from the fault until the last case opened;
 - then the links come back (``--no-restore``: they do not): ``solved_at - link up``
-  over the P1s (min / p50 / p99 / max), the time until the last is solved, that each
-  is solved exactly once (one ``restored`` entry, one ``case_solved`` notification),
-  and whether the detector kept up meanwhile: the longest time its count of
-  processed ICMP results (``nms_detector_observations_total``, scraped every second)
-  stood still, against the probe interval (a detector blocked in the restorations
-  processes nothing, so a new outage would wait as long for its P1).
+  over the P1s (min / p50 / p99 / max), the time until the last is solved, and that
+  each is solved exactly once (one ``restored`` entry, one ``case_solved``
+  notification). Whether the detector kept up meanwhile: ``restored_at - link up``
+  (``restored_at`` is the first good probe the detector took; a detector busy with
+  the restorations takes the next batches late, and a new outage would wait as long
+  for its P1), and the longest time its count of processed ICMP results
+  (``nms_detector_observations_total``, scraped every second) stood still (coarse:
+  a blocked batch's successor still counts its results in one go).
 
 The load average is printed at start and end: the machine is shared. Needs root
 (lab namespaces, raw ICMP); sends traffic only to lab addresses. The lab and the
@@ -288,7 +290,7 @@ def report_restore(
         return
     spread = [(ts(c["solved_at"]) - back_at).total_seconds() for c in solved]
     seen = [(ts(c["restored_at"]) - back_at).total_seconds() for c in solved]
-    print(f"restored_at - links up (first good probe): {quantiles(seen)}")
+    print(f"restored_at - links up (good probe taken): {quantiles(seen)}")
     print(f"solved_at - links up:                      {quantiles(spread)}")
     print(
         f"detector meanwhile: longest stretch without a processed ICMP result "

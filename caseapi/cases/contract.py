@@ -18,11 +18,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from caseapi.ntus.status import NtuStatusUpdate
 
 Priority = Literal["P1", "P2", "P3"]
+
+#: The dedup keys of NTU incidents (``ntu:<id>:down``, ``ntu:<id>:degraded``).
+NTU_KEY_PREFIX: Final = "ntu:"
 
 
 def ntu_down_key(ntu_id: str) -> str:

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.cases import repository, restorations, store
 from caseapi.cases.config import DEFAULT_SLA
-from caseapi.cases.contract import IncidentOpen, IncidentRestore, UpstreamOpen
+from caseapi.cases.contract import NTU_KEY_PREFIX, IncidentOpen, IncidentRestore, UpstreamOpen
 from caseapi.cases.enums import (
     WORKING_STATUSES,
     CaseEventKind,
@@ -39,7 +39,7 @@ from caseapi.cases.enums import (
 )
 from caseapi.cases.models import Case
 from caseapi.cases.sla import SlaSettings
-from caseapi.cases.snapshot import ChangePriority, Recur, Restore, Tick
+from caseapi.cases.snapshot import ChangePriority, Recur, Tick
 from caseapi.cases.ticker import TICKER_ACTOR
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
@@ -52,8 +52,6 @@ from caseapi.reports.availability import OutageCause, OutageKind
 
 DETECTOR_ACTOR: Final = "detector"
 ACTIVE_CONTRACT: Final = "active"
-#: The dedup keys of NTU incidents (``ntu:<id>:down``, ``ntu:<id>:degraded``).
-NTU_KEY_PREFIX: Final = "ntu:"
 
 
 class IncidentService:
@@ -166,7 +164,14 @@ class IncidentService:
         """
         _require_aware(restored_at=restored_at)
         async with session_scope(self._sessionmaker, write=True) as session:
-            ref = await self._restore(session, dedup_key, restored_at)
+            ref = await restorations.restore_one(
+                session,
+                dedup_key,
+                restored_at,
+                sla=self._sla,
+                now=self._clock.now(),
+                actor=DETECTOR_ACTOR,
+            )
             await session.commit()
             return ref
 
@@ -228,62 +233,12 @@ class IncidentService:
 
     # -- rules ------------------------------------------------------------------
 
-    async def _restore(
-        self, session: AsyncSession, dedup_key: str, restored_at: datetime
-    ) -> str | None:
-        case = await repository.get_open_case_by_dedup_key(session, dedup_key=dedup_key)
-        if case is None:
-            return None
-        if case.status in WORKING_STATUSES:
-            await self._solve(session, case, restored_at)
-            linked = await repository.list_linked_cases(
-                session, parent_id=case.id, dedup_prefix=f"{dedup_key}:customer:"
-            )
-            for child in linked:
-                if child.status in WORKING_STATUSES:
-                    await self._solve(session, child, restored_at)
-        else:
-            # Solved by a person before the detector saw the restoration: the
-            # outage history still ends where the probes say it did.
-            await recorder.close_case(session, case_id=case.id, at=restored_at)
-        return case.ref
-
     async def _restore_many(
         self, session: AsyncSession, requests: Sequence[IncidentRestore]
     ) -> list[str | None]:
-        """The rules of ``_restore`` for each request, the NTUs' cases in bulk.
-
-        A key with no open case answers ``None``. An NTU's case being worked is
-        solved with the others (``restorations.solve_many``); one solved by a person
-        (or further along) only has its outage history ended, with the others'
-        (``recorder.close_cases``). Any other key (an upstream incident, whose linked
-        customer cases are solved with it) runs ``_restore`` as one call would.
-        """
-        found = await repository.open_cases_by_dedup_key(
-            session, dedup_keys=[r.dedup_key for r in requests]
+        return await restorations.restore_many(
+            session, requests, sla=self._sla, now=self._clock.now(), actor=DETECTOR_ACTOR
         )
-        refs: dict[str, str | None] = {}
-        solving: list[tuple[Case, datetime]] = []
-        ends: dict[int, datetime] = {}
-        for request in requests:
-            key = request.dedup_key
-            if key in refs:
-                continue  # restored by its first request: a second call changes nothing
-            case = found.get(key)
-            refs[key] = case.ref if case is not None else None
-            if case is None:
-                continue
-            if not key.startswith(NTU_KEY_PREFIX):
-                await self._restore(session, key, request.restored_at)
-            elif case.status in WORKING_STATUSES:
-                solving.append((case, request.restored_at))
-            else:
-                ends[case.id] = request.restored_at
-        await restorations.solve_many(
-            session, solving, sla=self._sla, now=self._clock.now(), actor=DETECTOR_ACTOR
-        )
-        await recorder.close_cases(session, ends)
-        return [refs[request.dedup_key] for request in requests]
 
     async def _open_upstream(self, session: AsyncSession, request: UpstreamOpen) -> str:
         merged: dict[str, str] = {}
@@ -552,26 +507,6 @@ class IncidentService:
             data={"dedup_key": {"from": old_key, "to": request.dedup_key}},
         )
         return True
-
-    async def _solve(self, session: AsyncSession, case: Case, restored_at: datetime) -> None:
-        now = self._clock.now()
-        reported = restored_at
-        restored_at = restorations.clamped(case, reported)
-        policy = await store.policy_for(session, case, self._sla)
-        outcome = await store.apply_event(
-            session,
-            case,
-            Restore(restored_at=restored_at, actor=DETECTOR_ACTOR),
-            now=now,
-            policy=policy,
-        )
-        await recorder.close_case(session, case_id=case.id, at=restored_at)
-        if reported != restored_at and outcome.entries:
-            # Clock skew between probe hosts, or a late message: never let the
-            # impact end before it started, but keep what was reported.
-            event = (await repository.list_events(session, case_id=case.id))[-1]
-            event.data = {**event.data, **restorations.clamp_note(reported)}
-            await session.flush()
 
 
 def _new_case(
