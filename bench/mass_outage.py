@@ -1,7 +1,7 @@
 """Mass outage: N lab NTUs without topology go down in one cycle; how fast are the P1s?
 
     .venv/bin/python bench/mass_outage.py [--ntus 5000] [--down-after 20s]
-                                          [--interval 5s] [--repeat 1] [--keep-log]
+                                          [--interval 5s] [--repeat 1] [--no-restore]
 
 Builds a lab fleet (LAB.md: network namespaces, ``--ntus`` NTU addresses spread over
 as many lab hosts as needed, at most 4,094 each), starts ``nms run`` on it (SQLite,
@@ -20,7 +20,15 @@ its P1 and prints:
 - that there is exactly one P1 per NTU, each with its notification queued;
 - the API meanwhile: ``GET /v1/cases?limit=1`` every 0.2 s from a second thread,
   p50 / p99 / max latency and failures, from the fault until the last case opened;
-- then the links come back: the time until every P1 is solved.
+- then the links come back (``--no-restore``: they do not): ``solved_at - link up``
+  over the P1s (min / p50 / p99 / max), the time until the last is solved, and that
+  each is solved exactly once (one ``restored`` entry, one ``case_solved``
+  notification). Whether the detector kept up meanwhile: ``restored_at - link up``
+  (``restored_at`` is the first good probe the detector took; a detector busy with
+  the restorations takes the next batches late, and a new outage would wait as long
+  for its P1), and the longest time its count of processed ICMP results
+  (``nms_detector_observations_total``, scraped every second) stood still (coarse:
+  a blocked batch's successor still counts its results in one go).
 
 The load average is printed at start and end: the machine is shared. Needs root
 (lab namespaces, raw ICMP); sends traffic only to lab addresses. The lab and the
@@ -138,6 +146,42 @@ def notified(database: Path) -> int:
     return int(row[0])
 
 
+def solved_once(database: Path) -> tuple[int, int]:
+    """P1s with exactly one ``restored`` entry, and with exactly one ``case_solved``
+    notification."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as db:
+        entries = db.execute(
+            "SELECT count(*) FROM (SELECT e.case_id FROM case_events e JOIN cases c"
+            " ON c.id = e.case_id WHERE c.priority = 'P1' AND e.kind = 'restored'"
+            " GROUP BY e.case_id HAVING count(*) = 1)"
+        ).fetchone()
+        notes = db.execute(
+            "SELECT count(*) FROM (SELECT n.case_id FROM notifications n JOIN cases c"
+            " ON c.id = n.case_id WHERE c.priority = 'P1' AND n.kind = 'case_solved'"
+            " GROUP BY n.case_id HAVING count(*) = 1)"
+        ).fetchone()
+    return int(entries[0]), int(notes[0])
+
+
+def observations(nms: NmsProcess) -> float:
+    """The detector's count of processed ICMP results (``/metrics``)."""
+    text = httpx.get(nms.url + "/metrics", timeout=30).text
+    for line in text.splitlines():
+        if line.startswith("nms_detector_observations_total "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def longest_stall(samples: list[tuple[float, float]]) -> float:
+    """The longest time (s) between two increases of the sampled counter."""
+    longest, since, last = 0.0, None, None
+    for at, value in samples:
+        if since is None or last is None or value > last:
+            since, last = at, value
+        longest = max(longest, at - since)
+    return longest
+
+
 def all_cases(nms: NmsProcess) -> list[dict[str, Any]]:
     cases: list[dict[str, Any]] = []
     cursor: str | None = None
@@ -205,19 +249,53 @@ def run_once(fleet: LabFleet, workdir: Path, args: argparse.Namespace) -> None:
         time.sleep(2 * interval)  # a duplicate would show up by now
         cases = all_cases(nms)
         queued = notified(database)
-        back = time.monotonic()
+        if args.no_restore:
+            print(f"load average at end: {load()}", flush=True)
+            report(cases, ids, fault, down_after, queued, probe)
+            return
+        back_at, back = datetime.now(UTC), time.monotonic()
         for host in fleet.hosts:
             fleet.link_up(host)
-        wait_for(
-            "every P1 solved",
-            lambda: solved_count(database) >= len(ids),
-            timeout=down_after + 600,
-            interval=0.5,
-        )
+        samples: list[tuple[float, float]] = []
+        while (solved := solved_count(database)) < len(ids):
+            samples.append((time.monotonic() - back, observations(nms)))
+            if time.monotonic() - back > down_after + 600:
+                print(f"  gave up: {solved} of {len(ids)} solved", flush=True)
+                break
+            time.sleep(1.0)
         restored = time.monotonic() - back
+        samples.append((restored, observations(nms)))
+        after = all_cases(nms)
+        once = solved_once(database)
     print(f"load average at end: {load()}", flush=True)
     report(cases, ids, fault, down_after, queued, probe)
-    print(f"link up -> every P1 solved: {restored:.1f} s (restore_after 2 cycles)")
+    report_restore(after, back_at, restored, once, longest_stall(samples), interval)
+
+
+def report_restore(
+    cases: list[dict[str, Any]],
+    back_at: datetime,
+    restored: float,
+    once: tuple[int, int],
+    stall: float,
+    interval: float,
+) -> None:
+    solved = [c for c in cases if c["solved_at"]]
+    print(
+        f"links up -> every P1 solved: {restored:.1f} s; solved {len(solved)} of "
+        f"{len(cases)}; with exactly one restored entry {once[0]}, one case_solved "
+        f"notification {once[1]}"
+    )
+    if not solved:
+        return
+    spread = [(ts(c["solved_at"]) - back_at).total_seconds() for c in solved]
+    seen = [(ts(c["restored_at"]) - back_at).total_seconds() for c in solved]
+    print(f"restored_at - links up (good probe taken): {quantiles(seen)}")
+    print(f"solved_at - links up:                      {quantiles(spread)}")
+    print(
+        f"detector meanwhile: longest stretch without a processed ICMP result "
+        f"{stall:.1f} s (probe interval {interval:.0f} s; sampled every 1 s)"
+    )
 
 
 def report(
@@ -268,6 +346,7 @@ def main() -> None:
     parser.add_argument("--down-after", default="20s")
     parser.add_argument("--interval", default="5s")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--no-restore", action="store_true", help="stop after the opens")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root (lab namespaces and raw ICMP)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from caseapi.cases.contract import (
     Affected,
     IncidentOpen,
+    IncidentRestore,
     IncidentSink,
     Priority,
     UpstreamOpen,
@@ -23,6 +24,7 @@ from caseapi.ntus.status import NtuStatusUpdate
 __all__ = [
     "Affected",
     "IncidentOpen",
+    "IncidentRestore",
     "IncidentService",
     "IncidentSink",
     "NtuStatusUpdate",

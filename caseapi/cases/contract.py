@@ -18,11 +18,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from caseapi.ntus.status import NtuStatusUpdate
 
 Priority = Literal["P1", "P2", "P3"]
+
+#: The dedup keys of NTU incidents (``ntu:<id>:down``, ``ntu:<id>:degraded``).
+NTU_KEY_PREFIX: Final = "ntu:"
 
 
 def ntu_down_key(ntu_id: str) -> str:
@@ -60,6 +63,15 @@ class IncidentOpen:
     parent_key: str | None = None
     """Dedup key of the upstream incident this case is linked to (the latest case
     with that key): an NTU that stayed down after its upstream node recovered."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRestore:
+    """Solve the open case of an outage that ended (one item of ``restore_incidents``)."""
+
+    dedup_key: str
+    restored_at: datetime
+    """When service came back, as the probes saw it (timezone-aware)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +118,13 @@ class IncidentSink(Protocol):
         """Mark the open case for ``dedup_key`` solved; return its reference, if any.
 
         An upstream incident's linked customer cases are solved with it.
+        """
+        ...
+
+    async def restore_incidents(self, requests: Sequence[IncidentRestore]) -> list[str | None]:
+        """``restore_incident`` for each request, in one transaction where possible.
+
+        Returns the references (``None``: no open case for the key) in request order.
         """
         ...
 

@@ -26,9 +26,9 @@ from typing import Any, Final
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.cases import repository, store
+from caseapi.cases import repository, restorations, store
 from caseapi.cases.config import DEFAULT_SLA
-from caseapi.cases.contract import IncidentOpen, UpstreamOpen
+from caseapi.cases.contract import NTU_KEY_PREFIX, IncidentOpen, IncidentRestore, UpstreamOpen
 from caseapi.cases.enums import (
     WORKING_STATUSES,
     CaseEventKind,
@@ -39,7 +39,7 @@ from caseapi.cases.enums import (
 )
 from caseapi.cases.models import Case
 from caseapi.cases.sla import SlaSettings
-from caseapi.cases.snapshot import ChangePriority, Recur, Restore, Tick
+from caseapi.cases.snapshot import ChangePriority, Recur, Tick
 from caseapi.cases.ticker import TICKER_ACTOR
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
@@ -52,8 +52,6 @@ from caseapi.reports.availability import OutageCause, OutageKind
 
 DETECTOR_ACTOR: Final = "detector"
 ACTIVE_CONTRACT: Final = "active"
-#: The dedup keys of NTU incidents (``ntu:<id>:down``, ``ntu:<id>:degraded``).
-NTU_KEY_PREFIX: Final = "ntu:"
 
 
 class IncidentService:
@@ -166,24 +164,49 @@ class IncidentService:
         """
         _require_aware(restored_at=restored_at)
         async with session_scope(self._sessionmaker, write=True) as session:
-            case = await repository.get_open_case_by_dedup_key(session, dedup_key=dedup_key)
-            if case is None:
-                return None
-            if case.status in WORKING_STATUSES:
-                await self._solve(session, case, restored_at)
-                linked = await repository.list_linked_cases(
-                    session, parent_id=case.id, dedup_prefix=f"{dedup_key}:customer:"
-                )
-                for child in linked:
-                    if child.status in WORKING_STATUSES:
-                        await self._solve(session, child, restored_at)
-                await session.commit()
-            else:
-                # Solved by a person before the detector saw the restoration: the
-                # outage history still ends where the probes say it did.
-                await recorder.close_case(session, case_id=case.id, at=restored_at)
-                await session.commit()
-            return case.ref
+            ref = await restorations.restore_one(
+                session,
+                dedup_key,
+                restored_at,
+                sla=self._sla,
+                now=self._clock.now(),
+                actor=DETECTOR_ACTOR,
+            )
+            await session.commit()
+            return ref
+
+    async def restore_incidents(self, requests: Sequence[IncidentRestore]) -> list[str | None]:
+        """``restore_incident`` for every request; the references in request order.
+
+        All in one transaction (a mass outage ends for thousands of NTUs in one
+        detector cycle), with the same rules, rows and idempotency as one call per
+        request: the NTUs' cases are solved together (``restorations.solve_many``:
+        a few statements per table, not a few per case); an upstream incident (with
+        its linked customer cases) is restored as one call would. A key twice in the
+        batch gets the answer of its first request (the second changes nothing, as
+        a second call would not). Should the transaction hit a conflict (an
+        ``IntegrityError``) on every try, each request is retried in a transaction
+        of its own.
+
+        Raises:
+            ValueError: A ``restored_at`` is naive (nothing is written).
+            DatabaseUnavailableError: The database cannot be reached.
+        """
+        for request in requests:
+            _require_aware(restored_at=request.restored_at)
+        if not requests:
+            return []
+
+        async def work(session: AsyncSession) -> list[str | None]:
+            return await self._restore_many(session, requests)
+
+        try:
+            return await write_retrying(self._sessionmaker, work)
+        except IntegrityError:
+            return [
+                await self.restore_incident(dedup_key=r.dedup_key, restored_at=r.restored_at)
+                for r in requests
+            ]
 
     async def open_incident_refs(self) -> dict[str, str]:
         """Dedup key -> reference of every NTU incident still being worked (not solved).
@@ -209,6 +232,13 @@ class IncidentService:
             await session.commit()
 
     # -- rules ------------------------------------------------------------------
+
+    async def _restore_many(
+        self, session: AsyncSession, requests: Sequence[IncidentRestore]
+    ) -> list[str | None]:
+        return await restorations.restore_many(
+            session, requests, sla=self._sla, now=self._clock.now(), actor=DETECTOR_ACTOR
+        )
 
     async def _open_upstream(self, session: AsyncSession, request: UpstreamOpen) -> str:
         merged: dict[str, str] = {}
@@ -477,31 +507,6 @@ class IncidentService:
             data={"dedup_key": {"from": old_key, "to": request.dedup_key}},
         )
         return True
-
-    async def _solve(self, session: AsyncSession, case: Case, restored_at: datetime) -> None:
-        now = self._clock.now()
-        reported = restored_at
-        if case.outage_start is not None and restored_at < case.outage_start:
-            restored_at = case.outage_start
-        policy = await store.policy_for(session, case, self._sla)
-        outcome = await store.apply_event(
-            session,
-            case,
-            Restore(restored_at=restored_at, actor=DETECTOR_ACTOR),
-            now=now,
-            policy=policy,
-        )
-        await recorder.close_case(session, case_id=case.id, at=restored_at)
-        if reported != restored_at and outcome.entries:
-            # Clock skew between probe hosts, or a late message: never let the
-            # impact end before it started, but keep what was reported.
-            event = (await repository.list_events(session, case_id=case.id))[-1]
-            event.data = {
-                **event.data,
-                "reported_restored_at": _iso(reported),
-                "clamped_to_outage_start": True,
-            }
-            await session.flush()
 
 
 def _new_case(

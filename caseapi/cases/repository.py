@@ -576,6 +576,24 @@ async def list_commitments(session: AsyncSession, *, case_id: int) -> list[CaseC
     return list((await session.execute(_COMMITMENTS, {"case_id": case_id})).scalars())
 
 
+async def commitments_by_case(
+    session: AsyncSession, *, case_ids: Sequence[int]
+) -> dict[int, list[CaseCommitment]]:
+    """The commitments of each of ``case_ids`` that has any, oldest first (one query
+    per 500 cases)."""
+    wanted = sorted(set(case_ids))
+    found: dict[int, list[CaseCommitment]] = {}
+    for start in range(0, len(wanted), 500):
+        stmt = (
+            select(CaseCommitment)
+            .where(CaseCommitment.case_id.in_(wanted[start : start + 500]))
+            .order_by(CaseCommitment.id)
+        )
+        for row in (await session.scalars(stmt)).all():
+            found.setdefault(row.case_id, []).append(row)
+    return found
+
+
 async def add_notification(
     session: AsyncSession,
     *,

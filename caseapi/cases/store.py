@@ -97,9 +97,13 @@ async def case_for(
 
 async def load_snapshot(session: AsyncSession, case: Case) -> CaseSnapshot:
     """The lifecycle's view of ``case`` (with its commitments)."""
-    rows = await repository.list_commitments(session, case_id=case.id)
+    return snapshot_of(case, await repository.list_commitments(session, case_id=case.id))
+
+
+def snapshot_of(case: Case, commitments: Sequence[CaseCommitment]) -> CaseSnapshot:
+    """The lifecycle's view of ``case`` whose commitment rows (oldest first) are known."""
     values = {name: getattr(case, name) for name in _CASE_FIELDS}
-    return CaseSnapshot(**values, commitments=tuple(_commitment(row) for row in rows))
+    return CaseSnapshot(**values, commitments=tuple(_commitment(row) for row in commitments))
 
 
 async def policy_for(session: AsyncSession, case: Case, settings: SlaSettings) -> SlaPolicy:
@@ -363,6 +367,23 @@ async def store_outcome(
     session: AsyncSession, case: Case, before: CaseSnapshot, outcome: Outcome, *, now: datetime
 ) -> None:
     """Write ``outcome`` (computed from ``before``) to ``case`` and its side tables."""
+    await write_snapshot(session, case, before, outcome, now=now)
+    for entry in outcome.entries:
+        await record_event(
+            session, case=case, at=now, kind=entry.kind, actor=entry.actor, data=dict(entry.data)
+        )
+    for note in outcome.notifications:
+        await repository.add_notification(
+            session, case=case, kind=note.kind, at=now, data=dict(note.data)
+        )
+    await session.flush()
+
+
+async def write_snapshot(
+    session: AsyncSession, case: Case, before: CaseSnapshot, outcome: Outcome, *, now: datetime
+) -> None:
+    """The part of ``store_outcome`` that changes ``case`` and its commitments (not
+    flushed; its timeline entries and outbox rows are the caller's)."""
     after = outcome.snapshot
     for name in _CASE_FIELDS:
         value = getattr(after, name)
@@ -391,15 +412,6 @@ async def store_outcome(
     case.next_due_at = lifecycle.next_due_at(after)
     case.version += 1
     case.updated_at = now
-    for entry in outcome.entries:
-        await record_event(
-            session, case=case, at=now, kind=entry.kind, actor=entry.actor, data=dict(entry.data)
-        )
-    for note in outcome.notifications:
-        await repository.add_notification(
-            session, case=case, kind=note.kind, at=now, data=dict(note.data)
-        )
-    await session.flush()
 
 
 async def mark_rfo_published(

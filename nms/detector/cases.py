@@ -6,7 +6,8 @@ calls are idempotent by dedup key, so a retry never duplicates a case.
 
 The P1s confirmed by one batch are opened in one ``open_incidents`` call: a mass
 outage (thousands of NTUs losing power in the same cycle) costs one case-service
-transaction, not one per NTU.
+transaction, not one per NTU. So are the restorations (``restore_incidents``): when
+the power comes back, the batch that sees the NTUs up solves their cases in one call.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TypeVar
 
 from caseapi.incidents import (
     IncidentOpen,
+    IncidentRestore,
     IncidentSink,
     Priority,
     ntu_degraded_key,
@@ -126,28 +128,48 @@ class CaseDesk:
         # The P1 is the case now: the P2 (if any) became it, its windows restart.
         tracked.degraded = Degraded(machine=quality.reset(tracked.degraded.machine))
 
-    async def restore_outage(self, tracked: Tracked) -> bool:
-        """Send the pending restoration of ``tracked``; True if the service took it."""
-        restore = tracked.outage.pending_restore
-        if restore is None:
-            return False
-        spec = tracked.spec
-        ok, _ = await self.call(
-            _subject(spec),
-            self.sink.restore_incident(dedup_key=down_key(spec), restored_at=restore.restored_at),
+    async def restore_outages(self, items: Sequence[Tracked]) -> list[Tracked]:
+        """Send the pending restoration of every entry in ``items`` in one call.
+
+        Returns the entries the service took: each loses its case reference and its
+        pending restoration. On failure nothing changes and they stay pending.
+        """
+        pending = [t for t in items if t.outage.pending_restore is not None]
+        requests = []
+        for tracked in pending:
+            assert tracked.outage.pending_restore is not None
+            restored_at = tracked.outage.pending_restore.restored_at
+            requests.append(
+                IncidentRestore(dedup_key=down_key(tracked.spec), restored_at=restored_at)
+            )
+        if not requests:
+            return []
+        what = _subject(pending[0].spec) + (
+            f" (+{len(pending) - 1} more)" if len(pending) > 1 else ""
         )
-        if not ok:
-            return False
+        ok, refs = await self.call(what, self.sink.restore_incidents(requests))
+        if not ok or refs is None:
+            return []
+        if len(refs) != len(requests):
+            self._stats.case_errors += 1
+            log.error(
+                "%s: %d answers for %d restorations; will retry", what, len(refs), len(requests)
+            )
+            return []
+        for tracked, request in zip(pending, requests, strict=True):
+            self._restored(tracked, request)
+        return pending
+
+    def _restored(self, tracked: Tracked, request: IncidentRestore) -> None:
         self._stats.cases_restored += 1
         log.info(
             "%s restored at %s; case %s solved",
-            _subject(spec),
-            restore.restored_at.isoformat(timespec="seconds"),
+            _subject(tracked.spec),
+            request.restored_at.isoformat(timespec="seconds"),
             tracked.outage.ref,
         )
         tracked.outage = Outage()
         tracked.upstream = replace(tracked.upstream, reported=None)
-        return True
 
     # -- P2 ------------------------------------------------------------------------------
 

@@ -447,7 +447,7 @@ class Detector:
 
     async def _settle(self, ids: Iterable[str], now: datetime) -> None:
         """Send what the case service has not recorded yet: the opens (the NTUs' in one
-        call), then the restores of the entries whose case is open."""
+        call), then the restores of the entries whose case is open (in one call)."""
         items = [t for t in map(self._fleet.lookup, ids) if t is not None]
         opening = [t for t in items if t.outage.pending_open is not None]
         ntus = [t for t in opening if not isinstance(t.spec, NodeSpec)]
@@ -458,9 +458,8 @@ class Detector:
             if ref is not None:
                 node.outage = replace(node.outage, ref=ref, pending_open=None)
                 self._dirty.add(node.spec.id)
-        for tracked in items:
-            if tracked.outage.pending_open is None and await self._desk.restore_outage(tracked):
-                self._dirty.add(tracked.spec.id)
+        restoring = [t for t in items if t.outage.pending_open is None]
+        self._dirty.update(t.spec.id for t in await self._desk.restore_outages(restoring))
 
     async def _persist(self, *, everything: bool = False) -> None:
         """Write the changed machine states, then report the changed public statuses

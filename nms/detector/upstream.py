@@ -4,7 +4,7 @@ A node's ``OpenCase`` opens its upstream incident (``node:<id>:down``) with the 
 seen unreachable behind it so far; after every batch the NTUs that became
 unreachable since are added (the case service opens one linked case per affected
 customer). The node's ``RestoreCase`` solves the incident and its linked cases
-(``CaseDesk.restore_outage``).
+(``CaseDesk.restore_outages``).
 """
 
 from __future__ import annotations

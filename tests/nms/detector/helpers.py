@@ -7,7 +7,13 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.incidents import IncidentOpen, IncidentService, NtuStatusUpdate, UpstreamOpen
+from caseapi.incidents import (
+    IncidentOpen,
+    IncidentRestore,
+    IncidentService,
+    NtuStatusUpdate,
+    UpstreamOpen,
+)
 from caseapi.inventory import InventoryDiff
 from nms.bus.batch import PingBatch, SnmpBatch
 from nms.inventory.model import Inventory
@@ -39,6 +45,7 @@ class Flaky:
         self.down = False
         self.calls = 0
         self.batches: list[int] = []
+        self.restores: list[int] = []
 
     def _call(self) -> None:
         self.calls += 1
@@ -57,6 +64,11 @@ class Flaky:
     async def restore_incident(self, *, dedup_key: str, restored_at: datetime) -> str | None:
         self._call()
         return await self.service.restore_incident(dedup_key=dedup_key, restored_at=restored_at)
+
+    async def restore_incidents(self, requests: Sequence[IncidentRestore]) -> list[str | None]:
+        self.restores.append(len(requests))
+        self._call()
+        return await self.service.restore_incidents(requests)
 
     async def open_upstream_incident(self, request: UpstreamOpen) -> str:
         self._call()

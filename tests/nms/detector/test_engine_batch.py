@@ -16,7 +16,13 @@ import pytest
 from sqlalchemy import func, select
 
 from caseapi.cases.models import Case
-from caseapi.incidents import IncidentOpen, IncidentService, NtuStatusUpdate, UpstreamOpen
+from caseapi.incidents import (
+    IncidentOpen,
+    IncidentRestore,
+    IncidentService,
+    NtuStatusUpdate,
+    UpstreamOpen,
+)
 from caseapi.ntus.models import NtuState as PublicNtuState
 from nms.app.settings import DegradedSettings
 from nms.clock import FakeClock
@@ -91,6 +97,13 @@ class FakeSink:
     async def restore_incident(self, *, dedup_key: str, restored_at: datetime) -> str | None:
         self._failing("restore_incident")
         return self.open.pop(dedup_key, None)
+
+    async def restore_incidents(self, requests: Sequence[IncidentRestore]) -> list[str | None]:
+        failing = self._failing("restore_incidents")
+        refs = [self.open.pop(r.dedup_key, None) for r in requests]
+        if failing:
+            raise TimeoutError("answer lost")
+        return refs
 
     async def open_upstream_incident(self, request: UpstreamOpen) -> str:
         raise AssertionError("no nodes here")
@@ -203,6 +216,36 @@ async def test_a_failed_batch_loses_nothing_and_is_retried_once(
     assert sink.calls["open_incidents"] == 2
 
 
+@pytest.mark.parametrize("commit_then_fail", [False, True], ids=["refused", "answer-lost"])
+async def test_a_failed_restore_batch_loses_nothing_and_is_retried_once(
+    database: Database, commit_then_fail: bool
+):
+    sink = FakeSink()
+    world = World(database, sink)
+    await world.detector.load(inventory())
+    await _confirm(world)
+    await world.cycle(down=True)
+    refs = {t.spec.id: t.case_ref for t in world.detector.ntus.values()}
+    sink.fail, sink.commit_then_fail = 1, commit_then_fail
+    while not sink.calls["restore_incidents"]:
+        await world.cycle(down=False, tick=False)
+    assert sink.calls["restore_incidents"] == 1
+    ntus = world.detector.ntus.values()
+    # Back up whatever the case service says; the case kept until it took the restore.
+    assert all(t.state.status == Status.UP and t.pending_restore is not None for t in ntus)
+    assert {t.spec.id: t.case_ref for t in ntus} == refs
+    saved = await world.saved()
+    assert {i: s.case_ref for i, s in saved.items()} == refs  # a restart restores them again
+    await world.detector.tick()  # the retry: again one call for all of them
+    assert sink.calls["restore_incidents"] == 2
+    assert sink.open == {}
+    assert all(t.case_ref is None and t.pending_restore is None for t in ntus)
+    assert all(s.case_ref is None for s in (await world.saved()).values())
+    await world.cycle(down=False)
+    assert sink.calls["restore_incidents"] == 2
+    assert sink.calls["restore_incident"] == 0
+
+
 async def test_pending_opens_survive_a_restart_and_are_opened_in_one_call(database: Database):
     sink = FakeSink()
     world = World(database, sink)
@@ -230,7 +273,8 @@ async def test_a_mass_restoration_restores_every_case(database: Database):
     await world.cycle(down=False)
     await world.cycle(down=False)
     assert sink.open == {}
-    assert sink.calls["restore_incident"] == 50
+    assert sink.calls["restore_incidents"] == 1  # the batch that saw them up: one call
+    assert sink.calls["restore_incident"] == 0
     assert all(t.case_ref is None for t in world.detector.ntus.values())
 
 
