@@ -78,8 +78,11 @@ def test_node_down_opens_one_upstream_case_and_linked_customer_cases(
         assert nms.status("ntu-000")["status"] == "unreachable"
 
         # One NTU stays down after the node comes back: its own P1 after down_after.
-        fleet.link_up(fleet.hosts[0])
+        # The address goes before the link comes back: a probe in between would see
+        # ntu-000 up (no case of its own: straight to up), and its P1 would lose the
+        # parent the test expects.
         fleet.drop_address(fleet.addresses[1])  # ntu-000
+        fleet.link_up(fleet.hosts[0])
         wait_for(
             "the upstream and linked cases solved",
             lambda: all(c["status"] == "solved" for c in nms.cases()),
