@@ -29,8 +29,10 @@ forgets everything, for when a P1 takes over the case or the NTU was down.
 
 from __future__ import annotations
 
+import struct
+from bisect import bisect_right
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 
@@ -105,15 +107,150 @@ class ErrorRate:
 Sample = Burst | Reachability | ErrorRate
 
 
+# The window is kept packed, one immutable ``bytes`` column per field (read through
+# ``memoryview.cast``), times as integer epoch microseconds: 100,000 NTUs hold ~30
+# bursts each, and a frozen ``Burst`` with its ``datetime`` costs several times the
+# bytes it takes here. Counts have running totals; the float averages are summed over
+# the column in C (``sum`` over the memoryview), in the order the old tuple was
+# summed, so every figure is bit for bit what it was. Appending or trimming copies a
+# column (a memcpy of a few hundred bytes); the Python work per step is constant.
+_US = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TIME = struct.Struct("q")  # epoch microseconds; "q" is what memoryview.cast reads
+_COUNT = struct.Struct("i")
+_VALUE = struct.Struct("d")
+
+
+def _micros(at: datetime) -> int:
+    return (at - _EPOCH) // _US
+
+
+def _datetime(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _first(times: bytes) -> int:
+    return int(_TIME.unpack_from(times)[0])
+
+
+def _last(times: bytes) -> int:
+    return int(_TIME.unpack_from(times, len(times) - _TIME.size)[0])
+
+
+def _aged(times: bytes, since: int) -> int:
+    """How many leading entries of an ascending time column are at or before ``since``."""
+    if not times or _first(times) > since:
+        return 0
+    return bisect_right(memoryview(times).cast("q"), since)
+
+
+def _after(times: bytes, since: int) -> bytes:
+    return times[_aged(times, since) * _TIME.size :]
+
+
+@dataclass(frozen=True, slots=True)
+class BurstWindow:
+    """The bursts in the window, in time order (columns of equal length)."""
+
+    at: bytes = b""
+    sent: bytes = b""
+    received: bytes = b""
+    sent_total: int = 0
+    received_total: int = 0
+    lossy_at: bytes = b""  # the bursts that lost an echo
+    rtt_at: bytes = b""  # the bursts with an RTT, and the RTTs (seconds)
+    rtt: bytes = b""
+
+    def add(self, burst: Burst) -> BurstWindow:
+        at = _TIME.pack(_micros(burst.at))
+        lost = burst.received < burst.sent
+        timed = burst.rtt_avg is not None
+        return BurstWindow(
+            at=self.at + at,
+            sent=self.sent + _COUNT.pack(burst.sent),
+            received=self.received + _COUNT.pack(burst.received),
+            sent_total=self.sent_total + burst.sent,
+            received_total=self.received_total + burst.received,
+            lossy_at=self.lossy_at + at if lost else self.lossy_at,
+            rtt_at=self.rtt_at + at if timed else self.rtt_at,
+            rtt=self.rtt + _VALUE.pack(burst.rtt_avg) if timed else self.rtt,
+        )
+
+    def trim(self, since: int) -> BurstWindow:
+        """Drop the bursts at or before ``since`` (epoch microseconds)."""
+        n = _aged(self.at, since)
+        if not n:
+            return self  # the other columns hold a subset of these times
+        cut = n * _COUNT.size
+        rtts = _aged(self.rtt_at, since)
+        return BurstWindow(
+            at=self.at[n * _TIME.size :],
+            sent=self.sent[cut:],
+            received=self.received[cut:],
+            sent_total=self.sent_total - sum(memoryview(self.sent).cast("i")[:n]),
+            received_total=self.received_total - sum(memoryview(self.received).cast("i")[:n]),
+            lossy_at=_after(self.lossy_at, since),
+            rtt_at=self.rtt_at[rtts * _TIME.size :],
+            rtt=self.rtt[rtts * _VALUE.size :],
+        )
+
+    def bursts(self) -> tuple[Burst, ...]:
+        """The bursts as samples again (for tests and debugging; not on the hot path)."""
+        rtts = dict(zip(memoryview(self.rtt_at).cast("q"), memoryview(self.rtt).cast("d")))
+        return tuple(
+            Burst(_datetime(at), sent, received, rtts.get(at))
+            for at, sent, received in zip(
+                memoryview(self.at).cast("q"),
+                memoryview(self.sent).cast("i"),
+                memoryview(self.received).cast("i"),
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """The error rates in the window, in time order."""
+
+    at: bytes = b""
+    rate: bytes = b""
+    erring_at: bytes = b""  # the samples with a rate above 0
+
+    def add(self, sample: ErrorRate) -> RateWindow:
+        at = _TIME.pack(_micros(sample.at))
+        return RateWindow(
+            at=self.at + at,
+            rate=self.rate + _VALUE.pack(sample.per_second),
+            erring_at=self.erring_at + at if sample.per_second > 0 else self.erring_at,
+        )
+
+    def trim(self, since: int) -> RateWindow:
+        n = _aged(self.at, since)
+        if not n:
+            return self
+        return RateWindow(
+            at=self.at[n * _TIME.size :],
+            rate=self.rate[n * _VALUE.size :],
+            erring_at=_after(self.erring_at, since),
+        )
+
+
+_NO_BURSTS = BurstWindow()
+_NO_RATES = RateWindow()
+
+
 @dataclass(frozen=True, slots=True)
 class QualityState:
-    bursts: tuple[Burst, ...] = ()
-    errors: tuple[ErrorRate, ...] = ()
+    burst_window: BurstWindow = _NO_BURSTS
+    error_window: RateWindow = _NO_RATES
     flaps: tuple[datetime, ...] = ()
     last_reachable: bool | None = None
     active: frozenset[Reason] = frozenset()
     degraded: bool = False
     clear_since: datetime | None = None
+
+    @property
+    def bursts(self) -> tuple[Burst, ...]:
+        return self.burst_window.bursts()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,15 +288,17 @@ def step(
     state: QualityState, sample: Sample, now: datetime, thresholds: Thresholds
 ) -> tuple[QualityState, list[Action]]:
     """Add one sample, re-evaluate the rules, and return the actions."""
-    state = _add(state, sample, thresholds)
+    state = _add(state, sample)
     state = _trim(state, now, thresholds)
-    figures = measure(state, now, thresholds)
-    active = _active(state.active, figures, thresholds)
+    loss, latency, error_rate = _values(state, _micros(now), thresholds)
+    active = _active(state.active, loss, latency, error_rate, len(state.flaps), thresholds)
     if active != state.active:
         state = replace(state, active=active)
     # (Each state is built only when it changes: this runs twice per NTU and burst.)
     if not state.degraded:
         if active:
+            # The starts take a walk over the window: only when a P2 opens.
+            figures = measure(state, now, thresholds)
             start = min((figures.starts[r] for r in active if r in figures.starts), default=now)
             detail = describe(figures, active)
             return replace(state, degraded=True, clear_since=None), [
@@ -176,15 +315,17 @@ def step(
     return replace(state, clear_since=clear_since), []
 
 
-def _add(state: QualityState, sample: Sample, t: Thresholds) -> QualityState:
+def _add(state: QualityState, sample: Sample) -> QualityState:
     if isinstance(sample, Burst):
-        if state.bursts and sample.at <= state.bursts[-1].at:
+        window = state.burst_window
+        if window.at and _micros(sample.at) <= _last(window.at):
             return state
-        return replace(state, bursts=(*state.bursts, sample))
+        return replace(state, burst_window=window.add(sample))
     if isinstance(sample, ErrorRate):
-        if state.errors and sample.at <= state.errors[-1].at:
+        errors = state.error_window
+        if errors.at and _micros(sample.at) <= _last(errors.at):
             return state
-        return replace(state, errors=(*state.errors, sample))
+        return replace(state, error_window=errors.add(sample))
     if sample.reachable == state.last_reachable:
         return state
     if state.last_reachable is None:
@@ -193,56 +334,57 @@ def _add(state: QualityState, sample: Sample, t: Thresholds) -> QualityState:
 
 
 def _trim(state: QualityState, now: datetime, t: Thresholds) -> QualityState:
-    since = now - t.window
+    since = _micros(now - t.window)
+    bursts = state.burst_window.trim(since)
+    errors = state.error_window.trim(since)
+    # Flaps are few, and kept in the order they came (not necessarily time order).
     flap_since = now - t.flap_window
-    # Bursts and error rates are kept in time order (``_add``): nothing to drop unless
-    # the oldest has aged out.
-    if (
-        (not state.bursts or state.bursts[0].at > since)
-        and (not state.errors or state.errors[0].at > since)
-        and (not state.flaps or min(state.flaps) > flap_since)
-    ):
+    flaps = state.flaps
+    if flaps and min(flaps) <= flap_since:
+        flaps = tuple(f for f in flaps if f > flap_since)
+    if bursts is state.burst_window and errors is state.error_window and flaps is state.flaps:
         return state
-    return replace(
-        state,
-        bursts=tuple(b for b in state.bursts if b.at > since),
-        errors=tuple(e for e in state.errors if e.at > since),
-        flaps=tuple(f for f in state.flaps if f > flap_since),
-    )
+    return replace(state, burst_window=bursts, error_window=errors, flaps=flaps)
 
 
-def _covered(times: list[datetime], now: datetime, t: Thresholds) -> bool:
-    return bool(times) and now - times[0] >= t.window * t.coverage
+def _covered(times: bytes, now: int, t: Thresholds) -> bool:
+    return bool(times) and now - _first(times) >= (t.window * t.coverage) // _US
+
+
+def _values(
+    state: QualityState, now: int, t: Thresholds
+) -> tuple[float | None, float | None, float | None]:
+    """Loss, latency and error rate over the window (None where there is too little data)."""
+    loss = latency = error_rate = None
+    bursts = state.burst_window
+    if _covered(bursts.at, now, t):
+        if bursts.sent_total:
+            loss = 1 - bursts.received_total / bursts.sent_total
+        if bursts.rtt:
+            latency = sum(memoryview(bursts.rtt).cast("d")) / (len(bursts.rtt) // _VALUE.size)
+    errors = state.error_window
+    if _covered(errors.at, now, t):
+        error_rate = sum(memoryview(errors.rate).cast("d")) / (len(errors.rate) // _VALUE.size)
+    return loss, latency, error_rate
 
 
 def measure(state: QualityState, now: datetime, t: Thresholds) -> Figures:
     """The rules' current values over the window (None where there is too little data)."""
+    loss, latency, error_rate = _values(state, _micros(now), t)
     starts: dict[Reason, datetime] = {}
-    loss = latency = error_rate = None
-    bursts = state.bursts
-    if _covered([b.at for b in bursts], now, t):
-        sent = sum(b.sent for b in bursts)
-        if sent:
-            loss = 1 - sum(b.received for b in bursts) / sent
-            lossy = [b.at for b in bursts if b.received < b.sent]
-            if lossy:
-                starts[Reason.LOSS] = lossy[0]
-        rtts = [b.rtt_avg for b in bursts if b.rtt_avg is not None]
-        if rtts:
-            latency = sum(rtts) / len(rtts)
-            if t.latency_open is not None:
-                slow = [
-                    b.at
-                    for b in bursts
-                    if b.rtt_avg is not None and b.rtt_avg >= t.latency_open.total_seconds()
-                ]
-                if slow:
-                    starts[Reason.LATENCY] = slow[0]
-    if _covered([e.at for e in state.errors], now, t):
-        error_rate = sum(e.per_second for e in state.errors) / len(state.errors)
-        erring = [e.at for e in state.errors if e.per_second > 0]
-        if erring:
-            starts[Reason.ERRORS] = erring[0]
+    bursts = state.burst_window
+    if loss is not None and bursts.lossy_at:
+        starts[Reason.LOSS] = _datetime(_first(bursts.lossy_at))
+    if latency is not None and t.latency_open is not None:
+        slow = t.latency_open.total_seconds()
+        rtts = memoryview(bursts.rtt).cast("d")
+        first_slow = next((i for i, rtt in enumerate(rtts) if rtt >= slow), None)
+        if first_slow is not None:
+            starts[Reason.LATENCY] = _datetime(
+                int(_TIME.unpack_from(bursts.rtt_at, first_slow * _TIME.size)[0])
+            )
+    if error_rate is not None and state.error_window.erring_at:
+        starts[Reason.ERRORS] = _datetime(_first(state.error_window.erring_at))
     if state.flaps:
         starts[Reason.FLAPPING] = state.flaps[0]
     return Figures(
@@ -250,7 +392,14 @@ def measure(state: QualityState, now: datetime, t: Thresholds) -> Figures:
     )
 
 
-def _active(previous: frozenset[Reason], f: Figures, t: Thresholds) -> frozenset[Reason]:
+def _active(
+    previous: frozenset[Reason],
+    loss: float | None,
+    latency: float | None,
+    error_rate: float | None,
+    flaps: int,
+    t: Thresholds,
+) -> frozenset[Reason]:
     """Rules over their open threshold, or still over their clear threshold if active."""
     active: set[Reason] = set()
 
@@ -267,16 +416,16 @@ def _active(previous: frozenset[Reason], f: Figures, t: Thresholds) -> frozenset
         if (value > limit) if reason in previous else (value >= limit):
             active.add(reason)
 
-    over(Reason.LOSS, f.loss, t.loss_open, t.loss_clear)
+    over(Reason.LOSS, loss, t.loss_open, t.loss_clear)
     over(
         Reason.LATENCY,
-        f.latency,
+        latency,
         t.latency_open.total_seconds() if t.latency_open else None,
         t.latency_clear.total_seconds() if t.latency_clear else None,
     )
-    over(Reason.ERRORS, f.error_rate, t.errors_open, t.errors_clear)
+    over(Reason.ERRORS, error_rate, t.errors_open, t.errors_clear)
     flapping_limit = 1 if Reason.FLAPPING in previous else t.flap_count
-    if f.flaps >= flapping_limit:
+    if flaps >= flapping_limit:
         active.add(Reason.FLAPPING)
     return frozenset(active)
 
