@@ -58,6 +58,13 @@ class Thresholds:
     flap_count: int = 4
     flap_window: timedelta = timedelta(minutes=15)
     clear_after: timedelta = timedelta(minutes=10)
+    # Derived in __post_init__ (epoch microseconds, seconds), so that a step, which runs
+    # for every sample of every NTU, does no timedelta arithmetic.
+    window_us: int = field(init=False, repr=False, compare=False)
+    covered_us: int = field(init=False, repr=False, compare=False)
+    flap_window_us: int = field(init=False, repr=False, compare=False)
+    latency_open_s: float | None = field(init=False, repr=False, compare=False)
+    latency_clear_s: float | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.window <= timedelta(0) or self.flap_window <= timedelta(0):
@@ -82,6 +89,16 @@ class Thresholds:
             raise ValueError("errors_clear must be set with errors_open and not above it")
         if self.flap_count < 2:
             raise ValueError("flap_count must be at least 2")
+        derived = {
+            "window_us": self.window // _US,
+            "covered_us": (self.window * self.coverage) // _US,
+            "flap_window_us": self.flap_window // _US,
+            # A zero latency threshold turns the rule off, as an unset one does.
+            "latency_open_s": self.latency_open.total_seconds() if self.latency_open else None,
+            "latency_clear_s": self.latency_clear.total_seconds() if self.latency_clear else None,
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,13 +213,15 @@ class BurstWindow:
 
     def bursts(self) -> tuple[Burst, ...]:
         """The bursts as samples again (for tests and debugging; not on the hot path)."""
-        rtts = dict(zip(memoryview(self.rtt_at).cast("q"), memoryview(self.rtt).cast("d")))
+        times, values = memoryview(self.rtt_at).cast("q"), memoryview(self.rtt).cast("d")
+        rtts = dict(zip(times, values, strict=True))
         return tuple(
             Burst(_datetime(at), sent, received, rtts.get(at))
             for at, sent, received in zip(
                 memoryview(self.at).cast("q"),
                 memoryview(self.sent).cast("i"),
                 memoryview(self.received).cast("i"),
+                strict=True,
             )
         )
 
@@ -288,9 +307,10 @@ def step(
     state: QualityState, sample: Sample, now: datetime, thresholds: Thresholds
 ) -> tuple[QualityState, list[Action]]:
     """Add one sample, re-evaluate the rules, and return the actions."""
+    now_us = _micros(now)
     state = _add(state, sample)
-    state = _trim(state, now, thresholds)
-    loss, latency, error_rate = _values(state, _micros(now), thresholds)
+    state = _trim(state, now, now_us, thresholds)
+    loss, latency, error_rate = _values(state, now_us, thresholds)
     active = _active(state.active, loss, latency, error_rate, len(state.flaps), thresholds)
     if active != state.active:
         state = replace(state, active=active)
@@ -320,12 +340,12 @@ def _add(state: QualityState, sample: Sample) -> QualityState:
         window = state.burst_window
         if window.at and _micros(sample.at) <= _last(window.at):
             return state
-        return replace(state, burst_window=window.add(sample))
+        return _with(state, window.add(sample), state.error_window, state.flaps)
     if isinstance(sample, ErrorRate):
         errors = state.error_window
         if errors.at and _micros(sample.at) <= _last(errors.at):
             return state
-        return replace(state, error_window=errors.add(sample))
+        return _with(state, state.burst_window, errors.add(sample), state.flaps)
     if sample.reachable == state.last_reachable:
         return state
     if state.last_reachable is None:
@@ -333,22 +353,38 @@ def _add(state: QualityState, sample: Sample) -> QualityState:
     return replace(state, last_reachable=sample.reachable, flaps=(*state.flaps, sample.at))
 
 
-def _trim(state: QualityState, now: datetime, t: Thresholds) -> QualityState:
-    since = _micros(now - t.window)
+def _with(
+    state: QualityState, bursts: BurstWindow, errors: RateWindow, flaps: tuple[datetime, ...]
+) -> QualityState:
+    # (``dataclasses.replace`` costs ~3x this; it runs for most samples.)
+    return QualityState(
+        bursts,
+        errors,
+        flaps,
+        state.last_reachable,
+        state.active,
+        state.degraded,
+        state.clear_since,
+    )
+
+
+def _trim(state: QualityState, now: datetime, now_us: int, t: Thresholds) -> QualityState:
+    since = now_us - t.window_us
     bursts = state.burst_window.trim(since)
     errors = state.error_window.trim(since)
-    # Flaps are few, and kept in the order they came (not necessarily time order).
-    flap_since = now - t.flap_window
     flaps = state.flaps
-    if flaps and min(flaps) <= flap_since:
-        flaps = tuple(f for f in flaps if f > flap_since)
+    if flaps:
+        # Flaps are few, and kept in the order they came (not necessarily time order).
+        flap_since = now - t.flap_window
+        if min(flaps) <= flap_since:
+            flaps = tuple(f for f in flaps if f > flap_since)
     if bursts is state.burst_window and errors is state.error_window and flaps is state.flaps:
         return state
-    return replace(state, burst_window=bursts, error_window=errors, flaps=flaps)
+    return _with(state, bursts, errors, flaps)
 
 
 def _covered(times: bytes, now: int, t: Thresholds) -> bool:
-    return bool(times) and now - _first(times) >= (t.window * t.coverage) // _US
+    return bool(times) and now - _first(times) >= t.covered_us
 
 
 def _values(
@@ -417,12 +453,7 @@ def _active(
             active.add(reason)
 
     over(Reason.LOSS, loss, t.loss_open, t.loss_clear)
-    over(
-        Reason.LATENCY,
-        latency,
-        t.latency_open.total_seconds() if t.latency_open else None,
-        t.latency_clear.total_seconds() if t.latency_clear else None,
-    )
+    over(Reason.LATENCY, latency, t.latency_open_s, t.latency_clear_s)
     over(Reason.ERRORS, error_rate, t.errors_open, t.errors_clear)
     flapping_limit = 1 if Reason.FLAPPING in previous else t.flap_count
     if flaps >= flapping_limit:

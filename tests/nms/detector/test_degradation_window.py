@@ -22,6 +22,7 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 def _thresholds(module, rng: random.Random):  # type: ignore[no-untyped-def]
     errors = rng.random() < 0.8
+    latency = rng.choice([(150, 120), (150, 120), (150, 120), (150, 0), (0, 0)])
     return module.Thresholds(
         window=timedelta(minutes=rng.choice([1, 5, 15])),
         coverage=rng.choice([0.5, 0.8, 1.0]),
@@ -30,8 +31,9 @@ def _thresholds(module, rng: random.Random):  # type: ignore[no-untyped-def]
         clear_after=timedelta(minutes=rng.choice([0, 1, 10])),
         errors_open=1.0 if errors else None,
         errors_clear=0.2 if errors else None,
-        latency_open=timedelta(milliseconds=150),
-        latency_clear=timedelta(milliseconds=120),
+        # (A zero threshold turns the rule off: the old machine tested its truth.)
+        latency_open=timedelta(milliseconds=latency[0]),
+        latency_clear=timedelta(milliseconds=latency[1]),
     )
 
 
