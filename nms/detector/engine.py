@@ -125,7 +125,7 @@ class Detector:
         self._deadlines = StaleDeadlines(rules.stale_after)
         """Entries by when they go stale: a tick steps only those due."""
         self._progress = ProbeProgress(stale_after=rules.stale_after)
-        """How far the applied probe data has got: staleness is judged there."""
+        """How far behind the probe data runs: staleness is judged that far back."""
         self._retry: set[str] = set()
         """Entries that may have a case call pending (retried every tick)."""
         self._dirty: set[str] = set()
@@ -256,7 +256,7 @@ class Detector:
                 self._dirty.add(result.key)
             if batch.results:
                 newest = max(r.started_at for r in batch.results)
-                self._progress.applied(type(batch).__name__, newest)
+                self._progress.applied(type(batch).__name__, newest, now)
             await self._finish(now)
 
     async def tick(self) -> None:

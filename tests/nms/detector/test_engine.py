@@ -317,8 +317,9 @@ async def test_late_results_are_not_missing_data(harness: Harness):
     assert detector.ntus["n3"].state.status == Status.UNKNOWN
     assert detector.ntus["n3"].state.since == t0 + timedelta(seconds=182)
     assert detector.ntus["n2"].state.status == Status.UP
-    # No data at all: the wall clock decides, stale_after after the last result.
-    clock.advance(t0 + timedelta(seconds=182 + 119) - clock.now())
+    # The data stops (running 44 s late): stale, stale_after after the last result
+    # plus that lag.
+    clock.advance(t0 + timedelta(seconds=182 + 120 + 43) - clock.now())
     await detector.tick()
     assert detector.ntus["n2"].state.status == Status.UP
     clock.advance(timedelta(seconds=1))

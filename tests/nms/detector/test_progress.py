@@ -1,4 +1,4 @@
-"""Staleness is judged where the probe data has got, unless the data stopped."""
+"""Staleness is judged as far back as the probe data runs late (at most stale_after)."""
 
 from __future__ import annotations
 
@@ -16,33 +16,32 @@ def test_before_any_data_the_wall_clock_decides():
     assert ProbeProgress(stale_after=120 * S).judged_at(T0) == T0
 
 
-def test_late_data_is_judged_at_its_own_time():
+def test_late_data_moves_the_judgement_back_by_its_lag():
     progress = ProbeProgress(stale_after=120 * S)
-    progress.applied("PingBatch", T0)
-    assert progress.judged_at(T0 + 65 * S) == T0
-    progress.applied("PingBatch", T0 + 60 * S)
-    progress.applied("PingBatch", T0 + 30 * S)  # an older batch does not move it back
+    progress.applied("PingBatch", T0, T0 + 2 * S)
+    assert progress.judged_at(T0 + 30 * S) == T0 + 28 * S
+    progress.applied("PingBatch", T0 + 60 * S, T0 + 125 * S)  # a sweep overran
     assert progress.judged_at(T0 + 125 * S) == T0 + 60 * S
+    progress.applied("PingBatch", T0 + 130 * S, T0 + 131 * S)  # caught up
+    assert progress.judged_at(T0 + 140 * S) == T0 + 139 * S
 
 
-def test_the_slowest_kind_decides():
+def test_the_kind_furthest_behind_decides():
     progress = ProbeProgress(stale_after=120 * S)
-    progress.applied("PingBatch", T0 + 60 * S)
-    progress.applied("SnmpBatch", T0 + 20 * S)
-    assert progress.judged_at(T0 + 90 * S) == T0 + 20 * S
+    progress.applied("PingBatch", T0 + 30 * S, T0 + 90 * S)
+    progress.applied("SnmpBatch", T0 + 89 * S, T0 + 90 * S)
+    assert progress.judged_at(T0 + 100 * S) == T0 + 40 * S
 
 
-def test_data_that_stopped_is_judged_at_the_wall_clock():
+def test_the_lag_counts_for_at_most_stale_after():
     progress = ProbeProgress(stale_after=120 * S)
-    progress.applied("PingBatch", T0 + 500 * S)
-    progress.applied("SnmpBatch", T0)  # the SNMP loop died
-    assert progress.judged_at(T0 + 119 * S) == T0
-    assert progress.judged_at(T0 + 120 * S) == T0 + 120 * S
+    progress.applied("PingBatch", T0, T0 + 600 * S)  # a backlog replayed
+    assert progress.judged_at(T0 + 600 * S) == T0 + 480 * S
 
 
-def test_never_later_than_the_wall_clock():
+def test_results_stamped_ahead_of_the_clock_are_no_lag():
     progress = ProbeProgress(stale_after=120 * S)
-    progress.applied("PingBatch", T0 + 10 * S)  # a prober whose clock runs ahead
+    progress.applied("PingBatch", T0 + 10 * S, T0)  # a prober whose clock runs ahead
     assert progress.judged_at(T0) == T0
 
 
