@@ -29,6 +29,7 @@ forgets everything, for when a P1 takes over the case or the NTU was down.
 
 from __future__ import annotations
 
+import math
 import struct
 from bisect import bisect_right
 from dataclasses import dataclass, field, replace
@@ -127,15 +128,18 @@ Sample = Burst | Reachability | ErrorRate
 # The window is kept packed, one immutable ``bytes`` column per field (read through
 # ``memoryview.cast``), times as integer epoch microseconds: 100,000 NTUs hold ~30
 # bursts each, and a frozen ``Burst`` with its ``datetime`` costs several times the
-# bytes it takes here. Counts have running totals; the float averages are summed over
-# the column in C (``sum`` over the memoryview), in the order the old tuple was
-# summed, so every figure is bit for bit what it was. Appending or trimming copies a
-# column (a memcpy of a few hundred bytes); the Python work per step is constant.
+# bytes it takes here (~1.5 KB per NTU for a full window instead of ~5.4 KB). Counts
+# have running totals; the float averages are summed over the column in C (``sum``
+# over the memoryview), in the order the old tuple was summed, so every figure is
+# bit for bit what it was (tests/nms/detector/test_degradation_window.py). Appending
+# or trimming copies a column (a memcpy of a few hundred bytes); the Python work per
+# step is constant.
 _US = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME = struct.Struct("q")  # epoch microseconds; "q" is what memoryview.cast reads
 _COUNT = struct.Struct("i")
 _VALUE = struct.Struct("d")
+_NO_RTT = math.nan
 
 
 def _micros(at: datetime) -> int:
@@ -172,55 +176,67 @@ class BurstWindow:
     at: bytes = b""
     sent: bytes = b""
     received: bytes = b""
+    rtt: bytes = b""  # seconds; NaN for a burst without one (no echo came back)
     sent_total: int = 0
     received_total: int = 0
-    lossy_at: bytes = b""  # the bursts that lost an echo
-    rtt_at: bytes = b""  # the bursts with an RTT, and the RTTs (seconds)
-    rtt: bytes = b""
+    untimed: int = 0  # the bursts without an RTT
+    lossy_at: bytes = b""  # the times of the bursts that lost an echo
 
     def add(self, burst: Burst) -> BurstWindow:
         at = _TIME.pack(_micros(burst.at))
-        lost = burst.received < burst.sent
-        timed = burst.rtt_avg is not None
+        rtt = burst.rtt_avg
         return BurstWindow(
             at=self.at + at,
             sent=self.sent + _COUNT.pack(burst.sent),
             received=self.received + _COUNT.pack(burst.received),
+            rtt=self.rtt + _VALUE.pack(_NO_RTT if rtt is None else rtt),
             sent_total=self.sent_total + burst.sent,
             received_total=self.received_total + burst.received,
-            lossy_at=self.lossy_at + at if lost else self.lossy_at,
-            rtt_at=self.rtt_at + at if timed else self.rtt_at,
-            rtt=self.rtt + _VALUE.pack(burst.rtt_avg) if timed else self.rtt,
+            untimed=self.untimed + (rtt is None),
+            lossy_at=self.lossy_at + at if burst.received < burst.sent else self.lossy_at,
         )
 
     def trim(self, since: int) -> BurstWindow:
         """Drop the bursts at or before ``since`` (epoch microseconds)."""
         n = _aged(self.at, since)
         if not n:
-            return self  # the other columns hold a subset of these times
-        cut = n * _COUNT.size
-        rtts = _aged(self.rtt_at, since)
+            return self  # lossy_at holds a subset of these times
+        dropped = memoryview(self.rtt).cast("d")[:n]
         return BurstWindow(
             at=self.at[n * _TIME.size :],
-            sent=self.sent[cut:],
-            received=self.received[cut:],
+            sent=self.sent[n * _COUNT.size :],
+            received=self.received[n * _COUNT.size :],
+            rtt=self.rtt[n * _VALUE.size :],
             sent_total=self.sent_total - sum(memoryview(self.sent).cast("i")[:n]),
             received_total=self.received_total - sum(memoryview(self.received).cast("i")[:n]),
+            untimed=self.untimed - sum(1 for r in dropped if r != r) if self.untimed else 0,
             lossy_at=_after(self.lossy_at, since),
-            rtt_at=self.rtt_at[rtts * _TIME.size :],
-            rtt=self.rtt[rtts * _VALUE.size :],
         )
+
+    def latency(self) -> float | None:
+        """The average RTT of the bursts that have one; None if none has."""
+        timed = len(self.rtt) // _VALUE.size - self.untimed
+        if not timed:
+            return None
+        rtts = memoryview(self.rtt).cast("d")
+        # Summed in time order, as the old tuple of samples was: the same float.
+        return (sum(rtts) if not self.untimed else sum(r for r in rtts if r == r)) / timed
+
+    def first_at_least(self, rtt: float) -> datetime | None:
+        """The time of the first burst whose RTT is at least ``rtt`` (a walk: rarely)."""
+        rtts = memoryview(self.rtt).cast("d")
+        i = next((i for i, r in enumerate(rtts) if r >= rtt), None)  # NaN >= x is False
+        return None if i is None else _datetime(int(_TIME.unpack_from(self.at, i * _TIME.size)[0]))
 
     def bursts(self) -> tuple[Burst, ...]:
         """The bursts as samples again (for tests and debugging; not on the hot path)."""
-        times, values = memoryview(self.rtt_at).cast("q"), memoryview(self.rtt).cast("d")
-        rtts = dict(zip(times, values, strict=True))
         return tuple(
-            Burst(_datetime(at), sent, received, rtts.get(at))
-            for at, sent, received in zip(
+            Burst(_datetime(at), sent, received, None if rtt != rtt else rtt)
+            for at, sent, received, rtt in zip(
                 memoryview(self.at).cast("q"),
                 memoryview(self.sent).cast("i"),
                 memoryview(self.received).cast("i"),
+                memoryview(self.rtt).cast("d"),
                 strict=True,
             )
         )
@@ -396,8 +412,7 @@ def _values(
     if _covered(bursts.at, now, t):
         if bursts.sent_total:
             loss = 1 - bursts.received_total / bursts.sent_total
-        if bursts.rtt:
-            latency = sum(memoryview(bursts.rtt).cast("d")) / (len(bursts.rtt) // _VALUE.size)
+        latency = bursts.latency()
     errors = state.error_window
     if _covered(errors.at, now, t):
         error_rate = sum(memoryview(errors.rate).cast("d")) / (len(errors.rate) // _VALUE.size)
@@ -412,13 +427,9 @@ def measure(state: QualityState, now: datetime, t: Thresholds) -> Figures:
     if loss is not None and bursts.lossy_at:
         starts[Reason.LOSS] = _datetime(_first(bursts.lossy_at))
     if latency is not None and t.latency_open is not None:
-        slow = t.latency_open.total_seconds()
-        rtts = memoryview(bursts.rtt).cast("d")
-        first_slow = next((i for i, rtt in enumerate(rtts) if rtt >= slow), None)
+        first_slow = bursts.first_at_least(t.latency_open.total_seconds())
         if first_slow is not None:
-            starts[Reason.LATENCY] = _datetime(
-                int(_TIME.unpack_from(bursts.rtt_at, first_slow * _TIME.size)[0])
-            )
+            starts[Reason.LATENCY] = first_slow
     if error_rate is not None and state.error_window.erring_at:
         starts[Reason.ERRORS] = _datetime(_first(state.error_window.erring_at))
     if state.flaps:
