@@ -29,8 +29,11 @@ forgets everything, for when a P1 takes over the case or the NTU was down.
 
 from __future__ import annotations
 
+import math
+import struct
+from bisect import bisect_right
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 
@@ -56,6 +59,13 @@ class Thresholds:
     flap_count: int = 4
     flap_window: timedelta = timedelta(minutes=15)
     clear_after: timedelta = timedelta(minutes=10)
+    # Derived in __post_init__ (epoch microseconds, seconds), so that a step, which runs
+    # for every sample of every NTU, does no timedelta arithmetic.
+    window_us: int = field(init=False, repr=False, compare=False)
+    covered_us: int = field(init=False, repr=False, compare=False)
+    flap_window_us: int = field(init=False, repr=False, compare=False)
+    latency_open_s: float | None = field(init=False, repr=False, compare=False)
+    latency_clear_s: float | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.window <= timedelta(0) or self.flap_window <= timedelta(0):
@@ -80,6 +90,16 @@ class Thresholds:
             raise ValueError("errors_clear must be set with errors_open and not above it")
         if self.flap_count < 2:
             raise ValueError("flap_count must be at least 2")
+        derived = {
+            "window_us": self.window // _US,
+            "covered_us": (self.window * self.coverage) // _US,
+            "flap_window_us": self.flap_window // _US,
+            # A zero latency threshold turns the rule off, as an unset one does.
+            "latency_open_s": self.latency_open.total_seconds() if self.latency_open else None,
+            "latency_clear_s": self.latency_clear.total_seconds() if self.latency_clear else None,
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +125,167 @@ class ErrorRate:
 Sample = Burst | Reachability | ErrorRate
 
 
+# The window is kept packed, one immutable ``bytes`` column per field (read through
+# ``memoryview.cast``), times as integer epoch microseconds: 100,000 NTUs hold ~30
+# bursts each, and a frozen ``Burst`` with its ``datetime`` costs several times the
+# bytes it takes here (~1.5 KB per NTU for a full window instead of ~5.4 KB). Counts
+# have running totals; the float averages are summed over the column in C (``sum``
+# over the memoryview), in the order the old tuple was summed, so every figure is
+# bit for bit what it was (tests/nms/detector/test_degradation_window.py). Appending
+# or trimming copies a column (a memcpy of a few hundred bytes); the Python work per
+# step is constant.
+_US = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TIME = struct.Struct("q")  # epoch microseconds; "q" is what memoryview.cast reads
+_COUNT = struct.Struct("i")
+_VALUE = struct.Struct("d")
+_NO_RTT = math.nan
+
+
+def _micros(at: datetime) -> int:
+    return (at - _EPOCH) // _US
+
+
+def _datetime(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _first(times: bytes) -> int:
+    return int(_TIME.unpack_from(times)[0])
+
+
+def _last(times: bytes) -> int:
+    return int(_TIME.unpack_from(times, len(times) - _TIME.size)[0])
+
+
+def _aged(times: bytes, since: int) -> int:
+    """How many leading entries of an ascending time column are at or before ``since``."""
+    if not times or _first(times) > since:
+        return 0
+    return bisect_right(memoryview(times).cast("q"), since)
+
+
+def _after(times: bytes, since: int) -> bytes:
+    return times[_aged(times, since) * _TIME.size :]
+
+
+@dataclass(frozen=True, slots=True)
+class BurstWindow:
+    """The bursts in the window, in time order (columns of equal length)."""
+
+    at: bytes = b""
+    sent: bytes = b""
+    received: bytes = b""
+    rtt: bytes = b""  # seconds; NaN for a burst without one (no echo came back)
+    sent_total: int = 0
+    received_total: int = 0
+    untimed: int = 0  # the bursts without an RTT
+    lossy_at: bytes = b""  # the times of the bursts that lost an echo
+
+    def add(self, burst: Burst) -> BurstWindow:
+        at = _TIME.pack(_micros(burst.at))
+        rtt = burst.rtt_avg
+        return BurstWindow(
+            at=self.at + at,
+            sent=self.sent + _COUNT.pack(burst.sent),
+            received=self.received + _COUNT.pack(burst.received),
+            rtt=self.rtt + _VALUE.pack(_NO_RTT if rtt is None else rtt),
+            sent_total=self.sent_total + burst.sent,
+            received_total=self.received_total + burst.received,
+            untimed=self.untimed + (rtt is None),
+            lossy_at=self.lossy_at + at if burst.received < burst.sent else self.lossy_at,
+        )
+
+    def trim(self, since: int) -> BurstWindow:
+        """Drop the bursts at or before ``since`` (epoch microseconds)."""
+        n = _aged(self.at, since)
+        if not n:
+            return self  # lossy_at holds a subset of these times
+        dropped = memoryview(self.rtt).cast("d")[:n]
+        return BurstWindow(
+            at=self.at[n * _TIME.size :],
+            sent=self.sent[n * _COUNT.size :],
+            received=self.received[n * _COUNT.size :],
+            rtt=self.rtt[n * _VALUE.size :],
+            sent_total=self.sent_total - sum(memoryview(self.sent).cast("i")[:n]),
+            received_total=self.received_total - sum(memoryview(self.received).cast("i")[:n]),
+            untimed=self.untimed - sum(1 for r in dropped if r != r) if self.untimed else 0,
+            lossy_at=_after(self.lossy_at, since),
+        )
+
+    def latency(self) -> float | None:
+        """The average RTT of the bursts that have one; None if none has."""
+        timed = len(self.rtt) // _VALUE.size - self.untimed
+        if not timed:
+            return None
+        rtts = memoryview(self.rtt).cast("d")
+        # Summed in time order, as the old tuple of samples was: the same float.
+        return (sum(rtts) if not self.untimed else sum(r for r in rtts if r == r)) / timed
+
+    def first_at_least(self, rtt: float) -> datetime | None:
+        """The time of the first burst whose RTT is at least ``rtt`` (a walk: rarely)."""
+        rtts = memoryview(self.rtt).cast("d")
+        i = next((i for i, r in enumerate(rtts) if r >= rtt), None)  # NaN >= x is False
+        return None if i is None else _datetime(int(_TIME.unpack_from(self.at, i * _TIME.size)[0]))
+
+    def bursts(self) -> tuple[Burst, ...]:
+        """The bursts as samples again (for tests and debugging; not on the hot path)."""
+        return tuple(
+            Burst(_datetime(at), sent, received, None if rtt != rtt else rtt)
+            for at, sent, received, rtt in zip(
+                memoryview(self.at).cast("q"),
+                memoryview(self.sent).cast("i"),
+                memoryview(self.received).cast("i"),
+                memoryview(self.rtt).cast("d"),
+                strict=True,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """The error rates in the window, in time order."""
+
+    at: bytes = b""
+    rate: bytes = b""
+    erring_at: bytes = b""  # the samples with a rate above 0
+
+    def add(self, sample: ErrorRate) -> RateWindow:
+        at = _TIME.pack(_micros(sample.at))
+        return RateWindow(
+            at=self.at + at,
+            rate=self.rate + _VALUE.pack(sample.per_second),
+            erring_at=self.erring_at + at if sample.per_second > 0 else self.erring_at,
+        )
+
+    def trim(self, since: int) -> RateWindow:
+        n = _aged(self.at, since)
+        if not n:
+            return self
+        return RateWindow(
+            at=self.at[n * _TIME.size :],
+            rate=self.rate[n * _VALUE.size :],
+            erring_at=_after(self.erring_at, since),
+        )
+
+
+_NO_BURSTS = BurstWindow()
+_NO_RATES = RateWindow()
+
+
 @dataclass(frozen=True, slots=True)
 class QualityState:
-    bursts: tuple[Burst, ...] = ()
-    errors: tuple[ErrorRate, ...] = ()
+    burst_window: BurstWindow = _NO_BURSTS
+    error_window: RateWindow = _NO_RATES
     flaps: tuple[datetime, ...] = ()
     last_reachable: bool | None = None
     active: frozenset[Reason] = frozenset()
     degraded: bool = False
     clear_since: datetime | None = None
+
+    @property
+    def bursts(self) -> tuple[Burst, ...]:
+        return self.burst_window.bursts()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,15 +323,18 @@ def step(
     state: QualityState, sample: Sample, now: datetime, thresholds: Thresholds
 ) -> tuple[QualityState, list[Action]]:
     """Add one sample, re-evaluate the rules, and return the actions."""
-    state = _add(state, sample, thresholds)
-    state = _trim(state, now, thresholds)
-    figures = measure(state, now, thresholds)
-    active = _active(state.active, figures, thresholds)
+    now_us = _micros(now)
+    state = _add(state, sample)
+    state = _trim(state, now, now_us, thresholds)
+    loss, latency, error_rate = _values(state, now_us, thresholds)
+    active = _active(state.active, loss, latency, error_rate, len(state.flaps), thresholds)
     if active != state.active:
         state = replace(state, active=active)
     # (Each state is built only when it changes: this runs twice per NTU and burst.)
     if not state.degraded:
         if active:
+            # The starts take a walk over the window: only when a P2 opens.
+            figures = measure(state, now, thresholds)
             start = min((figures.starts[r] for r in active if r in figures.starts), default=now)
             detail = describe(figures, active)
             return replace(state, degraded=True, clear_since=None), [
@@ -176,15 +351,17 @@ def step(
     return replace(state, clear_since=clear_since), []
 
 
-def _add(state: QualityState, sample: Sample, t: Thresholds) -> QualityState:
+def _add(state: QualityState, sample: Sample) -> QualityState:
     if isinstance(sample, Burst):
-        if state.bursts and sample.at <= state.bursts[-1].at:
+        window = state.burst_window
+        if window.at and _micros(sample.at) <= _last(window.at):
             return state
-        return replace(state, bursts=(*state.bursts, sample))
+        return _with(state, window.add(sample), state.error_window, state.flaps)
     if isinstance(sample, ErrorRate):
-        if state.errors and sample.at <= state.errors[-1].at:
+        errors = state.error_window
+        if errors.at and _micros(sample.at) <= _last(errors.at):
             return state
-        return replace(state, errors=(*state.errors, sample))
+        return _with(state, state.burst_window, errors.add(sample), state.flaps)
     if sample.reachable == state.last_reachable:
         return state
     if state.last_reachable is None:
@@ -192,57 +369,69 @@ def _add(state: QualityState, sample: Sample, t: Thresholds) -> QualityState:
     return replace(state, last_reachable=sample.reachable, flaps=(*state.flaps, sample.at))
 
 
-def _trim(state: QualityState, now: datetime, t: Thresholds) -> QualityState:
-    since = now - t.window
-    flap_since = now - t.flap_window
-    # Bursts and error rates are kept in time order (``_add``): nothing to drop unless
-    # the oldest has aged out.
-    if (
-        (not state.bursts or state.bursts[0].at > since)
-        and (not state.errors or state.errors[0].at > since)
-        and (not state.flaps or min(state.flaps) > flap_since)
-    ):
-        return state
-    return replace(
-        state,
-        bursts=tuple(b for b in state.bursts if b.at > since),
-        errors=tuple(e for e in state.errors if e.at > since),
-        flaps=tuple(f for f in state.flaps if f > flap_since),
+def _with(
+    state: QualityState, bursts: BurstWindow, errors: RateWindow, flaps: tuple[datetime, ...]
+) -> QualityState:
+    # (``dataclasses.replace`` costs ~3x this; it runs for most samples.)
+    return QualityState(
+        bursts,
+        errors,
+        flaps,
+        state.last_reachable,
+        state.active,
+        state.degraded,
+        state.clear_since,
     )
 
 
-def _covered(times: list[datetime], now: datetime, t: Thresholds) -> bool:
-    return bool(times) and now - times[0] >= t.window * t.coverage
+def _trim(state: QualityState, now: datetime, now_us: int, t: Thresholds) -> QualityState:
+    since = now_us - t.window_us
+    bursts = state.burst_window.trim(since)
+    errors = state.error_window.trim(since)
+    flaps = state.flaps
+    if flaps:
+        # Flaps are few, and kept in the order they came (not necessarily time order).
+        flap_since = now - t.flap_window
+        if min(flaps) <= flap_since:
+            flaps = tuple(f for f in flaps if f > flap_since)
+    if bursts is state.burst_window and errors is state.error_window and flaps is state.flaps:
+        return state
+    return _with(state, bursts, errors, flaps)
+
+
+def _covered(times: bytes, now: int, t: Thresholds) -> bool:
+    return bool(times) and now - _first(times) >= t.covered_us
+
+
+def _values(
+    state: QualityState, now: int, t: Thresholds
+) -> tuple[float | None, float | None, float | None]:
+    """Loss, latency and error rate over the window (None where there is too little data)."""
+    loss = latency = error_rate = None
+    bursts = state.burst_window
+    if _covered(bursts.at, now, t):
+        if bursts.sent_total:
+            loss = 1 - bursts.received_total / bursts.sent_total
+        latency = bursts.latency()
+    errors = state.error_window
+    if _covered(errors.at, now, t):
+        error_rate = sum(memoryview(errors.rate).cast("d")) / (len(errors.rate) // _VALUE.size)
+    return loss, latency, error_rate
 
 
 def measure(state: QualityState, now: datetime, t: Thresholds) -> Figures:
     """The rules' current values over the window (None where there is too little data)."""
+    loss, latency, error_rate = _values(state, _micros(now), t)
     starts: dict[Reason, datetime] = {}
-    loss = latency = error_rate = None
-    bursts = state.bursts
-    if _covered([b.at for b in bursts], now, t):
-        sent = sum(b.sent for b in bursts)
-        if sent:
-            loss = 1 - sum(b.received for b in bursts) / sent
-            lossy = [b.at for b in bursts if b.received < b.sent]
-            if lossy:
-                starts[Reason.LOSS] = lossy[0]
-        rtts = [b.rtt_avg for b in bursts if b.rtt_avg is not None]
-        if rtts:
-            latency = sum(rtts) / len(rtts)
-            if t.latency_open is not None:
-                slow = [
-                    b.at
-                    for b in bursts
-                    if b.rtt_avg is not None and b.rtt_avg >= t.latency_open.total_seconds()
-                ]
-                if slow:
-                    starts[Reason.LATENCY] = slow[0]
-    if _covered([e.at for e in state.errors], now, t):
-        error_rate = sum(e.per_second for e in state.errors) / len(state.errors)
-        erring = [e.at for e in state.errors if e.per_second > 0]
-        if erring:
-            starts[Reason.ERRORS] = erring[0]
+    bursts = state.burst_window
+    if loss is not None and bursts.lossy_at:
+        starts[Reason.LOSS] = _datetime(_first(bursts.lossy_at))
+    if latency is not None and t.latency_open is not None:
+        first_slow = bursts.first_at_least(t.latency_open.total_seconds())
+        if first_slow is not None:
+            starts[Reason.LATENCY] = first_slow
+    if error_rate is not None and state.error_window.erring_at:
+        starts[Reason.ERRORS] = _datetime(_first(state.error_window.erring_at))
     if state.flaps:
         starts[Reason.FLAPPING] = state.flaps[0]
     return Figures(
@@ -250,7 +439,14 @@ def measure(state: QualityState, now: datetime, t: Thresholds) -> Figures:
     )
 
 
-def _active(previous: frozenset[Reason], f: Figures, t: Thresholds) -> frozenset[Reason]:
+def _active(
+    previous: frozenset[Reason],
+    loss: float | None,
+    latency: float | None,
+    error_rate: float | None,
+    flaps: int,
+    t: Thresholds,
+) -> frozenset[Reason]:
     """Rules over their open threshold, or still over their clear threshold if active."""
     active: set[Reason] = set()
 
@@ -267,16 +463,11 @@ def _active(previous: frozenset[Reason], f: Figures, t: Thresholds) -> frozenset
         if (value > limit) if reason in previous else (value >= limit):
             active.add(reason)
 
-    over(Reason.LOSS, f.loss, t.loss_open, t.loss_clear)
-    over(
-        Reason.LATENCY,
-        f.latency,
-        t.latency_open.total_seconds() if t.latency_open else None,
-        t.latency_clear.total_seconds() if t.latency_clear else None,
-    )
-    over(Reason.ERRORS, f.error_rate, t.errors_open, t.errors_clear)
+    over(Reason.LOSS, loss, t.loss_open, t.loss_clear)
+    over(Reason.LATENCY, latency, t.latency_open_s, t.latency_clear_s)
+    over(Reason.ERRORS, error_rate, t.errors_open, t.errors_clear)
     flapping_limit = 1 if Reason.FLAPPING in previous else t.flap_count
-    if f.flaps >= flapping_limit:
+    if flaps >= flapping_limit:
         active.add(Reason.FLAPPING)
     return frozenset(active)
 

@@ -63,6 +63,7 @@ from nms.detector.availability import (
 from nms.detector.cases import CaseDesk, DetectorStats
 from nms.detector.deadlines import StaleDeadlines
 from nms.detector.fleet import Fleet, profile_thresholds
+from nms.detector.progress import ProbeProgress
 from nms.detector.settings import DegradedSettings
 from nms.detector.store import LastProbe, StoredState, load_states, must_save, save_states
 from nms.detector.tracked import Tracked, must_report
@@ -123,6 +124,8 @@ class Detector:
         """The public status last sent to the case service, per entry."""
         self._deadlines = StaleDeadlines(rules.stale_after)
         """Entries by when they go stale: a tick steps only those due."""
+        self._progress = ProbeProgress(stale_after=rules.stale_after)
+        """How far behind the probe data runs: staleness is judged that far back."""
         self._retry: set[str] = set()
         """Entries that may have a case call pending (retried every tick)."""
         self._dirty: set[str] = set()
@@ -251,6 +254,9 @@ class Detector:
                     self.stats.snmp_observations += 1
                     await self._on_snmp(tracked, result, now)
                 self._dirty.add(result.key)
+            if batch.results:
+                newest = max(r.started_at for r in batch.results)
+                self._progress.applied(type(batch).__name__, newest, now)
             await self._finish(now)
 
     async def tick(self) -> None:
@@ -266,12 +272,16 @@ class Detector:
             await self._settle(pending, now)
             self._retry = {i for i in pending if self._pending(i)}
             nodes = self._fleet.nodes
+            # Judged where the probe data has got, not at the wall clock: a result
+            # that is late is not missing (``nms.detector.progress``).
+            judged = self._progress.judged_at(now)
             # Nodes first, then NTUs, as a batch is applied (parents first).
-            for ident in sorted(self._deadlines.take_due(now), key=lambda i: (i not in nodes, i)):
+            due = self._deadlines.take_due(judged)
+            for ident in sorted(due, key=lambda i: (i not in nodes, i)):
                 tracked = self._fleet.lookup(ident)
                 if tracked is None:
                     continue  # left the inventory
-                if await self._apply(tracked, Tick(), now):
+                if await self._apply(tracked, Tick(), judged):
                     self._dirty.add(ident)
                 self._deadlines.file(ident, tracked.state)
             await self._finish(now)

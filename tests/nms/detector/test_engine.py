@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from caseapi.cases.models import Case
 from caseapi.incidents import IncidentService
+from nms.bus.batch import PingBatch
 from nms.clock import FakeClock
 from nms.detector.availability import Rules, Status
 from nms.detector.engine import Detector
@@ -289,3 +291,38 @@ async def test_maintenance_mute_suppresses_the_case_until_the_window_ends(harnes
     assert window_end - INTERVAL <= case.outage_start < window_end
     assert case.detected_at is not None
     assert case.detected_at - case.outage_start >= timedelta(minutes=10)
+
+
+async def test_late_results_are_not_missing_data(harness: Harness):
+    """Sweeps that overrun (CPU short) deliver each NTU's result late: no ``unknown``
+    until a sweep stamped ``stale_after`` later went by without the NTU."""
+    detector, clock = harness.detector, harness.clock
+    t0 = clock.now()
+
+    def stamped(ntus: list[str], at: timedelta) -> PingBatch:
+        return pings(replace(result(clock, n, True), started_at=t0 + at) for n in ntus)
+
+    await detector.observe(stamped(["n1", "n2", "n3"], timedelta(0)))
+    # The next sweep started at +60 s; at +125 s only n1's result has been applied.
+    clock.advance(timedelta(seconds=125))
+    await detector.observe(stamped(["n1"], timedelta(seconds=60)))
+    await detector.tick()
+    assert {t.state.status for t in detector.ntus.values()} == {Status.UP}
+    clock.advance(timedelta(seconds=1))
+    await detector.observe(stamped(["n2", "n3"], timedelta(seconds=62)))
+    # A sweep stamped 2 min after n3's last result was applied without it: stale.
+    clock.advance(timedelta(seconds=100))
+    await detector.observe(stamped(["n1", "n2"], timedelta(seconds=182)))
+    await detector.tick()
+    assert detector.ntus["n3"].state.status == Status.UNKNOWN
+    assert detector.ntus["n3"].state.since == t0 + timedelta(seconds=182)
+    assert detector.ntus["n2"].state.status == Status.UP
+    # The data stops (running 44 s late): stale, stale_after after the last result
+    # plus that lag.
+    clock.advance(t0 + timedelta(seconds=182 + 120 + 43) - clock.now())
+    await detector.tick()
+    assert detector.ntus["n2"].state.status == Status.UP
+    clock.advance(timedelta(seconds=1))
+    await detector.tick()
+    assert {t.state.status for t in detector.ntus.values()} == {Status.UNKNOWN}
+    assert await harness.cases() == []
