@@ -227,43 +227,42 @@ async def close_cases(
 async def record_statuses(session: AsyncSession, updates: Sequence[NtuStatusUpdate]) -> None:
     """Open and end ``no_data`` intervals from a batch of status reports.
 
-    One indexed query for the open ones (few: NTUs without data right now) per
-    batch; the inventory is read only when an NTU starts a gap.
+    Reads only the open gaps of the batch's NTUs (500 ids a query, by the
+    ``ntu_id`` index), never every open gap: when a whole fleet has no data, every
+    NTU has one, and reading 100,000 of them on each report slowed the detector
+    until the probes fell behind and no NTU could leave ``unknown``. New gaps are
+    inserted in one executemany; the inventory is read only for NTUs starting one.
     """
     latest = {update.ntu_id: update for update in updates}
-    open_gaps = {
-        row.ntu_id: row
-        for row in (
-            await session.execute(
-                select(OutageInterval).where(
-                    OutageInterval.cause == OutageCause.NO_DATA.value,
-                    OutageInterval.end_at.is_(None),
-                )
-            )
-        ).scalars()
-    }
+    ids = sorted(latest)
+    open_gaps: dict[str, OutageInterval] = {}
+    for start in range(0, len(ids), 500):
+        stmt = select(OutageInterval).where(
+            OutageInterval.ntu_id.in_(ids[start : start + 500]),
+            OutageInterval.cause == OutageCause.NO_DATA.value,
+            OutageInterval.end_at.is_(None),
+        )
+        open_gaps.update((row.ntu_id, row) for row in (await session.scalars(stmt)).all())
     starting = [
         u for u in latest.values() if u.status == UNKNOWN_STATUS and u.ntu_id not in open_gaps
     ]
     for ntu_id, row in open_gaps.items():
-        update_ = latest.get(ntu_id)
-        if update_ is None or update_.status == UNKNOWN_STATUS:
+        update_ = latest[ntu_id]
+        if update_.status == UNKNOWN_STATUS:
             continue
         # The gap ends at the first observation after it.
         end = update_.last_observation_at or update_.since
         row.end_at = max(row.start_at, end)
-    if starting:
-        inventory = {
-            row.id: row
-            for row in (
-                await session.execute(select(Ntu).where(Ntu.id.in_([u.ntu_id for u in starting])))
-            ).scalars()
-        }
-        for update_ in starting:
+    added: list[OutageInterval] = []
+    for start in range(0, len(starting), 500):
+        chunk = starting[start : start + 500]
+        stmt_ntus = select(Ntu).where(Ntu.id.in_([u.ntu_id for u in chunk]))
+        inventory = {row.id: row for row in (await session.scalars(stmt_ntus)).all()}
+        for update_ in chunk:
             ntu = inventory.get(update_.ntu_id)
             if ntu is None:
                 continue  # an upstream node (its status shares the table), not an NTU
-            session.add(
+            added.append(
                 OutageInterval(
                     ntu_id=ntu.id,
                     customer_id=ntu.customer_id,
@@ -279,4 +278,5 @@ async def record_statuses(session: AsyncSession, updates: Sequence[NtuStatusUpda
                     counted=False,
                 )
             )
+    await bulk_insert(session, OutageInterval, added)
     await session.flush()

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,8 @@ from caseapi.incidents import (
     ntu_down_key,
 )
 from caseapi.ntus.models import Ntu, NtuState
+from caseapi.reports.availability import OutageCause
+from caseapi.reports.models import OutageInterval
 from nms.clock import FakeClock
 from tests.caseapi.auth_fixtures import client_for, make_app, mint_key
 from tests.caseapi.conftest import START, Database, incident
@@ -228,3 +230,41 @@ async def test_the_api_shows_what_the_detector_reported(
     assert status["status"] == "down"
     assert status["case_ref"] == ref
     assert (status["rtt_avg"], status["loss"]) == (0.012, 0.0)
+
+
+async def test_a_status_report_reads_only_its_own_ntus_no_data_gaps(
+    database: Database, incidents: IncidentService
+) -> None:
+    """A whole fleet without data has a gap each: a report about one NTU must not load
+    them all (at 100,000 NTUs that load starved the probes)."""
+    async with database.sessionmaker() as session:
+        session.add(Customer(id="cust-1", name="Acme"))
+        await session.flush()
+        session.add_all(
+            Ntu(id=n, customer_id="cust-1", address=f"10.0.0.{i}")
+            for i, n in enumerate(("ntu-1", "ntu-2", "ntu-9"), start=1)
+        )
+        await session.commit()
+    await incidents.report_ntu_status(
+        [_status(n, status="unknown", since=START) for n in ("ntu-1", "ntu-2", "ntu-9")]
+    )
+    loaded: list[str] = []
+
+    def on_load(target: OutageInterval, _context: object) -> None:
+        loaded.append(target.ntu_id)
+
+    event.listen(OutageInterval, "load", on_load)
+    try:
+        back = START + timedelta(minutes=5)
+        await incidents.report_ntu_status([_status("ntu-1", since=back, last_observation_at=back)])
+    finally:
+        event.remove(OutageInterval, "load", on_load)
+    assert loaded == ["ntu-1"]
+    async with database.sessionmaker() as session:
+        gaps = (
+            await session.scalars(
+                select(OutageInterval).where(OutageInterval.cause == OutageCause.NO_DATA.value)
+            )
+        ).all()
+    ends = {gap.ntu_id: gap.end_at for gap in gaps}
+    assert ends == {"ntu-1": back, "ntu-2": None, "ntu-9": None}
