@@ -13,6 +13,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    exists,
     func,
     or_,
     select,
@@ -20,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import case as when
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from caseapi.cases.enums import (
@@ -215,6 +217,40 @@ async def get_case_ref_by_id(session: AsyncSession, *, case_id: int) -> str | No
 async def list_linked_refs(session: AsyncSession, *, parent_id: int) -> list[str]:
     """Return the references of the cases linked to ``parent_id``, oldest first."""
     return list((await session.scalars(_LINKED_REFS, {"parent_id": parent_id})).all())
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRead:
+    """A case (``previous_case`` loaded) with its upstream incident's reference and
+    whether it has commitments and linked cases, read by one statement."""
+
+    case: Case
+    parent_ref: str | None
+    has_commitments: bool
+    has_linked: bool
+
+
+_Parent = aliased(Case)
+_Linked = aliased(Case)
+#: The case and what its detail shows beside it, in one statement: the parent's
+#: reference, and whether the commitments and linked cases need reading at all
+#: (most cases have neither, so a read of one case is usually this one statement).
+_CASE_READ_BY_REF: Final = select(
+    Case,
+    select(_Parent.ref).where(_Parent.id == Case.parent_case_id).scalar_subquery(),
+    exists().where(CaseCommitment.case_id == Case.id),
+    exists().where(_Linked.parent_case_id == Case.id),
+).where(Case.ref == bindparam("ref"))
+
+
+async def read_case_by_ref(session: AsyncSession, *, ref: str) -> CaseRead | None:
+    """Return case ``ref`` with what its detail needs to know of other rows."""
+    row = (await session.execute(_CASE_READ_BY_REF, {"ref": ref})).one_or_none()
+    if row is None:
+        return None
+    case, parent_ref, has_commitments, has_linked = row
+    await with_previous_cases(session, [case])
+    return CaseRead(case, parent_ref, bool(has_commitments), bool(has_linked))
 
 
 async def get_case_by_ref(session: AsyncSession, *, ref: str) -> Case | None:
