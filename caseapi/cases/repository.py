@@ -454,6 +454,14 @@ def _filtered(stmt: Select[Any], filters: CaseFilters, *, dialect: str) -> Selec
     return stmt
 
 
+#: A listing's and a count's statements before their filters (statements are
+#: immutable: each request's filters make new ones from these without rebuilding
+#: what every listing shares).
+_CASES: Final = select(Case)
+_COUNT_CASES: Final = select(func.count()).select_from(Case)
+_NEWEST_FIRST: Final = Case.id.desc()
+
+
 async def list_cases(
     session: AsyncSession, *, filters: CaseFilters, before_id: int | None, limit: int
 ) -> list[Case]:
@@ -462,11 +470,11 @@ async def list_cases(
     ``before_id`` is the keyset position: only cases with a smaller id are returned.
     """
     dialect = session.get_bind().dialect.name
-    stmt = _filtered(select(Case), filters, dialect=dialect)
+    stmt = _filtered(_CASES, filters, dialect=dialect)
     if before_id is not None:
         stmt = stmt.where(Case.id < before_id)
-    stmt = stmt.order_by(Case.id.desc()).limit(limit)
-    cases = list((await session.execute(stmt)).scalars())
+    stmt = stmt.order_by(_NEWEST_FIRST).limit(bindparam("limit"))
+    cases = list((await session.execute(stmt, {"limit": limit})).scalars())
     await with_previous_cases(session, cases)
     return cases
 
@@ -474,7 +482,7 @@ async def list_cases(
 async def count_cases(session: AsyncSession, *, filters: CaseFilters) -> int:
     """Count all cases matching ``filters`` (every page, not one)."""
     dialect = session.get_bind().dialect.name
-    stmt = _filtered(select(func.count()).select_from(Case), filters, dialect=dialect)
+    stmt = _filtered(_COUNT_CASES, filters, dialect=dialect)
     return int((await session.execute(stmt)).scalar_one())
 
 
