@@ -1,7 +1,7 @@
 """Case API under load: ``nms run`` on SQLite and ``nms api`` on PostgreSQL, with a floor.
 
     python bench/api_load.py [--ntus 10000] [--cases 10000] [--duration 10]
-                             [--connections 32] [--rate 500] [--pg-admin-url URL]
+                             [--connections 32] [--rate 500] [--hold S] [--pg-admin-url URL]
                              [--only sqlite|postgres]
 
 SQLite: writes an inventory of ``--ntus`` loopback NTUs (``bench/inventory_file.py``),
@@ -21,9 +21,11 @@ For each server it loads, with ``wrk`` (Debian package ``wrk``; ``scripts/setup
   in a process of its own, as ``nms`` serves its API) reading the same case row from
   the same database;
 
-then one case at a fixed ``--rate`` (wrk 4 has no fixed-rate mode: ``open_loop``
-sends on a schedule over as many keep-alive connections as it needs and times each
-answer from its scheduled start, so a slow server cannot slow the offered load).
+then one case at a fixed ``--rate`` for ``--hold`` seconds (wrk 4 has no fixed-rate
+mode: ``open_loop`` sends on a schedule over as many keep-alive connections as it
+needs and times each answer from its scheduled start, so a slow server cannot slow
+the offered load); for ``nms run`` also how many ICMP cycles ran meanwhile, how many
+overran their interval and how long the last one took (its ``/metrics``).
 
 Prints req/s, p50 / p99 latency and server CPU per request (utime + stime of the
 server process from ``/proc/<pid>/stat`` over the window, divided by the answers);
@@ -386,6 +388,23 @@ async def open_loop(
     return latencies, failures, elapsed
 
 
+#: The ICMP loop's series on ``nms run``'s ``/metrics``.
+_PROBE_SERIES: Final = {
+    "cycles": 'nms_probe_cycles_total{probe="icmp"}',
+    "overruns": 'nms_probe_cycle_overruns_total{probe="icmp"}',
+    "last_cycle_s": 'nms_probe_cycle_duration_seconds{probe="icmp"}',
+}
+
+
+def probe_counters(port: int) -> dict[str, float]:
+    """The ICMP loop's cycles, overruns and last cycle's duration (``nms run``)."""
+    page = httpx.get(
+        f"http://127.0.0.1:{port}/metrics", params={"per_ntu": "none"}, timeout=30
+    ).text
+    values = dict(line.rsplit(" ", 1) for line in page.splitlines() if line.startswith("nms_"))
+    return {name: float(values.get(series, "nan")) for name, series in _PROBE_SERIES.items()}
+
+
 def run_fixed(
     label: str, port: int, path: str, *, pid: int, key: str, rate: float, duration: float
 ) -> Result:
@@ -437,6 +456,7 @@ def measure(
     ntu: str,
     args: argparse.Namespace,
     idle: float = 0.0,
+    probes: bool = False,
 ) -> None:
     base = f"http://127.0.0.1:{port}"
     ref = "CS-2026-000500"
@@ -457,6 +477,7 @@ def measure(
         )
         for label, path in paths.items()
     ]
+    probes_before = probe_counters(port) if probes else None
     results.append(
         run_fixed(
             "GET /v1/cases/{ref}",
@@ -465,9 +486,17 @@ def measure(
             pid=server.pid,
             key=key,
             rate=args.rate,
-            duration=args.duration,
+            duration=args.hold or args.duration,
         )
     )
+    if probes_before is not None:
+        after = probe_counters(port)
+        print(
+            f"  probes during the fixed-rate run ({args.hold or args.duration:.0f} s):"
+            f" {after['cycles'] - probes_before['cycles']:.0f} ICMP cycles,"
+            f" {after['overruns'] - probes_before['overruns']:.0f} overruns,"
+            f" last cycle {after['last_cycle_s']:.1f} s"
+        )
     floor_result = run_wrk(
         f"floor: bare handler, one row ({args.connections} conns)",
         f"http://127.0.0.1:{floor_port}/floor/{ref}",
@@ -521,6 +550,7 @@ def bench_sqlite(args: argparse.Namespace, folder: Path) -> None:
             ntu=ntu,
             args=args,
             idle=idle,
+            probes=True,
         )
     finally:
         if floor is not None:
@@ -578,6 +608,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=float, default=500.0, help="fixed-rate requests/s")
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=None,
+        help="seconds of the fixed-rate run (default: --duration); nms run's ICMP"
+        " interval is 30 s, so 90 s or more shows whether its sweeps keep time",
+    )
     parser.add_argument(
         "--pg-admin-url",
         default=os.environ.get(

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from caseapi.audit import service as audit
 from caseapi.audit.enums import AuditAction, AuditOutcome
 from caseapi.auth.principal import Principal
-from caseapi.auth.tenancy import contract_refusal, customer_scope, own_customer
+from caseapi.auth.tenancy import contract_refusal, customer_scope, ensure_visible, own_customer
 from caseapi.cases import audit as case_audit
 from caseapi.cases import lifecycle, repository, store
 from caseapi.cases.enums import (
@@ -44,10 +44,11 @@ from caseapi.cases.snapshot import Event
 from caseapi.clock import Clock
 from caseapi.core.database import session_scope
 from caseapi.core.durations import format_duration
-from caseapi.core.errors import NtuNotFoundError
+from caseapi.core.errors import CaseNotFoundError, NtuNotFoundError
 from caseapi.core.transaction import write_retrying
 from caseapi.customers import repository as customer_repository
 from caseapi.ntus import repository as ntu_repository
+from caseapi.oncall.cached import TiersCache
 from caseapi.oncall.visible import EscalationShown, escalation_shown
 
 
@@ -114,11 +115,13 @@ class CaseDetail:
 
 
 class CaseActions:
-    """API-facing operations; needs ``_sessionmaker``, ``_clock`` and ``_sla``."""
+    """API-facing operations; needs ``_sessionmaker``, ``_clock``, ``_sla`` and ``_tiers``."""
 
     _sessionmaker: async_sessionmaker[AsyncSession]
     _clock: Clock
     _sla: SlaSettings
+    #: The stored escalation tiers, read at most every few seconds.
+    _tiers: TiersCache
 
     # -- reads ---------------------------------------------------------------------
 
@@ -140,13 +143,28 @@ class CaseActions:
             CaseNotFoundError: No such case, or another customer's.
         """
         async with session_scope(self._sessionmaker) as session:
-            case = await store.case_for(session, principal, ref)
-            return await _detail(session, case)
+            read = await repository.read_case_by_ref(session, ref=ref)
+            if read is None:
+                raise CaseNotFoundError(ref)
+            # As ``store.case_for``: another customer's case answers as a missing one.
+            ensure_visible(principal, read.case.customer_id, CaseNotFoundError(ref))
+            case = read.case
+            return CaseDetail(
+                case=case,
+                commitments=await repository.list_commitments(session, case_id=case.id)
+                if read.has_commitments
+                else [],
+                parent_ref=read.parent_ref,
+                linked_refs=await repository.list_linked_refs(session, parent_id=case.id)
+                if read.has_linked
+                else [],
+                escalation=await escalation_shown(session, case, self._tiers),
+            )
 
     async def get_detail(self, case: Case) -> CaseDetail:
         """``case`` (just read or written) with its commitments and related cases."""
         async with session_scope(self._sessionmaker) as session:
-            return await _detail(session, case)
+            return await _detail(session, case, self._tiers)
 
     async def get_commitments(self, case: Case) -> list[CaseCommitment]:
         """Return the commitments of ``case``, oldest first."""
@@ -393,7 +411,7 @@ class CaseActions:
         return replace(filters, customer_id=scope, internal_text=False)
 
 
-async def _detail(session: AsyncSession, case: Case) -> CaseDetail:
+async def _detail(session: AsyncSession, case: Case, tiers: TiersCache) -> CaseDetail:
     parent = None
     if case.parent_case_id is not None:
         parent = await repository.get_case_ref_by_id(session, case_id=case.parent_case_id)
@@ -402,5 +420,5 @@ async def _detail(session: AsyncSession, case: Case) -> CaseDetail:
         commitments=await repository.list_commitments(session, case_id=case.id),
         parent_ref=parent,
         linked_refs=await repository.list_linked_refs(session, parent_id=case.id),
-        escalation=await escalation_shown(session, case),
+        escalation=await escalation_shown(session, case, tiers),
     )

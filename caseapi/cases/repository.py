@@ -13,6 +13,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    exists,
     func,
     or_,
     select,
@@ -20,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import case as when
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from caseapi.cases.enums import (
@@ -215,6 +217,40 @@ async def get_case_ref_by_id(session: AsyncSession, *, case_id: int) -> str | No
 async def list_linked_refs(session: AsyncSession, *, parent_id: int) -> list[str]:
     """Return the references of the cases linked to ``parent_id``, oldest first."""
     return list((await session.scalars(_LINKED_REFS, {"parent_id": parent_id})).all())
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRead:
+    """A case (``previous_case`` loaded) with its upstream incident's reference and
+    whether it has commitments and linked cases, read by one statement."""
+
+    case: Case
+    parent_ref: str | None
+    has_commitments: bool
+    has_linked: bool
+
+
+_Parent = aliased(Case)
+_Linked = aliased(Case)
+#: The case and what its detail shows beside it, in one statement: the parent's
+#: reference, and whether the commitments and linked cases need reading at all
+#: (most cases have neither, so a read of one case is usually this one statement).
+_CASE_READ_BY_REF: Final = select(
+    Case,
+    select(_Parent.ref).where(_Parent.id == Case.parent_case_id).scalar_subquery(),
+    exists().where(CaseCommitment.case_id == Case.id),
+    exists().where(_Linked.parent_case_id == Case.id),
+).where(Case.ref == bindparam("ref"))
+
+
+async def read_case_by_ref(session: AsyncSession, *, ref: str) -> CaseRead | None:
+    """Return case ``ref`` with what its detail needs to know of other rows."""
+    row = (await session.execute(_CASE_READ_BY_REF, {"ref": ref})).one_or_none()
+    if row is None:
+        return None
+    case, parent_ref, has_commitments, has_linked = row
+    await with_previous_cases(session, [case])
+    return CaseRead(case, parent_ref, bool(has_commitments), bool(has_linked))
 
 
 async def get_case_by_ref(session: AsyncSession, *, ref: str) -> Case | None:
@@ -418,6 +454,14 @@ def _filtered(stmt: Select[Any], filters: CaseFilters, *, dialect: str) -> Selec
     return stmt
 
 
+#: A listing's and a count's statements before their filters (statements are
+#: immutable: each request's filters make new ones from these without rebuilding
+#: what every listing shares).
+_CASES: Final = select(Case)
+_COUNT_CASES: Final = select(func.count()).select_from(Case)
+_NEWEST_FIRST: Final = Case.id.desc()
+
+
 async def list_cases(
     session: AsyncSession, *, filters: CaseFilters, before_id: int | None, limit: int
 ) -> list[Case]:
@@ -426,11 +470,11 @@ async def list_cases(
     ``before_id`` is the keyset position: only cases with a smaller id are returned.
     """
     dialect = session.get_bind().dialect.name
-    stmt = _filtered(select(Case), filters, dialect=dialect)
+    stmt = _filtered(_CASES, filters, dialect=dialect)
     if before_id is not None:
         stmt = stmt.where(Case.id < before_id)
-    stmt = stmt.order_by(Case.id.desc()).limit(limit)
-    cases = list((await session.execute(stmt)).scalars())
+    stmt = stmt.order_by(_NEWEST_FIRST).limit(bindparam("limit"))
+    cases = list((await session.execute(stmt, {"limit": limit})).scalars())
     await with_previous_cases(session, cases)
     return cases
 
@@ -438,7 +482,7 @@ async def list_cases(
 async def count_cases(session: AsyncSession, *, filters: CaseFilters) -> int:
     """Count all cases matching ``filters`` (every page, not one)."""
     dialect = session.get_bind().dialect.name
-    stmt = _filtered(select(func.count()).select_from(Case), filters, dialect=dialect)
+    stmt = _filtered(_COUNT_CASES, filters, dialect=dialect)
     return int((await session.execute(stmt)).scalar_one())
 
 

@@ -39,6 +39,7 @@ from caseapi.comments import repository as comment_repository
 from caseapi.comments.models import Comment
 from caseapi.core.database import session_scope
 from caseapi.core.errors import CaseNotFoundError
+from caseapi.oncall.cached import TiersCache
 
 MAX_PAGE_SIZE: Final = paging.MAX_PAGE_SIZE
 
@@ -98,6 +99,7 @@ class CaseService(CaseActions, EtrActions):
         clock: Clock,
         sla: SlaSettings | None = None,
         at_risk_within: timedelta = DEFAULT_AT_RISK_WITHIN,
+        tiers: TiersCache | None = None,
     ) -> None:
         """Create the service.
 
@@ -108,11 +110,14 @@ class CaseService(CaseActions, EtrActions):
             at_risk_within: A deadline due within this is "at risk"
                 (``cases.at_risk_within``: the console's queue, as the alerts and the
                 NOC gauge count it).
+            tiers: Where the stored escalation tiers come from (a ``TiersCache`` of
+                its own when omitted).
         """
         self._sessionmaker = sessionmaker
         self._clock = clock
         self.at_risk_within = at_risk_within
         self._counts = CountsCache(ttl=COUNTS_TTL)
+        self._tiers = tiers or TiersCache()
         self._sla = sla = sla or DEFAULT_SLA
         self._incidents = IncidentService(sessionmaker=sessionmaker, clock=clock, sla=sla)
 

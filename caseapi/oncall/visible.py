@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caseapi.cases.models import Case
 from caseapi.customers.models import Customer
-from caseapi.oncall import store as oncall_store
+from caseapi.oncall.cached import TiersCache
 from caseapi.oncall.matrix import Level, tier_for
 from caseapi.teams.repository import member_by_id
 
@@ -25,10 +25,13 @@ class EscalationShown:
     contact: str | None = None
 
 
-async def escalation_shown(session: AsyncSession, case: Case) -> EscalationShown:
-    """The customer's view of ``case``'s escalation (its level; the contact if allowed)."""
+async def escalation_shown(
+    session: AsyncSession, case: Case, tiers_cache: TiersCache
+) -> EscalationShown:
+    """The customer's view of ``case``'s escalation (its level; the contact if allowed);
+    the stored tiers come from ``tiers_cache`` (read through ``session`` when stale)."""
     level = str(case.escalation_level)
-    tiers = await oncall_store.tiers(session)
+    tiers = await tiers_cache.get(session)
     if not tiers:
         return EscalationShown(level=level)
     customer = await session.get(Customer, case.customer_id) if case.customer_id else None

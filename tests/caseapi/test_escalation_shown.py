@@ -18,6 +18,7 @@ from caseapi.cases.service import CaseService
 from caseapi.cases.snapshot import Escalate
 from caseapi.customers.models import Customer
 from caseapi.incidents import IncidentService
+from caseapi.oncall.cached import TiersCache
 from caseapi.organisation import (
     MemberRecord,
     RuleRecord,
@@ -155,3 +156,51 @@ async def test_the_portal_shows_the_level_and_the_contact(
     assert page.status_code == 200
     assert "L2 (your contact: Carol Rossi)" in page.text
     assert "l2-access" not in page.text
+
+
+async def test_a_tier_change_shows_within_the_cache_ttl_or_at_once_when_forgotten(
+    database: Database, clock: FakeClock, incidents: IncidentService
+) -> None:
+    # The tiers are read once per ttl (not per case read): a change made elsewhere
+    # (another process loading the organisation file) shows once the ttl has passed.
+    now = [0.0]
+    tiers = TiersCache(ttl=5.0, monotonic=lambda: now[0])
+    service = CaseService(sessionmaker=database.sessionmaker, clock=clock, tiers=tiers)
+    await seed(database)
+    await _organisation(database, customer_sees="level_and_contact")
+    app = make_app(database, service, clock)
+    ref = await incidents.open_incident(incident("ntu-1"))
+    await service.act(ENGINEER, ref, lambda _: Escalate(actor=ENGINEER.actor, by_customer=False))
+    mine, _ = await _views(app, ref)
+    assert mine["escalation"] == {"level": "L2", "contact": "Carol Rossi"}
+
+    await _organisation(database, customer_sees="level")
+    now[0] = 4.9
+    mine, _ = await _views(app, ref)
+    assert mine["escalation"] == {"level": "L2", "contact": "Carol Rossi"}
+    now[0] = 5.0
+    mine, _ = await _views(app, ref)
+    assert mine["escalation"] == {"level": "L2", "contact": None}
+
+    await _organisation(database, customer_sees="level_and_contact")
+    mine, _ = await _views(app, ref)
+    assert mine["escalation"] == {"level": "L2", "contact": None}
+    tiers.forget()
+    mine, _ = await _views(app, ref)
+    assert mine["escalation"] == {"level": "L2", "contact": "Carol Rossi"}
+
+
+async def test_a_tiers_cache_without_ttl_reads_every_time(
+    database: Database, clock: FakeClock, incidents: IncidentService
+) -> None:
+    service = CaseService(sessionmaker=database.sessionmaker, clock=clock, tiers=TiersCache(ttl=0))
+    await seed(database)
+    await _organisation(database, customer_sees="level_and_contact")
+    app = make_app(database, service, clock)
+    ref = await incidents.open_incident(incident("ntu-1"))
+    await service.act(ENGINEER, ref, lambda _: Escalate(actor=ENGINEER.actor, by_customer=False))
+    mine, _ = await _views(app, ref)
+    assert mine["escalation"] == {"level": "L2", "contact": "Carol Rossi"}
+    await _organisation(database, customer_sees="level")
+    mine, _ = await _views(app, ref)
+    assert mine["escalation"] == {"level": "L2", "contact": None}

@@ -41,7 +41,37 @@ async def test_reading_a_case_again_runs_only_the_case_queries(
     assert response.status_code == 200
     assert response.json()["ref"] == ref
     selects = [s for s in statements if s.startswith("SELECT")]
-    # The case, its commitments, its linked cases, the escalation tiers; the key was
-    # verified by the first request, and the case does not recur (no previous case).
-    assert len(selects) == 4, statements
+    # The case alone: it has no commitments, no linked cases, no parent and does not
+    # recur (each would add its read), the key was verified by the first request and
+    # the escalation tiers were read by it too.
+    assert len(selects) == 1, statements
     assert not any("api_keys" in s for s in statements), statements
+
+
+async def test_a_case_with_commitments_reads_them_and_nothing_else(
+    database: Database, service: CaseService, clock: FakeClock, incidents: IncidentService
+) -> None:
+    # The case's statement says whether it has commitments and linked cases: those
+    # it has are read (here the commitments), those it has not cost nothing.
+    app: FastAPI = make_app(database, service, clock)
+    ref = await incidents.open_incident(incident("ntu-1"))
+    key = await mint_key(app, role=Role.NOC)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()[:4]))
+
+    async with client_for(app, key) as client:
+        promise = {"kind": "next_update", "within_minutes": 30}
+        assert (await client.post(f"/v1/cases/{ref}/commitments", json=promise)).is_success
+        assert (await client.get(f"/v1/cases/{ref}")).status_code == 200
+        event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            response = await client.get(f"/v1/cases/{ref}")
+        finally:
+            event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+    assert [c["kind"] for c in response.json()["commitments"]] == ["next_update"]
+    assert response.json()["linked"] == []
+    selects = [s for s in statements if s.startswith("SELECT")]
+    assert len(selects) == 2, statements
+    assert "case_commitments" in selects[1], statements
