@@ -123,16 +123,23 @@ class SnmpLoop:
         """Takes effect at the next poll; forgets what it knew of removed NTUs."""
         targets: dict[str, SnmpTarget] = {}
         made_of: dict[str, NtuSpec] = {}
+        new = 0
         for spec in specs:
             if spec.snmp is None:
                 continue
             target = self._targets.get(spec.id) if self._made_of.get(spec.id) is spec else None
             if target is None:
                 target = snmp_target(spec)
+                new += 1
             if target is not None:
                 targets[spec.id] = target
                 made_of[spec.id] = spec
-        for gone in set(self._targets) - set(targets):
+        if not new and len(targets) == len(self._targets):
+            # The same targets (an NTU's other fields changed, or none): only the order
+            # of the polls may have moved.
+            self._targets, self._made_of = targets, made_of
+            return
+        for gone in self._targets.keys() - targets.keys():
             self._poller.forget(gone)
         self._targets, self._made_of = targets, made_of
         # Traps are accepted from v1/v2c NTUs with their community (v3 traps: not yet).

@@ -55,17 +55,28 @@ class TargetPlanner:
             self._push()
 
     def _push(self) -> None:
-        ntus = [n for n in self._inventory.ntus if n.id not in self._skip]
+        skip = self._skip
+        inventory = self._inventory
+        ntus = [n for n in inventory.ntus if n.id not in skip] if skip else inventory.ntus
         # Upstream nodes are pinged like NTUs (no SNMP for them yet).
-        pinged = [*(n for n in self._inventory.nodes if n.id not in self._skip), *ntus]
+        pinged = [*(n for n in inventory.nodes if n.id not in skip), *ntus]
         if self._icmp is not None:
-            self._icmp.set_targets([self._ping_target(n) for n in pinged if n.probe.icmp.enabled])
+            known = self._pinged
+            self._icmp.set_targets(
+                [
+                    # (inline: this runs for every entry at every reload)
+                    hit[1]
+                    if (hit := known.get(n.id)) is not None and hit[0] is n
+                    else self._ping_target(n)
+                    for n in pinged
+                    if n.probe.icmp.enabled
+                ]
+            )
             if len(self._pinged) > len(pinged):
                 kept = {n.id for n in pinged}
                 self._pinged = {k: v for k, v in self._pinged.items() if k in kept}
         if self._snmp is not None:
             self._snmp.set_targets(ntus)
-
 
     def _ping_target(self, spec: NtuSpec) -> PingTarget:
         known = self._pinged.get(spec.id)

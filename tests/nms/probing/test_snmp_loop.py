@@ -137,7 +137,9 @@ def test_a_reload_rebuilds_the_targets_of_the_changed_ntus_only(clock: FakeClock
     loop = snmp_loop(clock, FakePoller(clock))
     loop.set_targets(cache.parse(text, source="inv.yaml", secrets=None, languages=None).ntus)
     before = dict(loop._targets)
-    changed = text.replace("192.0.2.2, snmp: {community: public}", "192.0.2.2, snmp: {community: c2}")
+    changed = text.replace(
+        "192.0.2.2, snmp: {community: public}", "192.0.2.2, snmp: {community: c2}"
+    )
     loop.set_targets(cache.parse(changed, source="inv.yaml", secrets=None, languages=None).ntus)
     after = dict(loop._targets)
     assert after["n1"] is before["n1"]
