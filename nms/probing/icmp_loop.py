@@ -26,8 +26,9 @@ Publish = Callable[[PingBatch], Awaitable[None]]
 _BATCH_SIZE = 256
 _BATCH_SECONDS = 1.0
 """How long a batch waits to fill: each batch costs the detector a fixed part (its
-write transactions, the status report), so at 10,000 NTUs a batch every 0.2 s put
-`nms run` at ~9.5 % of a core and one every second at ~6.5 % (bench/scale.py)."""
+write transactions, the status report): at 10,000 NTUs incl. SNMP, `nms run` took
+~10 % of a core with a batch every 0.2 s, ~7-8 % with one a second (bench/scale.py,
+the two side by side)."""
 
 
 class Sweeper(Protocol):
