@@ -203,8 +203,12 @@ class Detector:
             InventoryError: a service profile is invalid (nothing changed).
         """
         thresholds = profile_thresholds(inventory, self._degraded)
-        self._fleet.set_inventory(inventory, thresholds, NtuState.initial(self._clock.now()))
-        for tracked in self._fleet.everything():
+        added = self._fleet.set_inventory(
+            inventory, thresholds, NtuState.initial(self._clock.now())
+        )
+        # Entries tracked before are filed already, and their pending case calls are
+        # in ``_retry`` (``_finish``): a reload costs what it added.
+        for tracked in added:
             self._deadlines.file(tracked.spec.id, tracked.state)
             if tracked.pending_open or tracked.pending_restore:
                 self._retry.add(tracked.spec.id)

@@ -73,18 +73,25 @@ class Fleet:
         inventory: Inventory,
         thresholds: dict[str, quality.Thresholds],
         initial: NtuState,
-    ) -> None:
+    ) -> list[Tracked]:
         """Track exactly the entries of ``inventory``, keeping the state of known ones.
 
         Args:
             inventory: the entries to track.
             thresholds: P2 thresholds by profile id (``profile_thresholds``).
             initial: the state of an entry seen for the first time (``unknown``).
+
+        Returns:
+            The entries not tracked before this call (new, resumed or back).
         """
-        self.ntus = self._track(inventory.ntus, self.ntus, thresholds, initial)
-        self.nodes = self._track(inventory.nodes, self.nodes, thresholds, initial)
-        self._parents = inventory.parents()
-        self._depth = {i: topology.depth(i, self._parents) for i in self._parents}
+        added: list[Tracked] = []
+        self.ntus = self._track(inventory.ntus, self.ntus, thresholds, initial, added)
+        self.nodes = self._track(inventory.nodes, self.nodes, thresholds, initial, added)
+        parents = inventory.parents()
+        if parents != self._parents:  # (a reload that moved no entry keeps the depths)
+            self._parents = parents
+            self._depth = {i: topology.depth(i, parents) for i in parents}
+        return added
 
     def _track(
         self,
@@ -92,6 +99,7 @@ class Fleet:
         known: dict[str, Tracked],
         thresholds: dict[str, quality.Thresholds],
         initial: NtuState,
+        added: list[Tracked],
     ) -> dict[str, Tracked]:
         tracked: dict[str, Tracked] = {}
         for spec in specs:
@@ -106,8 +114,10 @@ class Fleet:
                 tracked[spec.id] = Tracked(spec=spec, thresholds=limits, state=initial)
             else:
                 tracked[spec.id] = Tracked.resumed(spec, limits, stored)
-        for gone in set(known) - set(tracked):
-            self._resume[gone] = known[gone].stored()
+            added.append(tracked[spec.id])
+        if len(tracked) != len(known) or len(added):  # (else the same ids: none left)
+            for gone in known.keys() - tracked.keys():
+                self._resume[gone] = known[gone].stored()
         return tracked
 
     def lookup(self, ident: str) -> Tracked | None:

@@ -66,7 +66,7 @@ def _unchanged(inventory: Inventory, previous: Inventory | None) -> set[str]:
         or previous.sites != inventory.sites
     ):
         return set()
-    before = {spec.id: spec for spec in previous.ntus}
+    before = previous.by_id
     return {spec.id for spec in inventory.ntus if before.get(spec.id) is spec}
 
 

@@ -110,6 +110,9 @@ class SnmpLoop:
         self._publish = publish
         self._clock = clock
         self._targets: dict[str, SnmpTarget] = {}
+        self._made_of: dict[str, NtuSpec] = {}
+        """The spec each target was made of: a reload reuses the specs (and so the
+        targets) of the entries it did not parse again (``InventoryCache``)."""
         self._by_address: dict[IPAddress, tuple[str, str]] = {}
         self._urgent: set[str] = set()
         self._wake = asyncio.Event()
@@ -118,10 +121,27 @@ class SnmpLoop:
 
     def set_targets(self, specs: Sequence[NtuSpec]) -> None:
         """Takes effect at the next poll; forgets what it knew of removed NTUs."""
-        targets = {t.key: t for t in map(snmp_target, specs) if t is not None}
-        for gone in set(self._targets) - set(targets):
+        targets: dict[str, SnmpTarget] = {}
+        made_of: dict[str, NtuSpec] = {}
+        new = 0
+        for spec in specs:
+            if spec.snmp is None:
+                continue
+            target = self._targets.get(spec.id) if self._made_of.get(spec.id) is spec else None
+            if target is None:
+                target = snmp_target(spec)
+                new += 1
+            if target is not None:
+                targets[spec.id] = target
+                made_of[spec.id] = spec
+        if not new and len(targets) == len(self._targets):
+            # The same targets (an NTU's other fields changed, or none): only the order
+            # of the polls may have moved.
+            self._targets, self._made_of = targets, made_of
+            return
+        for gone in self._targets.keys() - targets.keys():
             self._poller.forget(gone)
-        self._targets = targets
+        self._targets, self._made_of = targets, made_of
         # Traps are accepted from v1/v2c NTUs with their community (v3 traps: not yet).
         self._by_address = {
             t.address: (t.key, t.community) for t in targets.values() if t.community

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.coverage import maintenance_coverage
 from nms.clock import Clock
-from nms.inventory.model import Inventory
+from nms.inventory.model import Inventory, NtuSpec
 from nms.probing.icmp_loop import ProbeLoop
 from nms.probing.snmp_loop import SnmpLoop
 from probes.observation import PingTarget
@@ -38,6 +38,9 @@ class TargetPlanner:
         self._icmp = icmp
         self._snmp = snmp
         self._skip: frozenset[str] = frozenset()
+        self._pinged: dict[str, tuple[NtuSpec, PingTarget]] = {}
+        """The target of each spec pinged last: a reload reuses the specs of the
+        entries it did not parse again, and so their targets."""
         self._push()
 
     def set_inventory(self, inventory: Inventory) -> None:
@@ -52,15 +55,36 @@ class TargetPlanner:
             self._push()
 
     def _push(self) -> None:
-        ntus = [n for n in self._inventory.ntus if n.id not in self._skip]
+        skip = self._skip
+        inventory = self._inventory
+        ntus = [n for n in inventory.ntus if n.id not in skip] if skip else inventory.ntus
         # Upstream nodes are pinged like NTUs (no SNMP for them yet).
-        pinged = [*(n for n in self._inventory.nodes if n.id not in self._skip), *ntus]
+        pinged = [*(n for n in inventory.nodes if n.id not in skip), *ntus]
         if self._icmp is not None:
+            known = self._pinged
             self._icmp.set_targets(
-                [PingTarget(key=n.id, address=n.address) for n in pinged if n.probe.icmp.enabled]
+                [
+                    # (inline: this runs for every entry at every reload)
+                    hit[1]
+                    if (hit := known.get(n.id)) is not None and hit[0] is n
+                    else self._ping_target(n)
+                    for n in pinged
+                    if n.probe.icmp.enabled
+                ]
             )
+            if len(self._pinged) > len(pinged):
+                kept = {n.id for n in pinged}
+                self._pinged = {k: v for k, v in self._pinged.items() if k in kept}
         if self._snmp is not None:
             self._snmp.set_targets(ntus)
+
+    def _ping_target(self, spec: NtuSpec) -> PingTarget:
+        known = self._pinged.get(spec.id)
+        if known is not None and known[0] is spec:
+            return known[1]
+        target = PingTarget(key=spec.id, address=spec.address)
+        self._pinged[spec.id] = (spec, target)
+        return target
 
 
 class SkipTarget(Protocol):

@@ -65,6 +65,14 @@ def full(path: Path, text: str) -> object:
         pytest.param({"n005": ""}, id="one NTU removed"),
         pytest.param({"n005": ntu(5) + ntu(99, site="New")}, id="one NTU added"),
         pytest.param({"n007": ntu(7) + "    # a comment\n"}, id="a comment"),
+        pytest.param(
+            {"n004": ntu(4, site="Moved"), "n008": ntu(8, site="Here")}, id="two NTUs changed"
+        ),
+        pytest.param({"n004": ntu(5), "n005": ntu(4)}, id="two NTUs swap places"),
+        pytest.param(
+            {"n004": ntu(4).replace("customer: beta", "customer: acme")}, id="a customer changed"
+        ),
+        pytest.param({"n004": ntu(4).replace("127.9.1.4", "127.9.1.99")}, id="an address changed"),
     ],
 )
 def test_a_reload_parses_only_what_changed_and_matches_a_full_parse(
@@ -75,8 +83,11 @@ def test_a_reload_parses_only_what_changed_and_matches_a_full_parse(
     assert load(path, fleet(), cache) == full(path, fleet())
     assert cache.hits == 0  # the first load parses everything
     changed = fleet(edit)
-    assert load(path, changed, cache) == full(path, changed)
-    assert cache.hits >= 30 - 1  # the unchanged entries were reused
+    reloaded = load(path, changed, cache)
+    assert reloaded == full(path, changed)
+    assert reloaded.by_id == {n.id: n for n in reloaded.ntus}  # type: ignore[attr-defined]
+    assert cache.hits >= 30 - 2  # the unchanged entries were reused
+    assert load(path, fleet(), cache) == full(path, fleet())  # and back
 
 
 def test_a_changed_anchor_or_an_unusual_layout_parses_the_whole_file(tmp_path: Path):

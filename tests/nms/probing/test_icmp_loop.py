@@ -113,12 +113,12 @@ async def test_results_go_out_in_small_batches_as_they_complete(clock: FakeClock
             self.starts.append(self.clock.monotonic())
             for i in range(600):
                 if i == 300:
-                    await self.clock.sleep(0.5)  # the dead NTUs' timeouts
+                    await self.clock.sleep(1.5)  # the dead NTUs' timeouts
                 yield PingResult(f"ntu-{i}", TARGETS[0].address, self.clock.now(), 1, 1, (0.1,))
 
     sweeper, published, stats = Trickle(clock, 0.0), Published(), ProbeStats()
     async with running(probe_loop(clock, sweeper, published, stats)):
-        await clock.run_for(1)
+        await clock.run_for(2)
     # At most 256 at once; the first result after the pause flushes what waited.
     assert [len(b.results) for b in published.batches] == [256, 45, 256, 43]
     assert all(isinstance(b, PingBatch) for b in published.batches)

@@ -11,24 +11,21 @@ import pytest
 
 from nms.bus.batch import SnmpBatch
 from nms.clock import FakeClock
-from nms.inventory.loader import parse_inventory
+from nms.inventory.loader import InventoryCache, parse_inventory
 from nms.probing.settings import SnmpSettings
 from nms.probing.snmp_loop import SnmpLoop
 from probes.observation import SnmpResult
 from probes.snmp.target import SnmpTarget
 
-INVENTORY = parse_inventory(
-    """\
+INVENTORY_TEXT = """\
 customers:
   - {id: acme, name: ACME}
 ntus:
   - {id: n1, customer: acme, address: 192.0.2.1, snmp: {community: public}}
   - {id: n2, customer: acme, address: 192.0.2.2, snmp: {community: public}}
   - {id: n3, customer: acme, address: 192.0.2.3}
-""",
-    source="inv.yaml",
-    fmt="yaml",
-)
+"""
+INVENTORY = parse_inventory(INVENTORY_TEXT, source="inv.yaml", fmt="yaml")
 
 
 class FakePoller:
@@ -130,3 +127,21 @@ def test_removed_ntus_are_forgotten(clock: FakeClock) -> None:
     loop = snmp_loop(clock, poller)
     loop.set_targets([n for n in INVENTORY.ntus if n.id != "n1"])
     assert poller.forgotten == ["n1"]
+
+
+def test_a_reload_rebuilds_the_targets_of_the_changed_ntus_only(clock: FakeClock) -> None:
+    """A reload reuses the specs of unchanged entries (``InventoryCache``): their
+    targets stand; a changed entry's spec is new, and so is its target."""
+    cache = InventoryCache()
+    text = INVENTORY_TEXT
+    loop = snmp_loop(clock, FakePoller(clock))
+    loop.set_targets(cache.parse(text, source="inv.yaml", secrets=None, languages=None).ntus)
+    before = dict(loop._targets)
+    changed = text.replace(
+        "192.0.2.2, snmp: {community: public}", "192.0.2.2, snmp: {community: c2}"
+    )
+    loop.set_targets(cache.parse(changed, source="inv.yaml", secrets=None, languages=None).ntus)
+    after = dict(loop._targets)
+    assert after["n1"] is before["n1"]
+    assert after["n2"] is not before["n2"] and after["n2"].community == "c2"
+    assert loop.trap_source(after["n2"].address) == ("n2", "c2")

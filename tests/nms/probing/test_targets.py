@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from nms.clock import FakeClock
-from nms.inventory.loader import parse_inventory
+from nms.inventory.loader import InventoryCache, parse_inventory
 from nms.probing.targets import MaintenanceWatcher, TargetPlanner
 from probes.observation import PingTarget
 from tests.caseapi.conftest import Database
@@ -115,3 +115,27 @@ async def test_a_failed_refresh_keeps_the_view_and_retries_next_period() -> None
             await task
     assert attempts == [0.0, 30.0, 60.0]
     assert seen.maintenance == [] and seen.skips == []
+
+
+def test_a_reload_makes_new_ping_targets_for_the_changed_entries_only() -> None:
+    text = """\
+customers:
+  - {id: acme, name: ACME}
+ntus:
+  - {id: n1, customer: acme, address: 192.0.2.1}
+  - {id: n2, customer: acme, address: 192.0.2.2}
+"""
+    cache = InventoryCache()
+    icmp = Loop()
+    planner = TargetPlanner(
+        inventory=cache.parse(text, source="inv.yaml", secrets=None, languages=None),
+        icmp=icmp,  # type: ignore[arg-type]
+        snmp=None,
+    )
+    n1, n2 = icmp.targets
+    moved = text.replace("192.0.2.2", "192.0.2.22")
+    planner.set_inventory(cache.parse(moved, source="inv.yaml", secrets=None, languages=None))
+    assert icmp.targets[0] is n1
+    assert icmp.targets[1] == PingTarget(key="n2", address=ipaddress.ip_address("192.0.2.22"))
+    planner.set_inventory(cache.parse(text, source="inv.yaml", secrets=None, languages=None))
+    assert icmp.targets[1] == n2
