@@ -165,12 +165,7 @@ async def test_a_tier_change_shows_within_the_cache_ttl_or_at_once_when_forgotte
     # (another process loading the organisation file) shows once the ttl has passed.
     now = [0.0]
     tiers = TiersCache(ttl=5.0, monotonic=lambda: now[0])
-    service = CaseService(sessionmaker=database.sessionmaker, clock=clock, tiers=tiers)
-    await seed(database)
-    await _organisation(database, customer_sees="level_and_contact")
-    app = make_app(database, service, clock)
-    ref = await incidents.open_incident(incident("ntu-1"))
-    await service.act(ENGINEER, ref, lambda _: Escalate(actor=ENGINEER.actor, by_customer=False))
+    app, ref = await _escalated_with(tiers, database, clock, incidents)
     mine, _ = await _views(app, ref)
     assert mine["escalation"] == {"level": "L2", "contact": "Carol Rossi"}
 
@@ -193,14 +188,23 @@ async def test_a_tier_change_shows_within_the_cache_ttl_or_at_once_when_forgotte
 async def test_a_tiers_cache_without_ttl_reads_every_time(
     database: Database, clock: FakeClock, incidents: IncidentService
 ) -> None:
-    service = CaseService(sessionmaker=database.sessionmaker, clock=clock, tiers=TiersCache(ttl=0))
-    await seed(database)
-    await _organisation(database, customer_sees="level_and_contact")
-    app = make_app(database, service, clock)
-    ref = await incidents.open_incident(incident("ntu-1"))
-    await service.act(ENGINEER, ref, lambda _: Escalate(actor=ENGINEER.actor, by_customer=False))
+    app, ref = await _escalated_with(TiersCache(ttl=0), database, clock, incidents)
     mine, _ = await _views(app, ref)
     assert mine["escalation"] == {"level": "L2", "contact": "Carol Rossi"}
     await _organisation(database, customer_sees="level")
     mine, _ = await _views(app, ref)
     assert mine["escalation"] == {"level": "L2", "contact": None}
+
+
+async def _escalated_with(
+    tiers: TiersCache, database: Database, clock: FakeClock, incidents: IncidentService
+) -> tuple[FastAPI, str]:
+    """The app over a service reading tiers through ``tiers``, and a case escalated to
+    L2 under tiers that show the contact."""
+    service = CaseService(sessionmaker=database.sessionmaker, clock=clock, tiers=tiers)
+    await seed(database)
+    await _organisation(database, customer_sees="level_and_contact")
+    app = make_app(database, service, clock)
+    ref = await incidents.open_incident(incident("ntu-1"))
+    await service.act(ENGINEER, ref, lambda _: Escalate(actor=ENGINEER.actor, by_customer=False))
+    return app, ref

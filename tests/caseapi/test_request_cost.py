@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy import event
 
@@ -26,18 +27,9 @@ async def test_reading_a_case_again_runs_only_the_case_queries(
     app: FastAPI = make_app(database, service, clock)
     ref = await incidents.open_incident(incident("ntu-1"))
     key = await mint_key(app, role=Role.NOC)
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(" ".join(statement.split()[:4]))
-
     async with client_for(app, key) as client:
         assert (await client.get(f"/v1/cases/{ref}")).status_code == 200
-        event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
-        try:
-            response = await client.get(f"/v1/cases/{ref}")
-        finally:
-            event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+        response, statements = await _get_counted(database, client, f"/v1/cases/{ref}")
     assert response.status_code == 200
     assert response.json()["ref"] == ref
     selects = [s for s in statements if s.startswith("SELECT")]
@@ -56,22 +48,30 @@ async def test_a_case_with_commitments_reads_them_and_nothing_else(
     app: FastAPI = make_app(database, service, clock)
     ref = await incidents.open_incident(incident("ntu-1"))
     key = await mint_key(app, role=Role.NOC)
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(" ".join(statement.split()[:4]))
-
     async with client_for(app, key) as client:
         promise = {"kind": "next_update", "within_minutes": 30}
         assert (await client.post(f"/v1/cases/{ref}/commitments", json=promise)).is_success
         assert (await client.get(f"/v1/cases/{ref}")).status_code == 200
-        event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
-        try:
-            response = await client.get(f"/v1/cases/{ref}")
-        finally:
-            event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+        response, statements = await _get_counted(database, client, f"/v1/cases/{ref}")
     assert [c["kind"] for c in response.json()["commitments"]] == ["next_update"]
     assert response.json()["linked"] == []
     selects = [s for s in statements if s.startswith("SELECT")]
     assert len(selects) == 2, statements
     assert "case_commitments" in selects[1], statements
+
+
+async def _get_counted(
+    database: Database, client: httpx.AsyncClient, url: str
+) -> tuple[httpx.Response, list[str]]:
+    """GET ``url`` and the statements it ran (each as its first four words)."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()[:4]))
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        response = await client.get(url)
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+    return response, statements

@@ -51,6 +51,20 @@ class LosesAnswers(Flaky):
         return refs
 
 
+async def _mass_world(database: Database) -> tuple[World, LosesAnswers]:
+    """FLEET NTUs stored and loaded, the detector over the real service behind a
+    ``LosesAnswers``."""
+    fleet = inventory(FLEET)
+    await store_inventory(database.sessionmaker, fleet)
+    world = World(database, None)
+    world.sink = sink = LosesAnswers(
+        IncidentService(sessionmaker=database.sessionmaker, clock=world.clock)
+    )
+    world.detector = world.new_detector()
+    await world.detector.load(fleet)
+    return world, sink
+
+
 async def _rows(database: Database) -> dict[str, int]:
     counted: dict[str, Any] = {
         "cases": select(func.count()).select_from(Case),
@@ -75,14 +89,7 @@ async def _rows(database: Database) -> dict[str, int]:
 async def test_one_transaction_opens_every_p1_and_a_lost_answer_duplicates_nothing(
     database: Database,
 ) -> None:
-    fleet = inventory(FLEET)
-    await store_inventory(database.sessionmaker, fleet)
-    world = World(database, None)
-    world.sink = sink = LosesAnswers(
-        IncidentService(sessionmaker=database.sessionmaker, clock=world.clock)
-    )
-    world.detector = world.new_detector()
-    await world.detector.load(fleet)
+    world, sink = await _mass_world(database)
     await _confirm(world)  # up once, then down until the next batch confirms them all
     sink.lose = 1
     await world.cycle(down=True, tick=False)  # confirmed: one batch, committed, answer lost
@@ -117,14 +124,7 @@ async def test_one_transaction_opens_every_p1_and_a_lost_answer_duplicates_nothi
 async def test_one_transaction_solves_every_case_and_a_lost_answer_solves_none_twice(
     database: Database,
 ) -> None:
-    fleet = inventory(FLEET)
-    await store_inventory(database.sessionmaker, fleet)
-    world = World(database, None)
-    world.sink = sink = LosesAnswers(
-        IncidentService(sessionmaker=database.sessionmaker, clock=world.clock)
-    )
-    world.detector = world.new_detector()
-    await world.detector.load(fleet)
+    world, sink = await _mass_world(database)
     await _confirm(world)
     await world.cycle(down=True)
     ntus = world.detector.ntus.values()
@@ -152,14 +152,7 @@ async def test_a_restart_after_a_lost_answer_solves_no_case_twice(database: Data
     """The pending restorations live in memory: after a restart the saved cases count
     as open (``load_states``) and are restored again once the NTUs are up, in one
     call that finds them solved."""
-    fleet = inventory(FLEET)
-    await store_inventory(database.sessionmaker, fleet)
-    world = World(database, None)
-    world.sink = sink = LosesAnswers(
-        IncidentService(sessionmaker=database.sessionmaker, clock=world.clock)
-    )
-    world.detector = world.new_detector()
-    await world.detector.load(fleet)
+    world, sink = await _mass_world(database)
     await _confirm(world)
     await world.cycle(down=True)
     sink.lose_restores = 1
@@ -168,7 +161,7 @@ async def test_a_restart_after_a_lost_answer_solves_no_case_twice(database: Data
     rows = await _rows(database)
     assert rows["solved"] == rows["restored"] == rows["ended"] == FLEET
     world.detector = world.new_detector()  # the process dies before any retry
-    await world.detector.load(fleet)
+    await world.detector.load(inventory(FLEET))
     ntus = world.detector.ntus.values()
     assert all(t.case_ref is not None and t.state.case_open for t in ntus)
     for _ in range(5):  # restore_after good probes again
