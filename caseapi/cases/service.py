@@ -121,6 +121,12 @@ class CaseService(CaseActions, EtrActions):
         self._sla = sla = sla or DEFAULT_SLA
         self._incidents = IncidentService(sessionmaker=sessionmaker, clock=clock, sla=sla)
 
+    def forget_tiers(self) -> None:
+        """Read the stored escalation tiers again on the next read: this process has
+        just stored new ones (an organisation file loaded), so reads show them at once
+        instead of up to the tiers cache's TTL later."""
+        self._tiers.forget()
+
     @property
     def sla(self) -> SlaSettings:
         """The SLA durations this service applies."""

@@ -138,10 +138,16 @@ class OrganisationReloader:
         path: Path,
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
+        """Args:
+        on_change: Called after a file was stored (the case service's
+            ``forget_tiers``, so this process's reads show the new tiers at once).
+        """
         self._settings = settings
         self._path = path
         self._sessionmaker = sessionmaker
+        self._on_change = on_change
         self._watch = FileWatch(path, self.reload, clock=clock)
         self.requested = self._watch.requested
 
@@ -158,6 +164,8 @@ class OrganisationReloader:
             )
             return False
         diff = await sync_organisation(self._sessionmaker, organisation)
+        if self._on_change is not None:
+            self._on_change()
         log.info("organisation reloaded from %s: %s", self._path, diff.summary())
         return True
 
@@ -179,6 +187,7 @@ class DetectorService:
         after_each: Callable[[], Awaitable[None]] | None = None,
         flush_at_stop: bool = False,
         inventory_cache: InventoryCache | None = None,
+        organisation_changed: Callable[[], None] | None = None,
     ) -> None:
         """Args:
         batches: Where observations come from (called once, consumed until cancelled).
@@ -193,6 +202,8 @@ class DetectorService:
         inventory_cache: What loading ``inventory`` learnt of the file's entries
             (``load_checked_inventory``), so that even the first reload parses only
             what changed.
+        organisation_changed: Called after a reloaded organisation file was stored
+            (``OrganisationReloader``'s ``on_change``).
         """
         self._settings = settings
         self._clock = clock
@@ -225,7 +236,11 @@ class DetectorService:
             None
             if org_path is None
             else OrganisationReloader(
-                settings=settings, path=org_path, sessionmaker=sessionmaker, clock=clock
+                settings=settings,
+                path=org_path,
+                sessionmaker=sessionmaker,
+                clock=clock,
+                on_change=organisation_changed,
             )
         )
 

@@ -128,6 +128,8 @@ async def _serve(
                 planner=planner,
                 flush_at_stop=True,
                 inventory_cache=cache,
+                # The API in this process reads tiers from a cache: a reload shows at once.
+                organisation_changed=services.cases.forget_tiers,
             )
             limiter = build_rate_limiter(settings.api)
             stack.push_async_callback(limiter.close)

@@ -346,18 +346,26 @@ async def test_reload_refuses_a_bad_file_and_keeps_the_stored_one(
     path = tmp_path / "org.yaml"
     path.write_text(GOOD.replace("    calendar: office\n", ""))
     settings = Settings(organisation={"file": path})
+    stores: list[int] = []  # the case service's tiers cache is told after each store
     reloader = OrganisationReloader(
-        settings=settings, path=path, sessionmaker=database.sessionmaker, clock=FakeClock()
+        settings=settings,
+        path=path,
+        sessionmaker=database.sessionmaker,
+        clock=FakeClock(),
+        on_change=lambda: stores.append(len(stores)),
     )
     assert await reloader.reload()
+    assert stores == [0]
     before = await stored(database)
     path.write_text(
         GOOD.replace("    calendar: office\n", "").replace("team: l1-noc", "team: gone")
     )
     assert not await reloader.reload()
     assert await stored(database) == before
+    assert stores == [0]  # nothing stored, nothing to forget
     path.write_text(GOOD.replace("    calendar: office\n", "").replace("level: L3", "level: L2"))
     assert await reloader.reload()
+    assert stores == [0, 1]
     assert ("l3-core", "L2", True) in (await stored(database))["teams"]  # type: ignore[operator]
 
 
