@@ -10,7 +10,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from caseapi.api.openapi import errors
 from caseapi.auth.deps import CaseParticipant, StaffPrincipal
 from caseapi.core.deps import OptionalVersion
-from caseapi.rfo.errors import RfoIncompleteError, RfoPublishedError, RfoRuleError
+from caseapi.rfo.errors import (
+    RfoIncompleteError,
+    RfoNotPublishedError,
+    RfoPublishedError,
+    RfoRuleError,
+)
 from caseapi.rfo.pdf import PDF_MEDIA_TYPE, published_pdf
 from caseapi.rfo.render import render_markdown
 from caseapi.rfo.schemas import RfoFormat, RfoPublic, RfoUpdate, to_public
@@ -61,7 +66,9 @@ async def pdf_response(
                 "text/markdown": {},
                 PDF_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
             }
-        }
+        },
+        # The PDF is made of published versions only (staff may read drafts as JSON).
+        **errors(RfoNotPublishedError),
     },
 )
 async def get_rfo(

@@ -220,6 +220,8 @@ async def test_tenancy_and_drafts(
             await engineer.get(f"/v1/cases/{ref}/rfo?format=pdf"), 409, "rfo_not_published"
         )
         assert "published" in refused["detail"] and "format=md" in refused["detail"]
+        documented = app.openapi()["paths"]["/v1/cases/{ref}/rfo"]["get"]["responses"]
+        assert "rfo_not_published" in str(documented["409"])  # schemathesis checks this too
         problem(await acme.get(f"/v1/cases/{ref}/rfo?format=pdf"), 404, "rfo_not_found")
         await _publish(app, ref)
         clock.advance(timedelta(hours=1))
