@@ -49,7 +49,7 @@ def database() -> Iterator[str]:
     try:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, Exception) as exc:  # noqa: BLE001 - any failure: no server here
+    except (OSError, Exception) as exc:
         require(False, f"PostgreSQL unavailable: {exc}")
     yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
