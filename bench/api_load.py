@@ -2,14 +2,16 @@
 
     python bench/api_load.py [--ntus 10000] [--cases 10000] [--duration 10]
                              [--connections 32] [--rate 500] [--hold S] [--pg-admin-url URL]
-                             [--only sqlite|postgres]
+                             [--only sqlite|postgres] [--workers N[,N...]]
 
 SQLite: writes an inventory of ``--ntus`` loopback NTUs (``bench/inventory_file.py``),
 starts ``nms run`` on it (probes on: every NTU pinged as configured by default), waits
 for the inventory to reach the database, then adds ``--cases`` cases (a fifth open,
 deadlines days away so the ticker stays quiet) and an engineer's API key.
 PostgreSQL: a database of its own (``nms_bench_api``, dropped at the end) filled like
-``bench/console_pages.py`` fills one, served by ``nms api``.
+``bench/console_pages.py`` fills one, served by ``nms api`` with ``--workers N``
+processes (``api.workers``; ``--workers 1,2`` measures each count in turn on the
+same database).
 
 For each server it loads, with ``wrk`` (Debian package ``wrk``; ``scripts/setup
 --dev`` installs it) and the key in the ``Authorization`` header, closed-loop with
@@ -28,7 +30,8 @@ the offered load); for ``nms run`` also how many ICMP cycles ran meanwhile, how 
 overran their interval and how long the last one took (its ``/metrics``).
 
 Prints req/s, p50 / p99 latency and server CPU per request (utime + stime of the
-server process from ``/proc/<pid>/stat`` over the window, divided by the answers);
+server process and its children - ``nms api``'s workers - from ``/proc/<pid>/stat``
+over the window, divided by the answers);
 for ``nms run`` also net of its idle CPU (probes, detector) measured before the load;
 and our one-case GET as a ratio of the floor's CPU per request. Not a test: it
 prints figures. ``--ntus`` is a flag because 10,000 pinged NTUs cost CPU of their own
@@ -235,9 +238,21 @@ async def wait_for(url: str, *, headers: dict[str, str] | None = None, within: f
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (all its threads), in seconds."""
+    """utime + stime of process ``pid`` (all its threads) and of its living
+    descendants (``nms api``'s workers), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    own = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return own + sum(cpu_seconds(child) for child in children(pid))
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def idle_cpu(pid: int, seconds: float) -> float:
@@ -425,18 +440,20 @@ def run_fixed(
     )
 
 
-def print_results(title: str, results: list[Result], floor: Result) -> None:
+def print_results(title: str, results: list[Result], floor: Result | None) -> None:
     print(f"\n{title}   (load average {os.getloadavg()[0]:.2f})")
     print(
         f"  {'':44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}"
         f" {'net of idle':>11} {'errors':>7}"
     )
-    for result in [*results, floor]:
+    for result in [*results, *([floor] if floor else [])]:
         net = f"{result.net_cpu_ms:11.2f}" if result.net_cpu_ms is not None else f"{'':11}"
         print(
             f"  {result.label:44} {result.rate:8.0f} {result.p50_ms:8.1f} {result.p99_ms:8.1f}"
             f" {result.cpu_ms:11.2f} {net} {result.errors:7d}"
         )
+    if floor is None:
+        return
     ours = results[0]
     mine = ours.net_cpu_ms if ours.net_cpu_ms is not None else ours.cpu_ms
     print(f"  GET one case / floor, CPU per request: {mine / floor.cpu_ms:.2f}x")
@@ -450,7 +467,7 @@ def measure(
     *,
     server: subprocess.Popen[bytes],
     port: int,
-    floor: subprocess.Popen[bytes],
+    floor: subprocess.Popen[bytes] | None,
     floor_port: int,
     key: str,
     ntu: str,
@@ -497,12 +514,16 @@ def measure(
             f" {after['overruns'] - probes_before['overruns']:.0f} overruns,"
             f" last cycle {after['last_cycle_s']:.1f} s"
         )
-    floor_result = run_wrk(
-        f"floor: bare handler, one row ({args.connections} conns)",
-        f"http://127.0.0.1:{floor_port}/floor/{ref}",
-        pid=floor.pid,
-        key=None,
-        **common,
+    floor_result = (
+        None
+        if floor is None
+        else run_wrk(
+            f"floor: bare handler, one row ({args.connections} conns)",
+            f"http://127.0.0.1:{floor_port}/floor/{ref}",
+            pid=floor.pid,
+            key=None,
+            **common,
+        )
     )
     print_results(title, results, floor_result)
 
@@ -560,6 +581,18 @@ def bench_sqlite(args: argparse.Namespace, folder: Path) -> None:
             path.unlink()
 
 
+def wait_serving(log: Path, workers: int, *, within: float) -> None:
+    """Until every worker of an ``nms api --workers N`` logged that it serves."""
+    if workers == 1:
+        return
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if len(set(re.findall(r"\[worker (\d+)\] .*\) serving", log.read_text()))) >= workers:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"not all {workers} workers serve within {within:.0f} s")
+
+
 def bench_postgres(args: argparse.Namespace, folder: Path) -> None:
     admin = args.pg_admin_url
     base = admin.rsplit("/", 1)[0]
@@ -571,34 +604,49 @@ def bench_postgres(args: argparse.Namespace, folder: Path) -> None:
     try:
         asyncio.run(fill_postgres(url, ntus=args.ntus, cases=args.cases, open_share=0.2))
         key = asyncio.run(make_key(url))
-        port, floor_port = free_port(), free_port()
-        server = start(
-            [
-                *NMS,
-                "api",
-                f"--database={url}",
-                f"--listen=127.0.0.1:{port}",
-            ],
-            log=folder / "nms-api.log",
-        )
+        floor_port = free_port()
         floor = serve_floor(url, floor_port, folder / "floor-pg.log")
-        asyncio.run(wait_for(f"http://127.0.0.1:{port}/healthz", within=120))
         asyncio.run(wait_for(f"http://127.0.0.1:{floor_port}/floor/CS-2026-000001", within=60))
-        measure(
-            f"nms api, PostgreSQL, {args.ntus} NTUs, {args.cases} cases",
-            server=server,
-            port=port,
-            floor=floor,
-            floor_port=floor_port,
-            key=key,
-            ntu=f"ntu-{args.ntus // 2}",
-            args=args,
-        )
+        for n, workers in enumerate(args.workers):
+            port = free_port()
+            log = folder / f"nms-api-{workers}-workers.log"
+            server = start(
+                [
+                    *NMS,
+                    "api",
+                    f"--database={url}",
+                    f"--listen=127.0.0.1:{port}",
+                    f"--workers={workers}",
+                ],
+                log=log,
+            )
+            asyncio.run(wait_for(f"http://127.0.0.1:{port}/healthz", within=120))
+            wait_serving(log, workers, within=120)
+            measure(
+                f"nms api --workers {workers}, PostgreSQL, {args.ntus} NTUs, {args.cases} cases",
+                server=server,
+                port=port,
+                # The floor once, with the first count: it does not depend on ours.
+                floor=floor if n == 0 else None,
+                floor_port=floor_port,
+                key=key,
+                ntu=f"ntu-{args.ntus // 2}",
+                args=args,
+            )
+            stop(server)
+            server = None
     finally:
         for process in (floor, server):
             if process is not None:
                 stop(process)
         asyncio.run(pg_admin(admin, f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
+
+
+def _counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",")]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("worker counts are 1 or more")
+    return counts
 
 
 def main() -> None:
@@ -623,6 +671,13 @@ def main() -> None:
         help="a PostgreSQL database to create and drop the bench's own from",
     )
     parser.add_argument("--only", choices=("sqlite", "postgres"), default=None)
+    parser.add_argument(
+        "--workers",
+        type=_counts,
+        default=[1],
+        metavar="N[,N...]",
+        help="nms api's worker processes (api.workers); a list measures each in turn",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: run scripts/setup --dev as root (Debian package wrk)")
