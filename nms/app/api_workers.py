@@ -278,6 +278,7 @@ def worker_main() -> int:
     """A worker process: serve on the inherited socket until told to stop."""
     from nms.app.api import PARENT_PIPE_FD, serve_api
     from nms.app.cli import setup_logging
+    from nms.app.secrets import settings_box
     from nms.clock import SystemClock
 
     spec = read_spec(PARENT_PIPE_FD)
@@ -285,7 +286,8 @@ def worker_main() -> int:
         return 1  # the parent went away before it said what to do
     setup_logging(spec.settings.log.level, tag=f"worker {spec.number}")
     listener = socket.socket(fileno=spec.listen_fd)
-    box = secret_box(spec.settings)
+    # The parent created the default key file if due, and said so: open, create nothing.
+    box = settings_box(spec.settings)
     asyncio.run(serve_api(spec.settings, listener, clock=SystemClock(), box=box, worker=spec))
     return 0
 
