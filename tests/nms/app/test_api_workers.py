@@ -9,6 +9,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from caseapi.database import make_engine
-from nms.app.api_workers import CrashGuard, describe_exit
+from nms.app import api_workers
+from nms.app.api_workers import CrashGuard, WorkerPool, describe_exit
+from nms.app.settings import Settings
+from nms.errors import ApiWorkersError
 from nms.lab.procs import kill_process, stop_process
 from tests.conftest import require
 from tests.nms.nms_process import free_port, wait_for
@@ -220,3 +224,38 @@ def test_crash_guard_allows_a_few_restarts_per_window() -> None:
 def test_exits_are_described_with_code_or_signal() -> None:
     assert describe_exit(3) == "exit code 3"
     assert describe_exit(-9) == "killed by SIGKILL"
+
+
+class _CrashingWorker:
+    """Stands in for a worker process that ends with exit code 1 as soon as started."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self.stdin = None
+
+    async def wait(self) -> int:
+        self.returncode = 1
+        return 1
+
+
+async def test_a_crash_loop_stops_every_worker(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    started: list[int] = []
+
+    async def start(self: WorkerPool, number: int) -> _CrashingWorker:
+        started.append(number)
+        return _CrashingWorker(1000 + len(started))
+
+    monkeypatch.setattr(WorkerPool, "_start", start)
+    monkeypatch.setattr(api_workers, "RESTART_DELAY", 0.0)
+    with socket.socket() as listener, pytest.raises(ApiWorkersError) as raised:
+        await WorkerPool(Settings(), listener, tmp_path).keep(2)
+    # The first start and RESTART_LIMIT restarts, then no more.
+    assert started == [2] * (api_workers.RESTART_LIMIT + 1)
+    assert "API worker 2 (pid 1001) ended unexpectedly: exit code 1" in caplog.text
+    assert raised.value.problems == [
+        "API worker 2 (pid 1006) ended: exit code 1; more than 5 restarts within 60 s, "
+        "so every worker was stopped"
+    ]
