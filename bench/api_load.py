@@ -31,7 +31,8 @@ overran their interval and how long the last one took (its ``/metrics``).
 
 Prints req/s, p50 / p99 latency and server CPU per request (utime + stime of the
 server process and its children - ``nms api``'s workers - from ``/proc/<pid>/stat``
-over the window, divided by the answers);
+over the window, divided by the answers; and PostgreSQL's, all its processes, whoever
+else uses the server meanwhile);
 for ``nms run`` also net of its idle CPU (probes, detector) measured before the load;
 and our one-case GET as a ratio of the floor's CPU per request. Not a test: it
 prints figures. ``--ntus`` is a flag because 10,000 pinged NTUs cost CPU of their own
@@ -245,6 +246,22 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(child) for child in children(pid))
 
 
+def postgres_cpu_seconds() -> float:
+    """utime + stime of every PostgreSQL server process (any database: other users of
+    the server count too), in seconds."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, _, rest = text.partition(" (")[2].rpartition(")")
+        if name == "postgres" or name.startswith("postgres:"):
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
 def children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -276,6 +293,8 @@ class Result:
     #: CPU per request less the server's idle CPU over the window (``nms run``).
     net_cpu_ms: float | None = None
     errors: int = 0
+    #: PostgreSQL's CPU (all its processes) per request over the window.
+    pg_cpu_ms: float = float("nan")
 
 
 _UNITS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -313,9 +332,10 @@ def run_wrk(
         command += ["-H", f"Authorization: Bearer {key}"]
     warm = [*command[:3], "-d2s", *command[4:], url]
     subprocess.run(warm, check=True, capture_output=True)
-    began, wall = cpu_seconds(pid), time.monotonic()
+    began, wall, pg = cpu_seconds(pid), time.monotonic(), postgres_cpu_seconds()
     out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
     cpu, wall = cpu_seconds(pid) - began, time.monotonic() - wall
+    pg = postgres_cpu_seconds() - pg
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
@@ -333,6 +353,7 @@ def run_wrk(
         cpu_ms=cpu / served * 1000,
         net_cpu_ms=(cpu - idle * wall) / served * 1000 if idle else None,
         errors=int(bad.group(1)) if bad else 0,
+        pg_cpu_ms=pg / served * 1000,
     )
 
 
@@ -423,11 +444,11 @@ def probe_counters(port: int) -> dict[str, float]:
 def run_fixed(
     label: str, port: int, path: str, *, pid: int, key: str, rate: float, duration: float
 ) -> Result:
-    began = cpu_seconds(pid)
+    began, pg = cpu_seconds(pid), postgres_cpu_seconds()
     latencies, failures, elapsed = asyncio.run(
         open_loop("127.0.0.1", port, path, key=key, rate=rate, duration=duration)
     )
-    cpu = cpu_seconds(pid) - began
+    cpu, pg = cpu_seconds(pid) - began, postgres_cpu_seconds() - pg
     ordered = sorted(latencies) or [float("nan")]
     return Result(
         label=f"{label} @ {rate:.0f}/s offered",
@@ -437,6 +458,7 @@ def run_fixed(
         p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
         cpu_ms=cpu / max(len(latencies), 1) * 1000,
         errors=failures,
+        pg_cpu_ms=pg / max(len(latencies), 1) * 1000,
     )
 
 
@@ -444,13 +466,13 @@ def print_results(title: str, results: list[Result], floor: Result | None) -> No
     print(f"\n{title}   (load average {os.getloadavg()[0]:.2f})")
     print(
         f"  {'':44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}"
-        f" {'net of idle':>11} {'errors':>7}"
+        f" {'net of idle':>11} {'errors':>7} {'PG ms/req':>10}"
     )
     for result in [*results, *([floor] if floor else [])]:
         net = f"{result.net_cpu_ms:11.2f}" if result.net_cpu_ms is not None else f"{'':11}"
         print(
             f"  {result.label:44} {result.rate:8.0f} {result.p50_ms:8.1f} {result.p99_ms:8.1f}"
-            f" {result.cpu_ms:11.2f} {net} {result.errors:7d}"
+            f" {result.cpu_ms:11.2f} {net} {result.errors:7d} {result.pg_cpu_ms:10.2f}"
         )
     if floor is None:
         return
