@@ -16,6 +16,7 @@ import asyncio
 import gc
 import logging
 import os
+import shutil
 import socket
 from typing import TYPE_CHECKING
 
@@ -115,8 +116,9 @@ async def serve_api(
 
     server = api_server(app)
     stop = stop_event()
+    parent_gone = asyncio.Event()
     if worker is not None:
-        watch_parent(stop)
+        watch_parent(stop, parent_gone)
     # What start-up built (modules, the app, its routes and models: about a million
     # objects) lives as long as the process: out of the collector's way, or every
     # full collection walks it all, a pause of ~100 ms in the middle of requests.
@@ -147,7 +149,11 @@ async def serve_api(
         listener.close()
         await limiter.close()
         await engine.dispose()
-        if shared is not None:
+        if worker is not None and parent_gone.is_set():
+            # No parent to clean up after the workers (kill -9): the last one out
+            # removes the shared counters; nobody serves a scrape any more.
+            shutil.rmtree(worker.metrics_dir, ignore_errors=True)
+        elif shared is not None:
             shared.publish()
     log.info("stopped cleanly")
 
@@ -159,9 +165,9 @@ PUBLISH_INTERVAL = 1.0
 PARENT_PIPE_FD = 0
 
 
-def watch_parent(stop: asyncio.Event) -> None:
-    """Set ``stop`` when the parent's end of the pipe on stdin closes: the parent
-    ended, even by ``kill -9``; a worker never outlives it."""
+def watch_parent(stop: asyncio.Event, gone: asyncio.Event) -> None:
+    """Set ``gone`` and ``stop`` when the parent's end of the pipe on stdin closes: the
+    parent ended, even by ``kill -9``; a worker never outlives it."""
     loop = asyncio.get_running_loop()
 
     def readable() -> None:
@@ -175,6 +181,7 @@ def watch_parent(stop: asyncio.Event) -> None:
             if not stop.is_set():
                 log.warning("the supervising process is gone; stopping")
             loop.remove_reader(PARENT_PIPE_FD)
+            gone.set()
             stop.set()
 
     loop.add_reader(PARENT_PIPE_FD, readable)

@@ -242,7 +242,12 @@ async def supervise(settings: Settings) -> None:
     metrics_dir = Path(tempfile.mkdtemp(prefix="nms-api-metrics-"))
     pool = WorkerPool(settings, listener, metrics_dir)
     stop = stop_event()
-    log.info("API on http://%s, %d workers", settings.api.listen, settings.api.workers)
+    log.info(
+        "API on http://%s, %d workers (their counters in %s)",
+        settings.api.listen,
+        settings.api.workers,
+        metrics_dir,
+    )
     problems: list[str] = []
     try:
         try:

@@ -209,9 +209,12 @@ def test_two_workers_serve_sum_their_metrics_restart_and_stop_cleanly(api: Api) 
 
 def test_kill_9_of_the_parent_leaves_no_worker(api: Api) -> None:
     workers = list(api.serving().values())
+    counters = re.search(r"their counters in (\S+)\)", api.text())
+    assert counters is not None
     kill_process(api.proc)
     wait_for("no worker left", lambda: not [p for p in workers if _alive(p)], timeout=15)
     assert "the supervising process is gone; stopping" in api.text()
+    assert not Path(counters.group(1)).exists()  # nor their shared counters
 
 
 def test_crash_guard_allows_a_few_restarts_per_window() -> None:
