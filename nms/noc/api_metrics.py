@@ -104,8 +104,13 @@ class SharedStats:
         if text == self._published:
             return
         scratch = self._path.with_suffix(".tmp")
-        scratch.write_text(text)
-        os.replace(scratch, self._path)
+        try:
+            scratch.write_text(text)
+            os.replace(scratch, self._path)
+        except OSError:
+            # The directory gone (the workers ending without their parent) or full:
+            # the next publication tries again; serving never stops for it.
+            return
         self._published = text
 
     def total(self) -> RateLimitStats:
