@@ -2,14 +2,16 @@
 
     python bench/api_load.py [--ntus 10000] [--cases 10000] [--duration 10]
                              [--connections 32] [--rate 500] [--hold S] [--pg-admin-url URL]
-                             [--only sqlite|postgres]
+                             [--only sqlite|postgres] [--workers N[,N...]]
 
 SQLite: writes an inventory of ``--ntus`` loopback NTUs (``bench/inventory_file.py``),
 starts ``nms run`` on it (probes on: every NTU pinged as configured by default), waits
 for the inventory to reach the database, then adds ``--cases`` cases (a fifth open,
 deadlines days away so the ticker stays quiet) and an engineer's API key.
 PostgreSQL: a database of its own (``nms_bench_api``, dropped at the end) filled like
-``bench/console_pages.py`` fills one, served by ``nms api``.
+``bench/console_pages.py`` fills one, served by ``nms api`` with ``--workers N``
+processes (``api.workers``; ``--workers 1,2`` measures each count in turn on the
+same database).
 
 For each server it loads, with ``wrk`` (Debian package ``wrk``; ``scripts/setup
 --dev`` installs it) and the key in the ``Authorization`` header, closed-loop with
@@ -28,7 +30,9 @@ the offered load); for ``nms run`` also how many ICMP cycles ran meanwhile, how 
 overran their interval and how long the last one took (its ``/metrics``).
 
 Prints req/s, p50 / p99 latency and server CPU per request (utime + stime of the
-server process from ``/proc/<pid>/stat`` over the window, divided by the answers);
+server process and its children - ``nms api``'s workers - from ``/proc/<pid>/stat``
+over the window, divided by the answers; and PostgreSQL's, all its processes, whoever
+else uses the server meanwhile);
 for ``nms run`` also net of its idle CPU (probes, detector) measured before the load;
 and our one-case GET as a ratio of the floor's CPU per request. Not a test: it
 prints figures. ``--ntus`` is a flag because 10,000 pinged NTUs cost CPU of their own
@@ -235,9 +239,37 @@ async def wait_for(url: str, *, headers: dict[str, str] | None = None, within: f
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (all its threads), in seconds."""
+    """utime + stime of process ``pid`` (all its threads) and of its living
+    descendants (``nms api``'s workers), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    own = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return own + sum(cpu_seconds(child) for child in children(pid))
+
+
+def postgres_cpu_seconds() -> float:
+    """utime + stime of every PostgreSQL server process (any database: other users of
+    the server count too), in seconds."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, _, rest = text.partition(" (")[2].rpartition(")")
+        if name == "postgres" or name.startswith("postgres:"):
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def idle_cpu(pid: int, seconds: float) -> float:
@@ -261,6 +293,8 @@ class Result:
     #: CPU per request less the server's idle CPU over the window (``nms run``).
     net_cpu_ms: float | None = None
     errors: int = 0
+    #: PostgreSQL's CPU (all its processes) per request over the window.
+    pg_cpu_ms: float = float("nan")
 
 
 _UNITS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -298,9 +332,10 @@ def run_wrk(
         command += ["-H", f"Authorization: Bearer {key}"]
     warm = [*command[:3], "-d2s", *command[4:], url]
     subprocess.run(warm, check=True, capture_output=True)
-    began, wall = cpu_seconds(pid), time.monotonic()
+    began, wall, pg = cpu_seconds(pid), time.monotonic(), postgres_cpu_seconds()
     out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
     cpu, wall = cpu_seconds(pid) - began, time.monotonic() - wall
+    pg = postgres_cpu_seconds() - pg
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
@@ -318,6 +353,7 @@ def run_wrk(
         cpu_ms=cpu / served * 1000,
         net_cpu_ms=(cpu - idle * wall) / served * 1000 if idle else None,
         errors=int(bad.group(1)) if bad else 0,
+        pg_cpu_ms=pg / served * 1000,
     )
 
 
@@ -408,11 +444,11 @@ def probe_counters(port: int) -> dict[str, float]:
 def run_fixed(
     label: str, port: int, path: str, *, pid: int, key: str, rate: float, duration: float
 ) -> Result:
-    began = cpu_seconds(pid)
+    began, pg = cpu_seconds(pid), postgres_cpu_seconds()
     latencies, failures, elapsed = asyncio.run(
         open_loop("127.0.0.1", port, path, key=key, rate=rate, duration=duration)
     )
-    cpu = cpu_seconds(pid) - began
+    cpu, pg = cpu_seconds(pid) - began, postgres_cpu_seconds() - pg
     ordered = sorted(latencies) or [float("nan")]
     return Result(
         label=f"{label} @ {rate:.0f}/s offered",
@@ -422,21 +458,24 @@ def run_fixed(
         p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
         cpu_ms=cpu / max(len(latencies), 1) * 1000,
         errors=failures,
+        pg_cpu_ms=pg / max(len(latencies), 1) * 1000,
     )
 
 
-def print_results(title: str, results: list[Result], floor: Result) -> None:
+def print_results(title: str, results: list[Result], floor: Result | None) -> None:
     print(f"\n{title}   (load average {os.getloadavg()[0]:.2f})")
     print(
         f"  {'':44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}"
-        f" {'net of idle':>11} {'errors':>7}"
+        f" {'net of idle':>11} {'errors':>7} {'PG ms/req':>10}"
     )
-    for result in [*results, floor]:
+    for result in [*results, *([floor] if floor else [])]:
         net = f"{result.net_cpu_ms:11.2f}" if result.net_cpu_ms is not None else f"{'':11}"
         print(
             f"  {result.label:44} {result.rate:8.0f} {result.p50_ms:8.1f} {result.p99_ms:8.1f}"
-            f" {result.cpu_ms:11.2f} {net} {result.errors:7d}"
+            f" {result.cpu_ms:11.2f} {net} {result.errors:7d} {result.pg_cpu_ms:10.2f}"
         )
+    if floor is None:
+        return
     ours = results[0]
     mine = ours.net_cpu_ms if ours.net_cpu_ms is not None else ours.cpu_ms
     print(f"  GET one case / floor, CPU per request: {mine / floor.cpu_ms:.2f}x")
@@ -450,7 +489,7 @@ def measure(
     *,
     server: subprocess.Popen[bytes],
     port: int,
-    floor: subprocess.Popen[bytes],
+    floor: subprocess.Popen[bytes] | None,
     floor_port: int,
     key: str,
     ntu: str,
@@ -497,12 +536,16 @@ def measure(
             f" {after['overruns'] - probes_before['overruns']:.0f} overruns,"
             f" last cycle {after['last_cycle_s']:.1f} s"
         )
-    floor_result = run_wrk(
-        f"floor: bare handler, one row ({args.connections} conns)",
-        f"http://127.0.0.1:{floor_port}/floor/{ref}",
-        pid=floor.pid,
-        key=None,
-        **common,
+    floor_result = (
+        None
+        if floor is None
+        else run_wrk(
+            f"floor: bare handler, one row ({args.connections} conns)",
+            f"http://127.0.0.1:{floor_port}/floor/{ref}",
+            pid=floor.pid,
+            key=None,
+            **common,
+        )
     )
     print_results(title, results, floor_result)
 
@@ -560,6 +603,18 @@ def bench_sqlite(args: argparse.Namespace, folder: Path) -> None:
             path.unlink()
 
 
+def wait_serving(log: Path, workers: int, *, within: float) -> None:
+    """Until every worker of an ``nms api --workers N`` logged that it serves."""
+    if workers == 1:
+        return
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if len(set(re.findall(r"\[worker (\d+)\] .*\) serving", log.read_text()))) >= workers:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"not all {workers} workers serve within {within:.0f} s")
+
+
 def bench_postgres(args: argparse.Namespace, folder: Path) -> None:
     admin = args.pg_admin_url
     base = admin.rsplit("/", 1)[0]
@@ -571,34 +626,49 @@ def bench_postgres(args: argparse.Namespace, folder: Path) -> None:
     try:
         asyncio.run(fill_postgres(url, ntus=args.ntus, cases=args.cases, open_share=0.2))
         key = asyncio.run(make_key(url))
-        port, floor_port = free_port(), free_port()
-        server = start(
-            [
-                *NMS,
-                "api",
-                f"--database={url}",
-                f"--listen=127.0.0.1:{port}",
-            ],
-            log=folder / "nms-api.log",
-        )
+        floor_port = free_port()
         floor = serve_floor(url, floor_port, folder / "floor-pg.log")
-        asyncio.run(wait_for(f"http://127.0.0.1:{port}/healthz", within=120))
         asyncio.run(wait_for(f"http://127.0.0.1:{floor_port}/floor/CS-2026-000001", within=60))
-        measure(
-            f"nms api, PostgreSQL, {args.ntus} NTUs, {args.cases} cases",
-            server=server,
-            port=port,
-            floor=floor,
-            floor_port=floor_port,
-            key=key,
-            ntu=f"ntu-{args.ntus // 2}",
-            args=args,
-        )
+        for n, workers in enumerate(args.workers):
+            port = free_port()
+            log = folder / f"nms-api-{workers}-workers.log"
+            server = start(
+                [
+                    *NMS,
+                    "api",
+                    f"--database={url}",
+                    f"--listen=127.0.0.1:{port}",
+                    f"--workers={workers}",
+                ],
+                log=log,
+            )
+            asyncio.run(wait_for(f"http://127.0.0.1:{port}/healthz", within=120))
+            wait_serving(log, workers, within=120)
+            measure(
+                f"nms api --workers {workers}, PostgreSQL, {args.ntus} NTUs, {args.cases} cases",
+                server=server,
+                port=port,
+                # The floor once, with the first count: it does not depend on ours.
+                floor=floor if n == 0 else None,
+                floor_port=floor_port,
+                key=key,
+                ntu=f"ntu-{args.ntus // 2}",
+                args=args,
+            )
+            stop(server)
+            server = None
     finally:
         for process in (floor, server):
             if process is not None:
                 stop(process)
         asyncio.run(pg_admin(admin, f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
+
+
+def _counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",")]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("worker counts are 1 or more")
+    return counts
 
 
 def main() -> None:
@@ -623,6 +693,13 @@ def main() -> None:
         help="a PostgreSQL database to create and drop the bench's own from",
     )
     parser.add_argument("--only", choices=("sqlite", "postgres"), default=None)
+    parser.add_argument(
+        "--workers",
+        type=_counts,
+        default=[1],
+        metavar="N[,N...]",
+        help="nms api's worker processes (api.workers); a list measures each in turn",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: run scripts/setup --dev as root (Debian package wrk)")

@@ -4,9 +4,10 @@
     ├── ConfigError        bad configuration value, file or environment variable
     ├── InventoryError     bad inventory file (every problem, with file, line, field)
     ├── OrganisationError  bad organisation file (every problem, with file, line, field)
-    └── ListenError        the API address cannot be bound (in use, not permitted)
+    ├── ListenError        the API address cannot be bound (in use, not permitted)
+    └── ApiWorkersError    ``nms api``'s workers keep failing or did not stop cleanly
 
-Both carry a list of human-readable ``problems``; the CLI prints them one per line
+All carry a list of human-readable ``problems``; the CLI prints them one per line
 and exits with code 2.
 """
 
@@ -37,3 +38,7 @@ class OrganisationError(_ProblemsError):
 
 class ListenError(_ProblemsError):
     """The API cannot listen on the configured address."""
+
+
+class ApiWorkersError(_ProblemsError):
+    """``nms api``'s worker processes keep failing, or did not stop cleanly."""

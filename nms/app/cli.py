@@ -23,7 +23,13 @@ from caseapi.database import CaseApiError, mask_url
 from caseapi.secrets import SecretDecryptError, SecretKeyError
 from nms.app.settings import DatabaseSettings, Settings, format_duration, load_settings
 from nms.clock import SystemClock
-from nms.errors import ConfigError, InventoryError, ListenError, OrganisationError
+from nms.errors import (
+    ApiWorkersError,
+    ConfigError,
+    InventoryError,
+    ListenError,
+    OrganisationError,
+)
 from nms.inventory.loader import load_inventory
 from probes.errors import IcmpPermissionError
 
@@ -98,11 +104,20 @@ def _parser() -> argparse.ArgumentParser:
         help="distributed: serve the case API (stateless; run as many as needed)",
         description="Serve the case API on the shared database. Answers 503 with "
         "Retry-After while the database is unreachable; /metrics serves its rate limit "
-        "counters (share the limits between replicas with api.rate_limits.storage_url).",
+        "counters (share the limits between replicas with api.rate_limits.storage_url). "
+        "With --workers N, N processes serve the address (one per core uses them all); "
+        "each keeps its own in-memory rate limits unless api.rate_limits.storage_url "
+        "is set, and /metrics sums the workers' counters.",
     )
     _add_config(api)
     api.add_argument("--database", metavar="URL", help="SQLAlchemy URL (PostgreSQL)")
     api.add_argument("--listen", metavar="HOST:PORT", help="API address (default 127.0.0.1:8080)")
+    api.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes serving the API (api.workers; default 1: this process)",
+    )
 
     inventory = sub.add_parser("inventory", help="inventory tools")
     inv_sub = inventory.add_subparsers(dest="inventory_command", required=True, metavar="ACTION")
@@ -197,6 +212,8 @@ def _settings_for_run(args: argparse.Namespace) -> Settings:
             settings = _override(settings, "api", listen=args.listen)
     if getattr(args, "database", None) is not None:
         settings = _override(settings, "database", url=args.database)
+    if getattr(args, "workers", None) is not None:
+        settings = _override(settings, "api", workers=args.workers)
     return settings
 
 
@@ -207,11 +224,14 @@ def _settings_for_secrets(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _setup_logging(level: str) -> None:
+def setup_logging(level: str, *, tag: str = "") -> None:
+    """Log to stderr in UTC; ``tag`` (e.g. ``worker 2``) goes in front of each logger name."""
     logging.Formatter.converter = time.gmtime
     logging.basicConfig(
         level=level.upper(),
-        format="%(asctime)sZ %(levelname)-7s %(name)s: %(message)s",
+        format="%(asctime)sZ %(levelname)-7s "
+        + (f"[{tag}] " if tag else "")
+        + "%(name)s: %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S",
         stream=sys.stderr,
     )
@@ -228,7 +248,7 @@ def _print_problems(title: str, problems: Sequence[str]) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     # The web stack is imported here, not at the top: keep --help fast.
     settings = _settings_for_run(args)
-    _setup_logging(settings.log.level)
+    setup_logging(settings.log.level)
     clock = SystemClock()
     try:
         if args.command == "run":
@@ -272,6 +292,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if isinstance(known, CaseApiError):
             _print_problems("database problem", [str(known)])
             return EXIT_RUNTIME
+        if isinstance(known, ApiWorkersError):
+            _print_problems("API workers failed", known.problems)
+            return EXIT_RUNTIME
         raise
     return 0
 
@@ -279,7 +302,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _startup_error(exc: BaseException) -> BaseException | None:
     """The first error we explain to the user, inside task groups too."""
     if isinstance(
-        exc, InventoryError | OrganisationError | ListenError | IcmpPermissionError | CaseApiError
+        exc,
+        InventoryError
+        | OrganisationError
+        | ListenError
+        | IcmpPermissionError
+        | CaseApiError
+        | ApiWorkersError,
     ):
         return exc
     if isinstance(exc, BaseExceptionGroup):

@@ -82,6 +82,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MAX_API_WORKERS = 64
+"""``api.workers`` above this is a typo, not a machine."""
+
+
 class ApiSettings(_Section):
     listen: str = "127.0.0.1:8080"
     max_body: ByteSize = Field(default=ByteSize(DEFAULT_MAX_BODY), ge=1024, le=2**30)
@@ -92,12 +96,27 @@ class ApiSettings(_Section):
     rate_limits: RateLimitSettings = RateLimitSettings()
     sessions: SessionSettings = SessionSettings()
     """The web console's sessions: idle and absolute expiry."""
+    workers: int = 1
+    """``nms api`` only: processes serving the API on ``listen`` (1: the process
+    itself). More use more cores; each worker keeps its own in-memory rate limits
+    unless ``rate_limits.storage_url`` (Redis) is set."""
 
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, listen: str) -> str:
         split_listen(listen)
         return listen
+
+    @field_validator("workers")
+    @classmethod
+    def _check_workers(cls, workers: int) -> int:
+        if workers < 1:
+            raise ValueError(f"must be at least 1 (the process itself serves), not {workers}")
+        if workers > MAX_API_WORKERS:
+            raise ValueError(
+                f"at most {MAX_API_WORKERS}, not {workers} (one per core is the useful most)"
+            )
+        return workers
 
 
 class BusSettings(_Section):

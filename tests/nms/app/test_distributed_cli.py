@@ -110,7 +110,7 @@ def test_top_level_help_lists_the_distributed_commands(capsys: pytest.CaptureFix
     [
         ("probe", ["--shard I/N", "shard I of N", "hashmod", "bus.url", "/metrics", "/healthz"]),
         ("detector", ["leader", "stand by", "--database", "cluster.leader_check", "/healthz"]),
-        ("api", ["503", "Retry-After", "--database", "--listen"]),
+        ("api", ["503", "Retry-After", "--database", "--listen", "--workers N", "storage_url"]),
     ],
 )
 def test_help_reads_well(
@@ -249,10 +249,34 @@ def test_bad_listen_names_the_option(
     assert_not_started(result, "command line: --listen: 'nowhere' is not host:port")
 
 
+@pytest.mark.parametrize(
+    ("workers", "expected"),
+    [
+        ("0", "command line: --workers: must be at least 1 (the process itself serves), not 0"),
+        ("-3", "command line: --workers: must be at least 1 (the process itself serves), not -3"),
+        ("500", "command line: --workers: at most 64, not 500 (one per core is the useful most)"),
+    ],
+)
+def test_bad_workers_names_the_option(
+    capsys: pytest.CaptureFixture[str], workers: str, expected: str
+) -> None:
+    assert_not_started(nms(capsys, "api", "--workers", workers), expected)
+
+
+def test_bad_workers_setting_names_the_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NMS_API__WORKERS", "0")
+    result = nms(capsys, "api")
+    assert_not_started(result, "api.workers", "must be at least 1")
+
+
 # -- busy ports -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [["probe", "--shard", "1/2"], ["detector"], ["api"]])
+@pytest.mark.parametrize(
+    "command", [["probe", "--shard", "1/2"], ["detector"], ["api"], ["api", "--workers", "2"]]
+)
 def test_busy_listen_port_exit_2_names_the_address(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

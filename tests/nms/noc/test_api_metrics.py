@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.app import build_services
+from caseapi.app import Limit, RateLimitStats, build_services
 from nms.app.settings import ApiSettings
 from nms.app.wiring import build_api, build_rate_limiter
 from nms.clock import FakeClock
-from nms.noc.api_metrics import RateLimitCollector
+from nms.noc.api_metrics import RateLimitCollector, SharedStats
 from nms.noc.metrics import metrics_router
 from tests.caseapi.conftest import START
 
@@ -61,3 +63,26 @@ async def _check(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         )
         == 2
     )
+
+
+def test_workers_counters_are_summed_and_never_go_back(tmp_path: Path) -> None:
+    one, two = RateLimitStats(), RateLimitStats()
+    first = SharedStats(tmp_path, "worker-1", one)
+    second = SharedStats(tmp_path, "worker-2", two)
+    one.rejected[Limit.AUTH_FAILURES_PER_ADDRESS] += 2
+    two.rejected[Limit.AUTH_FAILURES_PER_ADDRESS] += 3
+    two.storage_errors += 1
+    second.publish()
+    # Whichever answers the scrape: its own figures now, the other's as published.
+    for answering in (first, second):
+        total = answering.total()
+        assert total.rejected[Limit.AUTH_FAILURES_PER_ADDRESS] == 5
+        assert total.storage_errors == 1
+    # Worker 1 ends and a new process takes its place from zero: the sum stays.
+    restarted = SharedStats(tmp_path, "worker-3", RateLimitStats())
+    assert restarted.total().rejected[Limit.AUTH_FAILURES_PER_ADDRESS] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "worker-1.json",
+        "worker-2.json",
+        "worker-3.json",
+    ]
