@@ -69,7 +69,7 @@ from caseapi.cases.enums import CasePriority, CaseSource, CaseStatus, CaseType
 from caseapi.cases.models import Case
 from caseapi.clock import SystemClock
 from caseapi.core.database import make_engine, make_sessionmaker
-from nms.app.settings import RuntimeSettings
+from nms.app.loop import environment_loop
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
@@ -217,7 +217,7 @@ def serve_floor(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
             "--no-access-log",
             # The loop nms itself runs on (runtime.event_loop), so the ratio compares
             # handlers, not event loops.
-            f"--loop={os.environ.get('NMS_RUNTIME__EVENT_LOOP') or RuntimeSettings().event_loop}",
+            f"--loop={environment_loop()}",
         ],
         log=log,
         env={"BENCH_DATABASE_URL": url},

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import uvloop
 
-from nms.app.settings import EventLoop
+from nms.app.settings import EventLoop, RuntimeSettings
 
 T = TypeVar("T")
 
@@ -35,6 +36,15 @@ def loop_factory(event_loop: EventLoop) -> Callable[[], asyncio.AbstractEventLoo
 def loop_name(loop: asyncio.AbstractEventLoop) -> EventLoop:
     """``"uvloop"`` or ``"asyncio"``: the kind of ``loop``."""
     return "uvloop" if isinstance(loop, uvloop.Loop) else "asyncio"
+
+
+def environment_loop() -> EventLoop:
+    """The loop ``NMS_RUNTIME__EVENT_LOOP`` names, else the default: for the benchmarks,
+    which run nms's code (or a reference beside it) on the loop nms would run on."""
+    named = os.environ.get("NMS_RUNTIME__EVENT_LOOP")
+    if not named:
+        return RuntimeSettings().event_loop
+    return RuntimeSettings.model_validate({"event_loop": named}).event_loop
 
 
 def run(main: Coroutine[Any, Any, T], *, event_loop: EventLoop) -> T:

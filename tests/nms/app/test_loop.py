@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import uvloop
+from pydantic import ValidationError
 
-from nms.app.loop import loop_name, run
+from nms.app.loop import environment_loop, loop_name, run
 from nms.app.settings import load_settings
 from nms.errors import ConfigError
 
@@ -63,3 +64,13 @@ def test_an_unknown_loop_is_refused_naming_the_key(
 
 async def test_async_tests_run_on_uvloop_as_the_processes_do():
     assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+
+
+def test_the_benchmarks_follow_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("NMS_RUNTIME__EVENT_LOOP", raising=False)
+    assert environment_loop() == "uvloop"
+    monkeypatch.setenv("NMS_RUNTIME__EVENT_LOOP", "asyncio")
+    assert environment_loop() == "asyncio"
+    monkeypatch.setenv("NMS_RUNTIME__EVENT_LOOP", "trio")
+    with pytest.raises(ValidationError, match="Input should be 'uvloop' or 'asyncio'"):
+        environment_loop()
