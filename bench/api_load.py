@@ -20,8 +20,8 @@ For each server it loads, with ``wrk`` (Debian package ``wrk``; ``scripts/setup
 - ``GET /v1/cases/{ref}`` (one case), ``GET /v1/cases?limit=50``,
   ``GET /v1/ntus/{id}/status``;
 - the floor: a bare FastAPI + SQLAlchemy handler (``floor_app``, served by uvicorn
-  in a process of its own, as ``nms`` serves its API) reading the same case row from
-  the same database;
+  in a process of its own, as ``nms`` serves its API, on the same event loop) reading
+  the same case row from the same database;
 
 then one case at a fixed ``--rate`` for ``--hold`` seconds (wrk 4 has no fixed-rate
 mode: ``open_loop`` sends on a schedule over as many keep-alive connections as it
@@ -73,6 +73,7 @@ from caseapi.cases.enums import CasePriority, CaseSource, CaseStatus, CaseType
 from caseapi.cases.models import Case
 from caseapi.clock import SystemClock
 from caseapi.core.database import make_engine, make_sessionmaker
+from nms.app.loop import environment_loop
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
@@ -218,6 +219,9 @@ def serve_floor(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
             f"--port={port}",
             "--log-level=warning",
             "--no-access-log",
+            # The loop nms itself runs on (runtime.event_loop), so the ratio compares
+            # handlers, not event loops.
+            f"--loop={environment_loop()}",
         ],
         log=log,
         env={"BENCH_DATABASE_URL": url},

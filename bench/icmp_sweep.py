@@ -23,7 +23,6 @@ pass/fail test: it prints ratios (ours / fping) next to the goals.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import os
 import re
@@ -37,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from nms.app.loop import environment_loop, run
 from nms.lab import LabFleet
 from probes.icmp.sweeper import IcmpSweeper, SweepSettings
 from probes.observation import IPAddress, PingTarget
@@ -87,7 +87,8 @@ def run_ours(addresses: Sequence[IPAddress], timeout: float) -> Run:
         cpu = _cpu(resource.RUSAGE_SELF) - cpu0
         return wall, cpu, sum(1 for r in results if r.received)
 
-    wall, cpu, alive = asyncio.run(main())
+    # On the loop nms runs the sweeper on (runtime.event_loop; NMS_RUNTIME__EVENT_LOOP).
+    wall, cpu, alive = run(main(), event_loop=environment_loop())
     return Run(wall, cpu, alive)
 
 

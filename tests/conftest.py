@@ -7,10 +7,14 @@ PostgreSQL server). Where one is missing they skip with a reason, except under
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+
+from nms.app.loop import loop_factory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 #: The ``user_properties`` name of a Schemathesis run's one-line summary
@@ -32,6 +36,13 @@ def require(condition: bool, reason: str) -> None:
 
 def require_root() -> None:
     require(os.geteuid() == 0, "needs root (network namespaces and raw ICMP sockets)")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Async tests run on the loop the processes run on (nms.app.loop: uvloop)."""
+    return {"uvloop": loop_factory("uvloop")}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -7,7 +7,6 @@ Exit codes: 0 success; 1 a runtime failure (e.g. the database is unreachable);
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -247,14 +246,17 @@ def _print_problems(title: str, problems: Sequence[str]) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     # The web stack is imported here, not at the top: keep --help fast.
+    from nms.app.loop import run
+
     settings = _settings_for_run(args)
     setup_logging(settings.log.level)
     clock = SystemClock()
+    event_loop = settings.runtime.event_loop
     try:
         if args.command == "run":
             from nms.app.embedded import run_embedded
 
-            asyncio.run(run_embedded(settings, clock=clock))
+            run(run_embedded(settings, clock=clock), event_loop=event_loop)
         elif args.command == "probe":
             from nms.app.probe import run_probe
             from nms.probing.shard import Shard
@@ -263,15 +265,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 shard = Shard.parse(args.shard)
             except ValueError as exc:
                 raise ConfigError([f"command line: --shard: {exc}"]) from None
-            asyncio.run(run_probe(settings, shard, clock=clock))
+            run(run_probe(settings, shard, clock=clock), event_loop=event_loop)
         elif args.command == "detector":
             from nms.app.detector import run_detector
 
-            asyncio.run(run_detector(settings, clock=clock))
+            run(run_detector(settings, clock=clock), event_loop=event_loop)
         else:
             from nms.app.api import run_api
 
-            asyncio.run(run_api(settings, clock=clock))
+            run(run_api(settings, clock=clock), event_loop=event_loop)
     except Exception as exc:
         known = _startup_error(exc)
         if isinstance(known, InventoryError):

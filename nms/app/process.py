@@ -63,7 +63,11 @@ class ApiServer(uvicorn.Server):
 def api_server(app: FastAPI) -> ApiServer:
     # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from
     # 127.0.0.1 and rewrite the client address; api.trusted_proxies decides that.
-    return ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=False))
+    # loop="none": ``serve`` runs on the process's running loop (nms.app.loop, uvloop by
+    # default); uvicorn never makes one of its own.
+    return ApiServer(
+        uvicorn.Config(app, loop="none", log_level="warning", lifespan="off", proxy_headers=False)
+    )
 
 
 def status_app(

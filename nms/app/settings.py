@@ -61,6 +61,7 @@ __all__ = [
     "DegradedSettings",
     "DetectorSettings",
     "Duration",
+    "EventLoop",
     "IcmpSettings",
     "MailSettings",
     "MaintenanceSettings",
@@ -68,6 +69,7 @@ __all__ = [
     "NotificationSettings",
     "ProbeSettings",
     "RateLimitSettings",
+    "RuntimeSettings",
     "Settings",
     "SnmpSettings",
     "TrapSettings",
@@ -275,6 +277,18 @@ class LogSettings(_Section):
         return level.lower()
 
 
+EventLoop = Literal["uvloop", "asyncio"]
+"""The values of ``runtime.event_loop``."""
+
+
+class RuntimeSettings(_Section):
+    """How the long-running processes (``nms run``, ``probe``, ``detector``, ``api``) run."""
+
+    event_loop: EventLoop = "uvloop"
+    """``uvloop`` (libuv: less CPU per request and per probe) or ``asyncio`` (the
+    standard library's loop: the way back, should uvloop misbehave somewhere)."""
+
+
 class SecretsSettings(_Section):
     """The keys that encrypt secrets at rest (``nms.app.secrets``)."""
 
@@ -337,6 +351,7 @@ class Settings(BaseSettings):
     organisation: OrganisationSettings = OrganisationSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
     secrets: SecretsSettings = SecretsSettings()
 
     @model_validator(mode="before")

@@ -74,7 +74,9 @@ from probes.observation import PingResult, PingTarget
 _RECV_SIZE = 2048
 _SEND_BATCH = 256  # sends between two yields to the event loop
 _DRAIN_LIMIT = 4096  # packets per reader callback, so a flood cannot starve the loop
-_SEND_RETRY_DELAY = 0.0005  # seconds to back off after ENOBUFS / EAGAIN
+# Seconds to back off after ENOBUFS / EAGAIN: 1 ms, the shortest pause uvloop keeps (it
+# rounds a delay to whole milliseconds: 0.5 ms would be no pause, a spin on a full buffer).
+_SEND_RETRY_DELAY = 0.001
 # The shortest sleep between two send rounds. A spread sweep would otherwise wake for
 # every single echo (5,000 targets over 15 s: every 3 ms), and each wake of the event
 # loop costs far more than a send: 1.77 s of CPU per such sweep, 0.40 s in rounds. A

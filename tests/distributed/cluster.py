@@ -190,6 +190,8 @@ class Cluster:
             proc.start(self.env)
         for proc in self.procs:
             wait_for(f"{proc.name} to answer /healthz", proc.healthz, timeout=60)
+            # nms.app.loop: probe, detector and api run on uvloop, as in production.
+            assert "event loop: uvloop" in proc.log(), proc.log()[-3000:]
         wait_for("a leading detector", self.leader, timeout=30)
 
     def stop(self) -> None:

@@ -22,7 +22,7 @@ import pytest
 from nms.lab import safety_routes
 from probes.errors import IcmpPermissionError, LocalProtocolError, ProbeConfigError
 from probes.icmp.sweep_state import Echo, SweepState, make_result
-from probes.icmp.sweeper import IcmpSweeper, SweepSettings
+from probes.icmp.sweeper import _SEND_RETRY_DELAY, IcmpSweeper, SweepSettings
 from probes.observation import PingResult, PingTarget
 from tests.conftest import require_root
 
@@ -184,8 +184,14 @@ async def test_datagram_icmp_path(datagram_icmp_allowed: None) -> None:
 async def test_permission_failure_says_how_to_fix(
     monkeypatch: pytest.MonkeyPatch, privileged: bool | None
 ) -> None:
-    def denied(*args: object, **kwargs: object) -> socket.socket:
-        raise PermissionError(13, "Permission denied")
+    real = socket.socket
+
+    def denied(family: int = -1, kind: int = -1, proto: int = -1, *rest: object) -> socket.socket:
+        # ICMP sockets only: the loop opens sockets of its own (uvloop a socketpair for
+        # signals, each time it starts running), which must keep working.
+        if proto in (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6):
+            raise PermissionError(13, "Permission denied")
+        return real(family, kind, proto, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket, "socket", denied)
     sweeper = IcmpSweeper(settings=FAST, privileged=privileged)
@@ -342,3 +348,12 @@ async def test_a_target_without_an_ip_address_is_refused() -> None:
         assert info.value.field == "targets"
         assert "ntu-bad" in str(info.value)
         assert sweeper._pending == {}
+
+
+async def test_the_back_off_after_a_full_send_buffer_is_a_real_pause() -> None:
+    # uvloop (the processes' loop, and the tests') rounds a delay to whole milliseconds:
+    # a back-off under 0.5 ms would be no pause at all, a spin while the buffer is full.
+    start = time.monotonic()
+    for _ in range(20):
+        await asyncio.sleep(_SEND_RETRY_DELAY)
+    assert time.monotonic() - start >= 20 * 0.0005

@@ -269,6 +269,10 @@ def test_a_huge_file_exit_2(tmp_path: Path, nms_here: NmsHere):
         ({"NMS_PROBES__ICMP__COUNT": "-1"}, "probes.icmp.count"),
         ({"NMS_DETECTOR__DOWNAFTER": "5s"}, "NMS_DETECTOR__DOWNAFTER: unknown setting"),
         ({"NMS_API__LISTEN": "nowhere"}, "api.listen"),
+        (
+            {"NMS_RUNTIME__EVENT_LOOP": "tokio"},
+            "NMS_RUNTIME__EVENT_LOOP: runtime.event_loop: Input should be 'uvloop' or 'asyncio'",
+        ),
     ],
 )
 def test_bad_config_exit_2_names_the_key(tmp_path: Path, stored_db: Path, env, expected):
@@ -369,7 +373,9 @@ def test_nms_run_makes_a_private_database_and_side_files(tmp_path: Path, umask: 
     inventory.write_text(GOOD)
     db = tmp_path / "nms.db"
     process = NmsProcess(workdir=tmp_path, inventory=inventory, database=db, umask=umask)
-    with running(process):
+    # On the way back to the standard loop (runtime.event_loop), which must work as well.
+    with running(process, NMS_RUNTIME__EVENT_LOOP="asyncio"):
+        assert "event loop: asyncio" in process.log()
         # Running, it has migrated and synced the inventory: written, WAL open.
         names = {"nms.db", "nms.db-wal", "nms.db-shm"}
         wait_for("the WAL files", lambda: names <= set(modes(tmp_path, "nms.db")), timeout=10)

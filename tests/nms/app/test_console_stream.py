@@ -81,5 +81,6 @@ def test_a_new_case_reaches_an_open_stream_and_a_stop_ends_it(tmp_path: Path) ->
         if nms.proc is not None and nms.proc.poll() is None:
             nms.stop()
     log = nms.log()
+    assert "event loop: uvloop" in log  # nms.app.loop: what production runs on
     assert "stopped cleanly" in log
     assert "Traceback" not in log and "ERROR" not in log, log

@@ -131,6 +131,7 @@ def test_down_ntu_opens_one_p1_and_restoration_solves_it(fleet: LabFleet, nms: N
         assert {"taken", "public_update", "first_response", "restored", "solved"} <= set(steps)
         assert_month_report_shows(nms, ref, outage_start, restored_at)
         assert nms.stop() == 0
+    assert "event loop: uvloop" in nms.log()  # nms.app.loop: probes and API on uvloop
     assert "stopped cleanly" in nms.log()
 
 
