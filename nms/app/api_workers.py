@@ -146,7 +146,9 @@ class WorkerPool:
             "nms.app.api_workers",
             stdin=asyncio.subprocess.PIPE,
             pass_fds=(fd,),
-            process_group=0,
+            # A process group of its own (uvloop takes start_new_session, not
+            # process_group): a terminal's Ctrl-C reaches the parent only.
+            start_new_session=True,
         )
         self._running[number] = proc
         assert proc.stdin is not None
@@ -281,6 +283,7 @@ async def _prepare(settings: Settings, box: SecretBox | None) -> None:
 
 def worker_main() -> int:
     """A worker process: serve on the inherited socket until told to stop."""
+    from nms.app import loop
     from nms.app.api import PARENT_PIPE_FD, serve_api
     from nms.app.cli import setup_logging
     from nms.app.secrets import settings_box
@@ -293,7 +296,8 @@ def worker_main() -> int:
     listener = socket.socket(fileno=spec.listen_fd)
     # The parent created the default key file if due, and said so: open, create nothing.
     box = settings_box(spec.settings)
-    asyncio.run(serve_api(spec.settings, listener, clock=SystemClock(), box=box, worker=spec))
+    serving = serve_api(spec.settings, listener, clock=SystemClock(), box=box, worker=spec)
+    loop.run(serving, event_loop=spec.settings.runtime.event_loop)
     return 0
 
 

@@ -204,6 +204,9 @@ def test_two_workers_serve_sum_their_metrics_restart_and_stop_cleanly(api: Api) 
     assert api.proc.wait(timeout=20) == 0, api.text()
     assert not [p for p in workers if _alive(p)]
     assert api.text().count("[worker") >= 2
+    # Workers run on the configured loop (the default, uvloop), as one process does.
+    assert "[worker 1] nms.runtime: event loop: uvloop" in api.text()
+    assert "[worker 2] nms.runtime: event loop: uvloop" in api.text()
     assert api.text().rstrip().endswith("nms.distributed: stopped cleanly")
 
 
