@@ -179,3 +179,8 @@ async def save_states(
     async with session_scope(sessionmaker, write=True) as session:
         await _UPSERT.execute(session, rows)
         await session.commit()
+
+
+async def write_states(session: AsyncSession, states: Iterable[tuple[str, StoredState]]) -> None:
+    """``save_states`` in the caller's transaction (the caller commits)."""
+    await _UPSERT.execute(session, [_row(ntu_id, stored) for ntu_id, stored in states])
