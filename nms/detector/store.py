@@ -26,8 +26,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.core.upsert import RowUpsert
-from caseapi.database import session_scope
+from caseapi.database import RowUpsert, session_scope
 from nms.detector.availability import NtuState, Status
 from nms.detector.fusion import SnmpView
 from nms.detector.models import DetectorNtuState
