@@ -227,9 +227,24 @@ class IncidentService:
         if not updates:
             return
         async with session_scope(self._sessionmaker, write=True) as session:
-            await save_statuses(session, updates)
-            await recorder.record_statuses(session, updates)
+            await self.write_ntu_status(session, updates)
             await session.commit()
+
+    def writes_to(self, sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+        """Whether this service's database is ``sessionmaker``'s: a detector on the
+        same database may then write its statuses in its own transaction
+        (``write_ntu_status``)."""
+        return sessionmaker is self._sessionmaker
+
+    async def write_ntu_status(
+        self, session: AsyncSession, updates: Sequence[NtuStatusUpdate]
+    ) -> None:
+        """``report_ntu_status`` in the caller's transaction (on this service's
+        database; the caller commits)."""
+        if not updates:
+            return
+        await save_statuses(session, updates)
+        await recorder.record_statuses(session, updates)
 
     # -- rules ------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.incidents import IncidentSink
+from caseapi.incidents import IncidentService, IncidentSink
 from nms.app.process import FileWatch
 from nms.app.settings import Settings
 from nms.app.wiring import load_checked_organisation, load_settings_inventory
@@ -67,6 +67,13 @@ def build_detector(
         # An SNMP verdict on the WAN interface stays valid for about two polls.
         snmp_max_age=settings.probes.snmp.interval * 2.5,
         refresh=d.refresh,
+        # The case service on the detector's own database (``nms run`` and the
+        # distributed detector alike): a batch's states and statuses in one transaction.
+        statuses=(
+            sink.write_ntu_status
+            if isinstance(sink, IncidentService) and sink.writes_to(sessionmaker)
+            else None
+        ),
     )
 
 

@@ -233,18 +233,14 @@ def _check_stale(state: NtuState, now: datetime, rules: Rules) -> tuple[NtuState
 def _on_success(
     state: NtuState, at: datetime, now: datetime, rules: Rules
 ) -> tuple[NtuState, list[Action]]:
-    seen = {"last_observation_at": at, "last_success_at": at}
     if not state.case_open:
-        return _change(
-            state,
-            Status.UP,
-            at,
-            outage_start=None,
-            confirm_from=None,
-            first_good_at=None,
-            good_streak=0,
-            **seen,
+        # Built directly (``replace`` costs several times more): every success of an
+        # NTU that is up comes here.
+        since = state.since if state.status == Status.UP else at
+        return NtuState(
+            status=Status.UP, since=since, last_observation_at=at, last_success_at=at
         ), []
+    seen = {"last_observation_at": at, "last_success_at": at}
     streak = state.good_streak + 1
     first_good = state.first_good_at or at
     if streak >= rules.restore_after:

@@ -118,7 +118,8 @@ def on_ping(signals: Signals, result: PingResult, *, rules: Rules) -> Fused:
         if view.icmp_filtered:
             changed = False
             view = replace(view, icmp_filtered=False)
-        signals = replace(signals, view=view, icmp_fail_streak=0)
+        if view is not signals.view or signals.icmp_fail_streak:
+            signals = replace(signals, view=view, icmp_fail_streak=0)
     else:
         signals = replace(
             signals,
