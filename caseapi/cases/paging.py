@@ -99,7 +99,7 @@ async def page(
     fetch: ListRows[FiltersT, RowT],
     count: CountRows[FiltersT],
 ) -> Page[RowT]:
-    """Return one page of a listing, newest first, in one read transaction.
+    """Return one page of a listing, newest first, in one session of reads.
 
     Args:
         sessionmaker: Session factory of the case database.
@@ -123,7 +123,7 @@ async def page(
         if position["filters"] != fingerprint:
             raise CursorFiltersChangedError(cursor)
         before_id = position["id"]
-    async with session_scope(sessionmaker) as session:
+    async with session_scope(sessionmaker, reads=True) as session:
         # One extra row tells whether another page exists.
         items = await fetch(session, filters=filters, before_id=before_id, limit=limit + 1)
         total = await count(session, filters=filters)
