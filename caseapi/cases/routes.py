@@ -70,12 +70,14 @@ from caseapi.cases.schemas import (
     CaseUpdate,
     ClassificationRequest,
     CommitmentCreate,
+    CustomerCasesPage,
     EscalationPublic,
     EtrRequest,
     ForwardRequest,
     HandOffRequest,
     QueryTime,
     ReasonRequest,
+    StaffCasesPage,
     TransitionRequest,
 )
 from caseapi.cases.search import (
@@ -210,7 +212,7 @@ async def list_cases(
     q: Annotated[str | None, Query(max_length=MAX_SEARCH_LENGTH, description=_Q_HELP)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-) -> CasesPublic:
+) -> JSONResponse:
     """List cases, newest first; repeat a filter to match any of several values."""
     try:
         search = None if q is None else parse_search(q)
@@ -244,12 +246,21 @@ async def list_cases(
     page = await service.list_cases(
         filters=service.scope_filters(principal, filters), cursor=cursor, limit=limit
     )
-    data: list[CasePublic] | list[CaseCustomerView]
+    # The document's ``CasesPublic``, encoded once without its union (``StaffCasesPage``).
+    body: CustomerCasesPage | StaffCasesPage
     if principal.is_customer:
-        data = [CaseCustomerView.from_case(case) for case in page.items]
+        body = CustomerCasesPage(
+            data=[CaseCustomerView.from_case(case) for case in page.items],
+            count=page.count,
+            next_cursor=page.next_cursor,
+        )
     else:
-        data = [CasePublic.from_case(case) for case in page.items]
-    return CasesPublic(data=data, count=page.count, next_cursor=page.next_cursor)
+        body = StaffCasesPage(
+            data=[CasePublic.from_case(case) for case in page.items],
+            count=page.count,
+            next_cursor=page.next_cursor,
+        )
+    return model_response(body)
 
 
 @router.post(
