@@ -60,6 +60,28 @@ async def test_a_case_with_commitments_reads_them_and_nothing_else(
     assert "case_commitments" in selects[1], statements
 
 
+async def test_a_page_of_cases_and_its_count_are_one_statement(
+    database: Database, service: CaseService, clock: FakeClock, incidents: IncidentService
+) -> None:
+    # The count of all pages rides on the page's rows (a scalar subquery): one round
+    # trip; only a page without rows asks for the count on its own.
+    app: FastAPI = make_app(database, service, clock)
+    for ntu in ("ntu-1", "ntu-2", "ntu-3"):
+        await incidents.open_incident(incident(ntu))
+    key = await mint_key(app, role=Role.NOC)
+    async with client_for(app, key) as client:
+        assert (await client.get("/v1/cases")).status_code == 200
+        response, statements = await _get_counted(database, client, "/v1/cases?limit=2")
+        empty, empty_statements = await _get_counted(database, client, "/v1/cases?customer=nobody")
+    assert response.status_code == 200, response.text
+    assert (len(response.json()["data"]), response.json()["count"]) == (2, 3)
+    assert [s for s in statements if s.startswith("SELECT")] == [
+        "SELECT cases.id, cases.ref, cases.type,"
+    ]
+    assert empty.json() == {"data": [], "count": 0, "next_cursor": None}
+    assert len([s for s in empty_statements if s.startswith("SELECT")]) == 2, empty_statements
+
+
 async def _get_counted(
     database: Database, client: httpx.AsyncClient, url: str
 ) -> tuple[httpx.Response, list[str]]:
