@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -23,6 +24,11 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 UNKNOWN = "unknown"
 
 
+#: Addresses remembered parsed: every authenticated request asks for its client's.
+_PARSED_CACHE_SIZE = 4096
+
+
+@lru_cache(maxsize=_PARSED_CACHE_SIZE)
 def _parse(text: str) -> IPAddress | None:
     try:
         address = ipaddress.ip_address(text.strip())

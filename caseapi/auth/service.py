@@ -240,7 +240,7 @@ class ApiKeyService:
 
     async def _lookup(self, secret: str, digest: bytes) -> Principal:
         forgotten = self._forgotten
-        async with session_scope(self._sessionmaker) as session:
+        async with session_scope(self._sessionmaker, reads=True) as session:
             key = await repository.get_key_by_prefix(session, prefix=secret[:PREFIX_LENGTH])
         if key is None:
             raise AuthenticationError("unknown key")

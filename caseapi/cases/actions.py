@@ -131,7 +131,7 @@ class CaseActions:
         Raises:
             CaseNotFoundError: No such case, or another customer's.
         """
-        async with session_scope(self._sessionmaker) as session:
+        async with session_scope(self._sessionmaker, reads=True) as session:
             return await store.case_for(session, principal, ref)
 
     async def get_case_detail_for(self, principal: Principal, ref: str) -> CaseDetail:
@@ -142,7 +142,7 @@ class CaseActions:
         Raises:
             CaseNotFoundError: No such case, or another customer's.
         """
-        async with session_scope(self._sessionmaker) as session:
+        async with session_scope(self._sessionmaker, reads=True) as session:
             read = await repository.read_case_by_ref(session, ref=ref)
             if read is None:
                 raise CaseNotFoundError(ref)

@@ -479,6 +479,25 @@ async def list_cases(
     return cases
 
 
+async def list_cases_counted(
+    session: AsyncSession, *, filters: CaseFilters, before_id: int | None, limit: int
+) -> tuple[list[Case], int | None]:
+    """``list_cases`` and ``count_cases`` in one statement: the count rides on every
+    row as an uncorrelated scalar subquery (run once by either database). No row, no
+    count: ``None`` then (``count_cases`` tells).
+    """
+    dialect = session.get_bind().dialect.name
+    total = _filtered(_COUNT_CASES, filters, dialect=dialect).scalar_subquery().correlate(None)
+    stmt = _filtered(select(Case, total), filters, dialect=dialect)
+    if before_id is not None:
+        stmt = stmt.where(Case.id < before_id)
+    stmt = stmt.order_by(_NEWEST_FIRST).limit(bindparam("limit"))
+    rows = (await session.execute(stmt, {"limit": limit})).all()
+    cases = [row[0] for row in rows]
+    await with_previous_cases(session, cases)
+    return cases, (int(rows[0][1]) if rows else None)
+
+
 async def count_cases(session: AsyncSession, *, filters: CaseFilters) -> int:
     """Count all cases matching ``filters`` (every page, not one)."""
     dialect = session.get_bind().dialect.name

@@ -175,6 +175,7 @@ class CaseService(CaseActions, EtrActions):
             limit=limit,
             fetch=repository.list_cases,
             count=repository.count_cases,
+            fetch_counted=repository.list_cases_counted,
         )
 
     async def get_timeline(self, ref: str) -> list[CaseEvent]:

@@ -32,6 +32,18 @@ connection we create a missing file ourselves, mode 0600 whatever the umask; SQL
 gives its ``-wal``, ``-shm`` and ``-journal`` files the database file's mode. An
 existing file keeps its mode (its owner may have chosen it, e.g. for a backup
 group); if others can read or write it, a warning says so.
+
+PostgreSQL round trips: SQLAlchemy's ``pool_pre_ping`` pings every connection it
+hands out, and asyncpg's ping is three statements (``BEGIN``, ``;``, ``ROLLBACK``):
+more than the one read of a ``GET`` of a case. Only a connection idle in the pool for
+``PING_AFTER_IDLE`` seconds or more is pinged (as HikariCP's ``aliveBypassWindowMs``):
+a connection returned healthy a moment ago is used as it is; one that died since
+fails its statement, which SQLAlchemy answers by invalidating the pool (and the API
+with 503 ``Retry-After``). And a session of reads only (``session_scope(...,
+reads=True)``) runs in autocommit on PostgreSQL: no ``BEGIN`` / ``ROLLBACK`` around
+its statements. At READ COMMITTED (PostgreSQL's default, which we keep) every
+statement takes its own snapshot inside a transaction too, so reads lose nothing;
+on SQLite, where ``BEGIN`` gives a session one snapshot, such a session is unchanged.
 """
 
 from __future__ import annotations
@@ -43,8 +55,9 @@ import json
 import logging
 import os
 import stat
+import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -54,7 +67,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    InvalidatePoolError,
+    InvalidRequestError,
+    NoSuchModuleError,
+)
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -82,6 +100,11 @@ MAX_ID: Final = 2**31 - 1
 #: (see the module docstring), ignored by PostgreSQL. Use with
 #: ``await session.connection(execution_options=WRITE_TRANSACTION)`` first thing.
 WRITE_TRANSACTION: Final[Mapping[str, Any]] = {"sqlite_begin": "IMMEDIATE"}
+#: Execution options of a session of reads only on PostgreSQL (the module docstring).
+_AUTOCOMMIT: Final[Mapping[str, Any]] = {"isolation_level": "AUTOCOMMIT"}
+
+#: Seconds a pooled PostgreSQL connection may rest before it is pinged on checkout.
+PING_AFTER_IDLE: Final = 1.0
 
 #: Connections kept open per engine. SQLAlchemy's default (5, and 10 more that are
 #: closed as soon as they are returned) made an API under 32 concurrent requests open
@@ -115,6 +138,7 @@ def make_engine(
     connect_timeout: float = 5.0,
     busy_timeout: float = 5.0,
     echo: bool = False,
+    ping_after_idle: float = PING_AFTER_IDLE,
 ) -> AsyncEngine:
     """Create the async engine for ``url``.
 
@@ -123,12 +147,16 @@ def make_engine(
         connect_timeout: Seconds to wait for a PostgreSQL connection.
         busy_timeout: Seconds a SQLite writer waits for the write lock.
         echo: Log every statement (debugging).
+        ping_after_idle: Seconds a pooled PostgreSQL connection may rest before it
+            is pinged when handed out (0: every time, as ``pool_pre_ping``).
 
     Raises:
         DatabaseConfigError: The URL is malformed or names an unsupported driver.
     """
     if connect_timeout <= 0 or busy_timeout <= 0:
         raise ValueError("connect_timeout and busy_timeout must be positive")
+    if ping_after_idle < 0:
+        raise ValueError("ping_after_idle must not be negative")
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
@@ -142,16 +170,46 @@ def make_engine(
     try:
         if parsed.get_backend_name() == "sqlite":
             return _make_sqlite_engine(parsed, busy_timeout=busy_timeout, echo=echo)
-        return create_async_engine(
+        engine = create_async_engine(
             parsed,
             echo=echo,
-            pool_pre_ping=True,
             connect_args={"timeout": connect_timeout},
             pool_size=POSTGRES_POOL_SIZE,
             max_overflow=POSTGRES_MAX_OVERFLOW,
         )
     except (ArgumentError, NoSuchModuleError, InvalidRequestError) as exc:
         raise DatabaseConfigError(f"cannot use database URL: {exc}", url=url) from exc
+    ping_when_idle(engine, after=ping_after_idle)
+    return engine
+
+
+def ping_when_idle(
+    engine: AsyncEngine, *, after: float, monotonic: Callable[[], float] = time.monotonic
+) -> None:
+    """Ping a connection ``engine``'s pool hands out if it rested ``after`` seconds or
+    more since it was returned (or opened); a dead one is replaced, and the pool's older
+    connections with it, as ``pool_pre_ping`` does."""
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+    rested = "nms_rested_since"
+
+    def mark(_dbapi_connection: Any, record: Any) -> None:
+        record.info[rested] = monotonic()
+
+    def check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(rested)
+        if since is not None and monotonic() - since < after:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, None):
+                raise InvalidatePoolError() from exc
+            raise
+
+    event.listen(sync_engine, "connect", mark)
+    event.listen(sync_engine, "checkin", mark)
+    event.listen(sync_engine, "checkout", check)
 
 
 def _make_sqlite_engine(url: URL, *, busy_timeout: float, echo: bool) -> AsyncEngine:
@@ -343,7 +401,7 @@ def decode_cursor(cursor: str, *, keys: Mapping[str, type]) -> dict[str, Any]:
 
 @asynccontextmanager
 async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession], *, write: bool = False
+    sessionmaker: async_sessionmaker[AsyncSession], *, write: bool = False, reads: bool = False
 ) -> AsyncIterator[AsyncSession]:
     """Open a session and its connection at once; commit is the caller's job.
 
@@ -351,28 +409,39 @@ async def session_scope(
     ``DatabaseUnavailableError``, before any work starts. ``write=True`` begins
     with ``WRITE_TRANSACTION`` and, on SQLite, waits for its turn in the process's
     write queue first (see the module docstring). Leaving the block without a
-    commit rolls back.
+    commit rolls back. ``reads=True`` promises that the session only reads: on
+    PostgreSQL it then runs in autocommit (see the module docstring).
 
     Raises:
         DatabaseUnavailableError: No connection (or, on SQLite, no turn in the
             write queue within ``WRITE_QUEUE_TIMEOUT``, or no write lock within
             the busy timeout).
     """
+    if write and reads:
+        raise ValueError("a session writes or only reads, not both")
     async with AsyncExitStack() as stack:
         session = sessionmaker()
         bind = session.get_bind()
         engine = bind if isinstance(bind, Engine) else bind.engine
-        url = engine.url.render_as_string(hide_password=False)
-        if write and engine.dialect.name == "sqlite":
-            await stack.enter_async_context(_write_turn(engine, session, url=url))
+        sqlite = engine.dialect.name == "sqlite"
+        if write and sqlite:
+            await stack.enter_async_context(_write_turn(engine, session, url=_masked_url(engine)))
         # Entered after the turn: closing it (a rollback if uncommitted) ends the turn
         # at the latest.
         await stack.enter_async_context(session)
+        options = WRITE_TRANSACTION if write else _AUTOCOMMIT if reads and not sqlite else None
         try:
-            await session.connection(execution_options=WRITE_TRANSACTION if write else None)
+            await session.connection(execution_options=options)
         except Exception as exc:
-            raise DatabaseUnavailableError(f"cannot connect: {_describe(exc)}", url=url) from exc
+            raise DatabaseUnavailableError(
+                f"cannot connect: {_describe(exc)}", url=_masked_url(engine)
+            ) from exc
         yield session
+
+
+def _masked_url(engine: Engine) -> str:
+    # DatabaseConfigError / DatabaseUnavailableError mask the password themselves.
+    return engine.url.render_as_string(hide_password=False)
 
 
 @asynccontextmanager

@@ -31,7 +31,7 @@ SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessio
 
 async def get_session(sessionmaker: SessionmakerDep) -> AsyncIterator[AsyncSession]:
     """Yield a read session for one request (connected up front, so outages are 503)."""
-    async with session_scope(sessionmaker) as session:
+    async with session_scope(sessionmaker, reads=True) as session:
         yield session
 
 

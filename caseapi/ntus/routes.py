@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Final, Protocol
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caseapi.api.openapi import errors
+from caseapi.api.responses import model_response
 from caseapi.auth.deps import CurrentPrincipal
 from caseapi.auth.errors import CustomerMismatchError
 from caseapi.auth.tenancy import ensure_visible, own_customer
-from caseapi.core.database import decode_cursor, encode_cursor
+from caseapi.core.database import decode_cursor, encode_cursor, session_scope
 from caseapi.core.deps import SessionDep
 from caseapi.core.errors import NtuNotFoundError
 from caseapi.ntus import repository
@@ -29,22 +31,11 @@ router = APIRouter(prefix="/v1/ntus", tags=["ntus"])
 
 
 class OpenCaseLookup(Protocol):
-    """The reference of the newest open case on an NTU, if any (a cases query)."""
+    """The reference of the newest open case on an NTU, if any (a cases query):
+    ``app.state.open_case_lookup``, wired by ``create_app``. Injected rather than
+    imported so that this domain stays below ``cases``, which reads the NTUs."""
 
     async def __call__(self, session: AsyncSession, *, ntu_id: str) -> str | None: ...
-
-
-async def get_open_case_lookup(request: Request) -> OpenCaseLookup:
-    """``app.state.open_case_lookup``: the case side's query, wired by ``create_app``.
-
-    Injected rather than imported so that this domain stays below ``cases``, which
-    reads the NTUs.
-    """
-    lookup: OpenCaseLookup = request.app.state.open_case_lookup
-    return lookup
-
-
-OpenCaseLookupDep = Annotated[OpenCaseLookup, Depends(get_open_case_lookup)]
 
 
 @router.get("", responses=errors(CustomerMismatchError))
@@ -75,14 +66,20 @@ async def list_ntus(
     )
 
 
-@router.get("/{ntu_id}/status")
+@router.get("/{ntu_id}/status", response_model=NtuStatusPublic)
 async def get_ntu_status(
-    ntu_id: str, principal: CurrentPrincipal, session: SessionDep, open_case: OpenCaseLookupDep
-) -> NtuStatusPublic:
+    ntu_id: str, principal: CurrentPrincipal, request: Request
+) -> JSONResponse:
     """Get the current status of one NTU and its open case, if any."""
-    row = await repository.get_ntu(session, ntu_id=ntu_id)
-    if row is None:
-        raise NtuNotFoundError(ntu_id)
-    ensure_visible(principal, row.ntu.customer_id, NtuNotFoundError(ntu_id))
-    case_ref = await open_case(session, ntu_id=ntu_id)
-    return NtuStatusPublic.from_row(row, case_ref=case_ref)
+    # The session and the case lookup come from the app's state, not from dependencies
+    # of their own (a hot read: FastAPI's cost per dependency, as ``get_principal``),
+    # and the answer is encoded once (``model_response``).
+    state = request.app.state
+    open_case: OpenCaseLookup = state.open_case_lookup
+    async with session_scope(state.sessionmaker, reads=True) as session:
+        row = await repository.get_ntu(session, ntu_id=ntu_id)
+        if row is None:
+            raise NtuNotFoundError(ntu_id)
+        ensure_visible(principal, row.ntu.customer_id, NtuNotFoundError(ntu_id))
+        case_ref = await open_case(session, ntu_id=ntu_id)
+    return model_response(NtuStatusPublic.from_row(row, case_ref=case_ref))
