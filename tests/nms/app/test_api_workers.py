@@ -4,7 +4,6 @@ SIGTERM stops everything with exit 0, and ``kill -9`` of the parent leaves no wo
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import os
 import re
@@ -19,31 +18,18 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from caseapi.database import make_engine
 from nms.app import api_workers
 from nms.app.api_workers import CrashGuard, WorkerPool, describe_exit
 from nms.app.settings import Settings
 from nms.errors import ApiWorkersError
 from nms.lab.procs import kill_process, stop_process
 from tests.conftest import require
+from tests.distributed.cluster import create_database, drop_database
 from tests.nms.nms_process import free_port, wait_for
 
-PG_URL = os.environ.get("NMS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 BAD_KEY = {"Authorization": "Bearer nms_" + "x" * 43}
 SERVING = re.compile(r"\[worker (\d+)\] nms\.distributed: worker \d+ \(pid (\d+)\) serving")
-
-
-async def _admin(statement: str) -> None:
-    engine = make_engine(PG_URL)
-    try:
-        async with engine.connect() as conn:
-            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
@@ -51,12 +37,11 @@ def database() -> Iterator[str]:
     """A new, empty PostgreSQL database (``nms api`` migrates it)."""
     name = f"nms_api_workers_{os.getpid()}"
     try:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        url = create_database(name)
     except (OSError, Exception) as exc:
         require(False, f"PostgreSQL unavailable: {exc}")
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield url
+    drop_database(name)
 
 
 @dataclass
