@@ -53,8 +53,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -299,6 +300,8 @@ class Result:
     errors: int = 0
     #: PostgreSQL's CPU (all its processes) per request over the window.
     pg_cpu_ms: float = float("nan")
+    #: What the errors were (the fixed-rate client's), printed under the table.
+    failures: str = ""
 
 
 _UNITS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -371,9 +374,32 @@ async def _answer(reader: asyncio.StreamReader) -> int:
     return status
 
 
+@dataclass
+class Failures:
+    """The fixed-rate client's failed requests, by kind, and when they were due."""
+
+    kinds: Counter[str] = field(default_factory=Counter)
+    due_s: list[float] = field(default_factory=list)
+    """Seconds from the run's start at which each failed request was due."""
+
+    def add(self, kind: str, due_s: float) -> None:
+        self.kinds[kind] += 1
+        self.due_s.append(due_s)
+
+    def __len__(self) -> int:
+        return len(self.due_s)
+
+    def describe(self) -> str:
+        """``412 all 128 connections busy, 3 timeout (due at 0.4-12.9 s)``."""
+        if not self.due_s:
+            return "none"
+        kinds = ", ".join(f"{n} {kind}" for kind, n in self.kinds.most_common())
+        return f"{kinds} (due at {min(self.due_s):.1f}-{max(self.due_s):.1f} s)"
+
+
 async def open_loop(
     host: str, port: int, path: str, *, key: str, rate: float, duration: float
-) -> tuple[list[float], int, float]:
+) -> tuple[list[float], Failures, float]:
     """Send ``rate`` requests a second for ``duration`` s, each on time whatever the
     answers do; return the latencies (from each request's scheduled start), the
     failures and the seconds until the last answer.
@@ -389,39 +415,54 @@ async def open_loop(
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     opened: list[asyncio.StreamWriter] = []
     latencies: list[float] = []
-    failures = 0
+    failures = Failures()
     begin = loop.time() + 0.2
 
-    async def one(i: int) -> None:
-        nonlocal failures
-        due = begin + i / rate
-        await asyncio.sleep(max(0.0, due - loop.time()))
+    async def one(due: float) -> None:
         writer: asyncio.StreamWriter | None = None
         try:
-            if idle:
-                reader, writer = idle.pop()
-            elif len(opened) >= MAX_CONNECTIONS:
-                failures += 1
-                return
-            else:
-                reader, writer = await asyncio.open_connection(host, port)
-                opened.append(writer)
-            writer.write(request)
             async with asyncio.timeout(30):
-                status = await _answer(reader)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError):
-            failures += 1
+                if idle:
+                    reader, writer = idle.pop()
+                    try:
+                        writer.write(request)
+                        status = await _answer(reader)
+                    except (ConnectionError, asyncio.IncompleteReadError):
+                        # The server closed it while it was idle (uvicorn's keep-alive
+                        # timeout): send again on a new one, as HTTP clients' pools do.
+                        opened.remove(writer)
+                        writer.close()
+                        writer = None
+                if writer is None:
+                    if len(opened) >= MAX_CONNECTIONS:
+                        failures.add(f"all {MAX_CONNECTIONS} connections busy", due - begin)
+                        return
+                    reader, writer = await asyncio.open_connection(host, port)
+                    opened.append(writer)
+                    writer.write(request)
+                    status = await _answer(reader)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as error:
+            failures.add(type(error).__name__, due - begin)
             if writer is not None:
                 opened.remove(writer)
                 writer.close()
             return
         if status != 200:
-            failures += 1
+            failures.add(f"HTTP {status}", due - begin)
         else:
             latencies.append(loop.time() - due)
         idle.append((reader, writer))
 
-    await asyncio.gather(*(one(i) for i in range(int(rate * duration))))
+    # One task a request, started when it is due (not thousands of sleeping tasks up
+    # front, whose timers and garbage collection would delay the client itself).
+    requests: set[asyncio.Task[None]] = set()
+    for i in range(int(rate * duration)):
+        due = begin + i / rate
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        task = asyncio.create_task(one(due))
+        requests.add(task)
+        task.add_done_callback(requests.discard)
+    await asyncio.gather(*requests)
     elapsed = loop.time() - begin
     for writer in opened:
         writer.close()
@@ -461,8 +502,9 @@ def run_fixed(
         p50_ms=statistics.median(ordered) * 1000,
         p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
         cpu_ms=cpu / max(len(latencies), 1) * 1000,
-        errors=failures,
+        errors=len(failures),
         pg_cpu_ms=pg / max(len(latencies), 1) * 1000,
+        failures=failures.describe(),
     )
 
 
@@ -478,6 +520,9 @@ def print_results(title: str, results: list[Result], floor: Result | None) -> No
             f"  {result.label:44} {result.rate:8.0f} {result.p50_ms:8.1f} {result.p99_ms:8.1f}"
             f" {result.cpu_ms:11.2f} {net} {result.errors:7d} {result.pg_cpu_ms:10.2f}"
         )
+    for result in results:
+        if result.failures:
+            print(f"  errors of {result.label}: {result.failures}")
     if floor is None:
         return
     ours = results[0]
