@@ -20,23 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import ipaddress
 import random
-import resource
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from caseapi.database import make_engine, make_sessionmaker, migrate
+from bench.detector import cpu, fleet, fleet_database
 from caseapi.incidents import IncidentService
 from nms.app.detector_service import build_detector
+from nms.app.loop import tune_collector
 from nms.app.settings import Settings
 from nms.bus.batch import PingBatch, SnmpBatch
 from nms.clock import FakeClock
-from nms.detector.migrate import migrate_detector_state
-from nms.inventory.loader import parse_inventory
-from nms.inventory.sync import sync_inventory
 from probes.observation import PingResult, SnmpResult
 
 _ICMP_INTERVAL = 30
@@ -44,25 +39,11 @@ _SNMP_INTERVAL = 60
 _BATCH = 256
 
 
-def cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def main(ntus: int, minutes: int, measure: int, profile: Path | None) -> None:
-    lines = ["customers: [{id: c, name: C}]", "ntus:"]
-    for i in range(ntus):
-        address = ipaddress.ip_address(0x0A000000 + i)  # documentation only: never sent
-        lines.append(f'  - {{id: n{i}, customer: c, address: "{address}"}}')
-    inventory = parse_inventory("\n".join(lines), source="bench", fmt="yaml")
+    inventory = fleet(ntus)
     specs = inventory.ntus
     rng = random.Random(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
-        await migrate(engine)
-        await migrate_detector_state(engine)
-        sessionmaker = make_sessionmaker(engine)
-        await sync_inventory(sessionmaker, inventory)
+    async with fleet_database(inventory) as (_, sessionmaker):
         clock = FakeClock()
         # As ``nms run`` builds it (its default settings: refresh 1m, stale_after 2m).
         detector = build_detector(
@@ -156,7 +137,6 @@ async def main(ntus: int, minutes: int, measure: int, profile: Path | None) -> N
             profiler.disable()
             profiler.dump_stats(profile)
         counts = detector.counts()
-        await engine.dispose()
     share = measured_cpu / (measure * 60)
     print(
         f"\n{ntus} NTUs, last {measure} of {minutes} simulated minutes: "
@@ -173,4 +153,5 @@ if __name__ == "__main__":
     parser.add_argument("--measure", type=int, default=5, help="timed minutes at the end")
     parser.add_argument("--profile", type=Path, default=None, help="cProfile output file")
     args = parser.parse_args()
+    tune_collector(Settings().runtime.gc_threshold)  # as the nms processes run
     asyncio.run(main(args.ntus, args.minutes, min(args.measure, args.minutes), args.profile))
