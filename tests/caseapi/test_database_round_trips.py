@@ -9,6 +9,7 @@ pool's ping: ``BEGIN``, ``;``, ``ROLLBACK``; then ``BEGIN``, the ``SELECT``,
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,21 @@ def _count_pings(engine: AsyncEngine) -> list[int]:
 
     dialect.do_ping = counted  # type: ignore[method-assign]
     return pings
+
+
+@pytest.fixture
+async def own_engine(database: Database) -> AsyncIterator[Callable[..., AsyncEngine]]:
+    """Makes engines of their own on ``database`` (``make_engine``'s options), with
+    a pool the test may reshape; disposed of after the test."""
+    engines: list[AsyncEngine] = []
+
+    def make(**options: Any) -> AsyncEngine:
+        engines.append(make_engine(database.url, **options))
+        return engines[-1]
+
+    yield make
+    for engine in engines:
+        await engine.dispose()
 
 
 #: The ``database`` fixture on one backend only.
@@ -68,18 +84,15 @@ async def test_other_sessions_keep_their_transaction(database: Database) -> None
 
 @on_postgres
 async def test_a_session_of_reads_leaves_the_pooled_connection_transactional(
-    database: Database,
+    own_engine: Callable[..., AsyncEngine],
 ) -> None:
     # The autocommit of a session of reads ends with it: the connection it returns to
     # the pool (the pool has one here) begins transactions again for the next session.
-    engine = make_engine(database.url)
+    engine = own_engine()
     engine.sync_engine.pool._pool.maxsize = 1  # type: ignore[attr-defined]
-    try:
-        await _now_twice(engine, reads=True)
-        one, two = await _now_twice(engine, reads=False)
-        assert one == two
-    finally:
-        await engine.dispose()
+    await _now_twice(engine, reads=True)
+    one, two = await _now_twice(engine, reads=False)
+    assert one == two
 
 
 @on_sqlite
@@ -105,53 +118,49 @@ async def test_a_session_cannot_both_write_and_only_read(database: Database) -> 
 
 
 @on_postgres
-async def test_a_connection_returned_a_moment_ago_is_not_pinged(database: Database) -> None:
-    engine = make_engine(database.url, ping_after_idle=60)
+async def test_a_connection_returned_a_moment_ago_is_not_pinged(
+    own_engine: Callable[..., AsyncEngine],
+) -> None:
+    engine = own_engine(ping_after_idle=60)
     pings = _count_pings(engine)
-    try:
-        for _ in range(3):
-            async with session_scope(make_sessionmaker(engine), reads=True) as session:
-                await session.execute(text("SELECT 1"))
-        assert pings == []
-    finally:
-        await engine.dispose()
+    for _ in range(3):
+        async with session_scope(make_sessionmaker(engine), reads=True) as session:
+            await session.execute(text("SELECT 1"))
+    assert pings == []
 
 
 @on_postgres
-async def test_a_connection_that_rested_is_pinged(database: Database) -> None:
-    engine = make_engine(database.url, ping_after_idle=0.05)
+async def test_a_connection_that_rested_is_pinged(
+    own_engine: Callable[..., AsyncEngine],
+) -> None:
+    engine = own_engine(ping_after_idle=0.05)
     pings = _count_pings(engine)
     sessionmaker = make_sessionmaker(engine)
-    try:
-        async with session_scope(sessionmaker) as session:
-            await session.execute(text("SELECT 1"))
-        assert pings == []  # a new connection needs none
-        await asyncio.sleep(0.1)
-        async with session_scope(sessionmaker) as session:
-            await session.execute(text("SELECT 1"))
-        assert pings == [1]
-    finally:
-        await engine.dispose()
+    async with session_scope(sessionmaker) as session:
+        await session.execute(text("SELECT 1"))
+    assert pings == []  # a new connection needs none
+    await asyncio.sleep(0.1)
+    async with session_scope(sessionmaker) as session:
+        await session.execute(text("SELECT 1"))
+    assert pings == [1]
 
 
 @on_postgres
-async def test_a_connection_that_died_while_resting_is_replaced(database: Database) -> None:
+async def test_a_connection_that_died_while_resting_is_replaced(
+    database: Database, own_engine: Callable[..., AsyncEngine]
+) -> None:
     # As pool_pre_ping: a backend gone while the connection rested in the pool costs
     # the next session nothing but a new connection.
-    engine = make_engine(database.url, ping_after_idle=0.05)
-    sessionmaker = make_sessionmaker(engine)
-    try:
-        async with session_scope(sessionmaker) as session:
-            pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        async with database.engine.connect() as admin:
-            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            await admin.commit()
-        await asyncio.sleep(0.1)
-        async with session_scope(sessionmaker, reads=True) as session:
-            again = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        assert again != pid
-    finally:
-        await engine.dispose()
+    sessionmaker = make_sessionmaker(own_engine(ping_after_idle=0.05))
+    async with session_scope(sessionmaker) as session:
+        pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    async with database.engine.connect() as admin:
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await admin.commit()
+    await asyncio.sleep(0.1)
+    async with session_scope(sessionmaker, reads=True) as session:
+        again = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    assert again != pid
 
 
 def test_ping_after_idle_must_not_be_negative() -> None:
