@@ -293,6 +293,7 @@ def worker_main() -> int:
     if spec is None:
         return 1  # the parent went away before it said what to do
     setup_logging(spec.settings.log.level, tag=f"worker {spec.number}")
+    loop.tune_collector(spec.settings.runtime.gc_threshold)
     listener = socket.socket(fileno=spec.listen_fd)
     # The parent created the default key file if due, and said so: open, create nothing.
     box = settings_box(spec.settings)

@@ -246,10 +246,11 @@ def _print_problems(title: str, problems: Sequence[str]) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     # The web stack is imported here, not at the top: keep --help fast.
-    from nms.app.loop import run
+    from nms.app.loop import run, tune_collector
 
     settings = _settings_for_run(args)
     setup_logging(settings.log.level)
+    tune_collector(settings.runtime.gc_threshold)
     clock = SystemClock()
     event_loop = settings.runtime.event_loop
     try:

@@ -73,6 +73,12 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
     inventory = load_checked_inventory(settings, required=False, cache=cache)
     organisation = load_checked_organisation(settings)
     box = secret_box(settings)
+    if settings.api.workers > 1:
+        log.warning(
+            "api.workers is %d, but nms run serves the API from its own process: "
+            "api.workers is for nms api (beside nms probe and nms detector, see Scale out)",
+            settings.api.workers,
+        )
     listener = listen_socket(settings.api.listen)
     engine = make_engine(settings.database.url)
     try:

@@ -7,11 +7,15 @@ callbacks, uvicorn's sockets) costs less CPU in libuv than in the standard loop.
 back to the standard library's loop, should uvloop ever misbehave somewhere.
 
 The loop in use is logged once, from inside it, when the process starts.
+
+``tune_collector`` sets the garbage collector's young threshold
+(``runtime.gc_threshold``) for the same processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import Callable, Coroutine
@@ -57,3 +61,12 @@ def run(main: Coroutine[Any, Any, T], *, event_loop: EventLoop) -> T:
 async def _announced(main: Coroutine[Any, Any, T]) -> T:
     log.info("event loop: %s", loop_name(asyncio.get_running_loop()))
     return await main
+
+
+def tune_collector(threshold: int) -> None:
+    """Collect the youngest generation every ``threshold`` net new objects (the older
+    generations' factors stay Python's): for a long-running process, whose objects
+    are mostly long-lived and replaced as they change, not cyclic garbage."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(threshold, older, oldest)
+    log.info("garbage collector: the youngest objects every %d new ones", threshold)

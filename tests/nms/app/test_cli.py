@@ -373,9 +373,20 @@ def test_nms_run_makes_a_private_database_and_side_files(tmp_path: Path, umask: 
     inventory.write_text(GOOD)
     db = tmp_path / "nms.db"
     process = NmsProcess(workdir=tmp_path, inventory=inventory, database=db, umask=umask)
-    # On the way back to the standard loop (runtime.event_loop), which must work as well.
-    with running(process, NMS_RUNTIME__EVENT_LOOP="asyncio"):
+    # On the way back to the standard loop (runtime.event_loop), which must work as well;
+    # with the collector's threshold of the settings (runtime.gc_threshold), and told
+    # that api.workers is not for nms run.
+    settings = {
+        "NMS_RUNTIME__EVENT_LOOP": "asyncio",
+        "NMS_RUNTIME__GC_THRESHOLD": "5000",
+        "NMS_API__WORKERS": "2",
+    }
+    with running(process, **settings):
         assert "event loop: asyncio" in process.log()
+        assert "garbage collector: the youngest objects every 5000 new ones" in process.log()
+        assert "api.workers is 2, but nms run serves the API from its own process" in (
+            process.log()
+        )
         # Running, it has migrated and synced the inventory: written, WAL open.
         names = {"nms.db", "nms.db-wal", "nms.db-shm"}
         wait_for("the WAL files", lambda: names <= set(modes(tmp_path, "nms.db")), timeout=10)

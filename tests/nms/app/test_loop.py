@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import uvloop
 from pydantic import ValidationError
 
-from nms.app.loop import environment_loop, loop_name, run
+from nms.app.loop import environment_loop, loop_name, run, tune_collector
 from nms.app.settings import load_settings
 from nms.errors import ConfigError
 
@@ -74,3 +76,29 @@ def test_the_benchmarks_follow_the_environment(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("NMS_RUNTIME__EVENT_LOOP", "trio")
     with pytest.raises(ValidationError, match="Input should be 'uvloop' or 'asyncio'"):
         environment_loop()
+
+
+@pytest.fixture
+def collector_thresholds() -> Iterator[None]:
+    """Puts the test process's garbage collector thresholds back afterwards."""
+    before = gc.get_threshold()
+    yield
+    gc.set_threshold(*before)
+
+
+def test_the_collector_passes_over_young_objects_less_often(collector_thresholds: None):
+    assert load_settings(None).runtime.gc_threshold == 10_000
+    gc.set_threshold(700, 11, 12)
+    tune_collector(10_000)
+    assert gc.get_threshold() == (10_000, 11, 12)  # the older generations' as they were
+
+
+@pytest.mark.parametrize("value", ["50", "lots"])
+def test_a_bad_collector_threshold_is_refused_naming_the_key(
+    value: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("NMS_RUNTIME__GC_THRESHOLD", value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None)
+    (problem,) = raised.value.problems
+    assert problem.startswith("environment NMS_RUNTIME__GC_THRESHOLD: runtime.gc_threshold: ")
