@@ -44,6 +44,7 @@ from nms.app.wiring import (
 )
 from nms.clock import Clock
 from nms.noc.api_metrics import RateLimitCollector, SharedStats
+from nms.noc.gc_metrics import register_gc_metrics
 from nms.noc.metrics import metrics_router
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ async def serve_api(
     services = build_case_services(settings, sessionmaker, clock)
     limiter = build_rate_limiter(settings.api)
     registry = CollectorRegistry()
+    register_gc_metrics(registry)
     shared = (
         None
         if worker is None

@@ -55,6 +55,7 @@ from nms.noc.api_metrics import RateLimitCollector
 from nms.noc.case_metrics import CaseStatsCollector
 from nms.noc.case_stats import CaseStats
 from nms.noc.exposition import CONTENT_TYPE, render_async
+from nms.noc.gc_metrics import register_gc_metrics
 from nms.noc.ntu_metrics import (
     SCRAPE_PER_NTU,
     NmsCollector,
@@ -124,6 +125,7 @@ def build_metrics(
     """A fresh registry with both collectors (SNMP counters: ``collector.attach_snmp``),
     and the API's rate limit counters when given ``rate_limits``."""
     registry = CollectorRegistry()
+    register_gc_metrics(registry)
     if rate_limits is not None:
         registry.register(RateLimitCollector(rate_limits))
     collector = NmsCollector(

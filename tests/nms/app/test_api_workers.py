@@ -157,6 +157,7 @@ def _rate_limited(api: Api) -> float:
     finally:
         conn.close()
     families = {f.name: f for f in text_string_to_metric_families(page)}
+    assert "nms_gc_seconds" in families  # each process's own collections (gc_metrics)
     return sum(s.value for s in families["nms_api_rate_limited"].samples)
 
 

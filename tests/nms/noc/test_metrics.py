@@ -278,6 +278,8 @@ async def test_metrics_route_refreshes_then_renders(world: World):
     assert 'nms_ntus{state="unknown"} 3.0' in page
     assert "nms_case_stats_age_seconds 0.0" in page
     assert 'nms_probe_cycles_total{probe="snmp"} 4.0' in page
+    # The process's own garbage collections (nms.noc.gc_metrics), on every registry.
+    assert 'nms_gc_seconds_total{generation="2"}' in page
 
 
 def test_case_stats_rejects_bad_settings():
