@@ -39,10 +39,6 @@ class GcTimer:
         if self._on_collection not in gc.callbacks:
             gc.callbacks.append(self._on_collection)
 
-    def uninstall(self) -> None:
-        if self._on_collection in gc.callbacks:
-            gc.callbacks.remove(self._on_collection)
-
     def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = self._timer()
