@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseapi.database import make_engine, make_sessionmaker, migrate
 from caseapi.incidents import IncidentService
@@ -54,9 +54,7 @@ def fleet(ntus: int) -> Inventory:
 
 
 @asynccontextmanager
-async def fleet_database(
-    inventory: Inventory,
-) -> AsyncIterator[tuple[AsyncEngine, async_sessionmaker[AsyncSession]]]:
+async def fleet_database(inventory: Inventory) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A new SQLite file with the schema, the detector's tables and ``inventory``, as
     ``nms run`` has them; removed on exit."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,14 +64,14 @@ async def fleet_database(
             await migrate_detector_state(engine)
             sessionmaker = make_sessionmaker(engine)
             await sync_inventory(sessionmaker, inventory)
-            yield engine, sessionmaker
+            yield sessionmaker
         finally:
             await engine.dispose()
 
 
 async def main(ntus: int, cycles: int) -> None:
     inventory = fleet(ntus)
-    async with fleet_database(inventory) as (_, sessionmaker):
+    async with fleet_database(inventory) as sessionmaker:
         clock = FakeClock()
         detector = Detector(
             rules=Rules(

@@ -43,7 +43,7 @@ async def main(ntus: int, minutes: int, measure: int, profile: Path | None) -> N
     inventory = fleet(ntus)
     specs = inventory.ntus
     rng = random.Random(1)
-    async with fleet_database(inventory) as (_, sessionmaker):
+    async with fleet_database(inventory) as sessionmaker:
         clock = FakeClock()
         # As ``nms run`` builds it (its default settings: refresh 1m, stale_after 2m).
         detector = build_detector(
