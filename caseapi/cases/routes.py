@@ -250,17 +250,9 @@ async def list_cases(
     # The document's ``CasesPublic``, encoded once without its union (``StaffCasesPage``).
     body: CustomerCasesPage | StaffCasesPage
     if principal.is_customer:
-        body = CustomerCasesPage(
-            data=[CaseCustomerView.from_case(case) for case in page.items],
-            count=page.count,
-            next_cursor=page.next_cursor,
-        )
+        body = CustomerCasesPage.of(page.items, count=page.count, next_cursor=page.next_cursor)
     else:
-        body = StaffCasesPage(
-            data=[CasePublic.from_case(case) for case in page.items],
-            count=page.count,
-            next_cursor=page.next_cursor,
-        )
+        body = StaffCasesPage.of(page.items, count=page.count, next_cursor=page.next_cursor)
     return model_response(body)
 
 
