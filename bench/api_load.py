@@ -3,11 +3,14 @@
     python bench/api_load.py [--ntus 10000] [--cases 10000] [--duration 10]
                              [--connections 32] [--rate 500] [--hold S] [--pg-admin-url URL]
                              [--only sqlite|postgres] [--workers N[,N...]]
+                             [--run-api-workers N]
 
 SQLite: writes an inventory of ``--ntus`` loopback NTUs (``bench/inventory_file.py``),
 starts ``nms run`` on it (probes on: every NTU pinged as configured by default), waits
 for the inventory to reach the database, then adds ``--cases`` cases (a fifth open,
-deadlines days away so the ticker stays quiet) and an engineer's API key.
+deadlines days away so the ticker stays quiet) and an engineer's API key;
+``--run-api-workers N`` has ``nms run`` serve its API from N worker processes
+(``api.workers``).
 PostgreSQL: a database of its own (``nms_bench_api``, dropped at the end) filled like
 ``bench/console_pages.py`` fills one, served by ``nms api`` with ``--workers N``
 processes (``api.workers``; ``--workers 1,2`` measures each count in turn on the
@@ -613,12 +616,14 @@ def bench_sqlite(args: argparse.Namespace, folder: Path) -> None:
             f"--inventory={inventory}",
             f"--listen=127.0.0.1:{port}",
             f"--database={url}",
+            f"--api-workers={args.run_api_workers}",
         ],
         log=folder / "nms-run.log",
     )
     floor: subprocess.Popen[bytes] | None = None
     try:
         asyncio.run(wait_for(f"http://127.0.0.1:{port}/healthz", within=300))
+        wait_serving(folder / "nms-run.log", args.run_api_workers, within=120)
         key = asyncio.run(make_key(url))
         ntu = f"ntu-{args.ntus // 2:06d}"
         headers = {"Authorization": f"Bearer {key}"}
@@ -632,8 +637,9 @@ def bench_sqlite(args: argparse.Namespace, folder: Path) -> None:
         # A whole ICMP interval (30 s by default): a sweep of every NTU falls in it.
         idle = idle_cpu(server.pid, 30)
         print(f"nms run idle: {idle * 100:.1f} % of one core")
+        workers = "" if args.run_api_workers == 1 else f", {args.run_api_workers} API workers"
         measure(
-            f"nms run, SQLite, {args.ntus} NTUs, {args.cases} cases",
+            f"nms run{workers}, SQLite, {args.ntus} NTUs, {args.cases} cases",
             server=server,
             port=port,
             floor=floor,
@@ -653,7 +659,8 @@ def bench_sqlite(args: argparse.Namespace, folder: Path) -> None:
 
 
 def wait_serving(log: Path, workers: int, *, within: float) -> None:
-    """Until every worker of an ``nms api --workers N`` logged that it serves."""
+    """Until every worker of an ``nms api --workers N`` (or an ``nms run``'s) logged
+    that it serves."""
     if workers == 1:
         return
     deadline = time.monotonic() + within
@@ -748,6 +755,13 @@ def main() -> None:
         default=[1],
         metavar="N[,N...]",
         help="nms api's worker processes (api.workers); a list measures each in turn",
+    )
+    parser.add_argument(
+        "--run-api-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="nms run's API worker processes (api.workers; 1: nms run serves the API itself)",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:

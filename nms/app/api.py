@@ -44,8 +44,9 @@ from nms.app.wiring import (
 )
 from nms.clock import Clock
 from nms.noc.api_metrics import RateLimitCollector, SharedStats
-from nms.noc.gc_metrics import register_gc_metrics
-from nms.noc.metrics import metrics_router
+from nms.noc.board_shards import LOCAL_SHARD_FILE, PublishedShard
+from nms.noc.metrics import metrics_router, proxied_metrics_router
+from nms.noc.process_metrics import register_process_metrics
 
 if TYPE_CHECKING:
     from nms.app.api_workers import WorkerSpec
@@ -77,20 +78,22 @@ async def serve_api(
     """Serve the case API on ``listener`` until SIGTERM / SIGINT (closes it).
 
     Alone (``worker`` None) it also migrates the database in the background; a
-    worker leaves that to its parent, publishes its rate limit counters for the
-    others' scrapes and stops when its parent goes (the pipe on its stdin closes).
+    worker leaves that to its parent, publishes its counters (rate limits, CPU,
+    memory, collections) for the others' scrapes and stops when its parent goes (the
+    pipe on its stdin closes).
     """
     engine = make_engine(settings.database.url)
     sessionmaker = make_sessionmaker(engine)
     services = build_case_services(settings, sessionmaker, clock)
     limiter = build_rate_limiter(settings.api)
-    registry = CollectorRegistry()
-    register_gc_metrics(registry)
     shared = (
         None
         if worker is None
         else SharedStats(worker.metrics_dir, f"worker-{os.getpid()}", limiter.stats)
     )
+    registry = CollectorRegistry()
+    # A scrape lands on any worker: the workers' sums, never one process's figures.
+    register_process_metrics(registry, None if shared is None else shared.process_total)
     registry.register(RateLimitCollector(limiter.stats if shared is None else shared.total))
     app = build_api(
         sessionmaker,
@@ -101,7 +104,19 @@ async def serve_api(
         notifications=settings.notifications,
         secrets=box,
         rate_limiter=limiter,
-        extra_routers=(metrics_router(registry),),
+        extra_routers=(
+            metrics_router(registry)
+            if worker is None or worker.metrics_from is None
+            else proxied_metrics_router(worker.metrics_from),
+        ),
+        # A worker of nms run shows nms run's probing on the NOC board, as nms run does.
+        probe_shards=None
+        if worker is None or worker.metrics_from is None
+        else PublishedShard(
+            worker.metrics_dir / LOCAL_SHARD_FILE,
+            clock=clock,
+            stale_after=settings.detector.stale_after,
+        ),
         board=settings.board,
     )
 
@@ -160,7 +175,7 @@ async def serve_api(
     log.info("stopped cleanly")
 
 
-#: Seconds between a worker's publications of its rate limit counters.
+#: Seconds between a worker's publications of its counters (``SharedStats``).
 PUBLISH_INTERVAL = 1.0
 
 #: A worker's stdin: a pipe from its parent, closed when the parent ends.

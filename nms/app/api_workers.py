@@ -71,6 +71,9 @@ class WorkerSpec:
     number: int
     listen_fd: int
     metrics_dir: Path
+    #: ``nms run``'s metrics (a Unix socket): a worker of ``nms run`` answers /metrics
+    #: with that page (probes, detector, cases; the workers' sums among them).
+    metrics_from: Path | None = None
 
 
 class CrashGuard:
@@ -130,10 +133,18 @@ def read_spec(fd: int) -> WorkerSpec | None:
 class WorkerPool:
     """Starts, watches, restarts and stops the worker processes."""
 
-    def __init__(self, settings: Settings, listener: socket.socket, metrics_dir: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        listener: socket.socket,
+        metrics_dir: Path,
+        *,
+        metrics_from: Path | None = None,
+    ) -> None:
         self._settings = settings
         self._listener = listener
         self._metrics_dir = metrics_dir
+        self._metrics_from = metrics_from
         self._guard = CrashGuard(RESTART_LIMIT, RESTART_WINDOW)
         self._running: dict[int, asyncio.subprocess.Process] = {}
         self._stopping = False
@@ -152,7 +163,8 @@ class WorkerPool:
         )
         self._running[number] = proc
         assert proc.stdin is not None
-        proc.stdin.write(encode_spec(WorkerSpec(self._settings, number, fd, self._metrics_dir)))
+        spec = WorkerSpec(self._settings, number, fd, self._metrics_dir, self._metrics_from)
+        proc.stdin.write(encode_spec(spec))
         await proc.stdin.drain()
         log.info("API worker %d started (pid %d)", number, proc.pid)
         return proc
@@ -234,13 +246,7 @@ async def supervise(settings: Settings) -> None:
     """
     box = secret_box(settings)  # creates the default key file, once, before the workers
     listener = listen_socket(settings.api.listen)
-    if settings.api.rate_limits.storage_url.startswith("memory:"):
-        log.warning(
-            "api.workers is %d without api.rate_limits.storage_url: each worker keeps "
-            "its own rate limits, so a client may get up to %d times each limit",
-            settings.api.workers,
-            settings.api.workers,
-        )
+    warn_per_worker_limits(settings)
     metrics_dir = Path(tempfile.mkdtemp(prefix="nms-api-metrics-"))
     pool = WorkerPool(settings, listener, metrics_dir)
     stop = stop_event()
@@ -270,6 +276,17 @@ async def supervise(settings: Settings) -> None:
     if problems:
         raise ApiWorkersError(problems)
     log.info("stopped cleanly")
+
+
+def warn_per_worker_limits(settings: Settings) -> None:
+    """Say so when each worker will keep its own rate limits (in memory)."""
+    if settings.api.rate_limits.storage_url.startswith("memory:"):
+        log.warning(
+            "api.workers is %d without api.rate_limits.storage_url: each worker keeps "
+            "its own rate limits, so a client may get up to %d times each limit",
+            settings.api.workers,
+            settings.api.workers,
+        )
 
 
 async def _prepare(settings: Settings, box: SecretBox | None) -> None:

@@ -53,13 +53,22 @@ def _parser() -> argparse.ArgumentParser:
             "bus. Sweeps every NTU of the inventory by ICMP, opens a P1 case for an NTU "
             "down for detector.down_after (10m), solves it on restoration, and serves "
             "the API and Prometheus /metrics. SIGHUP (or editing the file) reloads the "
-            "inventory; SIGTERM / Ctrl-C stops cleanly."
+            "inventory; SIGTERM / Ctrl-C stops cleanly. With --api-workers N the API is "
+            "served by N worker processes, so API load does not take the probes' core."
         ),
     )
     _add_config(run)
     run.add_argument("--inventory", type=Path, metavar="FILE", help="inventory YAML or CSV")
     run.add_argument("--listen", metavar="HOST:PORT", help="API address (default 127.0.0.1:8080)")
     run.add_argument("--database", metavar="URL", help="SQLAlchemy URL (default SQLite ./nms.db)")
+    run.add_argument(
+        "--api-workers",
+        dest="workers",
+        type=int,
+        metavar="N",
+        help="serve the API from N worker processes, off the probes' core (api.workers; "
+        "default 1: this process serves it)",
+    )
 
     probe = sub.add_parser(
         "probe",
@@ -236,6 +245,9 @@ def setup_logging(level: str, *, tag: str = "") -> None:
     )
     # Alembic narrates every migration step at INFO; the runtime logs the outcome.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request at INFO (an API worker's every scrape of nms run's
+    # metrics, every webhook sent); the callers log what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _print_problems(title: str, problems: Sequence[str]) -> None:

@@ -57,8 +57,8 @@ from nms.detector.availability import NtuState, Status
 from nms.errors import InventoryError, OrganisationError
 from nms.inventory.sync import sync_inventory
 from nms.noc.cluster_metrics import DELAY_BUCKETS, BusCollector, ShardMonitor
-from nms.noc.gc_metrics import register_gc_metrics
 from nms.noc.metrics import Metrics, build_metrics
+from nms.noc.process_metrics import register_process_metrics
 from nms.organisation.sync import sync_organisation
 
 log = logging.getLogger("nms.detector.node")
@@ -87,7 +87,7 @@ class DetectorNode:
         self._metrics: Metrics | None = None
         self._registry = CollectorRegistry()
         self._standby_registry = CollectorRegistry()
-        register_gc_metrics(self._standby_registry)
+        register_process_metrics(self._standby_registry)
         self._shards = ShardMonitor(clock=clock, stale_after=settings.cluster.shard_stale_after)
         self._delay = Histogram(
             "nms_bus_observation_delay_seconds",

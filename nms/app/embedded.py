@@ -8,6 +8,12 @@ nothing that a restart needs.
 
 The detector side is the same ``DetectorService`` the distributed leader runs; here
 its batches come from the in-process bus the local probe loops publish to.
+
+With ``api.workers`` > 1 the API is served by that many worker processes instead
+(``nms.app.api_workers``, as ``nms api --workers N``: same socket, same SQLite file),
+so reads no longer share this process's core with the probes; their ``/metrics``
+answers with this process's page, served to them on a Unix socket, which sums the
+workers' rate limits, CPU and memory with this process's own.
 """
 
 from __future__ import annotations
@@ -16,13 +22,20 @@ import asyncio
 import contextlib
 import gc
 import logging
+import shutil
 import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseapi.app import CaseServices, close_console
+from caseapi.app import CaseServices, RateLimitStats, close_console
 from caseapi.database import make_engine, make_sessionmaker, mask_url
 from caseapi.secrets import SecretBox
+from nms.app.api import PUBLISH_INTERVAL
+from nms.app.api_workers import STOP_GRACE, WorkerPool, warn_per_worker_limits
 from nms.app.detector_service import DetectorService
 from nms.app.mail import mail_ingest, mail_poller
 from nms.app.process import (
@@ -48,12 +61,15 @@ from nms.app.wiring import (
 )
 from nms.bus.inprocess import InProcessBus
 from nms.clock import Clock
+from nms.errors import ApiWorkersError
 from nms.inventory.loader import InventoryCache
 from nms.inventory.model import Inventory
 from nms.inventory.sync import sync_inventory
-from nms.noc.board_shards import LocalShard
-from nms.noc.metrics import build_metrics
+from nms.noc.api_metrics import WorkersStats
+from nms.noc.board_shards import LOCAL_SHARD_FILE, LocalShard, publish_local_shard
+from nms.noc.metrics import Metrics, build_metrics
 from nms.noc.probe_metrics import ProbeStats
+from nms.noc.process_metrics import ProcessFigures, add_figures, own_figures
 from nms.organisation.sync import sync_organisation
 from nms.probing.targets import TargetPlanner
 
@@ -74,11 +90,7 @@ async def run_embedded(settings: Settings, *, clock: Clock) -> None:
     organisation = load_checked_organisation(settings)
     box = secret_box(settings)
     if settings.api.workers > 1:
-        log.warning(
-            "api.workers is %d, but nms run serves the API from its own process: "
-            "api.workers is for nms api (beside nms probe and nms detector, see Scale out)",
-            settings.api.workers,
-        )
+        warn_per_worker_limits(settings)
     listener = listen_socket(settings.api.listen)
     engine = make_engine(settings.database.url)
     try:
@@ -137,35 +149,48 @@ async def _serve(
                 # The API in this process reads tiers from a cache: a reload shows at once.
                 organisation_changed=services.cases.forget_tiers,
             )
-            limiter = build_rate_limiter(settings.api)
-            stack.push_async_callback(limiter.close)
+            pool: ApiWorkers | None = None
+            if settings.api.workers > 1:
+                pool = ApiWorkers(settings, listener, stack, probe_stats)
+                rate_limits: RateLimitStats | Callable[[], RateLimitStats] = pool.stats.total
+                process: Callable[[], ProcessFigures] | None = pool.figures
+            else:
+                limiter = build_rate_limiter(settings.api)
+                stack.push_async_callback(limiter.close)
+                rate_limits, process = limiter.stats, None
             metrics = build_metrics(
                 detector=detector.detector,
                 probes=probe_stats,
                 clock=clock,
                 sessionmaker=sessionmaker,
                 at_risk_within=settings.cases.at_risk_within,
-                rate_limits=limiter.stats,
+                rate_limits=rate_limits,
                 per_ntu=settings.metrics.per_ntu,
+                process=process,
             )
             if probes.snmp is not None:
                 metrics.collector.attach_snmp(probes.snmp, probes.snmp_client, probes.traps)
-            app = build_api(
-                sessionmaker,
-                clock,
-                services,
-                settings=settings.api,
-                attachments=settings.attachments,
-                rate_limiter=limiter,
-                extra_routers=(metrics.router(),),
-                notifications=settings.notifications,
-                secrets=box,
-                board=settings.board,
-                probe_shards=LocalShard(
-                    stats=probe_stats, clock=clock, stale_after=settings.detector.stale_after
-                ),
-            )
-            server = api_server(app)
+            app: FastAPI | None = None
+            if pool is None:
+                app = build_api(
+                    sessionmaker,
+                    clock,
+                    services,
+                    settings=settings.api,
+                    attachments=settings.attachments,
+                    rate_limiter=limiter,
+                    extra_routers=(metrics.router(),),
+                    notifications=settings.notifications,
+                    secrets=box,
+                    board=settings.board,
+                    probe_shards=LocalShard(
+                        stats=probe_stats, clock=clock, stale_after=settings.detector.stale_after
+                    ),
+                )
+                server = api_server(app)
+            else:
+                # The workers' /metrics comes here: this process holds the figures.
+                server = api_server(metrics_app(metrics))
             workers = build_case_workers(settings, sessionmaker, clock, secrets=box)
             poller = mail_poller(
                 settings,
@@ -180,15 +205,23 @@ async def _serve(
             gc.freeze()
             log.info(
                 "nms running: %d NTUs, ICMP every %s, down after %s; console, API and /metrics "
-                "on http://%s",
+                "on http://%s%s",
                 len(inventory.ntus),
                 format_duration(settings.probes.icmp.interval),
                 format_duration(settings.detector.down_after),
                 settings.api.listen,
+                "" if pool is None else f" ({settings.api.workers} API worker processes)",
             )
+            problems: list[str] = []
             try:
                 async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(server.serve(sockets=[listener]), name="api")
+                    if pool is None:
+                        tasks.create_task(server.serve(sockets=[listener]), name="api")
+                    else:
+                        tasks.create_task(
+                            server.serve(sockets=[pool.metrics_socket]), name="metrics"
+                        )
+                        pool.start(tasks)
                     tasks.create_task(detector.run(), name="detector-service")
                     tasks.create_task(workers.run(), name="case-workers")
                     if poller is not None:
@@ -201,8 +234,66 @@ async def _serve(
             except* StopRequestedError:
                 log.info("stopping")
                 server.should_exit = True
-                # Open /events streams end as responses, not as cancelled requests.
-                await close_console(app)
+                if app is not None:
+                    # Open /events streams end as responses, not as cancelled requests.
+                    await close_console(app)
+            finally:
+                if pool is not None:
+                    problems = await pool.stop()
+            if problems:
+                raise ApiWorkersError(problems)
     finally:
         remove_signal_handlers()
     log.info("stopped cleanly")
+
+
+def metrics_app(metrics: Metrics) -> FastAPI:
+    """``/metrics`` alone, for the API workers to fetch."""
+    app = FastAPI(title="nms run metrics", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(metrics.router())
+    return app
+
+
+class ApiWorkers:
+    """The API worker processes of an ``nms run`` (``api.workers`` > 1), their shared
+    counters and the Unix socket this process answers their ``/metrics`` on; the
+    directory holding both goes when ``stack`` closes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        listener: socket.socket,
+        stack: contextlib.AsyncExitStack,
+        probe_stats: ProbeStats,
+    ) -> None:
+        self._workers = settings.api.workers
+        self._probe_stats = probe_stats
+        directory = Path(tempfile.mkdtemp(prefix="nms-run-api-"))
+        stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        self._shard_file = directory / LOCAL_SHARD_FILE
+        self.stats = WorkersStats(directory)
+        path = directory / "metrics.sock"
+        self.metrics_socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stack.callback(self.metrics_socket.close)
+        self.metrics_socket.bind(str(path))
+        self._pool = WorkerPool(settings, listener, directory, metrics_from=path)
+
+    def figures(self) -> ProcessFigures:
+        """This process's CPU, memory and collections with its workers'."""
+        return add_figures(own_figures(), self.stats.process_total(), live=True)
+
+    def start(self, tasks: asyncio.TaskGroup) -> None:
+        for number in range(1, self._workers + 1):
+            tasks.create_task(self._pool.keep(number), name=f"api-worker-{number}")
+        tasks.create_task(self._publish_shard(), name="publish-shard")
+
+    async def _publish_shard(self) -> None:
+        # For the console's NOC board, which the workers serve.
+        while True:
+            publish_local_shard(self._shard_file, self._probe_stats)
+            await asyncio.sleep(PUBLISH_INTERVAL)  # real time: other processes read it
+
+    async def stop(self) -> list[str]:
+        """Stop the workers (SIGTERM, then SIGKILL after ``STOP_GRACE``): what did not
+        stop cleanly."""
+        return await self._pool.stop_all(STOP_GRACE)

@@ -42,8 +42,8 @@ from nms.clock import Clock
 from nms.errors import InventoryError
 from nms.inventory.model import Inventory
 from nms.noc.cluster_metrics import BusCollector
-from nms.noc.gc_metrics import register_gc_metrics
 from nms.noc.probe_metrics import ProbeCollector, ProbeStats
+from nms.noc.process_metrics import register_process_metrics
 from nms.probing.shard import Shard
 from nms.probing.targets import TargetPlanner
 
@@ -90,7 +90,7 @@ async def run_probe(settings: Settings, shard: Shard, *, clock: Clock) -> None:
         clock=clock,
     )
     registry = CollectorRegistry()
-    register_gc_metrics(registry)
+    register_process_metrics(registry)
     probe_collector = ProbeCollector(stats)
     registry.register(probe_collector)
     registry.register(BusCollector(bus.stats, role="probe"))

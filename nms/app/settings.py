@@ -99,9 +99,10 @@ class ApiSettings(_Section):
     sessions: SessionSettings = SessionSettings()
     """The web console's sessions: idle and absolute expiry."""
     workers: int = 1
-    """``nms api`` only: processes serving the API on ``listen`` (1: the process
-    itself). More use more cores; each worker keeps its own in-memory rate limits
-    unless ``rate_limits.storage_url`` (Redis) is set."""
+    """Processes serving the API on ``listen`` (1: the process itself, ``nms api`` or
+    ``nms run``). More use more cores, and in ``nms run`` take the API off the probes'
+    core; each worker keeps its own in-memory rate limits unless
+    ``rate_limits.storage_url`` (Redis) is set."""
 
     @field_validator("listen")
     @classmethod

@@ -43,7 +43,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
 from fastapi import APIRouter, HTTPException, Response
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -55,7 +57,6 @@ from nms.noc.api_metrics import RateLimitCollector
 from nms.noc.case_metrics import CaseStatsCollector
 from nms.noc.case_stats import CaseStats
 from nms.noc.exposition import CONTENT_TYPE, render_async
-from nms.noc.gc_metrics import register_gc_metrics
 from nms.noc.ntu_metrics import (
     SCRAPE_PER_NTU,
     NmsCollector,
@@ -64,6 +65,7 @@ from nms.noc.ntu_metrics import (
     parse_per_ntu,
 )
 from nms.noc.probe_metrics import ProbeStats
+from nms.noc.process_metrics import ProcessFigures, register_process_metrics
 
 
 def metrics_router(
@@ -79,6 +81,36 @@ def metrics_router(
         return await scrape(registry, per_ntu)
 
     return router
+
+
+def proxied_metrics_router(socket_path: Path) -> APIRouter:
+    """``GET /metrics`` answered with the page another process serves on the Unix
+    socket ``socket_path`` (an API worker of ``nms run``: the probes and the detector
+    live in ``nms run`` itself); 503 if it does not answer."""
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics(per_ntu: str | None = None) -> Response:
+        params = {} if per_ntu is None else {"per_ntu": per_ntu}
+        transport = httpx.AsyncHTTPTransport(uds=str(socket_path))
+        try:
+            async with httpx.AsyncClient(transport=transport, timeout=PROXY_TIMEOUT) as client:
+                answer = await client.get("http://nms-run/metrics", params=params)
+        except httpx.HTTPError as exc:
+            raise HTTPException(
+                status_code=503, detail=f"nms run's metrics did not answer: {exc!r}"
+            ) from None
+        return Response(
+            answer.content,
+            status_code=answer.status_code,
+            media_type=answer.headers.get("content-type"),
+        )
+
+    return router
+
+
+#: Seconds a proxied scrape may take (100,000 NTUs with every per-NTU series: ~1 s).
+PROXY_TIMEOUT = 30.0
 
 
 async def scrape(registry: CollectorRegistry, per_ntu: str | None) -> Response:
@@ -119,13 +151,15 @@ def build_metrics(
     case_ttl: timedelta = timedelta(seconds=10),
     at_risk_within: timedelta = timedelta(minutes=15),
     leader: Callable[[], bool] = always_leader,
-    rate_limits: RateLimitStats | None = None,
+    rate_limits: RateLimitStats | Callable[[], RateLimitStats] | None = None,
     per_ntu: PerNtu = "all",
+    process: Callable[[], ProcessFigures] | None = None,
 ) -> Metrics:
     """A fresh registry with both collectors (SNMP counters: ``collector.attach_snmp``),
-    and the API's rate limit counters when given ``rate_limits``."""
+    the API's rate limit counters when given ``rate_limits``, and the process's CPU,
+    memory and collections (``process``: figures of more than this process)."""
     registry = CollectorRegistry()
-    register_gc_metrics(registry)
+    register_process_metrics(registry, process)
     if rate_limits is not None:
         registry.register(RateLimitCollector(rate_limits))
     collector = NmsCollector(

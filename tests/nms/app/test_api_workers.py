@@ -149,16 +149,37 @@ def _one_connection_per_worker(api: Api) -> dict[int, http.client.HTTPConnection
     return found
 
 
-def _rate_limited(api: Api) -> float:
+def _metrics(api: Api) -> dict[str, float]:
+    """Each family of a scrape of /metrics, its samples summed."""
     conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
     try:
         conn.request("GET", "/metrics")
         page = conn.getresponse().read().decode()
     finally:
         conn.close()
-    families = {f.name: f for f in text_string_to_metric_families(page)}
-    assert "nms_gc_seconds" in families  # each process's own collections (gc_metrics)
-    return sum(s.value for s in families["nms_api_rate_limited"].samples)
+    return {
+        family.name: sum(sample.value for sample in family.samples)
+        for family in text_string_to_metric_families(page)
+    }
+
+
+def _rate_limited(api: Api) -> float:
+    return _metrics(api)["nms_api_rate_limited"]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _memory_of_live_workers(api: Api) -> bool:
+    """/metrics's RSS is the sum of the serving workers' (within 10 %)."""
+    rss = sum(_rss(pid) for pid in api.serving().values())
+    return abs(_metrics(api)["process_resident_memory_bytes"] - rss) <= 0.1 * rss
 
 
 def test_two_workers_serve_sum_their_metrics_restart_and_stop_cleanly(api: Api) -> None:
@@ -171,6 +192,17 @@ def test_two_workers_serve_sum_their_metrics_restart_and_stop_cleanly(api: Api) 
     # /metrics, whichever worker answers, sums both: 2 + 2; and stays there.
     wait_for("the summed 429 count", lambda: _rate_limited(api) == 4, timeout=10)
     assert [_rate_limited(api) for _ in range(6)] == [4] * 6
+    # CPU, memory and garbage collections: the workers' sums as well (one worker's
+    # would jump from one to the other between scrapes). The other worker's figures
+    # are up to a second old; idle, it uses little CPU in a second.
+    pids = list(api.serving().values())
+    cpu_before = sum(_cpu_seconds(pid) for pid in pids)
+    scraped = _metrics(api)
+    cpu_after = sum(_cpu_seconds(pid) for pid in pids)
+    assert cpu_before - 0.3 <= scraped["process_cpu_seconds"] <= cpu_after + 0.05
+    assert scraped["process_cpu_seconds"] > max(_cpu_seconds(pid) for pid in pids)
+    assert _memory_of_live_workers(api)
+    assert scraped["nms_gc_collections"] > 0
 
     # A worker killed is logged with its pid and signal, and restarted.
     number, pid = sorted(api.serving().items())[0]
@@ -181,8 +213,11 @@ def test_two_workers_serve_sum_their_metrics_restart_and_stop_cleanly(api: Api) 
         timeout=60,
     )
     assert f"API worker {number} (pid {pid}) ended unexpectedly: killed by SIGKILL" in api.text()
-    # Its counts published before it died still count: no counter goes back.
+    # Its counts published before it died still count: no counter goes back; its
+    # memory stops counting once its file is LIVE_WITHIN seconds old.
     assert [_rate_limited(api) for _ in range(4)] == [4] * 4
+    assert _metrics(api)["process_cpu_seconds"] >= scraped["process_cpu_seconds"]
+    wait_for("the live workers' memory", lambda: _memory_of_live_workers(api), timeout=15)
 
     # SIGTERM: every worker stops cleanly, then the parent, with exit 0.
     workers = list(api.serving().values())

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from caseapi.core.database import make_engine, make_sessionmaker, migrate
@@ -367,15 +368,15 @@ def test_apikey_create_makes_a_private_database(tmp_path: Path, umask: int):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("umask", [0o000], ids=["umask-000"])  # 022 etc.: in-process tests
-def test_nms_run_makes_a_private_database_and_side_files(tmp_path: Path, umask: int):
+def test_nms_run_makes_private_files_and_can_serve_the_api_from_workers(tmp_path: Path, umask: int):
     require_root()  # nms run opens ICMP sockets (it probes the loopback NTUs of GOOD)
     inventory = tmp_path / "inv.yaml"
     inventory.write_text(GOOD)
     db = tmp_path / "nms.db"
     process = NmsProcess(workdir=tmp_path, inventory=inventory, database=db, umask=umask)
     # On the way back to the standard loop (runtime.event_loop), which must work as well;
-    # with the collector's threshold of the settings (runtime.gc_threshold), and told
-    # that api.workers is not for nms run.
+    # with the collector's threshold of the settings (runtime.gc_threshold), and the API
+    # served by two worker processes (api.workers) on the same SQLite file.
     settings = {
         "NMS_RUNTIME__EVENT_LOOP": "asyncio",
         "NMS_RUNTIME__GC_THRESHOLD": "5000",
@@ -384,12 +385,66 @@ def test_nms_run_makes_a_private_database_and_side_files(tmp_path: Path, umask: 
     with running(process, **settings):
         assert "event loop: asyncio" in process.log()
         assert "garbage collector: the youngest objects every 5000 new ones" in process.log()
-        assert "api.workers is 2, but nms run serves the API from its own process" in (
-            process.log()
-        )
         # Running, it has migrated and synced the inventory: written, WAL open.
         names = {"nms.db", "nms.db-wal", "nms.db-shm"}
         wait_for("the WAL files", lambda: names <= set(modes(tmp_path, "nms.db")), timeout=10)
         process.make_key("engineer")  # a second process writing to the same files
         # With the secret key file the first start made beside the database.
         assert modes(tmp_path, "nms.db") == dict.fromkeys({*names, "nms.db.key"}, 0o600)
+
+        # The API comes from two workers (children of nms run, serving its address);
+        # what the probes and the detector wrote, they read from the database.
+        assert process.proc is not None
+        parent = process.proc.pid
+        workers = wait_for("two API workers", lambda: _api_workers(parent), timeout=20)
+        assert len(workers) == 2
+        assert "(2 API worker processes)" in process.log()
+        assert "each worker keeps its own rate limits" in process.log()
+        ntus = wait_for("the NTUs up", lambda: _all_up(process), timeout=20)
+        assert ntus == ["acme-depot", "acme-hq"]
+        # A worker writes while nms run's detector does: a case opened over the API.
+        opened = process.call("POST", "/v1/cases", json=_reactive_case("acme-hq"))
+        assert opened.status_code == 201, opened.text
+        # /metrics, answered by a worker, is nms run's page: probes, detector, cases, and
+        # the CPU of nms run with its workers.
+        page = httpx.get(process.url + "/metrics", timeout=10).text
+        assert 'nms_probe_cycles_total{probe="icmp"}' in page
+        assert 'nms_ntus{state="up"} 2.0' in page
+        assert "nms_api_rate_limited_total" in page
+        cpu = float(page.split("\nprocess_cpu_seconds_total ")[1].split()[0])
+        assert cpu > _cpu_seconds(parent) + 0.2  # the workers' start-up among it
+        assert httpx.get(process.url + "/metrics?per_ntu=bad", timeout=10).status_code == 400
+        # SIGTERM: the workers stop, then nms run, cleanly.
+        assert process.stop() == 0
+        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+        assert "stopped cleanly" in process.log().rstrip().rsplit("\n", 1)[-1]
+
+
+def _api_workers(parent: int) -> list[int]:
+    """The pids of ``parent``'s children that are API workers."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [
+        int(pid)
+        for pid in children
+        if b"nms.app.api_workers" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def _all_up(process: NmsProcess) -> list[str] | None:
+    ntus = process.get("/v1/ntus", limit=10)["data"]
+    statuses = [process.status(ntu["id"])["status"] for ntu in ntus]
+    return sorted(ntu["id"] for ntu in ntus) if set(statuses) == {"up"} else None
+
+
+def _reactive_case(ntu: str) -> dict[str, str]:
+    return {
+        "ntu_id": ntu,
+        "customer_id": "acme",
+        "summary": "Slow browsing at the depot",
+        "type": "incident",
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import httpx
@@ -13,8 +15,9 @@ from caseapi.app import Limit, RateLimitStats, build_services
 from nms.app.settings import ApiSettings
 from nms.app.wiring import build_api, build_rate_limiter
 from nms.clock import FakeClock
-from nms.noc.api_metrics import RateLimitCollector, SharedStats
+from nms.noc.api_metrics import LIVE_WITHIN, RateLimitCollector, SharedStats, stats_to_json
 from nms.noc.metrics import metrics_router
+from nms.noc.process_metrics import ProcessFigures
 from tests.caseapi.conftest import START
 
 LIMITS = (
@@ -86,3 +89,23 @@ def test_workers_counters_are_summed_and_never_go_back(tmp_path: Path) -> None:
         "worker-2.json",
         "worker-3.json",
     ]
+
+
+def test_workers_process_figures_are_summed_memory_only_of_live_ones(tmp_path: Path) -> None:
+    one = ProcessFigures(1.5, 100 << 20, (10, 2, 1), (0.5, 0.25, 1.0), (7, 0, 3))
+    two = ProcessFigures(2.0, 50 << 20, (1, 1, 1), (0.5, 0.5, 0.5), (1, 1, 1))
+    first = SharedStats(tmp_path, "worker-1", RateLimitStats(), figures=lambda: one)
+    second = SharedStats(tmp_path, "worker-2", RateLimitStats(), figures=lambda: two)
+    second.publish()
+    both = first.process_total()
+    assert both == ProcessFigures(3.5, 150 << 20, (11, 3, 2), (1.0, 0.75, 1.5), (8, 1, 4))
+    # Worker 2 stops publishing (it died): its memory leaves the sum, its counters stay.
+    dead = time.time() - LIVE_WITHIN - 1
+    os.utime(tmp_path / "worker-2.json", (dead, dead))
+    assert first.process_total() == ProcessFigures(
+        3.5, 100 << 20, (11, 3, 2), (1.0, 0.75, 1.5), (8, 1, 4)
+    )
+    # A file of an older version (no process figures) adds nothing and breaks nothing.
+    (tmp_path / "worker-0.json").write_text(stats_to_json(RateLimitStats()))
+    assert first.process_total().cpu_seconds == 3.5
+    assert first.total().storage_errors == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -25,7 +26,7 @@ from nms.inventory.loader import parse_inventory
 from nms.inventory.sync import sync_inventory
 from nms.noc.case_metrics import CaseStatsCollector
 from nms.noc.case_stats import CaseStats
-from nms.noc.metrics import build_metrics
+from nms.noc.metrics import build_metrics, proxied_metrics_router
 from nms.noc.ntu_metrics import NmsCollector
 from nms.noc.probe_metrics import ProbeStats
 from probes.observation import PingResult
@@ -278,8 +279,10 @@ async def test_metrics_route_refreshes_then_renders(world: World):
     assert 'nms_ntus{state="unknown"} 3.0' in page
     assert "nms_case_stats_age_seconds 0.0" in page
     assert 'nms_probe_cycles_total{probe="snmp"} 4.0' in page
-    # The process's own garbage collections (nms.noc.gc_metrics), on every registry.
+    # The process's own CPU, memory and garbage collections (nms.noc.process_metrics).
     assert 'nms_gc_seconds_total{generation="2"}' in page
+    assert "process_cpu_seconds_total " in page
+    assert "process_resident_memory_bytes " in page
 
 
 def test_case_stats_rejects_bad_settings():
@@ -328,3 +331,16 @@ async def test_the_route_serves_the_configured_mode_or_a_narrower_one(world: Wor
         bad = await client.get("/metrics?per_ntu=some")
         assert bad.status_code == 400
         assert "per_ntu: must be one of all, not_up, none" in bad.text
+
+
+async def test_a_proxied_scrape_without_its_process_is_503_naming_it(tmp_path: Path):
+    # An nms run API worker whose nms run is gone (or not answering yet).
+    from fastapi import FastAPI
+    from httpx import ASGITransport, AsyncClient
+
+    app = FastAPI()
+    app.include_router(proxied_metrics_router(tmp_path / "metrics.sock"))
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 503
+    assert "nms run's metrics did not answer" in response.text
