@@ -221,7 +221,8 @@ def _settings_for_run(args: argparse.Namespace) -> Settings:
     if getattr(args, "database", None) is not None:
         settings = _override(settings, "database", url=args.database)
     if getattr(args, "workers", None) is not None:
-        settings = _override(settings, "api", workers=args.workers)
+        flag = "api-workers" if args.command == "run" else "workers"
+        settings = _override(settings, "api", flag=flag, workers=args.workers)
     return settings
 
 

@@ -263,6 +263,13 @@ def test_bad_workers_names_the_option(
     assert_not_started(nms(capsys, "api", "--workers", workers), expected)
 
 
+def test_bad_api_workers_of_nms_run_names_its_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_not_started(
+        nms(capsys, "run", "--api-workers", "0"),
+        "command line: --api-workers: must be at least 1 (the process itself serves), not 0",
+    )
+
+
 def test_bad_workers_setting_names_the_key(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
