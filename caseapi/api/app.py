@@ -45,6 +45,7 @@ from caseapi.audit.service import AuditService
 from caseapi.auth.routes import router as apikeys_router
 from caseapi.auth.service import ApiKeyService
 from caseapi.cases import repository as case_repository
+from caseapi.cases.hot_read import HotCaseRead
 from caseapi.cases.routes import router as cases_router
 from caseapi.cases.service import CaseService
 from caseapi.clock import Clock, SystemClock
@@ -258,6 +259,9 @@ def create_app(
         max_bytes=int(attachment_settings.max_size) + MULTIPART_OVERHEAD,
         code=AttachmentTooLargeError.code,
     )
+    # The one-case read answered before routing when it is the plain kind (inside the
+    # body limit and the audit origin, as the route is).
+    app.add_middleware(HotCaseRead, state=app.state)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, routes=[upload_limit])
     # Each request's audit origin (client address, request id, then the caller).
     app.add_middleware(AuditContext)

@@ -23,6 +23,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import State
 
 from caseapi.api.client_address import request_client_address
 from caseapi.api.openapi import raises
@@ -112,6 +113,28 @@ async def get_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+async def admitted_principal(state: State, *, secret: str, address: str) -> Principal | None:
+    """The caller ``get_principal`` would admit with the bearer key ``secret`` from
+    ``address``; ``None`` where it would refuse, with nothing counted or raised.
+
+    For a fast lane that answers outside FastAPI's routing (``caseapi.cases.hot_read``)
+    and hands the request it cannot serve to the app: ``get_principal`` then refuses
+    it (401, 429) and counts the failure, once.
+    """
+    service: ApiKeyService = state.apikey_service
+    limiter: RateLimiter | None = getattr(state, "rate_limiter", None)
+    if limiter is not None and not await limiter.authentication_allowed(
+        address=address, key_prefix=key_prefix(secret)
+    ):
+        return None
+    try:
+        principal = await service.authenticate(secret)
+    except AuthenticationError:
+        return None
+    bind_principal(principal)
+    return principal
 
 
 def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:

@@ -163,12 +163,11 @@ def _if_match(value: str | None) -> int | None:
 async def _case_response(
     service: CaseService, principal: Principal, case: Case, *, status: int = 200
 ) -> JSONResponse:
-    return _detail_response(principal, await service.get_detail(case), status=status)
+    return detail_response(principal, await service.get_detail(case), status=status)
 
 
-def _detail_response(
-    principal: Principal, detail: CaseDetail, *, status: int = 200
-) -> JSONResponse:
+def detail_response(principal: Principal, detail: CaseDetail, *, status: int = 200) -> JSONResponse:
+    """A case as ``principal`` may see it, with its ETag (also ``caseapi.cases.hot_read``'s)."""
     case, commitments = detail.case, detail.commitments
     parent, linked = detail.parent_ref, detail.linked_refs
     escalation = EscalationPublic.of(detail.escalation)
@@ -294,7 +293,7 @@ async def get_case(ref: str, principal: CurrentPrincipal, request: Request) -> J
     # The service from the app's state, not a dependency (the hottest read: FastAPI's
     # cost per dependency, as ``get_principal``).
     service: CaseService = request.app.state.case_service
-    return _detail_response(principal, await service.get_case_detail_for(principal, ref))
+    return detail_response(principal, await service.get_case_detail_for(principal, ref))
 
 
 @router.patch("/{ref}", response_model=None, responses=_CASE_RESPONSES)

@@ -166,6 +166,17 @@ class RateLimiter:
         if key_prefix is not None:
             await self._check(Limit.AUTH_FAILURES_PER_KEY, key_prefix)
 
+    async def authentication_allowed(self, *, address: str, key_prefix: str | None) -> bool:
+        """Whether ``check_authentication`` would let the attempt through; nothing is
+        counted (the one-case read's fast lane asks, and leaves a refusal to the app).
+        """
+        address_limit = Limit.AUTH_FAILURES_PER_ADDRESS
+        if await self._refused_by(address_limit, address_subject(address)) is not None:
+            return False
+        if key_prefix is None:
+            return True
+        return await self._refused_by(Limit.AUTH_FAILURES_PER_KEY, key_prefix) is None
+
     async def authentication_failed(self, *, address: str, key_prefix: str | None) -> None:
         """Count one failed authentication against the address and the key prefix."""
         await self._hit(Limit.AUTH_FAILURES_PER_ADDRESS, address_subject(address))
@@ -212,11 +223,18 @@ class RateLimiter:
     # -- the storage --------------------------------------------------------------
 
     async def _check(self, limit: Limit, subject: str) -> None:
+        item = await self._refused_by(limit, subject)
+        if item is not None:
+            raise await self._refusal(limit, item, subject)
+
+    async def _refused_by(self, limit: Limit, subject: str) -> limits.RateLimitItem | None:
+        """The first of ``limit``'s windows that ``subject`` has used up, if any."""
         for item in self._items[limit]:
             if not await self._guarded(
                 partial(self._strategy.test, item, limit.value, subject), True
             ):
-                raise await self._refusal(limit, item, subject)
+                return item
+        return None
 
     async def _hit(self, limit: Limit, subject: str) -> None:
         for item in self._items[limit]:
