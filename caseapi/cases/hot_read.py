@@ -1,19 +1,26 @@
-"""``GET /v1/cases/{ref}`` outside FastAPI's request machinery: the hottest read.
+"""The hottest case reads outside FastAPI's request machinery.
 
-Customer portals and scripts poll their cases one by one. Routing the read through
-FastAPI (matching some 200 routes, solving the dependencies, validating the path
+Customer portals and scripts poll their cases: one by one (``GET /v1/cases/{ref}``)
+and page by page (``GET /v1/cases``). Routing a read through FastAPI (matching some
+200 routes, solving the dependencies, parsing and validating every declared query
 parameter, the exception middleware) costs about as much as the read itself.
-``HotCaseRead`` is an ASGI middleware that answers the plain, successful read itself:
-a ``GET`` of ``/v1/cases/<ref>`` without a query string or body, with a bearer key
-``get_principal`` admits, of a case the caller may see. It asks the same services
-and builds the same response (``detail_response``), so the bytes are the route's.
+``HotCaseRead`` is an ASGI middleware that answers the plain, successful reads itself,
+with a bearer key ``get_principal`` admits and no body:
 
-Everything else - another path or method, a query string (the route refuses
-undeclared parameters), a body, a missing, refused or rate-limited key, an unknown
-case, a database error - goes to the app untouched, before anything is sent: every
-error answer, every count of a failed key and the OpenAPI document stay the route's,
-written once. A request handed over after a failed attempt is answered as if the
-lane were not there (the failed key is counted by the route, once).
+- ``GET /v1/cases/<ref>`` without a query string, of a case the caller may see;
+- ``GET /v1/cases`` with no query parameter but ``limit`` (a plain number in range)
+  and ``cursor``, each at most once: the unfiltered listing, page by page.
+
+It asks the same services and builds the same responses (``detail_response``,
+``page_response``), so the bytes are the routes'.
+
+Everything else - another path or method, any other query parameter or value (the
+routes validate them, refuse undeclared ones), a body, a missing, refused or
+rate-limited key, an unknown case, a bad cursor, a database error - goes to the app
+untouched, before anything is sent: every error answer, every count of a failed key
+and the OpenAPI document stay the routes', written once. A request handed over after
+a failed attempt is answered as if the lane were not there (the failed key is counted
+by the route, once).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Final
+from urllib.parse import parse_qsl
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import State
@@ -29,14 +37,24 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from caseapi.api.client_address import client_address
 from caseapi.auth.deps import admitted_principal
-from caseapi.cases.routes import detail_response
-from caseapi.cases.service import CaseService
+from caseapi.cases.repository import CaseFilters
+from caseapi.cases.routes import (
+    CURSOR_LENGTH,
+    PAGE_SIZE,
+    detail_response,
+    page_response,
+)
+from caseapi.cases.service import MAX_PAGE_SIZE, CaseService
 from caseapi.core.errors import CaseApiError
 
 logger = logging.getLogger(__name__)
 
-#: The one path this lane serves; ``ref`` as Starlette's ``{ref}`` matches it.
+#: The one-case read's path; ``ref`` as Starlette's ``{ref}`` matches it.
 PATH: Final = re.compile(r"/v1/cases/([^/]+)")
+LIST_PATH: Final = "/v1/cases"
+#: A ``limit`` the lane takes as it is: a decimal number without sign, blank or zeros
+#: in front (any other form that FastAPI would read is the route's).
+_LIMIT: Final = re.compile(r"[1-9][0-9]{0,5}")
 
 #: What a failed attempt may raise; the route meets the same and answers it (401, 404,
 #: 429, 503). Anything else is a bug and propagates.
@@ -44,7 +62,7 @@ _HANDED_OVER: Final = (CaseApiError, SQLAlchemyError, OSError, TimeoutError)
 
 
 class HotCaseRead:
-    """Serves the plain one-case read; hands every other request to ``app``."""
+    """Serves the plain case reads; hands every other request to ``app``."""
 
     def __init__(self, app: ASGIApp, *, state: State) -> None:
         """Wrap ``app``, whose ``state`` holds the services (``create_app``'s)."""
@@ -52,19 +70,27 @@ class HotCaseRead:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]:
-            match = PATH.fullmatch(scope["path"])
-            if match is not None:
-                response = await self._answer(scope, match.group(1))
-                if response is not None:
-                    await response(scope, receive, send)
-                    return
+        if scope["type"] == "http" and scope["method"] == "GET":
+            response = await self._answer(scope)
+            if response is not None:
+                await response(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
-    async def _answer(self, scope: Scope, ref: str) -> Response | None:
-        """The route's 200 for ``ref``, or ``None`` when the route must answer."""
-        if "\x00" in ref:  # the route's guard refuses it (422)
-            return None
+    async def _answer(self, scope: Scope) -> Response | None:
+        """The route's 200 for ``scope``, or ``None`` when the route must answer."""
+        path: str = scope["path"]
+        if path == LIST_PATH:
+            query = _page_query(scope["query_string"])
+            if query is None:
+                return None
+            ref = None
+        else:
+            match = PATH.fullmatch(path)
+            # A query string, or NUL (the route's guard refuses both: 422).
+            if match is None or scope["query_string"] or "\x00" in match.group(1):
+                return None
+            ref, query = match.group(1), None
         secret, forwarded_for = _read_headers(scope)
         if secret is None:
             return None
@@ -78,11 +104,33 @@ class HotCaseRead:
             principal = await admitted_principal(state, secret=secret, address=address)
             if principal is None:
                 return None
-            detail = await service.get_case_detail_for(principal, ref)
+            if ref is not None:
+                return detail_response(principal, await service.get_case_detail_for(principal, ref))
+            assert query is not None
+            limit, cursor = query
+            # No filter: the service limits a customer to its own cases.
+            filters = CaseFilters()
+            return await page_response(service, principal, filters, cursor=cursor, limit=limit)
         except _HANDED_OVER as exc:
-            logger.debug("GET /v1/cases/%s handed to the route: %r", ref, exc)
+            logger.debug("GET %s handed to the route: %r", path, exc)
             return None
-        return detail_response(principal, detail)
+
+
+def _page_query(query_string: bytes) -> tuple[int, str | None] | None:
+    """``limit`` and ``cursor`` of a plain listing's query; ``None`` for any other."""
+    limit, cursor, seen = PAGE_SIZE, None, set()
+    # As Starlette reads a query string.
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return None
+        seen.add(name)
+        if name == "limit" and _LIMIT.fullmatch(value) and int(value) <= MAX_PAGE_SIZE:
+            limit = int(value)
+        elif name == "cursor" and 0 < len(value) <= CURSOR_LENGTH and "\x00" not in value:
+            cursor = value
+        else:
+            return None
+    return limit, cursor
 
 
 def _read_headers(scope: Scope) -> tuple[str | None, list[str]]:

@@ -109,6 +109,10 @@ from caseapi.ratelimit.service import Limit
 from caseapi.teams.service import forward_target
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
+#: ``GET /v1/cases``'s page size when ``limit`` is not given.
+PAGE_SIZE: Final = 50
+#: The longest ``cursor`` accepted (ours are far shorter).
+CURSOR_LENGTH: Final = 200
 
 CustomerOrStaff = Annotated[Principal, Depends(require_roles(Role.CUSTOMER, *STAFF_ROLES))]
 CustomerOnly = Annotated[Principal, Depends(require_roles(Role.CUSTOMER))]
@@ -209,8 +213,8 @@ async def list_cases(
     updated_since: Annotated[QueryTime | None, Query()] = None,
     severity: Annotated[list[CaseSeverity] | None, Query(description=_SEVERITY_HELP)] = None,
     q: Annotated[str | None, Query(max_length=MAX_SEARCH_LENGTH, description=_Q_HELP)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_LENGTH)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = PAGE_SIZE,
 ) -> JSONResponse:
     """List cases, newest first; repeat a filter to match any of several values."""
     service: CaseService = request.app.state.case_service  # as ``get_case``
@@ -243,6 +247,19 @@ async def list_cases(
         # Only a search reads text (and only then is the listing another one for staff).
         internal_text=search is not None and not principal.is_customer,
     )
+    return await page_response(service, principal, filters, cursor=cursor, limit=limit)
+
+
+async def page_response(
+    service: CaseService,
+    principal: Principal,
+    filters: CaseFilters,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> JSONResponse:
+    """A page of the cases ``principal`` may see among ``filters`` (``list_cases``'s and
+    ``caseapi.cases.hot_read``'s)."""
     page = await service.list_cases(
         filters=service.scope_filters(principal, filters), cursor=cursor, limit=limit
     )

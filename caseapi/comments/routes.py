@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
+from caseapi.api.openapi import errors
 from caseapi.auth.deps import CaseParticipant, RateLimiterDep, charge_customer
+from caseapi.comments.errors import CommentRefusedError
 from caseapi.comments.schemas import CommentCreate, CommentPublic, CommentsPublic
 from caseapi.comments.service import CommentService
 from caseapi.ratelimit.service import Limit
@@ -23,7 +25,7 @@ async def get_comment_service(request: Request) -> CommentService:
 CommentServiceDep = Annotated[CommentService, Depends(get_comment_service)]
 
 
-@router.post("/{ref}/comments", status_code=201)
+@router.post("/{ref}/comments", status_code=201, responses=errors(CommentRefusedError))
 async def add_comment(
     ref: str,
     body: CommentCreate,

@@ -88,10 +88,19 @@ async def test_the_lane_answers_every_request_with_the_routes_bytes(
     # What the lane hands over: unknown case, a query parameter (declared or not), NUL,
     # a trailing slash, the case's other reads.
     paths += ["/v1/cases/CS-2026-999999", f"/v1/cases/{refs[0]}?x=1", "/v1/cases/a%00b"]
-    paths += [f"/v1/cases/{refs[0]}/", f"/v1/cases/{refs[0]}/timeline", "/v1/cases"]
+    paths += [f"/v1/cases/{refs[0]}/", f"/v1/cases/{refs[0]}/timeline", "/v1/cases/"]
+    # Pages: the lane's (no parameter, limit, cursor) and the route's (anything else).
+    pages = ["/v1/cases", "/v1/cases?limit=2", "/v1/cases?limit=%32", "/v1/cases?limit=500"]
+    pages += [f"/v1/cases?{query}" for query in ("limit=0", "limit=050", "limit=501", "limit=")]
+    pages += [f"/v1/cases?{query}" for query in ("limit=2&limit=3", "limit=x", "cursor=", "x=1")]
+    pages += ["/v1/cases?cursor=nonsense", "/v1/cases?status=new", "/v1/cases?cursor=a%00"]
     for key in (staff, customer, guess(), "nms_", "not-a-key", None):
         async with caller(lane, key) as via_lane, caller(route, key) as via_route:
-            for path in paths:
+            first = await via_route.get("/v1/cases", params={"limit": 1})
+            cursor = first.json().get("next_cursor") if first.status_code == 200 else None
+            if cursor is not None:
+                pages.append(f"/v1/cases?limit=1&cursor={cursor}")
+            for path in paths + pages:
                 expected = answer(await via_route.get(path))
                 assert answer(await via_lane.get(path)) == expected, (key, path)
             # Other methods, other schemes, a body: the route's answers.
@@ -128,6 +137,11 @@ async def test_the_lane_serves_without_the_route_and_hands_over_the_rest(
         served = await c.get(f"/v1/cases/{ref}")
         assert served.status_code == 200 and served.json()["ref"] == ref
         assert served.headers["etag"]
+        page = await c.get("/v1/cases", params={"limit": 1})
+        assert page.status_code == 200 and page.json()["count"] == 4
+        cursor = page.json()["next_cursor"]
+        page = await c.get("/v1/cases", params={"limit": 3, "cursor": cursor})
+        assert page.status_code == 200 and len(page.json()["data"]) == 3
         # Handed over: the route's guard or dependency answers.
         problem(await c.get(f"/v1/cases/{ref}", params={"x": 1}), 422, "unknown_query_parameter")
         body = await c.request("GET", f"/v1/cases/{ref}", content=b"{}")
@@ -135,6 +149,8 @@ async def test_the_lane_serves_without_the_route_and_hands_over_the_rest(
         problem(await c.get("/v1/cases/CS-2026-999999"), 401, "unauthenticated")
         twice = [("Authorization", f"Bearer {key}"), ("Authorization", f"Bearer {key}")]
         problem(await c.get(f"/v1/cases/{ref}", headers=twice), 401, "unauthenticated")
+        problem(await c.get("/v1/cases", params={"status": "new"}), 401, "unauthenticated")
+        problem(await c.get("/v1/cases", params={"cursor": "x"}), 401, "unauthenticated")
 
 
 def test_no_other_operation_has_the_lanes_path(
