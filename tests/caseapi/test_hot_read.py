@@ -193,3 +193,32 @@ async def test_a_failed_key_is_counted_once_and_a_blocked_address_is_not_served(
     assert limiter.stats.rejected[Limit.AUTH_FAILURES_PER_ADDRESS] == 2
     async with caller(app, good, address="127.0.0.3") as elsewhere:
         assert (await elsewhere.get(path)).status_code == 200
+
+
+async def test_a_key_blocked_by_its_failures_is_not_served_from_any_address(
+    seeded: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
+) -> None:
+    loose = "1000/minute"
+    limiter = RateLimiter(
+        settings=RateLimitSettings(
+            auth_failures_per_address=loose,
+            auth_failures_per_key="2/minute",
+            case_creation_per_customer=loose,
+            comments_per_customer=loose,
+        )
+    )
+    app = create_app(
+        sessionmaker=seeded.sessionmaker, case_service=service, clock=clock, rate_limiter=limiter
+    )
+    path = f"/v1/cases/{(await _open_cases(seeded, incidents))[0]}"
+    victim = await mint_key(app, role=Role.ENGINEER)
+    wrong = victim[:12] + secrets.token_urlsafe(32)  # the victim's prefix
+    for address in ("127.0.0.2", "127.0.0.3"):
+        async with caller(app, wrong, address=address) as c:
+            problem(await c.get(path), 401, "unauthenticated")
+    async with caller(app, victim, address="127.0.0.4") as c:
+        assert problem(await c.get(path), 429, "rate_limited")["limit"] == (
+            Limit.AUTH_FAILURES_PER_KEY.value
+        )
+        problem(await c.get("/v1/cases"), 429, "rate_limited")
+    assert limiter.stats.rejected[Limit.AUTH_FAILURES_PER_KEY] == 2
