@@ -42,8 +42,12 @@ fails its statement, which SQLAlchemy answers by invalidating the pool (and the 
 with 503 ``Retry-After``). And a session of reads only (``session_scope(...,
 reads=True)``) runs in autocommit on PostgreSQL: no ``BEGIN`` / ``ROLLBACK`` around
 its statements. At READ COMMITTED (PostgreSQL's default, which we keep) every
-statement takes its own snapshot inside a transaction too, so reads lose nothing;
-on SQLite, where ``BEGIN`` gives a session one snapshot, such a session is unchanged.
+statement takes its own snapshot inside a transaction too, so reads lose nothing.
+On SQLite such a session sends no ``BEGIN`` either (``sqlite_begin`` ``NONE``), so
+each statement reads what was committed before it - as on PostgreSQL - and there is
+no ``ROLLBACK`` to send: a thread hop less per read, which is what a read costs most
+(a hop wakes aiosqlite's thread, often on another CPU). Other sessions keep one
+snapshot from their first statement (``BEGIN DEFERRED``).
 """
 
 from __future__ import annotations
@@ -102,6 +106,10 @@ MAX_ID: Final = 2**31 - 1
 WRITE_TRANSACTION: Final[Mapping[str, Any]] = {"sqlite_begin": "IMMEDIATE"}
 #: Execution options of a session of reads only on PostgreSQL (the module docstring).
 _AUTOCOMMIT: Final[Mapping[str, Any]] = {"isolation_level": "AUTOCOMMIT"}
+#: ``sqlite_begin`` of a session of reads only on SQLite: no ``BEGIN``, so no
+#: ``ROLLBACK`` either (see the module docstring).
+_NO_BEGIN: Final = "NONE"
+_SQLITE_READS: Final[Mapping[str, Any]] = {"sqlite_begin": _NO_BEGIN}
 
 #: Seconds a pooled PostgreSQL connection may rest before it is pinged on checkout.
 PING_AFTER_IDLE: Final = 1.0
@@ -263,6 +271,8 @@ def _make_sqlite_engine(url: URL, *, busy_timeout: float, echo: bool) -> AsyncEn
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        if mode == _NO_BEGIN:
+            return  # a session of reads only: each statement on its own (session_scope)
         if mode not in ("DEFERRED", "IMMEDIATE"):
             raise ValueError(f"sqlite_begin must be DEFERRED or IMMEDIATE, not {mode!r}")
         conn.exec_driver_sql(f"BEGIN {mode}")
@@ -409,8 +419,8 @@ async def session_scope(
     ``DatabaseUnavailableError``, before any work starts. ``write=True`` begins
     with ``WRITE_TRANSACTION`` and, on SQLite, waits for its turn in the process's
     write queue first (see the module docstring). Leaving the block without a
-    commit rolls back. ``reads=True`` promises that the session only reads: on
-    PostgreSQL it then runs in autocommit (see the module docstring).
+    commit rolls back. ``reads=True`` promises that the session only reads: it then
+    runs without a transaction, each statement on its own (see the module docstring).
 
     Raises:
         DatabaseUnavailableError: No connection (or, on SQLite, no turn in the
@@ -429,7 +439,13 @@ async def session_scope(
         # Entered after the turn: closing it (a rollback if uncommitted) ends the turn
         # at the latest.
         await stack.enter_async_context(session)
-        options = WRITE_TRANSACTION if write else _AUTOCOMMIT if reads and not sqlite else None
+        options = (
+            WRITE_TRANSACTION
+            if write
+            else (_SQLITE_READS if sqlite else _AUTOCOMMIT)
+            if reads
+            else None
+        )
         try:
             await session.connection(execution_options=options)
         except Exception as exc:

@@ -99,6 +99,34 @@ async def test_a_read_session_keeps_its_snapshot(
         assert (await reader.execute(text("SELECT v FROM t"))).scalar_one() == "after"
 
 
+async def test_a_session_of_reads_costs_one_hop_a_statement_and_none_to_end(
+    sessionmaker: async_sessionmaker[AsyncSession], hops: list[str]
+) -> None:
+    async with session_scope(sessionmaker, reads=True) as session:
+        await session.execute(text("SELECT 1"))  # the pool's connection exists now
+    hops.clear()
+    async with session_scope(sessionmaker, reads=True) as session:
+        await session.execute(text("SELECT count(*) FROM t"))
+        await session.execute(text("SELECT 2"))
+    # No BEGIN: SQLite has no transaction open after each statement, nothing to end.
+    assert hops == ["_run", "_run"]
+
+
+async def test_each_statement_of_a_session_of_reads_sees_what_was_committed_before_it(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # As at PostgreSQL's READ COMMITTED, where such a session runs in autocommit too.
+    async with session_scope(sessionmaker, write=True) as session:
+        await session.execute(text("INSERT INTO t (v) VALUES ('before')"))
+        await session.commit()
+    async with session_scope(sessionmaker, reads=True) as reader:
+        assert (await reader.execute(text("SELECT v FROM t"))).scalar_one() == "before"
+        async with session_scope(sessionmaker, write=True) as writer:
+            await writer.execute(text("UPDATE t SET v = 'after'"))
+            await writer.commit()
+        assert (await reader.execute(text("SELECT v FROM t"))).scalar_one() == "after"
+
+
 async def test_a_failed_statement_rolls_back_and_releases_the_write_lock(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
