@@ -55,6 +55,25 @@ def answer(response: httpx.Response) -> tuple[int, list[tuple[str, str]], bytes]
     return response.status_code, sorted(response.headers.multi_items()), response.content
 
 
+def limited_app(
+    database: Database, service: CaseService, clock: FakeClock, **limits: str
+) -> tuple[FastAPI, RateLimiter]:
+    """An app whose rate limits are ``limits`` (any other out of the way)."""
+    loose = "1000/minute"
+    settings: dict[str, Any] = {
+        "auth_failures_per_address": loose,
+        "auth_failures_per_key": loose,
+        "case_creation_per_customer": loose,
+        "comments_per_customer": loose,
+        **limits,
+    }
+    limiter = RateLimiter(settings=RateLimitSettings(**settings))
+    app = create_app(
+        sessionmaker=database.sessionmaker, case_service=service, clock=clock, rate_limiter=limiter
+    )
+    return app, limiter
+
+
 def guess() -> str:
     """A well-formed key nobody holds."""
     return "nms_" + secrets.token_urlsafe(32)
@@ -166,18 +185,7 @@ def test_no_other_operation_has_the_lanes_path(
 async def test_a_failed_key_is_counted_once_and_a_blocked_address_is_not_served(
     seeded: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
-    loose = "1000/minute"
-    limiter = RateLimiter(
-        settings=RateLimitSettings(
-            auth_failures_per_address="3/minute",
-            auth_failures_per_key=loose,
-            case_creation_per_customer=loose,
-            comments_per_customer=loose,
-        )
-    )
-    app = create_app(
-        sessionmaker=seeded.sessionmaker, case_service=service, clock=clock, rate_limiter=limiter
-    )
+    app, limiter = limited_app(seeded, service, clock, auth_failures_per_address="3/minute")
     ref = (await _open_cases(seeded, incidents))[0]
     good = await mint_key(app, role=Role.ENGINEER)
     path = f"/v1/cases/{ref}"
@@ -198,18 +206,7 @@ async def test_a_failed_key_is_counted_once_and_a_blocked_address_is_not_served(
 async def test_a_key_blocked_by_its_failures_is_not_served_from_any_address(
     seeded: Database, service: CaseService, incidents: IncidentService, clock: FakeClock
 ) -> None:
-    loose = "1000/minute"
-    limiter = RateLimiter(
-        settings=RateLimitSettings(
-            auth_failures_per_address=loose,
-            auth_failures_per_key="2/minute",
-            case_creation_per_customer=loose,
-            comments_per_customer=loose,
-        )
-    )
-    app = create_app(
-        sessionmaker=seeded.sessionmaker, case_service=service, clock=clock, rate_limiter=limiter
-    )
+    app, limiter = limited_app(seeded, service, clock, auth_failures_per_key="2/minute")
     path = f"/v1/cases/{(await _open_cases(seeded, incidents))[0]}"
     victim = await mint_key(app, role=Role.ENGINEER)
     wrong = victim[:12] + secrets.token_urlsafe(32)  # the victim's prefix

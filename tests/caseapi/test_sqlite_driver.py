@@ -65,65 +65,52 @@ async def test_statements_return_rows_counts_and_ids(
         assert (await session.execute(text("SELECT v FROM t WHERE id = 9"))).first() is None
 
 
-async def test_a_read_costs_one_hop_per_statement_and_one_to_end(
-    sessionmaker: async_sessionmaker[AsyncSession], hops: list[str]
+@pytest.mark.parametrize(
+    ("reads", "expected"),
+    [
+        # BEGIN goes with the first SELECT; the pool's reset after the session's
+        # rollback has nothing left to end.
+        (False, ["_run", "_run", "rollback"]),
+        # A session of reads sends no BEGIN: no transaction is open after each
+        # statement, nothing to end.
+        (True, ["_run", "_run"]),
+    ],
+)
+async def test_a_read_costs_one_hop_per_statement_and_one_to_end_a_snapshot(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    hops: list[str],
+    reads: bool,
+    expected: list[str],
 ) -> None:
-    async with session_scope(sessionmaker) as session:
+    async with session_scope(sessionmaker, reads=reads) as session:
         await session.execute(text("SELECT 1"))  # the pool's connection exists now
     hops.clear()
-    async with session_scope(sessionmaker) as session:
+    async with session_scope(sessionmaker, reads=reads) as session:
         await session.execute(text("SELECT count(*) FROM t"))
         await session.execute(text("SELECT 2"))
-    # BEGIN goes with the first SELECT; the pool's reset after the session's rollback
-    # has nothing left to end.
-    assert hops == ["_run", "_run", "rollback"]
+    assert hops == expected
     hops.clear()
-    async with session_scope(sessionmaker):
+    async with session_scope(sessionmaker, reads=reads):
         pass
     assert hops == []
 
 
-async def test_a_read_session_keeps_its_snapshot(
-    sessionmaker: async_sessionmaker[AsyncSession],
+@pytest.mark.parametrize(("reads", "second"), [(False, "before"), (True, "after")])
+async def test_a_read_session_keeps_its_snapshot_unless_it_only_reads(
+    sessionmaker: async_sessionmaker[AsyncSession], reads: bool, second: str
 ) -> None:
+    # A session of reads sees, at each statement, what was committed before it: as at
+    # PostgreSQL's READ COMMITTED, where such a session runs in autocommit too.
     async with session_scope(sessionmaker, write=True) as session:
         await session.execute(text("INSERT INTO t (v) VALUES ('before')"))
         await session.commit()
-    async with session_scope(sessionmaker) as reader:
-        first = (await reader.execute(text("SELECT v FROM t"))).scalar_one()
-        async with session_scope(sessionmaker, write=True) as writer:
-            await writer.execute(text("UPDATE t SET v = 'after'"))
-            await writer.commit()
-        assert (await reader.execute(text("SELECT v FROM t"))).scalar_one() == first == "before"
-    async with session_scope(sessionmaker) as reader:
-        assert (await reader.execute(text("SELECT v FROM t"))).scalar_one() == "after"
-
-
-async def test_a_session_of_reads_costs_one_hop_a_statement_and_none_to_end(
-    sessionmaker: async_sessionmaker[AsyncSession], hops: list[str]
-) -> None:
-    async with session_scope(sessionmaker, reads=True) as session:
-        await session.execute(text("SELECT 1"))  # the pool's connection exists now
-    hops.clear()
-    async with session_scope(sessionmaker, reads=True) as session:
-        await session.execute(text("SELECT count(*) FROM t"))
-        await session.execute(text("SELECT 2"))
-    # No BEGIN: SQLite has no transaction open after each statement, nothing to end.
-    assert hops == ["_run", "_run"]
-
-
-async def test_each_statement_of_a_session_of_reads_sees_what_was_committed_before_it(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> None:
-    # As at PostgreSQL's READ COMMITTED, where such a session runs in autocommit too.
-    async with session_scope(sessionmaker, write=True) as session:
-        await session.execute(text("INSERT INTO t (v) VALUES ('before')"))
-        await session.commit()
-    async with session_scope(sessionmaker, reads=True) as reader:
+    async with session_scope(sessionmaker, reads=reads) as reader:
         assert (await reader.execute(text("SELECT v FROM t"))).scalar_one() == "before"
         async with session_scope(sessionmaker, write=True) as writer:
             await writer.execute(text("UPDATE t SET v = 'after'"))
             await writer.commit()
+        assert (await reader.execute(text("SELECT v FROM t"))).scalar_one() == second
+    async with session_scope(sessionmaker) as reader:
         assert (await reader.execute(text("SELECT v FROM t"))).scalar_one() == "after"
 
 
