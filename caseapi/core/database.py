@@ -439,13 +439,11 @@ async def session_scope(
         # Entered after the turn: closing it (a rollback if uncommitted) ends the turn
         # at the latest.
         await stack.enter_async_context(session)
-        options = (
-            WRITE_TRANSACTION
-            if write
-            else (_SQLITE_READS if sqlite else _AUTOCOMMIT)
-            if reads
-            else None
-        )
+        options: Mapping[str, Any] | None = None
+        if write:
+            options = WRITE_TRANSACTION
+        elif reads:
+            options = _SQLITE_READS if sqlite else _AUTOCOMMIT
         try:
             await session.connection(execution_options=options)
         except Exception as exc:

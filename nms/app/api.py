@@ -35,8 +35,8 @@ from nms.app.process import (
 )
 from nms.app.settings import Settings
 from nms.app.wiring import (
-    build_api,
     build_case_services,
+    build_configured_api,
     build_rate_limiter,
     migrate_until_done,
     seal_stored_secrets,
@@ -95,13 +95,11 @@ async def serve_api(
     # A scrape lands on any worker: the workers' sums, never one process's figures.
     register_process_metrics(registry, None if shared is None else shared.process_total)
     registry.register(RateLimitCollector(limiter.stats if shared is None else shared.total))
-    app = build_api(
+    app = build_configured_api(
+        settings,
         sessionmaker,
         clock,
         services,
-        settings=settings.api,
-        attachments=settings.attachments,
-        notifications=settings.notifications,
         secrets=box,
         rate_limiter=limiter,
         extra_routers=(
@@ -117,7 +115,6 @@ async def serve_api(
             clock=clock,
             stale_after=settings.detector.stale_after,
         ),
-        board=settings.board,
     )
 
     async def prepare() -> None:

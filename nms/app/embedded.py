@@ -48,9 +48,9 @@ from nms.app.process import (
 )
 from nms.app.settings import Settings, format_duration
 from nms.app.wiring import (
-    build_api,
     build_case_services,
     build_case_workers,
+    build_configured_api,
     build_rate_limiter,
     load_checked_inventory,
     load_checked_organisation,
@@ -172,17 +172,14 @@ async def _serve(
                 metrics.collector.attach_snmp(probes.snmp, probes.snmp_client, probes.traps)
             app: FastAPI | None = None
             if pool is None:
-                app = build_api(
+                app = build_configured_api(
+                    settings,
                     sessionmaker,
                     clock,
                     services,
-                    settings=settings.api,
-                    attachments=settings.attachments,
                     rate_limiter=limiter,
                     extra_routers=(metrics.router(),),
-                    notifications=settings.notifications,
                     secrets=box,
-                    board=settings.board,
                     probe_shards=LocalShard(
                         stats=probe_stats, clock=clock, stale_after=settings.detector.stale_after
                     ),

@@ -271,6 +271,34 @@ def build_api(
     return app
 
 
+def build_configured_api(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    services: CaseServices,
+    *,
+    rate_limiter: RateLimiter,
+    secrets: SecretBox | None,
+    extra_routers: Sequence[APIRouter],
+    probe_shards: ProbeShards | None,
+) -> FastAPI:
+    """``build_api`` with the API, attachment, notification and board sections of
+    ``settings`` (``nms run``'s API and ``nms api``'s workers)."""
+    return build_api(
+        sessionmaker,
+        clock,
+        services,
+        settings=settings.api,
+        attachments=settings.attachments,
+        notifications=settings.notifications,
+        board=settings.board,
+        secrets=secrets,
+        rate_limiter=rate_limiter,
+        extra_routers=extra_routers,
+        probe_shards=probe_shards,
+    )
+
+
 # -- the probes ---------------------------------------------------------------------
 
 
