@@ -259,7 +259,7 @@ def create_app(
         max_bytes=int(attachment_settings.max_size) + MULTIPART_OVERHEAD,
         code=AttachmentTooLargeError.code,
     )
-    # The one-case read answered before routing when it is the plain kind (inside the
+    # The plain case reads answered before routing (caseapi.cases.hot_read; inside the
     # body limit and the audit origin, as the route is).
     app.add_middleware(HotCaseRead, state=app.state)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, routes=[upload_limit])

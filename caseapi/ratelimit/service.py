@@ -168,7 +168,7 @@ class RateLimiter:
 
     async def authentication_allowed(self, *, address: str, key_prefix: str | None) -> bool:
         """Whether ``check_authentication`` would let the attempt through; nothing is
-        counted (the one-case read's fast lane asks, and leaves a refusal to the app).
+        counted (the case reads' fast lane asks, and leaves a refusal to the app).
         """
         address_limit = Limit.AUTH_FAILURES_PER_ADDRESS
         if await self._refused_by(address_limit, address_subject(address)) is not None:
